@@ -1,0 +1,112 @@
+"""retreat: operations platform for KAP group retreats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from retreat.config import check_production_safety, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """config -> extensions -> blueprints -> cli -> errors."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(Path(load_config(config)["INSTANCE_DIR"]).resolve()),
+    )
+    app.config.update(load_config(config))
+    check_production_safety(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    _init_extensions(app)
+
+    from retreat import hooks
+
+    hooks.init_app(app)
+
+    from retreat.blueprints import register_blueprints
+
+    register_blueprints(app)
+
+    from retreat.cli import register_cli
+
+    register_cli(app)
+
+    from retreat import errors
+
+    errors.init_app(app)
+
+    from retreat import templating
+
+    templating.init_app(app)
+
+    if app.config.get("SCHEDULER_IN_PROCESS"):
+        from retreat.scheduler import start_in_process
+
+        start_in_process(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from sqlalchemy import event
+
+    from retreat import models  # noqa: F401  (complete metadata)
+    from retreat.extensions import api, csrf, db, limiter, login_manager, migrate
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgresql://"):
+        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
+        app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if uri.startswith("sqlite"):
+        if ":memory:" not in uri and uri != "sqlite://":
+            Path(uri.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+        engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    else:
+        engine_options.setdefault("pool_pre_ping", True)
+        engine_options.setdefault("pool_size", 10)
+        engine_options.setdefault("max_overflow", 10)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+
+    db.init_app(app)
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):
+                # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's deferred BEGIN.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin_immediate(conn):
+                # One writer at a time, decided when the transaction starts, not at its first write.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "account.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+    api.init_app(app, spec_kwargs={
+        "info": {"description": "JSON API of retreat. Authenticate with a personal API token: "
+                                "`Authorization: Bearer <token>`."},
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
+    })

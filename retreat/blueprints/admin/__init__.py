@@ -1,0 +1,9 @@
+from flask import Blueprint
+
+from retreat.models import Role
+from retreat.security import restrict_blueprint
+
+bp = Blueprint("admin", __name__)
+restrict_blueprint(bp, Role.ADMIN)
+
+from retreat.blueprints.admin import views  # noqa: E402,F401

@@ -1,0 +1,9 @@
+from flask import Blueprint
+
+from retreat.models import Role
+from retreat.security import restrict_blueprint
+
+bp = Blueprint("facilitator", __name__)
+restrict_blueprint(bp, Role.FACILITATOR)
+
+from retreat.blueprints.facilitator import views  # noqa: E402,F401

@@ -1,0 +1,9 @@
+from flask import Blueprint
+
+from retreat.models import Role
+from retreat.security import restrict_blueprint
+
+bp = Blueprint("finance", __name__)
+restrict_blueprint(bp, Role.FINANCE)
+
+from retreat.blueprints.finance import views  # noqa: E402,F401

@@ -1,0 +1,9 @@
+from flask import Blueprint
+
+from retreat.models import Role
+from retreat.security import restrict_blueprint
+
+bp = Blueprint("participant", __name__)
+restrict_blueprint(bp, Role.PARTICIPANT)
+
+from retreat.blueprints.participant import views  # noqa: E402,F401

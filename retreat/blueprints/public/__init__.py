@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("public", __name__)
+
+from retreat.blueprints.public import views  # noqa: E402,F401

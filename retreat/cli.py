@@ -1,0 +1,92 @@
+"""flask commands: seed-demo, users, tokens (and the groups later features register)."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from retreat.extensions import db
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+tokens_cli = AppGroup("tokens", help="Manage personal API tokens.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["participant", "facilitator", "provider", "finance", "admin"]))
+@click.option("--name", required=True)
+@click.option("--password", default=None, help="Set this password instead of printing a one-time one.")
+@click.option("--tz", default="UTC", show_default=True, help="IANA time zone.")
+@click.option("--org", "org_name", default=None, help="Provider organisation (providers only; created if new).")
+def users_create(email, role, name, password, tz, org_name):
+    """Create a verified account; prints a one-time password unless --password is given."""
+    from sqlalchemy import select
+
+    from retreat.models import ProviderOrganization
+    from retreat.services import accounts
+    from retreat.services.errors import DomainError
+
+    one_time = password is None
+    password = password or secrets.token_urlsafe(12)
+    try:
+        org = None
+        if role == "provider":
+            if not org_name:
+                raise click.UsageError("--org is required for providers")
+            org = db.session.scalar(select(ProviderOrganization).where(ProviderOrganization.name == org_name))
+            org = org or accounts.create_provider_organization(org_name)
+        user = accounts.create_user(email=email, name=name, role=role, password=password, tz=tz,
+                                    verified=True, provider_organization=org)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+    if one_time:
+        click.echo(f"One-time password: {password}")
+        click.echo("Ask them to change it after signing in.")
+
+
+@tokens_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="cli", show_default=True)
+def tokens_create(email, name):
+    """Create a personal API token for a staff member; printed once."""
+    from retreat.services import accounts, api_tokens
+    from retreat.services.errors import DomainError
+
+    user = accounts.get_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No account with email {email}.")
+    try:
+        token, raw = api_tokens.create_token(user, name=name)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Token {token.prefix}... for {user.email}. Shown once; store it safely:")
+    click.echo(raw)
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """Load demo data (idempotent) and print the demo logins."""
+    from retreat.services import demo
+
+    logins = demo.seed()
+    db.session.commit()
+    click.echo("Demo logins (password for all: %s):" % demo.DEMO_PASSWORD)
+    for role, email in logins:
+        click.echo(f"  {role:<12} {email}")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
+    app.cli.add_command(seed_demo)
+    from retreat.scheduler import scheduler_cli
+
+    app.cli.add_command(scheduler_cli)

@@ -1,0 +1,122 @@
+"""Settings from environment variables, with safe embedded defaults.
+
+Every setting can be overridden by an environment variable of the same name. The embedded
+defaults run the whole product on one machine: SQLite under ``instance/``, email written to
+``instance/outbox/``, rate limits in memory, Stripe pointed at a local ``localstripe``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("RETREAT_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
+
+DEFAULT_SECRET_MARKER = "insecure-default"
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _secret_key(instance_dir: Path) -> tuple[str, bool]:
+    """Return (secret, generated). A missing SECRET_KEY is generated once and kept under instance/."""
+    env = os.environ.get("SECRET_KEY")
+    if env:
+        return env, False
+    path = instance_dir / "secret_key"
+    try:
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            return path.read_text().strip(), True
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key, True
+    except FileExistsError:
+        return path.read_text().strip(), True
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    instance_dir = Path(os.environ.get("RETREAT_INSTANCE_DIR", INSTANCE_DIR))
+    env = os.environ.get("RETREAT_ENV", "development")
+    secret, generated = _secret_key(instance_dir)
+    cfg: dict = {
+        "ENV_NAME": env,  # development | production | testing
+        "INSTANCE_DIR": str(instance_dir),
+        "SECRET_KEY": secret,
+        "SECRET_KEY_GENERATED": generated,
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
+        or f"sqlite:///{instance_dir / 'retreat.sqlite3'}",
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Accounts
+        "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
+        "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),
+        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "PASSWORD_RESET_MAX_AGE": _int("PASSWORD_RESET_MAX_AGE", 3600),
+        "EMAIL_VERIFY_MAX_AGE": _int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        # Clinical field encryption: comma-separated Fernet keys, newest first (rotation).
+        "FIELD_ENCRYPTION_KEYS": os.environ.get("FIELD_ENCRYPTION_KEYS", ""),
+        # Email
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Open Meadow Retreats <hello@retreat.localhost>"),
+        "SMTP_HOST": os.environ.get("SMTP_HOST", ""),
+        "SMTP_PORT": _int("SMTP_PORT", 587),
+        "SMTP_USERNAME": os.environ.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool("SMTP_STARTTLS", True),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 20),
+        "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance_dir / "outbox")),
+        # Scheduler
+        "SCHEDULER_IN_PROCESS": _bool("SCHEDULER_IN_PROCESS", False),
+        "DISPATCH_INTERVAL_SECONDS": _int("DISPATCH_INTERVAL_SECONDS", 5),
+        # Stripe
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
+        "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_localstripe"),
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+        # Cookies
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env == "production" or _bool("SESSION_COOKIE_SECURE", False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        # API docs (flask-smorest); docs are rendered by our own template, no CDN.
+        "API_TITLE": "retreat API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+    if overrides:
+        cfg.update(overrides)
+    return cfg
+
+
+def check_production_safety(cfg: dict) -> None:
+    """Refuse to start in production with a default or generated secret."""
+    if cfg.get("ENV_NAME") != "production":
+        return
+    secret = cfg.get("SECRET_KEY") or ""
+    if cfg.get("SECRET_KEY_GENERATED") or DEFAULT_SECRET_MARKER in secret or len(secret) < 32:
+        raise RuntimeError(
+            "Refusing to start in production without a strong SECRET_KEY environment variable "
+            "(at least 32 characters)."
+        )
+    if not cfg.get("FIELD_ENCRYPTION_KEYS"):
+        raise RuntimeError("Refusing to start in production without FIELD_ENCRYPTION_KEYS.")

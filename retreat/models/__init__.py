@@ -1,0 +1,13 @@
+"""All models, imported so that metadata is complete for Alembic and create_all."""
+
+from retreat.models.accounts import (  # noqa: F401
+    STAFF_ROLES,
+    ApiToken,
+    ProviderLicense,
+    ProviderOrganization,
+    Role,
+    SiteSetting,
+    User,
+)
+from retreat.models.audit import AuditEvent  # noqa: F401
+from retreat.database import Base  # noqa: F401

@@ -1,0 +1,1 @@
+"""Business rules. Plain functions: explicit arguments (including ``now``), no request objects."""

@@ -1,0 +1,58 @@
+"""One clock and the time-zone helpers. Store UTC; convert only at the edges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+_ZONES: frozenset[str] | None = None
+
+
+def now_utc() -> datetime:
+    """The current instant, timezone-aware UTC. The only place the app reads the clock."""
+    return datetime.now(UTC)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: attach a time zone before storing")
+    return value.astimezone(UTC)
+
+
+def all_zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+def is_valid_zone(name: str | None) -> bool:
+    if not name or name not in all_zones():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name) if is_valid_zone(name) else ZoneInfo("UTC")
+
+
+def to_local(value: datetime, tz_name: str | None) -> datetime:
+    return ensure_utc(value).astimezone(zone(tz_name))
+
+
+def format_local(value: datetime | None, tz_name: str | None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    if value is None:
+        return ""
+    local = to_local(value, tz_name)
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def common_zones() -> list[str]:
+    """Zones offered in pickers: the canonical Area/City names, sorted."""
+    prefixes = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/",
+                "Indian/", "Pacific/")
+    return sorted(z for z in all_zones() if z.startswith(prefixes)) + ["UTC"]

@@ -1,0 +1,145 @@
+"""Test fixtures.
+
+Database: PostgreSQL when TEST_DATABASE_URL is set (CI), otherwise a SQLite file in a temp dir.
+Each test runs inside one outer transaction that is rolled back at the end; the app's own
+commits become savepoints. Concurrency tests use the ``committing_app`` fixture instead, which
+commits for real and truncates afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
+from sqlalchemy import text
+
+from retreat import create_app
+from retreat.extensions import db as _db
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+_TMP = Path(tempfile.mkdtemp(prefix="retreat-tests-"))
+
+
+def pytest_configure(config):
+    if REQUIRE_POSTGRES and not TEST_DATABASE_URL.startswith("postgresql"):
+        raise pytest.UsageError("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not a PostgreSQL URL")
+
+
+def is_postgres() -> bool:
+    return TEST_DATABASE_URL.startswith("postgresql")
+
+
+def base_config(**extra) -> dict:
+    cfg = {
+        "TESTING": True,
+        "ENV_NAME": "testing",
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SECRET_KEY_GENERATED": False,
+        "SQLALCHEMY_DATABASE_URI": TEST_DATABASE_URL or f"sqlite:///{_TMP / 'test.sqlite3'}",
+        "INSTANCE_DIR": str(_TMP / "instance"),
+        "MAIL_OUTBOX_DIR": str(_TMP / "instance" / "outbox"),
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "SERVER_NAME": None,
+        "BASE_URL": "http://localhost",
+        "FIELD_ENCRYPTION_KEYS": "T0mL8Zx6wUq4o0oJqj6Kj0M1j8Hc2h0rj0bF8z3bH0E=",
+    }
+    cfg.update(extra)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def app():
+    app = create_app(base_config())
+    with app.app_context():
+        if is_postgres():
+            with _db.engine.begin() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        _db.drop_all()
+        _db.create_all()
+    yield app
+
+
+class _ConnectionBoundSession(FlaskSQLAlchemySession):
+    """Flask-SQLAlchemy's session picks engines itself; in tests it must use the test connection."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if self.bind is not None:
+            return self.bind
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+@pytest.fixture()
+def db(app):
+    """One outer transaction per test, rolled back at the end."""
+    ctx = app.app_context()
+    ctx.push()
+    conn = _db.engine.connect()
+    outer = conn.begin()
+    original = _db.session
+    _db.session = _db._make_scoped_session(
+        {"bind": conn, "join_transaction_mode": "create_savepoint", "class_": _ConnectionBoundSession}
+    )
+    try:
+        yield _db
+    finally:
+        _db.session.remove()
+        _db.session = original
+        outer.rollback()
+        conn.close()
+        ctx.pop()
+
+
+@pytest.fixture()
+def client(app, db):
+    return app.test_client()
+
+
+def login_as(app, client, user) -> None:
+    """Sign ``user`` in on ``client`` the way Flask-Login would after a real login."""
+    from flask_login.utils import _create_identifier
+
+    with app.test_request_context():
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
+
+
+@pytest.fixture()
+def make_client(app, db):
+    """make_client(role or user) -> a test client signed in as a new user of that role."""
+
+    def _make(who="participant", **kw):
+        user = who if not isinstance(who, str) else factories.user(role=who, **kw)
+        c = app.test_client()
+        login_as(app, c, user)
+        c.user = user
+        return c
+
+    return _make
+
+
+@pytest.fixture()
+def committing_app():
+    """An app whose sessions really commit (for threads and processes); tables truncated after."""
+    app = create_app(base_config())
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        names = [t.name for t in reversed(_db.metadata.sorted_tables)]
+        if is_postgres():
+            with _db.engine.begin() as conn:
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        else:
+            with _db.engine.begin() as conn:
+                conn.execute(text("PRAGMA foreign_keys=OFF"))
+                for n in names:
+                    conn.execute(text(f'DELETE FROM "{n}"'))
+        _db.engine.dispose()

@@ -1,0 +1,3 @@
+from retreat import create_app
+
+app = create_app()
