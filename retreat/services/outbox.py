@@ -1,0 +1,141 @@
+"""The outbox: queue, reschedule and cancel messages in the caller's transaction.
+
+A message is written in the same transaction as the change that causes it, so a booking and its
+confirmation are committed together or not at all. The dispatcher (``retreat.messaging``) sends
+what is due. ``dedupe_key`` makes queueing idempotent: the same logical message is never queued
+twice, whatever retries happen upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from retreat.extensions import db
+from retreat.models import OutboxMessage, OutboxStatus, User
+from retreat.services.errors import ValidationFailed
+from retreat.timeutil import is_valid_zone, now_utc
+
+_CLINICAL_KEYS = frozenset({
+    "intake", "answers", "medications", "diagnosis", "phq9", "gad7", "contraindications", "flags",
+    "mood", "notes", "private_text", "journal", "conditions", "clearance_notes",
+})
+
+
+def _check_context(context: dict) -> dict:
+    """Context holds ids and plain values; refuse anything that looks like health data."""
+    bad = sorted(k for k in context if k.lower() in _CLINICAL_KEYS)
+    if bad:
+        raise ValidationFailed(f"Outbox context must not carry clinical data: {', '.join(bad)}", field="context")
+    for key, value in context.items():
+        if not isinstance(value, str | int | float | bool | type(None) | list | dict):
+            raise ValidationFailed(f"Outbox context value for {key!r} is not plain data", field="context")
+    return context
+
+
+def enqueue(
+    *,
+    template: str,
+    dedupe_key: str,
+    to_email: str | None = None,
+    to_user: User | None = None,
+    to_name: str | None = None,
+    tz: str | None = None,
+    context: dict | None = None,
+    due_at: datetime | None = None,
+    essential: bool = True,
+    group_key: str | None = None,
+    ics: dict | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage:
+    """Queue one message. Queuing the same ``dedupe_key`` again returns the existing row unchanged."""
+    now = now or now_utc()
+    existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
+    if existing is not None:
+        return existing
+    email = (to_email or (to_user.email if to_user else "") or "").strip()
+    if not email:
+        raise ValidationFailed("A message needs a recipient.", field="recipient")
+    zone = tz or (to_user.tz if to_user else None) or "UTC"
+    if not is_valid_zone(zone):
+        zone = "UTC"
+    due = due_at or now
+    msg = OutboxMessage(
+        dedupe_key=dedupe_key[:200],
+        group_key=group_key,
+        recipient_user_id=to_user.id if to_user else None,
+        recipient_email=email,
+        recipient_name=to_name or (to_user.name if to_user else None),
+        recipient_tz=zone,
+        template=template,
+        context=_check_context(dict(context or {})),
+        ics=ics,
+        essential=essential,
+        due_at=due,
+        next_attempt_at=due,
+        status=OutboxStatus.PENDING.value,
+        attempts=0,
+    )
+    # A savepoint makes a concurrent duplicate (unique dedupe_key) a no-op instead of an error.
+    try:
+        with db.session.begin_nested():
+            db.session.add(msg)
+            db.session.flush()
+    except Exception:  # IntegrityError from a concurrent enqueue of the same key
+        existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
+        if existing is None:
+            raise
+        return existing
+    return msg
+
+
+def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None,
+           now: datetime | None = None) -> int:
+    """Cancel pending messages (e.g. a cancelled booking's reminders). Sent ones stay sent."""
+    now = now or now_utc()
+    conds = []
+    keys = list(dedupe_keys)
+    if keys:
+        conds.append(OutboxMessage.dedupe_key.in_(keys))
+    if group_key:
+        conds.append(OutboxMessage.group_key == group_key)
+    if not conds:
+        return 0
+    from sqlalchemy import or_
+
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(or_(*conds), OutboxMessage.status == OutboxStatus.PENDING.value)
+        .values(status=OutboxStatus.CANCELLED.value, cancelled_at=now, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0
+
+
+def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None,
+               ics: dict | None = None, now: datetime | None = None) -> OutboxMessage | None:
+    """Move a pending message to a new time (and optionally refresh its context)."""
+    now = now or now_utc()
+    msg = db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key).with_for_update()
+    )
+    if msg is None or msg.status != OutboxStatus.PENDING.value:
+        return None
+    msg.due_at = due_at
+    msg.next_attempt_at = due_at
+    if context is not None:
+        msg.context = _check_context(dict(context))
+    if ics is not None:
+        msg.ics = ics
+    msg.updated_at = now
+    return msg
+
+
+def pending_for_group(group_key: str) -> list[OutboxMessage]:
+    return list(db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.group_key == group_key,
+                                    OutboxMessage.status == OutboxStatus.PENDING.value)
+        .order_by(OutboxMessage.due_at)
+    ))

@@ -1,0 +1,45 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from retreat.models import OutboxMessage, OutboxStatus
+from retreat.services import outbox
+from retreat.services.errors import ValidationFailed
+from tests import factories
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_enqueue_is_idempotent_per_dedupe_key(db):
+    u = factories.user()
+    a = outbox.enqueue(template="welcome", dedupe_key="welcome-1", to_user=u, now=NOW)
+    b = outbox.enqueue(template="other", dedupe_key="welcome-1", to_user=u, now=NOW)
+    assert a.id == b.id and b.template == "welcome"
+    assert db.session.query(OutboxMessage).count() == 1
+    assert a.recipient_tz == u.tz and a.due_at == NOW
+
+
+def test_cancel_group_cancels_only_pending(db):
+    u = factories.user()
+    m1 = outbox.enqueue(template="r", dedupe_key="c1-24h", group_key="consult:1", to_user=u,
+                        due_at=NOW + timedelta(hours=1), now=NOW)
+    m2 = outbox.enqueue(template="r", dedupe_key="c1-1h", group_key="consult:1", to_user=u, now=NOW)
+    m2.status = OutboxStatus.SENT.value
+    other = outbox.enqueue(template="r", dedupe_key="c2-1h", group_key="consult:2", to_user=u, now=NOW)
+    db.session.flush()
+    assert outbox.cancel(group_key="consult:1", now=NOW) == 1
+    db.session.refresh(m1)
+    db.session.refresh(other)
+    assert m1.status == "cancelled" and m2.status == "sent" and other.status == "pending"
+
+
+def test_reschedule_moves_pending_message(db):
+    u = factories.user()
+    outbox.enqueue(template="r", dedupe_key="k", to_user=u, due_at=NOW, now=NOW)
+    moved = outbox.reschedule("k", NOW + timedelta(days=1), now=NOW)
+    assert moved.due_at == NOW + timedelta(days=1) == moved.next_attempt_at
+
+
+def test_context_refuses_clinical_data(db):
+    with pytest.raises(ValidationFailed):
+        outbox.enqueue(template="r", dedupe_key="x", to_email="a@example.com", context={"phq9": 20})
