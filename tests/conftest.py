@@ -127,7 +127,7 @@ def make_client(app, db):
 
 
 @pytest.fixture()
-def committing_app():
+def committing_app(app):
     """An app whose sessions really commit (for threads and processes); tables truncated after."""
     app = create_app(base_config())
     yield app
