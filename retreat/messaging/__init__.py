@@ -1,0 +1,1 @@
+"""Outbox dispatcher, email transport and calendar (.ics) builder."""
