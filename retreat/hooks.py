@@ -113,7 +113,7 @@ def init_app(app: Flask) -> None:
         from retreat.services.accounts import staff_totp_required
 
         if staff_totp_required():
-            if wants_json():
+            if wants_json() or "account.totp_setup" not in current_app.view_functions:
                 return None
             flash("Your practice requires two-factor authentication for staff. Set it up to continue.", "warning")
             return redirect(url_for("account.totp_setup"))
