@@ -72,10 +72,12 @@ def idle_timeout_for(user: User) -> timedelta:
 
 
 def init_app(app: Flask) -> None:
-    @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+    # First of all hooks (CSRF's runs earlier otherwise), so that every error page carries the id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
 
     @app.before_request
     def _api_auth():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from flask import Flask, abort, current_app, jsonify, request
 from sqlalchemy import text
 
 from retreat.extensions import api, csrf, db
