@@ -92,7 +92,7 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = StringField("Action starts with", validators=[Optional(), Length(max=64)], filters=[strip])
+    action = StringField("Action starts with", render_kw={"placeholder": "e.g. user. or auth.login"}, validators=[Optional(), Length(max=64)], filters=[strip])
     actor = StringField("Actor email", validators=[Optional(), Length(max=254)], filters=[strip])
     object_type = StringField("Object type", validators=[Optional(), Length(max=64)], filters=[strip])
     object_id = StringField("Object id", validators=[Optional(), Length(max=64)], filters=[strip])
