@@ -30,7 +30,7 @@ def rows_of(page: str) -> list[str]:
 
 
 def test_audit_log_filters_newest_first(make_client, db):
-    admin = make_client("admin", tz="America/Denver", email="boss@example.com")
+    admin = make_client("admin", password=None, tz="America/Denver", email="boss@example.com")
     seed_events(db, admin.user)
 
     page = admin.get("/admin/audit").get_data(as_text=True)
@@ -57,7 +57,7 @@ def test_audit_log_filters_newest_first(make_client, db):
 
 
 def test_audit_log_pages(make_client, db):
-    admin = make_client("admin")
+    admin = make_client("admin", password=None)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(120):
         audit.record("demo.tick", object_type="tick", object_id=i, now=base + timedelta(minutes=i))
@@ -70,7 +70,7 @@ def test_audit_log_pages(make_client, db):
 
 
 def test_csv_export_is_filtered_streamed_and_audited(make_client, db):
-    admin = make_client("admin", tz="America/Denver")
+    admin = make_client("admin", password=None, tz="America/Denver")
     seed_events(db, admin.user)
     r = admin.get("/admin/audit/export.csv?action=user.")
     assert r.status_code == 200 and r.mimetype == "text/csv"
@@ -89,7 +89,7 @@ def test_csv_export_is_filtered_streamed_and_audited(make_client, db):
 
 
 def test_reading_the_log_is_not_audited_but_bad_export_filters_change_nothing(make_client, db):
-    admin = make_client("admin")
+    admin = make_client("admin", password=None)
     admin.get("/admin/audit")
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action.startswith("audit."))) is None
     r = admin.get("/admin/audit/export.csv?date_from=yesterday")

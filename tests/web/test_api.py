@@ -18,7 +18,7 @@ def api(app, db):
     """api(role or user) -> (client, headers) with a fresh personal token of that user."""
 
     def _make(who="admin", **kw):
-        user = who if not isinstance(who, str) else factories.user(role=who, **kw)
+        user = who if not isinstance(who, str) else factories.user(role=who, **{"password": None, **kw})
         _token, raw = api_tokens.create_token(user, name="test")
         db.session.commit()
         client = app.test_client()
@@ -52,7 +52,7 @@ def test_me_with_token_and_without(api, client, db):
 
 
 def test_session_cookie_does_not_authenticate_api(make_client, db):
-    staff = make_client("admin")
+    staff = make_client("admin", password=None)
     assert staff.get("/admin/").status_code == 200
     assert_error_shape(staff.get("/api/v1/me"), 401)
 

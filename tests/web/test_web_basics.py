@@ -92,7 +92,7 @@ def test_rate_limited_is_429_page_and_json(probe_app):
 
 
 def test_csrf_missing_token_is_friendly_400_and_changes_nothing(app, make_client, db, monkeypatch):
-    admin = make_client("admin")
+    admin = make_client("admin", password=None)
     monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
     users_before = db.session.scalar(select(func.count()).select_from(User))
 
@@ -165,7 +165,7 @@ def test_production_refuses_weak_secrets(overrides):
 
 
 def test_signed_in_pages_are_not_cached(make_client, client):
-    facilitator = make_client("facilitator")
+    facilitator = make_client("facilitator", password=None)
     r = facilitator.get("/facilitator/")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     assert "no-store" not in client.get("/").headers.get("Cache-Control", "")
@@ -176,12 +176,12 @@ def nav_of(page: str) -> str:
 
 
 def test_navigation_shows_only_the_roles_links(make_client, client):
-    admin_nav = nav_of(make_client("admin").get("/admin/").get_data(as_text=True))
+    admin_nav = nav_of(make_client("admin", password=None).get("/admin/").get_data(as_text=True))
     for label in ("Users", "Organisations", "Audit log", "Settings", "Sign out"):
         assert label in admin_nav
     assert "Finance" not in admin_nav and "Clearance queue" not in admin_nav
 
-    fac_nav = nav_of(make_client("facilitator").get("/facilitator/").get_data(as_text=True))
+    fac_nav = nav_of(make_client("facilitator", password=None).get("/facilitator/").get_data(as_text=True))
     assert "Facilitator" in fac_nav and "Sign out" in fac_nav
     for label in ("Users", "Audit log", "Settings", "Finance", "Clearance queue", "My retreat"):
         assert label not in fac_nav

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import request
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import abort, flash, redirect, request
 from flask_wtf import FlaskForm
 
+from retreat.blueprints.admin.forms import ActionForm
 from retreat.extensions import db
 from retreat.services.errors import DomainError
+
+T = TypeVar("T")
 
 
 def form_failed(form: FlaskForm, exc: DomainError) -> None:
@@ -29,3 +35,35 @@ def page_arg() -> int:
 
 def query_without_page() -> dict:
     return {k: v for k, v in request.args.items() if k != "page" and v}
+
+
+def submit(form: FlaskForm, action: Callable[[], T]) -> tuple[bool, T | None]:
+    """Validate the POSTed form, call the service and commit once.
+
+    Returns (True, result), or (False, None) with the problems shown on the form (nothing changed).
+    """
+    if not form.validate_on_submit():
+        return False, None
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        form_failed(form, exc)
+        return False, None
+    return True, result
+
+
+def button(action: Callable[[str], object], *, done: str, back: str):
+    """A POST button (CSRF token plus an optional ``value``): call, commit, flash, go back."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        action(form.value.data or "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(done, "success")
+    return redirect(back)

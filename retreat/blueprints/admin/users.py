@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.admin import bp
-from retreat.blueprints.admin.common import form_failed, page_arg, query_without_page
+from retreat.blueprints.admin.common import button, page_arg, query_without_page, submit
 from retreat.blueprints.admin.forms import ActionForm, LicenseForm, RoleForm, StaffUserForm, UserSearchForm
 from retreat.extensions import db
 from retreat.hooks import no_store
 from retreat.models import ProviderOrganization, User
 from retreat.security import acting_user, request_context
 from retreat.services import accounts, admin_users
-from retreat.services.errors import DomainError, ValidationFailed
+from retreat.services.errors import ValidationFailed
 from retreat.services.pagination import paginate
 from retreat.timeutil import now_utc
 
@@ -52,17 +52,13 @@ def users():
 @no_store
 def user_new():
     form = StaffUserForm(orgs=admin_users.active_organizations())
-    if form.validate_on_submit():
-        try:
-            user, password = admin_users.create_staff_user(
-                email=form.email.data, name=form.name.data, role=form.role.data, tz=form.tz.data,
-                provider_organization=_selected_org(form), actor=acting_user(), ctx=request_context())
-            db.session.commit()
-        except DomainError as exc:
-            form_failed(form, exc)
-        else:
-            # Shown on this page only, never stored in clear; reloading does not show it again.
-            return render_template("admin/user_created.html", user=user, password=password), 201
+    ok, created = submit(form, lambda: admin_users.create_staff_user(
+        email=form.email.data, name=form.name.data, role=form.role.data, tz=form.tz.data,
+        provider_organization=_selected_org(form), actor=acting_user(), ctx=request_context()))
+    if ok:
+        user, password = created
+        # Shown on this page only, never stored in clear; reloading does not show it again.
+        return render_template("admin/user_created.html", user=user, password=password), 201
     return render_template("admin/user_new.html", form=form), (422 if form.errors else 200)
 
 
@@ -86,69 +82,47 @@ def user_detail(user_id: int):
 def user_role(user_id: int):
     user = _load_user(user_id)
     form = RoleForm(orgs=admin_users.active_organizations())
-    if form.validate_on_submit():
-        try:
-            accounts.change_role(user, form.role.data, actor=acting_user(), ctx=request_context(),
-                                 provider_organization=_selected_org(form))
-            db.session.commit()
-        except DomainError as exc:
-            form_failed(form, exc)
-        else:
-            flash(f"{user.name} is now {user.role}. Their sessions were ended.", "success")
-            return redirect(url_for("admin.user_detail", user_id=user.id))
+    ok, _ = submit(form, lambda: accounts.change_role(user, form.role.data, actor=acting_user(),
+                                                      ctx=request_context(),
+                                                      provider_organization=_selected_org(form)))
+    if ok:
+        flash(f"{user.name} is now {user.role}. Their sessions were ended.", "success")
+        return redirect(url_for("admin.user_detail", user_id=user.id))
     return _render_detail(user, role_form=form, status=422)
 
 
-def _action(user_id: int, do, message: str):
-    """POST buttons without fields: check CSRF, call the service, commit once, report."""
+def _user_button(user_id: int, action, done: str):
     user = _load_user(user_id)
-    form = ActionForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        do(user, form.value.data)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        flash(message.format(name=user.name), "success")
-    return redirect(url_for("admin.user_detail", user_id=user.id))
+    return button(lambda value: action(user, value, actor=acting_user(), ctx=request_context()),
+                  done=done.format(name=user.name), back=url_for("admin.user_detail", user_id=user.id))
 
 
 @bp.post("/users/<int:user_id>/active")
 def user_active(user_id: int):
-    def do(user, value):
-        accounts.set_active(user, value == "1", actor=acting_user(), ctx=request_context())
-
-    return _action(user_id, do, "Saved: {name}'s account status.")
+    return _user_button(user_id, lambda user, value, **kw: accounts.set_active(user, value == "1", **kw),
+                        "Saved: {name}'s account status.")
 
 
 @bp.post("/users/<int:user_id>/sign-out")
 def user_sign_out(user_id: int):
-    return _action(user_id, lambda user, _v: admin_users.sign_out_everywhere(
-        user, actor=acting_user(), ctx=request_context()), "{name} was signed out everywhere.")
+    return _user_button(user_id, lambda user, _v, **kw: admin_users.sign_out_everywhere(user, **kw),
+                        "{name} was signed out everywhere.")
 
 
 @bp.post("/users/<int:user_id>/reset-totp")
 def user_reset_totp(user_id: int):
-    return _action(user_id, lambda user, _v: admin_users.reset_totp(
-        user, actor=acting_user(), ctx=request_context()),
-        "Two-factor was reset for {name}; they set it up again at their next sign-in.")
+    return _user_button(user_id, lambda user, _v, **kw: admin_users.reset_totp(user, **kw),
+                        "Two-factor was reset for {name}; they set it up again at their next sign-in.")
 
 
 @bp.post("/users/<int:user_id>/licenses")
 def user_license_add(user_id: int):
     user = _load_user(user_id)
     form = LicenseForm()
-    if form.validate_on_submit():
-        try:
-            admin_users.add_license(user, number=form.number.data, state=form.state.data, kind=form.kind.data,
-                                    expires_on=form.expires_on.data, actor=acting_user(), ctx=request_context())
-            db.session.commit()
-        except DomainError as exc:
-            form_failed(form, exc)
-        else:
-            flash("Licence added.", "success")
-            return redirect(url_for("admin.user_detail", user_id=user.id))
+    ok, _ = submit(form, lambda: admin_users.add_license(
+        user, number=form.number.data, state=form.state.data, kind=form.kind.data,
+        expires_on=form.expires_on.data, actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Licence added.", "success")
+        return redirect(url_for("admin.user_detail", user_id=user.id))
     return _render_detail(user, license_form=form, status=422)

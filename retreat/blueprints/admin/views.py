@@ -1,12 +1,10 @@
 from flask import flash, redirect, render_template, url_for
 
 from retreat.blueprints.admin import bp
-from retreat.blueprints.admin.common import form_failed
+from retreat.blueprints.admin.common import submit
 from retreat.blueprints.admin.forms import SettingsForm
-from retreat.extensions import db
 from retreat.security import acting_user, request_context
 from retreat.services import accounts
-from retreat.services.errors import DomainError
 
 
 @bp.get("/")
@@ -17,17 +15,13 @@ def dashboard():
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
     form = SettingsForm()
-    if form.validate_on_submit():
-        try:
-            accounts.set_setting(accounts.REQUIRE_STAFF_TOTP, "1" if form.require_staff_totp.data else "0",
-                                 actor=acting_user(), ctx=request_context())
-            db.session.commit()
-        except DomainError as exc:
-            form_failed(form, exc)
-        else:
-            flash("Settings saved.", "success")
-            return redirect(url_for("admin.settings"))
-    elif not form.is_submitted():
+    ok, _ = submit(form, lambda: accounts.set_setting(
+        accounts.REQUIRE_STAFF_TOTP, "1" if form.require_staff_totp.data else "0",
+        actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Settings saved.", "success")
+        return redirect(url_for("admin.settings"))
+    if not form.is_submitted():
         form.require_staff_totp.data = accounts.staff_totp_required()
     return render_template("admin/settings.html", form=form), (422 if form.errors else 200)
 
