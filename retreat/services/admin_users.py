@@ -113,7 +113,7 @@ def update_organization(org: ProviderOrganization, *, name: str, contact_email: 
         func.lower(ProviderOrganization.name) == name.lower(), ProviderOrganization.id != org.id))
     if clash is not None:
         raise Conflict("An organisation with that name already exists.", field="name")
-    email = accounts.validate_email(contact_email) if (contact_email or "").strip() else None
+    email = _contact_email(contact_email)
     phone = (phone or "").strip() or None
     changes = {k: v for k, v in (("name", name), ("contact_email", email), ("phone", phone))
                if getattr(org, k) != v}
@@ -137,7 +137,16 @@ def set_organization_active(org: ProviderOrganization, active: bool, *, actor: U
 
 def create_organization(*, name: str, contact_email: str | None, phone: str | None, actor: User,
                         ctx: RequestContext | None = None) -> ProviderOrganization:
-    email = accounts.validate_email(contact_email) if (contact_email or "").strip() else None
+    email = _contact_email(contact_email)
     org = accounts.create_provider_organization(name, contact_email=email, actor=actor, ctx=ctx)
     org.phone = (phone or "").strip() or None
     return org
+
+
+def _contact_email(raw: str | None) -> str | None:
+    if not (raw or "").strip():
+        return None
+    try:
+        return accounts.validate_email(raw)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field="contact_email") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from retreat.models import AuditEvent, ProviderLicense, ProviderOrganization, User
@@ -235,3 +236,16 @@ def test_require_staff_totp_setting(make_client, db):
     r = admin.post("/admin/settings", data={})
     assert not accounts.staff_totp_required()
     assert accounts.get_setting(accounts.REQUIRE_STAFF_TOTP) == "0"
+
+
+def test_organisation_service_reports_bad_contact_email_on_its_field(db):
+    from retreat.services import admin_users
+    from retreat.services.errors import ValidationFailed
+
+    admin = factories.user("admin", password=None)
+    org = factories.provider_org("Cedar Clinic")
+    with pytest.raises(ValidationFailed) as caught:
+        admin_users.update_organization(org, name="Cedar Clinic", contact_email="not an email", phone=None,
+                                        actor=admin)
+    assert set(caught.value.errors) == {"contact_email"}
+    assert org.contact_email is None
