@@ -104,9 +104,12 @@ def _init_extensions(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)
+    from retreat.blueprints.api.schemas import ErrorSchema
+
+    api.ERROR_SCHEMA = ErrorSchema  # documented errors have our shape: {"error", "errors"}
     api.init_app(app, spec_kwargs={
         "info": {"description": "JSON API of retreat. Authenticate with a personal API token: "
                                 "`Authorization: Bearer <token>`."},
+        # Security is declared per operation (security.api_roles_required); health and docs are public.
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearerAuth": []}],
     })

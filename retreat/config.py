@@ -105,6 +105,9 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         cfg.update(overrides)
+    if cfg["ENV_NAME"] == "production" and "SESSION_COOKIE_SECURE" not in (overrides or {}):
+        cfg["SESSION_COOKIE_SECURE"] = True  # also when production is chosen by an override
+    cfg.setdefault("REMEMBER_COOKIE_SECURE", cfg["SESSION_COOKIE_SECURE"])
     return cfg
 
 

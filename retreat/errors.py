@@ -67,7 +67,10 @@ def init_app(app: Flask) -> None:
         message = None
         data = getattr(err, "data", None)  # flask-smorest / webargs validation errors
         errors = None
-        if isinstance(data, dict) and "messages" in data:
+        if isinstance(data, dict) and "messages" in data and status == 400:
+            # webargs: the body is not valid JSON at all (nothing to report per field)
+            message = "The request body is not valid JSON."
+        elif isinstance(data, dict) and "messages" in data:
             errors = _flatten_webargs(data["messages"])
             status = 422
             message = "Some fields are invalid."

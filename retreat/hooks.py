@@ -72,10 +72,12 @@ def idle_timeout_for(user: User) -> timedelta:
 
 
 def init_app(app: Flask) -> None:
-    @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+    # First of all hooks (CSRF's runs earlier otherwise), so that every error page carries the id.
+    app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
 
     @app.before_request
     def _api_auth():
@@ -113,7 +115,7 @@ def init_app(app: Flask) -> None:
         from retreat.services.accounts import staff_totp_required
 
         if staff_totp_required():
-            if wants_json():
+            if wants_json() or "account.totp_setup" not in current_app.view_functions:
                 return None
             flash("Your practice requires two-factor authentication for staff. Set it up to continue.", "warning")
             return redirect(url_for("account.totp_setup"))

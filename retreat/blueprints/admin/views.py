@@ -1,8 +1,29 @@
-from flask import render_template
+from flask import flash, redirect, render_template, url_for
 
 from retreat.blueprints.admin import bp
+from retreat.blueprints.admin.common import submit
+from retreat.blueprints.admin.forms import SettingsForm
+from retreat.security import acting_user, request_context
+from retreat.services import accounts
 
 
 @bp.get("/")
 def dashboard():
     return render_template("admin/dashboard.html")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings():
+    form = SettingsForm()
+    ok, _ = submit(form, lambda: accounts.set_setting(
+        accounts.REQUIRE_STAFF_TOTP, "1" if form.require_staff_totp.data else "0",
+        actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Settings saved.", "success")
+        return redirect(url_for("admin.settings"))
+    if not form.is_submitted():
+        form.require_staff_totp.data = accounts.staff_totp_required()
+    return render_template("admin/settings.html", form=form), (422 if form.errors else 200)
+
+
+from retreat.blueprints.admin import audit, organizations, users  # noqa: E402,F401

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, abort, current_app, jsonify, request
 from sqlalchemy import text
 
 from retreat.extensions import api, csrf, db
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
 
 def register_api(app: Flask) -> None:
+    from retreat.blueprints.api.account import blp as account_blp
+    from retreat.blueprints.api.admin import blp as admin_blp
+    from retreat.blueprints.api.docs import bp as docs_bp
     from retreat.blueprints.api.health import blp as health_blp
 
-    api.register_blueprint(health_blp)
-    csrf.exempt("retreat.blueprints.api.health")
+    for blp in (health_blp, account_blp, admin_blp):
+        api.register_blueprint(blp)
+        csrf.exempt(blp)  # bearer tokens only: cookies never authenticate API calls
+    app.register_blueprint(docs_bp)
+    app.extensions["retreat_openapi"] = api.spec  # this app's spec (the Api object is shared)
+
+    @app.before_request
+    def _api_body_rules():
+        """Under /api a body must be JSON and within MAX_CONTENT_LENGTH, checked before any view runs."""
+        if not request.path.startswith("/api/") or request.method not in BODY_METHODS:
+            return None
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit and request.content_length and request.content_length > limit:
+            abort(413)
+        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+        if has_body and not request.is_json:
+            abort(415)
+        return None
 
     @app.get("/healthz")
     def healthz():

@@ -1,0 +1,69 @@
+"""Small helpers shared by the admin views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import abort, flash, redirect, request
+from flask_wtf import FlaskForm
+
+from retreat.blueprints.admin.forms import ActionForm
+from retreat.extensions import db
+from retreat.services.errors import DomainError
+
+T = TypeVar("T")
+
+
+def form_failed(form: FlaskForm, exc: DomainError) -> None:
+    """Undo the attempt and show the domain error next to its field (or above the form)."""
+    db.session.rollback()
+    placed = False
+    for name, messages in exc.errors.items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + list(messages)
+            placed = True
+    if not placed:
+        form.form_errors.append(exc.message)
+
+
+def page_arg() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 8 else 1
+
+
+def query_without_page() -> dict:
+    return {k: v for k, v in request.args.items() if k != "page" and v}
+
+
+def submit(form: FlaskForm, action: Callable[[], T]) -> tuple[bool, T | None]:
+    """Validate the POSTed form, call the service and commit once.
+
+    Returns (True, result), or (False, None) with the problems shown on the form (nothing changed).
+    """
+    if not form.validate_on_submit():
+        return False, None
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        form_failed(form, exc)
+        return False, None
+    return True, result
+
+
+def button(action: Callable[[str], object], *, done: str, back: str):
+    """A POST button (CSRF token plus an optional ``value``): call, commit, flash, go back."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        action(form.value.data or "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(done, "success")
+    return redirect(back)

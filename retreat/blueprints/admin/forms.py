@@ -1,0 +1,100 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, EmailField, HiddenField, SelectField, StringField, TelField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+
+from retreat.models import Role
+from retreat.models.accounts import STAFF_ROLES
+from retreat.services.admin_users import LICENSE_KINDS
+from retreat.timeutil import common_zones
+
+
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+STAFF_ROLE_CHOICES = choices((r.value, r.value.title()) for r in Role if r in STAFF_ROLES)
+ALL_ROLE_CHOICES = choices((r.value, r.value.title()) for r in Role)
+DATE_FORMAT_MESSAGE = "Enter the date as YYYY-MM-DD."
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def org_choices(orgs) -> list[tuple[str, str]]:
+    return choices([("", "— none —")] + [(str(o.id), o.name) for o in orgs])
+
+
+class UserSearchForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    q = StringField("Name or email", validators=[Optional(), Length(max=200)], filters=[strip])
+    role = SelectField("Role", choices=choices([("", "All roles")]) + ALL_ROLE_CHOICES, validators=[Optional()])
+    status = SelectField("Status", choices=choices([("", "Active and inactive"), ("active", "Active"),
+                                                    ("inactive", "Deactivated")]), validators=[Optional()])
+
+
+class StaffUserForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip])
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)], filters=[strip])
+    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, validators=[DataRequired()])
+    tz = SelectField("Time zone", validators=[DataRequired()], default="America/Denver")
+    provider_organization = SelectField("Provider organisation", validators=[Optional()],
+                                        description="Required for providers.")
+
+    def __init__(self, *args, orgs=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tz.choices = choices((z, z) for z in common_zones())
+        self.provider_organization.choices = org_choices(orgs)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ALL_ROLE_CHOICES, validators=[DataRequired()])
+    provider_organization = SelectField("Provider organisation (for providers)", validators=[Optional()])
+
+    def __init__(self, *args, orgs=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider_organization.choices = org_choices(orgs)
+
+
+class ActionForm(FlaskForm):
+    """A button that only carries the CSRF token (and, for toggles, the wanted state)."""
+
+    value = HiddenField()
+
+
+class LicenseForm(FlaskForm):
+    number = StringField("Licence number", validators=[DataRequired(), Length(max=64)], filters=[strip])
+    state = StringField("State", validators=[DataRequired(), Length(min=2, max=8)], filters=[strip],
+                        description="Licensing state or jurisdiction, e.g. CO.")
+    kind = SelectField("Kind", choices=choices((k, k) for k in LICENSE_KINDS), validators=[DataRequired()])
+    expires_on = DateField("Expires on", validators=[InputRequired(message=DATE_FORMAT_MESSAGE)],
+                           format="%Y-%m-%d", description="YYYY-MM-DD")
+
+    def validate_expires_on(self, field):
+        if field.data is None:
+            raise ValidationError(DATE_FORMAT_MESSAGE)
+
+
+class OrganizationForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)], filters=[strip])
+    contact_email = EmailField("Contact email", validators=[Optional(), Email(), Length(max=254)], filters=[strip])
+    phone = TelField("Phone", validators=[Optional(), Length(max=40)], filters=[strip])
+
+
+class SettingsForm(FlaskForm):
+    require_staff_totp = BooleanField("Require two-factor authentication for staff roles")
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    action = StringField("Action starts with", render_kw={"placeholder": "e.g. user. or auth.login"}, validators=[Optional(), Length(max=64)], filters=[strip])
+    actor = StringField("Actor email", validators=[Optional(), Length(max=254)], filters=[strip])
+    object_type = StringField("Object type", validators=[Optional(), Length(max=64)], filters=[strip])
+    object_id = StringField("Object id", validators=[Optional(), Length(max=64)], filters=[strip])
+    date_from = DateField("From (your time zone)", validators=[Optional()], format="%Y-%m-%d")
+    date_to = DateField("To (inclusive)", validators=[Optional()], format="%Y-%m-%d")

@@ -1,0 +1,156 @@
+"""Every route of the app is either explicitly public or guarded, and the guard answers correctly.
+
+New routes are covered automatically: a route that is neither in PUBLIC_ENDPOINTS nor restricted
+(``security.restrict_blueprint`` on its blueprint, ``roles_required`` / ``login_required_any`` /
+``api_roles_required`` on the view) fails ``test_every_endpoint_is_public_or_restricted``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from werkzeug.routing import IntegerConverter, UUIDConverter
+
+from retreat.models import Role
+from retreat.models.accounts import STAFF_ROLES
+from retreat.services import api_tokens
+from tests import factories
+from tests.web.signin import login_as
+
+# Reachable without signing in, on purpose. Keep each entry justified.
+PUBLIC_ENDPOINTS = {
+    "static": "CSS/JS",
+    "healthz": "load-balancer probe",
+    "public.index": "home page",
+    "public.home": "redirects to the signed-in person's portal, or home",
+    "account.login": "sign-in form",
+    "account.logout": "POST only; flask_login.login_required: signs the current session out",
+    "api-docs.openapi_json": "OpenAPI document",
+    "api_docs.docs": "human-readable API reference",
+}
+
+ALL_ROLES = [r.value for r in Role]
+METHODS_SKIPPED = {"HEAD", "OPTIONS"}
+
+
+def allowed_roles(app, endpoint: str) -> tuple[str, ...] | None:
+    view = app.view_functions[endpoint]
+    roles = getattr(view, "allowed_roles", None)
+    if roles is None and not getattr(view, "is_public_view", False) and "." in endpoint:
+        blueprint = app.blueprints.get(endpoint.rsplit(".", 1)[0])
+        roles = getattr(blueprint, "allowed_roles", None)
+    return tuple(roles) if roles is not None else None
+
+
+def dummy_url(app, rule) -> str:
+    values = {}
+    for name in rule.arguments:
+        converter = rule._converters.get(name)
+        if isinstance(converter, IntegerConverter):
+            values[name] = 999999
+        elif isinstance(converter, UUIDConverter):
+            values[name] = uuid.UUID(int=999999)
+        else:
+            values[name] = "dummy"
+    values.update({k: v for k, v in (rule.defaults or {}).items() if k not in values})
+    return rule.build(values, append_unknown=False)[1]
+
+
+def restricted_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        roles = allowed_roles(app, rule.endpoint)
+        if roles is None:
+            continue
+        for method in sorted(rule.methods - METHODS_SKIPPED):
+            yield rule.endpoint, method, dummy_url(app, rule), roles
+
+
+def test_every_endpoint_is_public_or_restricted(app):
+    unguarded = sorted({rule.endpoint for rule in app.url_map.iter_rules()
+                        if rule.endpoint not in PUBLIC_ENDPOINTS and allowed_roles(app, rule.endpoint) is None})
+    assert unguarded == [], (
+        "Endpoints neither restricted (restrict_blueprint / roles_required / login_required_any / "
+        f"api_roles_required) nor listed in PUBLIC_ENDPOINTS: {unguarded}")
+    stale = sorted(set(PUBLIC_ENDPOINTS) - set(app.view_functions))
+    assert stale == [], f"PUBLIC_ENDPOINTS lists endpoints that no longer exist: {stale}"
+    for endpoint in app.view_functions:
+        roles = allowed_roles(app, endpoint)
+        assert roles is None or (roles and set(roles) <= set(ALL_ROLES)), (endpoint, roles)
+
+
+def test_api_routes_are_guarded_by_tokens_not_blueprints(app):
+    """Under /api the guard is api_roles_required (bearer token), never the session-based one."""
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and rule.endpoint not in PUBLIC_ENDPOINTS:
+            assert getattr(app.view_functions[rule.endpoint], "allowed_roles", None), rule.endpoint
+
+
+@pytest.fixture()
+def people(app, db):
+    """One signed-in HTML client and (for staff) one API token per role."""
+    clients, tokens = {}, {}
+    for role in ALL_ROLES:
+        user = factories.user(role, password=None)
+        if role in STAFF_ROLES:
+            tokens[role] = {"Authorization": f"Bearer {api_tokens.create_token(user, name='matrix')[1]}"}
+        db.session.commit()
+        c = app.test_client()
+        login_as(app, c, user)
+        clients[role] = c
+    return clients, tokens
+
+
+def is_login_redirect(r) -> bool:
+    return r.status_code in (301, 302, 303) and "/account/login" in r.headers.get("Location", "")
+
+
+def test_role_matrix(app, client, people):
+    clients, tokens = people
+    routes = list(restricted_routes(app))
+    assert any(e.startswith("admin.") for e, *_ in routes) and any(u.startswith("/api/") for _, _, u, _ in routes)
+    problems = []
+    for endpoint, method, url, roles in routes:
+        is_api = url.startswith("/api/")
+        # anonymous
+        r = client.open(url, method=method)
+        if is_api:
+            if r.status_code != 401 or not r.is_json or "bearer" not in r.headers.get("WWW-Authenticate", "").lower():
+                problems.append((endpoint, method, "anonymous", r.status_code))
+        elif not is_login_redirect(r):
+            problems.append((endpoint, method, "anonymous", r.status_code))
+        for role in ALL_ROLES:
+            if is_api:
+                if role in tokens:
+                    r = clients[role].open(url, method=method, headers=tokens[role])
+                else:  # no token possible: a session cookie must not be enough
+                    r = clients[role].open(url, method=method)
+                    if r.status_code != 401:
+                        problems.append((endpoint, method, role, r.status_code, "cookie"))
+                    continue
+            else:
+                r = clients[role].open(url, method=method)
+            if role in roles:
+                if r.status_code in (401, 403) or is_login_redirect(r):
+                    problems.append((endpoint, method, role, r.status_code, "allowed but refused"))
+            elif r.status_code != 403 or (is_api and not r.is_json):
+                problems.append((endpoint, method, role, r.status_code, "should be 403"))
+    assert problems == []
+
+
+def test_a_new_unguarded_route_is_caught():
+    """The classification above really flags a route that nobody guarded or listed."""
+    from retreat import create_app
+    from tests.conftest import base_config
+
+    fresh = create_app(base_config())
+
+    @fresh.get("/forgotten")
+    def forgotten():
+        return "oops"
+
+    unguarded = {rule.endpoint for rule in fresh.url_map.iter_rules()
+                 if rule.endpoint not in PUBLIC_ENDPOINTS and allowed_roles(fresh, rule.endpoint) is None}
+    assert unguarded == {"forgotten"}
