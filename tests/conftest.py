@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from flask import g, request_started
 from flask_sqlalchemy.session import Session as FlaskSQLAlchemySession
 from sqlalchemy import text
 
@@ -74,11 +75,20 @@ class _ConnectionBoundSession(FlaskSQLAlchemySession):
         return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
 
 
+def _fresh_g(sender, **_extra):
+    g.__dict__.clear()
+
+
 @pytest.fixture()
 def db(app):
-    """One outer transaction per test, rolled back at the end."""
+    """One outer transaction per test, rolled back at the end.
+
+    The test keeps one app context pushed, which requests reuse; each request starts with an
+    empty ``flask.g`` as in production (Flask-Login's cached user, API user, no-store flag).
+    """
     ctx = app.app_context()
     ctx.push()
+    request_started.connect(_fresh_g, app)
     conn = _db.engine.connect()
     outer = conn.begin()
     original = _db.session
@@ -92,6 +102,7 @@ def db(app):
         _db.session = original
         outer.rollback()
         conn.close()
+        request_started.disconnect(_fresh_g, app)
         ctx.pop()
 
 
@@ -101,12 +112,17 @@ def client(app, db):
 
 
 def login_as(app, client, user) -> None:
-    """Sign ``user`` in on ``client`` the way Flask-Login would after a real login."""
+    """Sign ``user`` in on ``client`` the way Flask-Login would after a real login.
+
+    The session identifier (session_protection = "strong") is computed from the client's own
+    environ (address and User-Agent), or the session would be dropped on the first request.
+    """
     from flask_login.utils import _create_identifier
 
-    with app.test_request_context():
+    with app.test_request_context(environ_base=dict(client.environ_base)):
         ident = _create_identifier()
     with client.session_transaction() as sess:
+        sess.clear()
         sess["_user_id"] = user.get_id()
         sess["_fresh"] = True
         sess["_id"] = ident
@@ -118,6 +134,7 @@ def make_client(app, db):
 
     def _make(who="participant", **kw):
         user = who if not isinstance(who, str) else factories.user(role=who, **kw)
+        db.session.commit()  # a savepoint in tests: survives a view's rollback after a refused change
         c = app.test_client()
         login_as(app, c, user)
         c.user = user

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from retreat.models import AuditEvent, ProviderLicense, ProviderOrganization, User
 from retreat.services import accounts
 from tests import factories
-from tests.web.signin import login_as
+from tests.conftest import login_as
 
 
 def audit_count(db, action: str) -> int:

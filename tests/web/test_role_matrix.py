@@ -16,7 +16,7 @@ from retreat.models import Role
 from retreat.models.accounts import STAFF_ROLES
 from retreat.services import api_tokens
 from tests import factories
-from tests.web.signin import login_as
+from tests.conftest import login_as
 
 # Reachable without signing in, on purpose. Keep each entry justified.
 PUBLIC_ENDPOINTS = {
