@@ -1,0 +1,141 @@
+"""Signed, expiring links for email verification and password reset.
+
+Tokens are itsdangerous ``URLSafeTimedSerializer`` payloads, each kind with its own salt so one
+kind can never be replayed as another. The clock is injected (``now``) for tests.
+
+- verify-email tokens are bound to the user id and the email address they were sent to: a token
+  for an old address does not verify a new one.
+- password-reset tokens are bound to a fingerprint of the current password hash and the session
+  version, so a link dies once used (the password changes) or after any other password change
+  or "sign out everywhere".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from retreat.extensions import db
+from retreat.models import User
+from retreat.services.errors import DomainError
+from retreat.timeutil import now_utc
+
+VERIFY_SALT = "retreat.email-verify.v1"
+RESET_SALT = "retreat.password-reset.v1"
+
+
+class TokenInvalid(DomainError):
+    """Tampered, malformed, for another account, or already used."""
+
+    status = 400
+
+
+class TokenExpired(DomainError):
+    status = 400
+
+    def __init__(self, message: str, *, user_id: int | None = None):
+        super().__init__(message)
+        self.user_id = user_id
+
+
+def _serializer(salt: str, now: datetime) -> URLSafeTimedSerializer:
+    stamp = int(now.timestamp())
+
+    class _ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:  # the injected clock, for signing and for max_age checks
+            return stamp
+
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt, signer=_ClockSigner)
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute link for emails, built from BASE_URL (works outside a request)."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["BASE_URL"].rstrip("/") + path
+
+
+@dataclass
+class _Decoded:
+    payload: dict
+    user: User | None
+
+
+def _load(salt: str, token: str, max_age: int, now: datetime, expired_message: str,
+          invalid_message: str) -> _Decoded:
+    s = _serializer(salt, now)
+    try:
+        payload = s.loads(token or "", max_age=max_age)
+    except SignatureExpired as exc:
+        user_id = None
+        try:
+            data = s.load_payload(exc.payload) if exc.payload is not None else {}
+            user_id = int(data.get("u")) if isinstance(data, dict) else None
+        except (BadSignature, TypeError, ValueError):
+            user_id = None
+        raise TokenExpired(expired_message, user_id=user_id) from exc
+    except BadSignature as exc:
+        raise TokenInvalid(invalid_message) from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
+        raise TokenInvalid(invalid_message)
+    return _Decoded(payload, db.session.get(User, payload["u"]))
+
+
+# Email verification ---------------------------------------------------------------------------
+
+VERIFY_INVALID = "This verification link is not valid. It may have been copied incompletely."
+VERIFY_EXPIRED = "This verification link has expired. We can send you a fresh one."
+
+
+def make_verify_token(user: User, *, now: datetime | None = None) -> str:
+    return _serializer(VERIFY_SALT, now or now_utc()).dumps({"u": user.id, "e": user.email})
+
+
+def verify_url(user: User, *, now: datetime | None = None) -> str:
+    return external_url("account.verify_email", token=make_verify_token(user, now=now))
+
+
+def load_verify_token(token: str, *, now: datetime | None = None) -> User:
+    """The user a verify token names; raises TokenExpired / TokenInvalid."""
+    now = now or now_utc()
+    decoded = _load(VERIFY_SALT, token, current_app.config["EMAIL_VERIFY_MAX_AGE"], now,
+                    VERIFY_EXPIRED, VERIFY_INVALID)
+    user = decoded.user
+    if user is None or not user.is_active or decoded.payload.get("e") != user.email:
+        raise TokenInvalid(VERIFY_INVALID)
+    return user
+
+
+# Password reset -------------------------------------------------------------------------------
+
+RESET_INVALID = ("This reset link is not valid or has already been used. "
+                 "Ask for a new one below; nothing was changed.")
+RESET_EXPIRED = "This reset link has expired. Ask for a new one below; nothing was changed."
+
+
+def password_fingerprint(user: User) -> str:
+    """Changes whenever the password or the session version changes."""
+    raw = f"{user.password_hash or ''}|{user.session_version}|{user.email}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def make_reset_token(user: User, *, now: datetime | None = None) -> str:
+    return _serializer(RESET_SALT, now or now_utc()).dumps({"u": user.id, "f": password_fingerprint(user)})
+
+
+def reset_url(user: User, *, now: datetime | None = None) -> str:
+    return external_url("account.reset_password", token=make_reset_token(user, now=now))
+
+
+def load_reset_token(token: str, *, now: datetime | None = None) -> User:
+    """The user a reset token is still good for; raises TokenExpired / TokenInvalid."""
+    now = now or now_utc()
+    decoded = _load(RESET_SALT, token, current_app.config["PASSWORD_RESET_MAX_AGE"], now,
+                    RESET_EXPIRED, RESET_INVALID)
+    user = decoded.user
+    if user is None or not user.is_active or decoded.payload.get("f") != password_fingerprint(user):
+        raise TokenInvalid(RESET_INVALID)
+    return user
