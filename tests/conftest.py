@@ -143,3 +143,21 @@ def committing_app(app):
                 for n in names:
                     conn.execute(text(f'DELETE FROM "{n}"'))
         _db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_g_per_request():
+    """The ``db`` fixture keeps one app context pushed for the whole test, so Flask reuses it (and
+    its ``g``) for every request: Flask-Login's cached ``g._login_user`` would leak from one request
+    or client to the next. Give each request a fresh ``g``, as in production."""
+    from flask import request_started
+    from flask.globals import _cv_app
+
+    def _fresh(sender, **_extra):
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            ctx.g = sender.app_ctx_globals_class()
+
+    request_started.connect(_fresh)
+    yield
+    request_started.disconnect(_fresh)
