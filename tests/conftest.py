@@ -161,3 +161,9 @@ def fresh_g_per_request():
     request_started.connect(_fresh)
     yield
     request_started.disconnect(_fresh)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing(app):
+    """Argon2id with minimal cost in tests (honoured only when app.testing): same code paths, fast suite."""
+    app.config["PASSWORD_HASHER"] = "cheapest"

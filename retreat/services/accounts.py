@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 import email_validator
 from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
 from sqlalchemy import func, select
@@ -21,11 +22,23 @@ from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Tests may set PASSWORD_HASHER = "cheapest" (honoured only when app.testing): same algorithm,
+# minimal cost, so that a suite creating hundreds of accounts stays fast.
+_TEST_HASHER = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 10
 # A real hash of a random password: verifying against it costs the same as a real account,
 # so unknown emails cannot be told apart by timing.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_TEST_DUMMY_HASH = _TEST_HASHER.hash(secrets.token_urlsafe(16))
+
+
+def _active_hasher() -> tuple[PasswordHasher, str]:
+    try:
+        cheap = current_app.testing and current_app.config.get("PASSWORD_HASHER") == "cheapest"
+    except RuntimeError:  # no app context
+        cheap = False
+    return (_TEST_HASHER, _TEST_DUMMY_HASH) if cheap else (_hasher, _DUMMY_HASH)
 
 
 def normalize_email(email: str | None) -> str:
@@ -55,20 +68,21 @@ def validate_password(password: str | None) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _active_hasher()[0].hash(password)
 
 
 def verify_password(user: User | None, password: str) -> bool:
     """Constant-work check; rehashes when the parameters have changed."""
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    hasher, dummy = _active_hasher()
+    stored = user.password_hash if user is not None and user.password_hash else dummy
     try:
-        ok = _hasher.verify(stored, password or "")
+        ok = hasher.verify(stored, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     if user is None or not user.password_hash:
         return False
-    if ok and _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
+    if ok and hasher.check_needs_rehash(stored):
+        user.password_hash = hasher.hash(password)
     return ok
 
 
