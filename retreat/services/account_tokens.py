@@ -13,6 +13,7 @@ kind can never be replayed as another. The clock is injected (``now``) for tests
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,17 +59,24 @@ def external_url(endpoint: str, **values) -> str:
     return current_app.config["BASE_URL"].rstrip("/") + path
 
 
-@dataclass
-class _Decoded:
-    payload: dict
-    user: User | None
+@dataclass(frozen=True)
+class _Kind:
+    salt: str
+    max_age_key: str  # app config key, in seconds
+    expired: str
+    invalid: str
+    claim: Callable[[User], str]  # what the token is bound to besides the user id
 
 
-def _load(salt: str, token: str, max_age: int, now: datetime, expired_message: str,
-          invalid_message: str) -> _Decoded:
-    s = _serializer(salt, now)
+def _make(kind: _Kind, user: User, now: datetime | None) -> str:
+    return _serializer(kind.salt, now or now_utc()).dumps({"u": user.id, "c": kind.claim(user)})
+
+
+def _load(kind: _Kind, token: str, now: datetime | None) -> User:
+    """The user a token is still good for; raises TokenExpired / TokenInvalid."""
+    s = _serializer(kind.salt, now or now_utc())
     try:
-        payload = s.loads(token or "", max_age=max_age)
+        payload = s.loads(token or "", max_age=current_app.config[kind.max_age_key])
     except SignatureExpired as exc:
         user_id = None
         try:
@@ -76,44 +84,15 @@ def _load(salt: str, token: str, max_age: int, now: datetime, expired_message: s
             user_id = int(data.get("u")) if isinstance(data, dict) else None
         except (BadSignature, TypeError, ValueError):
             user_id = None
-        raise TokenExpired(expired_message, user_id=user_id) from exc
+        raise TokenExpired(kind.expired, user_id=user_id) from exc
     except BadSignature as exc:
-        raise TokenInvalid(invalid_message) from exc
+        raise TokenInvalid(kind.invalid) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
-        raise TokenInvalid(invalid_message)
-    return _Decoded(payload, db.session.get(User, payload["u"]))
-
-
-# Email verification ---------------------------------------------------------------------------
-
-VERIFY_INVALID = "This verification link is not valid. It may have been copied incompletely."
-VERIFY_EXPIRED = "This verification link has expired. We can send you a fresh one."
-
-
-def make_verify_token(user: User, *, now: datetime | None = None) -> str:
-    return _serializer(VERIFY_SALT, now or now_utc()).dumps({"u": user.id, "e": user.email})
-
-
-def verify_url(user: User, *, now: datetime | None = None) -> str:
-    return external_url("account.verify_email", token=make_verify_token(user, now=now))
-
-
-def load_verify_token(token: str, *, now: datetime | None = None) -> User:
-    """The user a verify token names; raises TokenExpired / TokenInvalid."""
-    now = now or now_utc()
-    decoded = _load(VERIFY_SALT, token, current_app.config["EMAIL_VERIFY_MAX_AGE"], now,
-                    VERIFY_EXPIRED, VERIFY_INVALID)
-    user = decoded.user
-    if user is None or not user.is_active or decoded.payload.get("e") != user.email:
-        raise TokenInvalid(VERIFY_INVALID)
+        raise TokenInvalid(kind.invalid)
+    user = db.session.get(User, payload["u"])
+    if user is None or not user.is_active or payload.get("c") != kind.claim(user):
+        raise TokenInvalid(kind.invalid)
     return user
-
-
-# Password reset -------------------------------------------------------------------------------
-
-RESET_INVALID = ("This reset link is not valid or has already been used. "
-                 "Ask for a new one below; nothing was changed.")
-RESET_EXPIRED = "This reset link has expired. Ask for a new one below; nothing was changed."
 
 
 def password_fingerprint(user: User) -> str:
@@ -122,8 +101,34 @@ def password_fingerprint(user: User) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+VERIFY = _Kind(
+    salt=VERIFY_SALT, max_age_key="EMAIL_VERIFY_MAX_AGE",
+    expired="This verification link has expired. We can send you a fresh one.",
+    invalid="This verification link is not valid. It may have been copied incompletely.",
+    claim=lambda user: user.email,
+)
+RESET = _Kind(
+    salt=RESET_SALT, max_age_key="PASSWORD_RESET_MAX_AGE",
+    expired="This reset link has expired. Ask for a new one below; nothing was changed.",
+    invalid="This reset link is not valid or has already been used. Ask for a new one below; nothing was changed.",
+    claim=password_fingerprint,
+)
+
+
+def make_verify_token(user: User, *, now: datetime | None = None) -> str:
+    return _make(VERIFY, user, now)
+
+
+def verify_url(user: User, *, now: datetime | None = None) -> str:
+    return external_url("account.verify_email", token=make_verify_token(user, now=now))
+
+
+def load_verify_token(token: str, *, now: datetime | None = None) -> User:
+    return _load(VERIFY, token, now)
+
+
 def make_reset_token(user: User, *, now: datetime | None = None) -> str:
-    return _serializer(RESET_SALT, now or now_utc()).dumps({"u": user.id, "f": password_fingerprint(user)})
+    return _make(RESET, user, now)
 
 
 def reset_url(user: User, *, now: datetime | None = None) -> str:
@@ -131,11 +136,4 @@ def reset_url(user: User, *, now: datetime | None = None) -> str:
 
 
 def load_reset_token(token: str, *, now: datetime | None = None) -> User:
-    """The user a reset token is still good for; raises TokenExpired / TokenInvalid."""
-    now = now or now_utc()
-    decoded = _load(RESET_SALT, token, current_app.config["PASSWORD_RESET_MAX_AGE"], now,
-                    RESET_EXPIRED, RESET_INVALID)
-    user = decoded.user
-    if user is None or not user.is_active or decoded.payload.get("f") != password_fingerprint(user):
-        raise TokenInvalid(RESET_INVALID)
-    return user
+    return _load(RESET, token, now)

@@ -78,6 +78,14 @@ def start_session(user, remember: bool = False) -> None:
     session.permanent = False
 
 
+def end_session(message: str, endpoint: str):
+    """Sign out of this browser and forget everything the session held."""
+    logout_user()
+    session.clear()
+    flash(message, "info")
+    return redirect(url_for(endpoint))
+
+
 def _home():
     return url_for("public.home")
 
@@ -114,10 +122,7 @@ def login():
 def logout():
     auth.record_logout(current_user._get_current_object(), ctx=request_context())
     db.session.commit()
-    logout_user()
-    session.clear()
-    flash("You are signed out.", "info")
-    return redirect(url_for("public.index"))
+    return end_session("You are signed out.", "public.index")
 
 
 # Sign-up and email verification ---------------------------------------------------------------
@@ -297,15 +302,9 @@ def totp_setup():
     secret = auth.begin_totp_setup(user)
     db.session.commit()
     form = TotpCodeForm()
-    if form.validate_on_submit():
-        try:
-            codes = auth.enable_totp(user, form.code.data, ctx=request_context())
-            db.session.commit()
-        except DomainError as err:
-            db.session.commit()  # keep the audit of the failed code; nothing else changed
-            _form_errors(form, err)
-        else:
-            return render_template("account/totp_enabled.html", codes=codes)
+    codes = submit(form, lambda: auth.enable_totp(user, form.code.data, ctx=request_context()), keep_audit=True)
+    if codes:
+        return render_template("account/totp_enabled.html", codes=codes)
     uri = auth.provisioning_uri(user, secret, current_app.config["PRACTICE_NAME"])
     return render_template("account/totp_setup.html", enabled=False, form=form, secret=secret,
                            qr_svg=_qr_svg(uri)), (422 if form.errors else 200)
@@ -315,20 +314,14 @@ def totp_setup():
 @login_required
 def totp_disable():
     user = current_user._get_current_object()
+    if not auth.can_disable_totp(user):
+        flash("Your practice requires two-factor authentication for staff accounts.", "error")
+        return redirect(url_for("account.settings"))
     form = TotpDisableForm(prefix="totp")
-    if form.validate_on_submit():
-        try:
-            auth.disable_totp(user, form.password.data, form.code.data, ctx=request_context())
-            db.session.commit()
-        except DomainError as err:
-            db.session.commit()  # keep the audit of the failed attempt; nothing else changed
-            if err.status == 403:
-                flash(err.message, "error")
-                return redirect(url_for("account.settings"))
-            _form_errors(form, err)
-        else:
-            flash("Two-factor authentication is off.", "success")
-            return redirect(url_for("account.settings"))
+    if submit(form, lambda: auth.disable_totp(user, form.password.data, form.code.data, ctx=request_context()),
+              keep_audit=True):
+        flash("Two-factor authentication is off.", "success")
+        return redirect(url_for("account.settings"))
     return _render_settings(totp_form=form), 422
 
 
@@ -351,20 +344,13 @@ def _render_settings(**forms):
 def settings():
     user = current_user._get_current_object()
     form = ProfileForm(prefix="profile", obj=user)
-    if form.validate_on_submit():
-        try:
-            changed = accounts.update_profile(user, name=form.name.data, tz=form.tz.data, phone=form.phone.data,
-                                              marketing_opt_out=bool(form.marketing_opt_out.data),
-                                              ctx=request_context())
-            db.session.commit()
-        except DomainError as err:
-            db.session.rollback()
-            _form_errors(form, err)
-        else:
-            flash("Your details are saved." if changed else "Nothing to change.", "success")
-            return redirect(url_for("account.settings"))
-    status = 422 if form.errors else 200
-    return _render_settings(profile_form=form), status
+    changed = submit(form, lambda: accounts.update_profile(
+        user, name=form.name.data, tz=form.tz.data, phone=form.phone.data,
+        marketing_opt_out=bool(form.marketing_opt_out.data), ctx=request_context()))
+    if changed is not None:
+        flash("Your details are saved." if changed else "Nothing to change.", "success")
+        return redirect(url_for("account.settings"))
+    return _render_settings(profile_form=form), (422 if form.errors else 200)
 
 
 @bp.post("/settings/password")
@@ -372,17 +358,11 @@ def settings():
 def change_password():
     user = current_user._get_current_object()
     form = ChangePasswordForm(prefix="pw")
-    if form.validate_on_submit():
-        try:
-            accounts.change_password(user, form.current_password.data, form.password.data, ctx=request_context())
-            db.session.commit()
-        except DomainError as err:
-            db.session.commit()  # keep the audit of a wrong current password; the password is unchanged
-            _form_errors(form, err)
-        else:
-            start_session(user)  # this device stays signed in; every other session has ended
-            flash("Your password is changed. Other devices have been signed out.", "success")
-            return redirect(url_for("account.settings"))
+    if submit(form, lambda: accounts.change_password(user, form.current_password.data, form.password.data,
+                                                     ctx=request_context()), keep_audit=True):
+        start_session(user)  # this device stays signed in; every other session has ended
+        flash("Your password is changed. Other devices have been signed out.", "success")
+        return redirect(url_for("account.settings"))
     return _render_settings(password_form=form), 422
 
 
@@ -394,10 +374,26 @@ def logout_everywhere():
         return _render_settings(everywhere_form=form), 400
     accounts.logout_everywhere(current_user._get_current_object(), ctx=request_context())
     db.session.commit()
-    logout_user()
-    session.clear()
-    flash("You are signed out on every device, including this one.", "info")
-    return redirect(url_for("account.login"))
+    return end_session("You are signed out on every device, including this one.", "account.login")
+
+
+def submit(form, call, *, keep_audit: bool = False):
+    """Validate ``form``, run the service ``call`` and commit; return its result (True for None), or None when the
+    form or the service refused (messages are then on the form). ``keep_audit`` commits the audit
+    event a refusing service wrote (failed code, wrong password); services that do so change nothing else."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        result = call()
+        db.session.commit()
+    except DomainError as err:
+        if keep_audit:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        _form_errors(form, err)
+        return None
+    return True if result is None else result
 
 
 def _form_errors(form, err: DomainError) -> None:
