@@ -95,17 +95,20 @@ def _load(kind: _Kind, token: str, now: datetime | None) -> User:
     return user
 
 
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
 def password_fingerprint(user: User) -> str:
     """Changes whenever the password or the session version changes."""
-    raw = f"{user.password_hash or ''}|{user.session_version}|{user.email}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+    return _digest(f"{user.password_hash or ''}|{user.session_version}|{user.email}")
 
 
 VERIFY = _Kind(
     salt=VERIFY_SALT, max_age_key="EMAIL_VERIFY_MAX_AGE",
     expired="This verification link has expired. We can send you a fresh one.",
     invalid="This verification link is not valid. It may have been copied incompletely.",
-    claim=lambda user: user.email,
+    claim=lambda user: _digest(user.email),  # bound to the address, without putting it in the URL
 )
 RESET = _Kind(
     salt=RESET_SALT, max_age_key="PASSWORD_RESET_MAX_AGE",

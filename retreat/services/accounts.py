@@ -434,8 +434,7 @@ def _notify_password_changed(user: User, *, now: datetime) -> None:
     outbox.enqueue(
         template="password_changed", to_user=user, dedupe_key=f"password-changed:{user.id}:{_stamp(now)}",
         context={"name": user.name, "changed_at": format_local(now, user.tz),
-                 "reset_url": account_tokens.external_url("account.forgot_password"),
-                 "login_url": account_tokens.external_url("account.login")},
+                 "reset_url": account_tokens.external_url("account.forgot_password")},
         now=now,
     )
 
