@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from retreat.extensions import db
 from retreat.models import TotpRecoveryCode, User
@@ -104,11 +105,23 @@ def check_totp_code(user: User, code: str | None, *, now: datetime | None = None
     current = int(now.timestamp()) // TOTP_STEP_SECONDS
     for step in (current - 1, current, current + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
-            if user.totp_last_step is not None and step <= user.totp_last_step:
-                return False  # replayed (or older than one already used)
-            user.totp_last_step = step
-            return True
+            return _claim_step(user, step)
     return False
+
+
+def _claim_step(user: User, step: int) -> bool:
+    """Record ``step`` as used unless it (or a later one) already was: a conditional UPDATE, so two
+    concurrent sign-ins with one code cannot both pass."""
+    if user.totp_last_step is not None and step <= user.totp_last_step:
+        return False  # replayed (or older than one already used)
+    done = db.session.execute(
+        update(User).where(User.id == user.id,
+                           or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step).execution_options(synchronize_session=False))
+    if (done.rowcount or 0) != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def _hash_recovery_code(code: str) -> str:
