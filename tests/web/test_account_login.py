@@ -85,7 +85,8 @@ def test_logout_ends_the_session(app, db):
 def limited_app():
     app = create_app(base_config(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="4 per minute",
                                  LOGIN_EMAIL_RATE_LIMIT="3 per minute", SIGNUP_RATE_LIMIT="2 per minute",
-                                 PASSWORD_RESET_RATE_LIMIT="2 per minute", RESEND_RATE_LIMIT="2 per minute"))
+                                 PASSWORD_RESET_RATE_LIMIT="2 per minute", RESEND_RATE_LIMIT="2 per minute",
+                                 TOTP_RATE_LIMIT="3 per minute"))
     yield app
     limiter.reset()
     limiter.enabled = False  # the other tests' app runs without limits
@@ -143,3 +144,18 @@ def test_forgot_password_and_resend_are_limited_per_ip(limited, db):
     for _ in range(2):
         assert c.post("/account/verify-email/resend", data={"token": "x"}).status_code == 302
     assert c.post("/account/verify-email/resend", data={"token": "x"}).status_code == 429
+
+
+def test_two_factor_codes_are_limited_per_pending_sign_in(limited, db):
+    import pyotp
+
+    user = factories.user("finance")
+    user.totp_secret, user.totp_enabled_at = pyotp.random_base32(), now_utc()
+    db.session.flush()  # the limited app's requests use their own session on the test connection
+    c = _client(limited, "10.4.0.1")
+    assert _login(c, user).headers["Location"].endswith("/account/login/two-factor")
+    wrong = "000000" if pyotp.TOTP(user.totp_secret).now() != "000000" else "111111"
+    for _ in range(3):
+        assert c.post("/account/login/two-factor", data={"code": wrong}).status_code == 422
+    r = c.post("/account/login/two-factor", data={"code": pyotp.TOTP(user.totp_secret).now()})
+    assert r.status_code == 429 and "Too many attempts" in r.get_data(as_text=True)

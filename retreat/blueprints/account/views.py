@@ -27,14 +27,6 @@ from retreat.services import account_tokens, accounts, auth
 from retreat.services.errors import DomainError
 from retreat.timeutil import now_utc
 
-# Rate limits (Flask-Limiter strings); each can be overridden in the app config.
-RATE_LIMIT_DEFAULTS = {
-    "LOGIN_EMAIL_RATE_LIMIT": "10 per 10 minutes",  # failed sign-ins against one address
-    "SIGNUP_RATE_LIMIT": "10 per hour",
-    "RESEND_RATE_LIMIT": "5 per 10 minutes",
-    "PASSWORD_RESET_RATE_LIMIT": "5 per 10 minutes",
-    "TOTP_RATE_LIMIT": "10 per 5 minutes",
-}
 TOTP_PENDING_SECONDS = 5 * 60  # the second step must follow the password within this time
 
 
@@ -44,7 +36,8 @@ def _account_template_globals():
 
 
 def _limit(key: str):
-    return lambda: current_app.config.get(key) or RATE_LIMIT_DEFAULTS[key]
+    """A rate limit (Flask-Limiter string) read from the app config at request time."""
+    return lambda: current_app.config[key]
 
 
 def _ip_key(prefix: str):
@@ -91,8 +84,7 @@ def _home():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: __import__("flask").current_app.config["LOGIN_RATE_LIMIT"],
-               methods=["POST"], key_func=_login_limit_key)
+@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_login_limit_key)
 @limiter.limit(_limit("LOGIN_EMAIL_RATE_LIMIT"), methods=["POST"], key_func=_login_email_key,
                deduct_when=lambda response: response.status_code != 302)
 def login():
@@ -259,7 +251,7 @@ def _totp_limit_key() -> str:
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
 @limiter.limit(_limit("TOTP_RATE_LIMIT"), methods=["POST"], key_func=_totp_limit_key)
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], key_func=_ip_key("totp-ip"))
+@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("totp-ip"))
 def totp_verify():
     if current_user.is_authenticated:
         return redirect(_home())
