@@ -66,6 +66,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        # Failed sign-ins against one address (whatever the IP), sign-ups / resends / resets per IP,
+        # two-factor codes per pending sign-in.
+        "LOGIN_EMAIL_RATE_LIMIT": os.environ.get("LOGIN_EMAIL_RATE_LIMIT", "10 per 10 minutes"),
+        "SIGNUP_RATE_LIMIT": os.environ.get("SIGNUP_RATE_LIMIT", "10 per hour"),
+        "RESEND_RATE_LIMIT": os.environ.get("RESEND_RATE_LIMIT", "5 per 10 minutes"),
+        "PASSWORD_RESET_RATE_LIMIT": os.environ.get("PASSWORD_RESET_RATE_LIMIT", "5 per 10 minutes"),
+        "TOTP_RATE_LIMIT": os.environ.get("TOTP_RATE_LIMIT", "10 per 5 minutes"),
         "PASSWORD_RESET_MAX_AGE": _int("PASSWORD_RESET_MAX_AGE", 3600),
         "EMAIL_VERIFY_MAX_AGE": _int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),

@@ -160,3 +160,9 @@ def committing_app(app):
                 for n in names:
                     conn.execute(text(f'DELETE FROM "{n}"'))
         _db.engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing(app):
+    """Argon2id with minimal cost in tests (honoured only when app.testing): same code paths, fast suite."""
+    app.config["PASSWORD_HASHER"] = "cheapest"

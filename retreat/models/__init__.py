@@ -12,3 +12,4 @@ from retreat.models.accounts import (  # noqa: F401
 from retreat.models.audit import AuditEvent  # noqa: F401
 from retreat.database import Base  # noqa: F401
 from retreat.models.messaging import OutboxMessage, OutboxStatus  # noqa: F401
+from retreat.models.account_security import TotpRecoveryCode  # noqa: F401

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import email_validator
 from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import current_app
 from sqlalchemy import func, select
 
 from retreat.extensions import db
@@ -19,11 +22,23 @@ from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Tests may set PASSWORD_HASHER = "cheapest" (honoured only when app.testing): same algorithm,
+# minimal cost, so that a suite creating hundreds of accounts stays fast.
+_TEST_HASHER = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 10
 # A real hash of a random password: verifying against it costs the same as a real account,
 # so unknown emails cannot be told apart by timing.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_TEST_DUMMY_HASH = _TEST_HASHER.hash(secrets.token_urlsafe(16))
+
+
+def _active_hasher() -> tuple[PasswordHasher, str]:
+    try:
+        cheap = current_app.testing and current_app.config.get("PASSWORD_HASHER") == "cheapest"
+    except RuntimeError:  # no app context
+        cheap = False
+    return (_TEST_HASHER, _TEST_DUMMY_HASH) if cheap else (_hasher, _DUMMY_HASH)
 
 
 def normalize_email(email: str | None) -> str:
@@ -53,20 +68,21 @@ def validate_password(password: str | None) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _active_hasher()[0].hash(password)
 
 
 def verify_password(user: User | None, password: str) -> bool:
     """Constant-work check; rehashes when the parameters have changed."""
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    hasher, dummy = _active_hasher()
+    stored = user.password_hash if user is not None and user.password_hash else dummy
     try:
-        ok = _hasher.verify(stored, password or "")
+        ok = hasher.verify(stored, password or "")
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     if user is None or not user.password_hash:
         return False
-    if ok and _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
+    if ok and hasher.check_needs_rehash(stored):
+        user.password_hash = hasher.hash(password)
     return ok
 
 
@@ -240,3 +256,202 @@ def set_setting(key: str, value: str, *, actor: User | None = None, ctx: Request
 
 def staff_totp_required() -> bool:
     return get_setting(REQUIRE_STAFF_TOTP, "0") == "1"
+
+
+# Self-service: sign-up, email verification, password reset, profile ---------------------------
+# (links and emails come from retreat.services.account_tokens and the outbox)
+
+_PHONE_RE = re.compile(r"^\+?[0-9 ().-]{5,30}$")
+
+
+@dataclass
+class SignupResult:
+    """``user`` is the new account, or None when the email already had one (the page must not say)."""
+
+    user: User | None
+    email: str
+
+
+def _stamp(now: datetime) -> int:
+    return int(now.timestamp())
+
+
+def _validate_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("Enter your name.", field="name")
+    if len(name) > 200:
+        raise ValidationFailed("Use at most 200 characters for your name.", field="name")
+    return name
+
+
+def _validate_zone(tz: str | None) -> str:
+    if not is_valid_zone(tz):
+        raise ValidationFailed("Choose a valid time zone.", field="tz")
+    return tz  # type: ignore[return-value]
+
+
+def sign_up(*, name: str, email: str, password: str, tz: str, ctx: RequestContext | None = None,
+            now: datetime | None = None) -> SignupResult:
+    """Create an unverified participant and queue the verification email.
+
+    An email that already has an account gets a "someone tried to sign up with your address"
+    notice instead, and the caller shows the same outcome either way (no enumeration).
+    """
+    from retreat.services import account_tokens, outbox
+
+    now = now or now_utc()
+    name = _validate_name(name)
+    norm = validate_email(email)
+    validate_password(password)
+    tz = _validate_zone(tz)
+    existing = get_by_email(norm)
+    if existing is not None:
+        hash_password(password)  # the same work as a real sign-up, so timing does not tell
+        outbox.enqueue(
+            template="signup_existing_account", to_user=existing,
+            dedupe_key=f"signup-existing:{existing.id}:{_stamp(now)}",
+            context={"name": existing.name,
+                     "login_url": account_tokens.external_url("account.login"),
+                     "reset_url": account_tokens.external_url("account.forgot_password")},
+            now=now,
+        )
+        audit.record("user.signup_existing_email", actor_email=norm, object_type="user",
+                     object_id=existing.id, ctx=ctx, now=now)
+        return SignupResult(None, norm)
+    user = create_user(email=norm, name=name, password=password, tz=tz, role=Role.PARTICIPANT,
+                       ctx=ctx, now=now)
+    send_verification(user, now=now)
+    return SignupResult(user, norm)
+
+
+def send_verification(user: User, *, now: datetime | None = None):
+    """Queue a fresh verification link (one per user per second); nothing if already verified."""
+    from retreat.services import account_tokens, outbox
+
+    now = now or now_utc()
+    if user.email_verified:
+        return None
+    return outbox.enqueue(
+        template="verify_email", to_user=user, dedupe_key=f"verify-email:{user.id}:{_stamp(now)}",
+        context={"name": user.name, "verify_url": account_tokens.verify_url(user, now=now),
+                 "expires_days": max(1, current_app.config["EMAIL_VERIFY_MAX_AGE"] // 86400)},
+        now=now,
+    )
+
+
+def verify_email(token: str, *, ctx: RequestContext | None = None,
+                 now: datetime | None = None) -> tuple[User, bool]:
+    """Mark the address verified. Returns (user, already_verified). Raises TokenExpired/TokenInvalid."""
+    from retreat.services import account_tokens
+
+    now = now or now_utc()
+    try:
+        user = account_tokens.load_verify_token(token, now=now)
+    except account_tokens.TokenExpired as exc:
+        user = db.session.get(User, exc.user_id) if exc.user_id else None
+        if user is not None and user.email_verified:
+            return user, True  # an old link clicked after verifying: nothing to fix
+        raise
+    if user.email_verified:
+        return user, True
+    user.email_verified_at = now
+    audit.record("user.email_verified", actor=user, object_type="user", object_id=user.id,
+                 details={"email": user.email}, ctx=ctx, now=now)
+    return user, False
+
+
+def resend_verification_for_token(token: str, *, now: datetime | None = None):
+    """Resend from an expired link: only a genuinely signed (merely expired) token names a user."""
+    from retreat.services import account_tokens
+
+    now = now or now_utc()
+    try:
+        user = account_tokens.load_verify_token(token, now=now)
+    except account_tokens.TokenExpired as exc:
+        user = db.session.get(User, exc.user_id) if exc.user_id else None
+    except account_tokens.TokenInvalid:
+        return None
+    if user is None or not user.is_active:
+        return None
+    return send_verification(user, now=now)
+
+
+def request_password_reset(email: str, *, ctx: RequestContext | None = None,
+                           now: datetime | None = None) -> None:
+    """Queue a reset link if the address has an active account. Says nothing either way."""
+    from retreat.services import account_tokens, outbox
+
+    now = now or now_utc()
+    user = get_by_email(email)
+    if user is None or not user.is_active:
+        audit.record("user.password_reset_requested", actor_email=normalize_email(email)[:254],
+                     details={"known": False}, ctx=ctx, now=now)
+        return
+    outbox.enqueue(
+        template="password_reset", to_user=user, dedupe_key=f"password-reset:{user.id}:{_stamp(now)}",
+        context={"name": user.name, "reset_url": account_tokens.reset_url(user, now=now),
+                 "expires_minutes": max(1, current_app.config["PASSWORD_RESET_MAX_AGE"] // 60),
+                 "forgot_url": account_tokens.external_url("account.forgot_password")},
+        now=now,
+    )
+    audit.record("user.password_reset_requested", actor=user, object_type="user", object_id=user.id,
+                 details={"known": True}, ctx=ctx, now=now)
+
+
+def reset_password(token: str, password: str, *, ctx: RequestContext | None = None,
+                   now: datetime | None = None) -> User:
+    """Set a new password from a reset link; the link dies with it (single use)."""
+    from retreat.services import account_tokens
+
+    now = now or now_utc()
+    user = account_tokens.load_reset_token(token, now=now)
+    validate_password(password)
+    set_password(user, password, ctx=ctx)
+    audit.record("user.password_reset", actor=user, object_type="user", object_id=user.id, ctx=ctx, now=now)
+    if not user.email_verified:
+        user.email_verified_at = now  # following a link sent to the address proves it
+    _notify_password_changed(user, now=now)
+    return user
+
+
+def change_password(user: User, current_password: str, new_password: str, *,
+                    ctx: RequestContext | None = None, now: datetime | None = None) -> None:
+    now = now or now_utc()
+    if not verify_password(user, current_password or ""):
+        audit.record("user.password_change_failed", actor=user, object_type="user", object_id=user.id,
+                     ctx=ctx, now=now)
+        raise ValidationFailed("Your current password is not correct.", field="current_password")
+    validate_password(new_password)
+    set_password(user, new_password, ctx=ctx)
+    _notify_password_changed(user, now=now)
+
+
+def _notify_password_changed(user: User, *, now: datetime) -> None:
+    from retreat.services import account_tokens, outbox
+    from retreat.timeutil import format_local
+
+    outbox.enqueue(
+        template="password_changed", to_user=user, dedupe_key=f"password-changed:{user.id}:{_stamp(now)}",
+        context={"name": user.name, "changed_at": format_local(now, user.tz),
+                 "reset_url": account_tokens.external_url("account.forgot_password")},
+        now=now,
+    )
+
+
+def update_profile(user: User, *, name: str, tz: str, phone: str | None, marketing_opt_out: bool,
+                   ctx: RequestContext | None = None) -> list[str]:
+    """Edit one's own details. Returns the names of the fields that changed."""
+    name = _validate_name(name)
+    tz = _validate_zone(tz)
+    phone = (phone or "").strip() or None
+    if phone is not None and not _PHONE_RE.match(phone):
+        raise ValidationFailed("Enter a phone number using digits, spaces and + ( ) - only.", field="phone")
+    new = {"name": name, "tz": tz, "phone": phone, "marketing_opt_out": bool(marketing_opt_out)}
+    changed = [k for k, v in new.items() if getattr(user, k) != v]
+    for k in changed:
+        setattr(user, k, new[k])
+    if changed:
+        audit.record("user.profile_updated", actor=user, object_type="user", object_id=user.id,
+                     details={"fields": changed}, ctx=ctx)
+    return changed

@@ -1,18 +1,54 @@
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+import segno
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
 
 from retreat.blueprints.account import bp
-from retreat.blueprints.account.forms import LoginForm
+from retreat.blueprints.account.forms import (
+    PASSWORD_HINT,
+    ChangePasswordForm,
+    ConfirmForm,
+    EmailOnlyForm,
+    LoginForm,
+    ProfileForm,
+    ResendVerificationForm,
+    ResetPasswordForm,
+    SignupForm,
+    TotpCodeForm,
+    TotpDisableForm,
+)
 from retreat.extensions import db, limiter
-from retreat.security import request_context
-from retreat.services import auth
+from retreat.hooks import no_store
+from retreat.models import User
+from retreat.security import login_required_any, request_context
+from retreat.services import account_tokens, accounts, auth
+from retreat.services.errors import DomainError
+from retreat.timeutil import now_utc
+
+TOTP_PENDING_SECONDS = 5 * 60  # the second step must follow the password within this time
+
+
+@bp.context_processor
+def _account_template_globals():
+    return {"password_hint": PASSWORD_HINT}
+
+
+def _limit(key: str):
+    """A rate limit (Flask-Limiter string) read from the app config at request time."""
+    return lambda: current_app.config[key]
+
+
+def _ip_key(prefix: str):
+    return lambda: f"{prefix}:{request.remote_addr}"
 
 
 def safe_next(target: str | None) -> str | None:
     """Only same-site relative paths are followed after login."""
     if not target:
+        return None
+    if "\\" in target or any(ord(ch) < 32 for ch in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
@@ -24,6 +60,10 @@ def _login_limit_key() -> str:
     return f"login:{request.remote_addr}"
 
 
+def _login_email_key() -> str:
+    return f"login-email:{accounts.normalize_email(request.form.get('email'))}"
+
+
 def start_session(user, remember: bool = False) -> None:
     """Fresh session on every login (no fixation): drop whatever the anonymous session held."""
     session.clear()
@@ -31,12 +71,25 @@ def start_session(user, remember: bool = False) -> None:
     session.permanent = False
 
 
+def end_session(message: str, endpoint: str):
+    """Sign out of this browser and forget everything the session held."""
+    logout_user()
+    session.clear()
+    flash(message, "info")
+    return redirect(url_for(endpoint))
+
+
+def _home():
+    return url_for("public.home")
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: __import__("flask").current_app.config["LOGIN_RATE_LIMIT"],
-               methods=["POST"], key_func=_login_limit_key)
+@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_login_limit_key)
+@limiter.limit(_limit("LOGIN_EMAIL_RATE_LIMIT"), methods=["POST"], key_func=_login_email_key,
+               deduct_when=lambda response: response.status_code != 302)
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("public.home"))
+        return redirect(_home())
     form = LoginForm()
     if form.validate_on_submit():
         result = auth.authenticate(form.email.data, form.password.data, ctx=request_context())
@@ -48,10 +101,11 @@ def login():
             session["totp_pending_user"] = result.user.get_id()
             session["totp_remember"] = bool(form.remember.data)
             session["totp_next"] = safe_next(request.args.get("next"))
+            session["totp_started"] = int(now_utc().timestamp())
             return redirect(url_for("account.totp_verify"))
         else:
             start_session(result.user, remember=bool(form.remember.data))
-            return redirect(safe_next(request.args.get("next")) or url_for("public.home"))
+            return redirect(safe_next(request.args.get("next")) or _home())
     return render_template("account/login.html", form=form), (422 if form.errors else 200)
 
 
@@ -60,7 +114,289 @@ def login():
 def logout():
     auth.record_logout(current_user._get_current_object(), ctx=request_context())
     db.session.commit()
-    logout_user()
-    session.clear()
-    flash("You are signed out.", "info")
-    return redirect(url_for("public.index"))
+    return end_session("You are signed out.", "public.index")
+
+
+# Sign-up and email verification ---------------------------------------------------------------
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit(_limit("SIGNUP_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("signup"))
+def signup():
+    if current_user.is_authenticated:
+        return redirect(_home())
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            result = accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
+                                      tz=form.tz.data, ctx=request_context())
+            db.session.commit()
+        except DomainError as err:
+            db.session.rollback()
+            _form_errors(form, err)
+        except IntegrityError:  # the same address signed up concurrently: same outcome as "exists"
+            db.session.rollback()
+            return redirect(url_for("account.check_email"))
+        else:
+            if result.user is not None:
+                start_session(result.user)
+            return redirect(url_for("account.check_email"))
+    return render_template("account/signup.html", form=form,
+                           autodetect_tz=not form.is_submitted()), (422 if form.errors else 200)
+
+
+@bp.get("/check-email")
+def check_email():
+    return render_template("account/check_email.html")
+
+
+@bp.get("/verify-email/<token>")
+def verify_email(token: str):
+    state, expired_token = "verified", None
+    try:
+        _user, already = accounts.verify_email(token, ctx=request_context())
+        db.session.commit()
+        state = "already" if already else "verified"
+    except account_tokens.TokenExpired as err:
+        state, message, expired_token = "expired", err.message, token
+    except account_tokens.TokenInvalid as err:
+        state, message = "invalid", err.message
+    if state in ("verified", "already"):
+        return render_template("account/verify_email.html", state=state)
+    return render_template("account/verify_email.html", state=state, message=message,
+                           resend_form=ResendVerificationForm(token=expired_token)), 400
+
+
+@bp.post("/verify-email/resend")
+@limiter.limit(_limit("RESEND_RATE_LIMIT"), key_func=_ip_key("resend"))
+def resend_verification():
+    form = ResendVerificationForm()
+    if form.validate_on_submit():
+        if current_user.is_authenticated:
+            accounts.send_verification(current_user._get_current_object())
+        elif form.token.data:
+            accounts.resend_verification_for_token(form.token.data)
+        db.session.commit()
+    if current_user.is_authenticated and current_user.email_verified:
+        flash("Your email address is already confirmed.", "info")
+        return redirect(url_for("account.settings"))
+    flash("If that address still needs confirming, a new link is on its way. It may take a minute.", "info")
+    return redirect(url_for("account.check_email"))
+
+
+# Password reset -------------------------------------------------------------------------------
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@limiter.limit(_limit("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("forgot"))
+def forgot_password():
+    form = EmailOnlyForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(form.email.data, ctx=request_context())
+        db.session.commit()
+        return render_template("account/forgot_password.html", form=form, sent=True)
+    return render_template("account/forgot_password.html", form=form, sent=False), (422 if form.errors else 200)
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@limiter.limit(_limit("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("reset"))
+@no_store
+def reset_password(token: str):
+    try:
+        account_tokens.load_reset_token(token)
+    except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
+        return render_template("account/reset_invalid.html", message=err.message), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(token, form.password.data, ctx=request_context())
+            db.session.commit()
+        except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
+            db.session.rollback()
+            return render_template("account/reset_invalid.html", message=err.message), 400
+        except DomainError as err:
+            db.session.rollback()
+            _form_errors(form, err)
+        else:
+            if current_user.is_authenticated:
+                logout_user()
+            session.clear()
+            flash("Your password is changed. Sign in with your new password.", "success")
+            return redirect(url_for("account.login"))
+    return render_template("account/reset_password.html", form=form), (422 if form.errors else 200)
+
+
+# Two-factor -----------------------------------------------------------------------------------
+
+
+def _pending_user() -> User | None:
+    """The user who passed the password step in this session, if still recent and unchanged."""
+    ident = session.get("totp_pending_user")
+    started = session.get("totp_started")
+    if not ident or not isinstance(started, int) or now_utc().timestamp() - started > TOTP_PENDING_SECONDS:
+        return None
+    try:
+        user_id, version = str(ident).split(":", 1)
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+    if user is None or not user.is_active or str(user.session_version) != version or not user.totp_enabled:
+        return None
+    return user
+
+
+def _totp_limit_key() -> str:
+    return f"totp:{session.get('totp_pending_user') or request.remote_addr}"
+
+
+@bp.route("/login/two-factor", methods=["GET", "POST"])
+@limiter.limit(_limit("TOTP_RATE_LIMIT"), methods=["POST"], key_func=_totp_limit_key)
+@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("totp-ip"))
+def totp_verify():
+    if current_user.is_authenticated:
+        return redirect(_home())
+    user = _pending_user()
+    if user is None:
+        session.clear()
+        flash("Please sign in again.", "info")
+        return redirect(url_for("account.login"))
+    form = TotpCodeForm()
+    if form.validate_on_submit():
+        ok = auth.verify_second_factor(user, form.code.data, ctx=request_context())
+        db.session.commit()
+        if ok:
+            remember, target = bool(session.get("totp_remember")), safe_next(session.get("totp_next"))
+            start_session(user, remember=remember)
+            return redirect(target or _home())
+        failures = int(session.get("totp_failures", 0)) + 1
+        if failures >= auth.MAX_TOTP_FAILURES:
+            session.clear()
+            flash("Too many wrong codes. Please sign in again with your password.", "warning")
+            return redirect(url_for("account.login"))
+        session["totp_failures"] = failures
+        left = auth.MAX_TOTP_FAILURES - failures
+        form.code.errors.append(f"That code is not right or was already used. {left} "
+                                f"attempt{'s' if left != 1 else ''} left.")
+    return render_template("account/totp_verify.html", form=form), (422 if form.errors else 200)
+
+
+def _qr_svg(uri: str) -> str:
+    return segno.make(uri, error="m").svg_inline(scale=5, light="#fff", title="QR code for your authenticator app")
+
+
+@bp.route("/two-factor/setup", methods=["GET", "POST"])
+@login_required_any
+@no_store
+def totp_setup():
+    user = current_user._get_current_object()
+    if user.totp_enabled:
+        return render_template("account/totp_setup.html", enabled=True)
+    secret = auth.begin_totp_setup(user)
+    db.session.commit()
+    form = TotpCodeForm()
+    codes = submit(form, lambda: auth.enable_totp(user, form.code.data, ctx=request_context()), keep_audit=True)
+    if codes:
+        return render_template("account/totp_enabled.html", codes=codes)
+    uri = auth.provisioning_uri(user, secret, current_app.config["PRACTICE_NAME"])
+    return render_template("account/totp_setup.html", enabled=False, form=form, secret=secret,
+                           qr_svg=_qr_svg(uri)), (422 if form.errors else 200)
+
+
+@bp.post("/two-factor/disable")
+@login_required_any
+def totp_disable():
+    user = current_user._get_current_object()
+    if not auth.can_disable_totp(user):
+        flash("Your practice requires two-factor authentication for staff accounts.", "error")
+        return redirect(url_for("account.settings"))
+    form = TotpDisableForm(prefix="totp")
+    if submit(form, lambda: auth.disable_totp(user, form.password.data, form.code.data, ctx=request_context()),
+              keep_audit=True):
+        flash("Two-factor authentication is off.", "success")
+        return redirect(url_for("account.settings"))
+    return _render_settings(totp_form=form), 422
+
+
+# Settings -------------------------------------------------------------------------------------
+
+
+def _render_settings(**forms):
+    user = current_user._get_current_object()
+    forms.setdefault("profile_form", ProfileForm(prefix="profile", obj=user))
+    forms.setdefault("password_form", ChangePasswordForm(prefix="pw"))
+    forms.setdefault("totp_form", TotpDisableForm(prefix="totp"))
+    forms.setdefault("everywhere_form", ConfirmForm(prefix="everywhere"))
+    return render_template("account/settings.html", user=user, can_disable_totp=auth.can_disable_totp(user),
+                           recovery_codes_left=auth.recovery_codes_left(user) if user.totp_enabled else 0,
+                           **forms)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required_any
+def settings():
+    user = current_user._get_current_object()
+    form = ProfileForm(prefix="profile", obj=user)
+    changed = submit(form, lambda: accounts.update_profile(
+        user, name=form.name.data, tz=form.tz.data, phone=form.phone.data,
+        marketing_opt_out=bool(form.marketing_opt_out.data), ctx=request_context()))
+    if changed is not None:
+        flash("Your details are saved." if changed else "Nothing to change.", "success")
+        return redirect(url_for("account.settings"))
+    return _render_settings(profile_form=form), (422 if form.errors else 200)
+
+
+@bp.post("/settings/password")
+@login_required_any
+def change_password():
+    user = current_user._get_current_object()
+    form = ChangePasswordForm(prefix="pw")
+    if submit(form, lambda: accounts.change_password(user, form.current_password.data, form.password.data,
+                                                     ctx=request_context()), keep_audit=True):
+        start_session(user)  # this device stays signed in; every other session has ended
+        flash("Your password is changed. Other devices have been signed out.", "success")
+        return redirect(url_for("account.settings"))
+    return _render_settings(password_form=form), 422
+
+
+@bp.post("/settings/sign-out-everywhere")
+@login_required_any
+def logout_everywhere():
+    form = ConfirmForm(prefix="everywhere")
+    if not form.validate_on_submit():
+        return _render_settings(everywhere_form=form), 400
+    accounts.logout_everywhere(current_user._get_current_object(), ctx=request_context())
+    db.session.commit()
+    return end_session("You are signed out on every device, including this one.", "account.login")
+
+
+def submit(form, call, *, keep_audit: bool = False):
+    """Validate ``form``, run the service ``call`` and commit; return its result (True for None), or None when the
+    form or the service refused (messages are then on the form). ``keep_audit`` commits the audit
+    event a refusing service wrote (failed code, wrong password); services that do so change nothing else."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        result = call()
+        db.session.commit()
+    except DomainError as err:
+        if keep_audit:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        _form_errors(form, err)
+        return None
+    return True if result is None else result
+
+
+def _form_errors(form, err: DomainError) -> None:
+    """Put a service's field errors next to the matching form fields (or above the form)."""
+    placed = False
+    for name, messages in (err.errors or {}).items():
+        fld = getattr(form, name, None)
+        if fld is not None and hasattr(fld, "errors"):
+            if not isinstance(fld.errors, list):
+                fld.errors = list(fld.errors)
+            fld.errors.extend(messages)
+            placed = True
+    if not placed:
+        form.form_errors.append(err.message)

@@ -1,0 +1,98 @@
+"""Sign-up, email verification and two-factor sign-in through a real browser (CSRF on)."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from retreat.extensions import db
+from retreat.models import OutboxMessage
+from retreat.services import accounts
+from retreat.timeutil import now_utc
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "a-calm-long-password"
+
+
+def _verify_link(app, email: str) -> str:
+    # The dispatcher is built elsewhere; read the queued message straight from the outbox.
+    with app.app_context():
+        msg = db.session.scalar(select(OutboxMessage).where(OutboxMessage.template == "verify_email",
+                                                            OutboxMessage.recipient_email == email))
+        assert msg is not None, "no verification email queued"
+        return msg.context["verify_url"]
+
+
+def test_participant_signs_up_verifies_and_signs_back_in(live_server, page):
+    page.goto(live_server.url + "/account/signup")
+    # timezone.js preselects the browser's zone (the test browser runs in America/Denver).
+    assert page.get_by_label("Your time zone").input_value() == "America/Denver"
+    page.get_by_label("Your name").fill("Robin Rivers")
+    page.get_by_label("Email").fill("Robin@Example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Confirm password").fill(PASSWORD + "x")
+    page.get_by_label("I have read and agree to the privacy notice").check()
+    page.get_by_role("button", name="Create account").click()
+    assert page.get_by_text("The two passwords do not match.").is_visible()
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Confirm password").fill(PASSWORD)
+    page.screenshot(path="/tmp/signup.png", full_page=True)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/account/check-email")
+    assert page.get_by_role("heading", name="Check your email").is_visible()
+    assert page.get_by_text("Please confirm your email address").is_visible()
+
+    link = _verify_link(live_server.app, "robin@example.com")
+    assert link.startswith(live_server.url + "/account/verify-email/")
+    page.goto(link)
+    assert page.get_by_role("heading", name="Your email address is confirmed").is_visible()
+    assert page.get_by_text("Please confirm your email address").count() == 0
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(live_server.url + "/")
+    page.goto(live_server.url + "/account/login")
+    page.get_by_label("Email").fill("robin@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/me/")
+    assert page.get_by_role("heading", name="Welcome, Robin Rivers").is_visible()
+
+    page.goto(live_server.url + "/account/settings")
+    assert page.get_by_role("heading", name="Your account").is_visible()
+    assert page.get_by_label("Time zone").input_value() == "America/Denver"
+    page.screenshot(path="/tmp/settings.png", full_page=True)
+
+    page.get_by_role("link", name="Set up two-factor").click()
+    assert page.locator(".qr svg").is_visible()
+    page.screenshot(path="/tmp/totp_setup.png", full_page=True)
+    secret = page.locator("#totp-secret").inner_text()
+    page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor").click()
+    assert page.get_by_role("heading", name="Two-factor authentication is on").is_visible()
+    assert page.locator(".recovery-codes li").count() == 10
+
+
+def test_staff_with_two_factor_signs_in_with_password_then_code(live_server, page):
+    secret = pyotp.random_base32()
+    with live_server.app.app_context():
+        user = accounts.create_user(email="fern@example.com", name="Fern", role="facilitator",
+                                    password=PASSWORD, verified=True, tz="America/Denver")
+        user.totp_secret = secret
+        user.totp_enabled_at = now_utc()
+        db.session.commit()
+    page.goto(live_server.url + "/account/login")
+    page.get_by_label("Email").fill("fern@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/account/login/two-factor")
+    page.get_by_label("Code").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    page.get_by_role("button", name="Verify").click()
+    assert page.get_by_text("That code is not right").is_visible()
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url("**/facilitator/")
+    assert page.get_by_role("heading", name="Facilitator dashboard").is_visible()
+    page.goto(live_server.url + "/account/two-factor/setup")
+    assert page.get_by_text("Two-factor authentication is on for your account.").is_visible()
