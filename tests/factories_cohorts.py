@@ -1,0 +1,52 @@
+"""Factories for retreats, cohorts and enrollments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from retreat.extensions import db
+from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
+from retreat.services import enrollment
+from tests import factories
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def retreat(**kw) -> Retreat:
+    i = factories.n()
+    r = Retreat(slug=kw.pop("slug", f"retreat-{i}"), title=kw.pop("title", f"Mountain Retreat {i}"),
+                summary=kw.pop("summary", "A week of IFS-informed group work."),
+                description=kw.pop("description", "Long description."), location=kw.pop("location", "Colorado"),
+                included=kw.pop("included", "Lodging\nMeals"), **kw)
+    db.session.add(r)
+    db.session.flush()
+    return r
+
+
+def cohort(retreat_obj: Retreat | None = None, *, capacity: int = 12, status=CohortStatus.OPEN,
+           deposit_timing=DepositTiming.BEFORE_CLEARANCE, starts_at: datetime | None = None, **kw) -> Cohort:
+    r = retreat_obj or retreat()
+    start = starts_at or NOW + timedelta(days=60)
+    c = Cohort(retreat=r, title=kw.pop("title", f"Spring cohort {factories.n()}"), starts_at=start,
+               ends_at=kw.pop("ends_at", start + timedelta(days=6)), timezone=kw.pop("timezone", "America/Denver"),
+               capacity=capacity, seats_taken=0, currency=kw.pop("currency", "USD"),
+               price_minor=kw.pop("price_minor", 450000), deposit_minor=kw.pop("deposit_minor", 50000),
+               status=str(status), deposit_timing=str(deposit_timing), hold_minutes=kw.pop("hold_minutes", 30),
+               offer_hours=kw.pop("offer_hours", 48), **kw)
+    db.session.add(c)
+    db.session.flush()
+    return c
+
+
+def applicant(c: Cohort, *, now: datetime = NOW, partner_email: str | None = None, **user_kw):
+    user_kw.setdefault("password", None)  # no password hashing: keeps tests fast
+    person = factories.user("participant", **user_kw)
+    return enrollment.apply(c, person, now=now, partner_email=partner_email)
+
+
+def cleared(c: Cohort, *, now: datetime = NOW, **kw):
+    enr = applicant(c, now=now, **kw)
+    enrollment.submit_intake(enr, now=now, actor=None)
+    enrollment.request_clearance(enr, now=now, actor=None)
+    enrollment.mark_cleared(enr, now=now, actor=None)
+    return enr
