@@ -50,3 +50,16 @@ def cleared(c: Cohort, *, now: datetime = NOW, **kw):
     enrollment.request_clearance(enr, now=now, actor=None)
     enrollment.mark_cleared(enr, now=now, actor=None)
     return enr
+
+
+def login(app, client, user) -> None:
+    """Sign ``user`` in on ``client``. Unlike ``tests.conftest.login_as``, the session identifier is
+    computed with the client's own User-Agent, so Flask-Login's strong session protection keeps it."""
+    from flask_login.utils import _create_identifier
+
+    with app.test_request_context(environ_base=dict(client.environ_base)):
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
