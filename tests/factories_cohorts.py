@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from flask.testing import FlaskClient
+
 from retreat.extensions import db
 from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
 from retreat.services import enrollment
@@ -63,3 +65,26 @@ def login(app, client, user) -> None:
         sess["_user_id"] = user.get_id()
         sess["_fresh"] = True
         sess["_id"] = ident
+
+
+class FreshClient(FlaskClient):
+    """A test client that forgets the previous request's user.
+
+    The ``db`` fixture keeps one app context pushed for the whole test, so ``g`` (where
+    Flask-Login caches the current user) outlives a request; with two clients in one test the
+    second would otherwise be served as the first one's user.
+    """
+
+    def open(self, *args, **kwargs):
+        from flask import g
+
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+def client_for(app, user=None) -> FreshClient:
+    c = FreshClient(app, app.response_class, use_cookies=True)
+    if user is not None:
+        login(app, c, user)
+        c.user = user
+    return c

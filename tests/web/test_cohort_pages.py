@@ -25,11 +25,7 @@ def make_client(app, db):
     """Like the shared fixture, but the login survives strong session protection (see fc.login)."""
 
     def _make(role="participant", **kw):
-        user = factories.user(role=role, password=None, **kw)
-        c = app.test_client()
-        fc.login(app, c, user)
-        c.user = user
-        return c
+        return fc.client_for(app, factories.user(role=role, password=None, **kw))
 
     return _make
 
@@ -44,7 +40,8 @@ def _count(db, model):
 
 # ---------------------------------------------------------------- public
 
-def test_public_pages_show_seats_price_and_apply(client, db):
+def test_public_pages_show_seats_price_and_apply(app, db):
+    client = fc.client_for(app)
     c = _future_cohort(capacity=12)
     fc.applicant(c, now=now_utc())
     r = client.get("/retreats")
@@ -56,7 +53,8 @@ def test_public_pages_show_seats_price_and_apply(client, db):
     assert b"$4,500.00" in r.data and b"$500.00" in r.data and b"Apply now" in r.data
 
 
-def test_public_full_cohort_says_waitlist_and_drafts_are_hidden(client, db):
+def test_public_full_cohort_says_waitlist_and_drafts_are_hidden(app, db):
+    client = fc.client_for(app)
     c = _future_cohort(capacity=1)
     e = fc.applicant(c, now=now_utc())
     seats.take_hold(e, now=now_utc(), actor=None)
