@@ -25,11 +25,13 @@ from retreat.models.cohorts import (
     CohortStatus,
     DepositTiming,
     Enrollment,
-    EnrollmentStatus as S,
     Retreat,
     RosterNote,
     SeatState,
     SessionKind,
+)
+from retreat.models.cohorts import (
+    EnrollmentStatus as S,
 )
 from retreat.money import MoneyError, normalize_currency
 from retreat.services import audit, seats

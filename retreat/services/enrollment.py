@@ -32,8 +32,10 @@ from retreat.models.cohorts import (
     CohortStatus,
     Enrollment,
     EnrollmentParty,
-    EnrollmentStatus as S,
     SeatState,
+)
+from retreat.models.cohorts import (
+    EnrollmentStatus as S,
 )
 from retreat.services import outbox, seats
 from retreat.services.errors import Conflict, ValidationFailed

@@ -163,9 +163,10 @@ def take_hold(enrollment: Enrollment | int, *, now: datetime, actor: User | None
             return HoldOutcome("waitlisted", enr, LAST_SEAT_TAKEN.format(position=position))
     enr.hold_expires_at = until
     enr.holds_taken += 1
-    log(enr, "hold_taken", now=now, actor=actor, reason=f"Seat held until {until.isoformat()}")
-    return HoldOutcome("held", enr, "Your seat is held for %d minutes while you pay the deposit."
-                       % hold_minutes(cohort))
+    log(enr, "hold_taken", now=now, actor=actor,
+        reason=f"Seat held for {hold_minutes(cohort)} minutes while the deposit is paid")
+    return HoldOutcome("held", enr,
+                       f"Your seat is held for {hold_minutes(cohort)} minutes while you pay the deposit.")
 
 
 def release_hold(enrollment: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:

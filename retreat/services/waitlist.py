@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from retreat.extensions import db
 from retreat.models import User
-from retreat.models.cohorts import Cohort, Enrollment, EnrollmentStatus as S, SeatState
+from retreat.models.cohorts import Cohort, Enrollment, SeatState
+from retreat.models.cohorts import EnrollmentStatus as S
 from retreat.services import outbox, seats
 from retreat.services.errors import Conflict, ValidationFailed
 from retreat.timeutil import format_local
@@ -100,7 +101,7 @@ def _offer(cohort: Cohort, enr: Enrollment, *, now: datetime) -> None:
     enr.offer_expires_at = now + timedelta(hours=hours)
     enr.offers_made += 1
     seats.log(enr, "offer_sent", now=now, actor=None,
-              reason=f"Seat offered until {enr.offer_expires_at.isoformat()}")
+              reason=f"A seat was offered from the waitlist, held for {hours} hours")
     person = enr.participant
     outbox.enqueue(
         template="waitlist_offer", dedupe_key=f"waitlist-offer-{enr.id}-{enr.offers_made}", to_user=person,

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from retreat.models.cohorts import CohortStatus, DepositTiming, EnrollmentStatus as S, SeatState
+from retreat.models.cohorts import CohortStatus, DepositTiming, SeatState
+from retreat.models.cohorts import EnrollmentStatus as S
 from retreat.services import enrollment, seats
 from retreat.services.enrollment import ALLOWED
 from retreat.services.errors import Conflict, ValidationFailed

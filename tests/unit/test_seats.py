@@ -11,7 +11,6 @@ from retreat.extensions import db as _db
 from retreat.models.cohorts import Cohort, Enrollment, SeatState
 from retreat.services import enrollment, seats
 from retreat.services.errors import Conflict
-from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import is_postgres
 from tests.factories_cohorts import NOW

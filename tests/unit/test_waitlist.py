@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from retreat.models import OutboxMessage
-from retreat.models.cohorts import DepositTiming, EnrollmentStatus as S, SeatState
+from retreat.models.cohorts import DepositTiming, SeatState
+from retreat.models.cohorts import EnrollmentStatus as S
 from retreat.services import enrollment, seats, waitlist
 from retreat.services.errors import Conflict
 from tests import factories_cohorts as fc

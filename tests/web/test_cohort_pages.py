@@ -1,18 +1,19 @@
 """Cohort pages: public, participant (apply, tracker, seat, checklist, consents), facilitator, roster."""
 
 import io
-
-import pytest
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from retreat.models.cohorts import (
     CohortStatus,
     Enrollment,
-    EnrollmentStatus as S,
     Retreat,
     SeatState,
+)
+from retreat.models.cohorts import (
+    EnrollmentStatus as S,
 )
 from retreat.services import consents, enrollment, seats
 from retreat.timeutil import now_utc

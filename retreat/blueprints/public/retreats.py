@@ -56,3 +56,14 @@ def cohort_detail(cohort_id: int):
         abort(404)
     return render_template("retreats/cohort.html", cohort=cohort, retreat=cohort.retreat, svc=cohort_service,
                            accepting=cohort.status == "open" and cohort.starts_at > now_utc())
+
+
+@bp.app_template_filter("local_date")
+def local_date(value, tz: str | None = None, fmt: str = "%a %d %b %Y") -> str:
+    """A date (or date and time) in a zone, without the zone abbreviation (for day-level dates)."""
+    from retreat.templating import viewer_tz
+    from retreat.timeutil import to_local
+
+    if value is None:
+        return ""
+    return to_local(value, tz or viewer_tz()).strftime(fmt)
