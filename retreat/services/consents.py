@@ -11,11 +11,11 @@ import hashlib
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from retreat.extensions import db
 from retreat.models import User
-from retreat.models.cohorts import ConsentDocument, ConsentSignature, Enrollment
+from retreat.models.cohorts import ChecklistItem, ConsentDocument, ConsentSignature, Enrollment
 from retreat.services import audit
 from retreat.services.audit import RequestContext
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
@@ -50,6 +50,10 @@ def publish(*, kind: str, title: str, body: str, actor: User | None, now: dateti
                           updated_at=now)
     db.session.add(doc)
     db.session.flush()
+    # Nobody has signed the new version yet: re-open everyone's "sign your consents" item.
+    db.session.execute(update(ChecklistItem).where(ChecklistItem.key == "consents",
+                                                   ChecklistItem.completed_at.is_not(None))
+                       .values(completed_at=None, updated_at=now).execution_options(synchronize_session="fetch"))
     audit.record("consent.published", actor=actor, object_type="consent_document", object_id=doc.id,
                  details={"kind": kind, "version": doc.version, "sha256": doc.sha256}, now=now)
     return doc

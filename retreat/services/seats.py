@@ -46,22 +46,21 @@ class HoldOutcome:
     message: str
 
 
+def _lock(model, row_id: int, missing: str):
+    """SELECT ... FOR UPDATE, refreshing the object already in the session."""
+    row = db.session.scalar(select(model).where(model.id == row_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
 def lock_cohort(cohort_id: int) -> Cohort:
-    cohort = db.session.scalar(
-        select(Cohort).where(Cohort.id == cohort_id).with_for_update()
-        .execution_options(populate_existing=True))
-    if cohort is None:
-        raise NotFound("No such cohort.")
-    return cohort
+    return _lock(Cohort, cohort_id, "No such cohort.")
 
 
 def lock_enrollment(enrollment_id: int) -> Enrollment:
-    enr = db.session.scalar(
-        select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
-        .execution_options(populate_existing=True))
-    if enr is None:
-        raise NotFound("No such enrollment.")
-    return enr
+    return _lock(Enrollment, enrollment_id, "No such enrollment.")
 
 
 _SAME = object()

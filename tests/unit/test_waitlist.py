@@ -133,3 +133,15 @@ def test_facilitator_reorders_and_removes(db):
     assert waitlist.place(d) == 1
     waitlist.leave(d, now=NOW, actor=d.participant)
     assert waitlist.place(b) == 1 and d.status == S.WITHDRAWN
+
+
+def test_expired_hold_sweep_offers_the_seat_to_the_waitlist(db):
+    c = fc.cohort(capacity=1, hold_minutes=30)
+    payer = fc.applicant(c)
+    seats.take_hold(payer, now=NOW, actor=None)
+    waiting = fc.applicant(c)
+    assert waiting.is_waitlisted
+    assert seats.sweep_expired_holds(NOW + timedelta(minutes=31)) == 1
+    assert payer.seat == SeatState.NONE and waiting.seat == SeatState.OFFERED
+    assert c.seats_taken == 1 == seats.count_taken(c.id)
+    assert len(_offers(waiting)) == 1

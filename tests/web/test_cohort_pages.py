@@ -167,6 +167,7 @@ def test_consent_sign_resign_on_new_version_and_download(make_client, db):
     r = p.post(f"/me/enrollments/{enr.id}/consents/{v1.id}", data={"typed_name": "robin  example"})
     assert r.status_code == 302
     assert consents.all_signed(enr)
+    assert next(i for i in enr.checklist if i.key == "consents").completed_at is not None
     (sig,) = consents.signatures(enr)
     assert sig.document_sha256 == v1.sha256 and sig.ip == "127.0.0.1"
     r = p.get(f"/me/enrollments/{enr.id}/consents/signed/{sig.id}.txt")
@@ -174,8 +175,12 @@ def test_consent_sign_resign_on_new_version_and_download(make_client, db):
     consents.publish(kind="participation", title="Participation consent", body="Updated text, please re-read.",
                      actor=fac, now=now_utc())
     assert not consents.all_signed(enr)
+    item = next(i for i in enr.checklist if i.key == "consents")
+    assert item.completed_at is None
     r = p.get(f"/me/enrollments/{enr.id}")
     assert b"New version: sign again" in r.data
+    r = p.get("/me/")
+    assert r.status_code == 200 and c.title.encode() in r.data and b"Applied" in r.data
 
 
 # ---------------------------------------------------------------- facilitator

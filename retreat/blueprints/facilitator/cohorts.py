@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from retreat.blueprints.domain_forms import show_domain_error, status_for
 from retreat.blueprints.facilitator import bp
 from retreat.blueprints.facilitator.cohort_forms import (
     CohortForm,
@@ -33,18 +34,6 @@ def _upload_dir() -> str:
     return str(current_app.config.get("UPLOAD_DIR") or (current_app.instance_path + "/uploads"))
 
 
-def _put_errors(form, exc: DomainError) -> None:
-    placed = False
-    aliases = {"price": "price", "deposit": "deposit"}
-    for name, msgs in exc.errors.items():
-        name = aliases.get(name, name)
-        if name in form._fields:
-            form._fields[name].errors = list(form._fields[name].errors) + msgs
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
-
-
 def _cohort(cohort_id: int):
     try:
         return svc.get_cohort(cohort_id)
@@ -66,10 +55,6 @@ def _orgs():
 def _facilitators():
     return list(db.session.scalars(select(User).where(User.role.in_([Role.FACILITATOR.value, Role.ADMIN.value]))
                                    .order_by(User.name)))
-
-
-def _status(form) -> int:
-    return 422 if form.errors or getattr(form, "form_errors", None) else 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,11 +89,11 @@ def retreat_form(retreat_id: int | None = None):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _put_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Saved “{retreat.title}”.", "success")
             return redirect(url_for("facilitator.cohorts"))
-    return render_template("facilitator/cohort_retreat_form.html", form=form, retreat=retreat), _status(form)
+    return render_template("facilitator/cohort_retreat_form.html", form=form, retreat=retreat), status_for(form)
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,11 +142,11 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _put_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Saved “{cohort.title}”.", "success")
             return redirect(url_for("facilitator.cohort_overview", cohort_id=cohort.id))
-    return render_template("facilitator/cohort_form.html", form=form, cohort=cohort, retreat=retreat), _status(form)
+    return render_template("facilitator/cohort_form.html", form=form, cohort=cohort, retreat=retreat), status_for(form)
 
 
 @bp.get("/cohorts/<int:cohort_id>")
@@ -366,9 +351,9 @@ def consent_documents():
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _put_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Published {doc.title} version {doc.version}. Participants will be asked to sign it.", "success")
             return redirect(url_for("facilitator.consent_documents"))
     return render_template("facilitator/cohort_consents.html", form=form, documents=consents.current_documents()), (
-        _status(form))
+        status_for(form))

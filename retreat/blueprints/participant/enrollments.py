@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from retreat.blueprints.domain_forms import show_domain_error, status_for
 from retreat.blueprints.participant import bp
 from retreat.blueprints.participant.enrollment_forms import (
     ApplyForm,
@@ -26,16 +27,6 @@ def _own(enrollment_id: int) -> Enrollment:
     enr = db.session.get(Enrollment, enrollment_id)
     require_object(enr is not None and enr.participant_id == acting_user().id)
     return enr
-
-
-def _apply_errors(form, exc: DomainError) -> None:
-    placed = False
-    for name, msgs in exc.errors.items():
-        if name in form._fields:
-            form._fields[name].errors = list(form._fields[name].errors) + msgs
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
 
 
 def my_enrollments(user) -> list[Enrollment]:
@@ -69,7 +60,7 @@ def apply(cohort_id: int):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _apply_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             if enr.is_waitlisted:
                 flash(f"Thank you for applying. The cohort is full, so you are on the waitlist (position "
@@ -78,8 +69,7 @@ def apply(cohort_id: int):
             else:
                 flash("Thank you for applying! Here are your next steps.", "success")
             return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id))
-    return render_template("participant/apply.html", form=form, cohort=cohort, svc=cohort_service), (
-        422 if form.errors or form.form_errors else 200)
+    return render_template("participant/apply.html", form=form, cohort=cohort, svc=cohort_service), status_for(form)
 
 
 @bp.get("/enrollments/<int:enrollment_id>")
@@ -169,12 +159,12 @@ def checklist_item(enrollment_id: int, key: str):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _apply_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Saved: {task.title}.", "success")
             return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id) + "#checklist")
     return render_template("participant/checklist_item.html", enr=enr, task=task, item=item, form=form,
-                           limit=preparation.ANSWER_MAX), (422 if form.errors or form.form_errors else 200)
+                           limit=preparation.ANSWER_MAX), status_for(form)
 
 
 @bp.route("/enrollments/<int:enrollment_id>/consents/<int:document_id>", methods=["GET", "POST"])
@@ -194,13 +184,12 @@ def consent_sign(enrollment_id: int, document_id: int):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            _apply_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Signed: {doc.title} (version {doc.version}). You can download your signed copy any time.",
                   "success")
             return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id) + "#consents")
-    return render_template("participant/consent_sign.html", enr=enr, doc=doc, row=row, form=form), (
-        422 if form.errors or form.form_errors else 200)
+    return render_template("participant/consent_sign.html", enr=enr, doc=doc, row=row, form=form), status_for(form)
 
 
 @bp.get("/enrollments/<int:enrollment_id>/consents/signed/<int:signature_id>.txt")

@@ -24,12 +24,16 @@ def retreats():
     return render_template("retreats/index.html", by_retreat=by_retreat, svc=cohort_service)
 
 
-@bp.get("/retreats/<slug>")
-def retreat_detail(slug: str):
+def _published_retreat(slug: str):
     try:
-        retreat = cohort_service.get_retreat_by_slug(slug)
+        return cohort_service.get_retreat_by_slug(slug)
     except NotFound:
         abort(404)
+
+
+@bp.get("/retreats/<slug>")
+def retreat_detail(slug: str):
+    retreat = _published_retreat(slug)
     now = now_utc()
     visible = [c for c in retreat.cohorts if c.status in ("open", "closed") and c.ends_at > now]
     return render_template("retreats/retreat.html", retreat=retreat, cohorts=visible, svc=cohort_service)
@@ -37,10 +41,7 @@ def retreat_detail(slug: str):
 
 @bp.get("/retreats/<slug>/guide.pdf")
 def retreat_guide(slug: str):
-    try:
-        retreat = cohort_service.get_retreat_by_slug(slug)
-    except NotFound:
-        abort(404)
+    retreat = _published_retreat(slug)
     path = cohort_service.guide_path(retreat, upload_dir())
     if path is None:
         abort(404)
