@@ -88,3 +88,15 @@ def client_for(app, user=None) -> FreshClient:
         login(app, c, user)
         c.user = user
     return c
+
+
+def bare_enrollment(c: Cohort, *, now: datetime = NOW):
+    """An applied enrollment without checklist or reminders (fast set-up for concurrency tests)."""
+    from retreat.models.cohorts import Enrollment
+
+    person = factories.user("participant", password=None)
+    e = Enrollment(cohort_id=c.id, participant_id=person.id, status="applied", seat="none", applied_at=now,
+                   holds_taken=0, offers_made=0, motivation="", lodging="")
+    db.session.add(e)
+    db.session.flush()
+    return e

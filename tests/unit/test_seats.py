@@ -80,7 +80,7 @@ def test_sixty_threads_for_the_last_five_seats(committing_app):
             seats.take_hold(e, now=NOW, actor=None)
             enrollment.confirm_seat(e, now=NOW, actor=None)
         for _ in range(60):
-            ids.append(fc.applicant(c).id)
+            ids.append(fc.bare_enrollment(c).id)
         cohort_id = c.id
         _db.session.commit()
 
@@ -121,3 +121,61 @@ def test_sixty_threads_for_the_last_five_seats(committing_app):
         waiting = _db.session.scalars(select(Enrollment).where(Enrollment.waitlist_position.is_not(None))).all()
         assert sorted(e.waitlist_position for e in waiting) == list(range(1, 56))
     print(f"\n60 concurrent holds for 5 seats: 5 held, 55 waitlisted in {elapsed:.2f}s")
+
+
+@pytest.mark.skipif(not is_postgres(), reason="real concurrency needs PostgreSQL")
+def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
+    """Holds, confirmations, withdrawals, offer acceptances and both sweeps, all at once."""
+    import random
+
+    from retreat.services import waitlist
+
+    app = committing_app
+    with app.app_context():
+        c = fc.cohort(capacity=6, hold_minutes=30)
+        ids = [fc.bare_enrollment(c).id for _ in range(40)]
+        cohort_id = c.id
+        _db.session.commit()
+
+    later = NOW + timedelta(minutes=31)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(40)
+
+    def worker(i, enr_id):
+        rnd = random.Random(i)
+        with app.app_context():
+            try:
+                barrier.wait()
+                for step in range(4):
+                    op = rnd.choice(["hold", "hold", "confirm", "withdraw", "accept", "sweep"])
+                    enr = _db.session.get(Enrollment, enr_id)
+                    try:
+                        if op == "hold":
+                            seats.take_hold(enr, now=NOW, actor=None)
+                        elif op == "confirm" and enr.seat == SeatState.HELD:
+                            enrollment.confirm_seat(enr, now=NOW, actor=None)
+                        elif op == "withdraw" and step > 1:
+                            enrollment.withdraw(enr, now=NOW, actor=None)
+                        elif op == "accept" and enr.seat == SeatState.OFFERED:
+                            waitlist.accept_offer(enr, now=NOW, actor=None)
+                        elif op == "sweep":
+                            seats.sweep_expired_holds(later)
+                            waitlist.sweep_expired_offers(NOW + timedelta(hours=49))
+                        _db.session.commit()
+                    except Conflict:
+                        _db.session.rollback()
+            except BaseException as exc:  # noqa: BLE001
+                _db.session.rollback()
+                errors.append(exc)
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(i, e)) for i, e in enumerate(ids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    with app.app_context():
+        cohort = _db.session.get(Cohort, cohort_id)
+        assert 0 <= cohort.seats_taken == seats.count_taken(cohort_id) <= cohort.capacity
