@@ -33,6 +33,9 @@ from retreat.services.errors import Conflict, NotFound
 PRE_DEPOSIT = frozenset({EnrollmentStatus.APPLIED, EnrollmentStatus.INTAKE_SUBMITTED,
                          EnrollmentStatus.CLEARANCE_PENDING, EnrollmentStatus.CLEARED})
 
+# Closed means "no new applications"; people already in the pipeline can still pay.
+BOOKABLE = frozenset({CohortStatus.OPEN, CohortStatus.CLOSED})
+
 LAST_SEAT_TAKEN = "The last seat was just taken; you are on the waitlist (position {position}). " \
                   "We will email you as soon as a seat frees up."
 
@@ -133,8 +136,8 @@ def take_hold(enrollment: Enrollment | int, *, now: datetime, actor: User | None
     enr = lock_enrollment(enr_id)
     if enr.seat == SeatState.CONFIRMED:
         return HoldOutcome("confirmed", enr, "Your seat is already confirmed.")
-    if cohort.status != CohortStatus.OPEN:
-        raise Conflict("This cohort is not taking bookings right now.")
+    if cohort.status not in BOOKABLE:
+        raise Conflict("This cohort is not taking bookings.")
     if not can_pay_deposit(cohort, enr):
         if enr.status in PRE_DEPOSIT:
             raise Conflict("The deposit step opens once your medical clearance is recorded.")

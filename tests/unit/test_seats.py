@@ -179,3 +179,16 @@ def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
     with app.app_context():
         cohort = _db.session.get(Cohort, cohort_id)
         assert 0 <= cohort.seats_taken == seats.count_taken(cohort_id) <= cohort.capacity
+
+
+def test_closed_cohort_still_lets_applicants_pay_but_cancelled_does_not(db):
+    from retreat.models.cohorts import CohortStatus
+
+    c = fc.cohort(capacity=2)
+    a, b = fc.applicant(c), fc.applicant(c)
+    c.status = CohortStatus.CLOSED.value
+    assert seats.take_hold(a, now=NOW, actor=None).result == "held"
+    c.status = CohortStatus.CANCELLED.value
+    with pytest.raises(Conflict, match="not taking bookings"):
+        seats.take_hold(b, now=NOW, actor=None)
+    assert b.seat == SeatState.NONE

@@ -80,7 +80,7 @@ def enrollment_detail(enrollment_id: int):
     return render_template(
         "participant/enrollment.html", enr=enr, cohort=cohort, steps=enrollment.tracker_steps(enr),
         label=enrollment.label, active=enrollment.is_active(enr), now=now,
-        can_pay=seats.can_pay_deposit(cohort, enr) and cohort.status == "open",
+        can_pay=seats.can_pay_deposit(cohort, enr) and cohort.status in seats.BOOKABLE,
         hold_valid=enr.seat == "held" and enr.hold_expires_at and enr.hold_expires_at > now,
         offer_valid=enr.seat == "offered" and enr.offer_expires_at and enr.offer_expires_at > now,
         place=waitlist.place(enr), checklist=preparation.view_items(enr), progress=preparation.progress(enr),
