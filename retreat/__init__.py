@@ -111,5 +111,9 @@ def _init_extensions(app: Flask) -> None:
         "info": {"description": "JSON API of retreat. Authenticate with a personal API token: "
                                 "`Authorization: Bearer <token>`."},
         # Security is declared per operation (security.api_roles_required); health and docs are public.
-        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+            # The few calls the signed-in web app makes for participants (with an X-CSRFToken header).
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
+        }},
     })

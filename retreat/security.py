@@ -161,6 +161,57 @@ def api_roles_required(*roles: Role | str) -> Callable:
     return decorator
 
 
+SESSION_AUTH_DOC = {
+    "security": [{"cookieAuth": []}],
+    "responses": {
+        "401": {"description": "Not signed in.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "403": {"description": "The signed-in user does not have a role allowed here.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    },
+}
+
+
+def api_session_doc(view):
+    """Declare cookie (session) authentication on an API operation in the OpenAPI document."""
+    apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = copy.deepcopy(SESSION_AUTH_DOC["security"])
+    manual.setdefault("responses", {}).update(copy.deepcopy(SESSION_AUTH_DOC["responses"]))
+    view._apidoc = apidoc
+    return view
+
+
+def api_session_roles_required(*roles: Role | str) -> Callable:
+    """Decorator for the few API views the signed-in web app calls (participants have no tokens).
+
+    Authenticates with the session cookie, then checks CSRF (``X-CSRFToken`` header) on unsafe
+    methods: anonymous -> 401 JSON, wrong role -> 403 JSON, missing token -> 400. Exposes
+    ``allowed_roles`` and ``session_auth`` for the role matrix. For MethodView classes, list it in
+    the class's ``decorators``.
+    """
+    allowed = tuple(str(r) for r in roles)
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not (current_user and current_user.is_authenticated):
+                abort(401)
+            if current_user.role not in allowed:
+                abort(403)
+            if request.method not in ("GET", "HEAD", "OPTIONS") and current_app.config.get("WTF_CSRF_ENABLED", True):
+                from retreat.extensions import csrf
+
+                csrf.protect()
+            return view(*args, **kwargs)
+
+        wrapped.allowed_roles = allowed  # type: ignore[attr-defined]
+        wrapped.session_auth = True  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
 def require_object(condition: bool) -> None:
     """Per-object check: 404 rather than 403 so that ids of others' objects are not confirmed."""
     if not condition:

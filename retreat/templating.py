@@ -10,13 +10,13 @@ from retreat.timeutil import format_local
 
 # (endpoint, label) per role; each blueprint owns its pages.
 NAV = {
-    "participant": [("participant.dashboard", "My retreat")],
-    "facilitator": [("facilitator.dashboard", "Facilitator")],
+    "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats")],
+    "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.cohorts", "Cohorts")],
     "provider": [("provider.dashboard", "Clearance queue")],
     "finance": [("finance.dashboard", "Finance")],
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
-              ("admin.settings", "Settings")],
+              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts")],
 }
 
 

@@ -13,3 +13,19 @@ from retreat.models.audit import AuditEvent  # noqa: F401
 from retreat.database import Base  # noqa: F401
 from retreat.models.messaging import OutboxMessage, OutboxStatus  # noqa: F401
 from retreat.models.account_security import TotpRecoveryCode  # noqa: F401
+from retreat.models.cohorts import (  # noqa: F401
+    Attendance,
+    ChecklistItem,
+    Cohort,
+    CohortSession,
+    CohortStatus,
+    ConsentDocument,
+    ConsentSignature,
+    Enrollment,
+    EnrollmentParty,
+    EnrollmentStatus,
+    EnrollmentTransition,
+    Retreat,
+    RosterNote,
+    SeatState,
+)

@@ -173,7 +173,8 @@ def test_openapi_declares_security_per_operation(client, app):
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             op = spec["paths"][path][method.lower()]
-            assert op["security"] == [{"bearerAuth": []}], (path, method)
+            expected = "cookieAuth" if getattr(app.view_functions[rule.endpoint], "session_auth", False) else "bearerAuth"
+            assert op["security"] == [{expected: []}], (path, method)
             assert {"401", "403"} <= set(op["responses"]), (path, method)
             checked += 1
     assert checked >= 6

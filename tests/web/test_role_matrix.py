@@ -35,6 +35,13 @@ PUBLIC_ENDPOINTS = {
     "account.totp_verify": "second sign-in step; needs the pending-login session state",
     "api-docs.openapi_json": "OpenAPI document",
     "api_docs.docs": "human-readable API reference",
+    "public.retreats": "list of retreats and open cohorts",
+    "public.retreat_detail": "a retreat's public page",
+    "public.cohort_detail": "a cohort's public page (seats left, price, apply)",
+    "public.retreat_guide": "the program guide PDF staff publish",
+    "api_cohorts.Cohorts": "open cohorts for the practice's website",
+    "api_cohorts.CohortDetail": "one open cohort",
+    "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
 }
 
 # Allowed requests to these end the session on purpose and answer with a redirect to sign-in.
@@ -92,7 +99,8 @@ def test_every_endpoint_is_public_or_restricted(app):
 
 
 def test_api_routes_are_guarded_by_tokens_not_blueprints(app):
-    """Under /api the guard is api_roles_required (bearer token), never the session-based one."""
+    """Under /api the guard is on the view (bearer token, or for the web app's own participant calls
+    the session with CSRF), never the blueprint's HTML guard."""
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/") and rule.endpoint not in PUBLIC_ENDPOINTS:
             assert getattr(app.view_functions[rule.endpoint], "allowed_roles", None), rule.endpoint
@@ -125,14 +133,27 @@ def test_role_matrix(app, db, client, people):
     problems = []
     for endpoint, method, url, roles in routes:
         is_api = url.startswith("/api/")
+        session_api = is_api and getattr(app.view_functions[endpoint], "session_auth", False)
         # anonymous
         r = client.open(url, method=method)
-        if is_api:
+        if session_api:
+            if r.status_code != 401 or not r.is_json:
+                problems.append((endpoint, method, "anonymous", r.status_code))
+        elif is_api:
             if r.status_code != 401 or not r.is_json or "bearer" not in r.headers.get("WWW-Authenticate", "").lower():
                 problems.append((endpoint, method, "anonymous", r.status_code))
         elif not is_login_redirect(r):
             problems.append((endpoint, method, "anonymous", r.status_code))
         for role in ALL_ROLES:
+            if session_api:  # the signed-in web app's own calls: the session cookie is the credential
+                login_as(app, clients[role], clients[role].user)
+                r = clients[role].open(url, method=method, json={} if method in ("POST", "PUT", "PATCH") else None)
+                if role in roles:
+                    if r.status_code in (401, 403):
+                        problems.append((endpoint, method, role, r.status_code, "allowed but refused"))
+                elif r.status_code != 403 or not r.is_json:
+                    problems.append((endpoint, method, role, r.status_code, "should be 403"))
+                continue
             if is_api:
                 if role in tokens:
                     r = clients[role].open(url, method=method, headers=tokens[role])

@@ -19,6 +19,12 @@ def register_api(app: Flask) -> None:
     for blp in (health_blp, account_blp, admin_blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens only: cookies never authenticate API calls
+    from retreat.blueprints.api.cohorts import blp as cohorts_blp
+
+    # Public reads, plus participant endpoints that use the session cookie: those check CSRF
+    # themselves after authentication (security.api_session_roles_required).
+    api.register_blueprint(cohorts_blp)
+    csrf.exempt(cohorts_blp)
     app.register_blueprint(docs_bp)
     app.extensions["retreat_openapi"] = api.spec  # this app's spec (the Api object is shared)
 

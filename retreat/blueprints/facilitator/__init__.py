@@ -4,6 +4,7 @@ from retreat.models import Role
 from retreat.security import restrict_blueprint
 
 bp = Blueprint("facilitator", __name__)
-restrict_blueprint(bp, Role.FACILITATOR)
+restrict_blueprint(bp, Role.FACILITATOR, Role.ADMIN)
 
+import retreat.blueprints.facilitator.cohorts  # noqa: E402,F401
 from retreat.blueprints.facilitator import views  # noqa: E402,F401

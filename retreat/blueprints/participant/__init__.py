@@ -6,4 +6,5 @@ from retreat.security import restrict_blueprint
 bp = Blueprint("participant", __name__)
 restrict_blueprint(bp, Role.PARTICIPANT)
 
+import retreat.blueprints.participant.enrollments  # noqa: E402,F401
 from retreat.blueprints.participant import views  # noqa: E402,F401

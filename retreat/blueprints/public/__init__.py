@@ -2,4 +2,5 @@ from flask import Blueprint
 
 bp = Blueprint("public", __name__)
 
+import retreat.blueprints.public.retreats  # noqa: E402,F401
 from retreat.blueprints.public import views  # noqa: E402,F401

@@ -1,0 +1,35 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ApplyForm(FlaskForm):
+    motivation = TextAreaField("What draws you to this retreat?", validators=[Optional(), Length(max=2000)],
+                               filters=[strip])
+    partner_email = EmailField("Applying with someone? Their email (optional)",
+                               validators=[Optional(), Email(), Length(max=254)], filters=[strip])
+    agree = BooleanField("I understand that a licensed partner provider must medically clear me before "
+                         "the retreat, and that my health details are seen only by them.",
+                         validators=[DataRequired(message="Please confirm that you understand this.")])
+
+
+class WithdrawForm(FlaskForm):
+    reason = TextAreaField("Why are you withdrawing? (optional)", validators=[Optional(), Length(max=500)],
+                           filters=[strip])
+
+
+class ChecklistAnswerForm(FlaskForm):
+    # The service enforces the limit with a clear message; the form only caps abuse.
+    answer = TextAreaField("Your answer", validators=[Length(max=20000)], filters=[strip])
+
+
+class ChecklistAckForm(FlaskForm):
+    acknowledged = BooleanField("I have read these instructions and will follow them.")
+
+
+class SignForm(FlaskForm):
+    typed_name = StringField("Type your full name to sign", validators=[Length(max=400)], filters=[strip])

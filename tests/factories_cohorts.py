@@ -1,0 +1,102 @@
+"""Factories for retreats, cohorts and enrollments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask.testing import FlaskClient
+
+from retreat.extensions import db
+from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
+from retreat.services import enrollment
+from tests import factories
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def retreat(**kw) -> Retreat:
+    i = factories.n()
+    r = Retreat(slug=kw.pop("slug", f"retreat-{i}"), title=kw.pop("title", f"Mountain Retreat {i}"),
+                summary=kw.pop("summary", "A week of IFS-informed group work."),
+                description=kw.pop("description", "Long description."), location=kw.pop("location", "Colorado"),
+                included=kw.pop("included", "Lodging\nMeals"), **kw)
+    db.session.add(r)
+    db.session.flush()
+    return r
+
+
+def cohort(retreat_obj: Retreat | None = None, *, capacity: int = 12, status=CohortStatus.OPEN,
+           deposit_timing=DepositTiming.BEFORE_CLEARANCE, starts_at: datetime | None = None, **kw) -> Cohort:
+    r = retreat_obj or retreat()
+    start = starts_at or NOW + timedelta(days=60)
+    c = Cohort(retreat=r, title=kw.pop("title", f"Spring cohort {factories.n()}"), starts_at=start,
+               ends_at=kw.pop("ends_at", start + timedelta(days=6)), timezone=kw.pop("timezone", "America/Denver"),
+               capacity=capacity, seats_taken=0, currency=kw.pop("currency", "USD"),
+               price_minor=kw.pop("price_minor", 450000), deposit_minor=kw.pop("deposit_minor", 50000),
+               status=str(status), deposit_timing=str(deposit_timing), hold_minutes=kw.pop("hold_minutes", 30),
+               offer_hours=kw.pop("offer_hours", 48), **kw)
+    db.session.add(c)
+    db.session.flush()
+    return c
+
+
+def applicant(c: Cohort, *, now: datetime = NOW, partner_email: str | None = None, **user_kw):
+    user_kw.setdefault("password", None)  # no password hashing: keeps tests fast
+    person = factories.user("participant", **user_kw)
+    return enrollment.apply(c, person, now=now, partner_email=partner_email)
+
+
+def cleared(c: Cohort, *, now: datetime = NOW, **kw):
+    enr = applicant(c, now=now, **kw)
+    enrollment.submit_intake(enr, now=now, actor=None)
+    enrollment.request_clearance(enr, now=now, actor=None)
+    enrollment.mark_cleared(enr, now=now, actor=None)
+    return enr
+
+
+def login(app, client, user) -> None:
+    """Sign ``user`` in on ``client``. Unlike ``tests.conftest.login_as``, the session identifier is
+    computed with the client's own User-Agent, so Flask-Login's strong session protection keeps it."""
+    from flask_login.utils import _create_identifier
+
+    with app.test_request_context(environ_base=dict(client.environ_base)):
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
+
+
+class FreshClient(FlaskClient):
+    """A test client that forgets the previous request's user.
+
+    The ``db`` fixture keeps one app context pushed for the whole test, so ``g`` (where
+    Flask-Login caches the current user) outlives a request; with two clients in one test the
+    second would otherwise be served as the first one's user.
+    """
+
+    def open(self, *args, **kwargs):
+        from flask import g
+
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+def client_for(app, user=None) -> FreshClient:
+    c = FreshClient(app, app.response_class, use_cookies=True)
+    if user is not None:
+        login(app, c, user)
+        c.user = user
+    return c
+
+
+def bare_enrollment(c: Cohort, *, now: datetime = NOW):
+    """An applied enrollment without checklist or reminders (fast set-up for concurrency tests)."""
+    from retreat.models.cohorts import Enrollment
+
+    person = factories.user("participant", password=None)
+    e = Enrollment(cohort_id=c.id, participant_id=person.id, status="applied", seat="none", applied_at=now,
+                   holds_taken=0, offers_made=0, motivation="", lodging="")
+    db.session.add(e)
+    db.session.flush()
+    return e
