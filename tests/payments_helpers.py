@@ -50,3 +50,28 @@ def deliver(client, event_type: str, obj: dict, event_id: str | None = None):
     payload, sig = event(event_type, obj, event_id)
     return client.post("/webhooks/stripe", data=payload,
                        headers={"Stripe-Signature": sig, "Content-Type": "application/json"})
+
+
+def signed_in(app, user):
+    """A test client signed in as ``user``. (conftest's ``login_as`` computes Flask-Login's session
+    identifier without the client's address and user agent, so "strong" session protection drops it.)"""
+    from flask_login.utils import _create_identifier
+
+    from flask import g
+    from flask.testing import FlaskClient
+
+    class _Client(FlaskClient):
+        def open(self, *args, **kwargs):
+            # The test's app context outlives requests, and Flask-Login caches the user in ``g``.
+            g.pop("_login_user", None)
+            return super().open(*args, **kwargs)
+
+    client = _Client(app, app.response_class, use_cookies=True)
+    with app.test_request_context(environ_base=client.environ_base):
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
+    client.user = user
+    return client
