@@ -143,3 +143,7 @@ def committing_app(app):
                 for n in names:
                     conn.execute(text(f'DELETE FROM "{n}"'))
         _db.engine.dispose()
+
+
+# Payments: the session-scoped localstripe server and an app pointed at it (tests/localstripe.py).
+from tests.localstripe import localstripe, stripe_app  # noqa: E402,F401

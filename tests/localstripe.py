@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import free_port
+
 BIN = Path(sys.executable).with_name("localstripe")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +28,7 @@ def localstripe():
     binary = str(BIN) if BIN.exists() else shutil.which("localstripe")
     if not binary:
         pytest.skip("localstripe is not installed")
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="localstripe-", suffix=".log", delete=False)
     proc = subprocess.Popen([binary, "--port", str(port), "--from-scratch"], stdout=log, stderr=subprocess.STDOUT,
                             cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONUNBUFFERED": "1"})

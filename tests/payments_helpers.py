@@ -55,10 +55,9 @@ def deliver(client, event_type: str, obj: dict, event_id: str | None = None):
 def signed_in(app, user):
     """A test client signed in as ``user``. (conftest's ``login_as`` computes Flask-Login's session
     identifier without the client's address and user agent, so "strong" session protection drops it.)"""
-    from flask_login.utils import _create_identifier
-
     from flask import g
     from flask.testing import FlaskClient
+    from flask_login.utils import _create_identifier
 
     class _Client(FlaskClient):
         def open(self, *args, **kwargs):

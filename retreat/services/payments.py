@@ -37,7 +37,8 @@ from retreat.models.payments import (
 )
 from retreat.money import format_money
 from retreat.payments import gateway
-from retreat.services import audit, enrollment as enrollment_svc, ledger, outbox, pricing, seats
+from retreat.services import audit, ledger, outbox, pricing, seats
+from retreat.services import enrollment as enrollment_svc
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import format_local
 
@@ -119,7 +120,6 @@ def _check_expected(amount: int, expected: str | int | None, currency: str) -> N
 def begin(enr: Enrollment, kind: PaymentKind | str, *, now: datetime, actor: User | None,
           expected_amount: str | int | None = None) -> Start:
     kind = PaymentKind(kind)
-    cohort = enr.cohort
     q = pricing.quote(enr)
     if kind == PaymentKind.DEPOSIT:
         if enr.seat == SeatState.CONFIRMED:
@@ -161,7 +161,6 @@ def begin(enr: Enrollment, kind: PaymentKind | str, *, now: datetime, actor: Use
     audit.record("payments.started", actor=actor, object_type="payment", object_id=payment.id,
                  details={"enrollment": enr.id, "kind": kind.value, "amount_minor": amount,
                           "currency": q.currency}, now=now)
-    _ = cohort
     return Start(payment)
 
 

@@ -11,9 +11,23 @@ from retreat.extensions import db
 from retreat.payments import gateway
 from retreat.services import accounts, ledger
 from tests import payments_helpers as ph
-from tests.localstripe import localstripe  # noqa: F401
 
 pytestmark = pytest.mark.browser
+
+
+def _sign_in(page, live_server, email: str) -> None:
+    page.goto(live_server.url + "/account/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("a-long-password-1")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def _fill_card(page, number: str) -> None:
+    """localstripe's card element: plain inputs named by their placeholders."""
+    for name, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
+                        ("postal_code", "80302")):
+        page.fill(f"#card-element input[placeholder={name}]", value)
 
 
 def test_participant_pays_deposit_with_test_card(live_server, page, localstripe):
@@ -32,20 +46,12 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
         enr_id = enr.id
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(live_server.url + "/account/login")
-    page.get_by_label("Email").fill("pat@example.com")
-    page.get_by_label("Password").fill("a-long-password-1")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    _sign_in(page, live_server, "pat@example.com")
     page.goto(f"{live_server.url}/me/payments/{enr_id}")
     page.get_by_role("button", name="Pay deposit $500.00").click()
     page.wait_for_url("**/checkout/**")
     page.locator("#card-element input[placeholder=number]").wait_for()
-    page.fill("#card-element input[placeholder=number]", ph.VISA)
-    page.fill("#card-element input[placeholder=exp_month]", "12")
-    page.fill("#card-element input[placeholder=exp_year]", "34")
-    page.fill("#card-element input[placeholder=cvc]", "123")
-    page.fill("#card-element input[placeholder=postal_code]", "80302")
+    _fill_card(page, ph.VISA)
     page.screenshot(path="/tmp/payments-checkout.png", full_page=True)
     page.get_by_role("button", name="Pay $500.00").click()
     page.wait_for_url("**/return/**")
@@ -64,3 +70,28 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
     assert page.get_by_text("Seat confirmed").first.is_visible()
     page.screenshot(path="/tmp/payments-history.png", full_page=True)
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_three_d_secure_card_is_authenticated_in_the_browser(live_server, page, localstripe):
+    app = live_server.app
+    app.config["STRIPE_API_BASE"] = localstripe
+    with app.app_context():
+        person = accounts.create_user(email="sam@example.com", name="Sam", role="participant",
+                                      password="a-long-password-1", verified=True, tz="Asia/Tokyo")
+        c = ph.cohort(price_minor=300000, deposit_minor=50000, currency="JPY", title="Kyoto cohort")
+        from retreat.services import enrollment
+        from retreat.timeutil import now_utc
+
+        enr_id = enrollment.apply(c, person, now=now_utc()).id
+        db.session.commit()
+    _sign_in(page, live_server, "sam@example.com")
+    page.goto(f"{live_server.url}/me/payments/{enr_id}")
+    page.get_by_role("button", name="Pay deposit ¥50,000").click()
+    page.wait_for_url("**/checkout/**")
+    _fill_card(page, "4000002500003155")
+    page.get_by_role("button", name="Pay ¥50,000").click()
+    page.get_by_role("button", name="Complete authentication").click()  # localstripe's 3-D Secure prompt
+    page.wait_for_url("**/return/**")
+    assert page.get_by_text("Your seat is confirmed").is_visible()
+    with app.app_context():
+        assert ledger.paid(enr_id) == 50000

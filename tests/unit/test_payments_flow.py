@@ -15,7 +15,6 @@ from retreat.services import enrollment, ledger, payments, pricing, refunds, sea
 from retreat.services.errors import Conflict, ValidationFailed
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
-from tests.localstripe import localstripe, stripe_app  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("stripe_app")
 

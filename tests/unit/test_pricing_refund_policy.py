@@ -10,7 +10,8 @@ from retreat.models.payments import DiscountCode, RedemptionStatus
 from retreat.money import format_money
 from retreat.services import pricing, refunds
 from retreat.services.errors import Conflict, ValidationFailed
-from tests import factories, factories_cohorts as fc
+from tests import factories
+from tests import factories_cohorts as fc
 
 NOW = fc.NOW
 

@@ -14,9 +14,8 @@ from retreat.models.cohorts import Enrollment
 from retreat.models.payments import LedgerEntry, Payment, Refund
 from retreat.payments import gateway
 from retreat.services import pricing
-from tests.conftest import is_postgres
 from tests import payments_helpers as ph
-from tests.localstripe import localstripe  # noqa: F401
+from tests.conftest import is_postgres
 
 pytestmark = pytest.mark.skipif(not is_postgres(), reason="real concurrency needs PostgreSQL")
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from retreat.models.payments import DiscountCode, LedgerEntry, Payment
 from retreat.services import ledger
-from tests import factories, payments_helpers as ph
-from tests.localstripe import localstripe, stripe_app  # noqa: F401
+from tests import factories
+from tests import payments_helpers as ph
 
 pytestmark = pytest.mark.usefixtures("stripe_app")
 
@@ -124,3 +124,38 @@ def test_finance_refund_page(db, make_client):
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "payments.refund_decided")).actor_id == fin.user.id
     assert fin.get("/finance/payments").status_code == 200
     assert ph.signed_in(make_client.app, someone).get(f"/finance/payments/enrollments/{enr.id}").status_code == 403
+
+
+def test_abandoning_a_deposit_releases_the_hold_and_cancels_the_intent(db, make_client):
+    c = ph.cohort(capacity=1)
+    client, enr = _participant(make_client, c)
+    r = client.post(f"/me/payments/{enr.id}/start", data={"kind": "deposit", "amount": str(c.deposit_minor)})
+    client.get(r.location)
+    payment = db.session.scalar(select(Payment).where(Payment.enrollment_id == enr.id))
+    out = client.post(f"/me/payments/{enr.id}/cancel/{payment.id}", follow_redirects=True)
+    assert "seat hold released" in out.get_data(as_text=True)
+    db.session.expire_all()
+    assert payment.status == "canceled" and enr.seat == "none" and c.seats_taken == 0
+    from retreat.payments import gateway
+
+    assert gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)["status"] == "canceled"
+
+
+def test_receipt_and_reminder_emails_render_with_a_subject(app):
+    from jinja2 import Environment
+
+    with app.test_request_context():
+        from flask import render_template
+
+        env: Environment = app.jinja_env
+        ctx = {"participant_name": "Pat", "retreat_title": "Mountain", "cohort_title": "Autumn", "kind": "deposit",
+               "amount": "¥5,000", "date": "Sat 21 Nov 2026", "paid": "¥5,000", "balance": "¥0", "reference": "pi_1",
+               "reason": "Goodwill", "url": "http://x/me/payments/1", "which": "due7", "seq": 1, "count": 3,
+               "due_on": "2027-01-01", "practice_name": "Open Meadow"}
+        for name in ("receipt_charge", "receipt_refund", "payment_reminder"):
+            tpl = env.get_template(f"emails/{name}.txt")
+            subject = "".join(tpl.blocks["subject"](tpl.new_context(ctx))).strip()
+            assert ("2027-01-01" if name == "payment_reminder" else "¥5,000") in subject
+            body = render_template(f"emails/{name}.txt", **ctx)
+            assert "Pat" in body and "988" in body
+            assert "Autumn" in render_template(f"emails/{name}.html", **ctx)

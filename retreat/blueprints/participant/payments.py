@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import HiddenField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
 
 from retreat.blueprints.participant import bp
 from retreat.extensions import db
@@ -16,7 +16,8 @@ from retreat.models.cohorts import Enrollment
 from retreat.models.payments import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.payments import gateway
 from retreat.security import acting_user, require_object
-from retreat.services import enrollment as enrollment_svc, ledger, payments, pricing, refunds
+from retreat.services import enrollment as enrollment_svc
+from retreat.services import ledger, payments, pricing, refunds
 from retreat.services.errors import DomainError
 from retreat.timeutil import now_utc
 
@@ -182,9 +183,16 @@ def payments_cancel(enr_id: int, payment_id: int):
     payment = _own_payment(enr, payment_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    if payments.abandon(payment, now=now_utc(), actor=acting_user()):
-        flash("The payment was cancelled and your seat hold released. Nothing was charged.", "info")
+    pi_id = payment.stripe_payment_intent_id
+    abandoned = payments.abandon(payment, now=now_utc(), actor=acting_user())
     db.session.commit()
+    if abandoned:
+        if pi_id:
+            try:  # so that the abandoned intent can no longer be paid
+                gateway.cancel_payment_intent(pi_id)
+            except gateway.GatewayError:
+                pass  # already paid or final: its webhook will tell us
+        flash("The payment was cancelled and your seat hold released. Nothing was charged.", "info")
     return redirect(url_for("participant.payments_overview", enr_id=enr.id))
 
 
