@@ -135,6 +135,20 @@ def submit(refund_ids: list[int], *, now: datetime) -> list[Refund]:
     return [r for r in done if r is not None]
 
 
+def submit_pending(*, now: datetime) -> list[Refund]:
+    """Retry refunds decided but not yet accepted by Stripe (for a scheduler job). Commits."""
+    ids = list(db.session.scalars(select(Refund.id).where(Refund.status == RefundStatus.PENDING.value,
+                                                          Refund.stripe_refund_id.is_(None)).order_by(Refund.id)))
+    db.session.commit()
+    done = []
+    for rid in ids:
+        try:
+            done += submit([rid], now=now)
+        except gateway.GatewayError:
+            continue  # recorded on the refund; tried again next time
+    return done
+
+
 def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
     from retreat.services.payments import find_payment_for_intent, receipt_refund

@@ -291,3 +291,25 @@ def test_withdrawal_refund_follows_policy(db):
     done = refunds.refund_on_withdrawal(enr, now=now_utc(), actor=enr.participant)
     assert [r.amount_minor for r in done] == [25000]
     assert ledger.paid(enr.id) == 25000
+
+
+def test_a_refund_stripe_refused_is_retried_later_and_never_doubled(db, app):
+    c = ph.cohort(deposit_minor=50000)
+    enr = ph.applicant(c)
+    _, pi = ph.start_and_confirm(enr)
+    payments.sync_payment_intent(pi, now=now_utc())
+    planned = refunds.plan(enr, 20000, kind=refunds.RefundKind.FINANCE, reason="x", now=now_utc(), actor=None)
+    db.session.commit()
+    real = app.config["STRIPE_API_BASE"]
+    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # Stripe unreachable
+    try:
+        with pytest.raises(gateway.GatewayError):
+            refunds.submit([planned[0].id], now=now_utc())
+    finally:
+        app.config["STRIPE_API_BASE"] = real
+    assert db.session.get(Refund, planned[0].id).status == "pending" and ledger.paid(enr.id) == 50000
+    with pytest.raises(ValidationFailed):  # the pending refund is counted as decided
+        refunds.plan(enr, 30001, kind=refunds.RefundKind.FINANCE, reason="x", now=now_utc(), actor=None)
+    assert [r.id for r in refunds.submit_pending(now=now_utc())] == [planned[0].id]
+    assert refunds.submit_pending(now=now_utc()) == []
+    assert ledger.paid(enr.id) == 30000 and len(gateway.list_refunds(pi["id"])) == 1
