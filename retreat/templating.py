@@ -10,10 +10,10 @@ from retreat.timeutil import format_local
 
 # (endpoint, label) per role; each blueprint owns its pages.
 NAV = {
-    "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats")],
+    "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats"), ("participant.payments_index", "Payments")],
     "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.cohorts", "Cohorts")],
     "provider": [("provider.dashboard", "Clearance queue")],
-    "finance": [("finance.dashboard", "Finance")],
+    "finance": [("finance.dashboard", "Finance"), ("finance.payments_dashboard", "Payments")],
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
               ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts")],

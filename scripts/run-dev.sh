@@ -14,6 +14,12 @@ if [ -z "${STRIPE_SECRET_KEY:-}" ] || [[ "${STRIPE_SECRET_KEY}" == sk_test_local
     trap 'kill $LS_PID 2>/dev/null || true' EXIT
   fi
   export STRIPE_API_BASE="http://127.0.0.1:${LS_PORT}"
+  # localstripe delivers its signed events (payment_intent.succeeded ...) to the app's webhook.
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/${LS_PORT}") 2>/dev/null && break; sleep 0.1; done
+  curl -fsS -X POST "${STRIPE_API_BASE}/_config/webhooks/retreat" \
+    --data-urlencode "url=http://${HOST}:${PORT}/webhooks/stripe" \
+    --data-urlencode "secret=${STRIPE_WEBHOOK_SECRET:-whsec_localstripe}" > /dev/null \
+    || echo "warning: could not register the webhook with localstripe"
 fi
 
 echo

@@ -166,3 +166,7 @@ def committing_app(app):
 def cheap_password_hashing(app):
     """Argon2id with minimal cost in tests (honoured only when app.testing): same code paths, fast suite."""
     app.config["PASSWORD_HASHER"] = "cheapest"
+
+
+# Payments: the session-scoped localstripe server and an app pointed at it (tests/localstripe.py).
+from tests.localstripe import localstripe, stripe_app  # noqa: E402,F401

@@ -14,6 +14,7 @@ def register_blueprints(app: Flask) -> None:
     from retreat.blueprints.participant import bp as participant_bp
     from retreat.blueprints.provider import bp as provider_bp
     from retreat.blueprints.public import bp as public_bp
+    from retreat.blueprints.webhooks import bp as webhooks_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(account_bp, url_prefix="/account")
@@ -22,4 +23,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(provider_bp, url_prefix="/provider")
     app.register_blueprint(finance_bp, url_prefix="/finance")
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
     register_api(app)

@@ -29,3 +29,14 @@ from retreat.models.cohorts import (  # noqa: F401
     RosterNote,
     SeatState,
 )
+from retreat.models.payments import (  # noqa: F401
+    DiscountCode,
+    DiscountRedemption,
+    Installment,
+    LedgerEntry,
+    Payment,
+    PriceOverride,
+    Refund,
+    RefundRule,
+    StripeEvent,
+)

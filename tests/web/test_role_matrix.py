@@ -42,6 +42,7 @@ PUBLIC_ENDPOINTS = {
     "api_cohorts.Cohorts": "open cohorts for the practice's website",
     "api_cohorts.CohortDetail": "one open cohort",
     "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
+    "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",
 }
 
 # Allowed requests to these end the session on purpose and answer with a redirect to sign-in.

@@ -7,3 +7,4 @@ bp = Blueprint("finance", __name__)
 restrict_blueprint(bp, Role.FINANCE)
 
 from retreat.blueprints.finance import views  # noqa: E402,F401
+from retreat.blueprints.finance import payments  # noqa: E402,F401

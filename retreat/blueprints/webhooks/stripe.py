@@ -1,0 +1,36 @@
+"""POST /webhooks/stripe: verify the signature on the raw body, then hand over to the service."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, request
+
+from retreat.blueprints.webhooks import bp
+from retreat.extensions import csrf, db, limiter
+from retreat.payments import gateway
+from retreat.security import public_view
+from retreat.services import stripe_events
+from retreat.timeutil import now_utc
+
+log = logging.getLogger(__name__)
+
+
+@bp.post("/stripe")
+@csrf.exempt
+@limiter.exempt
+@public_view
+def stripe_webhook():
+    payload = request.get_data(cache=False)  # the raw bytes Stripe signed
+    try:
+        event = gateway.construct_event(payload, request.headers.get("Stripe-Signature"))
+    except gateway.SignatureError as exc:
+        return jsonify(error=exc.message), 400
+    try:
+        outcome = stripe_events.handle(event, now=now_utc())
+    except gateway.GatewayError as exc:
+        db.session.rollback()
+        log.warning("stripe webhook %s (%s) deferred: %s", event["id"], event["type"], exc.message)
+        return jsonify(error="Could not re-fetch the object from Stripe; retry later."), 503
+    log.info("stripe webhook %s (%s): %s", event["id"], event["type"], outcome)
+    return jsonify(received=True, outcome=outcome)

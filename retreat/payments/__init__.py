@@ -1,0 +1,1 @@
+"""Stripe integration: ``gateway`` is the only module importing ``stripe``."""

@@ -1,0 +1,226 @@
+"""The Stripe gateway: the only module that imports ``stripe``.
+
+Everything else gets plain dicts back (``id``, ``status``, ``amount``, ``currency`` upper case,
+``metadata`` ...) and ``GatewayError`` on failure. Configuration comes from the app config
+(``STRIPE_SECRET_KEY``, ``STRIPE_API_BASE``, ``STRIPE_WEBHOOK_SECRET``). The calls use only the
+parameters that both real Stripe and ``localstripe`` accept. Idempotency keys are sent on every
+create, but localstripe ignores them, so callers keep idempotency on our side too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import stripe
+from flask import current_app
+
+from retreat.services.errors import DomainError
+
+REAL_STRIPE_API = "https://api.stripe.com"
+
+
+class GatewayError(DomainError):
+    """Stripe refused the call or could not be reached."""
+
+    status = 502
+
+
+class SignatureError(DomainError):
+    status = 400
+
+
+def api_base() -> str:
+    return (current_app.config.get("STRIPE_API_BASE") or REAL_STRIPE_API).rstrip("/")
+
+
+def is_localstripe() -> bool:
+    return "api.stripe.com" not in api_base()
+
+
+def js_url() -> str:
+    """Stripe.js served by whichever Stripe the app points at."""
+    return "https://js.stripe.com/v3/" if not is_localstripe() else f"{api_base()}/js.stripe.com/v3/"
+
+
+def publishable_key() -> str:
+    return current_app.config["STRIPE_PUBLISHABLE_KEY"]
+
+
+def _client() -> stripe.StripeClient:
+    return stripe.StripeClient(current_app.config["STRIPE_SECRET_KEY"],
+                               base_addresses={"api": api_base()}, max_network_retries=1)
+
+
+def _call(fn, *args, **kwargs) -> dict:
+    try:
+        obj = fn(*args, **kwargs)
+    except stripe.StripeError as exc:
+        message = getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
+        raise GatewayError(f"The payment provider refused the request: {message}") from exc
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get("id")
+    return str(value)
+
+
+def _payment_intent(raw: dict) -> dict:
+    err = raw.get("last_payment_error") or {}
+    return {
+        "id": raw["id"],
+        "object": "payment_intent",
+        "status": raw.get("status"),
+        "amount": int(raw.get("amount") or 0),
+        "currency": str(raw.get("currency") or "").upper(),
+        "metadata": dict(raw.get("metadata") or {}),
+        "client_secret": raw.get("client_secret"),
+        "latest_charge": _id(raw.get("latest_charge")),
+        "failure_message": (err.get("message") if isinstance(err, dict) else "") or "",
+    }
+
+
+def _refund(raw: dict) -> dict:
+    return {
+        "id": raw["id"],
+        "object": "refund",
+        "status": raw.get("status"),
+        "amount": int(raw.get("amount") or 0),
+        "currency": str(raw.get("currency") or "").upper(),
+        "metadata": dict(raw.get("metadata") or {}),
+        "payment_intent": _id(raw.get("payment_intent")),
+        "charge": _id(raw.get("charge")),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# PaymentIntents
+# --------------------------------------------------------------------------------------------
+
+
+def create_payment_intent(*, amount_minor: int, currency: str, idempotency_key: str,
+                          metadata: dict[str, str]) -> dict:
+    params = {"amount": int(amount_minor), "currency": currency.lower(),
+              "metadata": {k: str(v) for k, v in metadata.items()},
+              "payment_method_types": ["card"]}
+    raw = _call(_client().v1.payment_intents.create, params=params,
+                options={"idempotency_key": idempotency_key})
+    return _payment_intent(raw)
+
+
+def retrieve_payment_intent(payment_intent_id: str) -> dict:
+    return _payment_intent(_call(_client().v1.payment_intents.retrieve, payment_intent_id))
+
+
+def cancel_payment_intent(payment_intent_id: str) -> dict:
+    return _payment_intent(_call(_client().v1.payment_intents.cancel, payment_intent_id))
+
+
+def confirm_with_payment_method(payment_intent_id: str, payment_method: str) -> dict:
+    """Server-side confirmation with a card the browser tokenised (used with localstripe, whose
+    Stripe.js cannot confirm a fresh PaymentIntent itself)."""
+    client = _client()
+    _call(client.v1.payment_intents.update, payment_intent_id, params={"payment_method": payment_method})
+    try:
+        return _payment_intent(client.v1.payment_intents.confirm(payment_intent_id).to_dict())
+    except stripe.CardError:  # declined: the intent itself says why
+        return retrieve_payment_intent(payment_intent_id)
+    except stripe.StripeError as exc:
+        raise GatewayError(f"The payment provider refused the request: {exc.user_message or exc}") from exc
+
+
+def create_test_payment_method(card_number: str) -> str:
+    """A test card PaymentMethod (test mode only; used by tests and the demo)."""
+    raw = _call(_client().v1.payment_methods.create, params={
+        "type": "card", "card": {"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    return raw["id"]
+
+
+# --------------------------------------------------------------------------------------------
+# Refunds, balance, events
+# --------------------------------------------------------------------------------------------
+
+
+def create_refund(*, payment_intent_id: str, amount_minor: int, idempotency_key: str,
+                  metadata: dict[str, str]) -> dict:
+    params = {"payment_intent": payment_intent_id, "amount": int(amount_minor),
+              "metadata": {k: str(v) for k, v in metadata.items()}}
+    return _refund(_call(_client().v1.refunds.create, params=params,
+                         options={"idempotency_key": idempotency_key}))
+
+
+def retrieve_refund(refund_id: str) -> dict:
+    return _refund(_call(_client().v1.refunds.retrieve, refund_id))
+
+
+def list_refunds(payment_intent_id: str) -> list[dict]:
+    raw = _call(_client().v1.refunds.list, params={"payment_intent": payment_intent_id, "limit": 100})
+    return [_refund(r) for r in raw.get("data", [])]
+
+
+def list_balance_transactions(limit: int = 100) -> list[dict]:
+    raw = _call(_client().v1.balance_transactions.list, params={"limit": limit})
+    return [{"id": t["id"], "type": t.get("type"), "amount": int(t.get("amount") or 0),
+             "currency": str(t.get("currency") or "").upper(), "source": _id(t.get("source"))}
+            for t in raw.get("data", [])]
+
+
+def list_events(limit: int = 100) -> list[dict]:
+    raw = _call(_client().v1.events.list, params={"limit": limit})
+    return list(raw.get("data", []))
+
+
+# --------------------------------------------------------------------------------------------
+# Webhooks
+# --------------------------------------------------------------------------------------------
+
+
+def construct_event(payload: bytes, signature_header: str | None) -> dict:
+    """Verify the ``Stripe-Signature`` of the raw body and return the event as a dict."""
+    if not signature_header:
+        raise SignatureError("Missing Stripe-Signature header.")
+    try:
+        ev = stripe.Webhook.construct_event(payload, signature_header,
+                                            current_app.config["STRIPE_WEBHOOK_SECRET"])
+    except (stripe.SignatureVerificationError, ValueError) as exc:
+        raise SignatureError("Invalid webhook signature or payload.") from exc
+    data = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
+    if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+        raise SignatureError("Not a Stripe event.")
+    return data
+
+
+def signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` Stripe would send for ``payload`` (tests and replays)."""
+    t = int(timestamp if timestamp is not None else time.time())
+    sig = hmac.new(secret.encode(), b"%d.%s" % (t, payload), hashlib.sha256).hexdigest()
+    return f"t={t},v1={sig}"
+
+
+def event_payload(event_id: str, event_type: str, obj: dict, created: int | None = None) -> bytes:
+    return json.dumps({"id": event_id, "object": "event", "type": event_type,
+                       "created": int(created or time.time()), "livemode": False,
+                       "data": {"object": obj}}).encode()
+
+
+def register_localstripe_webhook(url: str, *, hook_id: str = "retreat") -> None:
+    """Tell localstripe where to deliver its (signed) events. No-op against real Stripe."""
+    if not is_localstripe():
+        return
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode({"url": url, "secret": current_app.config["STRIPE_WEBHOOK_SECRET"]}).encode()
+    req = urllib.request.Request(f"{api_base()}/_config/webhooks/{hook_id}", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback test server
+            resp.read()
+    except OSError as exc:
+        raise GatewayError(f"Could not register the webhook with localstripe: {exc}") from exc

@@ -1,0 +1,86 @@
+"""Stripe webhook events: verified by the view, re-fetched here, applied once.
+
+The body of an event is only a hint: the PaymentIntent or refund it names is fetched again from
+Stripe (with no transaction open), then the event id is recorded in the same transaction as the
+state change. Duplicates, late and out-of-order events (a refund before its charge's success)
+all converge on the same ledger, because every effect is derived from Stripe's current state and
+every ledger entry is unique per Stripe object.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from retreat.extensions import db
+from retreat.models.payments import Payment, StripeEvent
+from retreat.payments import gateway
+from retreat.services import audit, payments, refunds
+
+HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+           "charge.refunded", "charge.dispute.created")
+
+
+def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict]]:
+    """Re-read from Stripe what the event is about: (payment intent, refunds)."""
+    if ev_type.startswith("payment_intent."):
+        return gateway.retrieve_payment_intent(obj["id"]), []
+    if ev_type.startswith("refund."):
+        r = gateway.retrieve_refund(obj["id"])
+        pi = gateway.retrieve_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
+        return pi, [r]
+    if ev_type == "charge.refunded" or ev_type.startswith("charge.dispute."):
+        pi_id = obj.get("payment_intent")
+        if not pi_id:
+            return None, []
+        pi = gateway.retrieve_payment_intent(pi_id)
+        return pi, (gateway.list_refunds(pi_id) if ev_type == "charge.refunded" else [])
+    return None, []
+
+
+def handle(event: dict, *, now: datetime) -> str:
+    """Process one verified event. Commits. Returns a short outcome for the response and log."""
+    event_id, ev_type = event["id"], event["type"]
+    obj = (event.get("data") or {}).get("object") or {}
+    if not isinstance(obj, dict):
+        obj = {}
+    seen = db.session.scalar(select(StripeEvent.id).where(StripeEvent.event_id == event_id))
+    db.session.commit()  # no transaction (or lock) while Stripe is called
+    if seen:
+        return "duplicate"
+    known = ev_type in HANDLED or ev_type.startswith("refund.")
+    pi, stripe_refunds = _fetch(ev_type, obj) if known else (None, [])
+    row = StripeEvent(event_id=event_id, event_type=ev_type[:80], object_id=str(obj.get("id", ""))[:80] or None,
+                      received_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+            db.session.flush()
+    except IntegrityError:  # the same event, processed concurrently: it is (being) applied there
+        db.session.rollback()
+        return "duplicate"
+    to_submit: list[int] = []
+    outcome = "acknowledged"
+    if pi is not None:
+        result = payments.sync_payment_intent(pi, now=now)
+        to_submit += result.refunds_to_submit
+        outcome = "applied" if result.payment is not None else "not ours"
+    for r in stripe_refunds:
+        refunds.apply_stripe_refund(r, now=now)
+    if ev_type == "charge.dispute.created" and pi is not None:
+        payment = payments.find_payment_for_intent(pi)
+        if payment is not None and payment.disputed_at is None:
+            payment.disputed_at = now
+            audit.record("payments.dispute_opened", object_type="payment", object_id=payment.id, now=now,
+                         details={"dispute": str(obj.get("id", "")), "amount_minor": obj.get("amount")})
+    row.outcome = outcome
+    db.session.commit()
+    if to_submit:
+        refunds.submit(to_submit, now=now)
+    return outcome
+
+
+def disputed_payments() -> list[Payment]:
+    return list(db.session.scalars(select(Payment).where(Payment.disputed_at.is_not(None))))

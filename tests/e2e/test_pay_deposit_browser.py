@@ -1,0 +1,99 @@
+"""A participant pays a deposit in a real browser with Stripe.js served by localstripe; localstripe's
+signed webhook reaches the live server; the seat is confirmed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from retreat.extensions import db
+from retreat.payments import gateway
+from retreat.services import accounts, ledger
+from tests import payments_helpers as ph
+
+pytestmark = pytest.mark.browser
+
+
+def _sign_in(page, live_server, email: str) -> None:
+    page.goto(live_server.url + "/account/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("a-long-password-1")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def _fill_card(page, number: str) -> None:
+    """localstripe's card element: plain inputs named by their placeholders."""
+    for name, value in (("number", number), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123"),
+                        ("postal_code", "80302")):
+        page.fill(f"#card-element input[placeholder={name}]", value)
+
+
+def test_participant_pays_deposit_with_test_card(live_server, page, localstripe):
+    app = live_server.app
+    app.config["STRIPE_API_BASE"] = localstripe
+    with app.app_context():
+        gateway.register_localstripe_webhook(f"{live_server.url}/webhooks/stripe", hook_id="live-server")
+        person = accounts.create_user(email="pat@example.com", name="Pat", role="participant",
+                                      password="a-long-password-1", verified=True, tz="America/Denver")
+        c = ph.cohort(price_minor=450000, deposit_minor=50000, title="Autumn cohort")
+        from retreat.services import enrollment
+        from retreat.timeutil import now_utc
+
+        enr = enrollment.apply(c, person, now=now_utc())
+        db.session.commit()
+        enr_id = enr.id
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _sign_in(page, live_server, "pat@example.com")
+    page.goto(f"{live_server.url}/me/payments/{enr_id}")
+    page.get_by_role("button", name="Pay deposit $500.00").click()
+    page.wait_for_url("**/checkout/**")
+    page.locator("#card-element input[placeholder=number]").wait_for()
+    _fill_card(page, ph.VISA)
+    page.screenshot(path="/tmp/payments-checkout.png", full_page=True)
+    page.get_by_role("button", name="Pay $500.00").click()
+    page.wait_for_url("**/return/**")
+    assert page.get_by_text("Your seat is confirmed").is_visible()
+    # localstripe's own webhook arrives about a second later and changes nothing more
+    deadline = time.monotonic() + 10
+    with app.app_context():
+        from retreat.models.payments import StripeEvent
+
+        while time.monotonic() < deadline and not db.session.query(StripeEvent).count():
+            db.session.rollback()
+            time.sleep(0.2)
+        assert db.session.query(StripeEvent).filter_by(event_type="payment_intent.succeeded").count() == 1
+        assert ledger.paid(enr_id) == 50000
+    page.goto(f"{live_server.url}/me/payments/{enr_id}")
+    assert page.get_by_text("Seat confirmed").first.is_visible()
+    page.screenshot(path="/tmp/payments-history.png", full_page=True)
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    with app.app_context():  # later live servers may reuse the port: stop deliveries here
+        gateway.register_localstripe_webhook("http://127.0.0.1:9/unused", hook_id="live-server")
+
+
+def test_three_d_secure_card_is_authenticated_in_the_browser(live_server, page, localstripe):
+    app = live_server.app
+    app.config["STRIPE_API_BASE"] = localstripe
+    with app.app_context():
+        person = accounts.create_user(email="sam@example.com", name="Sam", role="participant",
+                                      password="a-long-password-1", verified=True, tz="Asia/Tokyo")
+        c = ph.cohort(price_minor=300000, deposit_minor=50000, currency="JPY", title="Kyoto cohort")
+        from retreat.services import enrollment
+        from retreat.timeutil import now_utc
+
+        enr_id = enrollment.apply(c, person, now=now_utc()).id
+        db.session.commit()
+    _sign_in(page, live_server, "sam@example.com")
+    page.goto(f"{live_server.url}/me/payments/{enr_id}")
+    page.get_by_role("button", name="Pay deposit ¥50,000").click()
+    page.wait_for_url("**/checkout/**")
+    _fill_card(page, "4000002500003155")
+    page.get_by_role("button", name="Pay ¥50,000").click()
+    page.get_by_role("button", name="Complete authentication").click()  # localstripe's 3-D Secure prompt
+    page.wait_for_url("**/return/**")
+    assert page.get_by_text("Your seat is confirmed").is_visible()
+    with app.app_context():
+        assert ledger.paid(enr_id) == 50000

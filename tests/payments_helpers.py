@@ -1,0 +1,76 @@
+"""Helpers for payment tests: pay through localstripe and deliver signed webhook events."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from retreat.extensions import db
+from retreat.models.payments import PaymentKind
+from retreat.payments import gateway
+from retreat.services import payments
+from retreat.timeutil import now_utc
+from tests import factories_cohorts as fc
+
+VISA = "4242424242424242"
+DECLINED = "4000000000000341"
+_ev = itertools.count(1)
+
+
+def cohort(**kw):
+    kw.setdefault("starts_at", now_utc() + timedelta(days=120))
+    kw.setdefault("balance_due_on", (now_utc() + timedelta(days=90)).date())
+    return fc.cohort(**kw)
+
+
+def applicant(c, **kw):
+    return fc.applicant(c, now=now_utc(), **kw)
+
+
+def start_and_confirm(enr, kind=PaymentKind.DEPOSIT, card=VISA, expected=None):
+    """begin -> PaymentIntent -> card confirmed at localstripe. Returns (payment_id, pi dict)."""
+    start = payments.begin(enr, kind, now=now_utc(), actor=enr.participant, expected_amount=expected)
+    assert start.payment is not None, start.message
+    pid = start.payment.id
+    db.session.commit()
+    pi = payments.ensure_intent(pid)
+    pm = gateway.create_test_payment_method(card)
+    pi = gateway.confirm_with_payment_method(pi["id"], pm)
+    return pid, pi
+
+
+def event(event_type: str, obj: dict, event_id: str | None = None) -> tuple[bytes, str]:
+    from flask import current_app
+
+    payload = gateway.event_payload(event_id or f"evt_test_{next(_ev)}_{id(obj)}", event_type, obj)
+    return payload, gateway.signature_header(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
+
+
+def deliver(client, event_type: str, obj: dict, event_id: str | None = None):
+    payload, sig = event(event_type, obj, event_id)
+    return client.post("/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": sig, "Content-Type": "application/json"})
+
+
+def signed_in(app, user):
+    """A test client signed in as ``user``. (conftest's ``login_as`` computes Flask-Login's session
+    identifier without the client's address and user agent, so "strong" session protection drops it.)"""
+    from flask import g
+    from flask.testing import FlaskClient
+    from flask_login.utils import _create_identifier
+
+    class _Client(FlaskClient):
+        def open(self, *args, **kwargs):
+            # The test's app context outlives requests, and Flask-Login caches the user in ``g``.
+            g.pop("_login_user", None)
+            return super().open(*args, **kwargs)
+
+    client = _Client(app, app.response_class, use_cookies=True)
+    with app.test_request_context(environ_base=client.environ_base):
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
+    client.user = user
+    return client
