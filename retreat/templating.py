@@ -10,11 +10,14 @@ from retreat.timeutil import format_local
 
 # (endpoint, label) per role; each blueprint owns its pages.
 NAV = {
-    "participant": [("participant.dashboard", "My retreat")],
-    "facilitator": [("facilitator.dashboard", "Facilitator")],
+    "participant": [("participant.dashboard", "My retreat"), ("participant.intake_index", "Medical review"),
+                    ("participant.my_data", "My data")],
+    "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.clearance_overview", "Clearance"),
+                    ("facilitator.safety_alerts", "Safety alerts")],
     "provider": [("provider.dashboard", "Clearance queue")],
     "finance": [("finance.dashboard", "Finance")],
-    "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"), ("admin.audit_log", "Audit log")],
+    "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"), ("admin.audit_log", "Audit log"),
+              ("admin.break_glass", "Break glass")],
 }
 
 

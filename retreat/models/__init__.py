@@ -28,3 +28,4 @@ from retreat.models.cohorts import (  # noqa: F401
     RosterNote,
     SeatState,
 )
+from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401

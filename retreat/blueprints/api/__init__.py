@@ -12,6 +12,9 @@ def register_api(app: Flask) -> None:
     from retreat.blueprints.api.health import blp as health_blp
 
     api.register_blueprint(health_blp)
+    from retreat.blueprints.api.clearance import blp as clearance_blp
+
+    api.register_blueprint(clearance_blp)
     csrf.exempt("retreat.blueprints.api.health")
 
     @app.get("/healthz")

@@ -7,3 +7,4 @@ bp = Blueprint("facilitator", __name__)
 restrict_blueprint(bp, Role.FACILITATOR)
 
 from retreat.blueprints.facilitator import views  # noqa: E402,F401
+from retreat.blueprints.facilitator import clearance  # noqa: E402,F401

@@ -7,3 +7,4 @@ bp = Blueprint("participant", __name__)
 restrict_blueprint(bp, Role.PARTICIPANT)
 
 from retreat.blueprints.participant import views  # noqa: E402,F401
+from retreat.blueprints.participant import intake  # noqa: E402,F401
