@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import abort
+from flask_wtf import FlaskForm
 
 from retreat.extensions import db
 from retreat.models.clearance import ClearanceRequest
 from retreat.security import acting_user, request_context
 from retreat.services import clinical_access
 from retreat.services.clinical_access import AccessDenied
+from retreat.services.errors import DomainError
 from retreat.timeutil import now_utc
 
 T = TypeVar("T")
@@ -36,3 +38,12 @@ def org_request_or_404(request_id: int) -> ClearanceRequest:
         db.session.commit()  # the refusal stays in the audit log
         abort(404)
     return req
+
+
+def apply_errors(form: FlaskForm, exc: DomainError) -> None:
+    """Put a service's field errors next to the form's fields (the rest at the top of the form)."""
+    for name, messages in (exc.errors or {"": [exc.message]}).items():
+        if name in form:
+            form[name].errors = list(form[name].errors or []) + list(messages)
+        else:
+            form.form_errors.append(" ".join(messages))

@@ -659,6 +659,11 @@ def open_alerts(*, organization_id: int | None = None) -> list[SafetyAlert]:
     return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
 
 
+def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
+    return db.session.scalar(select(SafetyAlert).where(SafetyAlert.enrollment_id == enrollment_id,
+                                                       SafetyAlert.status == AlertStatus.OPEN.value))
+
+
 def acknowledge_alert(alert: SafetyAlert, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
     allowed = actor.role == Role.FACILITATOR or (
         actor.role == Role.PROVIDER and alert.organization_id is not None

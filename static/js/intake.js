@@ -17,12 +17,15 @@
     return (item9 !== null && parseInt(item9.value, 10) > 0) || (ideation !== null && ideation.checked);
   }
 
+  /* Returns true when the panel has just been revealed. */
   function showCrisis() {
     if (panel && panel.hidden && safetySignal()) {
       panel.hidden = false;
       panel.setAttribute("role", "alert");
       panel.scrollIntoView({ behavior: "smooth", block: "center" });
+      return true;
     }
+    return false;
   }
 
   function say(text) { if (status) { status.textContent = text; } }
@@ -56,7 +59,14 @@
     timer = window.setTimeout(save, 1500);
   }
 
-  form.addEventListener("change", function () { showCrisis(); schedule(); });
+  form.addEventListener("change", function () {
+    if (showCrisis()) {
+      window.clearTimeout(timer);
+      save();  // at once: saving the answer is what alerts the team
+    } else {
+      schedule();
+    }
+  });
   form.addEventListener("input", function () { schedule(); });
   form.addEventListener("submit", function () { window.clearTimeout(timer); });
 })();

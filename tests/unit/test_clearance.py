@@ -10,7 +10,8 @@ from sqlalchemy import select
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
 from retreat.models.clearance import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
-from retreat.models.cohorts import CohortSession, DepositTiming, EnrollmentStatus as S, SeatState
+from retreat.models.cohorts import CohortSession, DepositTiming, SeatState
+from retreat.models.cohorts import EnrollmentStatus as S
 from retreat.services import clearance, enrollment, seats
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from tests import factories

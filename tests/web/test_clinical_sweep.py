@@ -117,7 +117,7 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
     form = {"decision": "cleared", "attestation_name": outsider.name, "version": "2", "message": "hello",
             "conditions": "x", "reason": "I would like to read this record please, it is urgent", "enrollment_id": "1",
             "phq9_9": "0", "action": "submit", "confirm": "y"}
-    for endpoint, url in posts:
+    for _endpoint, url in posts:
         r = c.post(url, data=form)
         assert r.status_code in (403, 404), (url, r.status_code)
     assert snapshot(db) == before
@@ -135,14 +135,14 @@ def test_another_participant_gets_nothing(app, db, world):
     c = fcl.signed_in(app, stranger.participant)
     before = snapshot(db)
     own = f"/enrollments/{stranger.id}/"
-    for endpoint, url in clinical_urls(app, db):
+    for _endpoint, url in clinical_urls(app, db):
         r = c.get(url)
         assert MARKER not in r.get_data(as_text=True), url
         if url.startswith("/me/enrollments/") and own not in url:
             assert r.status_code == 404, url
         elif not url.startswith("/me/"):
             assert r.status_code == 403, url
-    for endpoint, url in clinical_urls(app, db, methods=("POST",)):
+    for _endpoint, url in clinical_urls(app, db, methods=("POST",)):
         if own in url or not url.startswith("/me/enrollments/"):
             continue
         r = c.post(url, data={"action": "submit", "message": "hi", **fcl.answers()})

@@ -10,7 +10,7 @@ from wtforms import SelectField, TextAreaField
 from wtforms.validators import Optional
 
 from retreat.blueprints.admin import bp
-from retreat.blueprints.clinical import read_or_404
+from retreat.blueprints.clinical import apply_errors, read_or_404
 from retreat.extensions import db
 from retreat.hooks import no_store
 from retreat.models.clearance import Intake
@@ -49,8 +49,7 @@ def break_glass():
             db.session.commit()
         except ValidationFailed as exc:
             db.session.rollback()
-            for name, messages in exc.errors.items():
-                form[name].errors = list(messages)
+            apply_errors(form, exc)
             status = 422
     elif form.is_submitted():
         status = 422

@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from retreat.blueprints.clinical import read_or_404
+from retreat.blueprints.clinical import apply_errors, read_or_404
 from retreat.blueprints.participant import bp
 from retreat.extensions import db
 from retreat.hooks import no_store
@@ -56,14 +56,6 @@ def _my_enrollment(enrollment_id: int) -> Enrollment:
 
 def _answers(form: IntakeForm) -> dict:
     return {key: form[key].data for key in screening.ALL_KEYS}
-
-
-def _apply_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    for name, messages in exc.errors.items():
-        if name in form:
-            form[name].errors = list(form[name].errors or []) + list(messages)
-        else:
-            form.form_errors.append(" ".join(messages))
 
 
 def _intake_sections() -> dict:
@@ -117,7 +109,7 @@ def intake(enrollment_id: int):
             return redirect(url_for("participant.intake", enrollment_id=enr.id))
         except ValidationFailed as exc:
             db.session.rollback()
-            _apply_errors(form, exc)
+            apply_errors(form, exc)
             status = 422
         except Conflict as exc:
             db.session.rollback()
@@ -242,7 +234,7 @@ def request_deletion():
         erased = clearance.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc)
+        apply_errors(form, exc)
         return render_template("participant/intake_data.html", form=form,
                                requested_at=clearance.deletion_requested_at(user)), 422
     db.session.commit()

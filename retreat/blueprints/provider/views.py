@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from retreat.blueprints.clinical import org_request_or_404, read_or_404
+from retreat.blueprints.clinical import apply_errors, org_request_or_404, read_or_404
 from retreat.blueprints.provider import bp
 from retreat.extensions import db
 from retreat.hooks import no_store
@@ -94,7 +94,8 @@ def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None
         info_form=info_form, decision_form=decision_form, license=accounts.valid_license_on(user, _today()),
         labels=clearance.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
         absolute=req.intake.screening_level == ScreeningLevel.ABSOLUTE,
-        attestation_text=clearance.ATTESTATION_TEXT, user=user), status
+        attestation_text=clearance.ATTESTATION_TEXT, user=user,
+        safety_alert=clearance.open_alert_for(req.enrollment_id)), status
 
 
 @bp.get("/requests/<int:request_id>")
@@ -103,27 +104,35 @@ def request_detail(request_id: int):
     return _render_request(org_request_or_404(request_id))
 
 
+def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success: str):
+    """Run one provider action: field errors re-render the page (422); a conflict (stale form,
+    decided, withdrawn, expired licence) changes nothing and says why; success commits once."""
+    if form.validate_on_submit():
+        try:
+            action()
+        except ValidationFailed as exc:
+            db.session.rollback()
+            apply_errors(form, exc)
+        except Conflict as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("provider.request_detail", request_id=req.id))
+        else:
+            db.session.commit()
+            flash(success, "success")
+            return redirect(url_for("provider.request_detail", request_id=req.id))
+    return _render_request(req, status=422, **{form_name: form})
+
+
 @bp.post("/requests/<int:request_id>/info")
 @no_store
 def request_info(request_id: int):
     req = org_request_or_404(request_id)
     form = InfoRequestForm()
-    if not form.validate_on_submit():
-        return _render_request(req, info_form=form, status=422)
-    try:
-        clearance.request_more_info(req, acting_user(), form.message.data or "", expected_version=_version(form),
-                                    now=now_utc(), ctx=request_context())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        form.message.errors = list(exc.errors.get("message", [exc.message]))
-        return _render_request(req, info_form=form, status=422)
-    except Conflict as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("provider.request_detail", request_id=req.id))
-    db.session.commit()
-    flash("Your question was sent. The participant is asked to sign in; their intake is open for changes.", "success")
-    return redirect(url_for("provider.request_detail", request_id=req.id))
+    return _act(req, form, "info_form", lambda: clearance.request_more_info(
+        req, acting_user(), form.message.data or "", expected_version=_version(form), now=now_utc(),
+        ctx=request_context()),
+        "Your question was sent. The participant is asked to sign in; their intake is open for changes.")
 
 
 @bp.post("/requests/<int:request_id>/decide")
@@ -131,27 +140,13 @@ def request_info(request_id: int):
 def decide(request_id: int):
     req = org_request_or_404(request_id)
     form = DecisionForm()
-    if not form.validate_on_submit():
-        return _render_request(req, decision_form=form, status=422)
-    try:
-        clearance.decide(req, acting_user(), decision=form.decision.data or "", conditions=form.conditions.data or "",
-                         conditions_shareable=bool(form.conditions_shareable.data), valid_until=form.valid_until.data,
-                         rationale=form.rationale.data or "", participant_note=form.participant_note.data or "",
-                         attestation_name=form.attestation_name.data or "", expected_version=_version(form),
-                         now=now_utc(), ctx=request_context())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        for name, messages in exc.errors.items():
-            if name in form:
-                form[name].errors = list(messages)
-        return _render_request(req, decision_form=form, status=422)
-    except Conflict as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("provider.request_detail", request_id=req.id))
-    db.session.commit()
-    flash("Your decision is recorded. The participant is asked to sign in to read it.", "success")
-    return redirect(url_for("provider.request_detail", request_id=req.id))
+    return _act(req, form, "decision_form", lambda: clearance.decide(
+        req, acting_user(), decision=form.decision.data or "", conditions=form.conditions.data or "",
+        conditions_shareable=bool(form.conditions_shareable.data), valid_until=form.valid_until.data,
+        rationale=form.rationale.data or "", participant_note=form.participant_note.data or "",
+        attestation_name=form.attestation_name.data or "", expected_version=_version(form), now=now_utc(),
+        ctx=request_context()),
+        "Your decision is recorded. The participant is asked to sign in to read it.")
 
 
 @bp.post("/alerts/<int:alert_id>/acknowledge")
