@@ -99,14 +99,6 @@ def latest_request(enr: Enrollment) -> ClearanceRequest | None:
                              .order_by(ClearanceRequest.id.desc()).limit(1))
 
 
-def get_request_for_org(request_id: int, organization_id: int | None) -> ClearanceRequest:
-    """A provider's view of a request: other organisations' requests do not exist for them."""
-    req = db.session.get(ClearanceRequest, request_id)
-    if req is None or organization_id is None or req.organization_id != organization_id:
-        raise NotFound("We could not find that clearance request.")
-    return req
-
-
 def _lock_request(req: ClearanceRequest) -> ClearanceRequest:
     locked = db.session.scalar(select(ClearanceRequest).where(ClearanceRequest.id == req.id).with_for_update()
                                .execution_options(populate_existing=True))
