@@ -90,3 +90,6 @@ def register_cli(app: Flask) -> None:
     from retreat.scheduler import scheduler_cli
 
     app.cli.add_command(scheduler_cli)
+    from retreat.cli_keys import keys_cli
+
+    app.cli.add_command(keys_cli)

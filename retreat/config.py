@@ -77,8 +77,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "EMAIL_VERIFY_MAX_AGE": _int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
-        # Clinical field encryption: comma-separated Fernet keys, newest first (rotation).
-        "FIELD_ENCRYPTION_KEYS": os.environ.get("FIELD_ENCRYPTION_KEYS", ""),
+        # Clinical data encryption: comma-separated Fernet keys, newest first (rotation).
+        # FIELD_ENCRYPTION_KEYS is the older name, still read as a fallback.
+        "CLINICAL_DATA_KEYS": os.environ.get("CLINICAL_DATA_KEYS") or os.environ.get("FIELD_ENCRYPTION_KEYS", ""),
         # Email
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Open Meadow Retreats <hello@retreat.localhost>"),
         "SMTP_HOST": os.environ.get("SMTP_HOST", ""),
@@ -128,5 +129,5 @@ def check_production_safety(cfg: dict) -> None:
             "Refusing to start in production without a strong SECRET_KEY environment variable "
             "(at least 32 characters)."
         )
-    if not cfg.get("FIELD_ENCRYPTION_KEYS"):
-        raise RuntimeError("Refusing to start in production without FIELD_ENCRYPTION_KEYS.")
+    if not (cfg.get("CLINICAL_DATA_KEYS") or cfg.get("FIELD_ENCRYPTION_KEYS")):
+        raise RuntimeError("Refusing to start in production without CLINICAL_DATA_KEYS.")

@@ -274,14 +274,19 @@ def _dev_key(instance_dir: str) -> str:
 
 
 def field_cipher() -> MultiFernet:
-    """MultiFernet over FIELD_ENCRYPTION_KEYS (newest first). Old keys still decrypt."""
+    """MultiFernet over CLINICAL_DATA_KEYS (newest first). Old keys still decrypt.
+
+    FIELD_ENCRYPTION_KEYS is accepted as the older name. The cipher is rebuilt when the
+    configured keys change (e.g. a new key is put in front for rotation).
+    """
+    cfg = current_app.config
+    raw = cfg.get("CLINICAL_DATA_KEYS") or cfg.get("FIELD_ENCRYPTION_KEYS") or _dev_key(cfg["INSTANCE_DIR"])
     cached = current_app.extensions.get("retreat_field_cipher")
-    if cached is not None:
-        return cached
-    raw = current_app.config.get("FIELD_ENCRYPTION_KEYS") or _dev_key(current_app.config["INSTANCE_DIR"])
+    if cached is not None and cached[0] == raw:
+        return cached[1]
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     cipher = MultiFernet([Fernet(k.encode()) for k in keys])
-    current_app.extensions["retreat_field_cipher"] = cipher
+    current_app.extensions["retreat_field_cipher"] = (raw, cipher)
     return cipher
 
 

@@ -10,13 +10,16 @@ from retreat.timeutil import format_local
 
 # (endpoint, label) per role; each blueprint owns its pages.
 NAV = {
-    "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats"), ("participant.payments_index", "Payments")],
-    "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.cohorts", "Cohorts")],
+    "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats"),
+                    ("participant.intake_index", "Medical review"), ("participant.payments_index", "Payments"),
+                    ("participant.my_data", "My data")],
+    "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.cohorts", "Cohorts"),
+                    ("facilitator.clearance_overview", "Clearance"), ("facilitator.safety_alerts", "Safety alerts")],
     "provider": [("provider.dashboard", "Clearance queue")],
     "finance": [("finance.dashboard", "Finance"), ("finance.payments_dashboard", "Payments")],
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
-              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts")],
+              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.break_glass", "Break glass")],
 }
 
 

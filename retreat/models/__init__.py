@@ -40,3 +40,4 @@ from retreat.models.payments import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401

@@ -52,8 +52,9 @@ ALLOWED: dict[S, frozenset[S]] = {
     S.CLEARANCE_PENDING: frozenset({S.CLEARED, S.NOT_CLEARED, S.INTAKE_SUBMITTED, S.OFFER_EXPIRED} | _PRE),
     # back to clearance_pending when the clearance lapses before the retreat
     S.CLEARED: frozenset({S.DEPOSIT_PAID, S.CLEARANCE_PENDING, S.NOT_CLEARED, S.OFFER_EXPIRED} | _PRE),
-    S.DEPOSIT_PAID: frozenset({S.BALANCE_PAID} | _PRE),
-    S.BALANCE_PAID: frozenset({S.ATTENDED} | _PRE),
+    # back to clearance_pending when the clearance lapses before the retreat (the seat stays confirmed)
+    S.DEPOSIT_PAID: frozenset({S.BALANCE_PAID, S.CLEARANCE_PENDING} | _PRE),
+    S.BALANCE_PAID: frozenset({S.ATTENDED, S.CLEARANCE_PENDING} | _PRE),
     S.ATTENDED: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.WITHDRAWN: frozenset(),

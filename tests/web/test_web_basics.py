@@ -157,7 +157,7 @@ def test_production_cookies_are_secure(monkeypatch):
     {"SECRET_KEY": "short-secret"},
     {"SECRET_KEY": STRONG_KEY, "SECRET_KEY_GENERATED": True},
     {"SECRET_KEY": "insecure-default-" + STRONG_KEY},
-    {"SECRET_KEY": STRONG_KEY, "FIELD_ENCRYPTION_KEYS": ""},
+    {"SECRET_KEY": STRONG_KEY, "CLINICAL_DATA_KEYS": "", "FIELD_ENCRYPTION_KEYS": ""},
 ])
 def test_production_refuses_weak_secrets(overrides):
     with pytest.raises(RuntimeError, match="Refusing to start in production"):

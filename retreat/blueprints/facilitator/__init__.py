@@ -8,3 +8,4 @@ restrict_blueprint(bp, Role.FACILITATOR, Role.ADMIN)
 
 import retreat.blueprints.facilitator.cohorts  # noqa: E402,F401
 from retreat.blueprints.facilitator import views  # noqa: E402,F401
+from retreat.blueprints.facilitator import clearance  # noqa: E402,F401

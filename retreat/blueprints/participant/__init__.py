@@ -9,3 +9,4 @@ restrict_blueprint(bp, Role.PARTICIPANT)
 import retreat.blueprints.participant.enrollments  # noqa: E402,F401
 from retreat.blueprints.participant import views  # noqa: E402,F401
 from retreat.blueprints.participant import payments  # noqa: E402,F401
+from retreat.blueprints.participant import intake  # noqa: E402,F401

@@ -1,14 +1,162 @@
-from flask import render_template
-from flask_login import current_user
+"""Provider portal: the clearance queue of the provider's own organisation, the full intake of a
+referred participant, the request-more-information thread and the decision under their licence.
 
+Requests of other organisations do not exist here (404), and every read is audited by
+``clinical_access``. Every page is clinical: never cached.
+"""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from retreat.blueprints.clinical import apply_errors, org_request_or_404, read_or_404
 from retreat.blueprints.provider import bp
+from retreat.extensions import db
 from retreat.hooks import no_store
-from retreat.timeutil import now_utc
+from retreat.models.clearance import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
+from retreat.security import acting_user, request_context, require_object
+from retreat.services import accounts, clearance, clinical_access, screening
+from retreat.services.errors import Conflict, ValidationFailed
+from retreat.timeutil import now_utc, zone
+
+READ_SECTIONS = [clinical_access.ANSWERS, clinical_access.SCREENING, clinical_access.DECISION,
+                 clinical_access.THREAD]
+
+
+class InfoRequestForm(FlaskForm):
+    message = TextAreaField("What do you need to know?", validators=[Optional()])
+    version = HiddenField()
+
+
+class DecisionForm(FlaskForm):
+    decision = RadioField("Decision", choices=[(d.value, clearance.DECISION_LABELS[d]) for d in Decision],
+                          validators=[Optional()])
+    conditions = TextAreaField("Conditions", validators=[Optional()])
+    conditions_shareable = BooleanField("Share these conditions with the retreat team (for example dietary or "
+                                        "mobility accommodations)")
+    valid_until = DateField("Valid until", validators=[Optional()])
+    rationale = TextAreaField("Clinical rationale", validators=[Optional()])
+    participant_note = TextAreaField("Note to the participant (optional)", validators=[Optional()])
+    attestation_name = StringField("Type your full name to attest", validators=[Optional()])
+    version = HiddenField()
+
+
+class AcknowledgeForm(FlaskForm):
+    pass
+
+
+def _version(form) -> int | None:
+    try:
+        return int(form.version.data)
+    except (TypeError, ValueError):
+        return -1  # a form without a version is stale by definition
+
+
+def _today():
+    user = acting_user()
+    return now_utc().astimezone(zone(user.tz)).date()
 
 
 @bp.get("/")
 @no_store
 def dashboard():
-    today = now_utc().date()
-    return render_template("provider/dashboard.html", user=current_user,
-                           organization=current_user.provider_organization, today=today)
+    """The clearance queue (the provider's home)."""
+    user = acting_user()
+    org_id = user.provider_organization_id
+    return render_template(
+        "provider/dashboard.html", user=user, organization=user.provider_organization, today=_today(),
+        queue=clearance.queue(org_id), closed=clearance.recently_closed(org_id),
+        alerts=clearance.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
+        license=accounts.valid_license_on(user, _today()), labels=clearance.DECISION_LABELS,
+        level_labels=screening.LEVEL_LABELS)
+
+
+def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None, status=200):
+    user = acting_user()
+    now = now_utc()
+    record = read_or_404(clinical_access.read, user, req.enrollment, READ_SECTIONS, ctx=request_context(), now=now)
+    db.session.commit()  # the audit events of this read
+    cohort = req.enrollment.cohort
+    if decision_form is None:
+        decision_form = DecisionForm(formdata=None, data={"valid_until": clearance.default_valid_until(cohort),
+                                                          "version": req.version})
+    if info_form is None:
+        info_form = InfoRequestForm(formdata=None, data={"version": req.version})
+    this = next((r for r in record.requests if r.request.id == req.id), None)
+    return render_template(
+        "provider/request.html", req=req, record=record, this=this, cohort=cohort, participant=req.enrollment.participant,
+        sections={"text": screening.TEXT_QUESTIONS, "numbers": screening.NUMBER_QUESTIONS,
+                  "conditions": screening.CONDITIONS, "phq9": screening.PHQ9_ITEMS, "gad7": screening.GAD7_ITEMS,
+                  "choices": dict(screening.FREQUENCY_CHOICES)},
+        info_form=info_form, decision_form=decision_form, license=accounts.valid_license_on(user, _today()),
+        labels=clearance.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
+        absolute=req.intake.screening_level == ScreeningLevel.ABSOLUTE,
+        attestation_text=clearance.ATTESTATION_TEXT, user=user,
+        safety_alert=clearance.open_alert_for(req.enrollment_id)), status
+
+
+@bp.get("/requests/<int:request_id>")
+@no_store
+def request_detail(request_id: int):
+    return _render_request(org_request_or_404(request_id))
+
+
+def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success: str):
+    """Run one provider action: field errors re-render the page (422); a conflict (stale form,
+    decided, withdrawn, expired licence) changes nothing and says why; success commits once."""
+    if form.validate_on_submit():
+        try:
+            action()
+        except ValidationFailed as exc:
+            db.session.rollback()
+            apply_errors(form, exc)
+        except Conflict as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("provider.request_detail", request_id=req.id))
+        else:
+            db.session.commit()
+            flash(success, "success")
+            return redirect(url_for("provider.request_detail", request_id=req.id))
+    return _render_request(req, status=422, **{form_name: form})
+
+
+@bp.post("/requests/<int:request_id>/info")
+@no_store
+def request_info(request_id: int):
+    req = org_request_or_404(request_id)
+    form = InfoRequestForm()
+    return _act(req, form, "info_form", lambda: clearance.request_more_info(
+        req, acting_user(), form.message.data or "", expected_version=_version(form), now=now_utc(),
+        ctx=request_context()),
+        "Your question was sent. The participant is asked to sign in; their intake is open for changes.")
+
+
+@bp.post("/requests/<int:request_id>/decide")
+@no_store
+def decide(request_id: int):
+    req = org_request_or_404(request_id)
+    form = DecisionForm()
+    return _act(req, form, "decision_form", lambda: clearance.decide(
+        req, acting_user(), decision=form.decision.data or "", conditions=form.conditions.data or "",
+        conditions_shareable=bool(form.conditions_shareable.data), valid_until=form.valid_until.data,
+        rationale=form.rationale.data or "", participant_note=form.participant_note.data or "",
+        attestation_name=form.attestation_name.data or "", expected_version=_version(form), now=now_utc(),
+        ctx=request_context()),
+        "Your decision is recorded. The participant is asked to sign in to read it.")
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@no_store
+def acknowledge_alert(alert_id: int):
+    user = acting_user()
+    alert = db.session.get(SafetyAlert, alert_id)
+    require_object(alert is not None and alert.organization_id == user.provider_organization_id)
+    if AcknowledgeForm().validate_on_submit():
+        clearance.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
+        db.session.commit()
+        flash("Alert acknowledged.", "success")
+    return redirect(url_for("provider.dashboard"))

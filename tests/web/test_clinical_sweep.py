@@ -1,0 +1,192 @@
+"""Sweeps over every clinical URL: a provider of another organisation and other participants get
+403/404 everywhere and change nothing (IDOR); facilitators and finance never see a marker string
+planted in the intake, the thread and the decision on any page they can reach; emails never do."""
+
+import re
+
+import pytest
+from flask import render_template
+from sqlalchemy import func, select
+
+from retreat.models import AuditEvent, OutboxMessage
+from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
+from retreat.models.cohorts import Cohort, Enrollment
+from retreat.services import api_tokens, clearance
+from tests import factories
+from tests import factories_clearance as fcl
+from tests.factories_clearance import MARKER
+
+CLINICAL_PREFIXES = ("/provider/", "/me/", "/api/v1/clearance", "/admin/break-glass", "/facilitator/")
+SKIP_ENDPOINTS = {"static", "account.logout"}
+
+
+@pytest.fixture()
+def world(db):
+    """Organisation A's records, full of the marker, in every state."""
+    s = fcl.setup()
+    facilitator = factories.user("facilitator", password=None)
+    # V: safety alert, thread, resubmission, decided with private conditions and a rationale.
+    clearance.save_draft(s.enrollment, s.participant, fcl.marked_answers(phq9_9=2), now=s.now)
+    v = clearance.submit(s.enrollment, s.participant, fcl.marked_answers(phq9_9=2, glaucoma=True), now=s.now).request
+    clearance.request_more_info(v, s.provider, f"{MARKER} question", expected_version=v.version, now=s.now)
+    clearance.reply(v, s.participant, f"{MARKER} reply", now=s.now)
+    clearance.submit(s.enrollment, s.participant, fcl.marked_answers(glaucoma=True), now=s.now)
+    fcl.decide(s, v, "cleared_with_conditions", conditions=f"{MARKER} private condition",
+               rationale=f"{MARKER} rationale for clearing despite glaucoma", participant_note=f"{MARKER} note")
+    # W: open request.  X: draft only.  Y: cleared with a shareable accommodation.
+    w = fcl.another_applicant(s)
+    clearance.submit(w, w.participant, fcl.marked_answers(), now=s.now)
+    x = fcl.another_applicant(s)
+    clearance.save_draft(x, x.participant, fcl.marked_answers(), now=s.now)
+    y = fcl.another_applicant(s)
+    yreq = clearance.submit(y, y.participant, fcl.answers(), now=s.now).request
+    fcl.decide(s, yreq, "cleared_with_conditions", conditions="Ground-floor room (mobility)", conditions_shareable=True)
+    db.session.commit()
+    return s, facilitator
+
+
+def max_id(db) -> int:
+    models = (Enrollment, Intake, ClearanceRequest, InfoRequest, SafetyAlert, Cohort)
+    return max(db.session.scalar(select(func.max(m.id))) or 0 for m in models) + 1
+
+
+def clinical_urls(app, db, methods=("GET",)):
+    """Every clinical route, with every id that exists (and one that does not)."""
+    adapter = app.url_map.bind("localhost")
+    urls = []
+    top = max_id(db)
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in SKIP_ENDPOINTS or not (set(methods) & rule.methods):
+            continue
+        if not rule.rule.startswith(CLINICAL_PREFIXES):
+            continue
+        args = sorted(rule.arguments)
+        if any(rule._converters[a].__class__.__name__ != "IntegerConverter" for a in args):
+            continue
+        if not args:
+            urls.append((rule.endpoint, adapter.build(rule.endpoint, {})))
+        else:
+            for i in range(1, top + 1):
+                urls.append((rule.endpoint, adapter.build(rule.endpoint, {a: i for a in args})))
+    return urls
+
+
+def all_get_urls(app, db):
+    """Every GET page of the whole app a signed-in person could try, with every id."""
+    adapter = app.url_map.bind("localhost")
+    top = max_id(db)
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in SKIP_ENDPOINTS or "GET" not in rule.methods:
+            continue
+        args = sorted(rule.arguments)
+        if any(rule._converters[a].__class__.__name__ != "IntegerConverter" for a in args):
+            continue
+        ids = [None] if not args else range(1, top + 1)
+        for i in ids:
+            out.append(adapter.build(rule.endpoint, {a: i for a in args}))
+    return out
+
+
+def snapshot(db):
+    db.session.expire_all()
+    reqs = [(r.id, r.status, r.decision, r.version, r.decided_by_id) for r in db.session.scalars(
+        select(ClearanceRequest).order_by(ClearanceRequest.id))]
+    intakes = [(i.id, i.status, i.answers_enc, i.submissions) for i in db.session.scalars(select(Intake))]
+    alerts = [(a.id, a.status) for a in db.session.scalars(select(SafetyAlert))]
+    enrollments = [(e.id, e.status) for e in db.session.scalars(select(Enrollment))]
+    messages = db.session.scalar(select(func.count()).select_from(InfoRequest))
+    return reqs, intakes, alerts, enrollments, messages
+
+
+def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
+    s, _ = world
+    outsider = factories.user("provider", password=None)
+    token = {"Authorization": f"Bearer {api_tokens.create_token(outsider, name='sweep')[1]}"}
+    db.session.commit()
+    c = fcl.signed_in(app, outsider)
+    before = snapshot(db)
+    gets = clinical_urls(app, db)
+    assert len(gets) > 30
+    for endpoint, url in gets:
+        r = c.get(url, headers=token if url.startswith("/api/") else None)
+        body = r.get_data(as_text=True)
+        if endpoint in ("provider.dashboard", "api_clearance.list_requests"):
+            assert r.status_code == 200, url  # their own (empty) queue
+        else:
+            assert r.status_code in (403, 404), (url, r.status_code)
+        assert MARKER not in body and s.participant.name not in body, url
+    posts = clinical_urls(app, db, methods=("POST",))
+    form = {"decision": "cleared", "attestation_name": outsider.name, "version": "2", "message": "hello",
+            "conditions": "x", "reason": "I would like to read this record please, it is urgent", "enrollment_id": "1",
+            "phq9_9": "0", "action": "submit", "confirm": "y"}
+    for _endpoint, url in posts:
+        r = c.post(url, data=form)
+        assert r.status_code in (403, 404), (url, r.status_code)
+    assert snapshot(db) == before
+    denied = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clinical.denied",
+                                                         AuditEvent.actor_id == outsider.id)).all()
+    assert denied  # refusals of existing records are logged
+    assert not db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clinical.read",
+                                                           AuditEvent.actor_id == outsider.id)).all()
+
+
+def test_another_participant_gets_nothing(app, db, world):
+    s, _ = world
+    stranger = fcl.another_applicant(fcl.setup())
+    db.session.commit()
+    c = fcl.signed_in(app, stranger.participant)
+    before = snapshot(db)
+    def is_own(url: str) -> bool:
+        m = re.match(r"^/me/enrollments/(\d+)(?:/|$)", url)
+        return bool(m) and int(m.group(1)) == stranger.id
+
+    for _endpoint, url in clinical_urls(app, db):
+        r = c.get(url)
+        assert MARKER not in r.get_data(as_text=True), url
+        if url.startswith("/me/enrollments/") and not is_own(url):
+            assert r.status_code == 404, url
+        elif url.startswith("/api/"):
+            assert r.status_code == 401, url  # the API takes staff tokens only
+        elif not url.startswith("/me/"):
+            assert r.status_code == 403, url
+    for _endpoint, url in clinical_urls(app, db, methods=("POST",)):
+        if is_own(url) or not url.startswith("/me/enrollments/"):
+            continue
+        r = c.post(url, data={"action": "submit", "message": "hi", **fcl.answers()})
+        assert r.status_code == 404, url
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("role", ["facilitator", "finance"])
+def test_facilitators_and_finance_never_see_clinical_text(app, db, world, role):
+    s, facilitator = world
+    user = facilitator if role == "facilitator" else factories.user("finance", password=None)
+    db.session.commit()
+    c = fcl.signed_in(app, user)
+    seen_ok = 0
+    for url in all_get_urls(app, db):
+        r = c.get(url)
+        assert r.status_code != 500, url
+        body = r.get_data(as_text=True)
+        assert MARKER not in body, (role, url)
+        assert "glaucoma" not in body.lower(), (role, url)
+        if r.status_code == 200:
+            seen_ok += 1
+    assert seen_ok >= 3
+    if role == "facilitator":
+        page = c.get(f"/facilitator/cohorts/{s.cohort.id}/clearance").get_data(as_text=True)
+        assert "Ground-floor room (mobility)" in page and "Cleared with conditions" in page
+        assert "Safety review needed" in c.get("/facilitator/safety-alerts").get_data(as_text=True)
+
+
+def test_no_email_carries_clinical_text(app, db, world):
+    messages = db.session.scalars(select(OutboxMessage)).all()
+    templates = {m.template for m in messages}
+    assert {"clearance_new_request", "clearance_info_requested", "clearance_updated", "clearance_decided",
+            "safety_alert"} <= templates
+    for m in messages:
+        ctx = dict(m.context, practice_name="Practice", subject="s")
+        for ext in ("txt", "html"):
+            body = render_template(f"emails/{m.template}.{ext}", **ctx)
+            assert MARKER not in body and "glaucoma" not in body.lower(), m.template
