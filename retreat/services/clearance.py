@@ -444,11 +444,20 @@ def _on_cleared(req: ClearanceRequest, enr: Enrollment, cohort: Cohort, *, now: 
 
 
 def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -> None:
-    """The pipeline hook for "not cleared".
+    """The pipeline hook for "not cleared": a kind message that offers a consult, and the
+    automatic full refund of whatever was paid (the deposit).
 
-    Today: queue the kind message that offers a consult. The lead wires the automatic deposit
-    refund (Payments) here, so that it happens in the same transaction as the decision.
+    The refund is *decided* here, in the same transaction as the decision, so neither can exist
+    without the other; it is sent to Stripe after the commit by ``refunds.submit_pending`` (the
+    scheduler runs it every few seconds; no lock is ever held across a Stripe call).
     """
+    from retreat.models.payments import RefundKind
+    from retreat.services import refunds
+
+    amount = max(0, refunds.refundable(enrollment))
+    if amount:
+        refunds.plan(enrollment, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
+                     reason="Not medically cleared: full refund of the deposit")
     person = enrollment.participant
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
