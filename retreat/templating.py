@@ -16,6 +16,7 @@ NAV = {
     "finance": [("finance.dashboard", "Finance")],
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"), ("admin.audit_log", "Audit log")],
 }
+NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
 
 
 def viewer_tz() -> str:

@@ -13,6 +13,9 @@ def register_api(app: Flask) -> None:
 
     api.register_blueprint(health_blp)
     csrf.exempt("retreat.blueprints.api.health")
+    from retreat.blueprints.api.consultations import blp as consultations_blp
+
+    api.register_blueprint(consultations_blp)  # anonymous, CSRF-exempt, rate limited per address
 
     @app.get("/healthz")
     def healthz():

@@ -6,4 +6,5 @@ from retreat.security import restrict_blueprint
 bp = Blueprint("facilitator", __name__)
 restrict_blueprint(bp, Role.FACILITATOR)
 
+import retreat.blueprints.facilitator.consults  # noqa: E402,F401  (consult pages)
 from retreat.blueprints.facilitator import views  # noqa: E402,F401
