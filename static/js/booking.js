@@ -6,12 +6,25 @@
 (function () {
   "use strict";
 
+  // Browsers (ICU) still report some zones by their old names; show the current IANA name.
+  var CURRENT_NAMES = {
+    "Asia/Calcutta": "Asia/Kolkata", "Asia/Katmandu": "Asia/Kathmandu", "Asia/Saigon": "Asia/Ho_Chi_Minh",
+    "Asia/Rangoon": "Asia/Yangon", "Europe/Kiev": "Europe/Kyiv", "Europe/Uzhgorod": "Europe/Kyiv",
+    "Europe/Zaporozhye": "Europe/Kyiv", "America/Godthab": "America/Nuuk", "Atlantic/Faeroe": "Atlantic/Faroe",
+    "America/Buenos_Aires": "America/Argentina/Buenos_Aires", "America/Cordoba": "America/Argentina/Cordoba",
+    "America/Mendoza": "America/Argentina/Mendoza", "America/Indianapolis": "America/Indiana/Indianapolis",
+    "America/Louisville": "America/Kentucky/Louisville", "Pacific/Truk": "Pacific/Chuuk",
+    "Pacific/Ponape": "Pacific/Pohnpei", "Africa/Asmera": "Africa/Asmara", "Asia/Dacca": "Asia/Dhaka"
+  };
+
   function detectedZone() {
+    var zone = "";
     try {
-      return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     } catch (e) {
       return "";
     }
+    return CURRENT_NAMES[zone] || zone;
   }
 
   function hasOption(select, value) {

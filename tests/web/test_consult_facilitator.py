@@ -43,7 +43,7 @@ def test_only_facilitators_reach_the_pages(app, make_client, db):
 def test_availability_editor_shows_rules_settings_and_a_week_preview(fac_client, db):
     r = fac_client.get("/facilitator/availability")
     page = _text(r)
-    assert r.status_code == 200 and "Weekly hours" in page and "Week of" in page
+    assert r.status_code == 200 and "Weekly hours" in page and "What guests can book" in page
     assert 'value="09:00-12:00"' in page and "America/Denver" in page and "Taking bookings" in page
     assert page.count('<li class="preview-day') == 7
     nav = _text(fac_client.get("/facilitator/consults"))

@@ -164,6 +164,9 @@ def test_manage_reschedule_and_cancel_through_the_pages(client, db):
     ics = client.get(new_url + "/invite.ics")
     assert ics.mimetype == "text/calendar" and b.consult.calendar_uid.encode() in ics.data
     assert b"SEQUENCE:1" in ics.data and b"METHOD:PUBLISH" in ics.data
+    confirm = client.get(new_url + "/cancel")
+    assert confirm.status_code == 200 and "Yes, cancel my call" in confirm.get_data(as_text=True)
+    assert b.consult.status == "booked"
     r = client.post(new_url + "/cancel")
     assert r.status_code == 302
     page = client.get(new_url).get_data(as_text=True)
@@ -192,8 +195,8 @@ def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
     url = f"/consult/manage/{b.manage_token}"
     page = client.get(url).get_data(as_text=True)
     assert "can no longer be changed online" in page and "Cancel this call" not in page
-    r = client.get(url + "/reschedule")
-    assert r.status_code == 302
+    for path in ("/reschedule", "/cancel"):
+        assert client.get(url + path).status_code == 302
     r = client.post(url + "/cancel", follow_redirects=True)
     assert "too close to the call" in r.get_data(as_text=True) and b.consult.status == "booked"
 

@@ -259,7 +259,7 @@ def manage(token):
         consult = svc.consult_for_token(token, now)
     except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
         return _link_error(exc)
-    return render_template("consults/manage.html", token=token, cancel_form=ConfirmForm(),
+    return render_template("consults/manage.html", token=token,
                            **_manage_context(consult, now))
 
 
@@ -317,15 +317,20 @@ def reschedule(token):
                            zones=_zone_choices(), current=svc.human_time(consult.start_at, tz))
 
 
-@bp.post("/manage/<token>/cancel")
+@bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
 @no_store
 def cancel(token):
     now = now_utc()
     try:
-        consult = svc.consult_for_token(token, now, lock=True)
+        consult = svc.consult_for_token(token, now, lock=request.method == "POST")
     except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
         return _link_error(exc)
     form = ConfirmForm()
+    if request.method == "GET":
+        if not svc.can_change(consult, now):
+            return redirect(url_for("consults.manage", token=token))
+        return render_template("consults/cancel_confirm.html", token=token, form=form, consult=consult,
+                               when=svc.human_time(consult.start_at, consult.guest_tz))
     if not form.validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("consults.manage", token=token))

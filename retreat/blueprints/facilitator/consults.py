@@ -91,10 +91,8 @@ def _settings_form(settings) -> SettingsForm:
 
 
 def _week_start(now, tz) -> date:
-    wanted = svc.parse_local_date(request.args.get("week"))
-    today = now.astimezone(zone(tz)).date()
-    base = wanted or today
-    return base - timedelta(days=base.weekday())
+    """The first of the seven previewed days: ``?week=`` or today (a rolling week, so it always shows ahead)."""
+    return svc.parse_local_date(request.args.get("week")) or now.astimezone(zone(tz)).date()
 
 
 def _render_editor(settings_form=None, weekly_form=None, override_form=None, status=200):
