@@ -25,10 +25,17 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 MINUTES_PER_DAY = 24 * 60
 Window = tuple[int, int]  # minutes after local midnight, end exclusive, end may be 1440
+
+
+@lru_cache(maxsize=1024)
+def cached_zone(name: str) -> ZoneInfo:
+    """ZoneInfo keeps only a few zones strongly cached; the slot engine needs many, every request."""
+    return ZoneInfo(name)
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,8 @@ class Schedule:
     busy: list[tuple[datetime, datetime]] = field(default_factory=list)  # blocked ranges, UTC
     booked_per_day: dict[date, int] = field(default_factory=dict)  # local date -> active consults
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.tz)
+    def __post_init__(self):
+        self.zone = cached_zone(self.tz)
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,24 +169,28 @@ def day_windows(schedule: Schedule, day: date) -> list[Window]:
 
 
 class _Busy:
-    """Fast overlap test against sorted blocked ranges."""
+    """Fast overlap test against blocked ranges, in POSIX seconds."""
 
     def __init__(self, ranges: Sequence[tuple[datetime, datetime]]):
-        ranges = sorted(ranges)
-        self.starts = [s for s, _ in ranges]
-        self.max_end: list[datetime] = []
-        running = None
-        for _, e in ranges:
-            running = e if running is None or e > running else running
+        spans = sorted((s.timestamp(), e.timestamp()) for s, e in ranges)
+        self.starts = [s for s, _ in spans]
+        self.max_end: list[float] = []
+        running = float("-inf")
+        for _, e in spans:
+            running = max(running, e)
             self.max_end.append(running)
 
-    def overlaps(self, start: datetime, end: datetime) -> bool:
+    def overlaps(self, start: float, end: float) -> bool:
         i = bisect_left(self.starts, end)  # ranges starting before `end`
         return i > 0 and self.max_end[i - 1] > start
 
 
 def free_starts(schedule: Schedule, range_start: datetime, range_end: datetime, now: datetime) -> list[datetime]:
-    """Every UTC instant in [range_start, range_end) at which a consult may start."""
+    """Every UTC instant in [range_start, range_end) at which a consult may start.
+
+    Arithmetic runs on POSIX seconds (exact for whole minutes): this is the hot loop of the
+    booking page and the slots API.
+    """
     zone = schedule.zone
     earliest = max(range_start, now + schedule.min_notice)
     latest = min(range_end, now + schedule.horizon + timedelta(microseconds=1))  # horizon is inclusive
@@ -188,22 +198,31 @@ def free_starts(schedule: Schedule, range_start: datetime, range_end: datetime, 
         return []
     busy = _Busy(schedule.busy)
     booked = schedule.booked_per_day
-    out: list[datetime] = []
+    lo, hi = earliest.timestamp(), latest.timestamp()
+    duration = schedule.duration.total_seconds()
+    before, after = schedule.buffer_before.total_seconds(), schedule.buffer_after.total_seconds()
+    step = schedule.interval.total_seconds()
+    out: list[float] = []
     day = (earliest.astimezone(zone) - timedelta(days=1)).date()
     last_day = (latest.astimezone(zone) + timedelta(days=1)).date()
-    step = schedule.interval
+    next_midnight = local_instant(day, 0, zone).timestamp()
     while day <= last_day:
-        cap_left = None if schedule.daily_cap is None else schedule.daily_cap - booked.get(day, 0)
-        if cap_left is None or cap_left > 0:
+        midnight, next_midnight = next_midnight, local_instant(day + timedelta(days=1), 0, zone).timestamp()
+        plain_day = next_midnight - midnight == 86400  # no clock change today: wall minutes map directly
+        if schedule.daily_cap is None or booked.get(day, 0) < schedule.daily_cap:
             for ws, we in day_windows(schedule, day):
-                w_start = local_instant(day, ws, zone, edge="start")
-                w_end = local_instant(day, we, zone, edge="end")
+                if plain_day:
+                    w_start, w_end = midnight + ws * 60, midnight + we * 60
+                else:
+                    w_start = local_instant(day, ws, zone, edge="start").timestamp()
+                    w_end = local_instant(day, we, zone, edge="end").timestamp()
                 t = w_start
-                while t + schedule.duration <= w_end:
-                    if earliest <= t < latest and not busy.overlaps(
-                            t - schedule.buffer_before, t + schedule.duration + schedule.buffer_after):
+                if t < lo:  # jump to the first step at or after the earliest allowed start
+                    t += -(-(lo - t) // step) * step
+                while t + duration <= w_end and t < hi:
+                    if not busy.overlaps(t - before, t + duration + after):
                         out.append(t)
                     t += step
         day += timedelta(days=1)
     out.sort()
-    return out
+    return [datetime.fromtimestamp(t, UTC) for t in out]

@@ -19,7 +19,9 @@ import secrets
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -100,8 +102,7 @@ class ManageLinkExpired(DomainError):
     status = 410
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     start: datetime
     end: datetime
     facilitator_id: int
@@ -334,10 +335,16 @@ def _active():
     return Consultation.status != ConsultStatus.CANCELLED.value
 
 
-def _schedule(settings: ConsultSettings) -> Schedule:
+_known_zone = lru_cache(maxsize=1024)(is_valid_zone)
+_SCHEDULE_COLUMNS = ("facilitator_id", "tz", "duration_minutes", "buffer_before_minutes", "buffer_after_minutes",
+                     "min_notice_minutes", "horizon_days", "daily_cap", "slot_interval_minutes", "accepting_bookings")
+
+
+def _schedule(settings) -> Schedule:
+    """A Schedule from a ConsultSettings row (an ORM object or a plain row of _SCHEDULE_COLUMNS)."""
     return Schedule(
         facilitator_id=settings.facilitator_id,
-        tz=settings.tz if is_valid_zone(settings.tz) else "UTC",
+        tz=settings.tz if _known_zone(settings.tz) else "UTC",
         duration=timedelta(minutes=settings.duration_minutes),
         buffer_before=timedelta(minutes=settings.buffer_before_minutes),
         buffer_after=timedelta(minutes=settings.buffer_after_minutes),
@@ -350,22 +357,31 @@ def _schedule(settings: ConsultSettings) -> Schedule:
 
 def load_schedules(range_start: datetime, range_end: datetime, *, facilitator_ids=None,
                    exclude_consult_id: int | None = None, settings_rows=None) -> list[Schedule]:
-    """Everything the slot engine needs for the facilitators who take bookings, in four queries."""
-    if settings_rows is None:
-        stmt = (select(ConsultSettings).join(User, User.id == ConsultSettings.facilitator_id)
-                .where(ConsultSettings.accepting_bookings.is_(True), User.role == Role.FACILITATOR.value,
+    """Everything the slot engine needs for the facilitators who take bookings, in three queries."""
+    rule_columns = (AvailabilityRule.weekday, AvailabilityRule.start_minute, AvailabilityRule.end_minute)
+    if settings_rows is None:  # settings (plain columns, no ORM objects) and weekly rules together
+        table = ConsultSettings.__table__
+        stmt = (select(*[table.c[name] for name in _SCHEDULE_COLUMNS], *rule_columns)
+                .join(User, User.id == table.c.facilitator_id)
+                .outerjoin(AvailabilityRule, AvailabilityRule.facilitator_id == table.c.facilitator_id)
+                .where(table.c.accepting_bookings.is_(True), User.role == Role.FACILITATOR.value,
                        User.is_active_account.is_(True)))
         if facilitator_ids is not None:
-            stmt = stmt.where(ConsultSettings.facilitator_id.in_(list(facilitator_ids)))
-        settings_rows = list(db.session.scalars(stmt))
+            stmt = stmt.where(table.c.facilitator_id.in_(list(facilitator_ids)))
+        rows = db.session.execute(stmt).all()
+        width = len(_SCHEDULE_COLUMNS)
+        settings_rows = list({row.facilitator_id: row for row in rows}.values())
+        rules = [(row.facilitator_id, *row[width:]) for row in rows if row[width] is not None]
+    else:
+        ids = [s.facilitator_id for s in settings_rows]
+        rules = db.session.execute(select(AvailabilityRule.facilitator_id, *rule_columns)
+                                   .where(AvailabilityRule.facilitator_id.in_(ids))).all() if ids else []
     if not settings_rows:
         return []
     schedules = {s.facilitator_id: _schedule(s) for s in settings_rows}
     ids = list(schedules)
-    for r in db.session.execute(select(AvailabilityRule.facilitator_id, AvailabilityRule.weekday,
-                                       AvailabilityRule.start_minute, AvailabilityRule.end_minute)
-                                .where(AvailabilityRule.facilitator_id.in_(ids))):
-        schedules[r.facilitator_id].weekly.setdefault(r.weekday, []).append((r.start_minute, r.end_minute))
+    for fid, weekday, start_minute, end_minute in rules:
+        schedules[fid].weekly.setdefault(weekday, []).append((start_minute, end_minute))
     lo_day, hi_day = (range_start - timedelta(days=2)).date(), (range_end + timedelta(days=2)).date()
     for o in db.session.execute(select(AvailabilityOverride.facilitator_id, AvailabilityOverride.day,
                                        AvailabilityOverride.kind, AvailabilityOverride.start_minute,
@@ -397,8 +413,8 @@ def free_slots(range_start: datetime, range_end: datetime, now: datetime, *, fac
     out: list[Slot] = []
     for sched in load_schedules(range_start, range_end, facilitator_ids=facilitator_ids,
                                 exclude_consult_id=exclude_consult_id):
-        out.extend(Slot(t, t + sched.duration, sched.facilitator_id)
-                   for t in availability.free_starts(sched, range_start, range_end, now))
+        duration, fid = sched.duration, sched.facilitator_id
+        out.extend([Slot(t, t + duration, fid) for t in availability.free_starts(sched, range_start, range_end, now)])
     out.sort(key=lambda s: (s.start, s.facilitator_id))
     return out
 
