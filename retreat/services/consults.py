@@ -19,9 +19,9 @@ import secrets
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
