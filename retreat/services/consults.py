@@ -915,8 +915,9 @@ def cancel(consult: Consultation, *, by: str, base_url: str, now: datetime, acto
 OUTCOMES = ((ConsultStatus.COMPLETED.value, "Completed"), (ConsultStatus.NO_SHOW.value, "No-show"))
 
 
-def get_for_facilitator(facilitator: User, consult_id: int) -> Consultation:
-    consult = db.session.get(Consultation, consult_id)
+def get_for_facilitator(facilitator: User, consult_id: int, *, lock: bool = False) -> Consultation:
+    """The facilitator's own consult (row-locked for changes), else NotFound."""
+    consult = db.session.get(Consultation, consult_id, with_for_update=lock, populate_existing=lock)
     if consult is None or consult.facilitator_id != facilitator.id:
         raise NotFound("No such consultation.")
     return consult

@@ -31,6 +31,14 @@ def facilitator_with_hours(*, tz: str = "America/Denver", hours: str = "09:00-17
     return fac
 
 
+def around_the_clock_facilitator(**kw):
+    """Free every day 00:00-24:00 UTC with one hour's notice: tests do not depend on when they run."""
+    kw.setdefault("tz", "UTC")
+    kw.setdefault("hours", "00:00-24:00")
+    kw.setdefault("min_notice_minutes", 60)
+    return facilitator_with_hours(**kw)
+
+
 def guest(**kw) -> dict:
     data = dict(name="Grace Guest", email="grace@example.com", phone="+1 303 555 0100", tz="America/New_York",
                 reason="I am curious whether a retreat could help.", heard_from="A friend or family member",

@@ -13,19 +13,18 @@ from retreat.models import Consultation
 from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests.conftest import base_config
-from tests.unit.test_consult_support import BASE_URL, facilitator_with_hours, guest
+from tests.unit.test_consult_support import (
+    BASE_URL,
+    around_the_clock_facilitator,
+    facilitator_with_hours,
+    guest,
+)
 
 SLOTS = "/api/v1/consultations/slots"
 BOOK = "/api/v1/consultations"
 
 
-def _fac(**kw):
-    kw.setdefault("tz", "UTC")
-    kw.setdefault("hours", "00:00-24:00")
-    kw.setdefault("min_notice_minutes", 60)
-    fac = facilitator_with_hours(**kw)
-    db.session.commit()
-    return fac
+_fac = around_the_clock_facilitator
 
 
 def _body(start, **kw) -> dict:

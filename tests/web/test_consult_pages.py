@@ -8,22 +8,17 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from retreat.extensions import db
 from retreat.models import Consultation, OutboxMessage
 from retreat.services import consults as svc
 from retreat.timeutil import now_utc
-from tests.unit.test_consult_support import BASE_URL, facilitator_with_hours, guest
+from tests.unit.test_consult_support import (
+    BASE_URL,
+    around_the_clock_facilitator,
+    facilitator_with_hours,
+    guest,
+)
 
-
-def _fac(**kw):
-    """A facilitator free around the clock (so tests do not depend on the hour they run at), committed so
-    that a view's rollback (after a refused booking) keeps it."""
-    kw.setdefault("tz", "UTC")
-    kw.setdefault("hours", "00:00-24:00")
-    kw.setdefault("min_notice_minutes", 60)
-    fac = facilitator_with_hours(**kw)
-    db.session.commit()
-    return fac
+_fac = around_the_clock_facilitator
 
 
 def _links(r, prefix="/consult/details"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
@@ -147,6 +148,21 @@ def _link_error(exc: DomainError):
     return render_template("consults/link_error.html", message=exc.message, status=exc.status), exc.status
 
 
+def manage_link(view):
+    """Load the consult the signed link names (row-locked for POSTs) or answer with a clear page; never cached."""
+
+    @functools.wraps(view)
+    def wrapped(token, **kwargs):
+        now = now_utc()
+        try:
+            consult = svc.consult_for_token(token, now, lock=request.method == "POST")
+        except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
+            return _link_error(exc)
+        return view(token, consult, now, **kwargs)
+
+    return no_store(wrapped)
+
+
 # ------------------------------------------------------------------------------------------
 # Booking
 # ------------------------------------------------------------------------------------------
@@ -252,25 +268,15 @@ def _manage_context(consult, now):
 
 
 @bp.get("/manage/<token>")
-@no_store
-def manage(token):
-    now = now_utc()
-    try:
-        consult = svc.consult_for_token(token, now)
-    except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
-        return _link_error(exc)
+@manage_link
+def manage(token, consult, now):
     return render_template("consults/manage.html", token=token,
                            **_manage_context(consult, now))
 
 
 @bp.route("/manage/<token>/reschedule", methods=["GET", "POST"])
-@no_store
-def reschedule(token):
-    now = now_utc()
-    try:
-        consult = svc.consult_for_token(token, now, lock=request.method == "POST")
-    except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
-        return _link_error(exc)
+@manage_link
+def reschedule(token, consult, now):
     if not svc.can_change(consult, now):
         flash("This call can no longer be changed online. Please reply to your confirmation email.", "warning")
         return redirect(url_for("consults.manage", token=token))
@@ -318,13 +324,8 @@ def reschedule(token):
 
 
 @bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
-@no_store
-def cancel(token):
-    now = now_utc()
-    try:
-        consult = svc.consult_for_token(token, now, lock=request.method == "POST")
-    except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
-        return _link_error(exc)
+@manage_link
+def cancel(token, consult, now):
     form = ConfirmForm()
     if request.method == "GET":
         if not svc.can_change(consult, now):
@@ -345,13 +346,8 @@ def cancel(token):
 
 
 @bp.get("/manage/<token>/invite.ics")
-@no_store
-def invite(token):
-    now = now_utc()
-    try:
-        consult = svc.consult_for_token(token, now)
-    except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
-        return _link_error(exc)
+@manage_link
+def invite(token, consult, now):
     method = "CANCEL" if consult.status == "cancelled" else "PUBLISH"
     link = svc.manage_url(current_app.config["BASE_URL"], token)
     body = build_calendar(svc.ics_for(consult, method=method, manage_link=link), stamp=now)

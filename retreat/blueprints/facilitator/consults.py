@@ -135,65 +135,55 @@ def availability():
     return _render_editor()
 
 
+def _save(form, form_name: str, action, done: str, *, mapping: dict | None = None, go_to: str | None = None):
+    """Validate ``form``, run the service call, commit once; on errors show the editor with them (422)."""
+    if not form.validate_on_submit():
+        return _render_editor(**{form_name: form}, status=422)
+    try:
+        action()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _field_errors(form, exc, mapping)
+        return _render_editor(**{form_name: form}, status=422)
+    db.session.commit()
+    flash(done, "success")
+    return redirect(go_to or url_for("facilitator.availability"))
+
+
 @bp.post("/availability/settings")
 def availability_settings():
     me = _me()
     form = _settings_form(svc.get_settings(me))
-    if not form.validate_on_submit():
-        return _render_editor(settings_form=form, status=422)
-    try:
-        svc.update_settings(
-            me, tz=form.tz.data, duration_minutes=form.duration_minutes.data,
-            buffer_before_minutes=form.buffer_before_minutes.data or 0,
-            buffer_after_minutes=form.buffer_after_minutes.data or 0,
-            min_notice_minutes=(form.min_notice_hours.data or 0) * 60, horizon_days=form.horizon_days.data,
-            daily_cap=form.daily_cap.data, slot_interval_minutes=form.slot_interval_minutes.data,
-            change_cutoff_hours=form.change_cutoff_hours.data if form.change_cutoff_hours.data is not None else 24,
-            video_link=form.video_link.data, accepting_bookings=form.accepting_bookings.data,
-            actor=me, ctx=request_context())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _field_errors(form, exc, {"min_notice_minutes": "min_notice_hours"})
-        return _render_editor(settings_form=form, status=422)
-    db.session.commit()
-    flash("Consult settings saved.", "success")
-    return redirect(url_for("facilitator.availability"))
+    cutoff = form.change_cutoff_hours.data
+    return _save(form, "settings_form", lambda: svc.update_settings(
+        me, tz=form.tz.data, duration_minutes=form.duration_minutes.data,
+        buffer_before_minutes=form.buffer_before_minutes.data or 0,
+        buffer_after_minutes=form.buffer_after_minutes.data or 0,
+        min_notice_minutes=(form.min_notice_hours.data or 0) * 60, horizon_days=form.horizon_days.data,
+        daily_cap=form.daily_cap.data, slot_interval_minutes=form.slot_interval_minutes.data,
+        change_cutoff_hours=cutoff if cutoff is not None else 24, video_link=form.video_link.data,
+        accepting_bookings=form.accepting_bookings.data, actor=me, ctx=request_context()),
+        "Consult settings saved.", mapping={"min_notice_minutes": "min_notice_hours"})
 
 
 @bp.post("/availability/weekly")
 def availability_weekly():
     me = _me()
     form = WeeklyForm(prefix="w")
-    if not form.validate_on_submit():
-        return _render_editor(weekly_form=form, status=422)
-    try:
-        svc.set_weekly_rules(me, {i: getattr(form, f"day_{i}").data for i in range(7)}, actor=me,
-                             ctx=request_context())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _field_errors(form, exc)
-        return _render_editor(weekly_form=form, status=422)
-    db.session.commit()
-    flash("Weekly hours saved.", "success")
-    return redirect(url_for("facilitator.availability"))
+    return _save(form, "weekly_form", lambda: svc.set_weekly_rules(
+        me, {i: getattr(form, f"day_{i}").data for i in range(7)}, actor=me, ctx=request_context()),
+        "Weekly hours saved.")
 
 
 @bp.post("/availability/overrides")
 def availability_override_add():
     me = _me()
     form = OverrideForm(prefix="o")
-    if not form.validate_on_submit():
-        return _render_editor(override_form=form, status=422)
-    try:
-        svc.add_override(me, day=form.day.data, kind=form.kind.data, start=form.start.data, end=form.end.data,
-                         note=form.note.data, now=now_utc(), actor=me, ctx=request_context())
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _field_errors(form, exc)
-        return _render_editor(override_form=form, status=422)
-    db.session.commit()
-    flash("Date change saved.", "success")
-    return redirect(url_for("facilitator.availability", week=form.day.data.isoformat()))
+    return _save(form, "override_form", lambda: svc.add_override(
+        me, day=form.day.data, kind=form.kind.data, start=form.start.data, end=form.end.data, note=form.note.data,
+        now=now_utc(), actor=me, ctx=request_context()),
+        "Date change saved.", go_to=url_for("facilitator.availability", week=form.day.data.isoformat())
+        if form.day.data else None)
 
 
 @bp.post("/availability/overrides/<int:override_id>/delete")
@@ -262,7 +252,7 @@ def _render_detail(consult, now, outcome_form=None, status=200):
 def consult_outcome(consult_id):
     me = _me()
     now = now_utc()
-    consult = svc.get_for_facilitator(me, consult_id)
+    consult = svc.get_for_facilitator(me, consult_id, lock=True)
     form = OutcomeForm()
     if not form.validate_on_submit():
         return _render_detail(consult, now, outcome_form=form, status=422)
@@ -287,7 +277,7 @@ def consult_outcome(consult_id):
 def consult_cancel(consult_id):
     me = _me()
     now = now_utc()
-    consult = svc.get_for_facilitator(me, consult_id)
+    consult = svc.get_for_facilitator(me, consult_id, lock=True)
     if not CancelForm().validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
