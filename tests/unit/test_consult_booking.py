@@ -8,7 +8,7 @@ from icalendar import Calendar
 from sqlalchemy import select, text
 
 from retreat.messaging.ics import build_calendar
-from retreat.models import Consultation, OutboxMessage, User
+from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from retreat.services import consults as svc
 from retreat.services import demo
 from retreat.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -51,6 +51,9 @@ def test_booking_creates_consult_participant_and_messages(db):
     assert rows["consult_reminder:1h"].due_at == TUE_10 - timedelta(hours=1)
     notice = rows["consult_facilitator_notice:booked"]
     assert notice.recipient_user_id == fac.id and notice.context["when"] == "Tuesday 2 June 2026, 10:00 AM MDT"
+    booked = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "consult.booked"))
+    assert booked.actor_email == "grace@example.com" and booked.object_id == str(c.id)
+    assert "flag" not in str(booked.details) and "pregnan" not in str(booked.details)
     # No health information in any message.
     for r in outbox_rows(db, c):
         assert "pregnan" not in str(r.context).lower() and "curious" not in str(r.context)
