@@ -21,6 +21,7 @@ NAV = {
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
               ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.break_glass", "Break glass")],
 }
+NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
 
 
 def viewer_tz() -> str:

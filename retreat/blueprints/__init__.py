@@ -9,6 +9,7 @@ def register_blueprints(app: Flask) -> None:
     from retreat.blueprints.account import bp as account_bp
     from retreat.blueprints.admin import bp as admin_bp
     from retreat.blueprints.api import register_api
+    from retreat.blueprints.consults import bp as consults_bp
     from retreat.blueprints.facilitator import bp as facilitator_bp
     from retreat.blueprints.finance import bp as finance_bp
     from retreat.blueprints.participant import bp as participant_bp
@@ -24,4 +25,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(finance_bp, url_prefix="/finance")
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
+    app.register_blueprint(consults_bp, url_prefix="/consult")
     register_api(app)

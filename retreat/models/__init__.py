@@ -41,3 +41,11 @@ from retreat.models.payments import (  # noqa: F401
     StripeEvent,
 )
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
+from retreat.models.consults import (  # noqa: F401
+    AvailabilityOverride,
+    AvailabilityRule,
+    Consultation,
+    ConsultSettings,
+    ConsultStatus,
+    OverrideKind,
+)

@@ -43,6 +43,14 @@ PUBLIC_ENDPOINTS = {
     "api_cohorts.CohortDetail": "one open cohort",
     "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
     "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",
+    "consults.book": "free consultation booking for anyone",
+    "consults.details": "booking form for a chosen time",
+    "consults.manage": "manage a booking: signed, expiring token in the URL",
+    "consults.reschedule": "reschedule a booking: signed, expiring token",
+    "consults.cancel": "cancel a booking: signed, expiring token",
+    "consults.invite": "the booking's .ics: signed, expiring token",
+    "api_consultations.slots": "free consult times for the practice's website (rate limited)",
+    "api_consultations.create": "book a consult from the practice's website (rate limited)",
 }
 
 # Allowed requests to these end the session on purpose and answer with a redirect to sign-in.
@@ -173,7 +181,7 @@ def test_role_matrix(app, db, client, people):
                     problems.append((endpoint, method, role, r.status_code, "allowed but refused"))
             elif r.status_code != 403 or (is_api and not r.is_json):
                 problems.append((endpoint, method, role, r.status_code, "should be 403"))
-    assert problems == []
+    assert problems == [], "\n".join(map(str, problems))
 
 
 def test_a_new_unguarded_route_is_caught():

@@ -27,6 +27,9 @@ def register_api(app: Flask) -> None:
     # themselves after authentication (security.api_session_roles_required).
     api.register_blueprint(cohorts_blp)
     csrf.exempt(cohorts_blp)
+    from retreat.blueprints.api.consultations import blp as consultations_blp
+
+    api.register_blueprint(consultations_blp)  # anonymous, CSRF-exempt, rate limited per address
     app.register_blueprint(docs_bp)
     app.extensions["retreat_openapi"] = api.spec  # this app's spec (the Api object is shared)
 

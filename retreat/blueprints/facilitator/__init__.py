@@ -7,5 +7,6 @@ bp = Blueprint("facilitator", __name__)
 restrict_blueprint(bp, Role.FACILITATOR, Role.ADMIN)
 
 import retreat.blueprints.facilitator.cohorts  # noqa: E402,F401
+import retreat.blueprints.facilitator.consults  # noqa: E402,F401  (consult pages)
 from retreat.blueprints.facilitator import views  # noqa: E402,F401
 from retreat.blueprints.facilitator import clearance  # noqa: E402,F401

@@ -1,0 +1,355 @@
+"""Public booking pages and the guest's manage pages. Everything works without JavaScript."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
+
+from retreat.blueprints.consults import bp
+from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
+from retreat.extensions import db, limiter
+from retreat.hooks import no_store
+from retreat.messaging.ics import build_calendar
+from retreat.security import request_context
+from retreat.services import consults as svc
+from retreat.services.errors import DomainError, ValidationFailed
+from retreat.timeutil import is_valid_zone, now_utc, zone
+
+PICKER_DAYS = 7
+LOOKAHEAD_DAYS = 62
+
+
+def _book_limit() -> str:
+    return current_app.config.get("CONSULT_BOOK_RATE_LIMIT", "20 per minute")
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+
+
+def parse_start(text: str | None) -> datetime | None:
+    """An ISO 8601 instant with an offset (``Z`` allowed) -> aware UTC, else None."""
+    if not text or len(text) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo else None
+
+
+def iso_z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _default_tz() -> str:
+    for fac in svc.bookable_facilitators():
+        settings = svc.get_settings(fac)
+        if settings and is_valid_zone(settings.tz):
+            return settings.tz
+    return "UTC"
+
+
+def _visitor_tz(raw: str | None) -> tuple[str, bool]:
+    """(zone to show times in, whether the visitor chose it) - JavaScript detects it when not chosen."""
+    if raw and is_valid_zone(raw):
+        return raw, True
+    return _default_tz(), False
+
+
+def _facilitator_param(raw: str | None, facilitators) -> int | None:
+    if raw and raw.isdigit():
+        fid = int(raw)
+        if any(f.id == fid for f in facilitators):
+            return fid
+    return None
+
+
+def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, week_url,
+            exclude_consult_id: int | None = None) -> dict:
+    """Seven days of free times in the visitor's zone, grouped by their local date."""
+    z = zone(tz)
+    today = now.astimezone(z).date()
+    week_from = svc.parse_local_date(request.args.get("from")) or today
+    week_from = min(max(week_from, today), today + timedelta(days=LOOKAHEAD_DAYS * 2))
+    week_to = week_from + timedelta(days=PICKER_DAYS - 1)
+    lo, hi = svc.date_range_bounds(week_from, week_to, tz)
+    ids = None if facilitator_id is None else [facilitator_id]
+    slots = svc.free_slots(lo, hi, now, facilitator_ids=ids, exclude_consult_id=exclude_consult_id)
+    by_day: dict[date, dict[datetime, list[int]]] = {}
+    for s in slots:
+        by_day.setdefault(s.start.astimezone(z).date(), {}).setdefault(s.start, []).append(s.facilitator_id)
+    wanted = svc.parse_local_date(request.args.get("day"))
+    selected = wanted if wanted in by_day else next(iter(sorted(by_day)), None)
+    days = []
+    for i in range(PICKER_DAYS):
+        d = week_from + timedelta(days=i)
+        days.append({"date": d, "count": len(by_day.get(d, {})), "selected": d == selected,
+                     "url": week_url(week_from, d) if d in by_day else None})
+    times = []
+    if selected is not None:
+        starts = sorted(by_day[selected])
+        offsets = {t.astimezone(z).utcoffset() for t in starts}
+        for t in starts:
+            local = t.astimezone(z)
+            label = svc.time_label(t, tz) + (f" {local.tzname()}" if len(offsets) > 1 else "")
+            times.append({"label": label, "url": time_url(t), "start": iso_z(t),
+                          "period": "morning" if local.hour < 12 else ("afternoon" if local.hour < 17 else "evening")})
+    next_available = None
+    if not slots:
+        upcoming = svc.next_free_slots(hi, now, limit=1, facilitator_id=facilitator_id, days=LOOKAHEAD_DAYS)
+        if upcoming:
+            d = upcoming[0].start.astimezone(z).date()
+            next_available = {"date": d, "url": week_url(d, d)}
+    return {
+        "tz": tz, "tz_abbr": now.astimezone(z).tzname(), "week_from": week_from, "week_to": week_to,
+        "days": days, "selected": selected, "times": times, "next_available": next_available,
+        "prev_url": week_url(max(today, week_from - timedelta(days=PICKER_DAYS)), None) if week_from > today else None,
+        "next_url": week_url(week_from + timedelta(days=PICKER_DAYS), None)
+        if week_to < today + timedelta(days=LOOKAHEAD_DAYS * 2) else None,
+    }
+
+
+def _apply_errors(form, exc: DomainError) -> None:
+    mapping = {"name": form.name, "email": form.email, "phone": form.phone, "timezone": form.timezone,
+               "reason": form.reason, "heard_from": form.heard_from}
+    placed = False
+    for key, messages in (exc.errors or {}).items():
+        target = mapping.get(key)
+        if target is not None:
+            target.errors = list(target.errors) + list(messages)
+        else:
+            form.form_errors.extend(messages)
+        placed = True
+    if not placed:
+        form.form_errors.append(exc.message)
+
+
+def _alternatives(after: datetime, now: datetime, facilitator_id: int | None, tz: str,
+                  exclude_consult_id: int | None = None) -> list[dict]:
+    ids = None if facilitator_id is None else [facilitator_id]
+    start = max(after, now)
+    slots = svc.free_slots(start, start + timedelta(days=21), now, facilitator_ids=ids,
+                           exclude_consult_id=exclude_consult_id)
+    out, seen = [], set()
+    for s in slots:
+        if s.start not in seen:
+            seen.add(s.start)
+            out.append({"start": iso_z(s.start), "label": svc.human_time(s.start, tz)})
+        if len(out) >= 6:
+            break
+    return out
+
+
+def _link_error(exc: DomainError):
+    return render_template("consults/link_error.html", message=exc.message, status=exc.status), exc.status
+
+
+def manage_link(view):
+    """Load the consult the signed link names (row-locked for POSTs) or answer with a clear page; never cached."""
+
+    @functools.wraps(view)
+    def wrapped(token, **kwargs):
+        now = now_utc()
+        try:
+            consult = svc.consult_for_token(token, now, lock=request.method == "POST")
+        except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
+            return _link_error(exc)
+        return view(token, consult, now, **kwargs)
+
+    return no_store(wrapped)
+
+
+# ------------------------------------------------------------------------------------------
+# Booking
+# ------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def book():
+    now = now_utc()
+    tz, tz_chosen = _visitor_tz(request.args.get("tz"))
+    facilitators = svc.bookable_facilitators()
+    fid = _facilitator_param(request.args.get("facilitator"), facilitators)
+    fac_arg = str(fid) if fid else "any"
+
+    def week_url(week_from, day):
+        return url_for("consults.book", tz=tz, facilitator=fac_arg, **{"from": week_from.isoformat()},
+                       **({"day": day.isoformat()} if day else {}))
+
+    def time_url(t):
+        return url_for("consults.details", start=iso_z(t), tz=tz, facilitator=fac_arg)
+
+    picker = _picker(tz=tz, now=now, facilitator_id=fid, time_url=time_url, week_url=week_url)
+    durations = {svc.get_settings(f).duration_minutes for f in facilitators}
+    return render_template("consults/book.html", picker=picker, tz_chosen=tz_chosen, facilitators=facilitators,
+                           facilitator_id=fid, zones=_zone_choices(), duration=min(durations) if durations else 30)
+
+
+def _zone_choices():
+    return [(c.value, c.label) if hasattr(c, "value") else c for c in zone_choices()]
+
+
+@bp.route("/details", methods=["GET", "POST"])
+@limiter.limit(_book_limit, methods=["POST"])
+def details():
+    now = now_utc()
+    form = BookingForm()
+    source = request.form if request.method == "POST" else request.args
+    start = parse_start(source.get("start"))
+    facilitators = svc.bookable_facilitators()
+    fid = _facilitator_param(source.get("facilitator"), facilitators)
+    unknown_facilitator = fid is None and (source.get("facilitator") or "any") != "any"
+    tz = request.args.get("tz") if is_valid_zone(request.args.get("tz")) else None
+    if request.method == "GET":
+        if start is None or unknown_facilitator:
+            flash("That facilitator is not taking bookings. Choose a time with whoever is free, or another "
+                  "facilitator." if unknown_facilitator else "Choose a day and time for your call first.", "info")
+            return redirect(url_for("consults.book"))
+        form.start.data = iso_z(start)
+        form.facilitator.data = str(fid) if fid else "any"
+        form.timezone.data = tz or _default_tz()
+    tz = form.timezone.data if is_valid_zone(form.timezone.data) else (tz or _default_tz())
+    status, conflict, alternatives = 200, None, []
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit():
+            if start is None:
+                form.form_errors.append("Choose a time for your call.")
+            elif unknown_facilitator:
+                form.form_errors.append("That facilitator is not taking bookings. Choose a time with whoever is free.")
+            else:
+                try:
+                    booking = svc.book(
+                        start=start, facilitator_id=fid, name=form.name.data, email=form.email.data,
+                        phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
+                        heard_from=form.heard_from.data, answers=form.answers(),
+                        base_url=current_app.config["BASE_URL"], now=now, ctx=request_context(), via="web")
+                    db.session.commit()
+                    flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
+                    return redirect(url_for("consults.manage", token=booking.manage_token))
+                except svc.SlotUnavailable as exc:
+                    db.session.rollback()
+                    status, conflict = 409, exc.message
+                    alternatives = _alternatives(start, now, fid, tz)
+                except ValidationFailed as exc:
+                    db.session.rollback()
+                    _apply_errors(form, exc)
+    facilitator = next((f for f in facilitators if f.id == fid), None)
+    settings = svc.get_settings(facilitator) if facilitator else None
+    return render_template(
+        "consults/details.html", form=form, start=start, tz=tz, facilitator=facilitator, conflict=conflict,
+        alternatives=alternatives, when=svc.human_time(start, tz) if start else None,
+        duration=settings.duration_minutes if settings else 30,
+        change_url=url_for("consults.book", tz=tz, facilitator=str(fid) if fid else "any",
+                           **({"from": start.astimezone(zone(tz)).date().isoformat(),
+                               "day": start.astimezone(zone(tz)).date().isoformat()} if start else {})),
+    ), status
+
+
+# ------------------------------------------------------------------------------------------
+# Manage (signed link)
+# ------------------------------------------------------------------------------------------
+
+
+def _manage_context(consult, now):
+    settings = consult.settings
+    answers = svc.consult_answers(consult)
+    return {
+        "consult": consult, "settings": settings, "can_change": svc.can_change(consult, now),
+        "change_until": svc.human_time(svc.change_deadline(consult, settings), consult.guest_tz),
+        "when": svc.human_time(consult.start_at, consult.guest_tz),
+        "is_past": consult.end_at <= now,
+        "show_crisis": answers.get(svc.SAFETY_KEY) in svc.FLAGGING_ANSWERS and consult.status == "booked",
+    }
+
+
+@bp.get("/manage/<token>")
+@manage_link
+def manage(token, consult, now):
+    return render_template("consults/manage.html", token=token,
+                           **_manage_context(consult, now))
+
+
+@bp.route("/manage/<token>/reschedule", methods=["GET", "POST"])
+@manage_link
+def reschedule(token, consult, now):
+    if not svc.can_change(consult, now):
+        flash("This call can no longer be changed online. Please reply to your confirmation email.", "warning")
+        return redirect(url_for("consults.manage", token=token))
+    tz, _ = _visitor_tz(request.args.get("tz"))
+    if not request.args.get("tz"):
+        tz = consult.guest_tz
+    form = ConfirmForm()
+    start = parse_start(request.form.get("start") if request.method == "POST" else request.args.get("start"))
+    status, conflict, alternatives = 200, None, []
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit() and start is not None:
+            try:
+                booking = svc.reschedule(consult, start, base_url=current_app.config["BASE_URL"], now=now,
+                                         ctx=request_context())
+                db.session.commit()
+                flash("Your call has been moved. We have emailed you an updated invite.", "success")
+                return redirect(url_for("consults.manage", token=booking.manage_token))
+            except svc.SlotUnavailable as exc:
+                db.session.rollback()
+                status, conflict = 409, exc.message
+                alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id)
+            except DomainError as exc:
+                db.session.rollback()
+                status, conflict = exc.status, exc.message
+        elif start is None:
+            conflict = "Choose a new time for your call."
+    if start is not None or conflict:
+        return render_template("consults/reschedule_confirm.html", token=token, consult=consult, form=form,
+                               start=start, tz=tz, conflict=conflict, alternatives=alternatives,
+                               when=svc.human_time(start, tz) if start else None,
+                               current=svc.human_time(consult.start_at, tz)), status
+
+    def week_url(week_from, day):
+        return url_for("consults.reschedule", token=token, tz=tz, **{"from": week_from.isoformat()},
+                       **({"day": day.isoformat()} if day else {}))
+
+    def time_url(t):
+        return url_for("consults.reschedule", token=token, tz=tz, start=iso_z(t))
+
+    picker = _picker(tz=tz, now=now, facilitator_id=consult.facilitator_id, time_url=time_url, week_url=week_url,
+                     exclude_consult_id=consult.id)
+    return render_template("consults/reschedule.html", token=token, consult=consult, picker=picker,
+                           zones=_zone_choices(), current=svc.human_time(consult.start_at, tz))
+
+
+@bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
+@manage_link
+def cancel(token, consult, now):
+    form = ConfirmForm()
+    if request.method == "GET":
+        if not svc.can_change(consult, now):
+            return redirect(url_for("consults.manage", token=token))
+        return render_template("consults/cancel_confirm.html", token=token, form=form, consult=consult,
+                               when=svc.human_time(consult.start_at, consult.guest_tz))
+    if not form.validate_on_submit():
+        flash("Your form expired. Please try again.", "warning")
+        return redirect(url_for("consults.manage", token=token))
+    try:
+        svc.cancel(consult, by="guest", base_url=current_app.config["BASE_URL"], now=now, ctx=request_context())
+        db.session.commit()
+        flash("Your consultation is cancelled. We have emailed you a confirmation.", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "warning")
+    return redirect(url_for("consults.manage", token=token))
+
+
+@bp.get("/manage/<token>/invite.ics")
+@manage_link
+def invite(token, consult, now):
+    method = "CANCEL" if consult.status == "cancelled" else "PUBLISH"
+    link = svc.manage_url(current_app.config["BASE_URL"], token)
+    body = build_calendar(svc.ics_for(consult, method=method, manage_link=link), stamp=now)
+    return Response(body, mimetype="text/calendar",
+                    headers={"Content-Disposition": 'attachment; filename="consultation.ics"'})

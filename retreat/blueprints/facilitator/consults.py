@@ -1,0 +1,303 @@
+"""Facilitator portal: consult availability (with a week preview), consult list and outcomes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField, URLField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from retreat.blueprints.consults.forms import choices, zone_choices
+from retreat.blueprints.facilitator import bp
+from retreat.extensions import db
+from retreat.hooks import no_store
+from retreat.models import Role
+from retreat.security import request_context, roles_required
+from retreat.services import audit
+from retreat.services import consults as svc
+from retreat.services.errors import DomainError, ValidationFailed
+from retreat.timeutil import now_utc, zone
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class SettingsForm(FlaskForm):
+    tz = SelectField("Your time zone", choices=[])
+    duration_minutes = IntegerField("Consult length (minutes)", validators=[DataRequired(), NumberRange(10, 240)])
+    slot_interval_minutes = IntegerField("Offer a start time every (minutes)", validators=[DataRequired(), NumberRange(5, 240)])
+    buffer_before_minutes = IntegerField("Buffer before (minutes)", validators=[Optional(), NumberRange(0, 240)], default=0)
+    buffer_after_minutes = IntegerField("Buffer after (minutes)", validators=[Optional(), NumberRange(0, 240)], default=0)
+    min_notice_hours = IntegerField("Minimum notice (hours)", validators=[Optional(), NumberRange(0, 720)], default=12)
+    horizon_days = IntegerField("Bookable up to (days ahead)", validators=[DataRequired(), NumberRange(1, 365)])
+    daily_cap = IntegerField("Most consults per day", validators=[Optional(), NumberRange(1, 100)])
+    change_cutoff_hours = IntegerField("Guests can change until (hours before)", validators=[Optional(), NumberRange(0, 168)], default=24)
+    video_link = URLField("Video-call link", filters=[strip], validators=[Optional(), Length(max=500)])
+    accepting_bookings = BooleanField("Take consult bookings")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tz.choices = zone_choices()
+
+
+class WeeklyForm(FlaskForm):
+    pass
+
+
+for _i, _name in enumerate(svc.WEEKDAYS):
+    setattr(WeeklyForm, f"day_{_i}", StringField(_name, filters=[strip], validators=[Optional(), Length(max=300)]))
+
+
+class OverrideForm(FlaskForm):
+    day = DateField("Date", validators=[DataRequired("Enter the date.")])
+    kind = SelectField("Change", choices=choices([("off", "Day off (no consults)"), ("blocked", "Block some hours"),
+                                                  ("extra", "Add extra hours")]))
+    start = StringField("From", filters=[strip], validators=[Optional(), Length(max=5)])
+    end = StringField("To", filters=[strip], validators=[Optional(), Length(max=5)])
+    note = StringField("Note (only you see it)", filters=[strip], validators=[Optional(), Length(max=200)])
+
+
+class OutcomeForm(FlaskForm):
+    outcome = SelectField("Outcome", choices=choices(svc.OUTCOMES))
+    recommended_cohort = StringField("Recommended cohort (if any)", filters=[strip], validators=[Optional(), Length(max=200)])
+    notes = TextAreaField("Notes", filters=[strip], validators=[Optional(), Length(max=5000)])
+
+
+class CancelForm(FlaskForm):
+    pass
+
+
+def _me():
+    return current_user._get_current_object()
+
+
+def _settings_form(settings) -> SettingsForm:
+    form = SettingsForm(prefix="s")
+    if not form.is_submitted() and settings is not None:
+        form.tz.data = settings.tz
+        for key in ("duration_minutes", "slot_interval_minutes", "buffer_before_minutes", "buffer_after_minutes",
+                    "horizon_days", "daily_cap", "change_cutoff_hours", "video_link", "accepting_bookings"):
+            getattr(form, key).data = getattr(settings, key)
+        form.min_notice_hours.data = settings.min_notice_minutes // 60
+    elif not form.is_submitted():
+        form.tz.data = _me().tz
+        form.duration_minutes.data, form.slot_interval_minutes.data, form.horizon_days.data = 30, 30, 60
+        form.buffer_after_minutes.data = 10
+        form.accepting_bookings.data = True
+    return form
+
+
+def _week_start(now, tz) -> date:
+    """The first of the seven previewed days: ``?week=`` or today (a rolling week, so it always shows ahead)."""
+    return svc.parse_local_date(request.args.get("week")) or now.astimezone(zone(tz)).date()
+
+
+def _render_editor(settings_form=None, weekly_form=None, override_form=None, status=200):
+    me = _me()
+    now = now_utc()
+    settings = svc.get_settings(me)
+    tz = settings.tz if settings else me.tz
+    if weekly_form is None:
+        weekly_form = WeeklyForm(prefix="w", formdata=None)
+        rules = svc.weekly_rules(me)
+        for i in range(7):
+            getattr(weekly_form, f"day_{i}").data = svc.format_windows(rules.get(i, []))
+    week_start = _week_start(now, tz)
+    return render_template(
+        "facilitator/consults_availability.html",
+        settings=settings, tz=tz,
+        settings_form=settings_form or _settings_form(settings),
+        weekly_form=weekly_form,
+        override_form=override_form or OverrideForm(prefix="o", formdata=None),
+        overrides=svc.upcoming_overrides(me, now),
+        preview=svc.week_preview(me, week_start, now), week_start=week_start,
+        prev_week=week_start - timedelta(days=7), next_week=week_start + timedelta(days=7),
+        format_clock=svc.format_clock, time_label=svc.time_label, today=now.astimezone(zone(tz)).date(),
+        delete_form=CancelForm(prefix="d", formdata=None),
+    ), status
+
+
+def _field_errors(form, exc: DomainError, mapping: dict | None = None) -> None:
+    mapping = mapping or {}
+    for key, messages in (exc.errors or {"_": [exc.message]}).items():
+        target = getattr(form, mapping.get(key, key), None)
+        if target is not None and hasattr(target, "errors"):
+            target.errors = list(target.errors) + list(messages)
+        else:
+            form.form_errors.extend(messages)
+
+
+@bp.get("/availability")
+@roles_required(Role.FACILITATOR)  # their own calendar: admins manage cohorts, not calendars
+def availability():
+    return _render_editor()
+
+
+def _save(form, form_name: str, action, done: str, *, mapping: dict | None = None, go_to: str | None = None):
+    """Validate ``form``, run the service call, commit once; on errors show the editor with them (422)."""
+    if not form.validate_on_submit():
+        return _render_editor(**{form_name: form}, status=422)
+    try:
+        action()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _field_errors(form, exc, mapping)
+        return _render_editor(**{form_name: form}, status=422)
+    db.session.commit()
+    flash(done, "success")
+    return redirect(go_to or url_for("facilitator.availability"))
+
+
+@bp.post("/availability/settings")
+@roles_required(Role.FACILITATOR)
+def availability_settings():
+    me = _me()
+    form = _settings_form(svc.get_settings(me))
+    cutoff = form.change_cutoff_hours.data
+    return _save(form, "settings_form", lambda: svc.update_settings(
+        me, tz=form.tz.data, duration_minutes=form.duration_minutes.data,
+        buffer_before_minutes=form.buffer_before_minutes.data or 0,
+        buffer_after_minutes=form.buffer_after_minutes.data or 0,
+        min_notice_minutes=(form.min_notice_hours.data or 0) * 60, horizon_days=form.horizon_days.data,
+        daily_cap=form.daily_cap.data, slot_interval_minutes=form.slot_interval_minutes.data,
+        change_cutoff_hours=cutoff if cutoff is not None else 24, video_link=form.video_link.data,
+        accepting_bookings=form.accepting_bookings.data, actor=me, ctx=request_context()),
+        "Consult settings saved.", mapping={"min_notice_minutes": "min_notice_hours"})
+
+
+@bp.post("/availability/weekly")
+@roles_required(Role.FACILITATOR)
+def availability_weekly():
+    me = _me()
+    form = WeeklyForm(prefix="w")
+    return _save(form, "weekly_form", lambda: svc.set_weekly_rules(
+        me, {i: getattr(form, f"day_{i}").data for i in range(7)}, actor=me, ctx=request_context()),
+        "Weekly hours saved.")
+
+
+@bp.post("/availability/overrides")
+@roles_required(Role.FACILITATOR)
+def availability_override_add():
+    me = _me()
+    form = OverrideForm(prefix="o")
+    return _save(form, "override_form", lambda: svc.add_override(
+        me, day=form.day.data, kind=form.kind.data, start=form.start.data, end=form.end.data, note=form.note.data,
+        now=now_utc(), actor=me, ctx=request_context()),
+        "Date change saved.", go_to=url_for("facilitator.availability", week=form.day.data.isoformat())
+        if form.day.data else None)
+
+
+@bp.post("/availability/overrides/<int:override_id>/delete")
+@roles_required(Role.FACILITATOR)
+def availability_override_delete(override_id):
+    me = _me()
+    if not CancelForm(prefix="d").validate_on_submit():
+        flash("Your form expired. Please try again.", "warning")
+        return redirect(url_for("facilitator.availability"))
+    svc.delete_override(me, override_id, actor=me, ctx=request_context())
+    db.session.commit()
+    flash("Date change removed.", "success")
+    return redirect(url_for("facilitator.availability"))
+
+
+# ------------------------------------------------------------------------------------------
+# Consults
+# ------------------------------------------------------------------------------------------
+
+
+@bp.get("/consults")
+@roles_required(Role.FACILITATOR)
+def consults():
+    me = _me()
+    now = now_utc()
+    settings = svc.get_settings(me)
+    tz = settings.tz if settings else me.tz
+    lists = svc.facilitator_consults(me, now)
+    return render_template("facilitator/consults_list.html", tz=tz, now=now, has_settings=settings is not None,
+                           **lists)
+
+
+@bp.get("/consults/<int:consult_id>")
+@no_store
+@roles_required(Role.FACILITATOR)
+def consult_detail(consult_id):
+    me = _me()
+    now = now_utc()
+    consult = svc.get_for_facilitator(me, consult_id)
+    return _render_detail(consult, now)
+
+
+def _render_detail(consult, now, outcome_form=None, status=200):
+    me = _me()
+    settings = svc.get_settings(me)
+    tz = settings.tz if settings else me.tz
+    audit.record("consult.viewed", actor=me, object_type="consultation", object_id=consult.id,
+                 ctx=request_context(), now=now)
+    db.session.commit()
+    if outcome_form is None:
+        outcome_form = OutcomeForm(formdata=None)
+        if consult.status in ("completed", "no_show"):
+            outcome_form.outcome.data = consult.status
+            outcome_form.recommended_cohort.data = consult.recommended_cohort
+            outcome_form.notes.data = svc.consult_outcome_notes(consult)
+    history = [c for c in svc.consults_for_participant(consult.participant) if c.id != consult.id] \
+        if consult.participant else []
+    return render_template(
+        "facilitator/consults_detail.html", consult=consult, tz=tz, now=now,
+        reason=svc.consult_reason(consult), questions=svc.answered_questions(consult), history=history,
+        outcome_form=outcome_form, cancel_form=CancelForm(formdata=None),
+        can_record=consult.status != "cancelled" and consult.start_at <= now,
+        can_cancel=consult.status == "booked" and consult.end_at > now,
+    ), status
+
+
+@bp.post("/consults/<int:consult_id>/outcome")
+@no_store
+@roles_required(Role.FACILITATOR)
+def consult_outcome(consult_id):
+    me = _me()
+    now = now_utc()
+    consult = svc.get_for_facilitator(me, consult_id, lock=True)
+    form = OutcomeForm()
+    if not form.validate_on_submit():
+        return _render_detail(consult, now, outcome_form=form, status=422)
+    try:
+        svc.record_outcome(consult, facilitator=me, outcome=form.outcome.data,
+                           recommended_cohort=form.recommended_cohort.data, notes=form.notes.data, now=now,
+                           ctx=request_context())
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _field_errors(form, exc)
+        return _render_detail(consult, now, outcome_form=form, status=422)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "warning")
+        return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
+    db.session.commit()
+    flash("Outcome recorded.", "success")
+    return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
+
+
+@bp.post("/consults/<int:consult_id>/cancel")
+@roles_required(Role.FACILITATOR)
+def consult_cancel(consult_id):
+    me = _me()
+    now = now_utc()
+    consult = svc.get_for_facilitator(me, consult_id, lock=True)
+    if not CancelForm().validate_on_submit():
+        flash("Your form expired. Please try again.", "warning")
+        return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
+    try:
+        svc.cancel(consult, by="facilitator", actor=me, base_url=current_app.config["BASE_URL"], now=now,
+                   ctx=request_context())
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "warning")
+        return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
+    db.session.commit()
+    flash("The consult is cancelled and the guest has been told by email.", "success")
+    return redirect(url_for("facilitator.consults"))

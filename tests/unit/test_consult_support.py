@@ -1,0 +1,84 @@
+"""Helpers shared by the consult tests (no tests here)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+from flask_login.utils import _create_identifier
+
+from retreat.extensions import db
+from retreat.services import consults as svc
+from tests import factories
+
+BASE_URL = "http://localhost"
+# Monday 2026-06-01, 06:00 in Denver.
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SETTINGS = dict(duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=10, min_notice_minutes=12 * 60,
+                horizon_days=60, daily_cap=None, slot_interval_minutes=30, change_cutoff_hours=24,
+                video_link="https://video.example.com/room-1", accepting_bookings=True)
+
+
+def facilitator_with_hours(*, tz: str = "America/Denver", hours: str = "09:00-17:00", days=range(7),
+                           name: str | None = None, **settings):
+    """A facilitator taking consults; committed, so that a view's rollback after a refusal keeps it
+    (in the ``db`` fixture a commit only releases a savepoint of the test's transaction)."""
+    fac = factories.user("facilitator", tz=tz, name=name, password=None)  # no slow hashing
+    svc.update_settings(fac, tz=tz, **{**SETTINGS, **settings})
+    svc.set_weekly_rules(fac, {d: hours for d in days})
+    db.session.commit()
+    return fac
+
+
+def around_the_clock_facilitator(**kw):
+    """Free every day 00:00-24:00 UTC with one hour's notice: tests do not depend on when they run."""
+    kw.setdefault("tz", "UTC")
+    kw.setdefault("hours", "00:00-24:00")
+    kw.setdefault("min_notice_minutes", 60)
+    return facilitator_with_hours(**kw)
+
+
+def guest(**kw) -> dict:
+    data = dict(name="Grace Guest", email="grace@example.com", phone="+1 303 555 0100", tz="America/New_York",
+                reason="I am curious whether a retreat could help.", heard_from="A friend or family member",
+                answers={})
+    data.update(kw)
+    return data
+
+
+def book(start, *, now=NOW, facilitator_id=None, **kw):
+    return svc.book(start=start, facilitator_id=facilitator_id, base_url=BASE_URL, now=now, **guest(**kw))
+
+
+class FreshClient(FlaskClient):
+    """A test client whose every request loads its user afresh.
+
+    The ``db`` fixture keeps one app context (so one ``g``) for a whole test, and Flask-Login
+    caches the current user in ``g``: without this, a test's second client would see the first
+    client's user.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+def signed_in(app, user=None) -> FreshClient:
+    """A test client signed in as ``user`` (anonymous when None).
+
+    (tests/conftest.py ``login_as`` computes Flask-Login's session identifier without the test
+    client's address and User-Agent, so strong session protection drops that session.)
+    """
+    client = FreshClient(app, app.response_class, use_cookies=True)
+    client.user = user
+    if user is None:
+        return client
+    with app.test_request_context(environ_base=client.environ_base):
+        ident = _create_identifier()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
+        sess["_id"] = ident
+    return client

@@ -1,0 +1,215 @@
+"""The public booking pages and the guest's manage pages, without JavaScript."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from retreat.models import Consultation, OutboxMessage
+from retreat.services import consults as svc
+from retreat.timeutil import now_utc
+from tests.unit.test_consult_support import (
+    BASE_URL,
+    around_the_clock_facilitator,
+    facilitator_with_hours,
+    guest,
+)
+
+_fac = around_the_clock_facilitator
+
+
+def _links(r, prefix="/consult/details"):
+    return [html.unescape(u) for u in re.findall(r'href="(' + re.escape(prefix) + r'[^"]*)"', r.get_data(as_text=True))]
+
+
+def _form(**kw) -> dict:
+    data = {"facilitator": "any", "name": "Grace Guest", "email": "grace@example.com", "phone": "",
+            "timezone": "Europe/Berlin", "reason": "Curious.", "heard_from": "Social media"}
+    data.update(kw)
+    return data
+
+
+def _count(db, model=Consultation):
+    return db.session.scalar(select(func.count(model.id)))
+
+
+def test_booking_page_shows_times_in_the_visitor_zone(client, db):
+    facilitator_with_hours(hours="09:00-10:00", min_notice_minutes=60)  # Denver
+    r = client.get("/consult/?tz=Asia/Kolkata")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Times in Asia/Kolkata" in page and 'data-tz-chosen="1"' in page
+    labels = re.findall(r'class="time-slot"[^>]*>([^<]+)<', page)
+    assert labels in (["8:30 PM", "9:00 PM"], ["9:30 PM", "10:00 PM"])  # 09:00 Denver (MDT or MST) in IST
+    assert "js/booking.js" in page and "<script>" not in page
+    # Without a chosen zone, the page says so, so that the script can detect the browser's.
+    assert 'data-tz-chosen="0"' in client.get("/consult/").get_data(as_text=True)
+    # An unknown zone falls back to the practice's zone instead of failing.
+    assert client.get("/consult/?tz=Not/AZone&from=2020-13-45&day=nope&facilitator=abc").status_code == 200
+
+
+def test_booking_page_without_facilitators_says_so(client, db):
+    r = client.get("/consult/")
+    assert r.status_code == 200 and "not open right now" in r.get_data(as_text=True)
+
+
+def test_whole_booking_flow_without_javascript(client, db):
+    fac = _fac(name="Fern")
+    r = client.get("/consult/?tz=Europe/Berlin&facilitator=" + str(fac.id))
+    link = _links(r)[0]
+    r = client.get(link)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Your details" in page and "with Fern" in page
+    start = re.search(r'name="start" value="([^"]+)"', page).group(1)
+    r = client.post("/consult/details?tz=Europe/Berlin", data=_form(start=start, facilitator=str(fac.id),
+                                                                     q_psychosis="no", q_suicidality="yes"))
+    assert r.status_code == 302 and "/consult/manage/" in r.headers["Location"]
+    c = db.session.scalar(select(Consultation))
+    assert c.facilitator_id == fac.id and c.guest_tz == "Europe/Berlin" and c.flagged
+    assert c.heard_from == "Social media" and svc.consult_answers(c) == {"psychosis": "no", "suicidality": "yes"}
+    r = client.get(r.headers["Location"])
+    page = r.get_data(as_text=True)
+    assert "You are booked" in page and "https://video.example.com/room-1" in page
+    assert "988" in page and "If you need support right now" in page  # safety answer: crisis resources shown
+    assert r.headers["Cache-Control"] == "no-store"
+    assert db.session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.template == "consult_confirmation")) == 1
+
+
+def test_details_page_needs_a_valid_time_and_facilitator(client, db):
+    _fac()
+    for query in ("", "?start=tomorrow", "?start=2026-02-30T10:00:00Z", "?start=2030-01-01T10:00:00",
+                  "?start=2030-01-01T10:00:00Z&facilitator=99999"):
+        r = client.get("/consult/details" + query)
+        assert r.status_code == 302 and r.headers["Location"].endswith("/consult/")
+
+
+BAD_FORMS = [
+    ({"name": "x" * 201}, "under 200 characters"),
+    ({"name": ""}, "Enter your name."),
+    ({"email": "nope"}, "valid email"),
+    ({"phone": "9" * 41}, "under 40 characters"),
+    ({"reason": "x" * 2001}, "under 2000 characters"),
+    ({"timezone": "Mars/Base"}, "Not a valid choice"),
+    ({"q_psychosis": "perhaps"}, "Not a valid choice"),
+    ({"start": "2020-01-01T10:00:00Z"}, "already passed"),
+    ({"start": "garbage"}, "Choose a time"),
+    ({"facilitator": "424242"}, "not taking bookings"),
+]
+
+
+def test_bad_input_gets_a_clear_message_and_books_nothing(client, db):
+    _fac()
+    start = svc.next_free_slots(now_utc(), now_utc(), limit=1)[0].start
+    for changes, message in BAD_FORMS:
+        r = client.post("/consult/details", data=_form(**{"start": start.isoformat(), **changes}))
+        assert r.status_code == 422, changes
+        assert message in html.unescape(r.get_data(as_text=True)), changes
+    assert _count(db) == 0
+
+
+def test_taken_time_gets_a_friendly_page_with_next_free_times(client, db):
+    _fac()
+    now = now_utc()
+    start = svc.next_free_slots(now + timedelta(hours=3), now, limit=1)[0].start
+    svc.book(start=start, base_url=BASE_URL, now=now, **guest(email="first@example.com"))
+    db.session.commit()
+    r = client.post("/consult/details", data=_form(start=start.isoformat(), name="Second Person",
+                                                   email="second@example.com"))
+    page = html.unescape(r.get_data(as_text=True))
+    assert r.status_code == 409 and "That time was just taken" in page
+    assert 'value="Second Person"' in page and 'value="second@example.com"' in page  # details kept
+    alternatives = re.findall(r'type="radio" id="alt-\d+" name="start" value="([^"]+)"', page)
+    assert len(alternatives) == 6 and start.strftime("%Y-%m-%dT%H:%M:%SZ") not in alternatives
+    r = client.post("/consult/details", data=_form(start=alternatives[0], name="Second Person",
+                                                   email="second@example.com"))
+    assert r.status_code == 302 and _count(db) == 2
+
+
+def _booked(client, db, **kw):
+    _fac(**kw)
+    now = now_utc()
+    start = svc.next_free_slots(now + timedelta(days=3), now, limit=1)[0].start
+    b = svc.book(start=start, base_url=BASE_URL, now=now, **guest())
+    db.session.commit()
+    return b, f"/consult/manage/{b.manage_token}"
+
+
+def test_manage_reschedule_and_cancel_through_the_pages(client, db):
+    b, url = _booked(client, db)
+    r = client.get(url)
+    assert r.status_code == 200 and "Reschedule" in r.get_data(as_text=True)
+    r = client.get(url + "/reschedule")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Choose a new time" in page
+    day_links = [u for u in _links(r, prefix=url + "/reschedule?") if "day=" in u]
+    r = client.get(day_links[5])  # a day well outside the 24-hour cutoff
+    links = [u for u in _links(r, prefix=url + "/reschedule?") if "start=" in u]
+    confirm = client.get(links[0])
+    assert confirm.status_code == 200 and "Move your call?" in confirm.get_data(as_text=True)
+    new_start = re.search(r'name="start" value="([^"]+)"', confirm.get_data(as_text=True)).group(1)
+    r = client.post(url + "/reschedule", data={"start": new_start})
+    assert r.status_code == 302
+    new_url = r.headers["Location"]
+    assert new_url != url and b.consult.sequence == 1
+    assert b.consult.start_at.strftime("%Y-%m-%dT%H:%M:%SZ") == new_start
+    r = client.get(url)
+    assert r.status_code == 404 and "replaced by a newer one" in r.get_data(as_text=True)
+    ics = client.get(new_url + "/invite.ics")
+    assert ics.mimetype == "text/calendar" and b.consult.calendar_uid.encode() in ics.data
+    assert b"SEQUENCE:1" in ics.data and b"METHOD:PUBLISH" in ics.data
+    confirm = client.get(new_url + "/cancel")
+    assert confirm.status_code == 200 and "Yes, cancel my call" in confirm.get_data(as_text=True)
+    assert b.consult.status == "booked"
+    r = client.post(new_url + "/cancel")
+    assert r.status_code == 302
+    page = client.get(new_url).get_data(as_text=True)
+    assert "was cancelled" in page and "Book a new time" in page and b.consult.status == "cancelled"
+    ics = client.get(new_url + "/invite.ics")
+    assert b"METHOD:CANCEL" in ics.data and b"SEQUENCE:2" in ics.data
+
+
+def test_reschedule_to_a_taken_time_offers_others(client, db):
+    b, url = _booked(client, db)
+    other = svc.next_free_slots(b.consult.end_at + timedelta(hours=2), now_utc(), limit=1)[0].start
+    svc.book(start=other, base_url=BASE_URL, now=now_utc(), **guest(email="other@example.com"))
+    db.session.commit()
+    r = client.post(url + "/reschedule", data={"start": other.isoformat()})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 409 and "just taken" in page and 'name="start"' in page
+    assert b.consult.sequence == 0
+
+
+def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
+    _fac()
+    now = now_utc()
+    soon = svc.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
+    b = svc.book(start=soon, base_url=BASE_URL, now=now, **guest())
+    db.session.commit()
+    url = f"/consult/manage/{b.manage_token}"
+    page = client.get(url).get_data(as_text=True)
+    assert "can no longer be changed online" in page and "Cancel this call" not in page
+    for path in ("/reschedule", "/cancel"):
+        assert client.get(url + path).status_code == 302
+    r = client.post(url + "/cancel", follow_redirects=True)
+    assert "too close to the call" in r.get_data(as_text=True) and b.consult.status == "booked"
+
+
+def test_tampered_or_expired_links_get_a_clear_message(app, client, db):
+    b, url = _booked(client, db)
+    tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    for path in (tampered, tampered + "/reschedule", tampered + "/invite.ics", "/consult/manage/x"):
+        r = client.get(path)
+        assert r.status_code == 404 and "not valid" in r.get_data(as_text=True)
+    r = client.post(tampered + "/cancel")
+    assert r.status_code == 404 and b.consult.status == "booked"
+    expired = svc._serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
+    r = client.get(f"/consult/manage/{expired}")
+    assert r.status_code == 410 and "expired" in r.get_data(as_text=True)
+    r = client.post(f"/consult/manage/{expired}/cancel")
+    assert r.status_code == 410 and b.consult.status == "booked"
+
+
+def test_home_page_links_to_booking(client, db):
+    assert b'href="/consult/"' in client.get("/").data
