@@ -90,3 +90,6 @@ def register_cli(app: Flask) -> None:
     from retreat.scheduler import scheduler_cli
 
     app.cli.add_command(scheduler_cli)
+    from retreat.messaging.commands import messages_cli
+
+    app.cli.add_command(messages_cli)

@@ -164,7 +164,8 @@ class _SmtpSink:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.host = "127.0.0.1"
-        self.messages: list = []
+        self._raw: list[tuple[bytes, list[str]]] = []
+        self._parsed: list = []
         self.reject: dict[str, str] = {}
         self.delay = 0.0
         self._lock = threading.Lock()
@@ -180,15 +181,24 @@ class _SmtpSink:
 
     async def handle_DATA(self, server, session, envelope):
         import asyncio
-        from email import message_from_bytes, policy
 
         if self.delay:
             await asyncio.sleep(self.delay)
-        msg = message_from_bytes(envelope.content, policy=policy.default)
-        msg.envelope_rcpt = list(envelope.rcpt_tos)
         with self._lock:
-            self.messages.append(msg)
+            self._raw.append((envelope.content, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list:
+        from email import message_from_bytes, policy
+
+        with self._lock:
+            raw = self._raw[len(self._parsed):]
+        for content, rcpts in raw:  # parsed on first look (keeps the server thread fast)
+            msg = message_from_bytes(content, policy=policy.default)
+            msg.envelope_rcpt = rcpts
+            self._parsed.append(msg)
+        return list(self._parsed)
 
     # helpers -------------------------------------------------------------------------------
     def config(self) -> dict:
@@ -202,7 +212,7 @@ class _SmtpSink:
 
     def count(self) -> int:
         with self._lock:
-            return len(self.messages)
+            return len(self._raw)
 
     def wait_for(self, n: int, timeout: float = 10.0) -> bool:
         import time
@@ -216,7 +226,8 @@ class _SmtpSink:
 
     def clear(self) -> None:
         with self._lock:
-            self.messages.clear()
+            self._raw.clear()
+            self._parsed.clear()
         self.reject.clear()
         self.delay = 0.0
 

@@ -162,7 +162,10 @@ def test_expired_lease_is_reclaimed_and_resent_with_same_message_id(db, smtp):
     assert smtp.messages[0]["Message-ID"] == message_id(row.id, "leased", "retreat.localhost")
 
 
-def test_file_transport_writes_eml_and_logs(db, app, tmp_path, caplog):
+def test_file_transport_writes_eml_and_logs(db, app, tmp_path, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("retreat.mail"), "disabled", False)  # see alembic fileConfig
     outbox.enqueue(template="test_notice", dedupe_key="file-1", to_email="f@example.com",
                    context={"note": "on disk"}, now=NOON_DENVER)
     with caplog.at_level("INFO", logger="retreat.mail"):
