@@ -14,7 +14,8 @@ NAV = {
     "facilitator": [("facilitator.dashboard", "Facilitator")],
     "provider": [("provider.dashboard", "Clearance queue")],
     "finance": [("finance.dashboard", "Finance")],
-    "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"), ("admin.audit_log", "Audit log")],
+    "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"), ("admin.audit_log", "Audit log"),
+              ("admin.messages", "Messages")],
 }
 
 

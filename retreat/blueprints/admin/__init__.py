@@ -7,3 +7,4 @@ bp = Blueprint("admin", __name__)
 restrict_blueprint(bp, Role.ADMIN)
 
 from retreat.blueprints.admin import views  # noqa: E402,F401
+from retreat.blueprints.admin import messages  # noqa: E402,F401

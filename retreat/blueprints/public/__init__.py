@@ -3,3 +3,4 @@ from flask import Blueprint
 bp = Blueprint("public", __name__)
 
 from retreat.blueprints.public import views  # noqa: E402,F401
+from retreat.blueprints.public import unsubscribe  # noqa: E402,F401
