@@ -55,7 +55,7 @@ def subprocess_env(smtp_server, **extra) -> dict:
 
 @pytest.mark.skipif(not is_postgres(), reason="SKIP LOCKED racing needs PostgreSQL")
 def test_two_dispatchers_racing_send_each_message_exactly_once(committing_app, smtp_server):
-    n = 300
+    n = 200
     now = now_utc()
     _enqueue(committing_app, n, now)
     barrier = threading.Barrier(2)
