@@ -31,9 +31,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -200,13 +204,15 @@ def _set_failed(row: OutboxMessage, reason: str, result: DispatchResult) -> None
 # --------------------------------------------------------------------------------------------
 
 
-def build_message(m: Claimed, *, now: datetime, config) -> EmailMessage:
-    """Render and assemble one email; raises :class:`PermanentFailure` for unsendable input."""
+def build_message(m: Claimed, *, now: datetime, config) -> Message:
+    """Render and assemble one email; raises :class:`PermanentFailure` for unsendable input.
+
+    Built with the classic MIME classes: they produce the same RFC 5322 output as
+    ``EmailMessage`` at a fraction of the CPU (the dispatcher's main cost per message).
+    """
     try:
-        valid = validate_email(m.email, check_deliverability=False)
-        to = Address(display_name=(m.name or "").replace("\r", " ").replace("\n", " "),
-                     addr_spec=valid.normalized)
-    except (EmailNotValidError, ValueError, IndexError) as exc:
+        address = validate_email(m.email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
         raise PermanentFailure(f"invalid recipient address {m.email!r}: {exc}") from exc
     unsubscribe = None
     if not m.essential:
@@ -219,28 +225,50 @@ def build_message(m: Claimed, *, now: datetime, config) -> EmailMessage:
     except TemplateError as exc:
         raise PermanentFailure(f"email template {m.template!r} failed: {exc}") from exc
 
-    msg = EmailMessage()
-    msg["From"] = config["MAIL_FROM"]
-    msg["To"] = to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(m.id, m.dedupe_key, mail_domain(config["MAIL_FROM"]))
-    msg["Auto-Submitted"] = "auto-generated"
-    if unsubscribe:
-        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(rendered.text)
+    body: Message = MIMEText(rendered.text, "plain", _UTF8_QP)
     if rendered.html:
-        msg.add_alternative(rendered.html, subtype="html")
+        body = MIMEMultipart("alternative", _subparts=[body, MIMEText(rendered.html, "html", _UTF8_QP)])
     if m.ics:
         method = str(m.ics.get("method") or "REQUEST").upper()
         try:
-            ics = build_calendar(m.ics, stamp=now)
-        except (IcsError, KeyError, TypeError) as exc:
+            ics = build_calendar(m.ics, stamp=now).decode("utf-8")
+        except (IcsError, KeyError, TypeError, ValueError) as exc:
             raise PermanentFailure(f"invalid calendar invite: {exc}") from exc
-        msg.add_attachment(ics.decode("utf-8"), subtype="calendar", filename="invite.ics",
-                           params={"method": method})
-    return msg
+        invite = MIMEText(ics, "calendar", _UTF8_QP)
+        invite.set_param("method", method)
+        invite.add_header("Content-Disposition", "attachment", filename="invite.ics")
+        body = MIMEMultipart("mixed", _subparts=[body, invite])
+
+    body["From"] = _address_header(*parseaddr(config["MAIL_FROM"]))
+    body["To"] = _address_header(m.name or "", address)
+    body["Subject"] = _text_header(rendered.subject)
+    body["Date"] = format_datetime(now)
+    body["Message-ID"] = message_id(m.id, m.dedupe_key, mail_domain(config["MAIL_FROM"]))
+    body["Auto-Submitted"] = "auto-generated"
+    if unsubscribe:
+        body["List-Unsubscribe"] = f"<{unsubscribe}>"
+        body["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    body.policy = _HEADER_POLICY
+    return body
+
+
+# Keep the (long) List-Unsubscribe URL on one line; 998 is RFC 5322's line limit.
+_HEADER_POLICY = compat32.clone(max_line_length=998)
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())  # no CR/LF: no header injection
+
+
+def _text_header(value: str) -> str:
+    value = _one_line(value)
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address_header(name: str, address: str) -> str:
+    return formataddr((_one_line(name), address), charset="utf-8") if name else address
 
 
 # --------------------------------------------------------------------------------------------

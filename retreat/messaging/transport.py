@@ -1,7 +1,7 @@
 """Email transports: SMTP (production) and ``.eml`` files under ``instance/outbox/`` (default).
 
 A transport is opened once per dispatcher batch (``with transport.open() as conn:``) and sends
-one :class:`email.message.EmailMessage` at a time. Failures are classified:
+one :class:`email.message.Message` at a time. Failures are classified:
 
 * :class:`PermanentSendError`: the server rejected the message or address with a 5xx reply;
   retrying cannot help, the outbox row fails with the reason.
@@ -17,7 +17,7 @@ import smtplib
 import socket
 import ssl
 from contextlib import contextmanager
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -60,7 +60,7 @@ class FileTransport:
         self.directory.mkdir(parents=True, exist_ok=True)
         yield self
 
-    def send(self, msg: EmailMessage, *, outbox_id: int) -> None:
+    def send(self, msg: Message, *, outbox_id: int) -> None:
         path = self.directory / f"{outbox_id}.eml"
         tmp = path.with_suffix(f".eml.tmp{os.getpid()}")
         try:
@@ -116,7 +116,7 @@ class SmtpTransport:
                 self._conn.close()
             self._conn = None
 
-    def send(self, msg: EmailMessage, *, outbox_id: int) -> None:
+    def send(self, msg: Message, *, outbox_id: int) -> None:
         if self._conn is None:
             self._conn = self._connect()
         try:

@@ -180,3 +180,16 @@ def test_file_transport_writes_eml_and_logs(db, app, tmp_path, caplog, monkeypat
 def test_default_transport_is_the_file_transport(app):
     t = transport_from_config(app.config)
     assert isinstance(t, FileTransport) and str(t.directory) == app.config["MAIL_OUTBOX_DIR"]
+
+
+def test_non_ascii_names_subjects_and_bodies_survive_and_cannot_inject_headers(db, smtp):
+    user = factories.user(tz="Europe/Berlin", name="Zoë Ångström", email="zoe@example.com")
+    outbox.enqueue(template="test_notice", dedupe_key="utf8", to_user=user, now=NOON_DENVER,
+                   to_name="Zoë Ångström\r\nBcc: evil@example.com",
+                   context={"title": "Café\nBcc: evil@example.com", "note": "Grüße – see you ☀"})
+    assert dispatch(smtp, NOON_DENVER).sent == 1
+    msg = smtp.messages[0]
+    assert msg.envelope_rcpt == ["zoe@example.com"] and msg["Bcc"] is None
+    assert msg["To"].addresses[0].display_name == "Zoë Ångström Bcc: evil@example.com"
+    assert msg["Subject"] == "Test notice: Café Bcc: evil@example.com"
+    assert "Grüße – see you ☀" in msg.get_body(("plain",)).get_content()
