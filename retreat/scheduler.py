@@ -240,6 +240,7 @@ def start_in_process(app: Flask):
     sched = build_scheduler(app, BackgroundScheduler, lock)
     sched.start()
     app.extensions["retreat.scheduler"] = sched
+    app.extensions["retreat.scheduler_lock"] = lock
 
     def _stop():
         _stopping.set()

@@ -131,3 +131,31 @@ def test_scheduler_run_dispatches_and_stops_cleanly_on_sigterm(committing_app, s
         assert lock.acquire()
     finally:
         lock.release()
+
+
+def test_in_process_schedulers_in_two_workers_dispatch_through_one(committing_app, smtp_server, monkeypatch):
+    from retreat import create_app
+    from tests.conftest import base_config
+
+    with committing_app.app_context():
+        for i in range(5):
+            outbox.enqueue(template="test_notice", dedupe_key=f"inproc-{i}", to_email=f"i{i}@example.com", now=now_utc())
+        db.session.commit()
+    monkeypatch.delenv("FLASK_RUN_FROM_CLI", raising=False)  # like gunicorn workers
+    workers = [create_app(base_config(TESTING=False, DISPATCH_INTERVAL_SECONDS=1, **smtp_server.config()))
+               for _ in range(2)]
+    scheds = [scheduler.start_in_process(w) for w in workers]
+    try:
+        assert all(s is not None and s.running for s in scheds)
+        assert smtp_server.wait_for(5, timeout=20)
+        time.sleep(1.5)  # another tick or two: nothing is sent twice
+        assert sorted(w.extensions["retreat.scheduler_lock"].held for w in workers) == [False, True]
+    finally:
+        for w, s in zip(workers, scheds, strict=True):
+            s.shutdown(wait=True)
+            w.extensions["retreat.scheduler_lock"].release()
+            with w.app_context():
+                db.engine.dispose()
+    assert smtp_server.count() == 5
+    # TESTING apps and other flask commands never start one.
+    assert scheduler.start_in_process(committing_app) is None
