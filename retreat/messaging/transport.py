@@ -82,6 +82,7 @@ class SmtpTransport:
         self.username, self.password = username, password
         self.starttls, self.timeout = starttls, timeout
         self._conn: smtplib.SMTP | None = None
+        self._connect_error: TemporarySendError | None = None
 
     def _connect(self) -> smtplib.SMTP:
         try:
@@ -103,6 +104,7 @@ class SmtpTransport:
 
     @contextmanager
     def open(self):
+        self._connect_error = None
         try:
             yield self
         finally:
@@ -118,7 +120,13 @@ class SmtpTransport:
 
     def send(self, msg: Message, *, outbox_id: int) -> None:
         if self._conn is None:
-            self._conn = self._connect()
+            if self._connect_error is not None:  # server unreachable: the rest of the batch waits too
+                raise self._connect_error
+            try:
+                self._conn = self._connect()
+            except TemporarySendError as exc:
+                self._connect_error = exc
+                raise
         try:
             refused = self._conn.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:

@@ -139,14 +139,15 @@ def test_temporary_failures_back_off_exponentially_then_fail(db, smtp, app):
 
 def test_unreachable_smtp_server_is_a_temporary_failure(db, smtp):
     outbox.enqueue(template="test_notice", dedupe_key="down", to_email="a@example.com", now=NOON_DENVER)
+    outbox.enqueue(template="test_notice", dedupe_key="down-2", to_email="b@example.com", now=NOON_DENVER)
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
     result = dispatcher.dispatch_due(NOON_DENVER, transport=SmtpTransport("127.0.0.1", closed_port, starttls=False))
-    assert result.retried == 1
+    assert result.retried == 2  # the whole batch waits for the next attempt
     row = _row(db, "down")
     assert row.status == "pending" and "connect" in row.last_error
-    assert dispatch(smtp, row.next_attempt_at).sent == 1 and smtp.count() == 1
+    assert dispatch(smtp, row.next_attempt_at).sent == 2 and smtp.count() == 2
 
 
 def test_expired_lease_is_reclaimed_and_resent_with_same_message_id(db, smtp):
@@ -186,10 +187,11 @@ def test_non_ascii_names_subjects_and_bodies_survive_and_cannot_inject_headers(d
     user = factories.user(tz="Europe/Berlin", name="Zoë Ångström", email="zoe@example.com")
     outbox.enqueue(template="test_notice", dedupe_key="utf8", to_user=user, now=NOON_DENVER,
                    to_name="Zoë Ångström\r\nBcc: evil@example.com",
-                   context={"title": "Café\nBcc: evil@example.com", "note": "Grüße – see you ☀"})
+                   context={"title": "Café\nBcc: evil@example.com", "note": "Grüße – see you ☀ <b>bold</b>"})
     assert dispatch(smtp, NOON_DENVER).sent == 1
     msg = smtp.messages[0]
     assert msg.envelope_rcpt == ["zoe@example.com"] and msg["Bcc"] is None
     assert msg["To"].addresses[0].display_name == "Zoë Ångström Bcc: evil@example.com"
     assert msg["Subject"] == "Test notice: Café Bcc: evil@example.com"
-    assert "Grüße – see you ☀" in msg.get_body(("plain",)).get_content()
+    assert "Grüße – see you ☀ <b>bold</b>" in msg.get_body(("plain",)).get_content()
+    assert "Grüße – see you ☀ &lt;b&gt;bold&lt;/b&gt;" in msg.get_body(("html",)).get_content()  # escaped
