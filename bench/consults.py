@@ -53,7 +53,7 @@ def wsgi_app():
 
 def _env(db_url: str, instance: str, base_url: str) -> dict:
     env = dict(os.environ)
-    env.update(DATABASE_URL=db_url, SECRET_KEY=BENCH_SECRET, FIELD_ENCRYPTION_KEYS=BENCH_FIELD_KEY,
+    env.update(DATABASE_URL=db_url, SECRET_KEY=BENCH_SECRET, CLINICAL_DATA_KEYS=BENCH_FIELD_KEY,
                RETREAT_INSTANCE_DIR=instance, RATELIMIT_ENABLED="0", SCHEDULER_IN_PROCESS="0", BASE_URL=base_url,
                RETREAT_ENV="development", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     return env
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     os.environ.update({k: v for k, v in _env(args.database_url, instance, base_url).items()
-                       if k in ("DATABASE_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "RETREAT_INSTANCE_DIR",
+                       if k in ("DATABASE_URL", "SECRET_KEY", "CLINICAL_DATA_KEYS", "RETREAT_INSTANCE_DIR",
                                 "RATELIMIT_ENABLED", "BASE_URL")})
     sys.path.insert(0, str(ROOT))
     from retreat import create_app

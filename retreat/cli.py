@@ -93,3 +93,6 @@ def register_cli(app: Flask) -> None:
     from retreat.cli_keys import keys_cli
 
     app.cli.add_command(keys_cli)
+    from retreat.messaging.commands import messages_cli
+
+    app.cli.add_command(messages_cli)

@@ -92,6 +92,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # Scheduler
         "SCHEDULER_IN_PROCESS": _bool("SCHEDULER_IN_PROCESS", False),
         "DISPATCH_INTERVAL_SECONDS": _int("DISPATCH_INTERVAL_SECONDS", 5),
+        "OUTBOX_BATCH_SIZE": _int("OUTBOX_BATCH_SIZE", 50),
+        "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 6),
+        "OUTBOX_LEASE_SECONDS": _int("OUTBOX_LEASE_SECONDS", 0),  # 0: batch size x SMTP_TIMEOUT + 60, at least 300
         # Stripe
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),

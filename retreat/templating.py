@@ -19,7 +19,8 @@ NAV = {
     "finance": [("finance.dashboard", "Finance"), ("finance.payments_dashboard", "Payments")],
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
-              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.break_glass", "Break glass")],
+              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"),
+              ("admin.break_glass", "Break glass")],
 }
 NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
 

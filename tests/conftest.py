@@ -170,3 +170,101 @@ def cheap_password_hashing(app):
 
 # Payments: the session-scoped localstripe server and an app pointed at it (tests/localstripe.py).
 from tests.localstripe import localstripe, stripe_app  # noqa: E402,F401
+
+
+class _SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it accepts.
+
+    ``messages``: parsed ``email.message.EmailMessage`` objects in arrival order (each has
+    ``.envelope_rcpt``). ``reject[address] = "550 5.1.1 No such user"`` refuses a recipient
+    (4xx codes are temporary); ``delay`` (seconds) makes every DATA reply slow. A message counts
+    as received only once the server has answered 250 to its DATA.
+    """
+
+    def __init__(self):
+        import socket
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.host = "127.0.0.1"
+        self._raw: list[tuple[bytes, list[str]]] = []
+        self._parsed: list = []
+        self.reject: dict[str, str] = {}
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname=self.host, port=self.port)
+
+    # aiosmtpd handler hooks ----------------------------------------------------------------
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.reject.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self._lock:
+            self._raw.append((envelope.content, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list:
+        from email import message_from_bytes, policy
+
+        with self._lock:
+            raw = self._raw[len(self._parsed):]
+        for content, rcpts in raw:  # parsed on first look (keeps the server thread fast)
+            msg = message_from_bytes(content, policy=policy.default)
+            msg.envelope_rcpt = rcpts
+            self._parsed.append(msg)
+        return list(self._parsed)
+
+    # helpers -------------------------------------------------------------------------------
+    def config(self) -> dict:
+        """App config overrides that send through this server."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": self.port, "SMTP_STARTTLS": False,
+                "SMTP_USERNAME": "", "SMTP_TIMEOUT": 10}
+
+    def env(self) -> dict:
+        """The same, as environment variables for a subprocess."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port), "SMTP_STARTTLS": "0", "SMTP_TIMEOUT": "10"}
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._raw)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= n:
+                return True
+            time.sleep(0.01)
+        return self.count() >= n
+
+    def clear(self) -> None:
+        with self._lock:
+            self._raw.clear()
+            self._parsed.clear()
+        self.reject.clear()
+        self.delay = 0.0
+
+
+@pytest.fixture()
+def smtp_server():
+    """A real SMTP server on 127.0.0.1 (a concrete free port) collecting messages; see ``_SmtpSink``."""
+    sink = _SmtpSink()
+    sink.controller.start()
+    try:
+        yield sink
+    finally:
+        sink.controller.stop()

@@ -101,3 +101,21 @@ def build_calendar(spec: dict, *, stamp: datetime | None = None) -> bytes:
         ev.add("attendee", att, encode=0)
     cal.add_component(ev)
     return cal.to_ical()
+
+
+def ics_response(spec: dict, filename: str = "invite.ics", *, stamp: datetime | None = None):
+    """A Flask response offering the event as a download (``Add to calendar`` links).
+
+    Downloads use METHOD:PUBLISH (a plain event to import) unless the spec says CANCEL.
+    """
+    from flask import Response
+
+    method = "CANCEL" if (spec.get("method") or "").upper() == "CANCEL" else "PUBLISH"
+    body = build_calendar({**spec, "method": method}, stamp=stamp)
+    safe = "".join(c for c in filename if c.isalnum() or c in "-_.") or "invite.ics"
+    if not safe.endswith(".ics"):
+        safe += ".ics"
+    return Response(body, mimetype="text/calendar", headers={
+        "Content-Disposition": f'attachment; filename="{safe}"',
+        "Cache-Control": "private, no-store",
+    })

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from retreat.extensions import db
 from retreat.models import OutboxMessage, OutboxStatus, User
-from retreat.services.errors import ValidationFailed
+from retreat.services import audit
+from retreat.services.audit import RequestContext
+from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc
 
 _CLINICAL_KEYS = frozenset({
@@ -103,8 +105,6 @@ def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None,
         conds.append(OutboxMessage.group_key == group_key)
     if not conds:
         return 0
-    from sqlalchemy import or_
-
     result = db.session.execute(
         update(OutboxMessage)
         .where(or_(*conds), OutboxMessage.status == OutboxStatus.PENDING.value)
@@ -139,3 +139,83 @@ def pending_for_group(group_key: str) -> list[OutboxMessage]:
                                     OutboxMessage.status == OutboxStatus.PENDING.value)
         .order_by(OutboxMessage.due_at)
     ))
+
+
+# --------------------------------------------------------------------------------------------
+# Operator actions (admin page, `flask messages retry`)
+# --------------------------------------------------------------------------------------------
+
+STATUS_ORDER = (OutboxStatus.FAILED, OutboxStatus.SENDING, OutboxStatus.PENDING,
+                OutboxStatus.SENT, OutboxStatus.CANCELLED)
+
+
+def list_messages(*, status: str | None = None, search: str | None = None, limit: int = 200):
+    """Messages for operators: failed first, then in flight, pending, sent, cancelled; newest first."""
+    from sqlalchemy import case
+
+    order = case({s.value: i for i, s in enumerate(STATUS_ORDER)}, value=OutboxMessage.status)
+    stmt = select(OutboxMessage).order_by(order, OutboxMessage.next_attempt_at.desc(), OutboxMessage.id.desc())
+    if status:
+        if status not in {s.value for s in OutboxStatus}:
+            raise ValidationFailed(f"Unknown status {status!r}.", field="status")
+        stmt = stmt.where(OutboxMessage.status == status)
+    if search:
+        like = f"%{search.strip().lower()}%"
+        stmt = stmt.where(or_(OutboxMessage.recipient_email.ilike(like), OutboxMessage.template.ilike(like),
+                              OutboxMessage.dedupe_key.ilike(like)))
+    return list(db.session.scalars(stmt.limit(max(1, min(limit, 1000)))))
+
+
+def count_by_status() -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+    counts = {s.value: 0 for s in OutboxStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def _locked(message_id: int) -> OutboxMessage:
+    msg = db.session.scalar(select(OutboxMessage).where(OutboxMessage.id == message_id).with_for_update())
+    if msg is None:
+        raise NotFound("No such message.")
+    return msg
+
+
+def retry(message_id: int, *, actor: User | None, now: datetime | None = None,
+          ctx: RequestContext | None = None, actor_email: str | None = None) -> OutboxMessage:
+    """Put a failed message back in the queue, due now, with a fresh set of attempts. Audited."""
+    now = now or now_utc()
+    msg = _locked(message_id)
+    if msg.status == OutboxStatus.PENDING.value:
+        return msg  # already queued: repeating the retry is a no-op
+    if msg.status != OutboxStatus.FAILED.value:
+        raise Conflict(f"Only failed messages can be retried (this one is {msg.status}).")
+    previous = msg.last_error
+    msg.status = OutboxStatus.PENDING.value
+    msg.attempts = 0
+    msg.next_attempt_at = now
+    msg.lease_until = msg.leased_by = None
+    msg.updated_at = now
+    audit.record("messages.retry", actor=actor, actor_email=actor_email, object_type="outbox_message",
+                 object_id=msg.id, details={"template": msg.template, "previous_error": (previous or "")[:500]},
+                 ctx=ctx, now=now)
+    return msg
+
+
+def cancel_message(message_id: int, *, actor: User | None, now: datetime | None = None,
+                   ctx: RequestContext | None = None) -> OutboxMessage:
+    """Cancel one pending message (an operator's decision). Audited."""
+    now = now or now_utc()
+    msg = _locked(message_id)
+    if msg.status == OutboxStatus.CANCELLED.value:
+        return msg
+    if msg.status != OutboxStatus.PENDING.value:
+        raise Conflict(f"Only pending messages can be cancelled (this one is {msg.status}).")
+    msg.status = OutboxStatus.CANCELLED.value
+    msg.cancelled_at = now
+    msg.last_error = f"cancelled by {actor.email if actor else 'an operator'}"
+    msg.updated_at = now
+    audit.record("messages.cancel", actor=actor, object_type="outbox_message", object_id=msg.id,
+                 details={"template": msg.template}, ctx=ctx, now=now)
+    return msg

@@ -40,3 +40,20 @@ def test_invalid_events_are_refused(bad):
     spec.update(bad)
     with pytest.raises(IcsError):
         build_calendar(spec)
+
+
+def test_ics_response_is_a_downloadable_calendar(app):
+    from datetime import UTC, datetime, timedelta
+
+    import icalendar
+
+    from retreat.messaging.ics import event_spec, ics_response
+
+    start = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
+    spec = event_spec(uid="session-3@retreat", start=start, end=start + timedelta(hours=2), summary="Integration circle")
+    with app.test_request_context():
+        resp = ics_response(spec, "circle 3/../x.ics")
+    assert resp.mimetype == "text/calendar"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="circle3..x.ics"'
+    cal = icalendar.Calendar.from_ical(resp.get_data())
+    assert str(cal["METHOD"]) == "PUBLISH" and cal.walk("VEVENT")[0].decoded("DTSTART") == start

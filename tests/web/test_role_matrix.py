@@ -43,6 +43,8 @@ PUBLIC_ENDPOINTS = {
     "api_cohorts.CohortDetail": "one open cohort",
     "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
     "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",
+    "public.unsubscribe": "confirmation page of the signed unsubscribe link in emails",
+    "public.unsubscribe_post": "RFC 8058 one-click unsubscribe (signed token)",
     "consults.book": "free consultation booking for anyone",
     "consults.details": "booking form for a chosen time",
     "consults.manage": "manage a booking: signed, expiring token in the URL",

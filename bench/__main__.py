@@ -1,0 +1,35 @@
+"""Run benchmarks: `python -m bench` (all) or `python -m bench dispatch [--n 2000]`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _dispatch(argv):
+    from bench import dispatch
+
+    return dispatch.main(argv)
+
+
+BENCHMARKS = {"dispatch": _dispatch}
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("benchmarks:", ", ".join(BENCHMARKS))
+        return 0
+    if argv and not argv[0].startswith("-"):
+        name, rest = argv[0], argv[1:]
+        if name not in BENCHMARKS:
+            print(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+            return 2
+        return BENCHMARKS[name](rest) or 0
+    status = 0
+    for run in BENCHMARKS.values():
+        status = run(argv) or status
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

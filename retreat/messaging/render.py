@@ -1,0 +1,89 @@
+"""Render an email (subject, text, HTML) from ``templates/emails/<name>.{txt,html}``.
+
+Times are shown in the recipient's time zone: the ``local`` filter of the email environment is
+bound to the ``recipient_tz`` of the message (``{{ start_at|local }}``), unlike the web
+``local`` filter, which uses the signed-in viewer's zone. Every email gets the practice's
+branding (``practice_name``, ``base_url``) and ``unsubscribe_url`` (None for essential mail).
+The subject is the ``{% block subject %}`` of the ``.txt`` template, rendered on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from jinja2 import Environment, TemplateNotFound, pass_context
+
+from retreat.timeutil import format_local
+
+_ENV_KEY = "retreat.email_jinja_env"
+
+
+class UnknownTemplate(LookupError):
+    """No ``templates/emails/<name>.txt``: the message can never be sent as it is."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str | None
+
+
+@pass_context
+def _local(ctx, value, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M"):
+    """``value|local``: an aware datetime (or ISO string) in the recipient's zone."""
+    if isinstance(value, str) and value:
+        from datetime import datetime
+
+        value = datetime.fromisoformat(value)
+    return format_local(value, tz or ctx.get("recipient_tz") or "UTC", fmt)
+
+
+def email_env(app: Flask | None = None) -> Environment:
+    """The app's Jinja environment with its own cache and a recipient-bound ``local`` filter."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    env = app.extensions.get(_ENV_KEY)
+    if env is None:
+        base = app.jinja_env
+        env = base.overlay(cache_size=400)
+        env.filters = dict(base.filters)
+        env.filters["local"] = _local
+        env.globals = dict(base.globals)
+        app.extensions[_ENV_KEY] = env
+    return env
+
+
+def branding(app: Flask | None = None) -> dict:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return {"practice_name": app.config["PRACTICE_NAME"], "base_url": app.config["BASE_URL"]}
+
+
+def render_email(template: str, context: dict | None = None, *, recipient_tz: str = "UTC",
+                 recipient_name: str | None = None, unsubscribe_url: str | None = None,
+                 app: Flask | None = None) -> RenderedEmail:
+    """Render ``emails/<template>.txt`` (required) and ``.html`` (optional)."""
+    env = email_env(app)
+    if not template or "/" in template or template.startswith(("_", ".")):
+        raise UnknownTemplate(f"unknown email template {template!r}")
+    values = dict(context or {})
+    values.update(branding(app))
+    values.update(recipient_tz=recipient_tz, recipient_name=recipient_name,
+                  unsubscribe_url=unsubscribe_url)
+    try:
+        txt = env.get_template(f"emails/{template}.txt")
+    except TemplateNotFound as exc:
+        raise UnknownTemplate(f"unknown email template {template!r}") from exc
+    if "subject" not in txt.blocks:
+        raise UnknownTemplate(f"email template {template!r} has no subject block")
+    subject = " ".join("".join(txt.blocks["subject"](txt.new_context(values))).split())
+    if not subject:
+        raise UnknownTemplate(f"email template {template!r} renders an empty subject")
+    text = txt.render(values).strip() + "\n"
+    try:
+        html_tmpl = env.get_template(f"emails/{template}.html")
+    except TemplateNotFound:
+        html = None
+    else:
+        html = html_tmpl.render({**values, "subject": subject})
+    return RenderedEmail(subject=subject, text=text, html=html)
