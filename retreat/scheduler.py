@@ -17,6 +17,7 @@ over when it dies.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import signal
@@ -83,6 +84,24 @@ def _dispatch_outbox(now: datetime) -> None:
 
 
 register_periodic("outbox.dispatch", _dispatch_outbox)
+
+
+def _service_job(module: str, func: str, **fixed) -> Callable[[datetime], object]:
+    """A job that calls ``retreat.services.<module>.<func>(now)``, imported when it first runs."""
+
+    def job(now: datetime):
+        mod = importlib.import_module(f"retreat.services.{module}")
+        return getattr(mod, func)(now=now, **fixed)
+
+    job.__name__ = f"{module}.{func}"
+    return job
+
+
+# The sweeps of the features: each is a service function of ``now``; the scheduler only calls it.
+register_periodic("seats.expire_holds", _service_job("seats", "sweep_expired_holds"), seconds=30)
+register_periodic("waitlist.expire_offers", _service_job("waitlist", "sweep_expired_offers"), seconds=60)
+register_periodic("clearance.expire", _service_job("clearance", "sweep_expired_clearances"), seconds=300)
+register_periodic("refunds.submit_pending", _service_job("refunds", "submit_pending"), seconds=30)
 
 
 # --------------------------------------------------------------------------------------------
