@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 from sqlalchemy import select
 
 from retreat.extensions import db
 from retreat.models import OutboxMessage
+from retreat.messaging.dispatcher import dispatch_due
 from retreat.services import accounts
 from retreat.timeutil import now_utc
 
@@ -16,16 +19,24 @@ pytestmark = pytest.mark.browser
 PASSWORD = "a-calm-long-password"
 
 
-def _verify_link(app, email: str) -> str:
-    # The dispatcher is built elsewhere; read the queued message straight from the outbox.
+def _verify_link(app, smtp_server, email: str) -> str:
+    """Send what is due through the real dispatcher to the test SMTP server and read the link
+    out of the email the participant would receive."""
     with app.app_context():
-        msg = db.session.scalar(select(OutboxMessage).where(OutboxMessage.template == "verify_email",
-                                                            OutboxMessage.recipient_email == email))
-        assert msg is not None, "no verification email queued"
-        return msg.context["verify_url"]
+        assert db.session.scalar(select(OutboxMessage).where(OutboxMessage.template == "verify_email",
+                                                             OutboxMessage.recipient_email == email))
+        dispatch_due(now=now_utc())
+        db.session.remove()
+    assert smtp_server.wait_for(1)
+    mail = next(m for m in smtp_server.messages if email in m["To"])
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    match = re.search(r"(http://\S+/account/verify-email/\S+)", text)
+    assert match, text
+    return match.group(1)
 
 
-def test_participant_signs_up_verifies_and_signs_back_in(live_server, page):
+def test_participant_signs_up_verifies_and_signs_back_in(live_server, page, smtp_server):
+    live_server.app.config.update(smtp_server.config())
     page.goto(live_server.url + "/account/signup")
     # timezone.js preselects the browser's zone (the test browser runs in America/Denver).
     assert page.get_by_label("Your time zone").input_value() == "America/Denver"
@@ -44,7 +55,7 @@ def test_participant_signs_up_verifies_and_signs_back_in(live_server, page):
     assert page.get_by_role("heading", name="Check your email").is_visible()
     assert page.get_by_text("Please confirm your email address").is_visible()
 
-    link = _verify_link(live_server.app, "robin@example.com")
+    link = _verify_link(live_server.app, smtp_server, "robin@example.com")
     assert link.startswith(live_server.url + "/account/verify-email/")
     page.goto(link)
     assert page.get_by_role("heading", name="Your email address is confirmed").is_visible()
