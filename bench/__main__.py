@@ -1,4 +1,4 @@
-"""Run benchmarks: `python -m bench` (all) or `python -m bench dispatch [--n 2000]`."""
+"""Run benchmarks: `python -m bench` (all) or one: `python -m bench dispatch [--n 2000]`, `python -m bench consults`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ def _dispatch(argv):
     return dispatch.main(argv)
 
 
-BENCHMARKS = {"dispatch": _dispatch}
+def _consults(argv):
+    from bench import consults
+
+    return consults.main(argv)
+
+
+BENCHMARKS = {"dispatch": _dispatch, "consults": _consults}
 
 
 def main(argv: list[str]) -> int:
