@@ -128,6 +128,19 @@ def login_as(app, client, user) -> None:
         sess["_id"] = ident
 
 
+def signed_in(app, user=None):
+    """A new test client, signed in as ``user`` (anonymous when None); ``client.user`` is set.
+
+    Each request starts with an empty ``flask.g`` (see the ``db`` fixture), so a client never
+    inherits the user another client's request cached there.
+    """
+    client = app.test_client()
+    client.user = user
+    if user is not None:
+        login_as(app, client, user)
+    return client
+
+
 @pytest.fixture()
 def make_client(app, db):
     """make_client(role or user) -> a test client signed in as a new user of that role."""

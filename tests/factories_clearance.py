@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import g
-from flask.testing import FlaskClient
-
 from retreat.models import ProviderOrganization, User
 from retreat.models.clearance import ClearanceRequest
 from retreat.models.cohorts import Cohort, DepositTiming, Enrollment
@@ -83,30 +80,4 @@ def another_applicant(s: Setup) -> Enrollment:
     return fc.applicant(s.cohort, now=s.now)
 
 
-class _FreshClient(FlaskClient):
-    """The ``db`` fixture keeps one app context (and so one ``g``) for the whole test; Flask reuses
-    it for every request, so Flask-Login's cached user would leak from one client to the next."""
-
-    def open(self, *args, **kwargs):
-        for key in list(g):
-            g.pop(key)
-        return super().open(*args, **kwargs)
-
-
-def signed_in(app, user):
-    """A test client signed in as ``user``.
-
-    (conftest's ``login_as`` computes Flask-Login's session identifier without the test client's
-    REMOTE_ADDR/User-Agent, so "strong" session protection drops that session; and see _FreshClient.)
-    """
-    from flask_login.utils import _create_identifier
-
-    client = _FreshClient(app, app.response_class, use_cookies=True)
-    with app.test_request_context(environ_base=client.environ_base):
-        ident = _create_identifier()
-    with client.session_transaction() as sess:
-        sess["_user_id"] = user.get_id()
-        sess["_fresh"] = True
-        sess["_id"] = ident
-    client.user = user
-    return client
+from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for clearance tests)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask.testing import FlaskClient
-
 from retreat.extensions import db
 from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
 from retreat.services import enrollment
@@ -54,42 +52,6 @@ def cleared(c: Cohort, *, now: datetime = NOW, **kw):
     return enr
 
 
-def login(app, client, user) -> None:
-    """Sign ``user`` in on ``client``. Unlike ``tests.conftest.login_as``, the session identifier is
-    computed with the client's own User-Agent, so Flask-Login's strong session protection keeps it."""
-    from flask_login.utils import _create_identifier
-
-    with app.test_request_context(environ_base=dict(client.environ_base)):
-        ident = _create_identifier()
-    with client.session_transaction() as sess:
-        sess["_user_id"] = user.get_id()
-        sess["_fresh"] = True
-        sess["_id"] = ident
-
-
-class FreshClient(FlaskClient):
-    """A test client that forgets the previous request's user.
-
-    The ``db`` fixture keeps one app context pushed for the whole test, so ``g`` (where
-    Flask-Login caches the current user) outlives a request; with two clients in one test the
-    second would otherwise be served as the first one's user.
-    """
-
-    def open(self, *args, **kwargs):
-        from flask import g
-
-        g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
-
-
-def client_for(app, user=None) -> FreshClient:
-    c = FreshClient(app, app.response_class, use_cookies=True)
-    if user is not None:
-        login(app, c, user)
-        c.user = user
-    return c
-
-
 def bare_enrollment(c: Cohort, *, now: datetime = NOW):
     """An applied enrollment without checklist or reminders (fast set-up for concurrency tests)."""
     from retreat.models.cohorts import Enrollment
@@ -100,3 +62,7 @@ def bare_enrollment(c: Cohort, *, now: datetime = NOW):
     db.session.add(e)
     db.session.flush()
     return e
+
+
+from tests.conftest import login_as as login  # noqa: E402,F401
+from tests.conftest import signed_in as client_for  # noqa: E402,F401

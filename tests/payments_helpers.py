@@ -52,25 +52,4 @@ def deliver(client, event_type: str, obj: dict, event_id: str | None = None):
                        headers={"Stripe-Signature": sig, "Content-Type": "application/json"})
 
 
-def signed_in(app, user):
-    """A test client signed in as ``user``. (conftest's ``login_as`` computes Flask-Login's session
-    identifier without the client's address and user agent, so "strong" session protection drops it.)"""
-    from flask import g
-    from flask.testing import FlaskClient
-    from flask_login.utils import _create_identifier
-
-    class _Client(FlaskClient):
-        def open(self, *args, **kwargs):
-            # The test's app context outlives requests, and Flask-Login caches the user in ``g``.
-            g.pop("_login_user", None)
-            return super().open(*args, **kwargs)
-
-    client = _Client(app, app.response_class, use_cookies=True)
-    with app.test_request_context(environ_base=client.environ_base):
-        ident = _create_identifier()
-    with client.session_transaction() as sess:
-        sess["_user_id"] = user.get_id()
-        sess["_fresh"] = True
-        sess["_id"] = ident
-    client.user = user
-    return client
+from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for payment tests)

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from retreat.extensions import db
-from retreat.models import OutboxMessage
 from retreat.messaging.dispatcher import dispatch_due
+from retreat.models import OutboxMessage
 from retreat.services import accounts
 from retreat.timeutil import now_utc
 

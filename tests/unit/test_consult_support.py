@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import g, has_app_context
-from flask.testing import FlaskClient
-from flask_login.utils import _create_identifier
-
 from retreat.extensions import db
 from retreat.services import consults as svc
 from tests import factories
@@ -51,34 +47,4 @@ def book(start, *, now=NOW, facilitator_id=None, **kw):
     return svc.book(start=start, facilitator_id=facilitator_id, base_url=BASE_URL, now=now, **guest(**kw))
 
 
-class FreshClient(FlaskClient):
-    """A test client whose every request loads its user afresh.
-
-    The ``db`` fixture keeps one app context (so one ``g``) for a whole test, and Flask-Login
-    caches the current user in ``g``: without this, a test's second client would see the first
-    client's user.
-    """
-
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
-
-
-def signed_in(app, user=None) -> FreshClient:
-    """A test client signed in as ``user`` (anonymous when None).
-
-    (tests/conftest.py ``login_as`` computes Flask-Login's session identifier without the test
-    client's address and User-Agent, so strong session protection drops that session.)
-    """
-    client = FreshClient(app, app.response_class, use_cookies=True)
-    client.user = user
-    if user is None:
-        return client
-    with app.test_request_context(environ_base=client.environ_base):
-        ident = _create_identifier()
-    with client.session_transaction() as sess:
-        sess["_user_id"] = user.get_id()
-        sess["_fresh"] = True
-        sess["_id"] = ident
-    return client
+from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for consult tests)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from retreat import create_app
 from retreat.extensions import db
-from tests.conftest import TEST_DATABASE_URL, _TMP, base_config, is_postgres
+from tests.conftest import _TMP, TEST_DATABASE_URL, base_config, is_postgres
 
 
 @pytest.fixture()

@@ -40,7 +40,7 @@ def break_glass():
     record = None
     status = 200
     if form.validate_on_submit():
-        enr = db.session.get(Enrollment, form.enrollment_id.data)
+        enr = db.session.get(Enrollment, form.enrollment_id.data) if form.enrollment_id.data else None
         try:
             if enr is None:
                 raise ValidationFailed("Choose a participant.", field="enrollment_id")
