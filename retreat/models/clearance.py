@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
 from retreat.models.accounts import ProviderLicense, ProviderOrganization, User
 from retreat.models.cohorts import Cohort, Enrollment
+from retreat.models.consults import Consultation
 from retreat.timeutil import now_utc
 
 
@@ -160,11 +161,17 @@ class SafetyAlert(TimestampMixin, db.Model):
     __table_args__ = (
         Index("uq_safety_alerts_one_open", "enrollment_id", unique=True,
               postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index("uq_safety_alerts_one_open_consult", "consultation_id", unique=True,
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        CheckConstraint("enrollment_id IS NOT NULL OR consultation_id IS NOT NULL", name="has_subject"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="RESTRICT"), index=True)
-    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="RESTRICT"), index=True)
+    # Raised by an intake (enrollment and cohort) or by a consult's pre-screen (consultation).
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id", ondelete="RESTRICT"), index=True)
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="RESTRICT"), index=True)
+    consultation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultations.id", ondelete="RESTRICT"), index=True)
     organization_id: Mapped[int | None] = mapped_column(
         ForeignKey("provider_organizations.id", ondelete="RESTRICT"), index=True)
     status: Mapped[str] = enum_column(AlertStatus, default=AlertStatus.OPEN, nullable=False)
@@ -172,6 +179,22 @@ class SafetyAlert(TimestampMixin, db.Model):
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    enrollment: Mapped[Enrollment] = relationship()
-    cohort: Mapped[Cohort] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
+    cohort: Mapped[Cohort | None] = relationship()
+    consultation: Mapped[Consultation | None] = relationship()
     acknowledged_by: Mapped[User | None] = relationship()
+
+    @property
+    def person(self) -> tuple[str, str, str | None]:
+        """Who to check in with: name, email, phone."""
+        if self.enrollment is not None:
+            p = self.enrollment.participant
+            return p.name, p.email, p.phone
+        c = self.consultation
+        return c.guest_name, c.guest_email, c.guest_phone
+
+    @property
+    def context_label(self) -> str:
+        if self.cohort is not None:
+            return self.cohort.title
+        return "free consult pre-screen"

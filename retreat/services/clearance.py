@@ -543,8 +543,23 @@ class StatusView:
 
 
 def status_of(enr: Enrollment, now: datetime) -> StatusView:
-    req = latest_request(enr)
-    intake = get_intake(enr)
+    return _status_view(latest_request(enr), get_intake(enr), now)
+
+
+def statuses_of(enrollment_ids: list[int], now: datetime) -> dict[int, StatusView]:
+    """``status_of`` for many enrollments in two queries (rosters)."""
+    ids = list(enrollment_ids)
+    if not ids:
+        return {}
+    latest: dict[int, ClearanceRequest] = {}
+    for req in db.session.scalars(select(ClearanceRequest).where(ClearanceRequest.enrollment_id.in_(ids))
+                                  .order_by(ClearanceRequest.id)):
+        latest[req.enrollment_id] = req  # the last one wins: the latest
+    intakes = {i.enrollment_id: i for i in db.session.scalars(select(Intake).where(Intake.enrollment_id.in_(ids)))}
+    return {i: _status_view(latest.get(i), intakes.get(i), now) for i in ids}
+
+
+def _status_view(req: ClearanceRequest | None, intake: Intake | None, now: datetime) -> StatusView:
     if req is None:
         if intake is None or intake.status == IntakeStatus.ERASED:
             return StatusView("not_started", "Intake not started")
@@ -650,6 +665,30 @@ def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = Fal
                   context={**context, "url": _url("/provider/")})
     audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
                  details={"enrollment_id": enr.id, "cohort_id": cohort.id, "highlight": True}, now=now)
+    return alert
+
+
+def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
+    """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal
+    ideation or self-harm. Same alert, page and email as an intake's; no details. One open per consult."""
+    if db.session.scalar(select(SafetyAlert.id).where(SafetyAlert.consultation_id == consult.id,
+                                                      SafetyAlert.status == AlertStatus.OPEN.value)):
+        return None
+    alert = SafetyAlert(consultation_id=consult.id, status=AlertStatus.OPEN.value, raised_at=now,
+                        created_at=now, updated_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(alert)
+            db.session.flush()
+    except IntegrityError:
+        return None
+    facilitator = db.session.get(User, consult.facilitator_id)
+    recipients = [facilitator] if facilitator is not None and facilitator.is_active else []
+    for person in recipients:
+        _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
+              context={"cohort_title": "", "url": _url("/facilitator/safety-alerts")})
+    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
+                 details={"consultation_id": consult.id, "highlight": True}, now=now)
     return alert
 
 

@@ -30,6 +30,7 @@ from retreat.extensions import db
 from retreat.models import AuditEvent, Role, User
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import ChecklistItem, ConsentSignature, Enrollment
+from retreat.models.consults import Consultation
 from retreat.security import decrypt_field, encrypt_field, rotate_field
 from retreat.services import audit
 from retreat.services.audit import RequestContext
@@ -40,8 +41,9 @@ SCREENING = "screening"
 DECISION = "decision"
 THREAD = "thread"
 SHAREABLE = "shareable_conditions"
+CONSULT_SAFETY = "consult_safety"  # the participant's consults: flagged, matched pre-screen answers, outcome
 PROVIDER_SECTIONS = frozenset({ANSWERS, SCREENING, DECISION, THREAD})
-ALL_SECTIONS = PROVIDER_SECTIONS | {SHAREABLE}
+ALL_SECTIONS = PROVIDER_SECTIONS | {SHAREABLE, CONSULT_SAFETY}
 BREAK_GLASS_REASON_MIN = 20
 
 # Every encrypted column, for key rotation and for the "no plaintext at rest" tests.
@@ -52,6 +54,9 @@ ENCRYPTED_COLUMNS = (
     (ClearanceRequest, "rationale_enc"),
     (ClearanceRequest, "participant_note_enc"),
     (InfoRequest, "body_enc"),
+    (Consultation, "reason_encrypted"),
+    (Consultation, "answers_encrypted"),
+    (Consultation, "outcome_notes_encrypted"),
 )
 
 
@@ -98,7 +103,7 @@ def basis_for(actor: User | None, enrollment: Enrollment, section: str) -> str |
     if actor.role == Role.PARTICIPANT:
         return "owner" if actor.id == enrollment.participant_id else None
     if actor.role == Role.PROVIDER:
-        if section in PROVIDER_SECTIONS and actor.provider_organization_id in referred_organization_ids(
+        if section in PROVIDER_SECTIONS | {CONSULT_SAFETY} and actor.provider_organization_id in referred_organization_ids(
                 enrollment.id):
             return "provider"
         return None
@@ -143,6 +148,17 @@ class RequestRecord:
 
 
 @dataclass
+class ConsultSafety:
+    """What a provider needs to know about one consult: no free text (reason, notes) at all."""
+    consult_id: int
+    start_at: datetime
+    status: str
+    recommended_cohort: str | None
+    flagged: bool
+    matched: list[str]  # the pre-screen questions answered yes / not sure (contraindications)
+
+
+@dataclass
 class ClinicalRecord:
     enrollment: Enrollment
     intake: Intake | None
@@ -150,6 +166,7 @@ class ClinicalRecord:
     answers: dict | None = None
     screening: dict | None = None
     requests: list[RequestRecord] = field(default_factory=list)
+    consults: list[ConsultSafety] = field(default_factory=list)
 
 
 def read(actor: User | None, enrollment: Enrollment, sections: Iterable[str], *, ctx: RequestContext | None,
@@ -191,8 +208,27 @@ def read(actor: User | None, enrollment: Enrollment, sections: Iterable[str], *,
             for rr in record.requests:
                 if rr.request.conditions_shareable:
                     rr.conditions = _open_text(rr.request.conditions_enc)
+        elif section == CONSULT_SAFETY:
+            record.consults = _consult_safety(enrollment.participant_id)
+            _audit_read(actor, enrollment, intake.id if intake else None, section, bases[section], ctx=ctx, now=now,
+                        extra={"consultation_ids": [c.consult_id for c in record.consults]})
+            continue
         _audit_read(actor, enrollment, intake.id if intake else None, section, bases[section], ctx=ctx, now=now)
     return record
+
+
+def _consult_safety(participant_id: int) -> list[ConsultSafety]:
+    from retreat.services.consults import FLAGGING_ANSWERS, PRESCREEN_QUESTIONS
+
+    consults = db.session.scalars(select(Consultation).where(Consultation.participant_id == participant_id)
+                                  .order_by(Consultation.start_at.desc(), Consultation.id.desc()))
+    out = []
+    for c in consults:
+        answers = _open_json(c.answers_encrypted) or {}
+        out.append(ConsultSafety(
+            consult_id=c.id, start_at=c.start_at, status=c.status, recommended_cohort=c.recommended_cohort,
+            flagged=c.flagged, matched=[q for k, q in PRESCREEN_QUESTIONS if answers.get(k) in FLAGGING_ANSWERS]))
+    return out
 
 
 def shareable_conditions(actor: User, enrollments: Iterable[Enrollment], *, ctx: RequestContext | None,
@@ -202,8 +238,10 @@ def shareable_conditions(actor: User, enrollments: Iterable[Enrollment], *, ctx:
     Only enrollments that have such conditions are decrypted (and audited).
     """
     out: dict[int, str] = {}
+    enrollments = list(enrollments)
+    decided = current_decisions([e.id for e in enrollments])
     for enr in enrollments:
-        latest = current_decision(enr.id)
+        latest = decided.get(enr.id)
         if latest is None or not latest.conditions_shareable or not latest.conditions_enc:
             continue
         if basis_for(actor, enr, SHAREABLE) is None:
@@ -219,6 +257,18 @@ def current_decision(enrollment_id: int) -> ClearanceRequest | None:
     return db.session.scalar(select(ClearanceRequest).where(
         ClearanceRequest.enrollment_id == enrollment_id, ClearanceRequest.decision.is_not(None))
         .order_by(ClearanceRequest.decided_at.desc(), ClearanceRequest.id.desc()).limit(1))
+
+
+def current_decisions(enrollment_ids: list[int]) -> dict[int, ClearanceRequest]:
+    """``current_decision`` for many enrollments in one query."""
+    out: dict[int, ClearanceRequest] = {}
+    if not enrollment_ids:
+        return out
+    for req in db.session.scalars(select(ClearanceRequest).where(
+            ClearanceRequest.enrollment_id.in_(list(enrollment_ids)), ClearanceRequest.decision.is_not(None))
+            .order_by(ClearanceRequest.decided_at, ClearanceRequest.id)):
+        out[req.enrollment_id] = req  # ordered oldest first: the last one wins
+    return out
 
 
 def break_glass(actor: User, enrollment: Enrollment, reason: str, *, ctx: RequestContext | None,

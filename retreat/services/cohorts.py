@@ -36,7 +36,7 @@ from retreat.models.cohorts import (
 from retreat.money import MoneyError, normalize_currency
 from retreat.services import audit, seats
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
-from retreat.timeutil import is_valid_zone
+from retreat.timeutil import is_valid_zone, now_utc
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 GUIDE_MAX_BYTES = 10 * 1024 * 1024
@@ -361,6 +361,8 @@ class RosterRow:
     lodging: str
     waitlist_place: int
     notes: int
+    clearance_key: str = ""
+    shareable_conditions: str = ""
 
 
 def _intake_label(status: S) -> str:
@@ -383,8 +385,19 @@ def _payment_label(enr: Enrollment) -> str:
     return "Not paid"
 
 
-def roster(cohort: Cohort, *, status_filter: str = "active") -> list[RosterRow]:
-    from retreat.services import consents, enrollment, preparation, waitlist
+INTAKE_LABEL = {"not_started": "Not yet", "intake_draft": "In progress"}
+CLEARED_KEYS = frozenset({"cleared", "cleared_with_conditions"})
+NOT_CLEARED_KEYS = frozenset({"not_cleared", "expired", "lapsed"})
+
+
+def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None = None,
+           now: datetime | None = None, ctx=None) -> list[RosterRow]:
+    """The cohort's roster. Intake and clearance come from the clearance records (statuses only);
+    with a ``viewer`` (a facilitator), conditions the provider marked shareable are added, read
+    through clinical_access (audited)."""
+    from retreat.services import clearance, clinical_access, consents, enrollment, preparation, waitlist
+
+    now = now or now_utc()
 
     q = (select(Enrollment).where(Enrollment.cohort_id == cohort.id)
          .options(selectinload(Enrollment.participant), selectinload(Enrollment.checklist))
@@ -416,6 +429,16 @@ def roster(cohort: Cohort, *, status_filter: str = "active") -> list[RosterRow]:
             clearance=CLEARANCE_LABEL[status], payment=_payment_label(enr), checklist_done=done,
             checklist_total=total, consents_ok=consents.all_signed(enr), lodging=enr.lodging or "",
             waitlist_place=waitlist.place(enr) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
+    statuses = clearance.statuses_of([r.enrollment.id for r in rows], now)
+    for r in rows:
+        view = statuses[r.enrollment.id]
+        if r.intake != "—":  # withdrawn / declined / expired offers keep dashes
+            r.intake = INTAKE_LABEL.get(view.key, "Submitted")
+            r.clearance, r.clearance_key = view.label, view.key
+    if viewer is not None and rows:
+        shared = clinical_access.shareable_conditions(viewer, [r.enrollment for r in rows], ctx=ctx, now=now)
+        for r in rows:
+            r.shareable_conditions = shared.get(r.enrollment.id, "")
     return rows
 
 

@@ -561,6 +561,11 @@ def flags_for(answers: dict[str, str]) -> list[str]:
     return [k for k in PRESCREEN_KEYS if answers.get(k) in FLAGGING_ANSWERS]
 
 
+def safety_signal(answers: dict[str, str]) -> bool:
+    """Suicidal ideation or self-harm reported (or not ruled out) on the pre-screen."""
+    return answers.get(SAFETY_KEY) in FLAGGING_ANSWERS
+
+
 def consult_answers(consult: Consultation) -> dict[str, str]:
     raw = decrypt_field(consult.answers_encrypted)
     return json.loads(raw) if raw else {}
@@ -826,6 +831,10 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
             continue
         token = issue_manage_token(consult)
         link = manage_url(base_url, token)
+        if safety_signal(guest["answers"]):
+            from retreat.services import clearance
+
+            clearance.raise_consult_safety_alert(consult, now=now)
         _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
         _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
         audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,

@@ -105,7 +105,7 @@ def test_provider_queue_request_and_decision(as_user, s, db):
     assert s.provider.licenses[0].number.encode() in r.data
     sections = {e.details["section"] for e in db.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "clinical.read", AuditEvent.actor_id == s.provider.id))}
-    assert sections == {"answers", "screening", "decision", "thread"}
+    assert sections == {"answers", "screening", "decision", "thread", "consult_safety"}
     r = c.post(f"/provider/requests/{req.id}/decide", data={"decision": "cleared", "attestation_name": "nobody",
                                                            "version": req.version})
     assert r.status_code == 422 and b"Type your full name" in r.data and req.decision is None

@@ -1,20 +1,25 @@
 """Sweeps over every clinical URL: a provider of another organisation and other participants get
 403/404 everywhere and change nothing (IDOR); facilitators and finance never see a marker string
-planted in the intake, the thread and the decision on any page they can reach; emails never do."""
+planted in the intake, the thread, the decision and the participant's consult (reason, answers,
+outcome notes) on any page they can reach; emails never do."""
 
+import json
 import re
+from datetime import timedelta
 
 import pytest
 from flask import render_template
 from sqlalchemy import func, select
 
-from retreat.models import AuditEvent, OutboxMessage
+from retreat.models import AuditEvent, Consultation, OutboxMessage
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import Cohort, Enrollment
-from retreat.services import api_tokens, clearance
+from retreat.security import encrypt_field
+from retreat.services import api_tokens, clearance, consults
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
+from tests.unit.test_consult_support import around_the_clock_facilitator
 
 CLINICAL_PREFIXES = ("/provider/", "/me/", "/api/v1/clearance", "/admin/break-glass", "/facilitator/")
 SKIP_ENDPOINTS = {"static", "account.logout"}
@@ -41,12 +46,24 @@ def world(db):
     y = fcl.another_applicant(s)
     yreq = clearance.submit(y, y.participant, fcl.answers(), now=s.now).request
     fcl.decide(s, yreq, "cleared_with_conditions", conditions="Ground-floor room (mobility)", conditions_shareable=True)
+    # V's participant had a free consult: the marker in its reason, answers and outcome notes.
+    consult_facilitator = around_the_clock_facilitator()
+    c = consults.book(start=(s.now + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0),
+                      facilitator_id=consult_facilitator.id, name=s.participant.name, email=s.participant.email,
+                      phone=None, tz="UTC", reason=f"{MARKER} consult reason", heard_from=None,
+                      answers={"suicidality": "yes", "pressure_conditions": "yes"}, base_url="http://localhost",
+                      now=s.now).consult
+    c.answers_encrypted = encrypt_field(json.dumps({"suicidality": "yes", "pressure_conditions": "yes",
+                                                    "note": f"{MARKER} consult answer"}))
+    consults.record_outcome(c, facilitator=consult_facilitator, outcome="completed", recommended_cohort=None,
+                            notes=f"{MARKER} consult notes", now=s.now + timedelta(days=2))
+    s.consult, s.consult_facilitator = c, consult_facilitator
     db.session.commit()
     return s, facilitator
 
 
 def max_id(db) -> int:
-    models = (Enrollment, Intake, ClearanceRequest, InfoRequest, SafetyAlert, Cohort)
+    models = (Enrollment, Intake, ClearanceRequest, InfoRequest, SafetyAlert, Cohort, Consultation)
     return max(db.session.scalar(select(func.max(m.id))) or 0 for m in models) + 1
 
 
@@ -178,6 +195,31 @@ def test_facilitators_and_finance_never_see_clinical_text(app, db, world, role):
         page = c.get(f"/facilitator/cohorts/{s.cohort.id}/clearance").get_data(as_text=True)
         assert "Ground-floor room (mobility)" in page and "Cleared with conditions" in page
         assert "Safety review needed" in c.get("/facilitator/safety-alerts").get_data(as_text=True)
+
+
+def test_consult_marker_stays_off_rosters_and_cohort_pages_even_for_the_consults_facilitator(app, db, world):
+    s, _ = world
+    c = fcl.signed_in(app, s.consult_facilitator)
+    cohort_pages = [u for u in all_get_urls(app, db) if u.startswith(("/facilitator/cohorts", "/facilitator/clearance",
+                                                                         "/facilitator/safety-alerts", "/finance"))]
+    assert any("/roster" in u for u in cohort_pages)
+    for url in cohort_pages:
+        r = c.get(url)
+        assert r.status_code != 500, url
+        assert MARKER not in r.get_data(as_text=True), url
+    roster = c.get(f"/facilitator/cohorts/{s.cohort.id}/roster?status=all").get_data(as_text=True)
+    assert s.participant.name in roster and "Cleared with conditions" in roster
+    assert "Ground-floor room (mobility)" in roster  # shareable, and only that
+
+
+def test_provider_sees_consult_safety_facts_but_no_consult_free_text(app, db, world):
+    s, _ = world
+    req = db.session.scalar(select(ClearanceRequest).where(ClearanceRequest.enrollment_id == s.enrollment.id)
+                            .order_by(ClearanceRequest.id.desc()))
+    page = fcl.signed_in(app, s.provider).get(f"/provider/requests/{req.id}").get_data(as_text=True)
+    section = page.split('id="consult-heading"', 1)[1].split("</section>", 1)[0]
+    assert "flagged: <strong>yes</strong>" in section and "ending your life" in section and "glaucoma" in section
+    assert MARKER not in section
 
 
 def test_no_email_carries_clinical_text(app, db, world):

@@ -23,7 +23,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, Role, User
 from retreat.models.cohorts import CohortSession, Enrollment, Retreat
-from retreat.security import acting_user, require_object
+from retreat.security import acting_user, request_context, require_object
 from retreat.services import cohorts as svc
 from retreat.services import consents, enrollment, preparation, waitlist
 from retreat.services.errors import DomainError, NotFound
@@ -223,7 +223,10 @@ def cohort_roster(cohort_id: int):
         s.value for s in enrollment.EXITS}
     if status_filter not in valid:
         status_filter = "active"
-    rows = svc.roster(cohort, status_filter=status_filter)
+    me = acting_user()
+    rows = svc.roster(cohort, status_filter=status_filter, now=now_utc(), ctx=request_context(),
+                      viewer=me if me.role == Role.FACILITATOR else None)
+    db.session.commit()  # the audit events of reading shareable conditions
     return render_template("facilitator/cohort_roster.html", cohort=cohort, rows=rows, svc=svc,
                            status_filter=status_filter, filters=svc.ROSTER_FILTERS)
 

@@ -23,7 +23,7 @@ from retreat.services.errors import Conflict, ValidationFailed
 from retreat.timeutil import now_utc, zone
 
 READ_SECTIONS = [clinical_access.ANSWERS, clinical_access.SCREENING, clinical_access.DECISION,
-                 clinical_access.THREAD]
+                 clinical_access.THREAD, clinical_access.CONSULT_SAFETY]
 
 
 class InfoRequestForm(FlaskForm):
