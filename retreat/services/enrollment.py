@@ -268,12 +268,14 @@ def withdraw(enr: Enrollment, *, now: datetime, actor: User | None, reason: str 
     from retreat.services import refunds
 
     reason = (reason or "").strip()[:500] or "Withdrawn by the participant"
+    if not transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason):
+        return False
+    # measured under the locks the transition took (cohort, then enrollment)
     amount, pct = refunds.policy_amount(enr, now), refunds.policy_percent(enr.cohort, now)
-    changed = transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason)
-    if changed and amount > 0:
+    if amount > 0:
         refunds.plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
                      reason=f"Withdrawal: {pct} % refund under the cohort's policy")
-    return changed
+    return True
 
 
 def cohort_cancelled(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:
