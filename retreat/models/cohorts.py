@@ -64,6 +64,7 @@ class EnrollmentStatus(StrEnum):
     NOT_CLEARED = "not_cleared"
     DECLINED = "declined"
     OFFER_EXPIRED = "offer_expired"
+    CANCELLED = "cancelled"  # the practice cancelled the cohort
 
 
 class SeatState(StrEnum):

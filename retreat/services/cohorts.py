@@ -242,6 +242,8 @@ def set_status(cohort: Cohort, status: str, *, actor: User, now: datetime) -> bo
     current = CohortStatus(cohort.status)
     if current == target:
         return False
+    if target == CohortStatus.CANCELLED and current == CohortStatus.COMPLETED:
+        raise Conflict("A completed cohort cannot be cancelled.")
     if target not in STATUS_FLOW[current]:
         raise Conflict(f"A {current.value} cohort cannot become {target.value}.")
     cohort.status = target.value
@@ -250,7 +252,19 @@ def set_status(cohort: Cohort, status: str, *, actor: User, now: datetime) -> bo
                  details={"from": current.value, "to": target.value}, now=now)
     if target == CohortStatus.OPEN:
         waitlist.offer_free_seats(cohort, now=now)
+    if target == CohortStatus.CANCELLED:
+        _cancel_enrollments(cohort, actor=actor, now=now)
     return True
+
+
+def _cancel_enrollments(cohort: Cohort, *, actor: User, now: datetime) -> None:
+    """Every active enrollment of a cancelled cohort exits with a full refund (same transaction)."""
+    from retreat.services import enrollment
+
+    active = [e for e in db.session.scalars(select(Enrollment).where(Enrollment.cohort_id == cohort.id)
+                                            .order_by(Enrollment.id)) if enrollment.is_active(e)]
+    for enr in active:
+        enrollment.cohort_cancelled(enr, now=now, actor=actor, reason="The practice cancelled this cohort")
 
 
 def get_cohort(cohort_id: int) -> Cohort:
@@ -338,11 +352,11 @@ CLEARANCE_LABEL = {
     S.APPLIED: "Not started", S.INTAKE_SUBMITTED: "Intake in", S.CLEARANCE_PENDING: "Pending",
     S.CLEARED: "Cleared", S.DEPOSIT_PAID: "Cleared", S.BALANCE_PAID: "Cleared", S.ATTENDED: "Cleared",
     S.COMPLETED: "Cleared", S.NOT_CLEARED: "Not cleared", S.WITHDRAWN: "—", S.DECLINED: "—",
-    S.OFFER_EXPIRED: "—",
+    S.OFFER_EXPIRED: "—", S.CANCELLED: "—",
 }
 ROSTER_FILTERS = {
     "active": "Active (not exited)", "confirmed": "Seat confirmed", "waitlist": "Waitlist",
-    "pending": "Awaiting clearance", "exited": "Withdrawn / declined / not cleared",
+    "pending": "Awaiting clearance", "exited": "Withdrawn / declined / not cleared / cancelled",
 }
 
 
@@ -368,7 +382,7 @@ class RosterRow:
 def _intake_label(status: S) -> str:
     if status == S.APPLIED:
         return "Not yet"
-    if status in (S.WITHDRAWN, S.DECLINED, S.OFFER_EXPIRED):
+    if status in (S.WITHDRAWN, S.DECLINED, S.OFFER_EXPIRED, S.CANCELLED):
         return "—"
     return "Submitted"
 

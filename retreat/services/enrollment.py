@@ -2,7 +2,8 @@
 
     applied -> intake_submitted -> clearance_pending -> cleared -> deposit_paid (seat confirmed)
             -> balance_paid -> attended -> completed
-    exits: withdrawn, not_cleared, declined (by the practice), offer_expired
+    exits: withdrawn, not_cleared, declined (by the practice), offer_expired, cancelled (the practice
+    cancelled the cohort)
 
 Rules: the row is locked (the cohort first when a seat may change); repeating a transition is a
 no-op (returns False); an illegal one raises ``Conflict``; each change writes an
@@ -37,13 +38,14 @@ from retreat.models.cohorts import (
 from retreat.models.cohorts import (
     EnrollmentStatus as S,
 )
+from retreat.money import format_money
 from retreat.services import outbox, seats
 from retreat.services.errors import Conflict, ValidationFailed
 
-EXITS = frozenset({S.WITHDRAWN, S.NOT_CLEARED, S.DECLINED, S.OFFER_EXPIRED})
+EXITS = frozenset({S.WITHDRAWN, S.NOT_CLEARED, S.DECLINED, S.OFFER_EXPIRED, S.CANCELLED})
 PIPELINE = (S.APPLIED, S.INTAKE_SUBMITTED, S.CLEARANCE_PENDING, S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID,
             S.ATTENDED, S.COMPLETED)
-_PRE = {S.WITHDRAWN, S.DECLINED}
+_PRE = {S.WITHDRAWN, S.DECLINED, S.CANCELLED}
 
 ALLOWED: dict[S, frozenset[S]] = {
     S.APPLIED: frozenset({S.INTAKE_SUBMITTED, S.OFFER_EXPIRED} | _PRE),
@@ -55,12 +57,13 @@ ALLOWED: dict[S, frozenset[S]] = {
     # back to clearance_pending when the clearance lapses before the retreat (the seat stays confirmed)
     S.DEPOSIT_PAID: frozenset({S.BALANCE_PAID, S.CLEARANCE_PENDING} | _PRE),
     S.BALANCE_PAID: frozenset({S.ATTENDED, S.CLEARANCE_PENDING} | _PRE),
-    S.ATTENDED: frozenset({S.COMPLETED}),
+    S.ATTENDED: frozenset({S.COMPLETED, S.CANCELLED}),
     S.COMPLETED: frozenset(),
     S.WITHDRAWN: frozenset(),
     S.NOT_CLEARED: frozenset(),
     S.DECLINED: frozenset(),
     S.OFFER_EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
 }
 
 LABELS = {
@@ -68,7 +71,7 @@ LABELS = {
     S.CLEARED: "Medically cleared", S.DEPOSIT_PAID: "Deposit paid — seat confirmed",
     S.BALANCE_PAID: "Balance paid", S.ATTENDED: "Attended", S.COMPLETED: "Completed",
     S.WITHDRAWN: "Withdrawn", S.NOT_CLEARED: "Not cleared", S.DECLINED: "Declined by the practice",
-    S.OFFER_EXPIRED: "Waitlist offer expired",
+    S.OFFER_EXPIRED: "Waitlist offer expired", S.CANCELLED: "Cohort cancelled by the practice",
 }
 MOTIVATION_MAX = 2000
 
@@ -111,7 +114,7 @@ def _leave(enr: Enrollment, *, now: datetime) -> None:
     freed = seats.release(cohort, enr)
     enr.waitlist_position = None
     outbox.cancel(group_key=f"enrollment:{enr.id}", now=now)
-    if freed:
+    if freed and cohort.status in seats.BOOKABLE:
         waitlist.offer_free_seats(cohort, now=now)
 
 
@@ -259,8 +262,45 @@ def mark_completed(enr: Enrollment, *, now: datetime, actor: User | None) -> boo
 
 
 def withdraw(enr: Enrollment, *, now: datetime, actor: User | None, reason: str = "") -> bool:
+    """The participant leaves. The refund the cohort's policy gives at ``now`` is decided in the
+    same transaction (``refunds.submit_pending`` sends it to Stripe after the commit)."""
+    from retreat.models.payments import RefundKind
+    from retreat.services import refunds
+
     reason = (reason or "").strip()[:500] or "Withdrawn by the participant"
-    return transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason)
+    if not transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason):
+        return False
+    # measured under the locks the transition took (cohort, then enrollment)
+    amount, pct = refunds.policy_amount(enr, now), refunds.policy_percent(enr.cohort, now)
+    if amount > 0:
+        refunds.plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
+                     reason=f"Withdrawal: {pct} % refund under the cohort's policy")
+    return True
+
+
+def cohort_cancelled(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:
+    """The practice cancelled the cohort: the enrollment exits (seat, hold, offer, waitlist place and
+    reminders go), everything paid is refunded in full (decided here, sent by
+    ``refunds.submit_pending``) and the participant gets a kind email. Repeating is a no-op."""
+    from flask import current_app
+
+    from retreat.models.payments import RefundKind
+    from retreat.services import refunds
+
+    if not transition(enr, S.CANCELLED, now=now, actor=actor, reason=reason):
+        return False
+    amount = max(0, refunds.refundable(enr))
+    if amount:
+        refunds.plan(enr, amount, kind=RefundKind.PRACTICE_CANCELLED, now=now, actor=actor,
+                     reason="The practice cancelled the cohort: full refund")
+    cohort, person = enr.cohort, enr.participant
+    outbox.enqueue(template="cohort_cancelled", dedupe_key=f"enrollment-{enr.id}-cohort-cancelled",
+                   to_user=person, now=now,
+                   context={"participant_name": person.name, "retreat_title": cohort.retreat.title,
+                            "cohort_title": cohort.title,
+                            "refund": format_money(amount, cohort.currency) if amount else "",
+                            "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})
+    return True
 
 
 def decline(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:

@@ -224,6 +224,16 @@ def policy_amount(enr: Enrollment, now: datetime) -> int:
     return min(max(0, refundable(enr)), percent_of(paid, policy_percent(enr.cohort, now)))
 
 
+def withdrawal_quote(enr: Enrollment, now: datetime) -> dict:
+    """What withdrawing at ``now`` gives back: paid so far, the policy's percent and the amount."""
+    return {"paid": ledger.paid(enr.id), "percent": policy_percent(enr.cohort, now),
+            "amount": policy_amount(enr, now), "currency": enr.cohort.currency}
+
+
+def for_enrollment(enr: Enrollment) -> list[Refund]:
+    return list(db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)))
+
+
 def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
     pct = policy_percent(enrollment.cohort, now)
     return _plan_and_submit(enrollment, policy_amount(enrollment, now), kind=RefundKind.POLICY, now=now,

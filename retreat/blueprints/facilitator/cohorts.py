@@ -168,7 +168,9 @@ def cohort_status(cohort_id: int):
         try:
             svc.set_status(cohort, form.status.data, actor=acting_user(), now=now_utc())
             db.session.commit()
-            flash(f"The cohort is now {cohort.status}.", "success")
+            flash(f"The cohort is now {cohort.status}." + (
+                " Every participant was emailed, and everything paid is being refunded in full."
+                if cohort.status == "cancelled" else ""), "success")
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")

@@ -14,11 +14,14 @@ from retreat.blueprints.participant.enrollment_forms import (
     SignForm,
     WithdrawForm,
 )
+from retreat.blueprints.participant.payments import StartForm
 from retreat.extensions import db
 from retreat.models.cohorts import ConsentSignature, Enrollment
+from retreat.models.payments import PaymentKind
+from retreat.money import format_money
 from retreat.security import acting_user, request_context, require_object
 from retreat.services import cohorts as cohort_service
-from retreat.services import consents, enrollment, preparation, seats, waitlist
+from retreat.services import consents, enrollment, payments, preparation, pricing, refunds, seats, waitlist
 from retreat.services.errors import DomainError, NotFound
 from retreat.timeutil import now_utc
 
@@ -85,7 +88,9 @@ def enrollment_detail(enrollment_id: int):
         offer_valid=enr.seat == "offered" and enr.offer_expires_at and enr.offer_expires_at > now,
         place=waitlist.place(enr), checklist=preparation.view_items(enr), progress=preparation.progress(enr),
         consent_rows=consents.status(enr), withdraw_form=WithdrawForm(), svc=cohort_service,
-        has_payments=False)
+        quote=pricing.quote(enr), deposit_due=payments.amount_due(enr, PaymentKind.DEPOSIT),
+        start_form=StartForm(), withdrawal=refunds.withdrawal_quote(enr, now),
+        refund_rows=refunds.for_enrollment(enr))
 
 
 def _act(enr: Enrollment, fn, ok: str | None = None):
@@ -136,9 +141,13 @@ def withdraw(enrollment_id: int):
     if not form.validate_on_submit():
         flash("Please keep the reason under 500 characters.", "error")
         return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id))
-    return _act(enr, lambda: enrollment.withdraw(enr, now=now_utc(), actor=acting_user(),
-                                                 reason=form.reason.data or ""),
-                "Your application is withdrawn. Any refund follows the cohort's refund policy.")
+    now = now_utc()
+    back = refunds.withdrawal_quote(enr, now)
+    return _act(enr, lambda: enrollment.withdraw(enr, now=now, actor=acting_user(), reason=form.reason.data or ""),
+                "Your application is withdrawn. " + (
+                    f"Under the cohort's refund policy we are refunding {format_money(back['amount'], back['currency'])} "
+                    "to your card; it usually shows within 5-10 days." if back["amount"] else
+                    "Under the cohort's refund policy there is nothing to refund."))
 
 
 @bp.route("/enrollments/<int:enrollment_id>/checklist/<key>", methods=["GET", "POST"])
