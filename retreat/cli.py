@@ -78,7 +78,7 @@ def seed_demo():
 
     logins = demo.seed()
     db.session.commit()
-    click.echo("Demo logins (password for all: %s):" % demo.DEMO_PASSWORD)
+    click.echo(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
     for role, email in logins:
         click.echo(f"  {role:<12} {email}")
 

@@ -1,5 +1,7 @@
 """All models, imported so that metadata is complete for Alembic and create_all."""
 
+from retreat.database import Base  # noqa: F401
+from retreat.models.account_security import TotpRecoveryCode  # noqa: F401
 from retreat.models.accounts import (  # noqa: F401
     STAFF_ROLES,
     ApiToken,
@@ -10,9 +12,7 @@ from retreat.models.accounts import (  # noqa: F401
     User,
 )
 from retreat.models.audit import AuditEvent  # noqa: F401
-from retreat.database import Base  # noqa: F401
-from retreat.models.messaging import OutboxMessage, OutboxStatus  # noqa: F401
-from retreat.models.account_security import TotpRecoveryCode  # noqa: F401
+from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
 from retreat.models.cohorts import (  # noqa: F401
     Attendance,
     ChecklistItem,
@@ -29,6 +29,15 @@ from retreat.models.cohorts import (  # noqa: F401
     RosterNote,
     SeatState,
 )
+from retreat.models.consults import (  # noqa: F401
+    AvailabilityOverride,
+    AvailabilityRule,
+    Consultation,
+    ConsultSettings,
+    ConsultStatus,
+    OverrideKind,
+)
+from retreat.models.messaging import OutboxMessage, OutboxStatus  # noqa: F401
 from retreat.models.payments import (  # noqa: F401
     DiscountCode,
     DiscountRedemption,
@@ -39,13 +48,4 @@ from retreat.models.payments import (  # noqa: F401
     Refund,
     RefundRule,
     StripeEvent,
-)
-from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
-from retreat.models.consults import (  # noqa: F401
-    AvailabilityOverride,
-    AvailabilityRule,
-    Consultation,
-    ConsultSettings,
-    ConsultStatus,
-    OverrideKind,
 )

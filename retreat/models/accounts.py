@@ -9,8 +9,8 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from retreat.extensions import db
 from retreat.database import TimestampMixin, enum_column
+from retreat.extensions import db
 
 
 class Role(StrEnum):

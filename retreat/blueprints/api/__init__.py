@@ -13,10 +13,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def register_api(app: Flask) -> None:
     from retreat.blueprints.api.account import blp as account_blp
     from retreat.blueprints.api.admin import blp as admin_blp
+    from retreat.blueprints.api.clearance import blp as clearance_blp
     from retreat.blueprints.api.docs import bp as docs_bp
     from retreat.blueprints.api.health import blp as health_blp
-
-    from retreat.blueprints.api.clearance import blp as clearance_blp
 
     for blp in (health_blp, account_blp, admin_blp, clearance_blp):
         api.register_blueprint(blp)

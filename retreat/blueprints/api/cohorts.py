@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import abort
 from flask.views import MethodView
+from flask_login import current_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 from marshmallow import Schema, fields, validate
@@ -19,8 +20,6 @@ from retreat.errors import json_error
 from retreat.extensions import db
 from retreat.models import Role
 from retreat.models.cohorts import Enrollment
-from flask_login import current_user
-
 from retreat.security import api_session_doc, api_session_roles_required
 from retreat.services import cohorts as svc
 from retreat.services import enrollment, waitlist
