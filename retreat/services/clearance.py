@@ -44,7 +44,7 @@ from retreat.models.clearance import (
 )
 from retreat.models.cohorts import Cohort, CohortSession, Enrollment, SeatState
 from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import accounts, audit, outbox, screening
+from retreat.services import accounts, audit, outbox, outcomes, screening
 from retreat.services import enrollment as pipeline
 from retreat.services.audit import RequestContext
 from retreat.services.clinical_access import seal_json, seal_text
@@ -186,6 +186,7 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
     intake.last_saved_at = now
     intake.updated_at = now
     intake.submissions = (intake.submissions or 0) + 1
+    outcomes.record_baseline_from_intake(enr, answers, now=now)
     if existing is not None:  # resubmission after a request for more information
         req = _lock_request(existing)
         req.status = ClearanceStatus.PENDING.value

@@ -31,6 +31,7 @@ from retreat.models import AuditEvent, Role, User
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import ChecklistItem, ConsentSignature, Enrollment
 from retreat.models.consults import Consultation
+from retreat.models.outcomes import OutcomeMeasure
 from retreat.security import decrypt_field, encrypt_field, rotate_field
 from retreat.services import audit
 from retreat.services.audit import RequestContext
@@ -57,6 +58,7 @@ ENCRYPTED_COLUMNS = (
     (Consultation, "reason_encrypted"),
     (Consultation, "answers_encrypted"),
     (Consultation, "outcome_notes_encrypted"),
+    (OutcomeMeasure, "answers_enc"),
 )
 
 

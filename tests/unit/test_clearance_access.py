@@ -148,7 +148,7 @@ def _fill_every_column(s):
 def test_raw_columns_hold_no_plaintext(db, s):
     _fill_every_column(s)
     raw = _raw_values(db)
-    assert len(raw) == 6
+    assert len(raw) == 8  # intake 2, clearance 3, info 1, outcome baselines 2
     for value in raw:
         assert MARKER not in value and "glaucoma" not in value and value.startswith("gAAAAA")
 
@@ -173,7 +173,7 @@ def test_new_key_and_rotation_keep_every_record_readable(app, db, s, monkeypatch
     runner = app.test_cli_runner()
     result = runner.invoke(args=["keys", "rotate", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
-    assert "6 values" in result.output
+    assert "8 values" in result.output
     after = _raw_values(db)
     assert set(after).isdisjoint(before)
     monkeypatch.setitem(app.config, "CLINICAL_DATA_KEYS", new_key)  # the old key is retired
