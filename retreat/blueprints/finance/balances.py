@@ -103,13 +103,13 @@ def balance_remind(enr_id: int):
     return _back()
 
 
-@bp.post("/balances/cohorts/<int:cohort_id>/<bucket>/remind")
-def balance_remind_bucket(cohort_id: int, bucket: str):
-    require_object(db.session.get(Cohort, cohort_id) is not None and bucket in balances.BUCKETS)
+@bp.post("/balances/cohorts/<int:cohort_id>/<aging>/remind")
+def balance_remind_bucket(cohort_id: int, aging: str):
+    require_object(db.session.get(Cohort, cohort_id) is not None and aging in balances.BUCKETS)
     if not FlaskForm().validate_on_submit():
         abort(400)
     try:
-        result = balances.remind_cohort_bucket(cohort_id, bucket, today=viewer_today(), now=now_utc(),
+        result = balances.remind_cohort_bucket(cohort_id, aging, today=viewer_today(), now=now_utc(),
                                                actor=acting_user(), ctx=request_context())
         db.session.commit()
         _flash_result(result)
