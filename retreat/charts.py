@@ -26,6 +26,10 @@ _ids = itertools.count(1)
 class Series:
     name: str
     values: Sequence[int | float]
+    css: str | None = None  # a fixed "series-N" class, so a figure keeps its colour across charts
+
+    def css_class(self, index: int) -> str:
+        return self.css or f"series-{index % MAX_SERIES_CLASSES}"
 
 
 @dataclass
@@ -107,7 +111,7 @@ def _frame(kind: str, title: str, desc: str, labels: Sequence[str], series: Sequ
         v += step
     chart = Chart(kind=kind, title=title, desc=desc, id=f"chart-{_slug(title)}-{next(_ids)}", width=width,
                   height=height, plot=(x0, y0, x1, y1), zero_y=round(y_of(0), 2), y_ticks=ticks, x_labels=[],
-                  legend=[(f"series-{i % MAX_SERIES_CLASSES}", s.name) for i, s in enumerate(series)],
+                  legend=[(s.css_class(i), s.name) for i, s in enumerate(series)],
                   table_head=["", *[s.name for s in series]],
                   table_rows=[[label, *[fmt(s.values[i]) for s in series]] for i, label in enumerate(labels)])
     return chart, y_of
@@ -145,7 +149,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, st
         up = down = 0.0
         for k, s in enumerate(series):
             v = s.values[i]
-            css = f"series-{k % MAX_SERIES_CLASSES}"
+            css = s.css_class(k)
             text = f"{s.name}, {label}: {fmt(v)}"
             if stacked:
                 base = up if v >= 0 else down
@@ -183,8 +187,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
     chart.x_labels = [(xs[i], label) for i, label in enumerate(labels) if i % every == 0]
     for k, s in enumerate(series):
         pts = [(xs[i], round(y_of(v), 2)) for i, v in enumerate(s.values)]
-        chart.lines.append(Line(points=" ".join(f"{x},{y}" for x, y in pts), css=f"series-{k % MAX_SERIES_CLASSES}",
-                                name=s.name,
+        chart.lines.append(Line(points=" ".join(f"{x},{y}" for x, y in pts), css=s.css_class(k), name=s.name,
                                 dots=[(x, y, f"{s.name}, {labels[i]}: {fmt(s.values[i])}")
                                       for i, (x, y) in enumerate(pts)]))
     return chart

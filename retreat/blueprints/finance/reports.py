@@ -70,6 +70,15 @@ def _money_fmt(currency: str):
     return lambda v: format_money(int(round(v)), currency)
 
 
+# One colour per figure in every chart (classes series-0 .. series-5 in app.css).
+CATEGORY_CSS = {"deposits": "series-0", "balances": "series-1", "refunds": "series-2", "fees": "series-3",
+                "other": "series-4", "disputes": "series-5", "collected": "series-0", "net": "series-4"}
+
+
+def _series(name: str, values: list[int]) -> Series:
+    return Series(CATEGORY_LABELS[name], values, css=CATEGORY_CSS[name])
+
+
 def report_charts(rep: Report) -> dict[str, list]:
     """Per currency: money by month (stacked), net by month (line), revenue by cohort (grouped)."""
     out = {}
@@ -84,11 +93,11 @@ def report_charts(rep: Report) -> dict[str, list]:
         names = ["deposits", "balances", "refunds", "disputes", "fees"]
         if any(col("other")):
             names.insert(2, "other")
-        series = [Series(CATEGORY_LABELS[n], col(n)) for n in names if n in ("deposits", "balances") or any(col(n))]
+        series = [_series(n, col(n)) for n in names if n in ("deposits", "balances") or any(col(n))]
         charts = [
             bar_chart(f"Money by month ({cur})", labels, series, stacked=True, fmt=fmt,
                       desc=f"Deposits and balances collected per month, with refunds and fees below zero, in {cur}"),
-            line_chart(f"Net by month ({cur})", labels, [Series("Net", col("net"))], fmt=fmt,
+            line_chart(f"Net by month ({cur})", labels, [_series("net", col("net"))], fmt=fmt,
                        desc=f"Money collected minus refunds, disputes and Stripe fees per month, in {cur}"),
         ]
         cohorts = [c for c in rep.by_cohort if c.currency == cur]
@@ -96,8 +105,8 @@ def report_charts(rep: Report) -> dict[str, list]:
             clabels = [c.title for c in cohorts]
             charts.append(bar_chart(
                 f"Revenue by cohort ({cur})", clabels,
-                [Series(CATEGORY_LABELS[n], [c.figures.get(n) for c in cohorts])
-                 for n in ("collected", "refunds", "fees", "net")], fmt=fmt,
+                [_series(n, [c.figures.get(n) for c in cohorts]) for n in ("collected", "refunds", "fees", "net")],
+                fmt=fmt,
                 desc=f"Collected, refunds, Stripe fees and net per cohort, in {cur}"))
         out[cur] = charts
     return out
