@@ -45,6 +45,7 @@ BUCKET_LABELS = {
     "overdue_30": "1–30 days overdue",
     "overdue_31": "Over 30 days overdue",
 }
+BUCKET_SHORT = {"not_due": "Not due", "due_7": "Due ≤ 7 d", "overdue_30": "1–30 d late", "overdue_31": "30+ d late"}
 OVERDUE_BUCKETS = ("overdue_30", "overdue_31")
 _CLOSED = tuple(s.value for s in EXITS) + (EnrollmentStatus.COMPLETED.value,)
 

@@ -68,7 +68,7 @@ def balances_due():
     page = Page(items=listed[(page_no - 1) * PER_PAGE: page_no * PER_PAGE], page=page_no, per_page=PER_PAGE,
                 total=len(listed))
     return render_template("finance/balances.html", form=form, rows=page.items, cohorts=cohorts, totals=totals,
-                           page=page, labels=balances.BUCKET_LABELS, buckets=balances.BUCKETS, today=today,
+                           page=page, labels=balances.BUCKET_LABELS, short=balances.BUCKET_SHORT, buckets=balances.BUCKETS, today=today,
                            query=_query())
 
 
