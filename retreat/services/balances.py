@@ -263,6 +263,10 @@ def _queue(rows: list[BalanceRow], *, today: date, now: datetime) -> ReminderRes
     if not rows:
         return result
     keys = {reminder_key(r.enrollment_id, today): r for r in rows}
+    # Lock the enrollments (in id order) so that two clicks at once queue one reminder and the
+    # second sees the first's key: it is reported as "already reminded today".
+    db.session.execute(select(Enrollment.id).where(Enrollment.id.in_([r.enrollment_id for r in rows]))
+                       .order_by(Enrollment.id).with_for_update())
     sent = set(db.session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(list(keys)))))
     people = {u.id: u for u in db.session.scalars(select(User).where(
         User.id.in_([r.participant_id for r in rows if reminder_key(r.enrollment_id, today) not in sent])))}

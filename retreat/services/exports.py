@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import literal, select
@@ -26,6 +27,8 @@ from retreat.models import User
 from retreat.models.cohorts import Cohort, Enrollment
 from retreat.models.payments import LedgerEntry, LedgerType, Payment, Refund
 from retreat.money import exponent, from_minor
+from retreat.services import audit
+from retreat.services.audit import RequestContext
 from retreat.services.finance_reports import ReportFilter, apply_filter
 from retreat.timeutil import to_local
 
@@ -122,9 +125,8 @@ def ledger_filename(flt: ReportFilter) -> str:
     return "-".join(parts) + ".csv"
 
 
-def record_export(kind: str, flt: ReportFilter, *, actor, ctx=None, now=None) -> None:
+def record_export(kind: str, flt: ReportFilter, *, actor: User | None, ctx: RequestContext | None = None,
+                  now: datetime | None = None) -> None:
     """An export of names and amounts leaves an audit event (who, when, which filter)."""
-    from retreat.services import audit
-
     audit.record(f"finance.{kind}_exported", actor=actor, object_type="export", object_id=kind, ctx=ctx, now=now,
-                 details={k: v for k, v in flt.query_args().items()} | {"tz": flt.tz})
+                 details={**flt.query_args(), "tz": flt.tz})

@@ -32,6 +32,7 @@ from retreat.timeutil import is_valid_zone, zone
 
 MAX_MONTHS = 120  # a report spans at most ten years of months
 DEFAULT_MONTHS = 12
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)  # dates a filter accepts
 CATEGORIES = ("deposits", "balances", "other", "refunds", "disputes", "fees")
 MONEY_CATEGORIES = CATEGORIES  # what ``net`` adds up
 CATEGORY_LABELS = {
@@ -92,6 +93,9 @@ def make_filter(*, tz: str | None, start: date | None = None, end: date | None =
         cohort = db.session.get(Cohort, int(text))
         if cohort is None:
             raise ValidationFailed("There is no such cohort.", field="cohort")
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise ValidationFailed(f"Enter a date between {EARLIEST.year} and {LATEST.year}.", field=name)
     if default_months:
         end = end or today
         if start is None and end is not None:

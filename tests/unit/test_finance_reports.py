@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,13 +13,15 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat.charts import Series, bar_chart, line_chart
-from retreat.models import AuditEvent, OutboxMessage
+from retreat.extensions import db as _db
+from retreat.models import AuditEvent, OutboxMessage, User
 from retreat.models.cohorts import EnrollmentStatus
 from retreat.models.payments import LedgerEntry, LedgerType, PaymentKind, PriceOverride
 from retreat.services import balances, exports, finance_reports, payments, pricing
 from retreat.services.errors import Conflict, ValidationFailed
 from tests import factories
 from tests import finance_helpers as fh
+from tests.conftest import is_postgres
 
 TODAY = date(2026, 3, 10)
 
@@ -219,6 +222,8 @@ def test_report_filters_by_date_range_and_cohort(db):
     ({"cohort_id": "999999"}, "cohort", "no such cohort"),
     ({"cohort_id": "abc"}, "cohort", "Choose a cohort"),
     ({"start": date(2000, 1, 1), "end": date(2026, 1, 1)}, "start", "at most 10 years"),
+    ({"end": date(9999, 12, 31)}, "end", "between 2000 and 2100"),
+    ({"start": date(1, 1, 1)}, "start", "between 2000 and 2100"),
 ])
 def test_bad_filters_are_refused_with_the_field(db, kw, field, message):
     with pytest.raises(ValidationFailed) as exc:
@@ -302,3 +307,36 @@ def test_grouped_bars_and_line_chart_geometry():
     with pytest.raises(ValueError):
         bar_chart("Bad", ["A"], [Series("x", [1, 2])])
     assert bar_chart("Empty", [], [Series("x", [])]).is_empty
+
+
+@pytest.mark.skipif(not is_postgres(), reason="real concurrency needs PostgreSQL")
+def test_two_reminder_clicks_at_once_queue_one_message(committing_app):
+    app = committing_app
+    with app.app_context():
+        c = fh.cohort()
+        enr = fh.seated(c, plan=[(TODAY - timedelta(days=3), 400000)], name="Tess")
+        people = [factories.user("finance", password=None).id for _ in range(2)]
+        enr_id = enr.id
+        _db.session.commit()
+    barrier = threading.Barrier(2)
+    results: dict[int, balances.ReminderResult] = {}
+
+    def click(user_id):
+        with app.app_context():
+            try:
+                actor = _db.session.get(User, user_id)
+                barrier.wait()
+                results[user_id] = balances.remind_participant(enr_id, today=TODAY, now=fh.NOW, actor=actor)
+                _db.session.commit()
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=click, args=(uid,)) for uid in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted((len(r.queued), len(r.already)) for r in results.values()) == [(0, 1), (1, 0)]
+    with app.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.template == "balance_reminder")) == 1

@@ -157,7 +157,9 @@ def test_reports_page_with_charts_tables_and_filters(db, finance):
     ("end=2026-02-30", "Enter a date as YYYY-MM-DD"),
     ("cohort=999999", "There is no such cohort."),
     ("cohort=x'%20OR%201=1", "Choose a cohort from the list."),
-    ("start=1900-01-01&end=2026-01-01", "Choose a range of at most 10 years."),
+    ("start=2001-01-01&end=2026-01-01", "Choose a range of at most 10 years."),
+    ("end=9999-12-31", "Enter a date between 2000 and 2100."),
+    ("start=0001-01-01", "Enter a date between 2000 and 2100."),
 ])
 @pytest.mark.parametrize("path", ["/finance/reports", "/finance/exports", "/finance/exports/ledger.csv"])
 def test_bad_filters_are_a_form_error_and_a_422(db, finance, path, query, message):

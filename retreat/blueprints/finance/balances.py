@@ -39,7 +39,8 @@ def _page_number() -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 0
 
 
-def _query(form: BalancesFilterForm | None = None) -> dict[str, str]:
+def _query() -> dict[str, str]:
+    """The page's filters, kept across a reminder's redirect."""
     args = {k: request.args.get(k, "") for k in ("cohort", "bucket")}
     return {k: v for k, v in args.items() if v}
 
