@@ -23,6 +23,7 @@ NAV = {
               ("admin.break_glass", "Break glass")],
 }
 NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
+NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]
 
 
 def viewer_tz() -> str:

@@ -169,6 +169,10 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
                         updated_at=now)
         db.session.add(refund)
         db.session.flush()
+        audit.record("payments.refund_external", object_type="enrollment", object_id=payment.enrollment_id,
+                     now=now, details={"amount_minor": int(r["amount"]), "currency": refund.currency,
+                                       "kind": RefundKind.EXTERNAL.value, "refunds": [refund.id],
+                                       "stripe_refund_id": r["id"]})
     refund = db.session.scalar(select(Refund).where(Refund.id == refund.id).with_for_update()
                                .execution_options(populate_existing=True))
     refund.stripe_refund_id = refund.stripe_refund_id or r["id"]

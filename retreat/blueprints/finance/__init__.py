@@ -8,3 +8,6 @@ restrict_blueprint(bp, Role.FINANCE)
 
 from retreat.blueprints.finance import views  # noqa: E402,F401
 from retreat.blueprints.finance import payments  # noqa: E402,F401
+from retreat.blueprints.finance import reports  # noqa: E402,F401
+from retreat.blueprints.finance import balances  # noqa: E402,F401
+from retreat.blueprints.finance import exports  # noqa: E402,F401

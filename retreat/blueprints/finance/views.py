@@ -1,11 +1,17 @@
+"""The finance dashboard: this month's money, overdue balances, links to the finance pages."""
+
 from flask import render_template
-from flask_login import current_user
 
 from retreat.blueprints.finance import bp
+from retreat.blueprints.finance.reports import viewer_today, viewer_tz
 from retreat.hooks import no_store
+from retreat.services import balances, finance_reports
 
 
 @bp.get("/")
 @no_store
 def dashboard():
-    return render_template("finance/dashboard.html", user=current_user)
+    today = viewer_today()
+    month = finance_reports.make_filter(tz=viewer_tz(), start=today.replace(day=1), end=today)
+    return render_template("finance/dashboard.html", month=month, figures=finance_reports.totals(month),
+                           owed=balances.by_currency(balances.outstanding(today=today)), today=today)

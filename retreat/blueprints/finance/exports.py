@@ -1,0 +1,38 @@
+"""Accounting exports: the ledger as a streamed CSV, with the reports' date and cohort filters."""
+
+from __future__ import annotations
+
+from flask import Response, render_template, stream_with_context
+
+from retreat.blueprints.finance import bp
+from retreat.blueprints.finance.reports import FinanceFilterForm, read_filter
+from retreat.extensions import db
+from retreat.hooks import no_store
+from retreat.security import acting_user, request_context
+from retreat.services import exports, finance_reports
+from retreat.timeutil import now_utc
+
+
+@bp.get("/exports")
+@no_store
+def exports_page():
+    form = FinanceFilterForm()
+    flt = read_filter(form)
+    if flt is None:
+        return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
+    return render_template("finance/exports.html", form=form, flt=flt, totals=finance_reports.totals(flt),
+                           columns=exports.COLUMNS)
+
+
+@bp.get("/exports/ledger.csv")
+@no_store
+def ledger_csv():
+    form = FinanceFilterForm()
+    flt = read_filter(form)
+    if flt is None:
+        return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
+    exports.record_export("ledger", flt, actor=acting_user(), ctx=request_context(), now=now_utc())
+    db.session.commit()
+    response = Response(stream_with_context(exports.ledger_csv(flt)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{exports.ledger_filename(flt)}"'
+    return response

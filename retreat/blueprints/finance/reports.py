@@ -1,0 +1,128 @@
+"""Finance reports with charts: revenue by cohort and by month, deposits vs balances, refunds,
+Stripe fees and net, filtered by a date range (the viewer's time zone) and a cohort."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import render_template, request
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField
+
+from retreat.blueprints.finance import bp
+from retreat.charts import Series, bar_chart, line_chart
+from retreat.hooks import no_store
+from retreat.money import format_money
+from retreat.security import acting_user
+from retreat.services import finance_reports
+from retreat.services.errors import ValidationFailed
+from retreat.services.finance_reports import CATEGORY_LABELS, Report, ReportFilter
+from retreat.timeutil import now_utc, to_local
+
+
+class IsoDateField(DateField):
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError("Enter a date as YYYY-MM-DD, e.g. 2026-03-31.") from exc
+
+
+class FinanceFilterForm(FlaskForm):
+    """GET filters of the finance pages (no CSRF: they change nothing)."""
+
+    class Meta:
+        csrf = False
+
+    start = IsoDateField("From", format="%Y-%m-%d", validators=[], default=None)
+    end = IsoDateField("To", format="%Y-%m-%d", validators=[], default=None)
+    cohort = SelectField("Cohort", choices=[], validate_choice=False, default="")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(request.args, *args, **kwargs)
+        self.cohort.choices = [("", "All cohorts")] + [(str(i), label)
+                                                       for i, label in finance_reports.cohort_choices()]
+
+
+def viewer_tz() -> str:
+    user = acting_user()
+    return (user.tz if user is not None else None) or "UTC"
+
+
+def viewer_today() -> date:
+    return to_local(now_utc(), viewer_tz()).date()
+
+
+def read_filter(form: FinanceFilterForm, *, default_months: int | None = None) -> ReportFilter | None:
+    """The filter of a validated form, or None with the errors set on the form's fields."""
+    if not form.validate():
+        return None
+    try:
+        return finance_reports.make_filter(tz=viewer_tz(), start=form.start.data, end=form.end.data,
+                                           cohort_id=form.cohort.data, today=viewer_today(),
+                                           default_months=default_months)
+    except ValidationFailed as exc:
+        getattr(form, exc.field or "start").errors = [exc.message]
+        return None
+
+
+def _money_fmt(currency: str):
+    return lambda v: format_money(int(round(v)), currency)
+
+
+# One colour per figure in every chart (classes series-0 .. series-5 in app.css).
+CATEGORY_CSS = {"deposits": "series-0", "balances": "series-1", "refunds": "series-2", "fees": "series-3",
+                "other": "series-4", "disputes": "series-5", "collected": "series-0", "net": "series-4"}
+
+
+def _series(name: str, values: list[int]) -> Series:
+    return Series(CATEGORY_LABELS[name], values, css=CATEGORY_CSS[name])
+
+
+def report_charts(rep: Report) -> dict[str, list]:
+    """Per currency: money by month (stacked), net by month (line), revenue by cohort (grouped)."""
+    out = {}
+    labels = rep.month_labels
+    for cur in rep.currencies:
+        months = rep.by_month.get(cur, {})
+        fmt = _money_fmt(cur)
+
+        def col(name, months=months):
+            return [months[m].get(name) if m in months else 0 for m in labels]
+
+        names = ["deposits", "balances", "refunds", "disputes", "fees"]
+        if any(col("other")):
+            names.insert(2, "other")
+        series = [_series(n, col(n)) for n in names if n in ("deposits", "balances") or any(col(n))]
+        charts = [
+            bar_chart(f"Money by month ({cur})", labels, series, stacked=True, fmt=fmt,
+                      desc=f"Deposits and balances collected per month, with refunds and fees below zero, in {cur}"),
+            line_chart(f"Net by month ({cur})", labels, [_series("net", col("net"))], fmt=fmt,
+                       desc=f"Money collected minus refunds, disputes and Stripe fees per month, in {cur}"),
+        ]
+        cohorts = [c for c in rep.by_cohort if c.currency == cur]
+        if cohorts:
+            clabels = [c.title for c in cohorts]
+            charts.append(bar_chart(
+                f"Revenue by cohort ({cur})", clabels,
+                [_series(n, [c.figures.get(n) for c in cohorts]) for n in ("collected", "refunds", "fees", "net")],
+                fmt=fmt,
+                desc=f"Collected, refunds, Stripe fees and net per cohort, in {cur}"))
+        out[cur] = charts
+    return out
+
+
+SUMMARY_ROWS = ("deposits", "balances", "other", "collected", "refunds", "disputes", "fees", "net", "discounts")
+
+
+@bp.get("/reports")
+@no_store
+def reports():
+    form = FinanceFilterForm()
+    flt = read_filter(form, default_months=finance_reports.DEFAULT_MONTHS)
+    if flt is None:
+        return render_template("finance/reports.html", form=form, rep=None, charts={},
+                               summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS), 422
+    rep = finance_reports.report(flt)
+    return render_template("finance/reports.html", form=form, rep=rep, charts=report_charts(rep),
+                           summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS)
