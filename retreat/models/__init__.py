@@ -50,3 +50,4 @@ from retreat.models.payments import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.models.journal import JournalEntry, JournalRealm  # noqa: F401,E402
