@@ -23,6 +23,9 @@ NAV = {
               ("admin.break_glass", "Break glass")],
 }
 NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
+NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress")]
+NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
+NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
 
 
 def viewer_tz() -> str:
