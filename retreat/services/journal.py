@@ -268,11 +268,11 @@ def cohort_team(cohort_id: int) -> list[User]:
     """The facilitators of a cohort (see the module docstring)."""
     assigned = list(db.session.scalars(
         select(User).join(CohortSession, CohortSession.facilitator_id == User.id)
-        .where(CohortSession.cohort_id == cohort_id, User.role == Role.FACILITATOR.value, User.is_active.is_(True))
+        .where(CohortSession.cohort_id == cohort_id, User.role == Role.FACILITATOR.value, User.is_active_account.is_(True))
         .distinct().order_by(User.name)))
     if assigned:
         return assigned
-    return list(db.session.scalars(select(User).where(User.role == Role.FACILITATOR.value, User.is_active.is_(True))
+    return list(db.session.scalars(select(User).where(User.role == Role.FACILITATOR.value, User.is_active_account.is_(True))
                                    .order_by(User.name)))
 
 
