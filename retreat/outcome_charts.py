@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-WIDTH = 560
+WIDTH = 600
 HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 44, 116, 14, 36
+LEFT, RIGHT, TOP, BOTTOM = 40, 156, 14, 36
 BAND_CLASSES = ("band-0", "band-1", "band-2", "band-3", "band-4")
 
 
