@@ -15,7 +15,7 @@ from retreat.models import AuditEvent, Consultation, OutboxMessage
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import Cohort, Enrollment
 from retreat.security import encrypt_field
-from retreat.services import api_tokens, clearance, consults
+from retreat.services import api_tokens, clearance, consults, journal
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
@@ -58,6 +58,8 @@ def world(db):
     consults.record_outcome(c, facilitator=consult_facilitator, outcome="completed", recommended_cohort=None,
                             notes=f"{MARKER} consult notes", now=s.now + timedelta(days=2))
     s.consult, s.consult_facilitator = c, consult_facilitator
+    journal.create(s.participant, realm="body", prompt_key=None, text=f"{MARKER} private journal",  # never shared
+                   enrollment_id=s.enrollment.id, now=s.now)
     db.session.commit()
     return s, facilitator
 
@@ -128,7 +130,7 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
     for endpoint, url in gets:
         r = c.get(url, headers=token if url.startswith("/api/") else None)
         body = r.get_data(as_text=True)
-        if endpoint in ("provider.dashboard", "api_clearance.list_requests"):
+        if endpoint in ("provider.dashboard", "api_clearance.list_requests", "provider.outcomes_index"):
             assert r.status_code == 200, url  # their own (empty) queue
         else:
             assert r.status_code in (403, 404), (url, r.status_code)

@@ -10,3 +10,5 @@ import retreat.blueprints.facilitator.cohorts  # noqa: E402,F401
 import retreat.blueprints.facilitator.consults  # noqa: E402,F401  (consult pages)
 from retreat.blueprints.facilitator import views  # noqa: E402,F401
 from retreat.blueprints.facilitator import clearance  # noqa: E402,F401
+from retreat.blueprints.facilitator import journal  # noqa: E402,F401
+from retreat.blueprints.facilitator import outcomes  # noqa: E402,F401

@@ -10,3 +10,5 @@ import retreat.blueprints.participant.enrollments  # noqa: E402,F401
 from retreat.blueprints.participant import views  # noqa: E402,F401
 from retreat.blueprints.participant import payments  # noqa: E402,F401
 from retreat.blueprints.participant import intake  # noqa: E402,F401
+from retreat.blueprints.participant import journal  # noqa: E402,F401
+from retreat.blueprints.participant import outcomes  # noqa: E402,F401

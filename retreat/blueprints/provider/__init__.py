@@ -7,3 +7,4 @@ bp = Blueprint("provider", __name__)
 restrict_blueprint(bp, Role.PROVIDER)
 
 from retreat.blueprints.provider import views  # noqa: E402,F401
+from retreat.blueprints.provider import outcomes  # noqa: E402,F401
