@@ -194,6 +194,10 @@ def _write(po: dict, txns: list[dict], known: dict[str, int], charge_pi: dict[st
         existing.update({pl.balance_transaction_id: pl for pl in db.session.scalars(
             select(PayoutLine).where(PayoutLine.balance_transaction_id.in_(chunk)))})
     links = _links(txns, known, charge_pi)
+    # A ledger entry is settled by one line: never link it twice (e.g. a refund_failure line).
+    wanted = [v["ledger_entry_id"] for v in links.values() if v.get("ledger_entry_id")]
+    taken = set(db.session.scalars(select(PayoutLine.ledger_entry_id).where(
+        PayoutLine.ledger_entry_id.in_(wanted)))) if wanted else set()
     for t in txns:
         line = existing.get(t["id"])
         if line is None:
@@ -206,6 +210,10 @@ def _write(po: dict, txns: list[dict], known: dict[str, int], charge_pi: dict[st
         else:
             line.payout_id = payout.id
         for name, value in links.get(t["id"], {}).items():
+            if name == "ledger_entry_id" and value is not None and line.ledger_entry_id is None:
+                if value in taken:
+                    continue
+                taken.add(value)
             if value is not None and getattr(line, name) is None:
                 setattr(line, name, value)
                 report.lines_linked += 1

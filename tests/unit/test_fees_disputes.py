@@ -78,8 +78,7 @@ def _paid_deposit(client):
     enr = ph.applicant(c)
     pid, pi = ph.start_and_confirm(enr)
     ph.deliver(client, "payment_intent.succeeded", {"id": pi["id"]})
-    db_enr = enr
-    return db_enr, pid, pi
+    return enr, pid, pi
 
 
 def test_dispute_withdrawn_then_reinstated_moves_paid_and_balance(db, client, stripe_proxy):

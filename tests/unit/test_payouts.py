@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -95,10 +96,10 @@ def test_charge_whose_fee_was_never_recorded_is_linked_through_stripe(db, client
 
 def test_sync_since_a_date_and_bad_dates(db, client, stripe_proxy):
     with pytest.raises(ValidationFailed):
-        payouts.sync(now_utc(), since=__import__("datetime").date(1990, 1, 1))
+        payouts.sync(now_utc(), since=date(1990, 1, 1))
     sc = poh.paid_refunded_disputed(client, stripe_proxy, refund=0, dispute=False)
     po = stripe_proxy.create_payout(sc.txns)
-    future = (now_utc() + __import__("datetime").timedelta(days=2)).date()
+    future = (now_utc() + timedelta(days=2)).date()
     assert payouts.sync(now_utc(), since=future).payouts_seen == 0 and _payout(po["id"]) is None
     payouts.sync(now_utc(), since=now_utc().date())
     assert _payout(po["id"]) is not None
