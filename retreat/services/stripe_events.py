@@ -5,6 +5,10 @@ Stripe (with no transaction open), then the event id is recorded in the same tra
 state change. Duplicates, late and out-of-order events (a refund before its charge's success)
 all converge on the same ledger, because every effect is derived from Stripe's current state and
 every ledger entry is unique per Stripe object.
+
+A succeeded PaymentIntent comes with its charge's balance transaction, so the Stripe fee is
+recorded too (a ``fee`` entry keyed by the ``txn_`` id). A ``charge.dispute.*`` event re-fetches
+the dispute and applies all its balance transactions (``retreat.services.disputes``).
 """
 
 from __future__ import annotations
