@@ -183,6 +183,7 @@ def cheap_password_hashing(app):
 
 # Payments: the session-scoped localstripe server and an app pointed at it (tests/localstripe.py).
 from tests.localstripe import localstripe, stripe_app  # noqa: E402,F401
+from tests.stripe_proxy import proxy_app, stripe_proxy  # noqa: E402,F401
 
 
 class _SmtpSink:

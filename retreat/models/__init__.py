@@ -51,3 +51,4 @@ from retreat.models.payments import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.models.payouts import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402

@@ -178,6 +178,74 @@ def list_events(limit: int = 100) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------
+# Charges, balance transactions (fees), disputes and payouts
+# --------------------------------------------------------------------------------------------
+
+
+def _balance_transaction(raw: dict) -> dict:
+    """A balance transaction: ``amount`` (gross), ``fee`` (positive = Stripe took money), ``net``,
+    all signed minor units in the balance currency."""
+    amount, fee = int(raw.get("amount") or 0), int(raw.get("fee") or 0)
+    return {"id": raw["id"], "object": "balance_transaction", "type": str(raw.get("type") or ""),
+            "reporting_category": str(raw.get("reporting_category") or ""), "amount": amount, "fee": fee,
+            "net": int(raw["net"]) if raw.get("net") is not None else amount - fee,
+            "currency": str(raw.get("currency") or "").upper(), "source": _id(raw.get("source")),
+            "created": int(raw.get("created") or 0), "status": str(raw.get("status") or "")}
+
+
+def retrieve_charge(charge_id: str) -> dict:
+    raw = _call(_client().v1.charges.retrieve, charge_id)
+    return {"id": raw["id"], "object": "charge", "amount": int(raw.get("amount") or 0),
+            "currency": str(raw.get("currency") or "").upper(), "status": raw.get("status"),
+            "payment_intent": _id(raw.get("payment_intent")),
+            "balance_transaction": _id(raw.get("balance_transaction"))}
+
+
+def retrieve_balance_transaction(txn_id: str) -> dict:
+    return _balance_transaction(_call(_client().v1.balance_transactions.retrieve, txn_id))
+
+
+def retrieve_dispute(dispute_id: str) -> dict:
+    """A dispute with its balance transactions (funds withdrawn: negative; reinstated: positive)."""
+    raw = _call(_client().v1.disputes.retrieve, dispute_id)
+    txns = [t if isinstance(t, dict) else {"id": t} for t in raw.get("balance_transactions") or []]
+    full = [_balance_transaction(t) if "amount" in t else retrieve_balance_transaction(t["id"]) for t in txns]
+    return {"id": raw["id"], "object": "dispute", "amount": int(raw.get("amount") or 0),
+            "currency": str(raw.get("currency") or "").upper(), "status": raw.get("status"),
+            "charge": _id(raw.get("charge")), "payment_intent": _id(raw.get("payment_intent")),
+            "balance_transactions": full}
+
+
+def _payout(raw: dict) -> dict:
+    return {"id": raw["id"], "object": "payout", "amount": int(raw.get("amount") or 0),
+            "currency": str(raw.get("currency") or "").upper(), "status": str(raw.get("status") or ""),
+            "arrival_date": int(raw.get("arrival_date") or 0), "created": int(raw.get("created") or 0),
+            "automatic": bool(raw.get("automatic", True))}
+
+
+def list_payouts_page(*, created_gte: int | None = None, starting_after: str | None = None,
+                      limit: int = 100) -> tuple[list[dict], bool]:
+    """One page of payouts, newest first: (payouts, has_more)."""
+    params: dict[str, Any] = {"limit": limit}
+    if created_gte is not None:
+        params["created"] = {"gte": int(created_gte)}
+    if starting_after:
+        params["starting_after"] = starting_after
+    raw = _call(_client().v1.payouts.list, params=params)
+    return [_payout(p) for p in raw.get("data", [])], bool(raw.get("has_more"))
+
+
+def list_payout_transactions_page(payout_id: str, *, starting_after: str | None = None,
+                                  limit: int = 100) -> tuple[list[dict], bool]:
+    """One page of the balance transactions a payout settled: (transactions, has_more)."""
+    params: dict[str, Any] = {"payout": payout_id, "limit": limit}
+    if starting_after:
+        params["starting_after"] = starting_after
+    raw = _call(_client().v1.balance_transactions.list, params=params)
+    return [_balance_transaction(t) for t in raw.get("data", [])], bool(raw.get("has_more"))
+
+
+# --------------------------------------------------------------------------------------------
 # Webhooks
 # --------------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import literal, select
+from sqlalchemy import func, select
 
 from retreat.extensions import db
 from retreat.models import User
@@ -57,18 +57,36 @@ def payout_column():
     return None
 
 
+def _payout_expression(stmt):
+    """The Stripe payout id of each entry through the payout lines: a fee or dispute entry is keyed
+    by the balance transaction a line settled; a charge, refund or dispute entry is the line's
+    ``ledger_entry_id``. Two indexed outer joins; NULL while the entry is in no synced payout."""
+    from sqlalchemy.orm import aliased
+
+    from retreat.models.payouts import Payout, PayoutLine
+
+    by_txn, by_entry = aliased(PayoutLine), aliased(PayoutLine)
+    p_txn, p_entry = aliased(Payout), aliased(Payout)
+    stmt = (stmt.outerjoin(by_txn, by_txn.balance_transaction_id == LedgerEntry.stripe_object_id)
+            .outerjoin(p_txn, p_txn.id == by_txn.payout_id)
+            .outerjoin(by_entry, by_entry.ledger_entry_id == LedgerEntry.id)
+            .outerjoin(p_entry, p_entry.id == by_entry.payout_id))
+    return stmt, func.coalesce(p_txn.stripe_payout_id, p_entry.stripe_payout_id)
+
+
 def ledger_statement(flt: ReportFilter):
-    payout = payout_column()
     stmt = (select(LedgerEntry.id, LedgerEntry.created_at, LedgerEntry.entry_type, LedgerEntry.amount_minor,
                    LedgerEntry.currency, LedgerEntry.stripe_object_id, Cohort.title, User.name, Payment.kind,
-                   Payment.stripe_payment_intent_id, Refund.stripe_refund_id,
-                   (payout if payout is not None else literal(None)).label("payout"))
+                   Payment.stripe_payment_intent_id, Refund.stripe_refund_id)
             .join(Enrollment, Enrollment.id == LedgerEntry.enrollment_id)
             .join(Cohort, Cohort.id == Enrollment.cohort_id)
             .join(User, User.id == Enrollment.participant_id)
             .outerjoin(Payment, Payment.id == LedgerEntry.payment_id)
-            .outerjoin(Refund, Refund.id == LedgerEntry.refund_id)
-            .order_by(LedgerEntry.created_at, LedgerEntry.id))
+            .outerjoin(Refund, Refund.id == LedgerEntry.refund_id))
+    payout = payout_column()
+    if payout is None:
+        stmt, payout = _payout_expression(stmt)
+    stmt = stmt.add_columns(payout.label("payout")).order_by(LedgerEntry.created_at, LedgerEntry.id)
     return apply_filter(stmt, flt).execution_options(yield_per=BATCH)
 
 

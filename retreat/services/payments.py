@@ -221,6 +221,38 @@ def find_payment_for_intent(pi: dict, *, lock: bool = True) -> Payment | None:
     return payment
 
 
+def fetch_payment_intent(pi_id: str, *, best_effort_fee: bool = False) -> dict:
+    """Re-read a PaymentIntent from Stripe (call with no transaction open). A succeeded one gets
+    its charge's balance transaction attached as ``pi["balance_transaction"]`` (the Stripe fee).
+
+    With ``best_effort_fee`` (the return page) a failure to read the fee leaves it out; the
+    webhook path lets the ``GatewayError`` through so Stripe retries the event."""
+    return attach_settlement(gateway.retrieve_payment_intent(pi_id), best_effort=best_effort_fee)
+
+
+def attach_settlement(pi: dict, *, best_effort: bool = False) -> dict:
+    if pi.get("status") != "succeeded" or not pi.get("latest_charge") or pi.get("balance_transaction"):
+        return pi
+    try:
+        charge = gateway.retrieve_charge(pi["latest_charge"])
+        if charge.get("balance_transaction"):
+            pi["balance_transaction"] = gateway.retrieve_balance_transaction(charge["balance_transaction"])
+    except gateway.GatewayError:
+        if not best_effort:
+            raise
+    return pi
+
+
+def _record_fee(payment: Payment, txn: dict | None, *, now: datetime) -> None:
+    """The Stripe fee of a charge, keyed by its balance transaction id (``txn_...``): negative,
+    not part of what the participant paid (``ledger.paid`` counts cash types only)."""
+    if not txn or not int(txn.get("fee") or 0):
+        return
+    ledger.record(enrollment_id=payment.enrollment_id, entry_type=LedgerType.FEE, amount_minor=-int(txn["fee"]),
+                  currency=txn.get("currency") or payment.currency, object_id=txn["id"], payment_id=payment.id,
+                  now=now, memo="Stripe fee")
+
+
 def sync_payment_intent(pi: dict, *, now: datetime) -> SyncResult:
     """Bring our records in line with a PaymentIntent fetched from Stripe. Idempotent."""
     payment = find_payment_for_intent(pi)
@@ -243,6 +275,7 @@ def _succeeded(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
     entry, created = ledger.record(enrollment_id=enr.id, entry_type=LedgerType.CHARGE, amount_minor=amount,
                                    currency=currency, object_id=pi["id"], payment_id=payment.id, now=now,
                                    memo=f"{payment.kind} payment")
+    _record_fee(payment, pi.get("balance_transaction"), now=now)
     if payment.status != PaymentStatus.SUCCEEDED:
         payment.status = PaymentStatus.SUCCEEDED.value
         payment.succeeded_at = now

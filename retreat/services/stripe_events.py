@@ -5,6 +5,10 @@ Stripe (with no transaction open), then the event id is recorded in the same tra
 state change. Duplicates, late and out-of-order events (a refund before its charge's success)
 all converge on the same ledger, because every effect is derived from Stripe's current state and
 every ledger entry is unique per Stripe object.
+
+A succeeded PaymentIntent comes with its charge's balance transaction, so the Stripe fee is
+recorded too (a ``fee`` entry keyed by the ``txn_`` id). A ``charge.dispute.*`` event re-fetches
+the dispute and applies all its balance transactions (``retreat.services.disputes``).
 """
 
 from __future__ import annotations
@@ -17,27 +21,35 @@ from sqlalchemy.exc import IntegrityError
 from retreat.extensions import db
 from retreat.models.payments import Payment, StripeEvent
 from retreat.payments import gateway
-from retreat.services import audit, payments, refunds
+from retreat.services import disputes, payments, refunds
 
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-           "charge.refunded", "charge.dispute.created")
+           "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn",
+           "charge.dispute.funds_reinstated", "charge.dispute.updated", "charge.dispute.closed")
 
 
-def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict]]:
-    """Re-read from Stripe what the event is about: (payment intent, refunds)."""
+def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | None]:
+    """Re-read from Stripe what the event is about: (payment intent, refunds, dispute)."""
     if ev_type.startswith("payment_intent."):
-        return gateway.retrieve_payment_intent(obj["id"]), []
+        return payments.fetch_payment_intent(obj["id"]), [], None
     if ev_type.startswith("refund."):
         r = gateway.retrieve_refund(obj["id"])
-        pi = gateway.retrieve_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
-        return pi, [r]
-    if ev_type == "charge.refunded" or ev_type.startswith("charge.dispute."):
+        pi = payments.fetch_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
+        return pi, [r], None
+    if ev_type.startswith("charge.dispute."):
+        if not str(obj.get("id", "")).startswith("dp_"):
+            return None, [], None
+        dispute = gateway.retrieve_dispute(obj["id"])
+        pi_id = dispute.get("payment_intent")
+        if not pi_id and dispute.get("charge"):
+            pi_id = gateway.retrieve_charge(dispute["charge"]).get("payment_intent")
+        return (payments.fetch_payment_intent(pi_id) if pi_id else None), [], dispute
+    if ev_type == "charge.refunded":
         pi_id = obj.get("payment_intent")
         if not pi_id:
-            return None, []
-        pi = gateway.retrieve_payment_intent(pi_id)
-        return pi, (gateway.list_refunds(pi_id) if ev_type == "charge.refunded" else [])
-    return None, []
+            return None, [], None
+        return payments.fetch_payment_intent(pi_id), gateway.list_refunds(pi_id), None
+    return None, [], None
 
 
 def handle(event: dict, *, now: datetime) -> str:
@@ -51,7 +63,7 @@ def handle(event: dict, *, now: datetime) -> str:
     if seen:
         return "duplicate"
     known = ev_type in HANDLED or ev_type.startswith("refund.")
-    pi, stripe_refunds = _fetch(ev_type, obj) if known else (None, [])
+    pi, stripe_refunds, dispute = _fetch(ev_type, obj) if known else (None, [], None)
     row = StripeEvent(event_id=event_id, event_type=ev_type[:80], object_id=str(obj.get("id", ""))[:80] or None,
                       received_at=now)
     try:
@@ -69,12 +81,10 @@ def handle(event: dict, *, now: datetime) -> str:
         outcome = "applied" if result.payment is not None else "not ours"
     for r in stripe_refunds:
         refunds.apply_stripe_refund(r, now=now)
-    if ev_type == "charge.dispute.created" and pi is not None:
+    if dispute is not None and pi is not None:
         payment = payments.find_payment_for_intent(pi)
-        if payment is not None and payment.disputed_at is None:
-            payment.disputed_at = now
-            audit.record("payments.dispute_opened", object_type="payment", object_id=payment.id, now=now,
-                         details={"dispute": str(obj.get("id", "")), "amount_minor": obj.get("amount")})
+        if payment is not None:
+            disputes.apply(payment, dispute, now=now)
     row.outcome = outcome
     db.session.commit()
     if to_submit:

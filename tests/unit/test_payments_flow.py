@@ -271,12 +271,12 @@ def test_unknown_event_types_and_foreign_objects_are_acknowledged(db, client):
     assert r.status_code == 200 and r.json["outcome"] == "not ours"
 
 
-def test_dispute_marks_the_payment_for_finance(db, client):
+def test_dispute_marks_the_payment_for_finance(db, client, proxy_app, stripe_proxy):
     c = ph.cohort()
     enr = ph.applicant(c)
     pid, pi = ph.start_and_confirm(enr)
-    ph.deliver(client, "charge.dispute.created", {"id": "dp_1", "amount": pi["amount"],
-                                                  "charge": pi["latest_charge"], "payment_intent": pi["id"]})
+    dp = stripe_proxy.create_dispute(pi["id"])  # the dispute is re-fetched: it must exist in Stripe
+    ph.deliver(client, "charge.dispute.created", dp)
     db.session.expire_all()
     p = db.session.get(Payment, pid)
     assert p.disputed_at is not None and p.status == "succeeded"

@@ -14,7 +14,7 @@ from retreat.hooks import no_store
 from retreat.models.cohorts import Enrollment
 from retreat.models.payments import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.security import acting_user, request_context, require_object
-from retreat.services import ledger, payments, pricing, refunds, stripe_events
+from retreat.services import disputes, ledger, payments, pricing, refunds
 from retreat.services.errors import DomainError
 from retreat.timeutil import now_utc
 
@@ -33,7 +33,7 @@ def payments_dashboard():
         DiscountRedemption.status == RedemptionStatus.PENDING_APPROVAL.value)).all()
     recent = db.session.scalars(select(Payment).order_by(Payment.id.desc()).limit(50)).all()
     return render_template("finance/payments.html", overdue=payments.overdue_balances(today=today),
-                           disputed=stripe_events.disputed_payments(), pending=pending, recent=recent,
+                           disputed=disputes.disputed_rows(), pending=pending, recent=recent,
                            form=FlaskForm())
 
 

@@ -162,7 +162,7 @@ def payments_return(enr_id: int, payment_id: int):
         try:
             pi_id = payment.stripe_payment_intent_id
             db.session.commit()  # no transaction open while Stripe is called
-            pi = gateway.retrieve_payment_intent(pi_id)
+            pi = payments.fetch_payment_intent(pi_id, best_effort_fee=True)
             result = payments.sync_payment_intent(pi, now=now_utc())
             db.session.commit()
             message = result.message
