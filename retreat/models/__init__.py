@@ -51,3 +51,4 @@ from retreat.models.payments import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun  # noqa: F401,E402
