@@ -725,7 +725,7 @@ class Comparison:
 def _differs(x: ReconciliationItem, y: ReconciliationItem) -> bool:
     return (x.category != y.category or x.stripe_amount_minor != y.stripe_amount_minor
             or x.ledger_amount_minor != y.ledger_amount_minor or x.stripe_currency != y.stripe_currency
-            or x.ledger_currency != y.ledger_currency or x.is_open != y.is_open)
+            or x.ledger_currency != y.ledger_currency)
 
 
 def _in_window(r: ReconciliationRun, when: datetime | None) -> bool:
@@ -749,17 +749,17 @@ def compare(run_a: int, run_b: int, *, limit: int = 200) -> Comparison:
                   .execution_options(yield_per=500))
     for before, after in db.session.execute(problems_a):
         change = Change(before.match_key, before, after)
+        was_open = before.is_open or before.repaired_at is not None  # as it stood when run a ended
         if after is None:
             if _in_window(b, before.stripe_created):
                 out.add("resolved", change)  # no longer found on either side
             else:
                 out.not_rechecked += 1
-        elif after.category == ItemCategory.MATCHED or (before.is_open and not after.is_open
-                                                        and after.category == ItemCategory.DISPUTE):
+        elif after.category == ItemCategory.MATCHED or (was_open and not after.is_open):
             out.add("resolved", change)
-        elif _differs(before, after):
+        elif _differs(before, after) and (was_open or after.is_open):
             out.add("changed", change)
-        else:
+        elif after.is_open:
             out.still_open += 1
     new_b = (select(ib, ia).outerjoin(ia, and_(ia.run_id == a.id, ia.match_key == ib.match_key))
              .where(ib.run_id == b.id, ib.category != ItemCategory.MATCHED.value,
