@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from retreat.database import enum_column
 from retreat.extensions import db
 from retreat.models.accounts import User
+from retreat.models.cohorts import Cohort, Enrollment
 from retreat.timeutil import now_utc
 
 
@@ -126,3 +127,5 @@ class ReconciliationItem(db.Model):
 
     run: Mapped[ReconciliationRun] = relationship()
     repaired_by: Mapped[User | None] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
+    cohort: Mapped[Cohort | None] = relationship()

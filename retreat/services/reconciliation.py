@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from retreat.extensions import db
 from retreat.models import User
@@ -654,7 +654,9 @@ def repair(item_id: int, *, now: datetime, actor: User | None, ctx: RequestConte
     item.repaired_by_id = actor.id if actor else None
     item.is_open = False
     if entry_id:
+        entry = db.session.get(LedgerEntry, entry_id)
         item.ledger_entry_id = entry_id
+        item.ledger_amount_minor, item.ledger_currency = entry.amount_minor, entry.currency
     audit.record("finance.reconciliation_repaired", actor=actor, object_type="reconciliation_item",
                  object_id=item.id, ctx=ctx, now=now,
                  details={"run": item.run_id, "kind": item.kind, "category": item.category,
@@ -682,6 +684,8 @@ def runs(*, page: int = 1, per_page: int = 20) -> Page:
 def items(run_id: int, category: str, *, page: int = 1, per_page: int = 50) -> Page:
     stmt = (select(ReconciliationItem).where(ReconciliationItem.run_id == run_id,
                                              ReconciliationItem.category == category)
+            .options(selectinload(ReconciliationItem.enrollment).selectinload(Enrollment.participant),
+                     selectinload(ReconciliationItem.cohort), selectinload(ReconciliationItem.repaired_by))
             .order_by(ReconciliationItem.is_open.desc(), ReconciliationItem.stripe_created.desc(),
                       ReconciliationItem.id))
     return paginate(stmt, page=page, per_page=per_page)
