@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import tempfile
 import time
 import tracemalloc
@@ -212,6 +213,7 @@ def bench_size(n: int, *, page_size: int, memory_pass: bool, url: str | None) ->
         from retreat.extensions import db
 
         db.engine.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     want = expected(n)
     got = plain["counts"]
     return {"n": n, "setup_seconds": setup, "seconds": plain["seconds"], "objects": plain["objects"],
