@@ -70,6 +70,8 @@ CATEGORY_LABELS = {
     ItemCategory.MATCHED.value: "Matched",
 }
 CATEGORY_ORDER = tuple(CATEGORY_LABELS)
+CATEGORY_SHORT = {"missing_in_ledger": "Not in ledger", "missing_in_stripe": "Not in Stripe",
+                  "mismatch": "Mismatch", "dispute": "Disputes", "matched": "Matched"}
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -229,6 +231,21 @@ def _payments_for_intents(pi_ids: Iterable[str]) -> dict[str, tuple[int, int, da
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+def _payments_by_metadata(charges: Iterable[dict]) -> dict[str, tuple[int, int, datetime | None]]:
+    """PaymentIntent id -> payment, for intents whose id never got stored on our payment (a crash
+    between Stripe and our commit): found by the payment id in the metadata, as the webhook does."""
+    wanted = {}
+    for c in charges:
+        raw = str((c.get("metadata") or {}).get("payment", ""))
+        if c.get("payment_intent") and raw.isdigit() and len(raw) < 12:
+            wanted[int(raw)] = c["payment_intent"]
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Payment.id, Payment.enrollment_id, Payment.disputed_at,
+                                     Payment.stripe_payment_intent_id).where(Payment.id.in_(sorted(wanted))))
+    return {wanted[r[0]]: (r[0], r[1], r[2]) for r in rows if r[3] in (None, wanted[r[0]])}
+
+
 def _meta_enrollment(metadata: dict) -> int | None:
     raw = str((metadata or {}).get("enrollment", ""))
     return int(raw) if raw.isdigit() and len(raw) < 12 else None
@@ -310,7 +327,8 @@ class _Runner:
         paid = [c for c in page if c["status"] == "succeeded" and c["paid"] and c["captured"]]
         keys = {c["id"]: c["payment_intent"] or c["id"] for c in paid}
         found = _ledger_by_object(LedgerType.CHARGE, keys.values())
-        ours = _payments_for_intents(c["payment_intent"] for c in paid if keys[c["id"]] not in found)
+        unknown = [c for c in paid if keys[c["id"]] not in found]
+        ours = {**_payments_by_metadata(unknown), **_payments_for_intents(c["payment_intent"] for c in unknown)}
         enr_cohort = _enrollment_cohorts(_meta_enrollment(c["metadata"]) for c in paid)
         rows = []
         for c in paid:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from retreat import scheduler
 from retreat.extensions import db
 from retreat.models.payments import LedgerEntry
+from retreat.models.reconciliation import ReconciliationRun
 from retreat.payments import gateway
 from retreat.services import accounts, enrollment
 from retreat.timeutil import now_utc, to_local
@@ -67,4 +68,23 @@ def test_finance_runs_a_reconciliation_and_repairs_a_missed_payment(live_server,
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
             LedgerEntry.stripe_object_id == pi["id"])) == 1
         db.session.remove()
+
+    # a second run starts where the first stopped; comparing the two shows the payment resolved
+    page.get_by_role("link", name="All runs").click()
+    page.get_by_role("button", name="Run reconciliation").click()
+    page.wait_for_url("**/finance/reconciliation/runs/*")
+    assert scheduler.run_job(app, scheduler.registered_jobs()["finance.reconcile_queued"])
+    page.get_by_role("heading", name="Report").wait_for()
+    with app.app_context():
+        first, second = db.session.scalars(select(ReconciliationRun.id).order_by(ReconciliationRun.id)).all()
+        db.session.remove()
+    page.get_by_role("link", name="All runs").click()
+    page.locator(f"input[name=a][value='{first}']").check()
+    page.locator(f"input[name=b][value='{second}']").check()
+    page.screenshot(path="/tmp/reconciliation-runs.png", full_page=True)
+    page.get_by_role("button", name="Compare A with B").click()
+    page.wait_for_url("**/finance/reconciliation/compare?*")
+    resolved = page.locator("section", has=page.get_by_role("heading", name="Resolved (1)"))
+    assert f"charge:{pi['id']}" in resolved.inner_text() and "Matched" in resolved.inner_text()
+    page.screenshot(path="/tmp/reconciliation-compare.png", full_page=True)
     assert errors == []

@@ -84,6 +84,22 @@ def test_a_payment_whose_webhook_never_came_is_found_and_repaired_once(db, strip
     assert f"charge:{pi['id']}" not in {ch.key for ch in diff.appeared + diff.changed}
 
 
+def test_a_payment_whose_intent_id_was_never_stored_is_found_by_its_metadata(db, stripe_app, finance):
+    c = ph.cohort(capacity=3, deposit_minor=20000)
+    enr = ph.applicant(c)
+    db.session.commit()
+    pid, pi = ph.start_and_confirm(enr)
+    db.session.get(Payment, pid).stripe_payment_intent_id = None  # the crash between Stripe and our commit
+    db.session.commit()
+    run = reconciliation.run(since=_recent(), now=now_utc())
+    item = _item(run, f"charge:{pi['id']}")
+    assert item.category == ItemCategory.MISSING_IN_LEDGER and item.repairable and item.enrollment_id == enr.id
+    reconciliation.repair(item.id, now=now_utc(), actor=finance)
+    db.session.commit()
+    assert db.session.get(Payment, pid).stripe_payment_intent_id == pi["id"]
+    assert ledger.paid(enr.id) == 20000
+
+
 def test_a_missed_refund_is_repaired_through_the_webhook_path(db, stripe_app, finance):
     from retreat.payments import gateway
     from retreat.services import stripe_events

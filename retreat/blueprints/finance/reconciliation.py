@@ -51,6 +51,7 @@ def _index(form: RunForm, status: int = 200):
     page = reconciliation.runs(page=_int_arg("page", 1) or 1)
     return render_template("finance/reconciliation.html", form=form, page=page, active=reconciliation.active_run(),
                            next_since=reconciliation.default_since(), labels=reconciliation.CATEGORY_LABELS,
+                           short=reconciliation.CATEGORY_SHORT,
                            order=reconciliation.CATEGORY_ORDER), status
 
 
