@@ -52,7 +52,7 @@ from retreat.money import format_money
 from retreat.payments import gateway, listing
 from retreat.services import audit, ledger, stripe_events
 from retreat.services.audit import RequestContext
-from retreat.services.errors import Conflict, NotFound, ValidationFailed
+from retreat.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from retreat.services.pagination import Page, paginate
 from retreat.timeutil import now_utc
 
@@ -78,6 +78,12 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 def _noop(done: int, total: int) -> None:
     return None
+
+
+class Interrupted(DomainError):
+    """The process running the run is shutting down; the run is failed and can be run again."""
+
+    status = 503
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ def claim(run_id: int, *, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def run_queued(*, now: datetime) -> int:
+def run_queued(*, now: datetime, should_stop: Callable[[], bool] | None = None) -> int:
     """The scheduler job: run the oldest queued run, if any. Commits. Returns how many ran."""
     fail_stale(now=now)
     run_id = db.session.scalar(select(ReconciliationRun.id).where(
@@ -171,7 +177,7 @@ def run_queued(*, now: datetime) -> int:
         db.session.commit()
         return 0
     db.session.commit()
-    execute(run_id, now=now)
+    execute(run_id, now=now, should_stop=should_stop)
     return 1
 
 
@@ -282,7 +288,9 @@ def _compare(amount: int, currency: str, entry: _Ledger, *, meta_enrollment: int
 
 
 class _Runner:
-    def __init__(self, run: ReconciliationRun, *, progress: Progress, page_size: int, clock: Callable[[], datetime]):
+    def __init__(self, run: ReconciliationRun, *, progress: Progress, page_size: int, clock: Callable[[], datetime],
+                 should_stop: Callable[[], bool] | None = None):
+        self.should_stop = should_stop or (lambda: False)
         self.run_id = run.id
         self.since = run.since
         self.until = run.until
@@ -310,6 +318,8 @@ class _Runner:
     def save(self, rows: list[dict], seen: int, phase: str) -> None:
         if rows:
             db.session.execute(insert(ReconciliationItem), rows)
+        if self.should_stop():
+            raise Interrupted("Interrupted: the process running it was stopping. Run it again.")
         self.done += seen
         self.total = max(self.total, self.done)
         db.session.execute(update(ReconciliationRun).where(ReconciliationRun.id == self.run_id).values(
@@ -536,7 +546,8 @@ class _Runner:
 
 
 def execute(run_id: int, *, now: datetime, progress: Progress | None = None, page_size: int = PAGE_SIZE,
-            clock: Callable[[], datetime] = now_utc) -> ReconciliationRun:
+            clock: Callable[[], datetime] = now_utc, should_stop: Callable[[], bool] | None = None
+            ) -> ReconciliationRun:
     """Do a claimed (running) run. Commits after every page; a failure marks the run failed
     (a Stripe error is kept as the run's error; anything else is raised after that)."""
     the_run = db.session.get(ReconciliationRun, run_id)
@@ -548,7 +559,7 @@ def execute(run_id: int, *, now: datetime, progress: Progress | None = None, pag
         the_run.until = the_run.started_at or now  # the window is fixed when the run starts
     the_run.started_at = the_run.started_at or now
     db.session.commit()
-    runner = _Runner(the_run, progress=progress or _noop, page_size=page_size, clock=clock)
+    runner = _Runner(the_run, progress=progress or _noop, page_size=page_size, clock=clock, should_stop=should_stop)
     try:
         runner.execute()
     except Exception as exc:
@@ -560,7 +571,7 @@ def execute(run_id: int, *, now: datetime, progress: Progress | None = None, pag
         failed.finished_at = clock()
         failed.progress_done, failed.progress_total = runner.done, max(runner.total, runner.done)
         db.session.commit()
-        if isinstance(exc, gateway.GatewayError):
+        if isinstance(exc, (gateway.GatewayError, Interrupted)):
             return failed
         raise
     return _finish(run_id, runner, clock())

@@ -265,3 +265,23 @@ def test_compare_reports_what_appeared_and_changed(db, stripe_app, finance):
     assert f"charge:{pi_id}" in {ch.key for ch in diff.appeared}
     with pytest.raises(ValidationFailed):
         reconciliation.compare(first.id, first.id)
+
+
+def test_stripe_unreachable_or_a_stopping_worker_fails_the_run_and_frees_the_slot(db, stripe_app, finance):
+    app = stripe_app
+    old = app.config["STRIPE_API_BASE"]
+    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # nothing listens there
+    try:
+        run = reconciliation.run(since=_recent(), now=now_utc())
+    finally:
+        app.config["STRIPE_API_BASE"] = old
+    assert run.status == RunStatus.FAILED and run.active_slot is None
+    assert "payment provider" in run.error
+
+    queued, _ = reconciliation.queue(since=_recent(), until=None, now=now_utc(), actor=finance)
+    db.session.commit()
+    assert reconciliation.run_queued(now=now_utc(), should_stop=lambda: True) == 1
+    db.session.expire_all()
+    stopped = db.session.get(ReconciliationRun, queued.id)
+    assert stopped.status == RunStatus.FAILED and "Run it again" in stopped.error
+    assert reconciliation.queue(since=_recent(), until=None, now=now_utc(), actor=finance)[1]
