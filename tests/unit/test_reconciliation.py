@@ -285,3 +285,20 @@ def test_stripe_unreachable_or_a_stopping_worker_fails_the_run_and_frees_the_slo
     stopped = db.session.get(ReconciliationRun, queued.id)
     assert stopped.status == RunStatus.FAILED and "Run it again" in stopped.error
     assert reconciliation.queue(since=_recent(), until=None, now=now_utc(), actor=finance)[1]
+
+
+def test_a_charge_not_made_here_is_reported_but_not_repairable(db, stripe_app, finance):
+    from retreat.payments import gateway
+
+    pi = gateway.create_payment_intent(amount_minor=7700, currency="usd", idempotency_key="elsewhere-1",
+                                       metadata={"source": "another shop"})
+    pi = gateway.confirm_with_payment_method(pi["id"], gateway.create_test_payment_method(ph.VISA))
+    run = reconciliation.run(since=_recent(), now=now_utc())
+    item = _item(run, f"charge:{pi['id']}")
+    assert item.category == ItemCategory.MISSING_IN_LEDGER and not item.repairable and item.enrollment_id is None
+    assert "no payment here" in item.note
+    with pytest.raises(Conflict, match="cannot be repaired here"):
+        reconciliation.repair(item.id, now=now_utc(), actor=finance)
+    assert ledger.find(LedgerType.CHARGE, pi["id"]) is None
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "finance.reconciliation_repaired")) == 0
