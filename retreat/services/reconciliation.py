@@ -434,7 +434,9 @@ class _Runner:
                                   enrollment_id=payment[1] if payment else None,
                                   cohort_id=_enrollment_cohorts([payment[1]]).get(payment[1]) if payment else None,
                                   note=f"Stripe fee on a {t['type']} not in the ledger.",
-                                  repairable=payment is not None, **base))
+                                  # a charge's fee is recorded with the charge's success; other fees not
+                                  repairable=payment is not None and t["type"] in ("charge", "payment"),
+                                  **base))
                 continue
             problem = _compare(-t["fee"], t["currency"], entry)
             rows.append(_item(self.run_id, ItemCategory.MISMATCH if problem else ItemCategory.MATCHED, ItemKind.FEE,

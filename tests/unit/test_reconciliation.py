@@ -236,6 +236,7 @@ def test_a_dispute_is_listed_with_its_enrollment_and_recorded_by_repair(db, app,
             assert "du_rec_1" in dispute.note and "fraudulent" in dispute.note
             fee = _item(run, "fee:txn_rec_dispute")  # the dispute fee: not in the ledger yet
             assert fee.category == ItemCategory.MISSING_IN_LEDGER and fee.stripe_amount_minor == -1500
+            assert not fee.repairable
             assert run.dispute_count == 1
             reconciliation.repair(dispute.id, now=now_utc(), actor=finance)
             db.session.commit()
