@@ -17,7 +17,13 @@ def _consults(argv):
     return consults.main(argv)
 
 
-BENCHMARKS = {"dispatch": _dispatch, "consults": _consults}
+def _reconcile(argv):
+    from bench import reconcile
+
+    return reconcile.main(argv)
+
+
+BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile}
 
 
 def main(argv: list[str]) -> int:

@@ -96,3 +96,6 @@ def register_cli(app: Flask) -> None:
     from retreat.messaging.commands import messages_cli
 
     app.cli.add_command(messages_cli)
+    from retreat.cli_finance import finance_cli
+
+    app.cli.add_command(finance_cli)

@@ -100,6 +100,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_localstripe"),
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+        # reconciliation: send created[gte]/[lte] when listing (unset: yes for api.stripe.com, no for localstripe)
+        "STRIPE_LIST_CREATED_FILTER": os.environ.get("STRIPE_LIST_CREATED_FILTER") or None,
         # Cookies
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -25,6 +25,7 @@ NAV = {
 NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
 NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]
 NAV["finance"] += [("finance.payouts_list", "Payouts")]
+NAV["finance"] += [("finance.reconciliation_index", "Reconciliation")]
 NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress")]
 NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
 NAV["provider"] += [("provider.outcomes_index", "Outcomes")]

@@ -52,3 +52,4 @@ from retreat.models.payments import (  # noqa: F401
     StripeEvent,
 )
 from retreat.models.payouts import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402
+from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun  # noqa: F401,E402
