@@ -102,6 +102,7 @@ register_periodic("seats.expire_holds", _service_job("seats", "sweep_expired_hol
 register_periodic("waitlist.expire_offers", _service_job("waitlist", "sweep_expired_offers"), seconds=60)
 register_periodic("clearance.expire", _service_job("clearance", "sweep_expired_clearances"), seconds=300)
 register_periodic("refunds.submit_pending", _service_job("refunds", "submit_pending"), seconds=30)
+register_periodic("integration.sweep_unanswered", _service_job("followups", "sweep_unanswered"), seconds=300)
 
 
 # --------------------------------------------------------------------------------------------

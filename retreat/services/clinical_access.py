@@ -31,6 +31,7 @@ from retreat.models import AuditEvent, Role, User
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import ChecklistItem, ConsentSignature, Enrollment
 from retreat.models.consults import Consultation
+from retreat.models.followups import CheckInResponse
 from retreat.models.journal import JournalEntry
 from retreat.models.outcomes import OutcomeMeasure
 from retreat.security import decrypt_field, encrypt_field, rotate_field
@@ -61,6 +62,7 @@ ENCRYPTED_COLUMNS = (
     (Consultation, "outcome_notes_encrypted"),
     (OutcomeMeasure, "answers_enc"),
     (JournalEntry, "text_enc"),
+    (CheckInResponse, "answers_enc"),
 )
 
 
