@@ -42,7 +42,7 @@ from retreat.models.followups import (
     FollowUpStatus,
     IntegrationAlert,
 )
-from retreat.services import audit, outbox
+from retreat.services import audit, integration_plan, outbox
 from retreat.services.audit import RequestContext
 from retreat.services.errors import NotFound
 from retreat.timeutil import ensure_utc
@@ -84,10 +84,6 @@ class SyncResult:
 
 def plan_touchpoints(cohort: Cohort) -> list:
     """The cohort's touchpoints from its integration plan (``Touchpoint(kind, due_at_utc)``)."""
-    try:
-        from retreat.services import integration_plan
-    except ImportError:  # the integration plan is not part of this build
-        return []
     return list(integration_plan.touchpoints(cohort))
 
 
@@ -415,3 +411,8 @@ def response_rates() -> list[CohortRates]:
         return []
     cohorts = db.session.scalars(select(Cohort).where(Cohort.id.in_(counts)).order_by(Cohort.starts_at.desc()))
     return [CohortRates(c, [KindRate(k, *counts[c.id][k]) for k in KINDS if k in counts[c.id]]) for c in cohorts]
+
+
+# The plan (or the dates it hangs on) changed: move this cohort's follow-ups with it.
+if sync_cohort not in integration_plan.PLAN_LISTENERS:
+    integration_plan.PLAN_LISTENERS.append(sync_cohort)
