@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from retreat.extensions import db
@@ -397,10 +397,13 @@ class CohortRates:
 
 def response_rates() -> list[CohortRates]:
     """Per cohort and kind: follow-ups delivered (sent, answered or expired) and answered."""
+    # "scheduled" with its email already out counts as sent before the sweep has recorded it
     rows = db.session.execute(
         select(Enrollment.cohort_id, FollowUp.kind, FollowUp.status, func.count())
         .join(Enrollment, Enrollment.id == FollowUp.enrollment_id)
-        .where(FollowUp.status.in_(_DELIVERED))
+        .outerjoin(OutboxMessage, OutboxMessage.dedupe_key == FollowUp.outbox_dedupe_key)
+        .where(or_(FollowUp.status.in_(_DELIVERED), and_(FollowUp.status == FollowUpStatus.SCHEDULED.value,
+                                                         OutboxMessage.status == OutboxStatus.SENT.value)))
         .group_by(Enrollment.cohort_id, FollowUp.kind, FollowUp.status)).all()
     counts: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for cohort_id, kind, status, n in rows:

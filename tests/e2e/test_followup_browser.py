@@ -14,17 +14,23 @@ from retreat.extensions import db
 from retreat.messaging.dispatcher import dispatch_due
 from retreat.models import OutboxMessage
 from retreat.models.followups import CheckInResponse, FollowUp, IntegrationAlert
+from retreat.services import accounts
 from retreat.timeutil import now_utc
 from tests import followup_helpers as fh
 
 pytestmark = pytest.mark.browser
 
 
-def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page, smtp_server):
+PASSWORD = "a-long-password-1"
+
+
+def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page, browser, smtp_server):
     app = live_server.app
     app.config.update(smtp_server.config())
     with app.app_context():
         s = fh.setup(dosing_end=now_utc().replace(microsecond=0) - timedelta(hours=26))
+        s.facilitator.email = "fran@example.com"
+        s.facilitator.password_hash = accounts.hash_password(PASSWORD)
         enr = fh.confirmed(s, name="Robin Example", email="robin@example.com")
         checkin = fh.followups_of(enr)["checkin_24h"]
         due, checkin_id, facilitator_id = checkin.due_at, checkin.id, s.facilitator.id
@@ -70,3 +76,24 @@ def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page,
             OutboxMessage.template == "integration_alert")).all()
         assert [m.recipient_user_id for m in to_facilitator] == [facilitator_id]
         db.session.remove()
+
+    # The facilitator sees the alert on the dashboard: who and why, never the answers.
+    fac_ctx = browser.new_context(timezone_id="America/Denver", locale="en-US")
+    fpage = fac_ctx.new_page()
+    try:
+        fpage.goto(live_server.url + "/account/login")
+        fpage.get_by_label("Email").fill("fran@example.com")
+        fpage.get_by_label("Password").fill(PASSWORD)
+        fpage.get_by_role("button", name="Sign in").click()
+        fpage.goto(live_server.url + "/facilitator/")
+        panel = fpage.locator("#integration-alerts")
+        assert "Robin Example" in panel.inner_text() and "Asked for someone to reach out" in panel.inner_text()
+        assert "Very low check-in score" in panel.inner_text() and "Hard night" not in fpage.content()
+        rates = fpage.locator("#followup-response-rates").inner_text()
+        assert "24-hour check-in\t1\t1\t100 %" in rates
+        fpage.screenshot(path="/tmp/followup_dashboard.png", full_page=True)
+        panel.get_by_role("button", name="Acknowledge").first.click()
+        assert fpage.get_by_text("Alert acknowledged").is_visible()
+        assert fpage.locator("#integration-alerts tbody tr").count() == 1
+    finally:
+        fac_ctx.close()

@@ -184,3 +184,18 @@ def test_links_expire_and_the_sweep_records_it(db, smtp):
 def test_the_sweep_is_registered_and_runs_on_an_empty_database(db):
     assert "integration.sweep_unanswered" in scheduler.registered_jobs()
     assert scheduler.registered_jobs()["integration.sweep_unanswered"].func(NOW) == 0
+
+
+def test_response_rates_count_what_was_sent_and_answered_per_cohort(db, smtp):
+    from retreat.services import checkins
+
+    s = fh.setup()
+    first, second = fh.confirmed(s), fh.confirmed(s)
+    dispatch(smtp, DUE["checkin_24h"])  # before the sweep has recorded the sends
+    checkins.answer(fh.token_of(fh.followups_of(first)["checkin_24h"]),
+                    {"score": "8", "sleep": "well", "difficult": "no"}, now=DUE["checkin_24h"])
+    (row,) = followups.response_rates()
+    got = {k.kind: (k.answered, k.delivered, k.percent) for k in row.kinds}
+    assert got == {"checkin_24h": (1, 2, 50), "survey_post": (0, 2, 0)}
+    assert row.cohort.id == s.cohort.id and row.percent == 25
+    assert second.id not in {a.enrollment_id for a in followups.open_alerts()}
