@@ -246,6 +246,9 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason=reason)
     else:
         seats.log(enr, "seat_confirmed", now=now, actor=actor, reason=reason + " (before clearance)")
+    from retreat.services import integration_plan
+
+    integration_plan.seat_confirmed(enr, now)  # invites to the circles already planned
     return True
 
 
