@@ -327,8 +327,8 @@ def _has_rsvps(session: CohortSession) -> bool:
         CircleRsvp.session_id == session.id)) > 0
 
 
-def _circle_title(cohort: Cohort, seq: int, weeks: int) -> str:
-    return f"Integration circle {seq} of {weeks}"
+def _circle_title(seq: int) -> str:
+    return f"Integration circle {seq}"
 
 
 def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
@@ -345,7 +345,7 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
     existing = {s.circle_sequence: s for s in plan_circles(cohort)}
     wanted = circle_times(cohort, plan)
     for seq, (start, end) in enumerate(wanted, start=1):
-        fields = {"starts_at": start, "ends_at": end, "title": _circle_title(cohort, seq, len(wanted)),
+        fields = {"starts_at": start, "ends_at": end, "title": _circle_title(seq),
                   "location": plan.circle_location, "video_url": plan.circle_video_url,
                   "facilitator_id": plan.circle_facilitator_id}
         s = existing.pop(seq, None)

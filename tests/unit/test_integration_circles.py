@@ -220,7 +220,7 @@ def test_opted_out_participant_gets_invites_but_no_reminders(db, app, smtp_serve
     dispatcher.dispatch_due(NOW, transport=transport)
     assert len(circle_mail()) == 6  # the six invites (essential)
     msg = circle_mail()[0]
-    assert "Integration circle 1 of 6" in msg["Subject"]
+    assert "Integration circle 1" in msg["Subject"]
     parts = [p.get_content_type() for p in msg.walk()]
     assert "text/calendar" in parts
     dispatcher.dispatch_due(first.starts_at - timedelta(minutes=30), transport=transport)

@@ -51,7 +51,7 @@ def test_facilitator_page_creates_the_plan_for_an_existing_cohort_and_saves_edit
     page = fac.get(f"/facilitator/cohorts/{s.cohort.id}/integration")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "Integration circle 1 of 6" in html and "Check-in 72 hours after the last dosing session" in html
+    assert "Integration circle 1" in html and "Check-in 72 hours after the last dosing session" in html
     plan = ip.plan_for(s.cohort)
     first = ip.plan_circles(s.cohort)[0].starts_at
     r = fac.post(f"/facilitator/cohorts/{s.cohort.id}/integration", data=_plan_form(plan, circle_weekday="3"))
@@ -107,7 +107,7 @@ def test_participant_sees_circles_downloads_the_invite_and_rsvps(app, db, s):
     circle = ip.plan_circles(s.cohort)[0]
     me = signed_in(app, s.enr.participant)
     html = me.get("/me/circles").get_data(as_text=True)
-    assert "Integration circle 1 of 6" in html and "https://meet.example/circle" in html and "12 Pine St" in html
+    assert "Integration circle 1" in html and "https://meet.example/circle" in html and "12 Pine St" in html
     ics = me.get(f"/me/circles/{circle.id}.ics")
     assert ics.status_code == 200 and ics.mimetype == "text/calendar"
     body = ics.get_data(as_text=True)
@@ -147,7 +147,7 @@ def test_nobody_else_can_rsvp_or_download_for_a_circle_they_are_not_in(app, db, 
         c = signed_in(app, person)
         assert c.post(f"/me/circles/{circle.id}/rsvp", data={"status": "cant_make_it"}).status_code == 404
         assert c.get(f"/me/circles/{circle.id}.ics").status_code == 404
-        assert "Integration circle 1 of 6" not in c.get("/me/circles").get_data(as_text=True)
+        assert "Integration circle 1" not in c.get("/me/circles").get_data(as_text=True)
     assert db.session.scalar(select(CircleRsvp).where(CircleRsvp.session_id == circle.id)) is None
     # A participant cannot edit the plan or take attendance.
     me = signed_in(app, s.enr.participant)
