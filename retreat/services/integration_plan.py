@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from retreat.extensions import db
@@ -114,9 +115,26 @@ def ensure_plan(cohort: Cohort, now: datetime) -> IntegrationPlan:
     plan = plan_for(cohort)
     if plan is None:
         plan = IntegrationPlan(cohort_id=cohort.id, version=1, created_at=now, updated_at=now, **TEMPLATE)
-        db.session.add(plan)
-        db.session.flush()
+        # A savepoint makes a concurrent first creation (unique cohort_id) a no-op, not an error.
+        try:
+            with db.session.begin_nested():
+                db.session.add(plan)
+                db.session.flush()
+        except IntegrityError:
+            plan = plan_for(cohort)
+            if plan is None:
+                raise
     return plan
+
+
+def lock_plan(cohort: Cohort, now: datetime) -> IntegrationPlan:
+    """The cohort's plan, row-locked for the rest of the transaction (serialises syncs and edits)."""
+    plan = ensure_plan(cohort, now)
+    locked = db.session.scalar(select(IntegrationPlan).where(IntegrationPlan.id == plan.id)
+                               .with_for_update().execution_options(populate_existing=True))
+    if locked is None:
+        raise NotFound("No such integration plan.")
+    return locked
 
 
 def notify_listeners(cohort: Cohort, now: datetime) -> None:
@@ -259,10 +277,10 @@ def update_plan(plan: IntegrationPlan, data: Mapping, *, expected_version: int |
     except (TypeError, ValueError):
         expected = -1
     values = parse_plan_form(data)
-    locked = db.session.scalar(select(IntegrationPlan).where(IntegrationPlan.id == plan.id).with_for_update())
+    locked = db.session.scalar(select(IntegrationPlan).where(IntegrationPlan.id == plan.id)
+                               .with_for_update().execution_options(populate_existing=True))
     if locked is None:
         raise NotFound("No such integration plan.")
-    db.session.refresh(locked)
     if locked.version != expected:
         raise Conflict("Someone else changed this plan since you opened it. Your changes were not saved: "
                        "review the current plan and make them again.", field="version")
@@ -340,7 +358,7 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
     attendance nor RSVPs, otherwise it is kept and the report says so. Invites and reminders
     are then queued for every participant with a confirmed seat (idempotent).
     """
-    plan = ensure_plan(cohort, now)
+    plan = lock_plan(cohort, now)
     report = SyncReport()
     existing = {s.circle_sequence: s for s in plan_circles(cohort)}
     wanted = circle_times(cohort, plan)
@@ -454,13 +472,22 @@ def circle_ics(s: CohortSession, enr: Enrollment | None = None, *, method: str =
         attendee_email=person.email if person else "", attendee_name=person.name if person else "")
 
 
+def _invited_before(s: CohortSession, enr: Enrollment) -> bool:
+    """Was this participant sent (or queued) an invite to an earlier version of this circle?"""
+    if s.calendar_sequence == 0:
+        return False
+    earlier = [_key(s, rev, enr, "invite") for rev in range(s.calendar_sequence)]
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.dedupe_key.in_(earlier))) > 0
+
+
 def _context(s: CohortSession, enr: Enrollment) -> dict:
     person, cohort = enr.participant, s.cohort
     return {"participant_name": person.name, "retreat_title": cohort.retreat.title, "cohort_title": cohort.title,
             "circle_title": s.title, "when": human_time(s.starts_at, person.tz),
             "duration_minutes": int((s.ends_at - s.starts_at).total_seconds() // 60),
             "location": s.location, "video_url": s.video_url, "portal_url": portal_url(),
-            "updated": s.calendar_sequence > 0, "circle_id": s.id}
+            "updated": _invited_before(s, enr), "circle_id": s.id}
 
 
 def _rsvp_status(s: CohortSession, enr: Enrollment) -> str | None:
