@@ -344,6 +344,8 @@ def add_session(cohort: Cohort, *, kind: str, title: str, starts_at: datetime, e
 
 
 def delete_session(session: CohortSession, *, actor: User, now: datetime) -> None:
+    if session.circle_sequence is not None:
+        raise Conflict("This circle comes from the integration plan: change the plan's number of weeks instead.")
     audit.record("cohort.session_deleted", actor=actor, object_type="cohort", object_id=session.cohort_id,
                  details={"session": session.id}, now=now)
     cohort, kind = session.cohort, session.kind

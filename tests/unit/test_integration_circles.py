@@ -299,3 +299,15 @@ def test_switching_follow_ups_off_is_saved(db):
     del form["checkin_24h"], form["survey_month_3"]
     ip.update_plan(plan, form, expected_version=1, actor=factories.user("facilitator", password=None), now=NOW)
     assert [t.kind for t in ip.touchpoints(c)] == ["checkin_72h", "survey_post", "survey_month_1"]
+
+
+def test_a_participant_confirmed_later_is_invited_to_the_planned_circles(db):
+    c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
+    _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
+    plan = ip.plan_for(c)
+    ip.update_plan(plan, _form(plan, circle_weekday="2"), expected_version=plan.version,
+                   actor=factories.user("facilitator", password=None), now=NOW)
+    late = _member(c)
+    invites = [m for m in _messages(late) if m.template == "circle_invite"]
+    assert len(invites) == 6 and all(m.ics["sequence"] == 1 for m in invites)
+    assert not any(m.context["updated"] for m in invites)  # never invited before: a plain invite

@@ -157,3 +157,16 @@ def test_nobody_else_can_rsvp_or_download_for_a_circle_they_are_not_in(app, db, 
     # Not a circle: 404 for the facilitator's circle page.
     fac = signed_in(app, s.facilitator)
     assert fac.get("/facilitator/circles/999999").status_code == 404
+
+
+def test_a_plan_circle_cannot_be_removed_as_a_loose_session(app, db, s):
+    ip.sync_circles(s.cohort, now_utc())
+    db.session.commit()
+    circle = ip.plan_circles(s.cohort)[0]
+    fac = signed_in(app, s.facilitator)
+    overview = fac.get(f"/facilitator/cohorts/{s.cohort.id}").get_data(as_text=True)
+    assert "From the integration plan" in overview
+    r = fac.post(f"/facilitator/sessions/{circle.id}/delete", follow_redirects=True)
+    assert r.status_code == 200 and "change the plan" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert len(ip.plan_circles(s.cohort)) == 6
