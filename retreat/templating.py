@@ -26,6 +26,7 @@ NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.avail
 NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]
 NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress")]
 NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
+NAV["participant"] += [("participant.circles", "Circles")]
 NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
 
 

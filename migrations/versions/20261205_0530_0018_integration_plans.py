@@ -56,6 +56,7 @@ def upgrade():
 
     with op.batch_alter_table('cohort_sessions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('circle_sequence', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('calendar_sequence', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_unique_constraint('one_circle_per_sequence', ['cohort_id', 'circle_sequence'])
 
     op.create_table(
@@ -87,6 +88,7 @@ def downgrade():
     op.drop_table('circle_rsvps')
     with op.batch_alter_table('cohort_sessions', schema=None) as batch_op:
         batch_op.drop_constraint('one_circle_per_sequence', type_='unique')
+        batch_op.drop_column('calendar_sequence')
         batch_op.drop_column('circle_sequence')
     with op.batch_alter_table('integration_plans', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_integration_plans_circle_facilitator_id'))

@@ -162,6 +162,8 @@ class CohortSession(TimestampMixin, db.Model):
     facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     # Integration circles generated from the cohort's IntegrationPlan: 1..N (None: added by hand).
     circle_sequence: Mapped[int | None] = mapped_column(Integer)
+    # Grows each time the session moves: the .ics SEQUENCE, and part of its messages' dedupe keys.
+    calendar_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     cohort: Mapped[Cohort] = relationship(back_populates="sessions")
     facilitator: Mapped[User | None] = relationship()

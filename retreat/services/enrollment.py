@@ -247,8 +247,9 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason=reason)
     else:
         seats.log(enr, "seat_confirmed", now=now, actor=actor, reason=reason + " (before clearance)")
-    from retreat.services import followups
+    from retreat.services import followups, integration_plan
 
+    integration_plan.seat_confirmed(enr, now)  # invites to the circles already planned
     followups.sync_enrollment(enr, now)  # check-ins and surveys from the cohort's integration plan
     return True
 
