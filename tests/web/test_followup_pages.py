@@ -115,3 +115,28 @@ def test_a_survey_shows_phq9_and_gad7_and_stores_the_outcomes(client, db, enr):
     stored = db.session.scalars(select(OutcomeMeasure).where(OutcomeMeasure.enrollment_id == enr.id,
                                                              OutcomeMeasure.timepoint == "post")).all()
     assert sorted(r.instrument for r in stored) == ["gad7", "phq9"]
+
+
+@pytest.fixture()
+def limited_app(db):
+    from retreat import create_app
+    from retreat.extensions import limiter
+    from tests.conftest import base_config
+
+    app = create_app(base_config(RATELIMIT_ENABLED=True, FOLLOWUP_RATE_LIMIT="2 per minute"))
+    limiter.reset()
+    yield app
+    limiter.reset()
+    limiter.enabled = False  # the other tests' app runs without limits
+
+
+def test_answers_are_rate_limited_per_address(limited_app, enr):
+    c = limited_app.test_client()
+    c.environ_base["REMOTE_ADDR"] = "10.9.9.9"
+    for _ in range(2):
+        assert c.post("/follow-up/not-a-token", data=GOOD).status_code == 400
+    assert c.post(path(enr), data=GOOD).status_code == 429
+    assert c.get(path(enr)).status_code == 200  # reading the form is not limited
+    other = limited_app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "10.9.9.10"
+    assert other.post(path(enr), data=GOOD).status_code == 200
