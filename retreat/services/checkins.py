@@ -19,6 +19,7 @@ participant crisis resources.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ from retreat.models.followups import (
     FollowUpStatus,
 )
 from retreat.models.outcomes import OutcomeInstrument
+from retreat.security import decrypt_field
 from retreat.services import audit, followups, outcomes, screening
 from retreat.services.clinical_access import seal_json
 from retreat.services.errors import Conflict, DomainError, ValidationFailed
@@ -242,3 +244,14 @@ def describe(f: FollowUp) -> dict:
     return {"kind": f.kind, "label": followups.KIND_LABELS[f.kind], "is_checkin": f.is_checkin,
             "cohort_title": cohort.title, "first_name": (participant.name or "").split(" ")[0],
             "expires_at": f.expires_at, "tz": participant.tz}
+
+
+def export_rows(participant: User) -> list[dict]:
+    """The participant's own check-in answers (their data export; the caller checked the actor)."""
+    rows = db.session.execute(
+        select(CheckInResponse, FollowUp.kind).join(FollowUp, FollowUp.id == CheckInResponse.follow_up_id)
+        .join(Enrollment, Enrollment.id == CheckInResponse.enrollment_id)
+        .where(Enrollment.participant_id == participant.id).order_by(CheckInResponse.submitted_at, CheckInResponse.id))
+    return [{"enrollment_id": r.enrollment_id, "check_in": followups.KIND_LABELS[kind],
+             "submitted_at": r.submitted_at.isoformat(), "answers": json.loads(decrypt_field(r.answers_enc))}
+            for r, kind in rows]

@@ -368,10 +368,11 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
 
 def _integration_export(participant: User) -> dict:
     """The participant's journal entries and outcome scores (their own export only)."""
-    from retreat.services import journal, outcome_reports
+    from retreat.services import checkins, journal, outcome_reports
 
     return {"journal_entries": journal.export_rows(participant),
-            "outcome_scores": outcome_reports.export_rows(participant)}
+            "outcome_scores": outcome_reports.export_rows(participant),
+            "check_ins": checkins.export_rows(participant)}
 
 
 def _request_export(rr: RequestRecord) -> dict:

@@ -163,3 +163,10 @@ def test_a_withdrawn_participants_link_no_longer_opens(enr):
     enrollment.withdraw(enr, now=fh.NOW + timedelta(days=1), actor=None)
     with pytest.raises(checkins.LinkClosed):
         checkins.open_followup(link, now=DUE["checkin_24h"])
+
+
+def test_the_participants_data_export_includes_their_check_ins(enr):
+    checkins.answer(token(enr), GOOD, now=DUE["checkin_24h"])
+    data = clinical_access.export_participant_data(enr.participant, enr.participant, ctx=None, now=DUE["checkin_24h"])
+    (row,) = data["check_ins"]
+    assert row["check_in"] == "24-hour check-in" and row["answers"]["text"] == GOOD["text"]
