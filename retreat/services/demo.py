@@ -315,9 +315,9 @@ def seed_followups_demo(now=None) -> None:
                                            answers_enc=seal_json(answers), submitted_at=answered,
                                            created_at=answered, updated_at=answered))
             rows[kind].status, rows[kind].answered_at = FollowUpStatus.ANSWERED.value, answered
-            if score <= 3:
+            for reason in ("reach_out", "low_score") if score <= 3 else ():
                 db.session.add(IntegrationAlert(enrollment_id=e.id, cohort_id=cohort.id, follow_up_id=rows[kind].id,
-                                                reason="reach_out", created_at=answered, updated_at=answered,
+                                                reason=reason, created_at=answered, updated_at=answered,
                                                 acknowledged_at=answered + timedelta(minutes=40),
                                                 acknowledged_by_id=facilitator.id if facilitator else None))
         if c72 is None:
