@@ -61,7 +61,10 @@ def test_a_check_in_is_stored_encrypted_and_needs_no_alert(enr):
                                                           "reach_out": False, "text": GOOD["text"]}
     raw = _db.session.execute(text("SELECT answers_enc FROM checkin_responses")).scalar_one()
     assert "lighter" not in raw and '"score"' not in raw
-    assert (CheckInResponse, "answers_enc") in clinical_access.ENCRYPTED_COLUMNS  # covered by key rotation
+    assert (CheckInResponse, "answers_enc") in clinical_access.ENCRYPTED_COLUMNS
+    assert clinical_access.rotate_keys()["checkin_responses.answers_enc"] == 1  # `flask keys rotate` covers it
+    _db.session.expire_all()
+    assert json.loads(decrypt_field(responses()[0].answers_enc))["text"] == GOOD["text"]
 
 
 @pytest.mark.parametrize("answers,reasons", [
