@@ -61,6 +61,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
+        # Shown with crisis resources after a check-in asks for contact (empty: not shown).
+        "PRACTICE_CONTACT_PHONE": os.environ.get("PRACTICE_CONTACT_PHONE", ""),
+        "PRACTICE_CONTACT_EMAIL": os.environ.get("PRACTICE_CONTACT_EMAIL", "care@retreat.localhost"),
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),

@@ -104,6 +104,7 @@ register_periodic("clearance.expire", _service_job("clearance", "sweep_expired_c
 register_periodic("refunds.submit_pending", _service_job("refunds", "submit_pending"), seconds=30)
 register_periodic("finance.reconcile_queued", _service_job("reconciliation", "run_queued", should_stop=stopping),
                   seconds=10)
+register_periodic("integration.sweep_unanswered", _service_job("followups", "sweep_unanswered"), seconds=300)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ NAV["finance"] += [("finance.payouts_list", "Payouts")]
 NAV["finance"] += [("finance.reconciliation_index", "Reconciliation")]
 NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress")]
 NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
+NAV["participant"] += [("participant.circles", "Circles")]
 NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
 
 

@@ -37,6 +37,8 @@ from retreat.models.consults import (  # noqa: F401
     ConsultStatus,
     OverrideKind,
 )
+from retreat.models.followups import CheckInResponse, FollowUp, IntegrationAlert  # noqa: F401,E402
+from retreat.models.integration import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.models.journal import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.models.messaging import OutboxMessage, OutboxStatus  # noqa: F401
 from retreat.models.outcomes import OutcomeMeasure  # noqa: F401,E402

@@ -148,7 +148,8 @@ class Cohort(TimestampMixin, db.Model):
 
 class CohortSession(TimestampMixin, db.Model):
     __tablename__ = "cohort_sessions"
-    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+                      UniqueConstraint("cohort_id", "circle_sequence", name="one_circle_per_sequence"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
@@ -159,6 +160,10 @@ class CohortSession(TimestampMixin, db.Model):
     location: Mapped[str] = mapped_column(String(200), default="")
     video_url: Mapped[str] = mapped_column(String(500), default="")
     facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # Integration circles generated from the cohort's IntegrationPlan: 1..N (None: added by hand).
+    circle_sequence: Mapped[int | None] = mapped_column(Integer)
+    # Grows each time the session moves: the .ics SEQUENCE, and part of its messages' dedupe keys.
+    calendar_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     cohort: Mapped[Cohort] = relationship(back_populates="sessions")
     facilitator: Mapped[User | None] = relationship()

@@ -31,6 +31,7 @@ from retreat.models import AuditEvent, Role, User
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.models.cohorts import ChecklistItem, ConsentSignature, Enrollment
 from retreat.models.consults import Consultation
+from retreat.models.followups import CheckInResponse
 from retreat.models.journal import JournalEntry
 from retreat.models.outcomes import OutcomeMeasure
 from retreat.security import decrypt_field, encrypt_field, rotate_field
@@ -61,6 +62,7 @@ ENCRYPTED_COLUMNS = (
     (Consultation, "outcome_notes_encrypted"),
     (OutcomeMeasure, "answers_enc"),
     (JournalEntry, "text_enc"),
+    (CheckInResponse, "answers_enc"),
 )
 
 
@@ -366,10 +368,11 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
 
 def _integration_export(participant: User) -> dict:
     """The participant's journal entries and outcome scores (their own export only)."""
-    from retreat.services import journal, outcome_reports
+    from retreat.services import checkins, journal, outcome_reports
 
     return {"journal_entries": journal.export_rows(participant),
-            "outcome_scores": outcome_reports.export_rows(participant)}
+            "outcome_scores": outcome_reports.export_rows(participant),
+            "check_ins": checkins.export_rows(participant)}
 
 
 def _request_export(rr: RequestRecord) -> dict:

@@ -34,7 +34,7 @@ from retreat.models.cohorts import (
     EnrollmentStatus as S,
 )
 from retreat.money import MoneyError, normalize_currency
-from retreat.services import audit, seats
+from retreat.services import audit, integration_plan, seats
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc
 
@@ -205,6 +205,7 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
             errors["currency"] = ["The currency cannot change once deposits have been paid."]
     if errors:
         raise ValidationFailed("Check the cohort details.", errors=errors)
+    before = None if cohort is None else (cohort.starts_at, cohort.ends_at, cohort.timezone)
     if cohort is None:
         cohort = Cohort(retreat_id=retreat.id, seats_taken=0, status=CohortStatus.DRAFT.value, created_at=now)
         db.session.add(cohort)
@@ -221,6 +222,8 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
     cohort.updated_at = now
     db.session.flush()
     audit.record("cohort.saved", actor=actor, object_type="cohort", object_id=cohort.id, now=now)
+    if before != (cohort.starts_at, cohort.ends_at, cohort.timezone):  # new, or its dates moved
+        integration_plan.plan_changed(cohort, now)
     if cohort.status == CohortStatus.OPEN:
         waitlist.offer_free_seats(cohort, now=now)  # more capacity: offer it to the waitlist
     return cohort
@@ -335,13 +338,23 @@ def add_session(cohort: Cohort, *, kind: str, title: str, starts_at: datetime, e
     db.session.add(s)
     db.session.flush()
     audit.record("cohort.session_added", actor=actor, object_type="cohort", object_id=cohort.id, now=now)
+    if kind in (SessionKind.DOSING, SessionKind.INTEGRATION_CIRCLE):  # the circles follow the last dosing
+        integration_plan.plan_changed(cohort, now)
     return s
 
 
 def delete_session(session: CohortSession, *, actor: User, now: datetime) -> None:
+    if session.circle_sequence is not None:
+        raise Conflict("This circle comes from the integration plan: change the plan's number of weeks instead.")
     audit.record("cohort.session_deleted", actor=actor, object_type="cohort", object_id=session.cohort_id,
                  details={"session": session.id}, now=now)
+    cohort, kind = session.cohort, session.kind
+    if kind == SessionKind.INTEGRATION_CIRCLE:
+        integration_plan.session_removed(session, now)
     db.session.delete(session)
+    if kind == SessionKind.DOSING:
+        db.session.flush()
+        integration_plan.plan_changed(cohort, now)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def seed() -> list[tuple[str, str]]:
         logins.append((role, email))
     seed_consult_availability()
     seed_cohorts(org)
+    seed_followups_demo()
     return logins
 
 
@@ -203,3 +204,135 @@ def seed_consult_availability() -> None:
         min_notice_minutes=12 * 60, horizon_days=60, daily_cap=8, slot_interval_minutes=30, change_cutoff_hours=24,
         video_link="https://meet.example.com/open-meadow-fern", accepting_bookings=True)
     consults.set_weekly_rules(facilitator, {weekday: DEMO_CONSULT_HOURS for weekday in range(5)})
+
+
+# --------------------------------------------------------------------------------------------
+# Follow-ups: a completed "Summer cohort" with answered check-ins and PHQ-9 / GAD-7 at baseline,
+# right after, 1 and 3 months, so the outcome charts, response rates and alerts panel show
+# something. The demo participant (Pat) is one of them. Idempotent.
+# --------------------------------------------------------------------------------------------
+
+SUMMER_COHORT = "Summer cohort"
+_SUMMER_PEOPLE = ["Sasha Lind", "Theo Marsh", "Uma Castillo", "Vic Osei", "Wren Holloway", "Xavi Duarte",
+                  "Yara Keane", "Zane Whitfield", "Ana Lucero"]
+# PHQ-9 and GAD-7 totals per person at baseline, post, 1 month, 3 months (None: not answered).
+_SUMMER_SCORES = [
+    ((16, 9, 8, 6), (14, 8, 7, 6)), ((12, 8, 9, 7), (11, 7, 7, 5)), ((19, 11, 10, 9), (16, 10, 9, 8)),
+    ((10, 6, 5, None), (9, 5, 5, None)), ((14, 10, 7, 6), (15, 9, 8, 7)), ((8, 6, 6, 5), (10, 7, 6, 6)),
+    ((17, 12, None, 10), (13, 9, None, 8)), ((11, 5, 4, 4), (12, 6, 5, 4)), ((15, 9, 8, None), (12, 8, 6, None)),
+    ((13, 7, 6, 5), (11, 6, 5, 4)),
+]
+
+
+def _items(total: int, count: int, *, item9_zero: bool = False) -> list[int]:
+    """Spread ``total`` over ``count`` items of 0-3 (the PHQ-9's item 9 kept at 0)."""
+    slots = count - 1 if item9_zero else count
+    values = [0] * count
+    for i in range(min(total, slots * 3)):
+        values[i % slots] += 1
+    return values
+
+
+def seed_followups_demo(now=None) -> None:
+    import secrets
+    from datetime import UTC, datetime, time
+
+    from retreat.models.cohorts import (
+        Cohort,
+        CohortSession,
+        CohortStatus,
+        Enrollment,
+        EnrollmentStatus,
+        Retreat,
+        SeatState,
+    )
+    from retreat.models.followups import CheckInResponse, FollowUp, FollowUpStatus, IntegrationAlert
+    from retreat.models.outcomes import OutcomeSource
+    from retreat.services import integration_plan, outcomes
+    from retreat.services.clinical_access import seal_json
+    from retreat.timeutil import now_utc, zone
+
+    retreat = db.session.scalar(select(Retreat).where(Retreat.slug == DEMO_RETREAT_SLUG))
+    if retreat is None or db.session.scalar(select(Cohort.id).where(
+            Cohort.retreat_id == retreat.id, Cohort.title == SUMMER_COHORT)) is not None:
+        return
+    now = now or now_utc()
+    tz = "America/Denver"
+    facilitator = accounts.get_by_email("facilitator@demo.retreat")
+
+    def local(day: date, hour: int) -> datetime:
+        return datetime.combine(day, time(hour), tzinfo=zone(tz)).astimezone(UTC)
+
+    first_day = now.astimezone(zone(tz)).date() - timedelta(days=125)
+    cohort = Cohort(retreat_id=retreat.id, title=SUMMER_COHORT, starts_at=local(first_day, 15),
+                    ends_at=local(first_day + timedelta(days=6), 11), timezone=tz, capacity=10, seats_taken=10,
+                    currency="USD", price_minor=480000, deposit_minor=75000, refund_policy="",
+                    status=CohortStatus.COMPLETED.value, hold_minutes=30, offer_hours=48,
+                    created_at=now, updated_at=now)
+    db.session.add(cohort)
+    db.session.flush()
+    for offset, kind, title, hour in [(1, "dosing", "First dosing session", 9), (3, "dosing", "Second dosing session", 9),
+                                      (5, "integration_circle", "Closing integration circle", 10)]:
+        day = first_day + timedelta(days=offset)
+        db.session.add(CohortSession(cohort_id=cohort.id, kind=kind, title=title, starts_at=local(day, hour),
+                                     ends_at=local(day, hour + 3), location="Main hall", video_url="",
+                                     facilitator_id=facilitator.id if facilitator else None,
+                                     created_at=now, updated_at=now))
+    db.session.flush()
+    due = {tp.kind: tp.due_at_utc for tp in integration_plan.touchpoints(cohort)}
+
+    people = [accounts.get_by_email("participant@demo.retreat")]
+    for i, name in enumerate(_SUMMER_PEOPLE, start=1):
+        email = f"summer{i}@demo.retreat"
+        people.append(accounts.get_by_email(email) or accounts.create_user(
+            email=email, name=name, role=Role.PARTICIPANT, password=None, tz=tz, verified=True))
+    checkin_scores = [(7, 8), (6, 7), (4, 6), (8, 9), (5, 3), (7, 8), (6, None), (9, 9), (6, 7), (8, 8)]
+    for idx, (person, (phq, gad), (c24, c72)) in enumerate(zip(people, _SUMMER_SCORES, checkin_scores,
+                                                               strict=True)):
+        if person is None:
+            continue
+        e = Enrollment(cohort_id=cohort.id, participant_id=person.id, status=EnrollmentStatus.COMPLETED.value,
+                       seat=SeatState.CONFIRMED.value, seat_confirmed_at=cohort.starts_at - timedelta(days=40),
+                       applied_at=cohort.starts_at - timedelta(days=70), holds_taken=1, offers_made=0,
+                       motivation="", lodging="", created_at=cohort.starts_at - timedelta(days=70), updated_at=now)
+        db.session.add(e)
+        db.session.flush()
+        rows = {}
+        for kind, at in due.items():
+            nonce = secrets.token_urlsafe(24)
+            rows[kind] = FollowUp(enrollment_id=e.id, kind=kind, due_at=at, status=FollowUpStatus.EXPIRED.value,
+                                  outbox_dedupe_key=f"followup-{e.id}-{kind}-{nonce[:10]}", token_nonce=nonce,
+                                  expires_at=at + timedelta(days=7), sent_at=at, created_at=at, updated_at=at)
+            db.session.add(rows[kind])
+        db.session.flush()
+        for kind, score in (("checkin_24h", c24), ("checkin_72h", c72)):
+            if score is None:
+                continue
+            answered = rows[kind].due_at + timedelta(hours=2 + idx)
+            answers = {"score": score, "sleep": "well" if score >= 7 else "some_trouble", "difficult": score < 6,
+                       "reach_out": score <= 3, "text": ""}
+            db.session.add(CheckInResponse(follow_up_id=rows[kind].id, enrollment_id=e.id,
+                                           answers_enc=seal_json(answers), submitted_at=answered,
+                                           created_at=answered, updated_at=answered))
+            rows[kind].status, rows[kind].answered_at = FollowUpStatus.ANSWERED.value, answered
+            for reason in ("reach_out", "low_score") if score <= 3 else ():
+                db.session.add(IntegrationAlert(enrollment_id=e.id, cohort_id=cohort.id, follow_up_id=rows[kind].id,
+                                                reason=reason, created_at=answered, updated_at=answered,
+                                                acknowledged_at=answered + timedelta(minutes=40),
+                                                acknowledged_by_id=facilitator.id if facilitator else None))
+        if c72 is None:
+            at = rows["checkin_72h"].sent_at + timedelta(hours=24)
+            db.session.add(IntegrationAlert(enrollment_id=e.id, cohort_id=cohort.id,
+                                            follow_up_id=rows["checkin_72h"].id, reason="no_response_72h",
+                                            created_at=at, updated_at=at))
+        for t_index, timepoint in enumerate(("baseline", "post", "month_1", "month_3")):
+            if phq[t_index] is None:
+                continue
+            kind = {"post": "survey_post", "month_1": "survey_month_1", "month_3": "survey_month_3"}.get(timepoint)
+            at = cohort.starts_at - timedelta(days=45) if kind is None else rows[kind].due_at + timedelta(hours=5)
+            source = OutcomeSource.INTAKE.value if kind is None else OutcomeSource.SURVEY.value
+            outcomes.record(e, "phq9", timepoint, _items(phq[t_index], 9, item9_zero=True), now=at, source=source)
+            outcomes.record(e, "gad7", timepoint, _items(gad[t_index], 7), now=at, source=source)
+            if kind is not None:
+                rows[kind].status, rows[kind].answered_at = FollowUpStatus.ANSWERED.value, at
+    db.session.flush()

@@ -108,12 +108,13 @@ def transition(enrollment: Enrollment, to: S, *, now: datetime, actor: User | No
 
 def _leave(enr: Enrollment, *, now: datetime) -> None:
     """After an exit: free the seat, leave the waitlist, cancel reminders, offer the seat on."""
-    from retreat.services import waitlist
+    from retreat.services import followups, waitlist
 
     cohort = db.session.get(Cohort, enr.cohort_id)
     freed = seats.release(cohort, enr)
     enr.waitlist_position = None
     outbox.cancel(group_key=f"enrollment:{enr.id}", now=now)
+    followups.cancel_for_enrollment(enr, now=now, reason=f"left: {enr.status}")
     if freed and cohort.status in seats.BOOKABLE:
         waitlist.offer_free_seats(cohort, now=now)
 
@@ -246,6 +247,10 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason=reason)
     else:
         seats.log(enr, "seat_confirmed", now=now, actor=actor, reason=reason + " (before clearance)")
+    from retreat.services import followups, integration_plan
+
+    integration_plan.seat_confirmed(enr, now)  # invites to the circles already planned
+    followups.sync_enrollment(enr, now)  # check-ins and surveys from the cohort's integration plan
     return True
 
 

@@ -12,3 +12,5 @@ from retreat.blueprints.facilitator import views  # noqa: E402,F401
 from retreat.blueprints.facilitator import clearance  # noqa: E402,F401
 from retreat.blueprints.facilitator import journal  # noqa: E402,F401
 from retreat.blueprints.facilitator import outcomes  # noqa: E402,F401
+from retreat.blueprints.facilitator import followups  # noqa: E402,F401
+from retreat.blueprints.facilitator import integration  # noqa: E402,F401

@@ -206,9 +206,13 @@ def session_delete(session_id: int):
     s = db.session.get(CohortSession, session_id)
     require_object(s is not None)
     cohort_id = s.cohort_id
-    svc.delete_session(s, actor=acting_user(), now=now_utc())
-    db.session.commit()
-    flash("Session removed.", "success")
+    try:
+        svc.delete_session(s, actor=acting_user(), now=now_utc())
+        db.session.commit()
+        flash("Session removed.", "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
     return redirect(url_for("facilitator.cohort_overview", cohort_id=cohort_id) + "#sessions")
 
 

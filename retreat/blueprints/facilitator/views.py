@@ -2,8 +2,12 @@ from flask import render_template
 from flask_login import current_user
 
 from retreat.blueprints.facilitator import bp
+from retreat.hooks import no_store
 
 
 @bp.get("/")
+@no_store
 def dashboard():
-    return render_template("facilitator/dashboard.html", user=current_user)
+    from retreat.blueprints.facilitator.followups import dashboard_context
+
+    return render_template("facilitator/dashboard.html", user=current_user, **dashboard_context())

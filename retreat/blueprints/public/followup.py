@@ -1,0 +1,78 @@
+"""Answering a check-in or survey from the link in its email: ``/follow-up/<token>``.
+
+No login: the signed, expiring token is the key. CSRF on the form, ``Cache-Control: no-store``
+(clinical answers), POSTs rate limited per address. A bad, expired or already answered link gets
+a clear page with the right status; invalid answers come back with a message per field (400) and
+nothing stored.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, render_template, request
+from flask_limiter.util import get_remote_address
+from flask_wtf import FlaskForm
+
+from retreat.blueprints.public import bp
+from retreat.extensions import db, limiter
+from retreat.hooks import no_store
+from retreat.services import checkins, screening
+from retreat.services.errors import DomainError, ValidationFailed
+from retreat.timeutil import now_utc
+
+
+class FollowUpForm(FlaskForm):
+    """Only the CSRF token: the answers are validated by ``checkins``."""
+
+
+def _limit() -> str:
+    return current_app.config.get("FOLLOWUP_RATE_LIMIT", "20 per minute")
+
+
+def _key() -> str:
+    return f"follow-up:{get_remote_address()}"
+
+
+def _page(token: str, info: dict, *, values=None, errors=None, status: int = 200):
+    sections = {"stem": screening.QUESTIONNAIRE_STEM, "choices": screening.FREQUENCY_CHOICES,
+                "phq9": list(zip(screening.PHQ9_KEYS, screening.PHQ9_ITEMS, strict=True)),
+                "gad7": list(zip(screening.GAD7_KEYS, screening.GAD7_ITEMS, strict=True))}
+    return render_template("public/followup_form.html", token=token, info=info, form=FollowUpForm(),
+                           values=values or {}, errors=errors or {}, sections=sections,
+                           scores=range(checkins.SCORE_MIN, checkins.SCORE_MAX + 1),
+                           sleep_choices=checkins.SLEEP_CHOICES, yes_no=checkins.YES_NO,
+                           text_max=checkins.FREE_TEXT_MAX), status
+
+
+def _closed(exc: DomainError):
+    return render_template("public/followup_closed.html", message=exc.message,
+                           answered=isinstance(exc, checkins.AlreadyAnswered)), exc.status
+
+
+@bp.route("/follow-up/<token>", methods=["GET", "POST"])
+@limiter.limit(_limit, methods=["POST"], key_func=_key)
+@no_store
+def follow_up(token: str):
+    now = now_utc()
+    try:
+        f = checkins.open_followup(token, now=now)
+    except DomainError as exc:
+        return _closed(exc)
+    info = checkins.describe(f)
+    if request.method == "GET":
+        return _page(token, info)
+    values = request.form.to_dict()
+    if not FollowUpForm().validate_on_submit():
+        return _page(token, info, values=values, status=400,
+                     errors={"_form": ["This form expired. Your answers are below: please send them again."]})
+    try:
+        done = checkins.answer(token, request.form, now=now)
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _page(token, info, values=values, errors=exc.errors, status=400)
+    except DomainError as exc:
+        db.session.rollback()
+        return _closed(exc)
+    return render_template("public/followup_thanks.html", info=info, needs_support=done.needs_support,
+                           contact_phone=current_app.config.get("PRACTICE_CONTACT_PHONE"),
+                           contact_email=current_app.config.get("PRACTICE_CONTACT_EMAIL"))
