@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(config))
     check_production_safety(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _trust_proxies(app)
 
     _init_extensions(app)
 
@@ -68,9 +69,22 @@ def _init_extensions(app: Flask) -> None:
             Path(uri.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
     else:
+        # pre-ping: a pooled connection killed by a database restart is replaced at checkout
+        # instead of failing the request (tests/web/test_database_unavailable.py).
         engine_options.setdefault("pool_pre_ping", True)
-        engine_options.setdefault("pool_size", 10)
-        engine_options.setdefault("max_overflow", 10)
+        engine_options.setdefault("pool_size", int(app.config.get("DATABASE_POOL_SIZE") or 10))
+        engine_options.setdefault("max_overflow", int(app.config.get("DATABASE_MAX_OVERFLOW") or 10))
+        if uri.startswith("postgresql"):
+            connect_args = dict(engine_options.get("connect_args") or {})
+            if app.config.get("DATABASE_CONNECT_TIMEOUT"):
+                connect_args.setdefault("connect_timeout", int(app.config["DATABASE_CONNECT_TIMEOUT"]))
+            options = [f"-c {name}={int(app.config.get(key) or 0)}"
+                       for name, key in (("statement_timeout", "DATABASE_STATEMENT_TIMEOUT_MS"),
+                                         ("lock_timeout", "DATABASE_LOCK_TIMEOUT_MS"))
+                       if app.config.get(key)]
+            if options and "options" not in connect_args:
+                connect_args["options"] = " ".join(options)
+            engine_options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
     db.init_app(app)
@@ -117,3 +131,13 @@ def _init_extensions(app: Flask) -> None:
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
         }},
     })
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, take the client address, scheme and host from
+    their X-Forwarded-* headers (rate limits, audit IPs, secure cookies, HSTS, external URLs)."""
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]

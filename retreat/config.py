@@ -59,6 +59,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or f"sqlite:///{instance_dir / 'retreat.sqlite3'}",
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # PostgreSQL: give up connecting after this many seconds (an unreachable host must not hang
+        # a request); optional per-statement and lock-wait limits in milliseconds (0: none). A
+        # statement or lock wait cut short is answered 503 "try again", like a database outage.
+        "DATABASE_CONNECT_TIMEOUT": _int("DATABASE_CONNECT_TIMEOUT", 5),
+        "DATABASE_STATEMENT_TIMEOUT_MS": _int("DATABASE_STATEMENT_TIMEOUT_MS", 0),
+        "DATABASE_LOCK_TIMEOUT_MS": _int("DATABASE_LOCK_TIMEOUT_MS", 0),
+        "DATABASE_POOL_SIZE": _int("DATABASE_POOL_SIZE", 10),
+        "DATABASE_MAX_OVERFLOW": _int("DATABASE_MAX_OVERFLOW", 10),
+        # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (nginx: 1).
+        # 0 (default): those headers are ignored, as they can be forged by any client.
+        "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
         "REDIS_URL": os.environ.get("REDIS_URL", ""),

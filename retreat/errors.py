@@ -91,21 +91,40 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(err: Exception):
-        from sqlalchemy.exc import DBAPIError, OperationalError
-
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001
             pass
-        if isinstance(err, OperationalError | DBAPIError) and getattr(err, "connection_invalidated", False) or (
-            isinstance(err, OperationalError)
-        ):
+        if database_unavailable(err):
             current_app.logger.warning("database unavailable (request %s): %s", g.get("request_id"), err)
-            return error_response(503)
+            resp = error_response(503)
+            if isinstance(resp, tuple):
+                resp = current_app.make_response(resp)
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
         current_app.logger.exception("unhandled error (request %s)", g.get("request_id"))
         if current_app.config.get("PROPAGATE_EXCEPTIONS") and current_app.testing:
             raise err
         return error_response(InternalServerError.code)
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(err: BaseException) -> bool:
+    """The database is down, restarting, unreachable or too busy: a 503 (try again), not a bug.
+
+    OperationalError covers refused/lost connections, "the database system is starting up",
+    administrator shutdowns and statement/lock timeouts; InterfaceError a connection that was
+    closed under us; DBAPIError with ``connection_invalidated`` a disconnect SQLAlchemy detected;
+    sqlalchemy's TimeoutError a pool with no free connection within ``pool_timeout``.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(err, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(err, DBAPIError) and bool(getattr(err, "connection_invalidated", False))
 
 
 def _flatten_webargs(messages) -> dict:
