@@ -17,7 +17,14 @@ def _consults(argv):
     return consults.main(argv)
 
 
+def _faults(argv):
+    from bench import faults
+
+    return faults.main(argv)
+
+
 BENCHMARKS = {"dispatch": _dispatch, "consults": _consults}
+BENCHMARKS["faults"] = _faults
 
 
 def main(argv: list[str]) -> int:

@@ -106,6 +106,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "OUTBOX_BATCH_SIZE": _int("OUTBOX_BATCH_SIZE", 50),
         "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 6),
         "OUTBOX_LEASE_SECONDS": _int("OUTBOX_LEASE_SECONDS", 0),  # 0: batch size x SMTP_TIMEOUT + 60, at least 300
+        # Retry delays after a temporary failure: base x 2^(attempt-1), at most the cap.
+        "OUTBOX_BACKOFF_BASE_SECONDS": _int("OUTBOX_BACKOFF_BASE_SECONDS", 60),
+        "OUTBOX_BACKOFF_CAP_SECONDS": _int("OUTBOX_BACKOFF_CAP_SECONDS", 6 * 3600),
         # Stripe
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),

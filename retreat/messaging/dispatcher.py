@@ -119,9 +119,16 @@ def quiet_until(now: datetime, tz_name: str | None) -> datetime | None:
     return datetime.combine(day, QUIET_END, tzinfo=tz).astimezone(now.tzinfo)
 
 
-def backoff(attempts: int) -> timedelta:
-    """Delay before the next try after ``attempts`` tries: 1, 2, 4, 8 ... minutes, at most 6 hours."""
-    return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS))
+def backoff(attempts: int, config=None) -> timedelta:
+    """Delay before the next try after ``attempts`` tries: 1, 2, 4, 8 ... minutes, at most 6 hours.
+
+    ``OUTBOX_BACKOFF_BASE_SECONDS`` / ``OUTBOX_BACKOFF_CAP_SECONDS`` change the unit and the cap
+    (``bench/faults.py smtp-down`` compresses minutes into seconds with them).
+    """
+    config = config or {}
+    base = int(config.get("OUTBOX_BACKOFF_BASE_SECONDS") or BACKOFF_BASE_SECONDS)
+    cap = int(config.get("OUTBOX_BACKOFF_CAP_SECONDS") or BACKOFF_CAP_SECONDS)
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
 
 
 def default_worker_id() -> str:
@@ -308,7 +315,7 @@ def _mark_failure(m: Claimed, now: datetime, reason: str, *, permanent: bool, wo
             result.failed += 1
         log.warning("outbox %s failed: %s", m.id, reason)
     else:
-        values = dict(status=_PENDING, last_error=reason, next_attempt_at=now + backoff(m.attempts),
+        values = dict(status=_PENDING, last_error=reason, next_attempt_at=now + backoff(m.attempts, current_app.config),
                       lease_until=None, leased_by=None, updated_at=now)
         if _mark(m.id, values, statuses=(_SENDING,), worker=worker):
             result.retried += 1
