@@ -330,6 +330,9 @@ def smtp_down(args) -> dict:
         proc = scheduler(url, "scheduler-smtp.log", **extra)
         samples = []
         try:
+            # The outage is counted from the first failed attempt (not from interpreter start-up).
+            if not wait_until(lambda: max((r[3] for r in outbox_state(url)[1]), default=0) >= 1, 60, 0.2):
+                raise RuntimeError("the scheduler made no attempt in 60 s")
             started = time.monotonic()
             while time.monotonic() - started < outage:
                 statuses, rows = outbox_state(url)
