@@ -88,6 +88,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "EMAIL_VERIFY_MAX_AGE": _int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        # Public consult API and booking form, per client address (read by their views).
+        "CONSULT_API_SLOTS_RATE_LIMIT": os.environ.get("CONSULT_API_SLOTS_RATE_LIMIT", "120 per minute"),
+        "CONSULT_API_BOOK_RATE_LIMIT": os.environ.get("CONSULT_API_BOOK_RATE_LIMIT", "10 per minute"),
+        "CONSULT_BOOK_RATE_LIMIT": os.environ.get("CONSULT_BOOK_RATE_LIMIT", "20 per minute"),
+        # Program guide PDFs uploaded by staff (shared storage when several web machines serve);
+        # empty: <instance>/uploads.
+        "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", ""),
         # Clinical data encryption: comma-separated Fernet keys, newest first (rotation).
         # FIELD_ENCRYPTION_KEYS is the older name, still read as a fallback.
         "CLINICAL_DATA_KEYS": os.environ.get("CLINICAL_DATA_KEYS") or os.environ.get("FIELD_ENCRYPTION_KEYS", ""),

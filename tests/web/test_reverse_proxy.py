@@ -55,3 +55,19 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(db, restore_limit
     assert codes == [422, 422, 422, 429]  # one address (127.0.0.1), whatever the header claims
     r = client.get("/", headers={"X-Forwarded-Proto": "https"}, environ_base=PROXY)
     assert "Strict-Transport-Security" not in r.headers
+
+
+def test_documented_environment_variables_are_read(monkeypatch):
+    """README's deployment settings reach the app from the environment."""
+    from retreat.config import load_config
+
+    env = {"TRUSTED_PROXY_HOPS": "1", "DATABASE_STATEMENT_TIMEOUT_MS": "15000", "DATABASE_LOCK_TIMEOUT_MS": "5000",
+           "DATABASE_CONNECT_TIMEOUT": "3", "DATABASE_POOL_SIZE": "5", "DATABASE_MAX_OVERFLOW": "2",
+           "OUTBOX_BACKOFF_BASE_SECONDS": "30", "OUTBOX_BACKOFF_CAP_SECONDS": "3600",
+           "CONSULT_API_SLOTS_RATE_LIMIT": "60 per minute", "CONSULT_API_BOOK_RATE_LIMIT": "5 per minute",
+           "CONSULT_BOOK_RATE_LIMIT": "7 per minute", "UPLOAD_DIR": "/srv/retreat/uploads"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)  # nothing generated on disk
+    cfg = load_config()
+    assert {k: str(cfg[k]) for k in env} == env
