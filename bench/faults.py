@@ -285,7 +285,9 @@ def kill_dispatcher(args) -> dict:
         first = scheduler(url, "scheduler-1.log", **extra)
         second = None
         try:
-            kill_after = max(1, int(n * args.kill_at))
+            # Mid-batch: half a batch past the share asked for (batches start at multiples of the size).
+            kill_after = max(1, min(n - 1, int(n * args.kill_at) // args.batch_size * args.batch_size
+                                    + args.batch_size // 2))
             if not wait_until(lambda: sink.total >= kill_after or first.poll() is not None, 180, 0.005):
                 raise RuntimeError("the first dispatcher sent too little in 180 s")
             first.send_signal(signal.SIGKILL)
