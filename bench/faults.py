@@ -420,11 +420,53 @@ def _seed_public_cohort(url: str) -> int:
                    timezone="America/Denver", capacity=12, seats_taken=0, currency="USD", price_minor=450000,
                    deposit_minor=50000, status=str(CohortStatus.OPEN),
                    deposit_timing=str(DepositTiming.BEFORE_CLEARANCE), hold_minutes=30, offer_hours=48)
-        db.session.add_all([r, c])
+        from retreat.models import User
+        from retreat.services.accounts import hash_password
+
+        person = User(email="signed-in@example.com", name="Signed In", role="participant", tz="America/Denver",
+                      email_verified_at=start, password_hash=hash_password(PASSWORD))
+        db.session.add_all([r, c, person])
         db.session.commit()
         cohort_id = c.id
         db.engine.dispose()
     return cohort_id
+
+
+PASSWORD = "faults-password-2026"
+
+
+def _session_cookie(set_cookie: str | None) -> str | None:
+    if not set_cookie:
+        return None
+    for part in set_cookie.split(","):
+        part = part.strip()
+        if part.startswith("session="):
+            return part.split(";", 1)[0]
+    return None
+
+
+def login_cookie(port: int, email: str, password: str) -> str:
+    """Sign in through the real form (CSRF token included); returns the ``session=...`` cookie."""
+    import re
+    import urllib.parse
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/account/login")
+    resp = conn.getresponse()
+    page = resp.read().decode()
+    cookie = _session_cookie(resp.getheader("Set-Cookie"))
+    tag = re.search(r'<input[^>]*name="csrf_token"[^>]*>', page)
+    token = re.search(r'value="([^"]+)"', tag.group(0)).group(1) if tag else ""
+    body = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password})
+    conn.request("POST", "/account/login", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie or ""})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    signed = _session_cookie(resp.getheader("Set-Cookie"))
+    if resp.status != 302 or not signed:
+        raise RuntimeError(f"could not sign in ({resp.status})")
+    return signed
 
 
 def pg_restart(args) -> dict:
@@ -438,7 +480,9 @@ def pg_restart(args) -> dict:
             cohort_id = _seed_public_cohort(url)
             webhook_secret = make_app(url).config["STRIPE_WEBHOOK_SECRET"]
             with gunicorn(url, workers=args.workers, STRIPE_API_BASE="http://127.0.0.1:9") as port:
-                paths = ["/api/v1/cohorts", "/retreats", f"/cohorts/{cohort_id}", "/healthz", "webhook"]
+                cookie = login_cookie(port, "signed-in@example.com", PASSWORD)
+                paths = ["/api/v1/cohorts", "/retreats", f"/cohorts/{cohort_id}", "/healthz", "webhook",
+                         "signed-in"]
                 results, lock, t0 = [], threading.Lock(), time.monotonic()
                 stop_at = t0 + args.duration
                 seq = iter(range(10**9))
@@ -456,6 +500,9 @@ def pg_restart(args) -> dict:
                             code, _ = http_call(port, "POST", "/webhooks/stripe", payload, {
                                 "Stripe-Signature": gateway.signature_header(payload, webhook_secret),
                                 "Content-Type": "application/json"}, timeout=args.timeout)
+                        elif path == "signed-in":  # the participant's portal, session cookie
+                            code, _ = http_call(port, "GET", "/me/", headers={"Cookie": cookie},
+                                                timeout=args.timeout)
                         else:
                             code, _ = http_call(port, "GET", path, timeout=args.timeout)
                         with lock:
@@ -478,6 +525,7 @@ def pg_restart(args) -> dict:
                 recorded = {r[0] for r in c.execute(text("SELECT event_id FROM stripe_events"))}
             engine.dispose()
     codes = Counter(str(r[3]) for r in results)
+    by_path = {p: dict(Counter(str(r[3]) for r in results if r[2] == p)) for p in {r[2] for r in results}}
     after_up = sorted((r for r in results if r[0] >= t_up), key=lambda r: r[0])
     first_ok = next((r for r in after_up if r[3] == 200), None)
     last_bad = max((r[1] for r in results if r[3] != 200), default=None)
@@ -485,7 +533,7 @@ def pg_restart(args) -> dict:
     lost_webhooks = [e for e in acked if e not in recorded]
     hung = [r for r in results if r[3] == "timeout"]
     report = {
-        "scenario": "pg-restart", "requests": len(results), "codes": dict(codes),
+        "scenario": "pg-restart", "requests": len(results), "codes": dict(codes), "codes_by_path": by_path,
         "http_500": sum(1 for r in results if isinstance(r[3], int) and r[3] >= 500 and r[3] != 503),
         "http_503": codes.get("503", 0), "timeouts": len(hung),
         "connection_errors": sum(v for k, v in codes.items() if k.startswith("error")),

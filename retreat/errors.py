@@ -41,8 +41,31 @@ def json_error(status: int, message: str | None = None, errors: dict | None = No
 
 def _html_error(status: int, message: str | None = None):
     title, default = MESSAGES.get(status, ("Error", "Something went wrong."))
-    return render_template("errors/error.html", status=status, title=title,
-                           message=message or default, request_id=g.get("request_id")), status
+
+    def render(status, title, message):
+        return render_template("errors/error.html", status=status, title=title,
+                               message=message, request_id=g.get("request_id")), status
+
+    try:
+        return render(status, title, message or default)
+    except Exception as exc:
+        # The page's layout loads the signed-in user: with the database gone that fails too, and
+        # an error inside an error handler would become a bare 500.
+        if not database_unavailable(exc):
+            raise
+        _forget_user()
+        return render(503, *MESSAGES[503])
+
+
+def _forget_user() -> None:
+    """Render the rest of this request as an anonymous visitor: no database read for the layout."""
+    from retreat.extensions import login_manager
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is already gone
+        pass
+    g._login_user = login_manager.anonymous_user()
 
 
 def error_response(status: int, message: str | None = None, errors: dict | None = None):
@@ -97,6 +120,7 @@ def init_app(app: Flask) -> None:
             pass
         if database_unavailable(err):
             current_app.logger.warning("database unavailable (request %s): %s", g.get("request_id"), err)
+            _forget_user()
             resp = error_response(503)
             if isinstance(resp, tuple):
                 resp = current_app.make_response(resp)
