@@ -263,7 +263,8 @@ def delivery_report(rows, sink: RecordingSmtp) -> dict:
     per_key = Counter({key: sink.counts.get(mid, 0) for mid, key in expected.items()})
     lost = sorted(k for k, c in per_key.items() if c == 0)
     dup_keys = {k: c for k, c in per_key.items() if c > 1}
-    return {"sent": len(expected), "delivered": sum(1 for c in per_key.values() if c),
+    delivered = sum(1 for c in per_key.values() if c)
+    return {"sent": len(expected), "delivered": delivered, "applied": delivered,
             "lost": len(lost), "duplicated": sum(c - 1 for c in dup_keys.values()),
             "duplicate_keys": sorted(dup_keys)[:20], "lost_keys": lost[:20],
             "unexpected": sum(c for mid, c in sink.counts.items() if mid not in expected)}
@@ -469,6 +470,12 @@ def login_cookie(port: int, email: str, password: str) -> str:
     return signed
 
 
+def _percentiles(seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000)  # noqa: E731
+    return f"{pick(0.50)}/{pick(0.99)}" if ordered else "-"
+
+
 def pg_restart(args) -> dict:
     from sqlalchemy import create_engine, text
 
@@ -514,7 +521,7 @@ def pg_restart(args) -> dict:
                     t.start()
                 time.sleep(args.restart_at)
                 t_stop = time.monotonic() - t0
-                pg_ctl("-m", "fast", "-w", "stop")
+                pg_ctl("-m", args.stop_mode, "-w", "stop")
                 time.sleep(args.down)
                 pg_ctl("-w", "start")
                 t_up = time.monotonic() - t0
@@ -538,15 +545,16 @@ def pg_restart(args) -> dict:
         "http_503": codes.get("503", 0), "timeouts": len(hung),
         "connection_errors": sum(v for k, v in codes.items() if k.startswith("error")),
         "max_latency_ms": round(max((r[1] - r[0]) for r in results) * 1000),
+        "p50_p99_latency_ms": _percentiles([r[1] - r[0] for r in results]),
         "stopped_at_s": round(t_stop, 1), "down_s": args.down, "started_at_s": round(t_up, 1),
         "recovery_s": round(first_ok[0] - t_up, 2) if first_ok else None,
         "last_failure_after_up_s": round(last_bad - t_up, 2) if last_bad and last_bad > t_up else 0,
         "webhooks_acknowledged": len(acked), "webhooks_lost": len(lost_webhooks),
-        "sent": len(results), "lost": len(lost_webhooks), "duplicated": 0,
+        "sent": len(results), "applied": codes.get("200", 0), "lost": len(lost_webhooks), "duplicated": 0,
     }
     report["ok"] = (report["http_500"] == 0 and not hung and report["connection_errors"] == 0
                     and first_ok is not None and not lost_webhooks)
-    report["note"] = (f"PostgreSQL down {args.down}s: {report['http_503']} x 503, {report['http_500']} x 500, "
+    report["note"] = (f"PostgreSQL down {args.down}s ({args.stop_mode} stop): {report['http_503']} x 503, {report['http_500']} x 500, "
                       f"{len(hung)} hung; first 200 {report['recovery_s']}s after it was back; "
                       f"max latency {report['max_latency_ms']} ms")
     return report
@@ -700,7 +708,7 @@ def webhook_storm(args) -> dict:
         "scenario": "webhook-storm", "enrollments_per_set": k, "unique_events": len(b_events),
         "sent": len(deliveries), "codes_storm": dict(storm), "codes_in_order": dict(in_order),
         "events_recorded": recorded, "ledger_entries_in_order": ledger_a, "ledger_entries_storm": ledger_b,
-        "identical_enrollments": f"{identical}/{k}", "lost": missing, "duplicated": max(0, ledger_b - ledger_a),
+        "identical_enrollments": f"{identical}/{k}", "applied": recorded, "lost": missing, "duplicated": max(0, ledger_b - ledger_a),
         "storm_seconds": round(storm_s, 1), "per_second": round(len(deliveries) / storm_s, 1),
         "concurrency": args.concurrency,
     }
@@ -739,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--duration", type=float, default=20, help="seconds of traffic")
     g.add_argument("--restart-at", type=float, default=6)
     g.add_argument("--down", type=float, default=3, help="seconds PostgreSQL stays stopped")
+    g.add_argument("--stop-mode", choices=["smart", "fast", "immediate"], default="fast",
+                   help="pg_ctl stop mode: fast (a restart) or immediate (a crash, recovery at start)")
     g.add_argument("--clients", type=int, default=4)
     g.add_argument("--timeout", type=float, default=15, help="a request taking longer counts as hung")
     g.add_argument("--workers", type=int, default=2, help="gunicorn workers (pg-restart, webhook-storm)")
@@ -766,8 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in report.items() if k not in ("note",)}, default=str))
         print(f"  {'OK' if report['ok'] else 'FAILED'}: {report.get('note', '')}", flush=True)
     print()
-    print_table(["scenario", "sent", "lost", "duplicated", "result", "notes"],
-                [[r["scenario"], r.get("sent", "-"), r.get("lost", "-"), r.get("duplicated", "-"),
+    print_table(["scenario", "sent", "applied", "lost", "duplicated", "result", "notes"],
+                [[r["scenario"], r.get("sent", "-"), r.get("applied", "-"), r.get("lost", "-"), r.get("duplicated", "-"),
                   "ok" if r["ok"] else "FAILED", r.get("note", "")] for r in reports])
     path = write_results("faults", {"at": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(),
                                     "load_avg": os.getloadavg(), "scenarios": reports})

@@ -88,6 +88,7 @@ def _init_extensions(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
     db.init_app(app)
+    _close_sessions_quietly(app)
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
@@ -141,3 +142,27 @@ def _trust_proxies(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+
+def _close_sessions_quietly(app: Flask) -> None:
+    """End each request's session before Flask-SQLAlchemy's own teardown does (teardowns run in
+    reverse order), tolerating a connection the database dropped after the response was ready
+    (a crash or restart): that response still goes out instead of becoming a server error."""
+    import logging
+
+    from retreat.extensions import db
+
+    @app.teardown_appcontext
+    def _remove_session(_exc):
+        from retreat.errors import database_unavailable
+
+        try:
+            db.session.remove()
+        except Exception as err:
+            if not database_unavailable(err):
+                raise
+            logging.getLogger("retreat.database").warning("connection lost while closing a session: %s", err)
+            try:
+                db.session.remove()  # the dead connection is invalidated now; discard the session
+            except Exception:  # noqa: BLE001 - best effort, the pool replaces the connection anyway
+                db.session.registry.clear()

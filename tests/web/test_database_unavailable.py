@@ -123,3 +123,34 @@ def test_app_reconnects_after_its_connections_are_killed():
         from retreat.extensions import db
 
         db.engine.dispose()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="cuts real PostgreSQL connections")
+def test_connection_dropped_after_the_response_is_ready_still_answers():
+    """A crash between the view and the end of the request (session close) must not turn a
+    rendered page into a server error."""
+    import uuid
+
+    from flask import request_finished
+    from sqlalchemy import create_engine, text
+
+    name = f"retreat-teardown-{uuid.uuid4().hex[:8]}"
+    app = create_app(base_config(SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"application_name": name}}))
+    app.testing = False
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+
+    def crash(sender, response, **extra):
+        with admin.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
+                      {"n": name})
+
+    client = app.test_client()
+    with request_finished.connected_to(crash, app):
+        r = client.get("/retreats")  # the view read the database: a transaction is open at teardown
+    assert r.status_code == 200 and "Retreats" in r.get_data(as_text=True)
+    assert client.get("/retreats").status_code == 200  # and the next request gets a fresh connection
+    admin.dispose()
+    with app.app_context():
+        from retreat.extensions import db
+
+        db.engine.dispose()
