@@ -25,9 +25,11 @@ timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # on SIGTERM/HUP: finish in-flight requests
 keepalive = _int("GUNICORN_KEEPALIVE", 5)  # behind nginx (upstream keepalive); 2-5 s is usual
 
-# Recycle workers now and then (bounded memory growth), not all at once.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
+# Recycle workers now and then (bounded memory growth), rarely and not all at once: a new worker
+# takes ~1.5 s to import the app, and with a small jitter all workers restarted within one second
+# (bench/faults.py pg-restart saw every worker busy for 1.5 s at 2,000 requests each).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 5000)
 
 # Slow clients are nginx's job; limit what reaches us anyway.
 limit_request_line = 8190

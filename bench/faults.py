@@ -546,6 +546,8 @@ def pg_restart(args) -> dict:
         "connection_errors": sum(v for k, v in codes.items() if k.startswith("error")),
         "max_latency_ms": round(max((r[1] - r[0]) for r in results) * 1000),
         "p50_p99_latency_ms": _percentiles([r[1] - r[0] for r in results]),
+        "slowest": [(r[2], round(r[0], 2), round((r[1] - r[0]) * 1000), r[3])
+                    for r in sorted(results, key=lambda r: r[0] - r[1])[:5]],
         "stopped_at_s": round(t_stop, 1), "down_s": args.down, "started_at_s": round(t_up, 1),
         "recovery_s": round(first_ok[0] - t_up, 2) if first_ok else None,
         "last_failure_after_up_s": round(last_bad - t_up, 2) if last_bad and last_bad > t_up else 0,
