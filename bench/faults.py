@@ -486,8 +486,15 @@ def pg_restart(args) -> dict:
         with scratch_db("restart", keep=True, base_url=base) as url:
             cohort_id = _seed_public_cohort(url)
             webhook_secret = make_app(url).config["STRIPE_WEBHOOK_SECRET"]
+            # The scheduler dispatches outbox messages to a slow SMTP server across the restart.
+            enqueue_due(url, args.restart_messages)
+            sink = RecordingSmtp(delay=args.restart_smtp_delay)
+            sink.start()
+            sched = None
             with gunicorn(url, workers=args.workers, STRIPE_API_BASE="http://127.0.0.1:9") as port:
                 cookie = login_cookie(port, "signed-in@example.com", PASSWORD)
+                sched = scheduler(url, "scheduler-restart.log", SMTP_HOST="127.0.0.1", SMTP_PORT=sink.port,
+                                  SMTP_STARTTLS=0, SMTP_TIMEOUT=5, OUTBOX_LEASE_SECONDS=5)
                 paths = ["/api/v1/cohorts", "/retreats", f"/cohorts/{cohort_id}", "/healthz", "webhook",
                          "signed-in"]
                 results, lock, t0 = [], threading.Lock(), time.monotonic()
@@ -527,6 +534,15 @@ def pg_restart(args) -> dict:
                 t_up = time.monotonic() - t0
                 for t in threads:
                     t.join(args.duration + args.timeout + 30)
+            n_msg = args.restart_messages
+            try:
+                all_sent = wait_until(lambda: outbox_state(url)[0].get("sent", 0) == n_msg, 60, 0.2)
+                time.sleep(1)
+            finally:
+                stop(sched)
+                sink.stop()
+            msg_statuses, msg_rows = outbox_state(url)
+            mail = delivery_report(msg_rows, sink)
             engine = create_engine(url)
             with engine.connect() as c:
                 recorded = {r[0] for r in c.execute(text("SELECT event_id FROM stripe_events"))}
@@ -553,12 +569,17 @@ def pg_restart(args) -> dict:
         "last_failure_after_up_s": round(last_bad - t_up, 2) if last_bad and last_bad > t_up else 0,
         "webhooks_acknowledged": len(acked), "webhooks_lost": len(lost_webhooks),
         "sent": len(results), "applied": codes.get("200", 0), "lost": len(lost_webhooks), "duplicated": 0,
+        "outbox": {"messages": n_msg, "statuses": dict(msg_statuses), "delivered": mail["delivered"],
+                   "lost": mail["lost"], "duplicated": mail["duplicated"], "all_sent": all_sent},
     }
+    report["lost"] += mail["lost"]
+    report["duplicated"] = mail["duplicated"]
     report["ok"] = (report["http_500"] == 0 and not hung and report["connection_errors"] == 0
-                    and first_ok is not None and not lost_webhooks)
+                    and first_ok is not None and not lost_webhooks and all_sent and mail["lost"] == 0)
     report["note"] = (f"PostgreSQL down {args.down}s ({args.stop_mode} stop): {report['http_503']} x 503, {report['http_500']} x 500, "
                       f"{len(hung)} hung; first 200 {report['recovery_s']}s after it was back; "
-                      f"max latency {report['max_latency_ms']} ms")
+                      f"max latency {report['max_latency_ms']} ms; outbox dispatched across the restart: "
+                      f"{mail['delivered']}/{n_msg} delivered, {mail['duplicated']} duplicated")
     return report
 
 
@@ -754,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--clients", type=int, default=4)
     g.add_argument("--timeout", type=float, default=15, help="a request taking longer counts as hung")
     g.add_argument("--workers", type=int, default=2, help="gunicorn workers (pg-restart, webhook-storm)")
+    g.add_argument("--restart-messages", type=int, default=300, help="outbox messages dispatched meanwhile")
+    g.add_argument("--restart-smtp-delay", type=float, default=0.04, help="SMTP delay per message, s")
     g = p.add_argument_group("webhook-storm")
     g.add_argument("--deliveries", type=int, default=1000)
     g.add_argument("--copies", type=int, default=5, help="each event delivered this many times")
