@@ -23,7 +23,13 @@ def _reconcile(argv):
     return reconcile.main(argv)
 
 
-BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile}
+def _faults(argv):
+    from bench import faults
+
+    return faults.main(argv)
+
+
+BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile, "faults": _faults}
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(config))
     check_production_safety(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _trust_proxies(app)
 
     _init_extensions(app)
 
@@ -68,12 +69,26 @@ def _init_extensions(app: Flask) -> None:
             Path(uri.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
     else:
+        # pre-ping: a pooled connection killed by a database restart is replaced at checkout
+        # instead of failing the request (tests/web/test_database_unavailable.py).
         engine_options.setdefault("pool_pre_ping", True)
-        engine_options.setdefault("pool_size", 10)
-        engine_options.setdefault("max_overflow", 10)
+        engine_options.setdefault("pool_size", int(app.config.get("DATABASE_POOL_SIZE") or 10))
+        engine_options.setdefault("max_overflow", int(app.config.get("DATABASE_MAX_OVERFLOW") or 10))
+        if uri.startswith("postgresql"):
+            connect_args = dict(engine_options.get("connect_args") or {})
+            if app.config.get("DATABASE_CONNECT_TIMEOUT"):
+                connect_args.setdefault("connect_timeout", int(app.config["DATABASE_CONNECT_TIMEOUT"]))
+            options = [f"-c {name}={int(app.config.get(key) or 0)}"
+                       for name, key in (("statement_timeout", "DATABASE_STATEMENT_TIMEOUT_MS"),
+                                         ("lock_timeout", "DATABASE_LOCK_TIMEOUT_MS"))
+                       if app.config.get(key)]
+            if options and "options" not in connect_args:
+                connect_args["options"] = " ".join(options)
+            engine_options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
     db.init_app(app)
+    _close_sessions_quietly(app)
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
@@ -117,3 +132,37 @@ def _init_extensions(app: Flask) -> None:
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
         }},
     })
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, take the client address, scheme and host from
+    their X-Forwarded-* headers (rate limits, audit IPs, secure cookies, HSTS, external URLs)."""
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+
+def _close_sessions_quietly(app: Flask) -> None:
+    """End each request's session before Flask-SQLAlchemy's own teardown does (teardowns run in
+    reverse order), tolerating a connection the database dropped after the response was ready
+    (a crash or restart): that response still goes out instead of becoming a server error."""
+    import logging
+
+    from retreat.extensions import db
+
+    @app.teardown_appcontext
+    def _remove_session(_exc):
+        from retreat.errors import database_unavailable
+
+        try:
+            db.session.remove()
+        except Exception as err:
+            if not database_unavailable(err):
+                raise
+            logging.getLogger("retreat.database").warning("connection lost while closing a session: %s", err)
+            try:
+                db.session.remove()  # the dead connection is invalidated now; discard the session
+            except Exception:  # noqa: BLE001 - best effort, the pool replaces the connection anyway
+                db.session.registry.clear()

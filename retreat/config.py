@@ -59,6 +59,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or f"sqlite:///{instance_dir / 'retreat.sqlite3'}",
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # PostgreSQL: give up connecting after this many seconds (an unreachable host must not hang
+        # a request); optional per-statement and lock-wait limits in milliseconds (0: none). A
+        # statement or lock wait cut short is answered 503 "try again", like a database outage.
+        "DATABASE_CONNECT_TIMEOUT": _int("DATABASE_CONNECT_TIMEOUT", 5),
+        "DATABASE_STATEMENT_TIMEOUT_MS": _int("DATABASE_STATEMENT_TIMEOUT_MS", 0),
+        "DATABASE_LOCK_TIMEOUT_MS": _int("DATABASE_LOCK_TIMEOUT_MS", 0),
+        "DATABASE_POOL_SIZE": _int("DATABASE_POOL_SIZE", 10),
+        "DATABASE_MAX_OVERFLOW": _int("DATABASE_MAX_OVERFLOW", 10),
+        # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (nginx: 1).
+        # 0 (default): those headers are ignored, as they can be forged by any client.
+        "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
         # Shown with crisis resources after a check-in asks for contact (empty: not shown).
@@ -80,6 +91,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "EMAIL_VERIFY_MAX_AGE": _int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 10 * 1024 * 1024),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        # Public consult API and booking form, per client address (read by their views).
+        "CONSULT_API_SLOTS_RATE_LIMIT": os.environ.get("CONSULT_API_SLOTS_RATE_LIMIT", "120 per minute"),
+        "CONSULT_API_BOOK_RATE_LIMIT": os.environ.get("CONSULT_API_BOOK_RATE_LIMIT", "10 per minute"),
+        "CONSULT_BOOK_RATE_LIMIT": os.environ.get("CONSULT_BOOK_RATE_LIMIT", "20 per minute"),
+        # Program guide PDFs uploaded by staff (shared storage when several web machines serve);
+        # empty: <instance>/uploads.
+        "UPLOAD_DIR": os.environ.get("UPLOAD_DIR", ""),
         # Clinical data encryption: comma-separated Fernet keys, newest first (rotation).
         # FIELD_ENCRYPTION_KEYS is the older name, still read as a fallback.
         "CLINICAL_DATA_KEYS": os.environ.get("CLINICAL_DATA_KEYS") or os.environ.get("FIELD_ENCRYPTION_KEYS", ""),
@@ -98,6 +116,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "OUTBOX_BATCH_SIZE": _int("OUTBOX_BATCH_SIZE", 50),
         "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 6),
         "OUTBOX_LEASE_SECONDS": _int("OUTBOX_LEASE_SECONDS", 0),  # 0: batch size x SMTP_TIMEOUT + 60, at least 300
+        # Retry delays after a temporary failure: base x 2^(attempt-1), at most the cap.
+        "OUTBOX_BACKOFF_BASE_SECONDS": _int("OUTBOX_BACKOFF_BASE_SECONDS", 60),
+        "OUTBOX_BACKOFF_CAP_SECONDS": _int("OUTBOX_BACKOFF_CAP_SECONDS", 6 * 3600),
         # Stripe
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),

@@ -41,8 +41,31 @@ def json_error(status: int, message: str | None = None, errors: dict | None = No
 
 def _html_error(status: int, message: str | None = None):
     title, default = MESSAGES.get(status, ("Error", "Something went wrong."))
-    return render_template("errors/error.html", status=status, title=title,
-                           message=message or default, request_id=g.get("request_id")), status
+
+    def render(status, title, message):
+        return render_template("errors/error.html", status=status, title=title,
+                               message=message, request_id=g.get("request_id")), status
+
+    try:
+        return render(status, title, message or default)
+    except Exception as exc:
+        # The page's layout loads the signed-in user: with the database gone that fails too, and
+        # an error inside an error handler would become a bare 500.
+        if not database_unavailable(exc):
+            raise
+        _forget_user()
+        return render(503, *MESSAGES[503])
+
+
+def _forget_user() -> None:
+    """Render the rest of this request as an anonymous visitor: no database read for the layout."""
+    from retreat.extensions import login_manager
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is already gone
+        pass
+    g._login_user = login_manager.anonymous_user()
 
 
 def error_response(status: int, message: str | None = None, errors: dict | None = None):
@@ -91,21 +114,41 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(err: Exception):
-        from sqlalchemy.exc import DBAPIError, OperationalError
-
         try:
             db.session.rollback()
         except Exception:  # noqa: BLE001
             pass
-        if isinstance(err, OperationalError | DBAPIError) and getattr(err, "connection_invalidated", False) or (
-            isinstance(err, OperationalError)
-        ):
+        if database_unavailable(err):
             current_app.logger.warning("database unavailable (request %s): %s", g.get("request_id"), err)
-            return error_response(503)
+            _forget_user()
+            resp = error_response(503)
+            if isinstance(resp, tuple):
+                resp = current_app.make_response(resp)
+            resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return resp
         current_app.logger.exception("unhandled error (request %s)", g.get("request_id"))
         if current_app.config.get("PROPAGATE_EXCEPTIONS") and current_app.testing:
             raise err
         return error_response(InternalServerError.code)
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(err: BaseException) -> bool:
+    """The database is down, restarting, unreachable or too busy: a 503 (try again), not a bug.
+
+    OperationalError covers refused/lost connections, "the database system is starting up",
+    administrator shutdowns and statement/lock timeouts; InterfaceError a connection that was
+    closed under us; DBAPIError with ``connection_invalidated`` a disconnect SQLAlchemy detected;
+    sqlalchemy's TimeoutError a pool with no free connection within ``pool_timeout``.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(err, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(err, DBAPIError) and bool(getattr(err, "connection_invalidated", False))
 
 
 def _flatten_webargs(messages) -> dict:

@@ -14,7 +14,8 @@ One pass (``dispatch_due``) repeats until nothing is due:
 2. **Send** each claimed message with no transaction open (no lock held during SMTP).
 3. **Mark** each message right after its send in its own short transaction: ``sent``; or, for a
    temporary failure, ``pending`` again with exponential backoff (``failed`` after
-   ``OUTBOX_MAX_ATTEMPTS``); or ``failed`` at once for a permanent one (unknown template,
+   ``OUTBOX_MAX_ATTEMPTS``, except while the SMTP server cannot be reached at all: those wait
+   out the outage); or ``failed`` at once for a permanent one (unknown template,
    invalid address, SMTP 5xx), with ``last_error``. The batch always continues.
 
 A crash between the SMTP server's acceptance and step 3 makes that one message go out again
@@ -47,7 +48,13 @@ from sqlalchemy import select, update
 from retreat.extensions import db
 from retreat.messaging.ics import IcsError, build_calendar
 from retreat.messaging.render import UnknownTemplate, render_email
-from retreat.messaging.transport import SendError, mail_domain, message_id, transport_from_config
+from retreat.messaging.transport import (
+    SendError,
+    ServerUnavailable,
+    mail_domain,
+    message_id,
+    transport_from_config,
+)
 from retreat.models import OutboxMessage, OutboxStatus
 from retreat.services import preferences
 from retreat.timeutil import now_utc, zone
@@ -119,9 +126,16 @@ def quiet_until(now: datetime, tz_name: str | None) -> datetime | None:
     return datetime.combine(day, QUIET_END, tzinfo=tz).astimezone(now.tzinfo)
 
 
-def backoff(attempts: int) -> timedelta:
-    """Delay before the next try after ``attempts`` tries: 1, 2, 4, 8 ... minutes, at most 6 hours."""
-    return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS))
+def backoff(attempts: int, config=None) -> timedelta:
+    """Delay before the next try after ``attempts`` tries: 1, 2, 4, 8 ... minutes, at most 6 hours.
+
+    ``OUTBOX_BACKOFF_BASE_SECONDS`` / ``OUTBOX_BACKOFF_CAP_SECONDS`` change the unit and the cap
+    (``bench/faults.py smtp-down`` compresses minutes into seconds with them).
+    """
+    config = config or {}
+    base = int(config.get("OUTBOX_BACKOFF_BASE_SECONDS") or BACKOFF_BASE_SECONDS)
+    cap = int(config.get("OUTBOX_BACKOFF_CAP_SECONDS") or BACKOFF_CAP_SECONDS)
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), cap))
 
 
 def default_worker_id() -> str:
@@ -297,9 +311,11 @@ def _mark_sent(m: Claimed, now: datetime) -> None:
 
 
 def _mark_failure(m: Claimed, now: datetime, reason: str, *, permanent: bool, worker: str,
-                  max_attempts: int, result: DispatchResult) -> None:
+                  max_attempts: int, result: DispatchResult, server_down: bool = False) -> None:
     reason = reason[:2000]
-    if permanent or m.attempts >= max_attempts:
+    # An unreachable server says nothing about this message: it waits out the outage (the
+    # backoff grows to its cap) rather than failing after max_attempts tries of a dead server.
+    if permanent or (m.attempts >= max_attempts and not server_down):
         if not permanent:
             reason = f"gave up after {m.attempts} attempts: {reason}"
         values = dict(status=OutboxStatus.FAILED.value, last_error=reason, lease_until=None,
@@ -308,7 +324,7 @@ def _mark_failure(m: Claimed, now: datetime, reason: str, *, permanent: bool, wo
             result.failed += 1
         log.warning("outbox %s failed: %s", m.id, reason)
     else:
-        values = dict(status=_PENDING, last_error=reason, next_attempt_at=now + backoff(m.attempts),
+        values = dict(status=_PENDING, last_error=reason, next_attempt_at=now + backoff(m.attempts, current_app.config),
                       lease_until=None, leased_by=None, updated_at=now)
         if _mark(m.id, values, statuses=(_SENDING,), worker=worker):
             result.retried += 1
@@ -361,7 +377,7 @@ def _send_one(conn, m: Claimed, now: datetime, config, worker: str, max_attempts
         _mark_failure(m, now, str(exc), permanent=True, worker=worker, max_attempts=max_attempts, result=result)
     except SendError as exc:
         _mark_failure(m, now, str(exc), permanent=exc.permanent, worker=worker,
-                      max_attempts=max_attempts, result=result)
+                      max_attempts=max_attempts, result=result, server_down=isinstance(exc, ServerUnavailable))
     except Exception as exc:  # a bug must not stop the batch: retried, then failed
         log.exception("outbox %s: unexpected error", m.id)
         _mark_failure(m, now, f"{type(exc).__name__}: {exc}", permanent=False, worker=worker,

@@ -6,6 +6,7 @@ one :class:`email.message.Message` at a time. Failures are classified:
 * :class:`PermanentSendError`: the server rejected the message or address with a 5xx reply;
   retrying cannot help, the outbox row fails with the reason.
 * :class:`TemporarySendError`: 4xx replies, connection errors and timeouts; retried later.
+  :class:`ServerUnavailable` (no connection at all) is retried for as long as the outage lasts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class PermanentSendError(SendError):
 
 class TemporarySendError(SendError):
     permanent = False
+
+
+class ServerUnavailable(TemporarySendError):
+    """The SMTP server could not be reached at all: nothing about the message was tried, so the
+    dispatcher keeps retrying it (backoff up to its cap) instead of giving up after N attempts."""
 
 
 def mail_domain(mail_from: str) -> str:
@@ -99,7 +105,7 @@ class SmtpTransport:
         except smtplib.SMTPAuthenticationError as exc:
             raise TemporarySendError(f"SMTP authentication failed: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise TemporarySendError(f"cannot connect to SMTP {self.host}:{self.port}: {exc}") from exc
+            raise ServerUnavailable(f"cannot connect to SMTP {self.host}:{self.port}: {exc}") from exc
         return conn
 
     @contextmanager

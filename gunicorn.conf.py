@@ -1,0 +1,49 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Every value can be changed by an environment variable (shown next to it). Behind nginx on the
+same machine keep BIND on loopback (or a unix socket) and set TRUSTED_PROXY_HOPS=1 for the app.
+The scheduler is NOT started here: run `flask --app wsgi scheduler run` as its own process.
+"""
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")  # BIND; e.g. unix:/run/retreat/gunicorn.sock
+workers = _int("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8))  # WEB_CONCURRENCY
+worker_class = "sync"  # requests are short: a Stripe call or SMTP never happens in a request for long
+threads = _int("GUNICORN_THREADS", 1)
+
+# A request running longer than this is killed and its worker replaced (GUNICORN_TIMEOUT). Keep it
+# above DATABASE_STATEMENT_TIMEOUT_MS and the Stripe client timeout, so those fail first, cleanly.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # on SIGTERM/HUP: finish in-flight requests
+keepalive = _int("GUNICORN_KEEPALIVE", 5)  # behind nginx (upstream keepalive); 2-5 s is usual
+
+# Recycle workers now and then (bounded memory growth), rarely and not all at once: a new worker
+# takes ~1.5 s to import the app, and with a small jitter all workers restarted within one second
+# (bench/faults.py pg-restart saw every worker busy for 1.5 s at 2,000 requests each).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 5000)
+
+# Slow clients are nginx's job; limit what reaches us anyway.
+limit_request_line = 8190
+limit_request_fields = 100
+backlog = _int("GUNICORN_BACKLOG", 2048)
+
+# The app creates its database pool lazily in each worker; never share connections across fork.
+preload_app = False
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat files off slow disks
+
+# X-Forwarded-* are interpreted by the app (TRUSTED_PROXY_HOPS, werkzeug ProxyFix), not by gunicorn.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+proc_name = "retreat"
