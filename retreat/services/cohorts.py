@@ -13,13 +13,14 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, User
 from retreat.models.cohorts import (
     Attendance,
     AttendanceStatus,
+    ChecklistItem,
     Cohort,
     CohortSession,
     CohortStatus,
@@ -409,18 +410,26 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
     """The cohort's roster. Intake and clearance come from the clearance records (statuses only);
     with a ``viewer`` (a facilitator), conditions the provider marked shareable are added, read
     through clinical_access (audited)."""
-    from retreat.services import clearance, clinical_access, consents, enrollment, preparation, waitlist
+    from retreat.services import clearance, clinical_access, consents, enrollment, waitlist
 
     now = now or now_utc()
 
     q = (select(Enrollment).where(Enrollment.cohort_id == cohort.id)
-         .options(selectinload(Enrollment.participant), selectinload(Enrollment.checklist))
+         .options(joinedload(Enrollment.participant))
          .order_by(Enrollment.applied_at, Enrollment.id))
     rows = []
+    # Checklist progress as one aggregate (loading every item would cost a query per 500 enrollments).
+    progress = {enr_id: (done or 0, total) for enr_id, done, total in db.session.execute(
+        select(ChecklistItem.enrollment_id, func.count(ChecklistItem.completed_at), func.count())
+        .join(Enrollment, Enrollment.id == ChecklistItem.enrollment_id).where(Enrollment.cohort_id == cohort.id)
+        .group_by(ChecklistItem.enrollment_id))}
     note_counts = dict(db.session.execute(select(RosterNote.enrollment_id, func.count()).join(
         Enrollment, Enrollment.id == RosterNote.enrollment_id).where(Enrollment.cohort_id == cohort.id)
         .group_by(RosterNote.enrollment_id)).all())
-    for enr in db.session.scalars(q):
+    places = waitlist.places(cohort.id)
+    enrollments = list(db.session.scalars(q))
+    signed = consents.all_signed_many([e.id for e in enrollments])
+    for enr in enrollments:
         active = enrollment.is_active(enr) or enr.status == S.COMPLETED
         if status_filter == "active" and not active:
             continue
@@ -434,15 +443,15 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
             continue
         if status_filter in {s.value for s in S} and enr.status != status_filter:
             continue
-        done, total = preparation.progress(enr)
+        done, total = progress.get(enr.id, (0, 0))
         status = S(enr.status)
         rows.append(RosterRow(
             enrollment=enr, name=enr.participant.name, email=enr.participant.email,
             status=enrollment.label(status),
             intake=_intake_label(status),
             clearance=CLEARANCE_LABEL[status], payment=_payment_label(enr), checklist_done=done,
-            checklist_total=total, consents_ok=consents.all_signed(enr), lodging=enr.lodging or "",
-            waitlist_place=waitlist.place(enr) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
+            checklist_total=total, consents_ok=signed[enr.id], lodging=enr.lodging or "",
+            waitlist_place=places.get(enr.id, 0) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
     statuses = clearance.statuses_of([r.enrollment.id for r in rows], now)
     for r in rows:
         view = statuses[r.enrollment.id]

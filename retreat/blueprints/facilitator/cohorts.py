@@ -228,9 +228,12 @@ def cohort_roster(cohort_id: int):
     me = acting_user()
     rows = svc.roster(cohort, status_filter=status_filter, now=now_utc(), ctx=request_context(),
                       viewer=me if me.role == Role.FACILITATOR else None)
-    db.session.commit()  # the audit events of reading shareable conditions
-    return render_template("facilitator/cohort_roster.html", cohort=cohort, rows=rows, svc=svc,
+    # Rendered before the commit (the audit events of reading shareable conditions), which would
+    # otherwise expire every loaded row and reload each one while rendering.
+    page = render_template("facilitator/cohort_roster.html", cohort=cohort, rows=rows, svc=svc,
                            status_filter=status_filter, filters=svc.ROSTER_FILTERS)
+    db.session.commit()
+    return page
 
 
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")
