@@ -27,6 +27,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from retreat.extensions import db
 from retreat.messaging.ics import event_spec
@@ -752,14 +753,18 @@ def _is_overlap_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23P01" or NO_OVERLAP_CONSTRAINT in str(exc.orig)
 
 
-def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None) -> Schedule | None:
-    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock)."""
+def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None,
+                   locked: list | None = None) -> Schedule | None:
+    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock).
+    The locked settings row is appended to ``locked`` when given (saves loading it again)."""
     settings = db.session.scalar(
         select(ConsultSettings).where(ConsultSettings.facilitator_id == facilitator_id)
         .with_for_update().execution_options(populate_existing=True)
     )
     if settings is None or not settings.accepting_bookings:
         return None
+    if locked is not None:
+        locked.append(settings)
     schedules = load_schedules(at - timedelta(days=1), at + timedelta(days=1), settings_rows=[settings],
                                exclude_consult_id=exclude_consult_id)
     return schedules[0] if schedules else None
@@ -784,8 +789,10 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
     start = _aware_utc(start)
     if start <= now:
         raise ValidationFailed("That time has already passed. Please choose another time.", field="start")
+    chosen: User | None = None  # kept referenced: the session's identity map holds it weakly
     if facilitator_id is not None:
-        candidates = [_check_facilitator(facilitator_id).id]
+        chosen = _check_facilitator(facilitator_id)
+        candidates = [chosen.id]
     else:
         candidates = round_robin_order(
             [s.facilitator_id for s in free_slots(start, start + timedelta(microseconds=1), now)], now)
@@ -800,8 +807,9 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
     last_reason: SlotUnavailable | None = None
     for fid in candidates:
         try:
+            locked: list[ConsultSettings] = []
             with db.session.begin_nested():
-                schedule = _lock_schedule(fid, start)
+                schedule = _lock_schedule(fid, start, locked=locked)
                 if schedule is None:
                     raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
                 if not _is_free(schedule, start, now):
@@ -829,6 +837,11 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
                 raise
             last_reason = SlotUnavailable("Sorry, that time was just taken.", reason="taken")
             continue
+        # What the messages below read of the consult, already in hand (not loaded again).
+        set_committed_value(consult, "settings", locked[0])
+        set_committed_value(consult, "participant", participant)
+        if chosen is not None:
+            set_committed_value(consult, "facilitator", chosen)
         token = issue_manage_token(consult)
         link = manage_url(base_url, token)
         if safety_signal(guest["answers"]):

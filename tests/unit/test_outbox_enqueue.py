@@ -43,3 +43,17 @@ def test_reschedule_moves_pending_message(db):
 def test_context_refuses_clinical_data(db):
     with pytest.raises(ValidationFailed):
         outbox.enqueue(template="r", dedupe_key="x", to_email="a@example.com", context={"phq9": 20})
+
+
+def test_enqueued_message_is_a_live_row(db):
+    """The queued message (PostgreSQL: written with INSERT ... ON CONFLICT DO NOTHING) is the row
+    itself: changing it is saved, and queueing the key again returns it unchanged."""
+    u = factories.user()
+    msg = outbox.enqueue(template="welcome", dedupe_key="live-1", to_user=u, context={"n": 1}, now=NOW)
+    assert msg.id and msg.status == "pending" and msg.sent_at is None and msg.context == {"n": 1}
+    msg.status = OutboxStatus.SENT.value
+    db.session.flush()
+    db.session.expire_all()
+    again = outbox.enqueue(template="other", dedupe_key="live-1", to_user=u, now=NOW)
+    assert again.id == msg.id and again.status == "sent" and again.template == "welcome"
+    assert db.session.query(OutboxMessage).filter_by(dedupe_key="live-1").count() == 1

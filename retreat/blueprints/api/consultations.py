@@ -149,8 +149,9 @@ def create(data):
         resp = jsonify(error=exc.message, reason=exc.reason, next_slots=[_slot_json(s, zone(tz)) for s in suggestions])
         resp.status_code = 409
         return resp
-    db.session.commit()
     c = booking.consult
-    return {"id": c.id, "start": c.start_at.astimezone(zone(tz)).isoformat(),
+    body = {"id": c.id, "start": c.start_at.astimezone(zone(tz)).isoformat(),
             "end": c.end_at.astimezone(zone(tz)).isoformat(), "facilitator_id": c.facilitator_id,
-            "manage_url": booking.manage_url}
+            "manage_url": booking.manage_url}  # read before the commit expires the row
+    db.session.commit()
+    return body
