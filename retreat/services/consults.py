@@ -16,8 +16,9 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -418,6 +419,55 @@ def free_slots(range_start: datetime, range_end: datetime, now: datetime, *, fac
         out.extend([Slot(t, t + duration, fid) for t in availability.free_starts(sched, range_start, range_end, now)])
     out.sort(key=lambda s: (s.start, s.facilitator_id))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Slot cache: per process, keyed by every bookable facilitator's ``slots_version`` and the minute
+# ------------------------------------------------------------------------------------------
+
+_SLOT_CACHE: OrderedDict = OrderedDict()
+_SLOT_CACHE_LOCK = threading.Lock()
+SLOT_CACHE_SIZE = 512
+
+
+def slots_versions(facilitator_id: int | None = None) -> tuple:
+    """(facilitator, slots_version, created) of everyone whose times a slot list shows, in one small query.
+
+    Any write that changes free times bumps the version in the same transaction (see the
+    after-flush hook in ``retreat.models.consults``), so a cached list is only ever reused while
+    nothing changed. Starting, stopping or deactivating a facilitator changes the set itself.
+    """
+    table = ConsultSettings.__table__
+    # created_at too: a settings row deleted and written again (or rolled back) starts again at 0.
+    stmt = (select(table.c.facilitator_id, table.c.slots_version, table.c.created_at).join(User, User.id == table.c.facilitator_id)
+            .where(table.c.accepting_bookings.is_(True), User.role == Role.FACILITATOR.value,
+                   User.is_active_account.is_(True)).order_by(table.c.facilitator_id))
+    if facilitator_id is not None:
+        stmt = stmt.where(table.c.facilitator_id == facilitator_id)
+    return tuple(tuple(row) for row in db.session.execute(stmt))
+
+
+def cached_slots(key: tuple, now: datetime, compute):
+    """``compute()`` once per ``key`` and minute. The minute bounds how stale a list can be with
+    respect to minimum notice (at most 60 s); a booking re-checks its time under the facilitator's
+    lock and the database constraint, so a stale slot can only ever be refused, never double-booked."""
+    full_key = (key, now.replace(second=0, microsecond=0))
+    with _SLOT_CACHE_LOCK:
+        hit = _SLOT_CACHE.get(full_key)
+        if hit is not None:
+            _SLOT_CACHE.move_to_end(full_key)
+            return hit
+    value = compute()
+    with _SLOT_CACHE_LOCK:
+        _SLOT_CACHE[full_key] = value
+        while len(_SLOT_CACHE) > SLOT_CACHE_SIZE:
+            _SLOT_CACHE.popitem(last=False)
+    return value
+
+
+def clear_slot_cache() -> None:
+    with _SLOT_CACHE_LOCK:
+        _SLOT_CACHE.clear()
 
 
 def validate_zone(tz: str | None, field: str = "tz") -> str:
