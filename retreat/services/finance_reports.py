@@ -18,10 +18,12 @@ Categories of ledger entries:
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import and_, case, func, literal, select
 
 from retreat.extensions import db
@@ -262,6 +264,60 @@ def report(flt: ReportFilter) -> Report:
             category, amount, count)
     return Report(filter=flt, months=months, totals=dict(sorted(tot.items())), by_month=dict(by_month),
                   by_cohort=list(cohorts.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# Cache: the ledger is append-only (no update, no delete; a trigger on PostgreSQL), so its highest
+# id and its row count together name its content exactly; cohorts' titles and order are keyed by
+# their latest update. A report is computed once per filter and content, per process.
+# --------------------------------------------------------------------------------------------
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 64
+
+
+def data_version() -> tuple:
+    """What a report is computed from, in one small query."""
+    led = select(func.max(LedgerEntry.id), func.count()).select_from(LedgerEntry).subquery()
+    coh = select(func.max(Cohort.updated_at), func.count()).select_from(Cohort).subquery()
+    return tuple(db.session.execute(select(led, coh)).one())
+
+
+def _cache_enabled() -> bool:
+    cfg = current_app.config
+    return bool(cfg.get("FINANCE_REPORT_CACHE", not current_app.testing))
+
+
+def _cached(kind: str, flt: ReportFilter, compute):
+    if not _cache_enabled():
+        return compute()
+    key = (kind, flt, data_version())
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    value = compute()
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def cached_report(flt: ReportFilter) -> Report:
+    """``report``, reused while the ledger and the cohorts are unchanged (callers must not mutate it)."""
+    return _cached("report", flt, lambda: report(flt))
+
+
+def cached_totals(flt: ReportFilter) -> dict[str, Figures]:
+    return _cached("totals", flt, lambda: totals(flt))
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
 
 
 def cohort_choices() -> list[tuple[int, str]]:

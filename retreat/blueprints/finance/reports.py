@@ -123,6 +123,6 @@ def reports():
     if flt is None:
         return render_template("finance/reports.html", form=form, rep=None, charts={},
                                summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS), 422
-    rep = finance_reports.report(flt)
+    rep = finance_reports.cached_report(flt)
     return render_template("finance/reports.html", form=form, rep=rep, charts=report_charts(rep),
                            summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS)
