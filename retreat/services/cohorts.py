@@ -426,6 +426,7 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
     note_counts = dict(db.session.execute(select(RosterNote.enrollment_id, func.count()).join(
         Enrollment, Enrollment.id == RosterNote.enrollment_id).where(Enrollment.cohort_id == cohort.id)
         .group_by(RosterNote.enrollment_id)).all())
+    by_status = status_filter in {s.value for s in S}
     places = waitlist.places(cohort.id)
     enrollments = list(db.session.scalars(q))
     signed = consents.all_signed_many([e.id for e in enrollments])
@@ -441,7 +442,7 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
             continue
         if status_filter == "exited" and active:
             continue
-        if status_filter in {s.value for s in S} and enr.status != status_filter:
+        if by_status and enr.status != status_filter:
             continue
         done, total = progress.get(enr.id, (0, 0))
         status = S(enr.status)

@@ -898,8 +898,9 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
             from retreat.services import clearance
 
             clearance.raise_consult_safety_alert(consult, now=now)
-        _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
-        _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
+        with outbox.batched():
+            _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
+            _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
         audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
                      details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
         return Booking(consult, token, link)

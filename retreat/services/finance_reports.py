@@ -202,6 +202,7 @@ class Report:
     totals: dict[str, Figures]  # currency -> figures
     by_month: dict[str, dict[str, Figures]]  # currency -> "YYYY-MM" -> figures
     by_cohort: list[CohortFigures]
+    extras: dict = field(default_factory=dict)  # what views derive from it once (e.g. charts), cached along
 
     @property
     def currencies(self) -> list[str]:
@@ -279,9 +280,11 @@ CACHE_SIZE = 64
 
 def data_version() -> tuple:
     """What a report is computed from, in one small query."""
-    led = select(func.max(LedgerEntry.id), func.count()).select_from(LedgerEntry).subquery()
-    coh = select(func.max(Cohort.updated_at), func.count()).select_from(Cohort).subquery()
-    return tuple(db.session.execute(select(led, coh)).one())
+    return tuple(db.session.execute(select(
+        select(func.max(LedgerEntry.id)).scalar_subquery(),
+        select(func.count()).select_from(LedgerEntry).scalar_subquery(),
+        select(func.max(Cohort.updated_at)).scalar_subquery(),
+        select(func.count()).select_from(Cohort).scalar_subquery())).one())
 
 
 def _cache_enabled() -> bool:

@@ -124,5 +124,8 @@ def reports():
         return render_template("finance/reports.html", form=form, rep=None, charts={},
                                summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS), 422
     rep = finance_reports.cached_report(flt)
-    return render_template("finance/reports.html", form=form, rep=rep, charts=report_charts(rep),
+    charts = rep.extras.get("charts")
+    if charts is None:  # computed once per cached report
+        charts = rep.extras["charts"] = report_charts(rep)
+    return render_template("finance/reports.html", form=form, rep=rep, charts=charts,
                            summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS)
