@@ -137,7 +137,9 @@ def bulk_insert(model, rows: list[dict], chunk: int = 20000) -> int:
                 f'COPY {table.name} ({", ".join(names)}) FROM STDIN') as copy:
             for v in values:
                 copy.write_row(v)
-    else:
+    else:  # executemany needs the same keys in every row
+        keys = set().union(*(r.keys() for r in rows))
+        rows = [{k: r.get(k) for k in keys} for r in rows]
         for i in range(0, len(rows), chunk):
             db.session.execute(insert(table), rows[i:i + chunk])
     return len(rows)
