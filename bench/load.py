@@ -170,7 +170,7 @@ class Fixtures:
     """What the scenarios need, read from the seeded database by an in-process app."""
 
     def __init__(self, app, rush_seats: int, rush_clients: int):
-        from sqlalchemy import select
+        from sqlalchemy import select, text
 
         from retreat.extensions import db
         from retreat.models import Cohort, Enrollment, User
@@ -194,6 +194,8 @@ class Fixtures:
             from sqlalchemy import func
             self.full_cohort_rows = db.session.scalar(select(func.count()).select_from(Enrollment).where(
                 Enrollment.cohort_id == full.id))
+            # Earlier runs' bookings would use up the free times: forget them (no server runs yet).
+            db.session.execute(text("DELETE FROM consultations WHERE guest_email LIKE 'bench-%@example.com'"))
             self.rush_cohort, self.rush_pairs = scale_seed.add_rush_cohort(
                 now=now_utc(), seats=rush_seats, applicants=rush_clients)
             db.session.commit()
@@ -460,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated scenarios (bare always runs)")
     parser.add_argument("--fresh", action="store_true", help="recreate and reseed the database")
     parser.add_argument("--label", default="", help="stored in the JSON (e.g. before / after)")
+    parser.add_argument("--app-root", help="serve the app of another checkout (e.g. `git archive` of an older "
+                                           "commit, for a before/after in one session); data and client stay ours")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_LOAD_DATABASE_URL", DEFAULT_DB))
     args = parser.parse_args(argv)
     spec = SCALES[args.scale]
@@ -488,9 +492,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenarios: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
 
+    app_root, target, served_env = ROOT, "wsgi:app", env
+    if args.app_root:
+        app_root = Path(args.app_root).resolve()
+        wrapper = Path(instance) / "bench_served_wsgi.py"
+        wrapper.write_text(SERVED_WRAPPER)
+        served_env = dict(env, PYTHONPATH=f"{instance}{os.pathsep}{app_root}")
+        served_env.pop("BENCH_BARE_ENDPOINT")
+        target = "bench_served_wsgi:app"
     cmd = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-           "--log-level", "warning", "--timeout", "60", "--backlog", "2048", "wsgi:app"]
-    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, start_new_session=True)
+           "--log-level", "warning", "--timeout", "60", "--backlog", "2048", target]
+    proc = subprocess.Popen(cmd, cwd=str(app_root), env=served_env, start_new_session=True)
     results: list[Result] = []
     try:
         _wait_ready(base, proc)
@@ -518,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bare_rps = next(len(r.latencies) / r.elapsed for r in results if r.name == "bare")
     rows = [r.summary(bare_rps) for r in results]
-    header = (f"gunicorn {args.workers} sync workers on PostgreSQL, {args.clients} clients ({args.rush_clients} in the "
+    header = ((f"app from {app_root}; " if args.app_root else "") + f"gunicorn {args.workers} sync workers on PostgreSQL, {args.clients} clients ({args.rush_clients} in the "
               f"rush for {args.rush_seats} seats), {args.scale} scale: {spec['cohorts']} cohorts, "
               f"{spec['participants']} participants, {spec['ledger']} ledger entries, {spec['outbox']} outbox "
               f"messages; roster cohort has {fx.full_cohort_rows} enrollments")
@@ -528,13 +540,28 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(r['malformed'] for r in rows)} (all expected 4xx)")
     from bench import write_results
 
-    path = write_results("load", dict(label=args.label, scale=args.scale, spec=spec, clients=args.clients,
+    path = write_results("load", dict(label=args.label, app_root=str(app_root), scale=args.scale, spec=spec, clients=args.clients,
                                       workers=args.workers, duration=duration, when=time.strftime("%Y-%m-%d %H:%M:%S"),
                                       bare_rps=round(bare_rps, 1), consult_overlaps=overlaps, scenarios=rows))
+    few = [r["scenario"] for r in rows if r["requests"] < 50]
+    if few:
+        print(f"too few requests for a figure in: {', '.join(few)} (raise --duration, or reseed with --fresh)")
     print(f"targets missed: {', '.join(failed) if failed else 'none'}; results: {path.relative_to(ROOT)}")
     correctness = overlaps == 0 and all(r["server_errors"] == 0 and r["unexpected"] == 0 and not r["oversold"]
                                         for r in rows)
     return 0 if correctness else 1
+
+
+SERVED_WRAPPER = '''"""Another checkout's app, with the bare baseline endpoint mounted beside it (bench only)."""
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from retreat import create_app
+
+bare = Flask("bench_bare")
+bare.add_url_rule("/", "bare", lambda: {"ok": True})
+app = DispatcherMiddleware(create_app(), {"/__bench/bare": bare})
+'''
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 90) -> None:

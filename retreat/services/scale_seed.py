@@ -217,7 +217,7 @@ def seed(spec: ScaleSpec, *, now: datetime, force: bool = False, echo=lambda msg
     org_id = _next_id(ProviderOrganization)
     bulk_insert(ProviderOrganization, [dict(id=org_id, name=SEED_ORG, contact_email=seed_email("clinic"),
                                             is_active=True, **stamp)])
-    n_fac = max(2, min(20, spec.cohorts // 10))
+    n_fac = max(10, min(20, spec.cohorts // 10))
     uid = _next_id(User)
     users = []
     for i in range(n_fac):
