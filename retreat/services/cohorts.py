@@ -405,11 +405,34 @@ CLEARED_KEYS = frozenset({"cleared", "cleared_with_conditions"})
 NOT_CLEARED_KEYS = frozenset({"not_cleared", "expired", "lapsed"})
 
 
+ROSTER_PAGE_SIZE = 50
+
+
+@dataclass
+class RosterPage:
+    rows: list[RosterRow]
+    page: int
+    pages: int
+    total: int
+
+
 def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None = None,
            now: datetime | None = None, ctx=None) -> list[RosterRow]:
     """The cohort's roster. Intake and clearance come from the clearance records (statuses only);
     with a ``viewer`` (a facilitator), conditions the provider marked shareable are added, read
     through clinical_access (audited)."""
+    return _roster(cohort, status_filter=status_filter, viewer=viewer, now=now, ctx=ctx).rows
+
+
+def roster_page(cohort: Cohort, *, page: int = 1, per_page: int = ROSTER_PAGE_SIZE, status_filter: str = "active",
+                viewer: User | None = None, now: datetime | None = None, ctx=None) -> RosterPage:
+    """One page of ``roster``: statuses, consents and shared conditions are read for that page only."""
+    return _roster(cohort, status_filter=status_filter, viewer=viewer, now=now, ctx=ctx, page=page,
+                   per_page=per_page)
+
+
+def _roster(cohort: Cohort, *, status_filter: str, viewer: User | None, now: datetime | None, ctx,
+            page: int | None = None, per_page: int = ROSTER_PAGE_SIZE) -> RosterPage:
     from retreat.services import clearance, clinical_access, consents, enrollment, waitlist
 
     now = now or now_utc()
@@ -428,9 +451,7 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
         .group_by(RosterNote.enrollment_id)).all())
     by_status = status_filter in {s.value for s in S}
     places = waitlist.places(cohort.id)
-    enrollments = list(db.session.scalars(q))
-    signed = consents.all_signed_many([e.id for e in enrollments])
-    for enr in enrollments:
+    for enr in db.session.scalars(q):
         active = enrollment.is_active(enr) or enr.status == S.COMPLETED
         if status_filter == "active" and not active:
             continue
@@ -451,10 +472,18 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
             status=enrollment.label(status),
             intake=_intake_label(status),
             clearance=CLEARANCE_LABEL[status], payment=_payment_label(enr), checklist_done=done,
-            checklist_total=total, consents_ok=signed[enr.id], lodging=enr.lodging or "",
+            checklist_total=total, consents_ok=False, lodging=enr.lodging or "",
             waitlist_place=places.get(enr.id, 0) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
-    statuses = clearance.statuses_of([r.enrollment.id for r in rows], now)
+    total_rows, pages = len(rows), 1
+    if page is not None:
+        pages = max(1, -(-total_rows // per_page))
+        page = min(max(1, page), pages)
+        rows = rows[(page - 1) * per_page:page * per_page]
+    ids = [r.enrollment.id for r in rows]
+    signed = consents.all_signed_many(ids)
+    statuses = clearance.statuses_of(ids, now)
     for r in rows:
+        r.consents_ok = signed[r.enrollment.id]
         view = statuses[r.enrollment.id]
         if r.intake != "—":  # withdrawn / declined / expired offers keep dashes
             r.intake = INTAKE_LABEL.get(view.key, "Submitted")
@@ -463,7 +492,7 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
         shared = clinical_access.shareable_conditions(viewer, [r.enrollment for r in rows], ctx=ctx, now=now)
         for r in rows:
             r.shareable_conditions = shared.get(r.enrollment.id, "")
-    return rows
+    return RosterPage(rows=rows, page=page or 1, pages=pages, total=total_rows)
 
 
 def roster_csv(cohort: Cohort) -> str:

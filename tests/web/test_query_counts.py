@@ -161,3 +161,22 @@ def test_roster_shows_the_rows_it_batches(app, db):
     assert html.count("✓ signed") == 2  # the two seated people of ten (the measured participant signed nothing)
     csv = signed_in(app, fac).get(f"/facilitator/cohorts/{w['cohort'].id}/roster.csv").get_data(as_text=True)
     assert csv.count(",yes,") == 2
+
+
+def test_a_large_roster_comes_in_pages(app, db):
+    fac = factories.user("facilitator", password=None)
+    doc = ConsentDocument(kind="participation", version=1, title="Participation", body="I agree to the terms." * 3,
+                          sha256="0" * 64, is_active=True)
+    _db.session.add(doc)
+    _db.session.flush()
+    w = _world(120, fac=fac, doc=doc)
+    _db.session.commit()
+    client = signed_in(app, fac)
+    url = f"/facilitator/cohorts/{w['cohort'].id}/roster?status=all"
+    first, third = client.get(url).get_data(as_text=True), client.get(url + "&page=3").get_data(as_text=True)
+    assert "Page 1 of 3 · 121 people" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    assert "Page 3 of 3" in third and 'rel="next"' not in third
+    assert sum(page.count('<th scope="row">') for page in (first, third)) == 50 + 21
+    assert "Page 3 of 3" in client.get(url + "&page=99").get_data(as_text=True)  # past the end: the last page
+    csv = client.get(f"/facilitator/cohorts/{w['cohort'].id}/roster.csv").get_data(as_text=True)
+    assert len(csv.strip().splitlines()) == 1 + 121  # the export has everyone
