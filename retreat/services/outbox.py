@@ -108,6 +108,7 @@ def enqueue(
 
 
 _BATCH: ContextVar[list | None] = ContextVar("outbox_batch", default=None)
+_BATCH_INSERT = pg_insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 @contextmanager
@@ -124,9 +125,8 @@ def batched():
         yield
     finally:
         _BATCH.reset(token)
-    if rows:
-        db.session.execute(pg_insert(OutboxMessage.__table__).values(rows)
-                           .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    if rows:  # executemany: SQLAlchemy sends one multi-row INSERT and reuses its compiled form
+        db.session.execute(_BATCH_INSERT, rows)
 
 
 def _insert_or_existing(values: dict) -> OutboxMessage | None:
