@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -50,7 +51,19 @@ def create_app(config: dict | None = None) -> Flask:
         from retreat.scheduler import start_in_process
 
         start_in_process(app)
+    if os.environ.get("BENCH_BARE_ENDPOINT"):
+        _mount_bench_bare(app)
     return app
+
+
+def _mount_bench_bare(app: Flask) -> None:
+    """Benchmarks only (``BENCH_BARE_ENDPOINT`` set): a bare Flask app at ``/__bench/bare``, served by
+    the same server processes, as the baseline the load figures are divided by."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    bare = Flask("bench_bare")
+    bare.add_url_rule("/", "bare", lambda: {"ok": True})
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/__bench/bare": bare})
 
 
 def _init_extensions(app: Flask) -> None:

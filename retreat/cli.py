@@ -83,10 +83,36 @@ def seed_demo():
         click.echo(f"  {role:<12} {email}")
 
 
+@click.command("seed-scale")
+@click.option("--cohorts", default=200, show_default=True, type=int)
+@click.option("--participants", default=20000, show_default=True, type=int)
+@click.option("--ledger", default=100000, show_default=True, type=int, help="Ledger entries.")
+@click.option("--outbox", default=200000, show_default=True, type=int, help="Outbox messages.")
+@click.option("--force", is_flag=True, help="Seed even though the database holds other (real or demo) data.")
+def seed_scale(cohorts, participants, ledger, outbox, force):
+    """Bulk-load a benchmark data set (refuses a database with real data unless --force)."""
+    from retreat.services import scale_seed
+    from retreat.services.errors import DomainError
+    from retreat.timeutil import now_utc
+
+    spec = scale_seed.ScaleSpec(cohorts=cohorts, participants=participants, ledger=ledger, outbox=outbox)
+    try:
+        report = scale_seed.seed(spec, now=now_utc(), force=force, echo=click.echo)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from exc
+    if not report.created:
+        click.echo("Already seeded with these figures; nothing changed.")
+    click.echo(", ".join(f"{k} {v}" for k, v in report.counts.items()) + f" ({report.seconds:.1f} s)")
+    click.echo(f"Every seeded account: <name>@{scale_seed.SEED_DOMAIN}, password {scale_seed.SEED_PASSWORD!r}")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(seed_scale)
     from retreat.scheduler import scheduler_cli
 
     app.cli.add_command(scheduler_cli)

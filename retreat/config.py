@@ -140,6 +140,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
     }
+    if "PUBLIC_CACHE_SECONDS" in os.environ:  # unset: 5 s, or off when testing (retreat.page_cache)
+        cfg["PUBLIC_CACHE_SECONDS"] = _int("PUBLIC_CACHE_SECONDS", 5)
     if overrides:
         cfg.update(overrides)
     if cfg["ENV_NAME"] == "production" and "SESSION_COOKIE_SECURE" not in (overrides or {}):

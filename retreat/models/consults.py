@@ -18,7 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import DDL, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, event
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
@@ -71,6 +71,9 @@ class ConsultSettings(TimestampMixin, db.Model):
     change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=24)
     video_link: Mapped[str | None] = mapped_column(String(500))
     accepting_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped whenever anything that changes this facilitator's free times is written (rules,
+    # overrides, these settings, a consult booked, moved or cancelled): the slot cache's key.
+    slots_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     facilitator: Mapped[User] = relationship()
 
@@ -179,3 +182,46 @@ NO_OVERLAP_DDL = (
 )
 
 event.listen(Consultation.__table__, "after_create", DDL(NO_OVERLAP_DDL).execute_if(dialect="postgresql"))
+
+
+# --------------------------------------------------------------------------------------------
+# Slot cache invalidation: one place, for every ORM write that can change free times.
+# --------------------------------------------------------------------------------------------
+
+_SETTINGS_TIME_FIELDS = ("tz", "duration_minutes", "buffer_before_minutes", "buffer_after_minutes",
+                         "min_notice_minutes", "horizon_days", "daily_cap", "slot_interval_minutes",
+                         "accepting_bookings", "facilitator_id")
+_CONSULT_TIME_FIELDS = ("status", "start_at", "end_at", "blocked_start", "blocked_end", "facilitator_id")
+
+
+def _touched_facilitators(session) -> set[int]:
+    from sqlalchemy import inspect
+
+    ids: set[int] = set()
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, AvailabilityRule | AvailabilityOverride | Consultation | ConsultSettings):
+            ids.add(obj.facilitator_id)
+    for obj in session.dirty:
+        if isinstance(obj, AvailabilityRule | AvailabilityOverride):
+            ids.add(obj.facilitator_id)
+        elif isinstance(obj, Consultation):
+            state = inspect(obj)
+            if any(state.attrs[f].history.has_changes() for f in _CONSULT_TIME_FIELDS):
+                ids.update(v for f in ("facilitator_id",) for v in (state.attrs[f].history.deleted or ()))
+                ids.add(obj.facilitator_id)
+        elif isinstance(obj, ConsultSettings):
+            state = inspect(obj)
+            if any(state.attrs[f].history.has_changes() for f in _SETTINGS_TIME_FIELDS):
+                ids.add(obj.facilitator_id)
+    return {i for i in ids if i is not None}
+
+
+@event.listens_for(Session, "after_flush")
+def _bump_slots_version(session, flush_context):
+    ids = _touched_facilitators(session)
+    if ids:
+        from sqlalchemy import update
+
+        table = ConsultSettings.__table__
+        session.connection().execute(update(table).where(table.c.facilitator_id.in_(sorted(ids)))
+                                     .values(slots_version=table.c.slots_version + 1))

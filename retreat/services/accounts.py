@@ -90,7 +90,9 @@ def get_by_email(email: str) -> User | None:
     norm = normalize_email(email)
     if not norm:
         return None
-    return db.session.scalar(select(User).where(func.lower(User.email) == norm))
+    # Emails are stored lower-cased (CHECK email = lower(email)), so a plain equality finds them
+    # through the unique index; lower(email) = ... read every account (18 ms at 20,000 users).
+    return db.session.scalar(select(User).where(User.email == norm))
 
 
 def create_user(

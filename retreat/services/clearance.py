@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat.extensions import db
 from retreat.models import Role, User
@@ -580,18 +581,24 @@ def _status_view(req: ClearanceRequest | None, intake: Intake | None, now: datet
     return StatusView(decision.value, DECISION_LABELS[decision], req.valid_until, req)
 
 
+# What the queue pages show of each request, loaded with it (not one query per row).
+_QUEUE_LOADS = (joinedload(ClearanceRequest.enrollment).joinedload(Enrollment.participant),
+                joinedload(ClearanceRequest.enrollment).joinedload(Enrollment.cohort),
+                joinedload(ClearanceRequest.intake))
+
+
 def queue(organization_id: int) -> list[ClearanceRequest]:
     """Open requests of an organisation, most urgent first."""
     return list(db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
         ClearanceRequest.organization_id == organization_id, ClearanceRequest.status.in_(OPEN_STATUSES),
         Enrollment.status.not_in([s.value for s in pipeline.EXITS]))
-        .order_by(ClearanceRequest.due_at, ClearanceRequest.id)))
+        .options(*_QUEUE_LOADS).order_by(ClearanceRequest.due_at, ClearanceRequest.id)))
 
 
 def recently_closed(organization_id: int, limit: int = 25) -> list[ClearanceRequest]:
     return list(db.session.scalars(select(ClearanceRequest).where(
         ClearanceRequest.organization_id == organization_id,
-        ClearanceRequest.status.not_in(OPEN_STATUSES))
+        ClearanceRequest.status.not_in(OPEN_STATUSES)).options(*_QUEUE_LOADS)
         .order_by(ClearanceRequest.updated_at.desc(), ClearanceRequest.id.desc()).limit(limit)))
 
 

@@ -13,13 +13,14 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, User
 from retreat.models.cohorts import (
     Attendance,
     AttendanceStatus,
+    ChecklistItem,
     Cohort,
     CohortSession,
     CohortStatus,
@@ -417,22 +418,52 @@ CLEARED_KEYS = frozenset({"cleared", "cleared_with_conditions"})
 NOT_CLEARED_KEYS = frozenset({"not_cleared", "expired", "lapsed"})
 
 
+ROSTER_PAGE_SIZE = 50
+
+
+@dataclass
+class RosterPage:
+    rows: list[RosterRow]
+    page: int
+    pages: int
+    total: int
+
+
 def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None = None,
            now: datetime | None = None, ctx=None) -> list[RosterRow]:
     """The cohort's roster. Intake and clearance come from the clearance records (statuses only);
     with a ``viewer`` (a facilitator), conditions the provider marked shareable are added, read
     through clinical_access (audited)."""
-    from retreat.services import clearance, clinical_access, consents, enrollment, preparation, waitlist
+    return _roster(cohort, status_filter=status_filter, viewer=viewer, now=now, ctx=ctx).rows
+
+
+def roster_page(cohort: Cohort, *, page: int = 1, per_page: int = ROSTER_PAGE_SIZE, status_filter: str = "active",
+                viewer: User | None = None, now: datetime | None = None, ctx=None) -> RosterPage:
+    """One page of ``roster``: statuses, consents and shared conditions are read for that page only."""
+    return _roster(cohort, status_filter=status_filter, viewer=viewer, now=now, ctx=ctx, page=page,
+                   per_page=per_page)
+
+
+def _roster(cohort: Cohort, *, status_filter: str, viewer: User | None, now: datetime | None, ctx,
+            page: int | None = None, per_page: int = ROSTER_PAGE_SIZE) -> RosterPage:
+    from retreat.services import clearance, clinical_access, consents, enrollment, waitlist
 
     now = now or now_utc()
 
     q = (select(Enrollment).where(Enrollment.cohort_id == cohort.id)
-         .options(selectinload(Enrollment.participant), selectinload(Enrollment.checklist))
+         .options(joinedload(Enrollment.participant))
          .order_by(Enrollment.applied_at, Enrollment.id))
     rows = []
+    # Checklist progress as one aggregate (loading every item would cost a query per 500 enrollments).
+    progress = {enr_id: (done or 0, total) for enr_id, done, total in db.session.execute(
+        select(ChecklistItem.enrollment_id, func.count(ChecklistItem.completed_at), func.count())
+        .join(Enrollment, Enrollment.id == ChecklistItem.enrollment_id).where(Enrollment.cohort_id == cohort.id)
+        .group_by(ChecklistItem.enrollment_id))}
     note_counts = dict(db.session.execute(select(RosterNote.enrollment_id, func.count()).join(
         Enrollment, Enrollment.id == RosterNote.enrollment_id).where(Enrollment.cohort_id == cohort.id)
         .group_by(RosterNote.enrollment_id)).all())
+    by_status = status_filter in {s.value for s in S}
+    places = waitlist.places(cohort.id)
     for enr in db.session.scalars(q):
         active = enrollment.is_active(enr) or enr.status == S.COMPLETED
         if status_filter == "active" and not active:
@@ -445,19 +476,27 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
             continue
         if status_filter == "exited" and active:
             continue
-        if status_filter in {s.value for s in S} and enr.status != status_filter:
+        if by_status and enr.status != status_filter:
             continue
-        done, total = preparation.progress(enr)
+        done, total = progress.get(enr.id, (0, 0))
         status = S(enr.status)
         rows.append(RosterRow(
             enrollment=enr, name=enr.participant.name, email=enr.participant.email,
             status=enrollment.label(status),
             intake=_intake_label(status),
             clearance=CLEARANCE_LABEL[status], payment=_payment_label(enr), checklist_done=done,
-            checklist_total=total, consents_ok=consents.all_signed(enr), lodging=enr.lodging or "",
-            waitlist_place=waitlist.place(enr) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
-    statuses = clearance.statuses_of([r.enrollment.id for r in rows], now)
+            checklist_total=total, consents_ok=False, lodging=enr.lodging or "",
+            waitlist_place=places.get(enr.id, 0) if enr.is_waitlisted else 0, notes=note_counts.get(enr.id, 0)))
+    total_rows, pages = len(rows), 1
+    if page is not None:
+        pages = max(1, -(-total_rows // per_page))
+        page = min(max(1, page), pages)
+        rows = rows[(page - 1) * per_page:page * per_page]
+    ids = [r.enrollment.id for r in rows]
+    signed = consents.all_signed_many(ids)
+    statuses = clearance.statuses_of(ids, now)
     for r in rows:
+        r.consents_ok = signed[r.enrollment.id]
         view = statuses[r.enrollment.id]
         if r.intake != "—":  # withdrawn / declined / expired offers keep dashes
             r.intake = INTAKE_LABEL.get(view.key, "Submitted")
@@ -466,7 +505,7 @@ def roster(cohort: Cohort, *, status_filter: str = "active", viewer: User | None
         shared = clinical_access.shareable_conditions(viewer, [r.enrollment for r in rows], ctx=ctx, now=now)
         for r in rows:
             r.shareable_conditions = shared.get(r.enrollment.id, "")
-    return rows
+    return RosterPage(rows=rows, page=page or 1, pages=pages, total=total_rows)
 
 
 def roster_csv(cohort: Cohort) -> str:

@@ -90,6 +90,19 @@ def all_signed(enr: Enrollment) -> bool:
     return all(row["state"] == "signed" for row in status(enr))
 
 
+def all_signed_many(enrollment_ids: list[int]) -> dict[int, bool]:
+    """``all_signed`` for many enrollments in two queries (rosters): each has signed every current document."""
+    ids = list(enrollment_ids)
+    if not ids:
+        return {}
+    current = {d.id for d in current_documents()}
+    signed: dict[int, set[int]] = {i: set() for i in ids}
+    for enr_id, doc_id in db.session.execute(select(ConsentSignature.enrollment_id, ConsentSignature.document_id)
+                                             .where(ConsentSignature.enrollment_id.in_(ids))):
+        signed[enr_id].add(doc_id)
+    return {i: current <= signed[i] for i in ids}
+
+
 def sign(enr: Enrollment, document: ConsentDocument, *, signer: User, typed_name: str, now: datetime,
          ctx: RequestContext | None = None) -> ConsentSignature:
     from retreat.services import enrollment, preparation

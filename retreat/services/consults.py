@@ -16,8 +16,9 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -27,6 +28,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from retreat.extensions import db
 from retreat.messaging.ics import event_spec
@@ -419,6 +421,55 @@ def free_slots(range_start: datetime, range_end: datetime, now: datetime, *, fac
     return out
 
 
+# ------------------------------------------------------------------------------------------
+# Slot cache: per process, keyed by every bookable facilitator's ``slots_version`` and the minute
+# ------------------------------------------------------------------------------------------
+
+_SLOT_CACHE: OrderedDict = OrderedDict()
+_SLOT_CACHE_LOCK = threading.Lock()
+SLOT_CACHE_SIZE = 512
+
+
+def slots_versions(facilitator_id: int | None = None) -> tuple:
+    """(facilitator, slots_version, created) of everyone whose times a slot list shows, in one small query.
+
+    Any write that changes free times bumps the version in the same transaction (see the
+    after-flush hook in ``retreat.models.consults``), so a cached list is only ever reused while
+    nothing changed. Starting, stopping or deactivating a facilitator changes the set itself.
+    """
+    table = ConsultSettings.__table__
+    # created_at too: a settings row deleted and written again (or rolled back) starts again at 0.
+    stmt = (select(table.c.facilitator_id, table.c.slots_version, table.c.created_at).join(User, User.id == table.c.facilitator_id)
+            .where(table.c.accepting_bookings.is_(True), User.role == Role.FACILITATOR.value,
+                   User.is_active_account.is_(True)).order_by(table.c.facilitator_id))
+    if facilitator_id is not None:
+        stmt = stmt.where(table.c.facilitator_id == facilitator_id)
+    return tuple(tuple(row) for row in db.session.execute(stmt))
+
+
+def cached_slots(key: tuple, now: datetime, compute):
+    """``compute()`` once per ``key`` and minute. The minute bounds how stale a list can be with
+    respect to minimum notice (at most 60 s); a booking re-checks its time under the facilitator's
+    lock and the database constraint, so a stale slot can only ever be refused, never double-booked."""
+    full_key = (key, now.replace(second=0, microsecond=0))
+    with _SLOT_CACHE_LOCK:
+        hit = _SLOT_CACHE.get(full_key)
+        if hit is not None:
+            _SLOT_CACHE.move_to_end(full_key)
+            return hit
+    value = compute()
+    with _SLOT_CACHE_LOCK:
+        _SLOT_CACHE[full_key] = value
+        while len(_SLOT_CACHE) > SLOT_CACHE_SIZE:
+            _SLOT_CACHE.popitem(last=False)
+    return value
+
+
+def clear_slot_cache() -> None:
+    with _SLOT_CACHE_LOCK:
+        _SLOT_CACHE.clear()
+
+
 def validate_zone(tz: str | None, field: str = "tz") -> str:
     if not is_valid_zone(tz):
         raise ValidationFailed("Choose a valid time zone, such as America/Denver.", field=field)
@@ -752,14 +803,18 @@ def _is_overlap_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23P01" or NO_OVERLAP_CONSTRAINT in str(exc.orig)
 
 
-def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None) -> Schedule | None:
-    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock)."""
+def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None,
+                   locked: list | None = None) -> Schedule | None:
+    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock).
+    The locked settings row is appended to ``locked`` when given (saves loading it again)."""
     settings = db.session.scalar(
         select(ConsultSettings).where(ConsultSettings.facilitator_id == facilitator_id)
         .with_for_update().execution_options(populate_existing=True)
     )
     if settings is None or not settings.accepting_bookings:
         return None
+    if locked is not None:
+        locked.append(settings)
     schedules = load_schedules(at - timedelta(days=1), at + timedelta(days=1), settings_rows=[settings],
                                exclude_consult_id=exclude_consult_id)
     return schedules[0] if schedules else None
@@ -784,8 +839,10 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
     start = _aware_utc(start)
     if start <= now:
         raise ValidationFailed("That time has already passed. Please choose another time.", field="start")
+    chosen: User | None = None  # kept referenced: the session's identity map holds it weakly
     if facilitator_id is not None:
-        candidates = [_check_facilitator(facilitator_id).id]
+        chosen = _check_facilitator(facilitator_id)
+        candidates = [chosen.id]
     else:
         candidates = round_robin_order(
             [s.facilitator_id for s in free_slots(start, start + timedelta(microseconds=1), now)], now)
@@ -800,8 +857,9 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
     last_reason: SlotUnavailable | None = None
     for fid in candidates:
         try:
+            locked: list[ConsultSettings] = []
             with db.session.begin_nested():
-                schedule = _lock_schedule(fid, start)
+                schedule = _lock_schedule(fid, start, locked=locked)
                 if schedule is None:
                     raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
                 if not _is_free(schedule, start, now):
@@ -829,14 +887,20 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
                 raise
             last_reason = SlotUnavailable("Sorry, that time was just taken.", reason="taken")
             continue
+        # What the messages below read of the consult, already in hand (not loaded again).
+        set_committed_value(consult, "settings", locked[0])
+        set_committed_value(consult, "participant", participant)
+        if chosen is not None:
+            set_committed_value(consult, "facilitator", chosen)
         token = issue_manage_token(consult)
         link = manage_url(base_url, token)
         if safety_signal(guest["answers"]):
             from retreat.services import clearance
 
             clearance.raise_consult_safety_alert(consult, now=now)
-        _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
-        _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
+        with outbox.batched():
+            _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
+            _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
         audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
                      details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
         return Booking(consult, token, link)

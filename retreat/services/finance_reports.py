@@ -18,10 +18,13 @@ Categories of ledger entries:
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 
+from flask import current_app
 from sqlalchemy import and_, case, func, literal, select
 
 from retreat.extensions import db
@@ -200,6 +203,7 @@ class Report:
     totals: dict[str, Figures]  # currency -> figures
     by_month: dict[str, dict[str, Figures]]  # currency -> "YYYY-MM" -> figures
     by_cohort: list[CohortFigures]
+    extras: dict = field(default_factory=dict)  # what views derive from it once (e.g. charts), cached along
 
     @property
     def currencies(self) -> list[str]:
@@ -262,6 +266,66 @@ def report(flt: ReportFilter) -> Report:
             category, amount, count)
     return Report(filter=flt, months=months, totals=dict(sorted(tot.items())), by_month=dict(by_month),
                   by_cohort=list(cohorts.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# Cache: the ledger is append-only (no update, no delete; a trigger on PostgreSQL), so a new entry
+# always raises its highest id; cohorts' titles and order are keyed by their latest update. A
+# report is computed once per filter and content, per process. An entry whose transaction commits
+# after one with a higher id (two payments at the same instant) could be missed until the entry
+# expires: CACHE_SECONDS bounds that. (Counting the rows would be exact but reads the whole ledger.)
+# --------------------------------------------------------------------------------------------
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 64
+CACHE_SECONDS = 30
+
+
+def data_version() -> tuple:
+    """What a report is computed from, in one small query (index lookups only)."""
+    return tuple(db.session.execute(select(
+        select(func.max(LedgerEntry.id)).scalar_subquery(),
+        select(func.max(Cohort.updated_at)).scalar_subquery(),
+        select(func.count()).select_from(Cohort).scalar_subquery())).one())
+
+
+def _cache_enabled() -> bool:
+    cfg = current_app.config
+    return bool(cfg.get("FINANCE_REPORT_CACHE", not current_app.testing))
+
+
+def _cached(kind: str, flt: ReportFilter, compute):
+    if not _cache_enabled():
+        return compute()
+    key = (kind, flt, data_version())
+    now = monotonic()
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] > now:
+            _CACHE.move_to_end(key)
+            return hit[1]
+    value = compute()
+    with _CACHE_LOCK:
+        _CACHE[key] = (now + CACHE_SECONDS, value)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def cached_report(flt: ReportFilter) -> Report:
+    """``report``, reused while the ledger and the cohorts are unchanged (callers must not mutate it)."""
+    return _cached("report", flt, lambda: report(flt))
+
+
+def cached_totals(flt: ReportFilter) -> dict[str, Figures]:
+    return _cached("totals", flt, lambda: totals(flt))
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
 
 
 def cohort_choices() -> list[tuple[int, str]]:

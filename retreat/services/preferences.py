@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from retreat.extensions import db
 from retreat.models import User
@@ -43,7 +43,7 @@ def email_for_token(token: str, secret: str) -> str:
 
 
 def user_for_email(email: str) -> User | None:
-    return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))  # stored lower-cased
 
 
 def opted_out(*, user_id: int | None, email: str) -> bool:

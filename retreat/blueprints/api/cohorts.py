@@ -20,6 +20,7 @@ from retreat.errors import json_error
 from retreat.extensions import db
 from retreat.models import Role
 from retreat.models.cohorts import Enrollment
+from retreat.page_cache import anonymous_cache
 from retreat.security import api_session_doc, api_session_roles_required
 from retreat.services import cohorts as svc
 from retreat.services import enrollment, waitlist
@@ -107,6 +108,7 @@ def _participant():
 
 @blp.route("/cohorts")
 class Cohorts(MethodView):
+    @anonymous_cache  # outermost: caches the serialised answer
     @blp.doc(security=[])
     @blp.response(200, CohortListSchema)
     def get(self):
@@ -116,6 +118,7 @@ class Cohorts(MethodView):
 
 @blp.route("/cohorts/<int:cohort_id>")
 class CohortDetail(MethodView):
+    @anonymous_cache
     @blp.doc(security=[])
     @blp.response(200, CohortSchema)
     def get(self, cohort_id: int):

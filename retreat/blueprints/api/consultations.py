@@ -6,6 +6,8 @@ limited (429 with the house error body when exceeded).
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app, jsonify
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
@@ -115,12 +117,17 @@ def _slot_json(slot, z) -> dict:
 @blp.alt_response(429, schema=ConsultErrorSchema, description="Too many requests from this address")
 def slots(args):
     """Free start times between two dates (inclusive) in the visitor's zone, across facilitators."""
-    found = svc.slots_for_dates(args["start"], args["end"], args["tz"], now_utc(),
-                                facilitator_id=args.get("facilitator_id"))
-    # Built directly (the schema above documents it): serialising a few thousand slots through
-    # marshmallow would cost more than computing them.
-    z = zone(args["tz"])
-    return jsonify(slots=[_slot_json(s, z) for s in found])
+    now, fid = now_utc(), args.get("facilitator_id")
+
+    def compute() -> bytes:
+        found = svc.slots_for_dates(args["start"], args["end"], args["tz"], now, facilitator_id=fid)
+        # Built directly (the schema above documents it): serialising a few thousand slots through
+        # marshmallow would cost more than computing them.
+        z = zone(args["tz"])
+        return json.dumps({"slots": [_slot_json(s, z) for s in found]}, separators=(",", ":")).encode()
+
+    key = ("api-slots", args["start"], args["end"], args["tz"], fid, svc.slots_versions(fid))
+    return current_app.response_class(svc.cached_slots(key, now, compute), mimetype="application/json")
 
 
 @blp.route("/consultations", methods=["POST"])
@@ -149,8 +156,9 @@ def create(data):
         resp = jsonify(error=exc.message, reason=exc.reason, next_slots=[_slot_json(s, zone(tz)) for s in suggestions])
         resp.status_code = 409
         return resp
-    db.session.commit()
     c = booking.consult
-    return {"id": c.id, "start": c.start_at.astimezone(zone(tz)).isoformat(),
+    body = {"id": c.id, "start": c.start_at.astimezone(zone(tz)).isoformat(),
             "end": c.end_at.astimezone(zone(tz)).isoformat(), "facilitator_id": c.facilitator_id,
-            "manage_url": booking.manage_url}
+            "manage_url": booking.manage_url}  # read before the commit expires the row
+    db.session.commit()
+    return body

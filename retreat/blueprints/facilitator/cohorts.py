@@ -230,11 +230,15 @@ def cohort_roster(cohort_id: int):
     if status_filter not in valid:
         status_filter = "active"
     me = acting_user()
-    rows = svc.roster(cohort, status_filter=status_filter, now=now_utc(), ctx=request_context(),
-                      viewer=me if me.role == Role.FACILITATOR else None)
-    db.session.commit()  # the audit events of reading shareable conditions
-    return render_template("facilitator/cohort_roster.html", cohort=cohort, rows=rows, svc=svc,
+    page = request.args.get("page", "1")
+    result = svc.roster_page(cohort, page=int(page) if page.isdigit() else 1, status_filter=status_filter,
+                             now=now_utc(), ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
+    # Rendered before the commit (the audit events of reading shareable conditions), which would
+    # otherwise expire every loaded row and reload each one while rendering.
+    html = render_template("facilitator/cohort_roster.html", cohort=cohort, rows=result.rows, result=result, svc=svc,
                            status_filter=status_filter, filters=svc.ROSTER_FILTERS)
+    db.session.commit()
+    return html
 
 
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")

@@ -20,7 +20,7 @@ def exports_page():
     flt = read_filter(form)
     if flt is None:
         return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
-    return render_template("finance/exports.html", form=form, flt=flt, totals=finance_reports.totals(flt),
+    return render_template("finance/exports.html", form=form, flt=flt, totals=finance_reports.cached_totals(flt),
                            columns=exports.COLUMNS)
 
 

@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import render_template, request
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import DateField, SelectField
 
 from retreat.blueprints.finance import bp
@@ -123,6 +124,10 @@ def reports():
     if flt is None:
         return render_template("finance/reports.html", form=form, rep=None, charts={},
                                summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS), 422
-    rep = finance_reports.report(flt)
-    return render_template("finance/reports.html", form=form, rep=rep, charts=report_charts(rep),
-                           summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS)
+    rep = finance_reports.cached_report(flt)
+    body = rep.extras.get("body")
+    if body is None:  # rendered once per cached report (it depends on the filter and the data only)
+        body = rep.extras["body"] = Markup(render_template(
+            "finance/_report_body.html", rep=rep, charts=report_charts(rep), summary_rows=SUMMARY_ROWS,
+            labels=CATEGORY_LABELS))
+    return render_template("finance/reports.html", form=form, rep=rep, report_body=body)

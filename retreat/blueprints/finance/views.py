@@ -13,5 +13,5 @@ from retreat.services import balances, finance_reports
 def dashboard():
     today = viewer_today()
     month = finance_reports.make_filter(tz=viewer_tz(), start=today.replace(day=1), end=today)
-    return render_template("finance/dashboard.html", month=month, figures=finance_reports.totals(month),
+    return render_template("finance/dashboard.html", month=month, figures=finance_reports.cached_totals(month),
                            owed=balances.by_currency(balances.outstanding(today=today)), today=today)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, render_template, send_file
 
 from retreat.blueprints.public import bp
+from retreat.page_cache import anonymous_cache
 from retreat.services import cohorts as cohort_service
 from retreat.services.errors import NotFound
 from retreat.timeutil import now_utc
@@ -50,6 +51,7 @@ def retreat_guide(slug: str):
 
 
 @bp.get("/cohorts/<int:cohort_id>")
+@anonymous_cache
 def cohort_detail(cohort_id: int):
     try:
         cohort = cohort_service.public_cohort(cohort_id)

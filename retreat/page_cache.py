@@ -1,0 +1,57 @@
+"""A few seconds of cache for anonymous public reads (the cohort page and the cohorts API).
+
+When a popular cohort opens, hundreds of visitors load the same page in the same minute. For a
+visitor with no session at all the page is the same for everyone, so each worker process keeps
+the rendered body for ``PUBLIC_CACHE_SECONDS`` (default 5; 0 turns it off; off in tests unless
+set). Seats shown may lag by that much; the seat itself is always decided under the cohort's row
+lock. Anything personal bypasses the cache: a session cookie, an Authorization header, a view
+that touches the session (flash, CSRF) or sets a cookie, any status but 200.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import wraps
+
+from flask import current_app, make_response, request, session
+
+_CACHE: dict[tuple, tuple[float, bytes, int, str]] = {}
+_LOCK = threading.Lock()
+MAX_ENTRIES = 1024
+
+
+def _ttl() -> float:
+    cfg = current_app.config
+    if "PUBLIC_CACHE_SECONDS" not in cfg:
+        return 0 if current_app.testing else 5
+    return float(cfg["PUBLIC_CACHE_SECONDS"] or 0)
+
+
+def clear() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def anonymous_cache(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        ttl = _ttl()
+        if (not ttl or request.method != "GET" or request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
+                or "Authorization" in request.headers):
+            return view(*args, **kwargs)
+        key = (request.endpoint, request.full_path)
+        now = time.monotonic()
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] > now:
+            return current_app.response_class(hit[1], status=hit[2], mimetype=hit[3])
+        response = make_response(view(*args, **kwargs))
+        if (response.status_code == 200 and not response.direct_passthrough and not session.modified
+                and "Set-Cookie" not in response.headers):
+            with _LOCK:
+                if len(_CACHE) >= MAX_ENTRIES:
+                    _CACHE.pop(next(iter(_CACHE)))
+                _CACHE[key] = (now + ttl, response.get_data(), response.status_code, response.mimetype)
+        return response
+
+    return wrapped

@@ -1,0 +1,98 @@
+"""The slots API caches its answer per facilitator version and minute: every change to free times
+(a booking, a cancellation, new hours, a day off, other settings) shows at once, and a slot served
+from the cache can never be booked twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from retreat.models import Consultation
+from retreat.services import consults as svc
+from retreat.timeutil import now_utc
+from tests.unit.test_consult_support import BASE_URL, around_the_clock_facilitator, facilitator_with_hours
+
+SLOTS = "/api/v1/consultations/slots"
+BOOK = "/api/v1/consultations"
+
+
+def _slots(client, days: int = 3, **extra) -> list[str]:
+    today = now_utc().date()
+    r = client.get(SLOTS, query_string={"start": (today + timedelta(days=1)).isoformat(),
+                                        "end": (today + timedelta(days=days)).isoformat(), "tz": "UTC", **extra})
+    assert r.status_code == 200
+    return [s["start"] for s in r.get_json()["slots"]]
+
+
+def _book(client, start: str, email: str):
+    return client.post(BOOK, json={"start": start, "name": "Grace Guest", "email": email, "timezone": "UTC",
+                                   "answers": {"pregnancy": "no"}})
+
+
+def test_a_booking_removes_its_slot_from_the_cached_answer(client, db):
+    around_the_clock_facilitator()
+    svc.clear_slot_cache()
+    first = _slots(client)
+    assert _slots(client) == first  # served again (from the cache)
+    wanted = first[10]
+    assert _book(client, wanted, "a@example.com").status_code == 201
+    after = _slots(client)
+    assert wanted not in after and len(after) < len(first)
+
+
+def test_a_cached_slot_cannot_be_booked_twice(client, db):
+    around_the_clock_facilitator()
+    svc.clear_slot_cache()
+    wanted = _slots(client)[4]
+    assert _book(client, wanted, "a@example.com").status_code == 201
+    again = _book(client, wanted, "b@example.com")  # someone still looking at the old list
+    assert again.status_code == 409 and again.get_json()["reason"] == "taken"
+    assert db.session.scalar(select(func.count(Consultation.id))) == 1
+
+
+def test_cancelling_frees_the_slot_again(client, db):
+    fac = around_the_clock_facilitator()
+    svc.clear_slot_cache()
+    wanted = _slots(client)[6]
+    assert _book(client, wanted, "a@example.com").status_code == 201
+    assert wanted not in _slots(client)
+    consult = db.session.scalar(select(Consultation))
+    svc.cancel(consult, by="facilitator", actor=fac, base_url=BASE_URL, now=now_utc())
+    db.session.commit()
+    assert wanted in _slots(client)
+
+
+def test_new_hours_a_day_off_and_settings_show_at_once(client, db):
+    fac = facilitator_with_hours(tz="UTC", hours="09:00-10:00", min_notice_minutes=60)
+    svc.clear_slot_cache()
+    before = _slots(client)
+    assert before and all("T09:" in s for s in before)
+    svc.set_weekly_rules(fac, {d: "09:00-10:00, 14:00-15:00" for d in range(7)})
+    db.session.commit()
+    widened = _slots(client)
+    assert any("T14:" in s for s in widened)
+    day = (now_utc() + timedelta(days=2)).date()
+    svc.add_override(fac, day=day, kind="off", now=now_utc())
+    db.session.commit()
+    assert not any(s.startswith(day.isoformat()) for s in _slots(client))
+    settings = svc.get_settings(fac)
+    svc.update_settings(fac, tz="UTC", duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=0,
+                        min_notice_minutes=60, horizon_days=60, daily_cap=None, slot_interval_minutes=30,
+                        change_cutoff_hours=24, video_link=None, accepting_bookings=False)
+    db.session.commit()
+    assert settings.accepting_bookings is False and _slots(client) == []
+
+
+def test_only_writes_that_change_free_times_bump_the_version(db):
+    fac = around_the_clock_facilitator()
+    v0 = svc.slots_versions(fac.id)
+    svc.get_settings(fac).video_link = "https://video.example.com/new-room"
+    db.session.flush()
+    assert svc.slots_versions(fac.id) == v0  # the video link does not change free times
+    start = svc.next_free_slots(now_utc() + timedelta(hours=3), now_utc(), limit=1)[0].start
+    svc.book(start=start, facilitator_id=fac.id, name="Grace Guest", email="g@example.com", phone=None, tz="UTC",
+             base_url=BASE_URL, now=now_utc(), answers={})
+    db.session.flush()
+    (_, v1, _), = svc.slots_versions(fac.id)
+    assert v1 > v0[0][1]
