@@ -45,12 +45,7 @@ def server_side_filter() -> bool:
     return bool(flag)
 
 
-def _id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value.get("id")
-    return str(value)
+_id = gateway._id
 
 
 def _cur(value: Any) -> str:

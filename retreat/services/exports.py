@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -120,9 +120,14 @@ def _is_number(cell: str) -> bool:
 
 def ledger_csv(flt: ReportFilter) -> Iterator[str]:
     """The CSV text in chunks of about ``BATCH`` lines."""
+    return csv_stream(ledger_rows(flt))
+
+
+def csv_stream(rows: Iterable[list[str]]) -> Iterator[str]:
+    """Rows as CSV text in chunks of about ``BATCH`` lines, every cell through the formula-injection guard."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    for i, row in enumerate(ledger_rows(flt)):
+    for i, row in enumerate(rows):
         writer.writerow([_safe(c) for c in row])
         if i % BATCH == 0:
             yield buf.getvalue()

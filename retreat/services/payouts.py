@@ -19,8 +19,6 @@ not is flagged with the difference.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,7 +35,7 @@ from retreat.payments import gateway
 from retreat.services import audit
 from retreat.services.audit import RequestContext
 from retreat.services.errors import ValidationFailed
-from retreat.services.exports import BATCH, _safe, decimal_string
+from retreat.services.exports import BATCH, csv_stream, decimal_string
 from retreat.timeutil import to_local
 
 RESYNC_DAYS = 7  # payouts created this long before the newest known one are read again (status changes)
@@ -369,16 +367,7 @@ def csv_rows(flt: PayoutFilter) -> Iterator[list[str]]:
 
 def csv_text(flt: PayoutFilter) -> Iterator[str]:
     """The CSV in chunks of about ``BATCH`` lines, with the ledger export's formula-injection guard."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    for i, row in enumerate(csv_rows(flt)):
-        writer.writerow([_safe(c) for c in row])
-        if i % BATCH == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    if buf.tell():
-        yield buf.getvalue()
+    return csv_stream(csv_rows(flt))
 
 
 def csv_filename(flt: PayoutFilter, payout: Payout | None = None) -> str:

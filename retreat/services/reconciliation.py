@@ -613,8 +613,9 @@ def _event_for(item: ReconciliationItem) -> dict:
     elif item.kind == ItemKind.REFUND:
         ev_type, obj = "refund.created", {"id": item.stripe_object_id, "object": "refund",
                                           "payment_intent": item.payment_intent_id}
-    else:
-        ev_type, obj = "charge.dispute.created", {"id": item.stripe_object_id, "object": "dispute",
+    else:  # the item is the dispute's balance transaction; the event is about the dispute (its source)
+        dispute_id = gateway.retrieve_balance_transaction(item.stripe_object_id).get("source") or ""
+        ev_type, obj = "charge.dispute.created", {"id": dispute_id, "object": "dispute",
                                                   "payment_intent": item.payment_intent_id,
                                                   "amount": abs(item.stripe_amount_minor or 0)}
     return {"id": event_id, "object": "event", "type": ev_type, "data": {"object": obj}, "livemode": False}
@@ -670,8 +671,8 @@ def repair(item_id: int, *, now: datetime, actor: User | None, ctx: RequestConte
     if _recorded(item) is not None:
         raise Conflict("The ledger already records this Stripe object (its webhook arrived after the run): "
                        "nothing to repair. Run a reconciliation again to see it matched.")
+    db.session.commit()  # no transaction (or lock) while Stripe is called, here or in the webhook code
     event = _event_for(item)
-    db.session.commit()  # no transaction (or lock) while the webhook code calls Stripe
     outcome = stripe_events.handle(event, now=now)
     item = db.session.scalar(select(ReconciliationItem).where(ReconciliationItem.id == item_id).with_for_update()
                              .execution_options(populate_existing=True))

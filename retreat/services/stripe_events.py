@@ -37,7 +37,7 @@ def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | Non
         pi = payments.fetch_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
         return pi, [r], None
     if ev_type.startswith("charge.dispute."):
-        if not str(obj.get("id", "")).startswith("dp_"):
+        if not str(obj.get("id", "")).startswith(("dp_", "du_")):  # du_: older dispute ids
             return None, [], None
         dispute = gateway.retrieve_dispute(obj["id"])
         pi_id = dispute.get("payment_intent")

@@ -209,7 +209,7 @@ def _dispute_pages(directory, *, pi_id: str, enrollment_id: int, amount: int, cr
     record(directory, "balance_transactions", bts, page_size=100)
     record(directory, "refunds", [], page_size=100)
     record(directory, "payouts", [], page_size=100)
-    record_objects(directory, [pi, dict(charge, payment_intent=pi_id), {
+    record_objects(directory, [*bts, pi, dict(charge, payment_intent=pi_id), {
         "id": "du_rec_1", "object": "dispute", "amount": amount, "currency": "usd", "status": "needs_response",
         "reason": "fraudulent", "charge": "ch_rec_1", "payment_intent": pi_id, "created": created + 60}])
 
