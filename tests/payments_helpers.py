@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import random
+import threading
 from datetime import timedelta
 
 from retreat.extensions import db
@@ -44,6 +46,31 @@ def event(event_type: str, obj: dict, event_id: str | None = None) -> tuple[byte
 
     payload = gateway.event_payload(event_id or f"evt_test_{next(_ev)}_{id(obj)}", event_type, obj)
     return payload, gateway.signature_header(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
+
+
+def deliver_concurrently(app, deliveries: list[tuple[bytes, str]], *, threads: int, seed: int,
+                         timeout: float = 90) -> list[int]:
+    """Post signed webhook deliveries shuffled (by ``seed``) from ``threads`` clients that start
+    together; the status codes received, in no particular order."""
+    deliveries = list(deliveries)
+    random.Random(seed).shuffle(deliveries)
+    barrier = threading.Barrier(threads)
+    codes, lock = [], threading.Lock()
+
+    def worker(chunk):
+        c = app.test_client()
+        barrier.wait()
+        for payload, sig in chunk:
+            r = c.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": sig})
+            with lock:
+                codes.append(r.status_code)
+
+    workers = [threading.Thread(target=worker, args=(deliveries[i::threads],)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout)
+    return codes
 
 
 def deliver(client, event_type: str, obj: dict, event_id: str | None = None):

@@ -12,17 +12,9 @@ from retreat.services import accounts, enrollment
 from retreat.services import integration_plan as ip
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
+from tests.e2e.helpers import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "a-long-password-1"
-
-
-def sign_in(page, url, email):
-    page.goto(url + "/account/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, browser):

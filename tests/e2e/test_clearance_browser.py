@@ -10,18 +10,10 @@ from retreat.models.cohorts import CohortStatus, DepositTiming
 from retreat.services import accounts, enrollment, screening
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
+from tests.e2e.helpers import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "a-long-password-1"
 SHOTS = "/tmp"
-
-
-def sign_in(page, url, email):
-    page.goto(url + "/account/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def sign_out(page):

@@ -11,17 +11,9 @@ from retreat.models.cohorts import CohortSession
 from retreat.services import accounts, enrollment, outcomes
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
+from tests.e2e.helpers import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "a-long-password-1"
-
-
-def sign_in(page, url, email):
-    page.goto(url + "/account/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def test_journal_share_unshare_and_stale_edit_in_a_browser(live_server, page, browser):

@@ -11,16 +11,9 @@ from retreat.extensions import db
 from retreat.payments import gateway
 from retreat.services import accounts, ledger
 from tests import payments_helpers as ph
+from tests.e2e.helpers import sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, live_server, email: str) -> None:
-    page.goto(live_server.url + "/account/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill("a-long-password-1")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def _fill_card(page, number: str) -> None:
@@ -46,7 +39,7 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
         enr_id = enr.id
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    _sign_in(page, live_server, "pat@example.com")
+    sign_in(page, live_server.url, "pat@example.com")
     page.goto(f"{live_server.url}/me/payments/{enr_id}")
     page.get_by_role("button", name="Pay deposit $500.00").click()
     page.wait_for_url("**/checkout/**")
@@ -86,7 +79,7 @@ def test_three_d_secure_card_is_authenticated_in_the_browser(live_server, page, 
 
         enr_id = enrollment.apply(c, person, now=now_utc()).id
         db.session.commit()
-    _sign_in(page, live_server, "sam@example.com")
+    sign_in(page, live_server.url, "sam@example.com")
     page.goto(f"{live_server.url}/me/payments/{enr_id}")
     page.get_by_role("button", name="Pay deposit ¥50,000").click()
     page.wait_for_url("**/checkout/**")

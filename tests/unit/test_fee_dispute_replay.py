@@ -4,9 +4,6 @@ recorded exactly once, keyed by its balance transaction id."""
 
 from __future__ import annotations
 
-import random
-import threading
-
 import pytest
 from sqlalchemy import select
 
@@ -76,22 +73,6 @@ def test_fees_and_disputes_shuffled_triplicate_concurrent_equals_in_order(commit
 
     b_id, b_events = _scenario(app, stripe_proxy)
     deliveries = b_events * 3
-    random.Random(11).shuffle(deliveries)
-    barrier = threading.Barrier(6)
-    codes, lock = [], threading.Lock()
-
-    def worker(chunk):
-        c = app.test_client()
-        barrier.wait()
-        for payload, sig in chunk:
-            r = c.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": sig})
-            with lock:
-                codes.append(r.status_code)
-
-    threads = [threading.Thread(target=worker, args=(deliveries[i::6],)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
+    codes = ph.deliver_concurrently(app, deliveries, threads=6, seed=11, timeout=90)
     assert codes.count(200) == len(deliveries), codes
     assert _snapshot(app, b_id) == expected

@@ -3,9 +3,6 @@ the same ledger and statuses as one in-order delivery."""
 
 from __future__ import annotations
 
-import random
-import threading
-
 import pytest
 from sqlalchemy import select
 
@@ -72,23 +69,7 @@ def test_shuffled_triplicate_concurrent_delivery_equals_in_order(committing_app,
 
     b_id, b_events = _scenario(app)
     deliveries = b_events * 3
-    random.Random(7).shuffle(deliveries)
-    barrier = threading.Barrier(8)
-    codes, lock = [], threading.Lock()
-
-    def worker(chunk):
-        c = app.test_client()
-        barrier.wait()
-        for payload, sig in chunk:
-            r = c.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": sig})
-            with lock:
-                codes.append(r.status_code)
-
-    threads = [threading.Thread(target=worker, args=(deliveries[i::8],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    codes = ph.deliver_concurrently(app, deliveries, threads=8, seed=7, timeout=60)
     assert codes.count(200) == len(deliveries), codes
     got = _snapshot(app, b_id)
     assert got == expected
