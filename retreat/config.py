@@ -142,6 +142,8 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if "PUBLIC_CACHE_SECONDS" in os.environ:  # unset: 5 s, or off when testing (retreat.page_cache)
         cfg["PUBLIC_CACHE_SECONDS"] = _int("PUBLIC_CACHE_SECONDS", 5)
+    if "SETTINGS_CACHE_SECONDS" in os.environ:  # unset: 10 s, or off when testing (accounts.staff_totp_required)
+        cfg["SETTINGS_CACHE_SECONDS"] = _int("SETTINGS_CACHE_SECONDS", 10)
     if overrides:
         cfg.update(overrides)
     if cfg["ENV_NAME"] == "production" and "SESSION_COOKIE_SECURE" not in (overrides or {}):

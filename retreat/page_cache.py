@@ -1,4 +1,7 @@
-"""A few seconds of cache for anonymous public reads (the cohort page and the cohorts API).
+"""Page caches of each web process.
+
+``anonymous_cache``: a few seconds of cache for anonymous public reads (the cohort page and the
+cohorts API).
 
 When a popular cohort opens, hundreds of visitors load the same page in the same minute. For a
 visitor with no session at all the page is the same for everyone, so each worker process keeps
@@ -6,12 +9,19 @@ the rendered body for ``PUBLIC_CACHE_SECONDS`` (default 5; 0 turns it off; off i
 set). Seats shown may lag by that much; the seat itself is always decided under the cohort's row
 lock. Anything personal bypasses the cache: a session cookie, an Authorization header, a view
 that touches the session (flash, CSRF) or sets a cookie, any status but 200.
+
+``versioned``: a rendered section of a staff page stored under the version of the data it shows
+(``retreat.models.cache_versions``): any committed change to that data changes the version, so the
+section is recomputed on the next view, in every process. ``ROSTER_CACHE_SECONDS`` (default 30;
+off in tests unless set) bounds what no write announces: time passing (an offer or a clearance
+expiring on its own).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from functools import wraps
 
 from flask import current_app, make_response, request, session
@@ -31,6 +41,7 @@ def _ttl() -> float:
 def clear() -> None:
     with _LOCK:
         _CACHE.clear()
+        _VERSIONED.clear()
 
 
 def anonymous_cache(view):
@@ -55,3 +66,36 @@ def anonymous_cache(view):
         return response
 
     return wrapped
+
+
+_VERSIONED: OrderedDict = OrderedDict()
+VERSIONED_MAX_ENTRIES = 512
+
+
+def versioned_ttl(setting: str, default: float) -> float:
+    cfg = current_app.config
+    if setting not in cfg:
+        return 0 if current_app.testing else default
+    return float(cfg[setting] or 0)
+
+
+def versioned_get(key: tuple, version, ttl: float):
+    """The value stored under ``key`` at ``version``, or None (absent, stale or expired)."""
+    if not ttl:
+        return None
+    with _LOCK:
+        hit = _VERSIONED.get(key)
+        if hit is None or hit[1] != version or hit[0] <= time.monotonic():
+            return None
+        _VERSIONED.move_to_end(key)
+        return hit[2]
+
+
+def versioned_put(key: tuple, version, value, ttl: float) -> None:
+    if not ttl:
+        return
+    with _LOCK:
+        _VERSIONED[key] = (time.monotonic() + ttl, version, value)
+        _VERSIONED.move_to_end(key)
+        while len(_VERSIONED) > VERSIONED_MAX_ENTRIES:
+            _VERSIONED.popitem(last=False)

@@ -12,6 +12,7 @@ from retreat.models.accounts import (  # noqa: F401
     User,
 )
 from retreat.models.audit import AuditEvent  # noqa: F401
+from retreat.models.cache_versions import CacheVersion  # noqa: F401
 from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
 from retreat.models.cohorts import (  # noqa: F401
     Attendance,

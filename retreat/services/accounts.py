@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
+from time import monotonic
 
 import email_validator
 from argon2 import PasswordHasher
@@ -245,6 +246,7 @@ def get_setting(key: str, default: str | None = None) -> str | None:
 
 
 def set_setting(key: str, value: str, *, actor: User | None = None, ctx: RequestContext | None = None) -> None:
+    _STAFF_TOTP[0] = 0.0  # this process sees its own change at once
     row = db.session.get(SiteSetting, key)
     old = row.value if row else None
     if row is None:
@@ -256,8 +258,21 @@ def set_setting(key: str, value: str, *, actor: User | None = None, ctx: Request
                      details={"from": old, "to": value}, ctx=ctx)
 
 
+# Read on every staff request: each process keeps it SETTINGS_CACHE_SECONDS (default 10; off in
+# tests unless set), so other processes follow an admin's change within that time.
+_STAFF_TOTP: list = [0.0, False]  # [valid until (monotonic), value]
+
+
 def staff_totp_required() -> bool:
-    return get_setting(REQUIRE_STAFF_TOTP, "0") == "1"
+    cfg = current_app.config
+    ttl = float(cfg.get("SETTINGS_CACHE_SECONDS", 0 if current_app.testing else 10) or 0)
+    now = monotonic()
+    if ttl and _STAFF_TOTP[0] > now:
+        return _STAFF_TOTP[1]
+    value = get_setting(REQUIRE_STAFF_TOTP, "0") == "1"
+    if ttl:
+        _STAFF_TOTP[:] = [now + ttl, value]
+    return value
 
 
 # Self-service: sign-up, email verification, password reset, profile ---------------------------

@@ -319,6 +319,12 @@ def cached_report(flt: ReportFilter) -> Report:
     return _cached("report", flt, lambda: report(flt))
 
 
+def cached_fragment(key: tuple, compute):
+    """Anything computed from the ledger and the cohorts only (a rendered section of a page, keyed by
+    what else it depends on), cached like the reports."""
+    return _cached("fragment", key, compute)
+
+
 def cached_totals(flt: ReportFilter) -> dict[str, Figures]:
     return _cached("totals", flt, lambda: totals(flt))
 

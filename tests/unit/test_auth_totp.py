@@ -98,3 +98,30 @@ def test_setup_keeps_a_pending_secret_and_refuses_when_on(db):
     auth.enable_totp(user, _code_at(user, T0), now=T0)
     with pytest.raises(Conflict):
         auth.begin_totp_setup(user)
+
+
+def test_the_staff_two_factor_setting_is_kept_briefly_and_at_once_by_the_process_that_changes_it(app, db,
+                                                                                                monkeypatch):
+    """Read on every staff request, so each process keeps it SETTINGS_CACHE_SECONDS; a change made
+    elsewhere (another process: here a direct UPDATE) shows once that time has passed."""
+    from sqlalchemy import update
+
+    from retreat.models import SiteSetting
+
+    app.config["SETTINGS_CACHE_SECONDS"] = 10
+    clock = [1000.0]
+    monkeypatch.setattr(accounts, "monotonic", lambda: clock[0])
+    try:
+        accounts.set_setting(accounts.REQUIRE_STAFF_TOTP, "0")
+        assert accounts.staff_totp_required() is False
+        accounts.set_setting(accounts.REQUIRE_STAFF_TOTP, "1")  # this process: at once
+        assert accounts.staff_totp_required() is True
+        db.session.execute(update(SiteSetting).where(SiteSetting.key == accounts.REQUIRE_STAFF_TOTP)
+                           .values(value="0"))
+        clock[0] += 9
+        assert accounts.staff_totp_required() is True  # another process's change: not yet
+        clock[0] += 2
+        assert accounts.staff_totp_required() is False
+    finally:
+        app.config.pop("SETTINGS_CACHE_SECONDS")
+        accounts._STAFF_TOTP[0] = 0.0

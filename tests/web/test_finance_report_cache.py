@@ -3,6 +3,7 @@ or a renamed cohort shows on the very next request."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -50,3 +51,29 @@ def test_a_new_ledger_entry_or_cohort_title_shows_at_once(app, db, cached):
     c.updated_at = now_utc()
     _db.session.commit()
     assert "Boulder cohort" in client.get("/finance/reports", query_string=q).get_data(as_text=True)
+
+
+def test_the_kept_page_is_per_filter_and_time_zone_and_bad_input_is_still_refused(app, db, cached):
+    now = now_utc()
+    c = fh.cohort(starts_at=now + timedelta(days=40), title="Aspen cohort")
+    fh.seated(c, at=now - timedelta(days=1))
+    _db.session.commit()
+    denver = signed_in(app, factories.user("finance", password=None, tz="America/Denver"))
+    tokyo = signed_in(app, factories.user("finance", password=None, tz="Asia/Tokyo"))
+    q = {"start": "2026-01-01", "end": "2026-12-31", "cohort": str(c.id)}
+    first = denver.get("/finance/reports", query_string=q).get_data(as_text=True)
+    with counting() as statements:
+        again = denver.get("/finance/reports", query_string=q).get_data(as_text=True)
+    assert again == first and f'<option selected value="{c.id}">' in first
+    assert len(statements) <= 2, statements  # who is signed in, and the data's version
+    assert tokyo.get("/finance/reports", query_string=q).get_data(as_text=True) != first  # other dates
+    app.config["FINANCE_REPORT_CACHE"] = False
+
+    def same(html):  # charts are numbered per rendering
+        return re.sub(r'(chart-[a-z-]+)-\d+', r'\1', html)
+
+    assert same(denver.get("/finance/reports", query_string=q).get_data(as_text=True)) == same(first)
+    app.config["FINANCE_REPORT_CACHE"] = True
+    for _ in range(2):
+        bad = denver.get("/finance/reports", query_string={"start": "31/12/2026"})
+        assert bad.status_code == 422 and "Enter a date as YYYY-MM-DD" in bad.get_data(as_text=True)

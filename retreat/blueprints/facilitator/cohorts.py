@@ -5,8 +5,10 @@ check-in, notes, lodging, consents. Statuses only: no clinical data is shown her
 from __future__ import annotations
 
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 
+from retreat import page_cache
 from retreat.blueprints.domain_forms import show_domain_error, status_for
 from retreat.blueprints.facilitator import bp
 from retreat.blueprints.facilitator.cohort_forms import (
@@ -22,6 +24,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
 )
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, Role, User
+from retreat.models.cache_versions import roster_version
 from retreat.models.cohorts import CohortSession, Enrollment, Retreat
 from retreat.security import acting_user, request_context, require_object
 from retreat.services import cohorts as svc
@@ -231,14 +234,25 @@ def cohort_roster(cohort_id: int):
         status_filter = "active"
     me = acting_user()
     page = request.args.get("page", "1")
-    result = svc.roster_page(cohort, page=int(page) if page.isdigit() else 1, status_filter=status_filter,
-                             now=now_utc(), ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
-    # Rendered before the commit (the audit events of reading shareable conditions), which would
-    # otherwise expire every loaded row and reload each one while rendering.
-    html = render_template("facilitator/cohort_roster.html", cohort=cohort, rows=result.rows, result=result, svc=svc,
-                           status_filter=status_filter, filters=svc.ROSTER_FILTERS)
-    db.session.commit()
-    return html
+    page = int(page) if page.isdigit() else 1
+    # The table is kept per viewer under the roster's version (read before the rows, see
+    # cache_versions); a page showing a provider's shared conditions is never kept, since every
+    # read of those is checked and audited.
+    key, ttl = ("roster", cohort.id, status_filter, page, me.id), page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
+    version = roster_version(cohort.id) if ttl else None
+    body = page_cache.versioned_get(key, version, ttl)
+    if body is None:
+        result = svc.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),
+                                 ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
+        # Rendered before the commit (the audit events of reading shareable conditions), which would
+        # otherwise expire every loaded row and reload each one while rendering.
+        body = Markup(render_template("facilitator/_roster_body.html", cohort=cohort, rows=result.rows,
+                                      result=result, svc=svc, status_filter=status_filter,
+                                      filters=svc.ROSTER_FILTERS))
+        if not any(r.shareable_conditions for r in result.rows):
+            page_cache.versioned_put(key, version, body, ttl)
+        db.session.commit()  # the audit events (a cached page had none to write)
+    return render_template("facilitator/cohort_roster.html", cohort=cohort, body=body)
 
 
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")

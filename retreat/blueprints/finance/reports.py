@@ -119,15 +119,22 @@ SUMMARY_ROWS = ("deposits", "balances", "other", "collected", "refunds", "disput
 @bp.get("/reports")
 @no_store
 def reports():
+    # The whole section below the navigation depends only on the filter, the viewer's time zone and
+    # date, and the ledger and cohorts: cached with the reports (finance_reports.cached_fragment).
+    content, status = finance_reports.cached_fragment(
+        ("reports", request.query_string, viewer_tz(), viewer_today()), _reports_content)
+    return render_template("finance/reports.html", content=content), status
+
+
+def _reports_content() -> tuple[Markup, int]:
     form = FinanceFilterForm()
     flt = read_filter(form, default_months=finance_reports.DEFAULT_MONTHS)
     if flt is None:
-        return render_template("finance/reports.html", form=form, rep=None, charts={},
-                               summary_rows=SUMMARY_ROWS, labels=CATEGORY_LABELS), 422
+        return Markup(render_template("finance/_reports_content.html", form=form, rep=None)), 422
     rep = finance_reports.cached_report(flt)
     body = rep.extras.get("body")
     if body is None:  # rendered once per cached report (it depends on the filter and the data only)
         body = rep.extras["body"] = Markup(render_template(
             "finance/_report_body.html", rep=rep, charts=report_charts(rep), summary_rows=SUMMARY_ROWS,
             labels=CATEGORY_LABELS))
-    return render_template("finance/reports.html", form=form, rep=rep, report_body=body)
+    return Markup(render_template("finance/_reports_content.html", form=form, rep=rep, report_body=body)), 200
