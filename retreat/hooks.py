@@ -19,6 +19,9 @@ from retreat.timeutil import now_utc
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 NO_STORE_ATTR = "no_store"
+# Activity is recorded to the minute: the idle timeout may sign someone out up to a minute early,
+# never late.
+LAST_SEEN_RESOLUTION = 60
 
 
 def no_store(view):
@@ -102,7 +105,8 @@ def init_app(app: Flask) -> None:
                     return None
                 flash("You were signed out after a period of inactivity.", "info")
                 return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
-        session["last_seen"] = int(now.timestamp())
+        if last_seen is None or now.timestamp() - float(last_seen) >= LAST_SEEN_RESOLUTION:
+            session["last_seen"] = int(now.timestamp())  # not on every request: no new cookie to sign and send
         return None
 
     @app.before_request

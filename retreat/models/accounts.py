@@ -48,7 +48,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     # Always stored lower-cased and stripped; uniqueness is also enforced on lower(email).
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = enum_column(Role, default=Role.PARTICIPANT, nullable=False)
+    # Indexed: staff are a few among thousands of participants (the slot list's facilitators, staff pickers).
+    role: Mapped[str] = enum_column(Role, default=Role.PARTICIPANT, nullable=False, index=True)
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
     phone: Mapped[str | None] = mapped_column(String(40))
     password_hash: Mapped[str | None] = mapped_column(String(255))

@@ -41,10 +41,23 @@ class CacheVersion(db.Model):
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+def _roster_version_query(cohort_id: int):
+    return select(db.func.coalesce(db.func.sum(CacheVersion.version), 0)).where(
+        CacheVersion.name.in_((roster_key(cohort_id), ROSTER_ALL)))
+
+
 def roster_version(cohort_id: int) -> int:
     """One indexed read: the version of a cohort's roster."""
-    return int(db.session.scalar(select(db.func.coalesce(db.func.sum(CacheVersion.version), 0)).where(
-        CacheVersion.name.in_((roster_key(cohort_id), ROSTER_ALL)))) or 0)
+    return int(db.session.scalar(_roster_version_query(cohort_id)) or 0)
+
+
+def cohort_with_roster_version(cohort_id: int):
+    """(the cohort or None, its roster's version) in one statement."""
+    from retreat.models import Cohort
+
+    row = db.session.execute(select(Cohort, _roster_version_query(cohort_id).scalar_subquery())
+                             .where(Cohort.id == cohort_id)).first()
+    return (row[0], int(row[1] or 0)) if row is not None else (None, 0)
 
 
 @functools.cache

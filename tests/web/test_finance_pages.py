@@ -151,6 +151,24 @@ def test_reports_page_with_charts_tables_and_filters(db, finance):
     assert finance.get("/finance/reports").status_code == 200  # the last 12 months by default
 
 
+def test_the_cohort_chart_shows_the_twelve_that_collected_most_and_the_table_every_cohort(db, finance):
+    at = fh.NOW
+    cohorts = []
+    for i in range(15):
+        c = fh.cohort(title=f"Cohort {i:02d}")
+        fh.pay(fh.seated(c, at=at), 1000 * (i + 1), kind=PaymentKind.INSTALLMENT, at=at)
+        cohorts.append(c)
+    db.session.commit()
+    body = _text(finance.get("/finance/reports?start=2026-02-01&end=2026-03-31"))
+    chart = body[body.index("Revenue by cohort (USD): the 12 that collected most"):]
+    chart = chart[:chart.index("</details>")]
+    assert "for the 12 of 15 cohorts that collected most" in chart
+    shown = {i for i in range(15) if f"Cohort {i:02d}" in chart}
+    assert shown == set(range(3, 15))  # the three smallest are left out of the chart
+    table = body[body.index("<h3>By cohort</h3>"):]
+    assert all(f"Cohort {i:02d}" in table for i in range(15))
+
+
 @pytest.mark.parametrize(("query", "message"), [
     ("start=2026-03-02&end=2026-03-01", "The end date is before the start date."),
     ("start=31/01/2026", "Enter a date as YYYY-MM-DD"),

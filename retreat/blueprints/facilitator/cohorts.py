@@ -24,7 +24,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
 )
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, Role, User
-from retreat.models.cache_versions import roster_version
+from retreat.models.cache_versions import cohort_with_roster_version
 from retreat.models.cohorts import CohortSession, Enrollment, Retreat
 from retreat.security import acting_user, request_context, require_object
 from retreat.services import cohorts as svc
@@ -226,7 +226,10 @@ def session_delete(session_id: int):
 
 @bp.get("/cohorts/<int:cohort_id>/roster")
 def cohort_roster(cohort_id: int):
-    cohort = _cohort(cohort_id)
+    ttl = page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
+    cohort, version = cohort_with_roster_version(cohort_id) if ttl else (_cohort(cohort_id), None)
+    if cohort is None:
+        abort(404)
     status_filter = request.args.get("status", "active")
     valid = set(svc.ROSTER_FILTERS) | {"all"} | {s.value for s in enrollment.PIPELINE} | {
         s.value for s in enrollment.EXITS}
@@ -238,8 +241,7 @@ def cohort_roster(cohort_id: int):
     # The table is kept per viewer under the roster's version (read before the rows, see
     # cache_versions); a page showing a provider's shared conditions is never kept, since every
     # read of those is checked and audited.
-    key, ttl = ("roster", cohort.id, status_filter, page, me.id), page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
-    version = roster_version(cohort.id) if ttl else None
+    key = ("roster", cohort.id, status_filter, page, me.id)
     body = page_cache.versioned_get(key, version, ttl)
     if body is None:
         result = svc.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),

@@ -80,6 +80,9 @@ def _series(name: str, values: list[int]) -> Series:
     return Series(CATEGORY_LABELS[name], values, css=CATEGORY_CSS[name])
 
 
+CHART_COHORTS = 12
+
+
 def report_charts(rep: Report) -> dict[str, list]:
     """Per currency: money by month (stacked), net by month (line), revenue by cohort (grouped)."""
     out = {}
@@ -103,12 +106,20 @@ def report_charts(rep: Report) -> dict[str, list]:
         ]
         cohorts = [c for c in rep.by_cohort if c.currency == cur]
         if cohorts:
-            clabels = [c.title for c in cohorts]
+            # A bar group per cohort stays readable up to a dozen: the chart shows the cohorts that
+            # collected most, in date order; the table below the charts lists every cohort.
+            shown = cohorts
+            title, desc = f"Revenue by cohort ({cur})", f"Collected, refunds, Stripe fees and net per cohort, in {cur}"
+            if len(cohorts) > CHART_COHORTS:
+                top = sorted(cohorts, key=lambda c: c.figures.get("collected"), reverse=True)[:CHART_COHORTS]
+                keep = {id(c) for c in top}
+                shown = [c for c in cohorts if id(c) in keep]
+                title = f"Revenue by cohort ({cur}): the {CHART_COHORTS} that collected most"
+                desc += f", for the {CHART_COHORTS} of {len(cohorts)} cohorts that collected most (all are in the By cohort table)"
             charts.append(bar_chart(
-                f"Revenue by cohort ({cur})", clabels,
-                [_series(n, [c.figures.get(n) for c in cohorts]) for n in ("collected", "refunds", "fees", "net")],
-                fmt=fmt,
-                desc=f"Collected, refunds, Stripe fees and net per cohort, in {cur}"))
+                title, [c.title for c in shown],
+                [_series(n, [c.figures.get(n) for c in shown]) for n in ("collected", "refunds", "fees", "net")],
+                fmt=fmt, desc=desc))
         out[cur] = charts
     return out
 
