@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import BigInteger, String, event, inspect, select
+from sqlalchemy import BigInteger, String, event, inspect, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from retreat.extensions import db
@@ -41,23 +41,13 @@ class CacheVersion(db.Model):
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-def _roster_version_query(cohort_id: int):
-    return select(db.func.coalesce(db.func.sum(CacheVersion.version), 0)).where(
-        CacheVersion.name.in_((roster_key(cohort_id), ROSTER_ALL)))
+_ROSTER_VERSION = text("SELECT coalesce(sum(version), 0) FROM cache_versions WHERE name IN (:cohort, :every)")
 
 
 def roster_version(cohort_id: int) -> int:
-    """One indexed read: the version of a cohort's roster."""
-    return int(db.session.scalar(_roster_version_query(cohort_id)) or 0)
-
-
-def cohort_with_roster_version(cohort_id: int):
-    """(the cohort or None, its roster's version) in one statement."""
-    from retreat.models import Cohort
-
-    row = db.session.execute(select(Cohort, _roster_version_query(cohort_id).scalar_subquery())
-                             .where(Cohort.id == cohort_id)).first()
-    return (row[0], int(row[1] or 0)) if row is not None else (None, 0)
+    """One indexed read: the version of a cohort's roster (0 for a cohort never changed, or none)."""
+    return int(db.session.execute(_ROSTER_VERSION, {"cohort": roster_key(cohort_id), "every": ROSTER_ALL}).scalar()
+               or 0)
 
 
 @functools.cache

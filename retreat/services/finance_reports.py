@@ -282,12 +282,15 @@ CACHE_SIZE = 64
 CACHE_SECONDS = 30
 
 
+_DATA_VERSION = select(  # built once: it runs on every finance page
+    select(func.max(LedgerEntry.id)).scalar_subquery(),
+    select(func.max(Cohort.updated_at)).scalar_subquery(),
+    select(func.count()).select_from(Cohort).scalar_subquery())
+
+
 def data_version() -> tuple:
     """What a report is computed from, in one small query (index lookups only)."""
-    return tuple(db.session.execute(select(
-        select(func.max(LedgerEntry.id)).scalar_subquery(),
-        select(func.max(Cohort.updated_at)).scalar_subquery(),
-        select(func.count()).select_from(Cohort).scalar_subquery())).one())
+    return tuple(db.session.execute(_DATA_VERSION).one())
 
 
 def _cache_enabled() -> bool:

@@ -96,3 +96,28 @@ def test_only_writes_that_change_free_times_bump_the_version(db):
     db.session.flush()
     (_, v1, _), = svc.slots_versions(fac.id)
     assert v1 > v0[0][1]
+
+
+def test_a_long_answer_goes_gzipped_to_clients_that_accept_it_and_the_cached_gzip_follows_bookings(client, db):
+    import gzip
+    import json
+
+    around_the_clock_facilitator()
+    svc.clear_slot_cache()
+    today = now_utc().date()
+    q = {"start": (today + timedelta(days=1)).isoformat(), "end": (today + timedelta(days=5)).isoformat(), "tz": "UTC"}
+    plain = client.get(SLOTS, query_string=q)
+    packed = client.get(SLOTS, query_string=q, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in plain.headers["Vary"] and "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gzip.decompress(packed.get_data())) == plain.get_json()
+    assert len(packed.get_data()) * 5 < len(plain.get_data())
+    refused = client.get(SLOTS, query_string=q, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in refused.headers
+    wanted = plain.get_json()["slots"][3]["start"]
+    assert _book(client, wanted, "gz@example.com").status_code == 201
+    after = json.loads(gzip.decompress(client.get(SLOTS, query_string=q,
+                                                  headers={"Accept-Encoding": "gzip"}).get_data()))
+    assert wanted not in [s["start"] for s in after["slots"]]
+    empty = client.get(SLOTS, query_string={**q, "facilitator_id": 987654}, headers={"Accept-Encoding": "gzip"})
+    assert empty.status_code in (200, 422) and "Content-Encoding" not in empty.headers  # too short to pack

@@ -53,7 +53,7 @@ def test_a_kept_roster_is_the_same_page_for_a_few_statements(app, world, cached)
     with counting() as statements:
         again = client.get(url)
     assert again.status_code == 200 and again.get_data(as_text=True) == first
-    assert len(statements) <= 2, statements  # who is signed in; the cohort with its roster's version
+    assert len(statements) <= 2, statements  # who is signed in; the roster's version
     app.config["ROSTER_CACHE_SECONDS"] = 0
     assert client.get(url).get_data(as_text=True) == first  # what the uncached page shows
 
@@ -152,3 +152,15 @@ def test_kept_pages_expire(app, world, cached, monkeypatch):
     with counting() as statements:
         client.get(url)
     assert len(statements) > kept
+
+
+def test_a_missing_or_deleted_cohort_is_a_404_even_when_kept(app, db, cached):
+    fac = factories.user("facilitator", password=None)
+    empty = fc.cohort(title="Empty cohort")
+    db.session.commit()
+    client = signed_in(app, fac)
+    assert client.get("/facilitator/cohorts/987654/roster").status_code == 404
+    assert "Empty cohort" in client.get(f"/facilitator/cohorts/{empty.id}/roster").get_data(as_text=True)
+    db.session.delete(empty)
+    db.session.commit()
+    assert client.get(f"/facilitator/cohorts/{empty.id}/roster").status_code == 404

@@ -6,9 +6,10 @@ limited (429 with the house error body when exceeded).
 
 from __future__ import annotations
 
+import gzip
 import json
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -103,6 +104,9 @@ class ConsultConflictSchema(ConsultErrorSchema):
     next_slots = fields.List(fields.Nested(ConsultSlotSchema))
 
 
+GZIP_MIN_BYTES = 1024
+
+
 def _slot_json(slot, z) -> dict:
     return {"start": slot.start.astimezone(z).isoformat(), "end": slot.end.astimezone(z).isoformat(),
             "facilitator_id": slot.facilitator_id}
@@ -119,15 +123,24 @@ def slots(args):
     """Free start times between two dates (inclusive) in the visitor's zone, across facilitators."""
     now, fid = now_utc(), args.get("facilitator_id")
 
-    def compute() -> bytes:
+    def compute() -> tuple[bytes, bytes | None]:
         found = svc.slots_for_dates(args["start"], args["end"], args["tz"], now, facilitator_id=fid)
         # Built directly (the schema above documents it): serialising a few thousand slots through
         # marshmallow would cost more than computing them.
         z = zone(args["tz"])
-        return json.dumps({"slots": [_slot_json(s, z) for s in found]}, separators=(",", ":")).encode()
+        body = json.dumps({"slots": [_slot_json(s, z) for s in found]}, separators=(",", ":")).encode()
+        # A week across all facilitators is ~2,000 slots (~130 KB, ~10 KB gzipped): compressed once
+        # with the list, not per request.
+        return body, gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
 
     key = ("api-slots", args["start"], args["end"], args["tz"], fid, svc.slots_versions(fid))
-    return current_app.response_class(svc.cached_slots(key, now, compute), mimetype="application/json")
+    body, packed = svc.cached_slots(key, now, compute)
+    resp = current_app.response_class(body, mimetype="application/json")
+    resp.vary.add("Accept-Encoding")
+    if packed is not None and request.accept_encodings.quality("gzip") > 0:
+        resp.set_data(packed)
+        resp.headers["Content-Encoding"] = "gzip"
+    return resp
 
 
 @blp.route("/consultations", methods=["POST"])

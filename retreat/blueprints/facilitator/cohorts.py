@@ -24,7 +24,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
 )
 from retreat.extensions import db
 from retreat.models import ProviderOrganization, Role, User
-from retreat.models.cache_versions import cohort_with_roster_version
+from retreat.models.cache_versions import roster_version
 from retreat.models.cohorts import CohortSession, Enrollment, Retreat
 from retreat.security import acting_user, request_context, require_object
 from retreat.services import cohorts as svc
@@ -226,10 +226,6 @@ def session_delete(session_id: int):
 
 @bp.get("/cohorts/<int:cohort_id>/roster")
 def cohort_roster(cohort_id: int):
-    ttl = page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
-    cohort, version = cohort_with_roster_version(cohort_id) if ttl else (_cohort(cohort_id), None)
-    if cohort is None:
-        abort(404)
     status_filter = request.args.get("status", "active")
     valid = set(svc.ROSTER_FILTERS) | {"all"} | {s.value for s in enrollment.PIPELINE} | {
         s.value for s in enrollment.EXITS}
@@ -238,23 +234,28 @@ def cohort_roster(cohort_id: int):
     me = acting_user()
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() else 1
-    # The table is kept per viewer under the roster's version (read before the rows, see
-    # cache_versions); a page showing a provider's shared conditions is never kept, since every
-    # read of those is checked and audited.
-    key = ("roster", cohort.id, status_filter, page, me.id)
-    body = page_cache.versioned_get(key, version, ttl)
-    if body is None:
+    # The page is kept per viewer under the roster's version, read before anything else (see
+    # cache_versions): a deleted or changed cohort has a new version, so a kept page is one of a
+    # cohort that exists as shown. A page showing a provider's shared conditions is never kept,
+    # since every read of those is checked and audited.
+    ttl = page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
+    key = ("roster", cohort_id, status_filter, page, me.id)
+    version = roster_version(cohort_id) if ttl else None
+    kept = page_cache.versioned_get(key, version, ttl)
+    if kept is None:
+        cohort = _cohort(cohort_id)
         result = svc.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),
                                  ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
         # Rendered before the commit (the audit events of reading shareable conditions), which would
         # otherwise expire every loaded row and reload each one while rendering.
-        body = Markup(render_template("facilitator/_roster_body.html", cohort=cohort, rows=result.rows,
-                                      result=result, svc=svc, status_filter=status_filter,
-                                      filters=svc.ROSTER_FILTERS))
+        kept = (cohort.title, Markup(render_template(
+            "facilitator/_roster_body.html", cohort=cohort, rows=result.rows, result=result, svc=svc,
+            status_filter=status_filter, filters=svc.ROSTER_FILTERS)))
         if not any(r.shareable_conditions for r in result.rows):
-            page_cache.versioned_put(key, version, body, ttl)
-        db.session.commit()  # the audit events (a cached page had none to write)
-    return render_template("facilitator/cohort_roster.html", cohort=cohort, body=body)
+            page_cache.versioned_put(key, version, kept, ttl)
+        db.session.commit()  # the audit events (a kept page had none to write)
+    title, body = kept
+    return render_template("facilitator/cohort_roster.html", title=title, body=body)
 
 
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")
