@@ -139,6 +139,32 @@ def create_user(
     return user
 
 
+def guest_account(*, email: str, name: str, tz: str, ctx: RequestContext | None = None,
+                  now: datetime | None = None) -> tuple[User, bool]:
+    """The account with ``email`` (already validated and lower-cased), or a new unverified participant
+    without a password: ``(user, created)``. One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` when
+    the email is new, plus one SELECT when an account exists already (or was just created by a
+    concurrent request: the insert waits for that transaction and then finds the row)."""
+    now = now or now_utc()
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (insert(User).values(email=email, name=name, role=Role.PARTICIPANT.value, tz=tz if is_valid_zone(tz) else "UTC",
+                                password_hash=None, email_verified_at=None, created_at=now, updated_at=now)
+            .on_conflict_do_nothing().returning(User))
+    user = db.session.scalars(stmt).first()
+    if user is None:
+        user = get_by_email(email)
+        if user is None:  # pragma: no cover - a conflict on email means the row exists
+            raise Conflict("An account with that email already exists.", field="email")
+        return user, False
+    audit.record("user.created", object_type="user", object_id=user.id,
+                 details={"role": Role.PARTICIPANT.value, "email": email}, ctx=ctx, now=now)
+    return user, True
+
+
 def change_role(user: User, role: Role | str, *, actor: User, ctx: RequestContext | None = None,
                 provider_organization: ProviderOrganization | None = None) -> User:
     try:
