@@ -27,7 +27,19 @@ from typing import NamedTuple
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Date, Integer, String, bindparam, cast, func, literal_column, null, select, union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -44,7 +56,7 @@ from retreat.models import (
     Role,
     User,
 )
-from retreat.models.consults import NO_OVERLAP_CONSTRAINT
+from retreat.models.consults import NO_OVERLAP_CONSTRAINT, note_slots_bumped
 from retreat.security import decrypt_field, encrypt_field, hash_token
 from retreat.services import accounts, audit, availability, outbox
 from retreat.services.audit import RequestContext
@@ -851,14 +863,27 @@ def _schedule_around(settings: ConsultSettings | None, at: datetime, *,
 
 
 def _lock_facilitator(facilitator_id: int) -> tuple[ConsultSettings | None, User | None]:
-    """The facilitator's settings row, locked (``FOR UPDATE OF consult_settings`` on PostgreSQL; SQLite
-    serialises writers with ``BEGIN IMMEDIATE``), and the facilitator, read in the same statement.
-    Everything read about their consults afterwards is read under the lock."""
-    row = db.session.execute(
-        select(ConsultSettings, User).join(User, User.id == ConsultSettings.facilitator_id)
-        .where(ConsultSettings.facilitator_id == facilitator_id)
-        .with_for_update(of=ConsultSettings).execution_options(populate_existing=True)
-    ).first()
+    """The facilitator's settings row, locked, and the facilitator, in one statement; (None, None) when
+    they take no bookings. Everything read about their consults afterwards is read under the lock.
+
+    PostgreSQL: ``UPDATE consult_settings SET slots_version = slots_version + 1 ... FROM users ...
+    RETURNING`` locks the row and bumps the slot cache's version at once (a booking changes the free
+    times; a refusal is rolled back with it), so the after-flush hook need not bump it again. SQLite
+    serialises writers with ``BEGIN IMMEDIATE``; there a plain SELECT reads the rows and the hook bumps."""
+    cs = ConsultSettings
+    if db.session.get_bind().dialect.name == "postgresql":
+        row = db.session.execute(
+            update(cs).where(cs.facilitator_id == facilitator_id, cs.accepting_bookings.is_(True),
+                             User.id == cs.facilitator_id)
+            .values(slots_version=cs.slots_version + 1).returning(cs, User)
+            .execution_options(populate_existing=True, synchronize_session=False)).first()
+        if row is not None:
+            note_slots_bumped(db.session(), facilitator_id)
+    else:
+        row = db.session.execute(
+            select(cs, User).join(User, User.id == cs.facilitator_id)
+            .where(cs.facilitator_id == facilitator_id, cs.accepting_bookings.is_(True))
+            .execution_options(populate_existing=True)).first()
     return (row[0], row[1]) if row is not None else (None, None)
 
 
@@ -912,56 +937,62 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
     last_reason: SlotUnavailable | None = None
     for n, fid in enumerate(candidates):
         try:
-            with db.session.begin_nested() if n < len(candidates) - 1 else nullcontext():
-                settings, fac = _lock_facilitator(fid)
-                if facilitator_id is not None:
-                    _check_facilitator(fid, settings, fac)
-                schedule = _schedule_around(settings, start)
-                if schedule is None:
-                    raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
-                if not _is_free(schedule, start, now):
-                    raise _NotFree(_why_not_free(schedule, start, now))
-                participant, _ = accounts.guest_account(email=guest["email"], name=guest["name"], tz=guest["tz"],
-                                                        ctx=ctx, now=now)
-                consult = Consultation(
-                    calendar_uid=f"consult-{uuid.uuid4()}@retreat", facilitator_id=fid,
-                    participant_id=participant.id, start_at=start, end_at=start + schedule.duration,
-                    blocked_start=start - schedule.buffer_before,
-                    blocked_end=start + schedule.duration + schedule.buffer_after,
-                    status=ConsultStatus.BOOKED.value, sequence=0, booked_via=via,
-                    guest_name=guest["name"], guest_email=guest["email"], guest_phone=guest["phone"],
-                    guest_tz=guest["tz"], heard_from=guest["heard_from"],
-                    reason_encrypted=encrypt_field(guest["reason"]) if guest["reason"] else None,
-                    answers_encrypted=encrypt_field(json.dumps(guest["answers"], sort_keys=True)),
-                    flagged=bool(flags_for(guest["answers"])), created_at=now, updated_at=now,
-                )
-                token = issue_manage_token(consult)  # names the calendar UID: written with the row, no UPDATE
-                db.session.add(consult)
-                db.session.flush()  # the exclusion constraint speaks here on PostgreSQL
+            # The audit events (a new account, the booking) are written together at the end; the
+            # savepoint lets a refusal try the next candidate.
+            with audit.batched(), db.session.begin_nested() if n < len(candidates) - 1 else nullcontext():
+                return _book_with(fid, start, guest, check=facilitator_id is not None, base_url=base_url,
+                                  now=now, ctx=ctx, via=via)
         except _NotFree as nf:
             last_reason = nf.why
-            continue
         except IntegrityError as exc:
             if not _is_overlap_violation(exc):
                 raise
             last_reason = SlotUnavailable("Sorry, that time was just taken.", reason="taken")
-            continue
-        # What the messages below read of the consult, already in hand (not loaded again).
-        set_committed_value(consult, "settings", settings)
-        set_committed_value(consult, "participant", participant)
-        set_committed_value(consult, "facilitator", fac)
-        link = manage_url(base_url, token)
-        if safety_signal(guest["answers"]):
-            from retreat.services import clearance
-
-            clearance.raise_consult_safety_alert(consult, now=now)
-        with outbox.batched():
-            _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
-            _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
-        audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
-                     details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
-        return Booking(consult, token, link)
     raise last_reason or SlotUnavailable("Sorry, that time was just taken.", reason="taken")
+
+
+def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url: str, now: datetime,
+               ctx: RequestContext | None, via: str) -> Booking:
+    """One candidate of ``book``: raises _NotFree (or IntegrityError from the exclusion constraint)."""
+    settings, fac = _lock_facilitator(fid)
+    if check:
+        _check_facilitator(fid, settings, fac)
+    schedule = _schedule_around(settings, start)
+    if schedule is None:
+        raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
+    if not _is_free(schedule, start, now):
+        raise _NotFree(_why_not_free(schedule, start, now))
+    participant, _ = accounts.guest_account(email=guest["email"], name=guest["name"], tz=guest["tz"], ctx=ctx, now=now)
+    consult = Consultation(
+        calendar_uid=f"consult-{uuid.uuid4()}@retreat", facilitator_id=fid,
+        participant_id=participant.id, start_at=start, end_at=start + schedule.duration,
+        blocked_start=start - schedule.buffer_before,
+        blocked_end=start + schedule.duration + schedule.buffer_after,
+        status=ConsultStatus.BOOKED.value, sequence=0, booked_via=via,
+        guest_name=guest["name"], guest_email=guest["email"], guest_phone=guest["phone"],
+        guest_tz=guest["tz"], heard_from=guest["heard_from"],
+        reason_encrypted=encrypt_field(guest["reason"]) if guest["reason"] else None,
+        answers_encrypted=encrypt_field(json.dumps(guest["answers"], sort_keys=True)),
+        flagged=bool(flags_for(guest["answers"])), created_at=now, updated_at=now,
+    )
+    token = issue_manage_token(consult)  # names the calendar UID: written with the row, no UPDATE after it
+    db.session.add(consult)
+    db.session.flush()  # the exclusion constraint speaks here on PostgreSQL
+    # What the messages below read of the consult, already in hand (not loaded again).
+    set_committed_value(consult, "settings", settings)
+    set_committed_value(consult, "participant", participant)
+    set_committed_value(consult, "facilitator", fac)
+    link = manage_url(base_url, token)
+    if safety_signal(guest["answers"]):
+        from retreat.services import clearance
+
+        clearance.raise_consult_safety_alert(consult, now=now)
+    with outbox.batched():
+        _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
+        _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
+    audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
+                 details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
+    return Booking(consult, token, link)
 
 
 def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now: datetime,
