@@ -870,21 +870,24 @@ def _lock_facilitator(facilitator_id: int) -> tuple[ConsultSettings | None, User
     RETURNING`` locks the row and bumps the slot cache's version at once (a booking changes the free
     times; a refusal is rolled back with it), so the after-flush hook need not bump it again. SQLite
     serialises writers with ``BEGIN IMMEDIATE``; there a plain SELECT reads the rows and the hook bumps."""
-    cs = ConsultSettings
-    if db.session.get_bind().dialect.name == "postgresql":
-        row = db.session.execute(
-            update(cs).where(cs.facilitator_id == facilitator_id, cs.accepting_bookings.is_(True),
-                             User.id == cs.facilitator_id)
-            .values(slots_version=cs.slots_version + 1).returning(cs, User)
-            .execution_options(populate_existing=True, synchronize_session=False)).first()
-        if row is not None:
-            note_slots_bumped(db.session(), facilitator_id)
-    else:
-        row = db.session.execute(
-            select(cs, User).join(User, User.id == cs.facilitator_id)
-            .where(cs.facilitator_id == facilitator_id, cs.accepting_bookings.is_(True))
-            .execution_options(populate_existing=True)).first()
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    row = db.session.execute(_lock_statement(postgres), {"fid": facilitator_id}).first()
+    if row is not None and postgres:
+        note_slots_bumped(db.session(), facilitator_id)
     return (row[0], row[1]) if row is not None else (None, None)
+
+
+@lru_cache(maxsize=2)
+def _lock_statement(postgres: bool):
+    """Built once (constructing it costs more than running it)."""
+    cs, fid = ConsultSettings, bindparam("fid")
+    if postgres:
+        return (update(cs).where(cs.facilitator_id == fid, cs.accepting_bookings.is_(True), User.id == cs.facilitator_id)
+                .values(slots_version=cs.slots_version + 1).returning(cs, User)
+                .execution_options(populate_existing=True, synchronize_session=False))
+    return (select(cs, User).join(User, User.id == cs.facilitator_id)
+            .where(cs.facilitator_id == fid, cs.accepting_bookings.is_(True))
+            .execution_options(populate_existing=True))
 
 
 def _check_facilitator(facilitator_id, settings: ConsultSettings | None, fac: User | None) -> None:
