@@ -55,6 +55,7 @@ def record(
 
 
 _BATCH: ContextVar[list | None] = ContextVar("audit_batch", default=None)
+_INSERT = insert(AuditEvent.__table__)
 
 
 @contextmanager
@@ -70,7 +71,7 @@ def batched():
     finally:
         _BATCH.reset(token)
     if rows:  # executemany: one multi-row INSERT
-        db.session.execute(insert(AuditEvent.__table__), rows)
+        db.session.execute(_INSERT, rows)
 
 
 def query(
