@@ -2,7 +2,8 @@
 
 Every page and API route asks ``free_slots`` for free times, and ``book``/``reschedule``
 re-check the chosen time with the same code while holding the facilitator's settings row lock
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``).
+(on PostgreSQL ``SELECT ... FOR UPDATE``, or for a booking the ``UPDATE`` that also bumps the slot
+cache's version; SQLite serialises writers with ``BEGIN IMMEDIATE``).
 The database has the last word: an exclusion constraint on PostgreSQL refuses overlapping
 blocked ranges, and the loser of a race gets ``SlotUnavailable`` (409), never a 500.
 
@@ -909,13 +910,13 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
          base_url: str, now: datetime, ctx: RequestContext | None = None, via: str = "web") -> Booking:
     """Book a free consult at ``start`` with one facilitator, or with whoever is free (fair round-robin).
 
-    For each candidate facilitator: lock their settings row (with the facilitator, one statement),
-    re-check the time against their schedule read under the lock (one statement), find or create
-    the guest's account (one statement), insert the consult (the exclusion constraint has the last
-    word; the slot cache version is bumped in the same flush), then queue the messages (one
-    multi-row insert). A savepoint wraps each candidate except the last, so that a refusal can try
-    the next one; when ``SlotUnavailable`` comes from the last (or only) candidate, the caller rolls
-    back, as it does for every refusal.
+    For each candidate facilitator: lock their settings row, bump its slot cache version and read
+    the facilitator (one statement on PostgreSQL; on SQLite the after-flush hook bumps), re-check the
+    time against their schedule read under the lock (one statement), find or create the guest's
+    account (one statement), insert the consult (the exclusion constraint has the last word), then
+    queue the messages and write the audit events (one multi-row insert each). A savepoint wraps
+    each candidate except the last, so that a refusal can try the next one; when ``SlotUnavailable``
+    comes from the last (or only) candidate, the caller rolls back, as it does for every refusal.
     """
     guest = validate_guest(name=name, email=email, phone=phone, tz=tz, reason=reason, heard_from=heard_from,
                            answers=answers)
