@@ -136,23 +136,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response):
-        stripe_base = current_app.config.get("STRIPE_API_BASE", "").rstrip("/")
-        stripe_src = "https://js.stripe.com" if "api.stripe.com" in stripe_base or not stripe_base else stripe_base
-        csp = "; ".join([
-            "default-src 'self'",
-            f"script-src 'self' {stripe_src}",
-            f"frame-src 'self' {stripe_src} https://hooks.stripe.com",
-            f"connect-src 'self' {stripe_src if stripe_src != 'https://js.stripe.com' else 'https://api.stripe.com'}",
-            "img-src 'self' data:",
-            "style-src 'self'",
-            "font-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ])
         h = response.headers
-        h.setdefault("Content-Security-Policy", csp)
+        h.setdefault("Content-Security-Policy", content_security_policy(current_app.config.get("STRIPE_API_BASE", "")))
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
@@ -165,6 +150,26 @@ def init_app(app: Flask) -> None:
             h["Pragma"] = "no-cache"
         h["X-Request-ID"] = g.get("request_id", "")
         return response
+
+
+@functools.lru_cache(maxsize=16)
+def content_security_policy(stripe_api_base: str) -> str:
+    """The CSP header for a Stripe API base (built once per value, not on every response)."""
+    stripe_base = (stripe_api_base or "").rstrip("/")
+    stripe_src = "https://js.stripe.com" if "api.stripe.com" in stripe_base or not stripe_base else stripe_base
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src 'self' {stripe_src}",
+        f"frame-src 'self' {stripe_src} https://hooks.stripe.com",
+        f"connect-src 'self' {stripe_src if stripe_src != 'https://js.stripe.com' else 'https://api.stripe.com'}",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
 
 
 _TOTP_EXEMPT = frozenset({

@@ -132,8 +132,8 @@ def _bulk_writes(state) -> None:
     """An ORM-enabled bulk UPDATE/DELETE/INSERT of a roster table cannot be traced to a cohort."""
     if not (state.is_update or state.is_delete or state.is_insert):
         return
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) in ROSTER_TABLES:
+    name = getattr(getattr(state.statement, "table", None), "name", None)
+    if name in ROSTER_TABLES and not (state.is_insert and name == "users"):  # a new account is on no roster yet
         state.session.info.setdefault(_PENDING, set()).add(ROSTER_ALL)
 
 

@@ -216,9 +216,27 @@ def _touched_facilitators(session) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+_BUMPED = "consult_slots_bumped"
+
+
+def note_slots_bumped(session, facilitator_id: int) -> None:
+    """The caller has just bumped this facilitator's ``slots_version`` itself, in the session's current
+    transaction (the booking does it with the UPDATE that locks the settings row): the hook below does
+    not bump it again while that transaction or savepoint is open. Once it ends (committed, released
+    or rolled back) the hook bumps as usual, so a rolled-back bump is never relied on."""
+    txn = session.get_nested_transaction() or session.get_transaction()
+    noted = session.info.setdefault(_BUMPED, {})
+    for fid in [f for f, t in noted.items() if not t.is_active]:
+        del noted[fid]
+    noted[facilitator_id] = txn
+
+
 @event.listens_for(Session, "after_flush")
 def _bump_slots_version(session, flush_context):
     ids = _touched_facilitators(session)
+    noted = session.info.get(_BUMPED)
+    if ids and noted:
+        ids = {i for i in ids if i not in noted or not noted[i].is_active}
     if ids:
         from sqlalchemy import update
 

@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from time import monotonic
 
 import email_validator
@@ -13,7 +14,9 @@ from argon2 import PasswordHasher
 from argon2 import profiles as argon2_profiles
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import make_transient_to_detached
 
 from retreat.extensions import db
 from retreat.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
@@ -138,6 +141,50 @@ def create_user(
     audit.record("user.created", actor=actor, object_type="user", object_id=user.id,
                  details={"role": role.value, "email": norm}, ctx=ctx, now=now)
     return user
+
+
+_USER_PROPS = list(sa_inspect(User).column_attrs)
+_USER_KEYS = [prop.key for prop in _USER_PROPS]
+
+
+@lru_cache(maxsize=2)
+def _guest_insert(dialect: str):
+    """``guest_account``'s statement, built once (constructing it costs more than running it). A Core
+    insert: the ORM's bulk insert with RETURNING an entity costs more than the round trip itself."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = bindparam("now", type_=User.__table__.c.created_at.type)
+    return (insert(User.__table__)
+            .values(email=bindparam("email"), name=bindparam("name"), role=Role.PARTICIPANT.value, tz=bindparam("tz"),
+                    password_hash=None, email_verified_at=None, created_at=now, updated_at=now)
+            .on_conflict_do_nothing().returning(*[prop.columns[0] for prop in _USER_PROPS]))
+
+
+def guest_account(*, email: str, name: str, tz: str, ctx: RequestContext | None = None,
+                  now: datetime | None = None) -> tuple[User, bool]:
+    """The account with ``email`` (already validated and lower-cased), or a new unverified participant
+    without a password: ``(user, created)``. One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` when
+    the email is new, plus one SELECT when an account exists already (or was just created by a
+    concurrent request: the insert waits for that transaction and then finds the row)."""
+    now = now or now_utc()
+    stmt = _guest_insert(db.session.get_bind().dialect.name)
+    row = db.session.execute(stmt, {"email": email, "name": name, "tz": tz if is_valid_zone(tz) else "UTC",
+                                    "now": now}).first()
+    user = None
+    if row is not None:  # the new row, put in the session as the persistent object it is (no reload)
+        user = User(**{key: row[i] for i, key in enumerate(_USER_KEYS)})
+        make_transient_to_detached(user)
+        db.session.add(user)
+    if user is None:
+        user = get_by_email(email)
+        if user is None:  # pragma: no cover - a conflict on email means the row exists
+            raise Conflict("An account with that email already exists.", field="email")
+        return user, False
+    audit.record("user.created", object_type="user", object_id=user.id,
+                 details={"role": Role.PARTICIPANT.value, "email": email}, ctx=ctx, now=now)
+    return user, True
 
 
 def change_role(user: User, role: Role | str, *, actor: User, ctx: RequestContext | None = None,

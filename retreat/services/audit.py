@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, event, insert, select
 
 from retreat.extensions import db
 from retreat.models import AuditEvent, User
@@ -30,8 +32,8 @@ def record(
     ctx: RequestContext | None = None,
     actor_email: str | None = None,
     now: datetime | None = None,
-) -> AuditEvent:
-    ev = AuditEvent(
+) -> AuditEvent | None:
+    values = dict(
         at=now or now_utc(),
         actor_id=actor.id if actor is not None else None,
         actor_email=(actor.email if actor is not None else actor_email),
@@ -43,8 +45,33 @@ def record(
         request_id=ctx.request_id if ctx else None,
         details=details or None,
     )
+    pending = _BATCH.get()
+    if pending is not None:
+        pending.append(values)
+        return None
+    ev = AuditEvent(**values)
     db.session.add(ev)
     return ev
+
+
+_BATCH: ContextVar[list | None] = ContextVar("audit_batch", default=None)
+_INSERT = insert(AuditEvent.__table__)
+
+
+@contextmanager
+def batched():
+    """Write the events recorded inside the block with one multi-row INSERT when it ends normally
+    (none when it raises: a refused booking leaves no trace of the account it did not keep). Inside,
+    ``record`` returns None. A consult booking records two events (the guest's new account and the
+    booking): one round trip instead of two."""
+    rows: list[dict] = []
+    token = _BATCH.set(rows)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    if rows:  # executemany: one multi-row INSERT
+        db.session.execute(_INSERT, rows)
 
 
 def query(

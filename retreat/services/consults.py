@@ -2,7 +2,8 @@
 
 Every page and API route asks ``free_slots`` for free times, and ``book``/``reschedule``
 re-check the chosen time with the same code while holding the facilitator's settings row lock
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers with ``BEGIN IMMEDIATE``).
+(on PostgreSQL ``SELECT ... FOR UPDATE``, or for a booking the ``UPDATE`` that also bumps the slot
+cache's version; SQLite serialises writers with ``BEGIN IMMEDIATE``).
 The database has the last word: an exclusion constraint on PostgreSQL refuses overlapping
 blocked ranges, and the loser of a race gets ``SlotUnavailable`` (409), never a 500.
 
@@ -19,6 +20,7 @@ import secrets
 import threading
 import uuid
 from collections import Counter, OrderedDict, defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -26,10 +28,23 @@ from typing import NamedTuple
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from retreat.database import UTCDateTime
 from retreat.extensions import db
 from retreat.messaging.ics import event_spec
 from retreat.models import (
@@ -42,7 +57,7 @@ from retreat.models import (
     Role,
     User,
 )
-from retreat.models.consults import NO_OVERLAP_CONSTRAINT
+from retreat.models.consults import NO_OVERLAP_CONSTRAINT, note_slots_bumped
 from retreat.security import decrypt_field, encrypt_field, hash_token
 from retreat.services import accounts, audit, availability, outbox
 from retreat.services.audit import RequestContext
@@ -357,11 +372,57 @@ def _schedule(settings) -> Schedule:
     )
 
 
+@lru_cache(maxsize=4)
+def _details_statement(rules: bool, exclude: bool):
+    """One statement (UNION ALL) for the weekly rules (optionally), the date overrides and the active
+    consults' blocked ranges of the facilitators ``:ids``: one round trip, not three. Built once (with
+    bound parameters), since constructing it costs more than running it.
+
+    Rows: (kind 'r' | 'o' | 'c', facilitator_id, a, b, c, day, override kind, start_at, blocked_start,
+    blocked_end), with a, b, c = weekday, start and end minute of a rule, or -, start and end minute of
+    an override."""
+    none_int, none_day, none_kind, none_at = (cast(null(), Integer()), cast(null(), Date()),
+                                              cast(null(), String()), cast(null(), UTCDateTime()))
+    ids = bindparam("ids", expanding=True)
+    parts = []
+    if rules:
+        r = AvailabilityRule
+        parts.append(select(literal_column("'r'"), r.facilitator_id, r.weekday, r.start_minute, r.end_minute,
+                            none_day, none_kind, none_at, none_at, none_at).where(r.facilitator_id.in_(ids)))
+    o = AvailabilityOverride
+    parts.append(select(literal_column("'o'"), o.facilitator_id, none_int, o.start_minute, o.end_minute, o.day, o.kind,
+                        none_at, none_at, none_at)
+                 .where(o.facilitator_id.in_(ids), o.day.between(bindparam("lo_day"), bindparam("hi_day"))))
+    c = Consultation
+    busy = (select(literal_column("'c'"), c.facilitator_id, none_int, none_int, none_int, none_day, none_kind,
+                   c.start_at, c.blocked_start, c.blocked_end)
+            .where(c.facilitator_id.in_(ids), _active(), c.blocked_end > bindparam("lo_at"),
+                   c.blocked_start < bindparam("hi_at")))
+    if exclude:
+        busy = busy.where(c.id != bindparam("exclude_id"))
+    parts.append(busy)
+    return union_all(*parts)
+
+
+def _details_query(ids: list[int], range_start: datetime, range_end: datetime, *, rules: bool,
+                   exclude_consult_id: int | None = None):
+    """Rules (optionally), overrides and busy ranges of ``ids`` around [range_start, range_end)."""
+    params = {"ids": ids, "lo_day": (range_start - timedelta(days=2)).date(),
+              "hi_day": (range_end + timedelta(days=2)).date(), "lo_at": range_start - timedelta(days=2),
+              "hi_at": range_end + timedelta(days=2)}
+    if exclude_consult_id is not None:
+        params["exclude_id"] = exclude_consult_id
+    return db.session.execute(_details_statement(rules, exclude_consult_id is not None), params)
+
+
 def load_schedules(range_start: datetime, range_end: datetime, *, facilitator_ids=None,
                    exclude_consult_id: int | None = None, settings_rows=None) -> list[Schedule]:
-    """Everything the slot engine needs for the facilitators who take bookings, in three queries."""
-    rule_columns = (AvailabilityRule.weekday, AvailabilityRule.start_minute, AvailabilityRule.end_minute)
+    """Everything the slot engine needs for the facilitators who take bookings, in two queries (the
+    settings with their weekly rules, then overrides and consults), or one when ``settings_rows`` are
+    given (the booking path, which has just locked them)."""
+    rules: list = []
     if settings_rows is None:  # settings (plain columns, no ORM objects) and weekly rules together
+        rule_columns = (AvailabilityRule.weekday, AvailabilityRule.start_minute, AvailabilityRule.end_minute)
         table = ConsultSettings.__table__
         stmt = (select(*[table.c[name] for name in _SCHEDULE_COLUMNS], *rule_columns)
                 .join(User, User.id == table.c.facilitator_id)
@@ -374,36 +435,26 @@ def load_schedules(range_start: datetime, range_end: datetime, *, facilitator_id
         width = len(_SCHEDULE_COLUMNS)
         settings_rows = list({row.facilitator_id: row for row in rows}.values())
         rules = [(row.facilitator_id, *row[width:]) for row in rows if row[width] is not None]
+        with_rules = False
     else:
-        ids = [s.facilitator_id for s in settings_rows]
-        rules = db.session.execute(select(AvailabilityRule.facilitator_id, *rule_columns)
-                                   .where(AvailabilityRule.facilitator_id.in_(ids))).all() if ids else []
+        with_rules = True
     if not settings_rows:
         return []
     schedules = {s.facilitator_id: _schedule(s) for s in settings_rows}
     ids = list(schedules)
     for fid, weekday, start_minute, end_minute in rules:
         schedules[fid].weekly.setdefault(weekday, []).append((start_minute, end_minute))
-    lo_day, hi_day = (range_start - timedelta(days=2)).date(), (range_end + timedelta(days=2)).date()
-    for o in db.session.execute(select(AvailabilityOverride.facilitator_id, AvailabilityOverride.day,
-                                       AvailabilityOverride.kind, AvailabilityOverride.start_minute,
-                                       AvailabilityOverride.end_minute)
-                                .where(AvailabilityOverride.facilitator_id.in_(ids),
-                                       AvailabilityOverride.day.between(lo_day, hi_day))):
-        schedules[o.facilitator_id].overrides.setdefault(o.day, []).append(
-            DayOverride(o.kind, o.start_minute, o.end_minute))
-    stmt = (select(Consultation.id, Consultation.facilitator_id, Consultation.start_at, Consultation.blocked_start,
-                   Consultation.blocked_end)
-            .where(Consultation.facilitator_id.in_(ids), _active(),
-                   Consultation.blocked_end > range_start - timedelta(days=2),
-                   Consultation.blocked_start < range_end + timedelta(days=2)))
-    if exclude_consult_id is not None:
-        stmt = stmt.where(Consultation.id != exclude_consult_id)
     per_day: dict[int, Counter] = defaultdict(Counter)
-    for c in db.session.execute(stmt):
-        sched = schedules[c.facilitator_id]
-        sched.busy.append((c.blocked_start, c.blocked_end))
-        per_day[c.facilitator_id][c.start_at.astimezone(sched.zone).date()] += 1
+    rows = _details_query(ids, range_start, range_end, rules=with_rules, exclude_consult_id=exclude_consult_id)
+    for kind, fid, a, b, c, day, override_kind, start_at, blocked_start, blocked_end in rows:
+        sched = schedules[fid]
+        if kind == "c":
+            sched.busy.append((blocked_start, blocked_end))
+            per_day[fid][start_at.astimezone(sched.zone).date()] += 1
+        elif kind == "o":
+            sched.overrides.setdefault(day, []).append(DayOverride(override_kind, b, c))
+        else:
+            sched.weekly.setdefault(a, []).append((b, c))
     for fid, counts in per_day.items():
         schedules[fid].booked_per_day = dict(counts)
     return [schedules[i] for i in sorted(schedules)]
@@ -638,22 +689,6 @@ def answered_questions(consult: Consultation) -> list[tuple[str, str, bool]]:
              answers.get(k) in FLAGGING_ANSWERS) for k, q in PRESCREEN_QUESTIONS]
 
 
-def _participant_for(guest: dict, now: datetime, ctx: RequestContext | None) -> User:
-    """Link the consult to the account with that email, or create an unverified one without a password."""
-    user = accounts.get_by_email(guest["email"])
-    if user is not None:
-        return user
-    try:
-        with db.session.begin_nested():
-            return accounts.create_user(email=guest["email"], name=guest["name"], role=Role.PARTICIPANT,
-                                        tz=guest["tz"], verified=False, ctx=ctx, now=now)
-    except (IntegrityError, Conflict):  # created concurrently by another booking
-        user = accounts.get_by_email(guest["email"])
-        if user is None:
-            raise
-        return user
-
-
 # ------------------------------------------------------------------------------------------
 # Manage tokens
 # ------------------------------------------------------------------------------------------
@@ -664,9 +699,10 @@ def _serializer() -> URLSafeSerializer:
 
 
 def issue_manage_token(consult: Consultation) -> str:
-    """A signed token naming the consult and its expiry; only its SHA-256 is stored. Replaces the previous one."""
+    """A signed token naming the consult (by its calendar UID, known before the row is written) and its
+    expiry; only its SHA-256 is stored. Replaces the previous one."""
     expires = consult.end_at + MANAGE_LINK_VALID_AFTER_CALL
-    raw = _serializer().dumps({"c": consult.id, "n": secrets.token_urlsafe(12), "e": int(expires.timestamp())})
+    raw = _serializer().dumps({"u": consult.calendar_uid, "n": secrets.token_urlsafe(12), "e": int(expires.timestamp())})
     consult.manage_token_hash = hash_token(raw)
     consult.manage_token_expires_at = expires
     return raw
@@ -684,11 +720,16 @@ def consult_for_token(token: str, now: datetime, *, lock: bool = False) -> Consu
         data = _serializer().loads(token)
     except BadSignature:
         raise invalid from None
-    if not isinstance(data, dict) or not isinstance(data.get("c"), int) or not isinstance(data.get("e"), int):
+    if not isinstance(data, dict) or not isinstance(data.get("e"), int):
+        raise invalid
+    if isinstance(data.get("u"), str):
+        stmt = select(Consultation).where(Consultation.calendar_uid == data["u"])
+    elif isinstance(data.get("c"), int):  # links issued before tokens named the calendar UID
+        stmt = select(Consultation).where(Consultation.id == data["c"])
+    else:
         raise invalid
     if now.timestamp() >= data["e"]:
         raise ManageLinkExpired("This link has expired. If you would like to talk with us, book a new consultation.")
-    stmt = select(Consultation).where(Consultation.id == data["c"])
     if lock:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     consult = db.session.scalar(stmt)
@@ -803,46 +844,89 @@ def _is_overlap_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23P01" or NO_OVERLAP_CONSTRAINT in str(exc.orig)
 
 
-def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None,
-                   locked: list | None = None) -> Schedule | None:
-    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock).
-    The locked settings row is appended to ``locked`` when given (saves loading it again)."""
+def _lock_schedule(facilitator_id: int, at: datetime, *, exclude_consult_id: int | None = None) -> Schedule | None:
+    """Lock the facilitator's settings row, then load their schedule around ``at`` (fresh, under the lock)."""
     settings = db.session.scalar(
         select(ConsultSettings).where(ConsultSettings.facilitator_id == facilitator_id)
         .with_for_update().execution_options(populate_existing=True)
     )
+    return _schedule_around(settings, at, exclude_consult_id=exclude_consult_id)
+
+
+def _schedule_around(settings: ConsultSettings | None, at: datetime, *,
+                     exclude_consult_id: int | None = None) -> Schedule | None:
+    """The schedule of a locked settings row around ``at`` (one query), None when it takes no bookings."""
     if settings is None or not settings.accepting_bookings:
         return None
-    if locked is not None:
-        locked.append(settings)
     schedules = load_schedules(at - timedelta(days=1), at + timedelta(days=1), settings_rows=[settings],
                                exclude_consult_id=exclude_consult_id)
     return schedules[0] if schedules else None
 
 
-def _check_facilitator(facilitator_id) -> User:
-    fac = db.session.get(User, facilitator_id) if isinstance(facilitator_id, int) and not isinstance(facilitator_id, bool) else None
+def _lock_facilitator(facilitator_id: int) -> tuple[ConsultSettings | None, User | None]:
+    """The facilitator's settings row, locked, and the facilitator, in one statement; (None, None) when
+    they take no bookings. Everything read about their consults afterwards is read under the lock.
+
+    PostgreSQL: ``UPDATE consult_settings SET slots_version = slots_version + 1 ... FROM users ...
+    RETURNING`` locks the row and bumps the slot cache's version at once (a booking changes the free
+    times; a refusal is rolled back with it), so the after-flush hook need not bump it again. SQLite
+    serialises writers with ``BEGIN IMMEDIATE``; there a plain SELECT reads the rows and the hook bumps."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    row = db.session.execute(_lock_statement(postgres), {"fid": facilitator_id}).first()
+    if row is not None and postgres:
+        note_slots_bumped(db.session(), facilitator_id)
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+@lru_cache(maxsize=2)
+def _lock_statement(postgres: bool):
+    """Built once (constructing it costs more than running it)."""
+    cs, fid = ConsultSettings, bindparam("fid")
+    if postgres:
+        return (update(cs).where(cs.facilitator_id == fid, cs.accepting_bookings.is_(True), User.id == cs.facilitator_id)
+                .values(slots_version=cs.slots_version + 1).returning(cs, User)
+                .execution_options(populate_existing=True, synchronize_session=False))
+    return (select(cs, User).join(User, User.id == cs.facilitator_id)
+            .where(cs.facilitator_id == fid, cs.accepting_bookings.is_(True))
+            .execution_options(populate_existing=True))
+
+
+def _check_facilitator(facilitator_id, settings: ConsultSettings | None, fac: User | None) -> None:
+    """A facilitator named by the guest must exist, be active and take bookings (else 422, not 409)."""
+    if fac is None and settings is None:  # no settings row: tell "no such facilitator" from "not taking bookings"
+        fac = db.session.get(User, facilitator_id)
     if fac is None or fac.role != Role.FACILITATOR.value or not fac.is_active_account:
         raise ValidationFailed("There is no facilitator with that id.", field="facilitator_id")
-    settings = get_settings(fac)
     if settings is None or not settings.accepting_bookings:
         raise ValidationFailed("That facilitator is not taking consult bookings.", field="facilitator_id")
-    return fac
+
+
+def _valid_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def book(*, start: datetime, facilitator_id: int | None = None, name: str, email: str, phone: str | None = None,
          tz: str, reason: str | None = None, heard_from: str | None = None, answers: dict | None = None,
          base_url: str, now: datetime, ctx: RequestContext | None = None, via: str = "web") -> Booking:
-    """Book a free consult at ``start`` with one facilitator, or with whoever is free (fair round-robin)."""
+    """Book a free consult at ``start`` with one facilitator, or with whoever is free (fair round-robin).
+
+    For each candidate facilitator: lock their settings row, bump its slot cache version and read
+    the facilitator (one statement on PostgreSQL; on SQLite the after-flush hook bumps), re-check the
+    time against their schedule read under the lock (one statement), find or create the guest's
+    account (one statement), insert the consult (the exclusion constraint has the last word), then
+    queue the messages and write the audit events (one multi-row insert each). A savepoint wraps
+    each candidate except the last, so that a refusal can try the next one; when ``SlotUnavailable``
+    comes from the last (or only) candidate, the caller rolls back, as it does for every refusal.
+    """
     guest = validate_guest(name=name, email=email, phone=phone, tz=tz, reason=reason, heard_from=heard_from,
                            answers=answers)
     start = _aware_utc(start)
     if start <= now:
         raise ValidationFailed("That time has already passed. Please choose another time.", field="start")
-    chosen: User | None = None  # kept referenced: the session's identity map holds it weakly
     if facilitator_id is not None:
-        chosen = _check_facilitator(facilitator_id)
-        candidates = [chosen.id]
+        if not _valid_id(facilitator_id):
+            raise ValidationFailed("There is no facilitator with that id.", field="facilitator_id")
+        candidates = [facilitator_id]
     else:
         candidates = round_robin_order(
             [s.facilitator_id for s in free_slots(start, start + timedelta(microseconds=1), now)], now)
@@ -855,56 +939,64 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
                         raise r
             raise SlotUnavailable("That time is not available for booking.", reason="unavailable")
     last_reason: SlotUnavailable | None = None
-    for fid in candidates:
+    for n, fid in enumerate(candidates):
         try:
-            locked: list[ConsultSettings] = []
-            with db.session.begin_nested():
-                schedule = _lock_schedule(fid, start, locked=locked)
-                if schedule is None:
-                    raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
-                if not _is_free(schedule, start, now):
-                    raise _NotFree(_why_not_free(schedule, start, now))
-                participant = _participant_for(guest, now, ctx)
-                consult = Consultation(
-                    calendar_uid=f"consult-{uuid.uuid4()}@retreat", facilitator_id=fid,
-                    participant_id=participant.id, start_at=start, end_at=start + schedule.duration,
-                    blocked_start=start - schedule.buffer_before,
-                    blocked_end=start + schedule.duration + schedule.buffer_after,
-                    status=ConsultStatus.BOOKED.value, sequence=0, booked_via=via,
-                    guest_name=guest["name"], guest_email=guest["email"], guest_phone=guest["phone"],
-                    guest_tz=guest["tz"], heard_from=guest["heard_from"],
-                    reason_encrypted=encrypt_field(guest["reason"]) if guest["reason"] else None,
-                    answers_encrypted=encrypt_field(json.dumps(guest["answers"], sort_keys=True)),
-                    flagged=bool(flags_for(guest["answers"])), created_at=now, updated_at=now,
-                )
-                db.session.add(consult)
-                db.session.flush()  # the exclusion constraint speaks here on PostgreSQL
+            # The audit events (a new account, the booking) are written together at the end; the
+            # savepoint lets a refusal try the next candidate.
+            with audit.batched(), db.session.begin_nested() if n < len(candidates) - 1 else nullcontext():
+                return _book_with(fid, start, guest, check=facilitator_id is not None, base_url=base_url,
+                                  now=now, ctx=ctx, via=via)
         except _NotFree as nf:
             last_reason = nf.why
-            continue
         except IntegrityError as exc:
             if not _is_overlap_violation(exc):
                 raise
             last_reason = SlotUnavailable("Sorry, that time was just taken.", reason="taken")
-            continue
-        # What the messages below read of the consult, already in hand (not loaded again).
-        set_committed_value(consult, "settings", locked[0])
-        set_committed_value(consult, "participant", participant)
-        if chosen is not None:
-            set_committed_value(consult, "facilitator", chosen)
-        token = issue_manage_token(consult)
-        link = manage_url(base_url, token)
-        if safety_signal(guest["answers"]):
-            from retreat.services import clearance
-
-            clearance.raise_consult_safety_alert(consult, now=now)
-        with outbox.batched():
-            _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
-            _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
-        audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
-                     details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
-        return Booking(consult, token, link)
     raise last_reason or SlotUnavailable("Sorry, that time was just taken.", reason="taken")
+
+
+def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url: str, now: datetime,
+               ctx: RequestContext | None, via: str) -> Booking:
+    """One candidate of ``book``: raises _NotFree (or IntegrityError from the exclusion constraint)."""
+    settings, fac = _lock_facilitator(fid)
+    if check:
+        _check_facilitator(fid, settings, fac)
+    schedule = _schedule_around(settings, start)
+    if schedule is None:
+        raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
+    if not _is_free(schedule, start, now):
+        raise _NotFree(_why_not_free(schedule, start, now))
+    participant, _ = accounts.guest_account(email=guest["email"], name=guest["name"], tz=guest["tz"], ctx=ctx, now=now)
+    consult = Consultation(
+        calendar_uid=f"consult-{uuid.uuid4()}@retreat", facilitator_id=fid,
+        participant_id=participant.id, start_at=start, end_at=start + schedule.duration,
+        blocked_start=start - schedule.buffer_before,
+        blocked_end=start + schedule.duration + schedule.buffer_after,
+        status=ConsultStatus.BOOKED.value, sequence=0, booked_via=via,
+        guest_name=guest["name"], guest_email=guest["email"], guest_phone=guest["phone"],
+        guest_tz=guest["tz"], heard_from=guest["heard_from"],
+        reason_encrypted=encrypt_field(guest["reason"]) if guest["reason"] else None,
+        answers_encrypted=encrypt_field(json.dumps(guest["answers"], sort_keys=True)),
+        flagged=bool(flags_for(guest["answers"])), created_at=now, updated_at=now,
+    )
+    token = issue_manage_token(consult)  # names the calendar UID: written with the row, no UPDATE after it
+    db.session.add(consult)
+    db.session.flush()  # the exclusion constraint speaks here on PostgreSQL
+    # What the messages below read of the consult, already in hand (not loaded again).
+    set_committed_value(consult, "settings", settings)
+    set_committed_value(consult, "participant", participant)
+    set_committed_value(consult, "facilitator", fac)
+    link = manage_url(base_url, token)
+    if safety_signal(guest["answers"]):
+        from retreat.services import clearance
+
+        clearance.raise_consult_safety_alert(consult, now=now)
+    with outbox.batched():
+        _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
+        _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
+    audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
+                 details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
+    return Booking(consult, token, link)
 
 
 def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now: datetime,

@@ -15,7 +15,7 @@ from retreat.models import ChecklistItem, ConsentDocument, JournalEntry
 from retreat.models.cache_versions import roster_version
 from retreat.security import encrypt_field
 from retreat.services import cohorts as cohort_svc
-from retreat.services import enrollment, preparation, seats
+from retreat.services import accounts, enrollment, preparation, seats
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc
@@ -67,6 +67,9 @@ def test_unrelated_and_rolled_back_writes_change_nothing(world):
     _db.session.add(JournalEntry(participant_id=enr.participant_id, realm="self", text_enc=encrypt_field("x"),
                                  created_at=now_utc(), updated_at=now_utc()))
     enr.participant.tz = "Europe/Berlin"  # not shown on the roster
+    _db.session.commit()
+    assert _versions(c, other) == before
+    accounts.guest_account(email=f"guest{factories.n()}@example.com", name="Grace Guest", tz="UTC")  # a booking's
     _db.session.commit()
     assert _versions(c, other) == before
     enr.lodging = "Cabin 4"

@@ -5,10 +5,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from retreat.messaging.ics import build_calendar
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
+from retreat.security import hash_token
 from retreat.services import consults as svc
 from retreat.services import demo
 from retreat.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -86,6 +87,17 @@ def test_existing_account_is_linked_by_email(db):
     assert c.participant_id == person.id and c.guest_email == "grace@example.com"
     c2 = book(TUE_10 + timedelta(hours=2), email="grace@example.com").consult
     assert svc.consults_for_participant(person) == [c2, c]
+    # No second account and no "user.created" for a linked one; a new guest gets exactly one of each.
+    created = lambda: db.session.scalars(select(AuditEvent.object_id).where(AuditEvent.action == "user.created")).all()  # noqa: E731
+    before = created()
+    c3 = book(TUE_10 + timedelta(hours=4), email="ada@example.com", name="  Ada  ").consult
+    new_user = db.session.get(User, c3.participant_id)
+    assert (new_user.email, new_user.name, new_user.role, new_user.tz) == ("ada@example.com", "Ada", "participant",
+                                                                           "America/New_York")
+    assert new_user.password_hash is None and new_user.email_verified_at is None and new_user.is_active
+    assert created() == [*before, str(new_user.id)]
+    assert db.session.scalar(select(func.count()).select_from(User).where(
+        User.email.in_(["grace@example.com", "ada@example.com"]))) == 2
 
 
 def test_any_answer_books_and_only_yes_or_unsure_flags(db):
@@ -340,6 +352,27 @@ def test_manage_token_tampered_expired_or_unknown(db):
         svc.consult_for_token(b.manage_token, expiry)
     assert exc.value.status == 410
     assert svc.consult_for_token(b.manage_token, expiry - timedelta(seconds=1)) is b.consult
+
+
+def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(db):
+    """Tokens name the consult by its calendar UID (known before the row is written, so the booking
+    writes the token's hash with the row); links already emailed name its id and keep working."""
+    facilitator_with_hours()
+    b = book(TUE_10)
+    c = b.consult
+    payload = svc._serializer().loads(b.manage_token)
+    assert payload["u"] == c.calendar_uid and "c" not in payload
+    expires = int((c.end_at + timedelta(days=7)).timestamp())
+    old = svc._serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
+    c.manage_token_hash = hash_token(old)  # as if issued before the change
+    db.session.flush()
+    assert svc.consult_for_token(old, NOW) is c
+    with pytest.raises(svc.ManageLinkInvalid, match="replaced"):
+        svc.consult_for_token(b.manage_token, NOW)  # the hash no longer matches
+    for payload in ({"u": "consult-unknown@retreat", "n": "x", "e": expires}, {"u": 5, "n": "x", "e": expires},
+                    {"n": "x", "e": expires}, {"u": c.calendar_uid, "n": "x", "e": "later"}):
+        with pytest.raises(svc.ManageLinkInvalid):
+            svc.consult_for_token(svc._serializer().dumps(payload), NOW)
 
 
 def test_outcome_recording(db):

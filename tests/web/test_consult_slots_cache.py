@@ -121,3 +121,48 @@ def test_a_long_answer_goes_gzipped_to_clients_that_accept_it_and_the_cached_gzi
     assert wanted not in [s["start"] for s in after["slots"]]
     empty = client.get(SLOTS, query_string={**q, "facilitator_id": 987654}, headers={"Accept-Encoding": "gzip"})
     assert empty.status_code in (200, 422) and "Content-Encoding" not in empty.headers  # too short to pack
+
+
+def _version(fac_id: int) -> int:
+    from retreat.extensions import db
+    from retreat.models import ConsultSettings
+
+    return db.session.scalar(select(ConsultSettings.slots_version).where(ConsultSettings.facilitator_id == fac_id))
+
+
+def test_a_booking_bumps_the_version_once_and_a_refusal_not_at_all(client, db):
+    """On PostgreSQL the UPDATE that locks the settings row bumps the version, and the after-flush hook
+    does not bump it again; a refused booking is rolled back with its bump."""
+    fac = around_the_clock_facilitator()
+    other = around_the_clock_facilitator()
+    v0, w0 = _version(fac.id), _version(other.id)
+    wanted = _slots(client, facilitator_id=fac.id)[3]
+    body = {"start": wanted, "facilitator_id": fac.id, "name": "Grace Guest", "email": "a@example.com",
+            "timezone": "UTC"}
+    assert client.post(BOOK, json=body).status_code == 201
+    assert (_version(fac.id), _version(other.id)) == (v0 + 1, w0)
+    again = client.post(BOOK, json={**body, "email": "b@example.com"})
+    assert again.status_code == 409 and again.get_json()["reason"] == "taken"
+    too_soon = client.post(BOOK, json={**body, "start": (now_utc() + timedelta(minutes=5)).isoformat()})
+    assert too_soon.status_code == 409
+    assert (_version(fac.id), _version(other.id)) == (v0 + 1, w0)
+
+
+def test_a_bump_rolled_back_with_its_savepoint_is_not_relied_on(db):
+    """After the locking UPDATE's savepoint is rolled back, the next change to free times in the same
+    transaction is bumped by the hook again (so a cached list can never outlive it)."""
+    from retreat.extensions import db as _db
+
+    fac = around_the_clock_facilitator()
+    v0 = _version(fac.id)
+    try:
+        with _db.session.begin_nested():
+            settings, _ = svc._lock_facilitator(fac.id)
+            assert settings is not None
+            raise RuntimeError("refused")
+    except RuntimeError:
+        pass
+    assert _version(fac.id) == v0
+    svc.set_weekly_rules(fac, {d: "08:00-20:00" for d in range(7)})
+    _db.session.flush()
+    assert _version(fac.id) > v0

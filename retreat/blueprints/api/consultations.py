@@ -146,7 +146,7 @@ def slots(args):
 @blp.route("/consultations", methods=["POST"])
 @limiter.limit(_book_limit, key_func=_client_key)
 @blp.doc(security=[], summary="Book a free consult")
-@blp.arguments(ConsultBookingRequestSchema)
+@blp.arguments(ConsultBookingRequestSchema())  # one instance, not one per request
 @blp.response(201, ConsultBookingSchema)
 @blp.alt_response(409, schema=ConsultConflictSchema, description="That time is not free (taken, outside availability, "
                                                           "too soon); `next_slots` suggests others")
@@ -169,9 +169,10 @@ def create(data):
         resp = jsonify(error=exc.message, reason=exc.reason, next_slots=[_slot_json(s, zone(tz)) for s in suggestions])
         resp.status_code = 409
         return resp
-    c = booking.consult
-    body = {"id": c.id, "start": c.start_at.astimezone(zone(tz)).isoformat(),
-            "end": c.end_at.astimezone(zone(tz)).isoformat(), "facilitator_id": c.facilitator_id,
-            "manage_url": booking.manage_url}  # read before the commit expires the row
+    c, z = booking.consult, zone(tz)
+    # Built directly, like the slots (the schema above documents it), and read before the commit
+    # expires the row.
+    body = json.dumps({"id": c.id, "start": c.start_at.astimezone(z).isoformat(), "end": c.end_at.astimezone(z).isoformat(),
+                       "facilitator_id": c.facilitator_id, "manage_url": booking.manage_url}, separators=(",", ":"))
     db.session.commit()
-    return body
+    return current_app.response_class(body, status=201, mimetype="application/json")

@@ -1,0 +1,109 @@
+"""Query discipline of the public booking endpoint (issue #10): ``POST /api/v1/consultations`` books
+in a fixed, small number of statements, and queues exactly the expected messages and audit events.
+
+On PostgreSQL a booking for a new guest is six statements: lock the facilitator's settings row and
+bump the slot cache's version (one UPDATE ... RETURNING, with the facilitator), read the rules,
+overrides and busy times under the lock (one UNION ALL), create the guest's account (INSERT ... ON
+CONFLICT DO NOTHING RETURNING), insert the consult, queue the four messages (one multi-row INSERT ...
+ON CONFLICT DO NOTHING) and write the two audit events (one multi-row INSERT)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from retreat.models import AuditEvent, Consultation, OutboxMessage, User
+from retreat.services import consults as svc
+from retreat.timeutil import now_utc
+from tests import factories
+from tests.conftest import is_postgres
+from tests.unit.test_consult_support import around_the_clock_facilitator
+from tests.web.test_finance_query_counts import counting
+
+BOOK = "/api/v1/consultations"
+# What the test harness adds around a request (its session is a savepoint of the test's transaction).
+_HARNESS = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE)
+
+PG_BOOKING = [
+    "UPDATE consult_settings",  # lock + slots_version bump, RETURNING the settings and the facilitator
+    "SELECT",  # weekly rules, date overrides and busy times under the lock (UNION ALL)
+    "INSERT INTO users",  # the guest's account, ON CONFLICT DO NOTHING
+    "INSERT INTO consultations",
+    "INSERT INTO outbox_messages",  # confirmation, two reminders, facilitator notice
+    "INSERT INTO audit_events",  # user.created and consult.booked
+]
+# SQLite (tests and development): no FOR UPDATE (BEGIN IMMEDIATE serialises writers), the version is
+# bumped by the after-flush hook, and the outbox queues each message with its own savepoint.
+SQLITE_MAX = 14
+
+
+def _kind(statement: str) -> str:
+    words = statement.split()
+    if words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+        table = words[2] if words[0].upper() == "INSERT" else words[1]
+        return f"{words[0].upper()}{' INTO' if words[0].upper() == 'INSERT' else ''} {table}"
+    return words[0].upper()
+
+
+def _measure(client, fac, email) -> tuple[object, list[str]]:
+    now = now_utc()
+    start = svc.next_free_slots(now + timedelta(hours=26), now, limit=1, facilitator_id=fac.id)[0].start
+    with counting() as statements:
+        r = client.post(BOOK, json={"start": start.isoformat(), "facilitator_id": fac.id, "name": "Grace Guest",
+                                    "email": email, "timezone": "Europe/Berlin", "answers": {"pregnancy": "no"}})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return r, [_kind(s) for s in statements if not _HARNESS.match(s)]
+
+
+def test_booking_statement_count(client, db):
+    fac = around_the_clock_facilitator()
+    _measure(client, fac, "warm-up@example.com")  # the first request does one-time work
+    r, kinds = _measure(client, fac, "new-guest@example.com")
+    if is_postgres():
+        assert kinds == PG_BOOKING
+    else:
+        assert len(kinds) <= SQLITE_MAX, kinds
+    # A guest who has an account already: one more statement on PostgreSQL (the conflict, then the row).
+    factories.user("participant", email="known@example.com", password=None)
+    db.session.commit()
+    _, known = _measure(client, fac, "known@example.com")
+    if is_postgres():
+        assert known == [*PG_BOOKING[:3], "SELECT", *PG_BOOKING[3:]]
+    else:
+        assert len(known) <= SQLITE_MAX + 1, known
+
+
+def test_booking_queues_exactly_the_expected_messages_and_events(client, db):
+    fac = around_the_clock_facilitator()
+    r, _ = _measure(client, fac, "exact@example.com")
+    consult = db.session.get(Consultation, r.get_json()["id"])
+    guest = db.session.scalar(select(User).where(User.email == "exact@example.com"))
+    assert consult.participant_id == guest.id
+    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.group_key.like(f"consult:{consult.id}%"))
+                              .order_by(OutboxMessage.dedupe_key)).all()
+    prefix = f"consult-{consult.id}-s0"
+    assert [(m.dedupe_key, m.template, m.recipient_email) for m in rows] == [
+        (f"{prefix}-confirmation", "consult_confirmation", "exact@example.com"),
+        (f"{prefix}-facilitator-booked", "consult_facilitator_notice", fac.email),
+        (f"{prefix}-reminder-1h", "consult_reminder", "exact@example.com"),
+        (f"{prefix}-reminder-24h", "consult_reminder", "exact@example.com"),
+    ]
+    by_key = {m.dedupe_key: m for m in rows}
+    assert by_key[f"{prefix}-reminder-24h"].due_at == consult.start_at - timedelta(hours=24)
+    assert by_key[f"{prefix}-reminder-1h"].due_at == consult.start_at - timedelta(hours=1)
+    assert all(m.status == "pending" and m.recipient_user_id in (guest.id, fac.id) for m in rows)
+    assert by_key[f"{prefix}-confirmation"].context["manage_url"] == r.get_json()["manage_url"]
+    events = db.session.execute(select(AuditEvent.action, AuditEvent.object_type, AuditEvent.object_id)
+                                .where(AuditEvent.action.in_(["user.created", "consult.booked"]))
+                                .order_by(AuditEvent.id)).all()
+    assert [tuple(e) for e in events] == [("user.created", "user", str(guest.id)),
+                                          ("consult.booked", "consultation", str(consult.id))]
+    # Queuing the same messages again (a retry upstream) adds nothing: the dedupe keys hold.
+    with svc.outbox.batched():
+        svc._queue_guest_messages(consult, "x", now=now_utc(), base_url="http://localhost", event="booked")
+        svc._queue_facilitator_notice(consult, now=now_utc(), base_url="http://localhost", event="booked")
+    db.session.flush()
+    assert len(db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.group_key.like(f"consult:{consult.id}%"))).all()) == 4
