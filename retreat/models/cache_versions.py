@@ -5,7 +5,8 @@ writes such data bumps the version when it commits, so no process serves the old
 
 ``roster:<cohort id>`` counts changes to what a cohort's roster shows: the cohort, its retreat and
 sessions, its enrollments and their checklist items, consent signatures, notes, intakes and
-clearance requests, and the names and emails of its participants. ``roster:*`` counts changes no
+clearance requests, and the names and emails of its participants. ``finance`` counts new ledger
+entries and changes to cohorts (the finance reports). ``roster:*`` counts changes no
 single cohort can be named for (a new consent document every enrollment must sign, a bulk UPDATE);
 a roster's version is the sum of both, so it only ever grows.
 
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from retreat.extensions import db
 
 ROSTER_ALL = "roster:*"
+FINANCE = "finance"  # the ledger and the cohorts: what finance reports are computed from
 _PENDING = "roster_changes"  # session.info key: names to bump at commit
 
 
@@ -65,14 +67,25 @@ def _classify():
         RosterNote,
         User,
     )
+    from retreat.models.payments import LedgerEntry
 
     by_enrollment = (ChecklistItem, ConsentSignature, RosterNote, Intake, ClearanceRequest)
-    return Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument
+    return Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument, LedgerEntry
 
 
 ROSTER_TABLES = frozenset({
     "cohorts", "retreats", "cohort_sessions", "enrollments", "checklist_items", "consent_signatures",
     "consent_documents", "roster_notes", "intakes", "clearance_requests", "users"})
+
+
+FINANCE_TABLES = frozenset({"ledger_entries", "cohorts"})
+
+
+def finance_version() -> int:
+    return int(db.session.execute(_FINANCE_VERSION).scalar() or 0)
+
+
+_FINANCE_VERSION = text(f"SELECT coalesce(max(version), 0) FROM cache_versions WHERE name = '{FINANCE}'")
 
 
 def _changed(session: Session, obj) -> bool:
@@ -84,7 +97,7 @@ def _collect_roster_changes(session: Session, flush_context) -> None:
     touched = session.new | session.dirty | session.deleted
     if not touched:
         return
-    Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument = _classify()
+    Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument, LedgerEntry = _classify()
     names: set[str] = session.info.setdefault(_PENDING, set())
     enrollment_ids: set[int] = set()
     user_ids: set[int] = set()
@@ -92,8 +105,10 @@ def _collect_roster_changes(session: Session, flush_context) -> None:
     for obj in touched:
         if isinstance(obj, CacheVersion) or not _changed(session, obj):
             continue
-        if isinstance(obj, Cohort):
-            names.add(roster_key(obj.id))
+        if isinstance(obj, LedgerEntry):  # append-only: only new entries
+            names.add(FINANCE)
+        elif isinstance(obj, Cohort):
+            names.update((roster_key(obj.id), FINANCE))
         elif isinstance(obj, (Enrollment, CohortSession)):
             hist = inspect(obj).attrs.cohort_id.history
             for cid in (*hist.added, *hist.unchanged, *hist.deleted):
@@ -133,12 +148,17 @@ def _bulk_writes(state) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     name = getattr(getattr(state.statement, "table", None), "name", None)
+    pending = state.session.info.setdefault(_PENDING, set())
     if name in ROSTER_TABLES and not (state.is_insert and name == "users"):  # a new account is on no roster yet
-        state.session.info.setdefault(_PENDING, set()).add(ROSTER_ALL)
+        pending.add(ROSTER_ALL)
+    if name in FINANCE_TABLES:
+        pending.add(FINANCE)
 
 
 @event.listens_for(Session, "before_commit")
 def _bump_roster_versions(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released (the hook fires for those too): bump when the transaction commits
     for _ in range(3):  # collect the last changes (commit would flush them after this hook)
         if not (session.new or session.dirty or session.deleted):
             break

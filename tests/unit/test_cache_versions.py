@@ -14,8 +14,8 @@ from retreat.extensions import db as _db
 from retreat.models import ChecklistItem, ConsentDocument, JournalEntry
 from retreat.models.cache_versions import roster_version
 from retreat.security import encrypt_field
-from retreat.services import cohorts as cohort_svc
 from retreat.services import accounts, enrollment, preparation, seats
+from retreat.services import cohorts as cohort_svc
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc
@@ -188,3 +188,25 @@ def test_a_reader_that_sees_the_new_version_sees_the_new_data(committing_app):
         t.join(10)
     assert not bad, bad[:3]
     assert max(seen) > v0
+
+
+def test_the_finance_counter_follows_new_ledger_entries_and_cohort_changes_only(world):
+    from retreat.models.cache_versions import finance_version
+    from retreat.models.payments import LedgerType
+    from retreat.services import ledger
+
+    c, other, enr = world
+    v0 = finance_version()
+    enr.lodging = "Cabin 2"  # a roster change, not a finance one
+    _db.session.commit()
+    assert finance_version() == v0
+    with _db.session.begin_nested():  # as the ledger writes: the savepoint's release bumps nothing yet
+        ledger.record(enrollment_id=enr.id, entry_type=LedgerType.CHARGE, amount_minor=100, currency="USD",
+                      object_id=f"pi_cv_{factories.n()}", now=now_utc())
+    assert finance_version() == v0
+    _db.session.commit()
+    v1 = finance_version()
+    assert v1 > v0
+    other.title = "Renamed for the reports"
+    _db.session.commit()
+    assert finance_version() > v1

@@ -340,3 +340,55 @@ def test_two_reminder_clicks_at_once_queue_one_message(committing_app):
     with app.app_context():
         assert _db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.template == "balance_reminder")) == 1
+
+
+@pytest.mark.skipif(not is_postgres(), reason="real concurrency needs PostgreSQL")
+def test_a_cached_report_follows_an_entry_that_commits_after_a_later_one(committing_app):
+    """Entry A gets its id first but commits last: the report computed between the two commits
+    must not be served after A commits (keyed by the highest id, it was, for up to 30 s)."""
+    app = committing_app
+    app.config["FINANCE_REPORT_CACHE"] = True
+    finance_reports.clear_cache()
+    with app.app_context():
+        enr = fh.seated(fh.cohort(), at=fh.NOW)
+        enr_id = enr.id
+        _db.session.commit()
+        flt = finance_reports.make_filter(tz="UTC", start=(fh.NOW - timedelta(days=5)).date(),
+                                          end=(fh.NOW + timedelta(days=5)).date(), today=fh.NOW.date())
+        _db.session.remove()
+    flushed, release = threading.Event(), threading.Event()
+
+    def slow_refund():
+        from retreat.models import Enrollment
+
+        with app.app_context():
+            try:
+                fh.entry(_db.session.get(Enrollment, enr_id), LedgerType.REFUND, -111, at=fh.NOW)
+                _db.session.flush()  # its id is taken now
+                flushed.set()
+                release.wait(30)
+                _db.session.commit()
+            finally:
+                _db.session.remove()
+
+    t = threading.Thread(target=slow_refund)
+    t.start()
+    try:
+        assert flushed.wait(30)
+        with app.app_context():
+            from retreat.models import Enrollment
+
+            fh.entry(_db.session.get(Enrollment, enr_id), LedgerType.REFUND, -222, at=fh.NOW)
+            _db.session.commit()
+            assert finance_reports.cached_report(flt).totals["USD"].get("refunds") == -222
+            _db.session.remove()
+    finally:
+        release.set()
+        t.join(30)
+    try:
+        with app.app_context():
+            assert finance_reports.cached_report(flt).totals["USD"].get("refunds") == -333
+            _db.session.remove()
+    finally:
+        app.config.pop("FINANCE_REPORT_CACHE")
+        finance_reports.clear_cache()
