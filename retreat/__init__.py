@@ -82,9 +82,10 @@ def _init_extensions(app: Flask) -> None:
             Path(uri.split("sqlite:///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
     else:
-        # pre-ping: a pooled connection killed by a database restart is replaced at checkout
-        # instead of failing the request (tests/web/test_database_unavailable.py).
-        engine_options.setdefault("pool_pre_ping", True)
+        # A pooled connection killed by a database restart is replaced at checkout instead of
+        # failing the request (tests/web/test_database_unavailable.py): retreat.db_liveness pings
+        # only a connection that may be dead, SQLAlchemy's pool_pre_ping (if set) every one.
+        engine_options.setdefault("pool_pre_ping", False)
         engine_options.setdefault("pool_size", int(app.config.get("DATABASE_POOL_SIZE") or 10))
         engine_options.setdefault("max_overflow", int(app.config.get("DATABASE_MAX_OVERFLOW") or 10))
         if uri.startswith("postgresql"):
@@ -104,6 +105,10 @@ def _init_extensions(app: Flask) -> None:
     _close_sessions_quietly(app)
     with app.app_context():
         engine = db.engine
+        if engine.dialect.name == "postgresql" and not engine_options.get("pool_pre_ping"):
+            from retreat import db_liveness
+
+            db_liveness.install(engine, float(app.config.get("DATABASE_PING_IDLE_SECONDS") or 5))
         if engine.dialect.name == "sqlite":
 
             @event.listens_for(engine, "connect")

@@ -66,6 +66,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "DATABASE_STATEMENT_TIMEOUT_MS": _int("DATABASE_STATEMENT_TIMEOUT_MS", 0),
         "DATABASE_LOCK_TIMEOUT_MS": _int("DATABASE_LOCK_TIMEOUT_MS", 0),
         "DATABASE_POOL_SIZE": _int("DATABASE_POOL_SIZE", 10),
+        "DATABASE_PING_IDLE_SECONDS": _int("DATABASE_PING_IDLE_SECONDS", 5),
         "DATABASE_MAX_OVERFLOW": _int("DATABASE_MAX_OVERFLOW", 10),
         # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (nginx: 1).
         # 0 (default): those headers are ignored, as they can be forged by any client.

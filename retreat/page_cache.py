@@ -10,11 +10,14 @@ set). Seats shown may lag by that much; the seat itself is always decided under 
 lock. Anything personal bypasses the cache: a session cookie, an Authorization header, a view
 that touches the session (flash, CSRF) or sets a cookie, any status but 200.
 
-``versioned``: a rendered section of a staff page stored under the version of the data it shows
+``versioned``: a rendered staff page (or a section of one) stored under the version of the data it shows
 (``retreat.models.cache_versions``): any committed change to that data changes the version, so the
 section is recomputed on the next view, in every process. ``ROSTER_CACHE_SECONDS`` (default 30;
 off in tests unless set) bounds what no write announces: time passing (an offer or a clearance
-expiring on its own).
+expiring on its own). ``signed_in_page`` keeps a whole page for one signed-in session: the key
+holds the viewer's id, role, name and time zone (what the navigation shows) and the session's
+CSRF secret (the page's forms carry a token made from it), and a page is neither served nor kept
+while the session has messages to flash.
 """
 
 from __future__ import annotations
@@ -99,3 +102,22 @@ def versioned_put(key: tuple, version, value, ttl: float) -> None:
         _VERSIONED.move_to_end(key)
         while len(_VERSIONED) > VERSIONED_MAX_ENTRIES:
             _VERSIONED.popitem(last=False)
+
+
+def signed_in_page(key: tuple, version, ttl: float, render):
+    """The whole HTML page for ``key`` in this signed-in session, kept under ``version``; else
+    ``render()``, which returns (page, status, keep)."""
+    from flask_login import current_user
+
+    if not ttl or session.get("_flashes"):  # messages are shown once, on a page made for them
+        page, status, _keep = render()
+        return page, status
+    viewer = (current_user.id, current_user.role, current_user.name, current_user.tz)
+    if session.get("csrf_token"):
+        page = versioned_get((*key, *viewer, session["csrf_token"]), version, ttl)
+        if page is not None:
+            return page, 200
+    page, status, keep = render()
+    if keep and status == 200 and session.get("csrf_token"):  # the page's forms carry a token of this secret
+        versioned_put((*key, *viewer, session["csrf_token"]), version, page, ttl)
+    return page, status

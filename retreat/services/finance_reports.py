@@ -290,13 +290,13 @@ def data_version() -> tuple:
     return (finance_version(),)
 
 
-def _cache_enabled() -> bool:
+def cache_enabled() -> bool:
     cfg = current_app.config
     return bool(cfg.get("FINANCE_REPORT_CACHE", not current_app.testing))
 
 
 def _cached(kind: str, flt: ReportFilter, compute):
-    if not _cache_enabled():
+    if not cache_enabled():
         return compute()
     key = (kind, flt, data_version())
     now = monotonic()

@@ -101,7 +101,9 @@ def test_pool_exhaustion_is_503():
 
 @pytest.mark.skipif(not is_postgres(), reason="cuts real PostgreSQL connections")
 def test_app_reconnects_after_its_connections_are_killed():
-    """A database restart kills every pooled connection; pool_pre_ping replaces them on checkout."""
+    """A database restart kills every pooled connection; each is found dead at checkout (its socket
+    says so, retreat.db_liveness) and replaced, so no request fails. The kill waits until the
+    backend is gone, as after a restart."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -112,7 +114,7 @@ def test_app_reconnects_after_its_connections_are_killed():
     assert client.get("/healthz").status_code == 200  # a connection now sits in the pool
     admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        killed = c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        killed = c.execute(text("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                                 "WHERE application_name = :n"), {"n": name}).scalar()
     admin.dispose()
     assert killed >= 1
@@ -154,3 +156,46 @@ def test_connection_dropped_after_the_response_is_ready_still_answers():
         from retreat.extensions import db
 
         db.engine.dispose()
+
+
+@pytest.mark.skipif(not is_postgres(), reason="cuts real PostgreSQL connections")
+def test_a_connection_is_pinged_only_when_it_may_be_dead():
+    """No round trip for a connection just used; one for a killed backend or a long idle."""
+    import time
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from retreat import db_liveness
+
+    name = f"retreat-liveness-{uuid.uuid4().hex[:8]}"
+    engine = create_engine(TEST_DATABASE_URL, connect_args={"application_name": name})
+    db_liveness.install(engine, idle_seconds=0.5)
+    verdicts = []
+    original = db_liveness._may_be_dead
+
+    def spy(*args):
+        verdicts.append(original(*args))
+        return verdicts[-1]
+
+    db_liveness._may_be_dead = spy
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            first_pid = c.execute(text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as c:
+            assert c.execute(text("SELECT pg_backend_pid()")).scalar() == first_pid
+        assert verdicts[-1] is False  # just checked in: used as is
+        with admin.connect() as a:
+            assert a.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": first_pid}).scalar()
+        with engine.connect() as c:  # the dead one is noticed and replaced: no error here
+            second_pid = c.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert verdicts[-1] is True and second_pid != first_pid
+        time.sleep(0.6)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT pg_backend_pid()")).scalar() == second_pid  # pinged, alive
+        assert verdicts[-1] is True
+    finally:
+        db_liveness._may_be_dead = original
+        admin.dispose()
+        engine.dispose()

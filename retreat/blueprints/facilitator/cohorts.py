@@ -234,28 +234,28 @@ def cohort_roster(cohort_id: int):
     me = acting_user()
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() else 1
-    # The page is kept per viewer under the roster's version, read before anything else (see
-    # cache_versions): a deleted or changed cohort has a new version, so a kept page is one of a
-    # cohort that exists as shown. A page showing a provider's shared conditions is never kept,
-    # since every read of those is checked and audited.
+    # The page is kept per viewer session under the roster's version, read before anything else
+    # (see cache_versions): a deleted or changed cohort has a new version, so a kept page is one
+    # of a cohort that exists as shown. A page showing a provider's shared conditions is never
+    # kept, since every read of those is checked and audited.
     ttl = page_cache.versioned_ttl("ROSTER_CACHE_SECONDS", 30)
-    key = ("roster", cohort_id, status_filter, page, me.id)
     version = roster_version(cohort_id) if ttl else None
-    kept = page_cache.versioned_get(key, version, ttl)
-    if kept is None:
+
+    def render():
         cohort = _cohort(cohort_id)
         result = svc.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),
                                  ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
         # Rendered before the commit (the audit events of reading shareable conditions), which would
         # otherwise expire every loaded row and reload each one while rendering.
-        kept = (cohort.title, Markup(render_template(
-            "facilitator/_roster_body.html", cohort=cohort, rows=result.rows, result=result, svc=svc,
-            status_filter=status_filter, filters=svc.ROSTER_FILTERS)))
-        if not any(r.shareable_conditions for r in result.rows):
-            page_cache.versioned_put(key, version, kept, ttl)
-        db.session.commit()  # the audit events (a kept page had none to write)
-    title, body = kept
-    return render_template("facilitator/cohort_roster.html", title=title, body=body)
+        body = Markup(render_template("facilitator/_roster_body.html", cohort=cohort, rows=result.rows,
+                                      result=result, svc=svc, status_filter=status_filter,
+                                      filters=svc.ROSTER_FILTERS))
+        title = cohort.title
+        db.session.commit()  # the audit events
+        html = render_template("facilitator/cohort_roster.html", title=title, body=body)
+        return html, 200, not any(r.shareable_conditions for r in result.rows)
+
+    return page_cache.signed_in_page(("roster", cohort_id, status_filter, page), version, ttl, render)
 
 
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")

@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import DateField, SelectField
 
+from retreat import page_cache
 from retreat.blueprints.finance import bp
 from retreat.charts import Series, bar_chart, line_chart
 from retreat.hooks import no_store
@@ -132,9 +133,15 @@ SUMMARY_ROWS = ("deposits", "balances", "other", "collected", "refunds", "disput
 def reports():
     # The whole section below the navigation depends only on the filter, the viewer's time zone and
     # date, and the ledger and cohorts: cached with the reports (finance_reports.cached_fragment).
-    content, status = finance_reports.cached_fragment(
-        ("reports", request.query_string, viewer_tz(), viewer_today()), _reports_content)
-    return render_template("finance/reports.html", content=content), status
+    # The whole page is kept for this session too while nothing changed (page_cache.signed_in_page).
+    key = ("reports", request.query_string, viewer_tz(), viewer_today())
+    ttl = finance_reports.CACHE_SECONDS if finance_reports.cache_enabled() else 0
+
+    def render():
+        content, status = finance_reports.cached_fragment(key, _reports_content)
+        return render_template("finance/reports.html", content=content), status, True
+
+    return page_cache.signed_in_page(key, finance_reports.data_version() if ttl else None, ttl, render)
 
 
 def _reports_content() -> tuple[Markup, int]:
