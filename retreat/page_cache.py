@@ -45,6 +45,7 @@ def clear() -> None:
     with _LOCK:
         _CACHE.clear()
         _VERSIONED.clear()
+        _versioned_bytes[0] = 0
 
 
 def anonymous_cache(view):
@@ -73,6 +74,16 @@ def anonymous_cache(view):
 
 _VERSIONED: OrderedDict = OrderedDict()
 VERSIONED_MAX_ENTRIES = 512
+VERSIONED_MAX_BYTES = 16 * 1024 * 1024  # per process; the least recently used pages go first
+_versioned_bytes = [0]
+
+
+def _size(value) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(_size(v) for v in value)
+    return 64
 
 
 def versioned_ttl(setting: str, default: float) -> float:
@@ -97,11 +108,15 @@ def versioned_get(key: tuple, version, ttl: float):
 def versioned_put(key: tuple, version, value, ttl: float) -> None:
     if not ttl:
         return
+    size = _size(value)
     with _LOCK:
-        _VERSIONED[key] = (time.monotonic() + ttl, version, value)
-        _VERSIONED.move_to_end(key)
-        while len(_VERSIONED) > VERSIONED_MAX_ENTRIES:
-            _VERSIONED.popitem(last=False)
+        old = _VERSIONED.pop(key, None)
+        if old is not None:
+            _versioned_bytes[0] -= old[3]
+        _VERSIONED[key] = (time.monotonic() + ttl, version, value, size)
+        _versioned_bytes[0] += size
+        while _VERSIONED and (len(_VERSIONED) > VERSIONED_MAX_ENTRIES or _versioned_bytes[0] > VERSIONED_MAX_BYTES):
+            _versioned_bytes[0] -= _VERSIONED.popitem(last=False)[1][3]
 
 
 def signed_in_page(key: tuple, version, ttl: float, render):
