@@ -11,6 +11,7 @@ from sqlalchemy import Select, event, insert, select
 
 from retreat.extensions import db
 from retreat.models import AuditEvent, User
+from retreat.services import batching
 from retreat.timeutil import now_utc
 
 
@@ -64,14 +65,8 @@ def batched():
     (none when it raises: a refused booking leaves no trace of the account it did not keep). Inside,
     ``record`` returns None. A consult booking records two events (the guest's new account and the
     booking): one round trip instead of two."""
-    rows: list[dict] = []
-    token = _BATCH.set(rows)
-    try:
+    with batching.gather(_BATCH, _INSERT):
         yield
-    finally:
-        _BATCH.reset(token)
-    if rows:  # executemany: one multi-row INSERT
-        db.session.execute(_INSERT, rows)
 
 
 def query(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from retreat.extensions import db
 from retreat.models import OutboxMessage, OutboxStatus, User
-from retreat.services import audit
+from retreat.services import audit, batching
 from retreat.services.audit import RequestContext
 from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc
@@ -119,14 +119,8 @@ def batched():
     if db.session.get_bind().dialect.name != "postgresql":
         yield
         return
-    rows: list[dict] = []
-    token = _BATCH.set(rows)
-    try:
+    with batching.gather(_BATCH, _BATCH_INSERT):
         yield
-    finally:
-        _BATCH.reset(token)
-    if rows:  # executemany: SQLAlchemy sends one multi-row INSERT and reuses its compiled form
-        db.session.execute(_BATCH_INSERT, rows)
 
 
 def _insert_or_existing(values: dict) -> OutboxMessage | None:
