@@ -42,7 +42,7 @@ SECRET = "bench-load-secret-key-that-is-long-enough-0123456789"
 FIELD_KEY = "T0mL8Zx6wUq4o0oJqj6Kj0M1j8Hc2h0rj0bF8z3bH0E="
 USER_AGENT = "retreat-bench/1"
 SCALES = {
-    "small": dict(cohorts=20, participants=2000, ledger=10000, outbox=20000, duration=3.0),
+    "small": dict(cohorts=20, participants=2000, ledger=10000, outbox=20000, duration=5.0),
     "full": dict(cohorts=200, participants=20000, ledger=100000, outbox=200000, duration=10.0),
 }
 TARGETS = {"read": 0.25, "booking": 0.10}
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--duration", type=float, help="seconds per scenario (small: 3, full: 10)")
+    parser.add_argument("--duration", type=float, help="seconds per scenario (small: 5, full: 10)")
     parser.add_argument("--max-requests", type=int, default=20000, help="per scenario")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rush-clients", type=int, default=200)
