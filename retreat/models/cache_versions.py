@@ -10,7 +10,8 @@ entries and changes to cohorts (the finance reports). ``roster:*`` counts change
 single cohort can be named for (a new consent document every enrollment must sign, a bulk UPDATE);
 a roster's version is the sum of both, so it only ever grows.
 
-The bump is an upsert done in ``before_commit``, after the last flush: the counter row is the last
+The bump is an upsert done in ``before_commit`` of the outermost transaction (not when a savepoint
+is released, which fires the same hook), after the last flush: the counter row is the last
 lock the transaction takes (no deadlock with the cohort's seat lock) and becomes visible in the
 same commit as the data. A reader that sees the new version therefore also sees the new data; one
 that read the old version just before the commit may store newer data under it, which is harmless.
