@@ -26,8 +26,9 @@ from datetime import datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat.extensions import db
 from retreat.models import User
@@ -39,12 +40,13 @@ from retreat.models.followups import (
     FollowUp,
     FollowUpStatus,
 )
-from retreat.models.outcomes import OutcomeInstrument
+from retreat.models.outcomes import OutcomeInstrument, OutcomeMeasure
 from retreat.security import decrypt_field
 from retreat.services import audit, followups, outcomes, screening
+from retreat.services.audit import RequestContext
 from retreat.services.clinical_access import seal_json
-from retreat.services.errors import Conflict, DomainError, ValidationFailed
-from retreat.timeutil import format_local
+from retreat.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from retreat.timeutil import ensure_utc, format_local
 
 PATH = "/follow-up/"
 _SALT = "retreat.followup.v1"
@@ -253,5 +255,184 @@ def export_rows(participant: User) -> list[dict]:
         .join(Enrollment, Enrollment.id == CheckInResponse.enrollment_id)
         .where(Enrollment.participant_id == participant.id).order_by(CheckInResponse.submitted_at, CheckInResponse.id))
     return [{"enrollment_id": r.enrollment_id, "check_in": followups.KIND_LABELS[kind],
-             "submitted_at": r.submitted_at.isoformat(), "answers": json.loads(decrypt_field(r.answers_enc))}
+             "submitted_at": r.submitted_at.isoformat(), "answers": open_answers(r)}
             for r, kind in rows]
+
+
+def open_answers(row: CheckInResponse) -> dict:
+    """Decrypt one check-in's answers. Callers are the participant's own read paths only (their
+    export, their check-in pages)."""
+    return json.loads(decrypt_field(row.answers_enc))
+
+
+# --------------------------------------------------------------------------------------------
+# The participant's own check-ins ("Your check-ins" in the portal)
+# --------------------------------------------------------------------------------------------
+
+ANSWERED, PENDING, CLOSED = "answered", "pending", "closed"
+
+
+@dataclass
+class SurveyScore:
+    label: str  # "PHQ-9 (depression)"
+    total: int
+    band: str  # the standard severity band, as on the progress page
+
+
+@dataclass
+class OwnCheckIn:
+    """One follow-up the participant was sent, as their list shows it."""
+
+    follow_up: FollowUp
+    cohort: Cohort
+    sent_at: datetime | None
+    state: str  # ANSWERED, PENDING (sent, unanswered, link still open) or CLOSED (expired unanswered)
+    wellbeing: int | None = None  # check-ins: "how are you today", 1-10
+    reach_out: bool | None = None  # check-ins: asked for someone to reach out (surveys do not ask)
+    scores: list[SurveyScore] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return followups.KIND_LABELS[self.follow_up.kind]
+
+    @property
+    def is_checkin(self) -> bool:
+        return self.follow_up.is_checkin
+
+
+@dataclass
+class AnswerLine:
+    question: str
+    answer: str
+
+
+@dataclass
+class OwnAnswers:
+    """One answered follow-up with the participant's own answers, decrypted for them."""
+
+    item: OwnCheckIn
+    groups: list[tuple[str, list[AnswerLine]]]  # (heading, answers): one for a check-in, one per questionnaire
+    text: str = ""  # check-ins: their own words
+    needs_support: bool = False  # reach out, or PHQ-9 item 9 above 0: show the crisis resources
+
+
+def _scores(rows) -> dict[tuple[int, str], list]:
+    """OutcomeMeasure rows by (enrollment, timepoint), PHQ-9 first."""
+    out: dict[tuple[int, str], list] = {}
+    for r in sorted(rows, key=lambda r: (r.instrument != OutcomeInstrument.PHQ9.value, r.id)):
+        out.setdefault((r.enrollment_id, r.timepoint), []).append(r)
+    return out
+
+
+def _survey_scores(measures) -> list[SurveyScore]:
+    from retreat.services import outcome_reports
+
+    out = []
+    for m in measures:
+        total = int(outcomes.open_scores(m)["total"])
+        out.append(SurveyScore(outcome_reports.INSTRUMENTS[m.instrument].label, total,
+                               outcome_reports.band_label(m.instrument, total)))
+    return out
+
+
+def _delivered_rows(participant: User, *, follow_up_id: int | None = None):
+    """(FollowUp, Cohort, sent at) of the participant's follow-ups that reached them (one query).
+
+    "Reached": answered, marked sent, or its email already out before the sweep recorded it.
+    """
+    from retreat.models import OutboxMessage, OutboxStatus
+
+    stmt = (select(FollowUp, Cohort, OutboxMessage.sent_at)
+            .join(Enrollment, Enrollment.id == FollowUp.enrollment_id)
+            .join(Cohort, Cohort.id == Enrollment.cohort_id)
+            .outerjoin(OutboxMessage, OutboxMessage.dedupe_key == FollowUp.outbox_dedupe_key)
+            .options(joinedload(Cohort.retreat))
+            .where(Enrollment.participant_id == participant.id,
+                   or_(FollowUp.status.in_([FollowUpStatus.SENT.value, FollowUpStatus.ANSWERED.value]),
+                       FollowUp.sent_at.is_not(None), OutboxMessage.status == OutboxStatus.SENT.value)))
+    if follow_up_id is not None:
+        stmt = stmt.where(FollowUp.id == follow_up_id)
+    return db.session.execute(stmt).unique().all()
+
+
+def _state(f: FollowUp, now: datetime) -> str:
+    if f.status == FollowUpStatus.ANSWERED:
+        return ANSWERED
+    if f.status in (FollowUpStatus.SENT, FollowUpStatus.SCHEDULED) and now < f.expires_at:
+        return PENDING
+    return CLOSED
+
+
+def own_checkins(participant: User, *, now: datetime, ctx: RequestContext | None = None) -> list[OwnCheckIn]:
+    """Every follow-up the participant was sent, newest first, with their check-in rating and
+    survey scores. Three queries whatever the number of follow-ups; one audit event."""
+    rows = _delivered_rows(participant)
+    answered = {f.id for f, _, _ in rows if f.status == FollowUpStatus.ANSWERED}
+    responses: dict[int, dict] = {}
+    if any(f.is_checkin for f, _, _ in rows if f.id in answered):
+        responses = {r.follow_up_id: open_answers(r) for r in db.session.scalars(
+            select(CheckInResponse).join(Enrollment, Enrollment.id == CheckInResponse.enrollment_id)
+            .where(Enrollment.participant_id == participant.id, CheckInResponse.follow_up_id.in_(answered)))}
+    measures: dict[tuple[int, str], list] = {}
+    if any(not f.is_checkin for f, _, _ in rows if f.id in answered):
+        measures = _scores(db.session.scalars(select(OutcomeMeasure).where(
+            OutcomeMeasure.participant_id == participant.id,
+            OutcomeMeasure.timepoint.in_(list(SURVEY_TIMEPOINTS.values())))))
+    out = []
+    for f, cohort, message_sent_at in rows:
+        item = OwnCheckIn(f, cohort, f.sent_at or message_sent_at, _state(f, now))
+        if item.state == ANSWERED:
+            if f.is_checkin and f.id in responses:
+                item.wellbeing = responses[f.id].get("score")
+                item.reach_out = bool(responses[f.id].get("reach_out"))
+            elif not f.is_checkin:
+                item.scores = _survey_scores(measures.get((f.enrollment_id, SURVEY_TIMEPOINTS[f.kind]), []))
+        out.append(item)
+    out.sort(key=lambda i: (ensure_utc(i.sent_at or i.follow_up.answered_at or i.follow_up.due_at), i.follow_up.id),
+             reverse=True)
+    audit.record("checkins.read", actor=participant, object_type="user", object_id=participant.id,
+                 details={"follow_ups": len(out), "answered": len(answered)}, ctx=ctx, now=now)
+    return out
+
+
+def own_answers(participant: User, follow_up_id: int, *, now: datetime,
+                ctx: RequestContext | None = None) -> OwnAnswers:
+    """One of the participant's answered follow-ups with their answers. Anybody else's, one not
+    answered, or none at all: ``NotFound`` (ids are not confirmed)."""
+    rows = _delivered_rows(participant, follow_up_id=follow_up_id)
+    if not rows or rows[0][0].status != FollowUpStatus.ANSWERED:
+        raise NotFound("We could not find that check-in.")
+    f, cohort, message_sent_at = rows[0]
+    item = OwnCheckIn(f, cohort, f.sent_at or message_sent_at, ANSWERED)
+    if f.is_checkin:
+        row = db.session.scalar(select(CheckInResponse).where(CheckInResponse.follow_up_id == f.id,
+                                                              CheckInResponse.enrollment_id == f.enrollment_id))
+        if row is None:
+            raise NotFound("We could not find that check-in.")
+        answers = open_answers(row)
+        item.wellbeing, item.reach_out = answers.get("score"), bool(answers.get("reach_out"))
+        yes_no = dict(YES_NO)
+        lines = [AnswerLine("How are you today? (1 = very hard, 10 = very well)", str(answers.get("score", ""))),
+                 AnswerLine("How have you been sleeping?", dict(SLEEP_CHOICES).get(answers.get("sleep"), "")),
+                 AnswerLine("Have you had any difficult experiences since the retreat?",
+                            yes_no["yes" if answers.get("difficult") else "no"]),
+                 AnswerLine("I would like someone to reach out to me", yes_no["yes" if item.reach_out else "no"])]
+        result = OwnAnswers(item, [("Your answers", lines)], text=answers.get("text") or "", needs_support=item.reach_out)
+    else:
+        measures = _scores(db.session.scalars(select(OutcomeMeasure).where(
+            OutcomeMeasure.enrollment_id == f.enrollment_id, OutcomeMeasure.participant_id == participant.id,
+            OutcomeMeasure.timepoint == SURVEY_TIMEPOINTS[f.kind]))).get((f.enrollment_id, SURVEY_TIMEPOINTS[f.kind]), [])
+        item.scores = _survey_scores(measures)
+        frequency = dict(screening.FREQUENCY_CHOICES)
+        questions = {OutcomeInstrument.PHQ9.value: screening.PHQ9_ITEMS, OutcomeInstrument.GAD7.value: screening.GAD7_ITEMS}
+        groups, needs_support = [], False
+        for m, score in zip(measures, item.scores, strict=True):
+            items = outcomes.open_scores(m)["items"]
+            groups.append((score.label, [AnswerLine(q, frequency.get(v, str(v)))
+                                         for q, v in zip(questions[m.instrument], items, strict=False)]))
+            if m.instrument == OutcomeInstrument.PHQ9.value and len(items) >= 9 and items[8] > 0:
+                needs_support = True
+        result = OwnAnswers(item, groups, needs_support=needs_support)
+    audit.record("checkins.read", actor=participant, object_type="follow_up", object_id=f.id,
+                 details={"kind": f.kind}, ctx=ctx, now=now)
+    return result
