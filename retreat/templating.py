@@ -26,7 +26,8 @@ NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.avail
 NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]
 NAV["finance"] += [("finance.payouts_list", "Payouts")]
 NAV["finance"] += [("finance.reconciliation_index", "Reconciliation")]
-NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress")]
+NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress"),
+                       ("participant.checkins_index", "Check-ins")]
 NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
 NAV["participant"] += [("participant.circles", "Circles")]
 NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
