@@ -313,7 +313,7 @@ class OwnAnswers:
     item: OwnCheckIn
     groups: list[tuple[str, list[AnswerLine]]]  # (heading, answers): one for a check-in, one per questionnaire
     text: str = ""  # check-ins: their own words
-    needs_support: bool = False  # reach out, or PHQ-9 item 9 above 0: show the crisis resources
+    needs_support: bool = False  # as after answering: reach out, a low score or PHQ-9 item 9 above 0
 
 
 def _scores(rows) -> dict[tuple[int, str], list]:
@@ -417,7 +417,9 @@ def own_answers(participant: User, follow_up_id: int, *, now: datetime,
                  AnswerLine("Have you had any difficult experiences since the retreat?",
                             yes_no["yes" if answers.get("difficult") else "no"]),
                  AnswerLine("I would like someone to reach out to me", yes_no["yes" if item.reach_out else "no"])]
-        result = OwnAnswers(item, [("Your answers", lines)], text=answers.get("text") or "", needs_support=item.reach_out)
+        low = item.wellbeing is not None and item.wellbeing <= LOW_SCORE
+        result = OwnAnswers(item, [("Your answers", lines)], text=answers.get("text") or "",
+                            needs_support=item.reach_out or low)
     else:
         measures = _scores(db.session.scalars(select(OutcomeMeasure).where(
             OutcomeMeasure.enrollment_id == f.enrollment_id, OutcomeMeasure.participant_id == participant.id,

@@ -106,14 +106,15 @@ def test_the_detail_shows_the_participants_own_answers(app, db, robin):
     assert client.get(f"/me/check-ins/{fs['checkin_72h'].id}").status_code == 404
 
 
-def test_reach_out_or_phq9_item_9_shows_the_crisis_resources(app, db, s):
+def test_reach_out_a_low_score_or_phq9_item_9_shows_the_crisis_resources(app, db, s):
     enr = fh.confirmed(s)
     fs = fh.followups_of(enr)
     _answer(fs["checkin_24h"], {**CHECKIN, "reach_out": "yes"})
+    _answer(fs["checkin_72h"], {**CHECKIN, "score": "2"})  # as on the page after answering
     _answer(fs["survey_post"], {**SURVEY, "phq9_9": "1"})
     db.session.commit()
     client = signed_in(app, enr.participant)
-    for kind in ("checkin_24h", "survey_post"):
+    for kind in ("checkin_24h", "checkin_72h", "survey_post"):
         page = client.get(f"/me/check-ins/{fs[kind].id}").get_data(as_text=True)
         assert "crisis-panel" in page and "988" in page and "911" in page, kind
         assert app.config["PRACTICE_CONTACT_EMAIL"] in page
