@@ -105,6 +105,7 @@ register_periodic("refunds.submit_pending", _service_job("refunds", "submit_pend
 register_periodic("finance.reconcile_queued", _service_job("reconciliation", "run_queued", should_stop=stopping),
                   seconds=10)
 register_periodic("integration.sweep_unanswered", _service_job("followups", "sweep_unanswered"), seconds=300)
+register_periodic("finance.payouts_requested", _service_job("payouts", "sync_requested"), seconds=60)
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class StripeProxy:
         self.payouts: dict[str, dict] = {}
         self.payout_txns: dict[str, list[str]] = {}
         self.order: dict[str, int] = {}  # creation order, to sort objects created in the same second
+        self.payout_lists = 0  # GET /v1/payouts requests served
+        self.on_payout_list = None  # called (in the proxy's thread) before a payout list is served
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -276,6 +278,10 @@ def _handler(proxy: StripeProxy):
                         rows = sorted(proxy.disputes.values(), key=lambda d: proxy.order[d["id"]], reverse=True)
                         return self._json(_page(json.loads(json.dumps(rows)), query, parsed.path))
                 if parts[:2] == ["v1", "payouts"]:
+                    if len(parts) == 2:
+                        proxy.payout_lists += 1
+                        if proxy.on_payout_list is not None:
+                            proxy.on_payout_list()
                     with proxy.lock:
                         if len(parts) == 3:
                             po = proxy.payouts.get(parts[2])

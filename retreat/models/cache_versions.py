@@ -10,6 +10,11 @@ entries and changes to cohorts (the finance reports). ``roster:*`` counts change
 single cohort can be named for (a new consent document every enrollment must sign, a bulk UPDATE);
 a roster's version is the sum of both, so it only ever grows.
 
+The table also holds two counters that are not cache keys: ``payouts:requested`` counts payout
+webhooks received (bumped like the others, through ``bump_at_commit``) and ``payouts:synced`` is
+the requested count the last automatic payout sync covered (``raise_to``); see
+``retreat.services.payouts.sync_requested``.
+
 The bump is an upsert done in ``before_commit`` of the outermost transaction (not when a savepoint
 is released, which fires the same hook), after the last flush: the counter row is the last
 lock the transaction takes (no deadlock with the cohort's seat lock) and becomes visible in the
@@ -31,6 +36,31 @@ from retreat.extensions import db
 ROSTER_ALL = "roster:*"
 FINANCE = "finance"  # the ledger and the cohorts: what finance reports are computed from
 _PENDING = "roster_changes"  # session.info key: names to bump at commit
+
+
+def bump_at_commit(name: str) -> None:
+    """Add one to counter ``name`` when the current transaction commits (nothing if it rolls back)."""
+    db.session.info.setdefault(_PENDING, set()).add(name)
+
+
+def raise_to(name: str, value: int) -> None:
+    """Set counter ``name`` to ``value`` unless it is already at least that (in this transaction)."""
+    table = CacheVersion.__table__
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(name=name, version=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.name], set_={"version": value},
+                                            where=table.c.version < value))
+
+
+def counters(*names: str) -> dict[str, int]:
+    """The values of counters ``names`` (0 for one never bumped)."""
+    rows = db.session.execute(select(CacheVersion.name, CacheVersion.version).where(CacheVersion.name.in_(names)))
+    found = dict(rows.all())
+    return {n: int(found.get(n) or 0) for n in names}
 
 
 def roster_key(cohort_id: int) -> str:

@@ -15,6 +15,14 @@ dispute entry keyed by its ``txn_`` id. The payout's own ``payout`` transaction 
 
 Totals are derived: the lines' nets must add up to the payout's amount; a payout whose lines do
 not is flagged with the difference.
+
+Automatic sync: a ``payout.*`` webhook calls ``request_sync()``, which adds one to the
+``payouts:requested`` counter in the commit that records the event (a duplicate event commits
+nothing). The scheduler job ``finance.payouts_requested`` calls ``sync_requested(now)``: when
+``requested`` is above ``payouts:synced`` it remembers ``requested``, syncs, and sets ``synced`` to
+the remembered value in the commit that writes the payouts. A request that arrives during the sync
+stays pending for the next run; a sync that fails (Stripe unreachable) rolls back and leaves it
+pending too.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat.extensions import db
 from retreat.models import User
+from retreat.models.audit import AuditEvent
+from retreat.models.cache_versions import bump_at_commit, counters, raise_to
 from retreat.models.cohorts import Cohort, Enrollment
 from retreat.models.payments import LedgerEntry, LedgerType, Payment, Refund
 from retreat.models.payouts import Payout, PayoutLine, PayoutLineKind
@@ -38,6 +48,8 @@ from retreat.services.errors import ValidationFailed
 from retreat.services.exports import BATCH, csv_stream, decimal_string
 from retreat.timeutil import to_local
 
+REQUESTED = "payouts:requested"  # cache_versions counters (see the module docstring)
+SYNCED = "payouts:synced"
 RESYNC_DAYS = 7  # payouts created this long before the newest known one are read again (status changes)
 EARLIEST = date(2000, 1, 1)
 
@@ -170,6 +182,38 @@ def sync(now: datetime, since: date | datetime | None = None, *, actor: User | N
                  details={"since": created_gte, "payouts": report.payouts_seen, "new": report.payouts_new,
                           "lines_new": report.lines_new, "flagged": len(report.flagged)})
     return report
+
+
+def request_sync() -> None:
+    """A payout changed in Stripe (a ``payout.*`` webhook): sync when the current transaction commits."""
+    bump_at_commit(REQUESTED)
+
+
+def sync_pending() -> bool:
+    """A payout webhook asked for a sync the job has not done yet."""
+    c = counters(REQUESTED, SYNCED)
+    return c[REQUESTED] > c[SYNCED]
+
+
+def sync_requested(now: datetime) -> SyncReport | None:
+    """The scheduler job: sync if a payout webhook asked for it since the last automatic sync (None
+    if none did: Stripe is not called). The caller commits; the request is marked done in that
+    commit, so a failed sync leaves it pending."""
+    c = counters(REQUESTED, SYNCED)
+    if c[REQUESTED] <= c[SYNCED]:
+        return None
+    report = sync(now)  # commits the read above before calling Stripe
+    raise_to(SYNCED, c[REQUESTED])  # the count read before the sync: requests made during it stay pending
+    return report
+
+
+def last_automatic_sync() -> datetime | None:
+    """When the job last synced payouts (the newest ``finance.payouts_synced`` audit without an actor)."""
+    at = db.session.scalar(select(func.max(AuditEvent.at)).where(
+        AuditEvent.action == "finance.payouts_synced", AuditEvent.actor_id.is_(None)))
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at
 
 
 def _write(po: dict, txns: list[dict], known: dict[str, int], charge_pi: dict[str, str], *, now: datetime,

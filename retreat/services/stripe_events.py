@@ -8,7 +8,9 @@ every ledger entry is unique per Stripe object.
 
 A succeeded PaymentIntent comes with its charge's balance transaction, so the Stripe fee is
 recorded too (a ``fee`` entry keyed by the ``txn_`` id). A ``charge.dispute.*`` event re-fetches
-the dispute and applies all its balance transactions (``retreat.services.disputes``).
+the dispute and applies all its balance transactions (``retreat.services.disputes``). A
+``payout.*`` event fetches nothing: it records a payout sync request in the same commit as the
+event id, which the scheduler carries out (``retreat.services.payouts.sync_requested``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from retreat.extensions import db
 from retreat.models.payments import Payment, StripeEvent
 from retreat.payments import gateway
-from retreat.services import disputes, payments, refunds
+from retreat.services import disputes, payments, payouts, refunds
 
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
            "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn",
@@ -85,6 +87,9 @@ def handle(event: dict, *, now: datetime) -> str:
         payment = payments.find_payment_for_intent(pi)
         if payment is not None:
             disputes.apply(payment, dispute, now=now)
+    if ev_type.startswith("payout."):  # the scheduler syncs payouts (finance.payouts_requested)
+        payouts.request_sync()
+        outcome = "payout sync requested"
     row.outcome = outcome
     db.session.commit()
     if to_submit:

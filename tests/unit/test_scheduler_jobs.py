@@ -11,7 +11,7 @@ from tests.factories_cohorts import NOW
 
 def test_feature_sweeps_are_registered():
     assert {"outbox.dispatch", "seats.expire_holds", "waitlist.expire_offers", "clearance.expire",
-            "refunds.submit_pending"} <= set(scheduler.registered_jobs())
+            "refunds.submit_pending", "finance.payouts_requested"} <= set(scheduler.registered_jobs())
 
 
 def test_the_hold_sweep_job_frees_an_expired_hold_and_offers_the_seat(db):
@@ -29,5 +29,6 @@ def test_the_hold_sweep_job_frees_an_expired_hold_and_offers_the_seat(db):
 
 
 def test_the_other_sweeps_run_on_an_empty_database(db):
-    for name in ("waitlist.expire_offers", "clearance.expire", "refunds.submit_pending"):
+    for name in ("waitlist.expire_offers", "clearance.expire", "refunds.submit_pending",
+                 "finance.payouts_requested"):
         scheduler.registered_jobs()[name].func(NOW)

@@ -32,7 +32,8 @@ def _list_page(form: SyncForm, status: int = 200, error: str = ""):
     rows = [{"payout": p, "totals": sums.get(p.id, payouts.Totals()),
              "difference": payouts.difference(p, sums.get(p.id))} for p in page.items]
     return render_template("finance/payouts.html", page=page, rows=rows, form=form, error=error,
-                           filter_form=FinanceFilterForm()), status
+                           filter_form=FinanceFilterForm(), last_auto_sync=payouts.last_automatic_sync(),
+                           sync_pending=payouts.sync_pending()), status
 
 
 @bp.get("/payouts")
