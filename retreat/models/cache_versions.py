@@ -47,13 +47,18 @@ def raise_to(name: str, value: int) -> None:
     """Set counter ``name`` to ``value`` unless it is already at least that (in this transaction)."""
     table = CacheVersion.__table__
     conn = db.session.connection()
+    stmt = _insert(conn).values(name=name, version=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.name], set_={"version": value},
+                                            where=table.c.version < value))
+
+
+def _insert(conn):
+    """INSERT into the counters with the dialect's ON CONFLICT (PostgreSQL or SQLite)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(name=name, version=value)
-    conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.name], set_={"version": value},
-                                            where=table.c.version < value))
+    return insert(CacheVersion.__table__)
 
 
 def counters(*names: str) -> dict[str, int]:
@@ -198,12 +203,8 @@ def _bump_roster_versions(session: Session) -> None:
     if not names:
         return
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     table = CacheVersion.__table__
-    stmt = insert(table).values([{"name": n, "version": 1} for n in sorted(names)])  # one lock order for all
+    stmt = _insert(conn).values([{"name": n, "version": 1} for n in sorted(names)])  # one lock order for all
     conn.execute(stmt.on_conflict_do_update(index_elements=[table.c.name], set_={"version": table.c.version + 1}))
 
 
