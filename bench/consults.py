@@ -82,9 +82,9 @@ def prepare_database(db_url: str) -> None:
 
 
 def seed(app, facilitators: int = 10) -> list[int]:
+    from retreat.consults import booking as svc
     from retreat.extensions import db
     from retreat.models import Role, User
-    from retreat.services import consults as svc
 
     ids = []
     with app.app_context():
@@ -106,8 +106,8 @@ def seed(app, facilitators: int = 10) -> list[int]:
 
 def slot_cost(app, repeats: int = 7) -> tuple[float, int]:
     """Median milliseconds to compute every free slot of all facilitators over the next 60 days."""
+    from retreat.consults import booking as svc
     from retreat.extensions import db
-    from retreat.services import consults as svc
     from retreat.timeutil import now_utc
 
     with app.app_context():
@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "RATELIMIT_ENABLED", "BASE_URL")})
     sys.path.insert(0, str(ROOT))
     from retreat import create_app
+    from retreat.consults import booking as svc
     from retreat.extensions import db
-    from retreat.services import consults as svc
     from retreat.timeutil import now_utc
 
     print(f"Preparing {args.database_url.rsplit('/', 1)[-1]} ...", flush=True)

@@ -409,8 +409,8 @@ def throwaway_cluster():
 
 
 def _seed_public_cohort(url: str) -> int:
+    from retreat.cohorts.models import Cohort, CohortStatus, DepositTiming, Retreat
     from retreat.extensions import db
-    from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
 
     app = make_app(url)
     with app.app_context():
@@ -421,8 +421,8 @@ def _seed_public_cohort(url: str) -> int:
                    timezone="America/Denver", capacity=12, seats_taken=0, currency="USD", price_minor=450000,
                    deposit_minor=50000, status=str(CohortStatus.OPEN),
                    deposit_timing=str(DepositTiming.BEFORE_CLEARANCE), hold_minutes=30, offer_hours=48)
+        from retreat.accounts.users import hash_password
         from retreat.models import User
-        from retreat.services.accounts import hash_password
 
         person = User(email="signed-in@example.com", name="Signed In", role="participant", tz="America/Denver",
                       email_verified_at=start, password_hash=hash_password(PASSWORD))
@@ -609,11 +609,12 @@ def localstripe_server():
 
 def _storm_set(label: str, k: int, secret: str) -> tuple[list[int], list[tuple[bytes, str]]]:
     """k enrollments paid like tests/unit/test_webhook_replay.py; returns their ids and signed events."""
+    from retreat.cohorts import enrollment
+    from retreat.cohorts.models import Cohort, CohortStatus, DepositTiming, Retreat
     from retreat.extensions import db
     from retreat.models import User
-    from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
+    from retreat.payments import checkout as payments
     from retreat.payments import gateway
-    from retreat.services import enrollment, payments
     from retreat.timeutil import now_utc
 
     now = now_utc()
@@ -667,10 +668,10 @@ def _storm_set(label: str, k: int, secret: str) -> tuple[list[int], list[tuple[b
 def _storm_snapshot(enr_id: int) -> dict:
     from sqlalchemy import select
 
+    from retreat.cohorts.models import Enrollment
     from retreat.extensions import db
-    from retreat.models.cohorts import Enrollment
-    from retreat.models.payments import LedgerEntry, Payment, Refund
-    from retreat.services import pricing
+    from retreat.payments import pricing
+    from retreat.payments.models import LedgerEntry, Payment, Refund
 
     enr = db.session.get(Enrollment, enr_id)
     q = pricing.quote(enr)
@@ -713,7 +714,7 @@ def webhook_storm(args) -> dict:
             storm_s = time.monotonic() - began
         with app.app_context():
             from retreat.extensions import db
-            from retreat.models.payments import LedgerEntry, StripeEvent
+            from retreat.payments.models import LedgerEntry, StripeEvent
 
             a_snap = [_storm_snapshot(i) for i in a_ids]
             b_snap = [_storm_snapshot(i) for i in b_ids]

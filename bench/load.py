@@ -172,9 +172,9 @@ class Fixtures:
     def __init__(self, app, rush_seats: int, rush_clients: int):
         from sqlalchemy import select, text
 
+        from retreat.cli import scale_seed
         from retreat.extensions import db
         from retreat.models import Cohort, Enrollment, User
-        from retreat.services import scale_seed
         from retreat.timeutil import now_utc
 
         self.app = app
@@ -204,8 +204,8 @@ class Fixtures:
             self.slots = self._free_slots()
 
     def _free_slots(self) -> list:
+        from retreat.consults import booking as svc
         from retreat.extensions import db
-        from retreat.services import consults as svc
         from retreat.timeutil import now_utc
 
         now = now_utc()
@@ -337,7 +337,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def scenarios(fx: Fixtures, run_id: str) -> dict:
-    from retreat.services import scale_seed
+    from retreat.cli import scale_seed
     from retreat.timeutil import now_utc
 
     today = now_utc().date()

@@ -96,7 +96,7 @@ def prepare_database(app, n: int, *, end_ts: int) -> list[int]:
 
     from retreat.extensions import db
     from retreat.models import Cohort, Enrollment, Retreat, Role, User
-    from retreat.models.payments import LedgerEntry
+    from retreat.payments.models import LedgerEntry
 
     with app.app_context():
         db.drop_all()
@@ -171,8 +171,8 @@ def reconcile_once(app, since: datetime, until: datetime, page_size: int, *, tra
     from sqlalchemy import delete
 
     from retreat.extensions import db
-    from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun
-    from retreat.services import reconciliation
+    from retreat.finance import reconciliation
+    from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 
     with app.app_context():
         db.session.execute(delete(ReconciliationItem))

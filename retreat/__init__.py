@@ -27,7 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     _init_extensions(app)
 
-    from retreat import hooks
+    from retreat.web import hooks
 
     hooks.init_app(app)
 
@@ -39,11 +39,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_cli(app)
 
-    from retreat import errors
+    from retreat.web import errors
 
     errors.init_app(app)
 
-    from retreat import templating
+    from retreat.web import templating
 
     templating.init_app(app)
 
@@ -83,7 +83,7 @@ def _init_extensions(app: Flask) -> None:
         engine_options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
     else:
         # A pooled connection killed by a database restart is replaced at checkout instead of
-        # failing the request (tests/web/test_database_unavailable.py): retreat.db_liveness pings
+        # failing the request (tests/web/test_database_unavailable.py): retreat.core.db_liveness pings
         # only a connection that may be dead, SQLAlchemy's pool_pre_ping (if set) every one.
         engine_options.setdefault("pool_pre_ping", False)
         engine_options.setdefault("pool_size", int(app.config.get("DATABASE_POOL_SIZE") or 10))
@@ -106,7 +106,7 @@ def _init_extensions(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "postgresql" and not engine_options.get("pool_pre_ping"):
-            from retreat import db_liveness
+            from retreat.core import db_liveness
 
             db_liveness.install(engine, float(app.config.get("DATABASE_PING_IDLE_SECONDS") or 5))
         if engine.dialect.name == "sqlite":
@@ -172,7 +172,7 @@ def _close_sessions_quietly(app: Flask) -> None:
 
     @app.teardown_appcontext
     def _remove_session(_exc):
-        from retreat.errors import database_unavailable
+        from retreat.web.errors import database_unavailable
 
         try:
             db.session.remove()

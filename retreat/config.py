@@ -141,9 +141,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
     }
-    if "PUBLIC_CACHE_SECONDS" in os.environ:  # unset: 5 s, or off when testing (retreat.page_cache)
+    if "PUBLIC_CACHE_SECONDS" in os.environ:  # unset: 5 s, or off when testing (retreat.web.page_cache)
         cfg["PUBLIC_CACHE_SECONDS"] = _int("PUBLIC_CACHE_SECONDS", 5)
-    if "ROSTER_CACHE_SECONDS" in os.environ:  # unset: 30 s, or off when testing (retreat.page_cache.versioned)
+    if "ROSTER_CACHE_SECONDS" in os.environ:  # unset: 30 s, or off when testing (retreat.web.page_cache.versioned)
         cfg["ROSTER_CACHE_SECONDS"] = _int("ROSTER_CACHE_SECONDS", 30)
     if "SETTINGS_CACHE_SECONDS" in os.environ:  # unset: 10 s, or off when testing (accounts.staff_totp_required)
         cfg["SETTINGS_CACHE_SECONDS"] = _int("SETTINGS_CACHE_SECONDS", 10)

@@ -87,25 +87,25 @@ register_periodic("outbox.dispatch", _dispatch_outbox)
 
 
 def _service_job(module: str, func: str, **fixed) -> Callable[[datetime], object]:
-    """A job that calls ``retreat.services.<module>.<func>(now)``, imported when it first runs."""
+    """A job that calls ``retreat.<module>.<func>(now)``, imported when it first runs."""
 
     def job(now: datetime):
-        mod = importlib.import_module(f"retreat.services.{module}")
+        mod = importlib.import_module(f"retreat.{module}")
         return getattr(mod, func)(now=now, **fixed)
 
-    job.__name__ = f"{module}.{func}"
+    job.__name__ = f"{module.rsplit('.', 1)[-1]}.{func}"
     return job
 
 
 # The sweeps of the features: each is a service function of ``now``; the scheduler only calls it.
-register_periodic("seats.expire_holds", _service_job("seats", "sweep_expired_holds"), seconds=30)
-register_periodic("waitlist.expire_offers", _service_job("waitlist", "sweep_expired_offers"), seconds=60)
-register_periodic("clearance.expire", _service_job("clearance", "sweep_expired_clearances"), seconds=300)
-register_periodic("refunds.submit_pending", _service_job("refunds", "submit_pending"), seconds=30)
-register_periodic("finance.reconcile_queued", _service_job("reconciliation", "run_queued", should_stop=stopping),
+register_periodic("seats.expire_holds", _service_job("cohorts.seats", "sweep_expired_holds"), seconds=30)
+register_periodic("waitlist.expire_offers", _service_job("cohorts.waitlist", "sweep_expired_offers"), seconds=60)
+register_periodic("clearance.expire", _service_job("clinical.clearance", "sweep_expired_clearances"), seconds=300)
+register_periodic("refunds.submit_pending", _service_job("payments.refunds", "submit_pending"), seconds=30)
+register_periodic("finance.reconcile_queued", _service_job("finance.reconciliation", "run_queued", should_stop=stopping),
                   seconds=10)
-register_periodic("integration.sweep_unanswered", _service_job("followups", "sweep_unanswered"), seconds=300)
-register_periodic("finance.payouts_requested", _service_job("payouts", "sync_requested"), seconds=60)
+register_periodic("integration.sweep_unanswered", _service_job("integration.followups", "sweep_unanswered"), seconds=300)
+register_periodic("finance.payouts_requested", _service_job("finance.payouts", "sync_requested"), seconds=60)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 
+from retreat.accounts import users as accounts
 from retreat.extensions import db
 from retreat.models import ProviderLicense, ProviderOrganization, Role, User
-from retreat.services import accounts
 
 _seq = itertools.count(1)
 PASSWORD = "correct horse battery"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from retreat.clinical import clearance, screening
+from retreat.clinical.models import ClearanceRequest
+from retreat.cohorts.models import Cohort, DepositTiming, Enrollment
 from retreat.models import ProviderOrganization, User
-from retreat.models.clearance import ClearanceRequest
-from retreat.models.cohorts import Cohort, DepositTiming, Enrollment
-from retreat.services import clearance, screening
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc

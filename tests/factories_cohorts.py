@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from retreat.cohorts import enrollment
+from retreat.cohorts.models import Cohort, CohortStatus, DepositTiming, Retreat
 from retreat.extensions import db
-from retreat.models.cohorts import Cohort, CohortStatus, DepositTiming, Retreat
-from retreat.services import enrollment
 from tests import factories
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -54,7 +54,7 @@ def cleared(c: Cohort, *, now: datetime = NOW, **kw):
 
 def bare_enrollment(c: Cohort, *, now: datetime = NOW):
     """An applied enrollment without checklist or reminders (fast set-up for concurrency tests)."""
-    from retreat.models.cohorts import Enrollment
+    from retreat.cohorts.models import Enrollment
 
     person = factories.user("participant", password=None)
     e = Enrollment(cohort_id=c.id, participant_id=person.id, status="applied", seat="none", applied_at=now,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime, timedelta
 
+from retreat.cohorts.models import Enrollment, EnrollmentStatus, SeatState
 from retreat.extensions import db
 from retreat.models import Role, User
-from retreat.models.cohorts import Enrollment, EnrollmentStatus, SeatState
-from retreat.models.payments import Installment, LedgerEntry, LedgerType, Payment, PaymentKind, PaymentStatus
-from retreat.services import ledger
+from retreat.payments import ledger
+from retreat.payments.models import Installment, LedgerEntry, LedgerType, Payment, PaymentKind, PaymentStatus
 from tests import factories
 from tests import factories_cohorts as fc
 

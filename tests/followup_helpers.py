@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SessionKind
 from retreat.extensions import db
+from retreat.integration.followup_models import FollowUp
 from retreat.models import OutboxMessage
-from retreat.models.cohorts import Cohort, CohortSession, Enrollment, SessionKind
-from retreat.models.followups import FollowUp
-from retreat.services import enrollment, seats
 from tests import factories
 from tests import factories_cohorts as fc
 

@@ -8,9 +8,9 @@ import threading
 from datetime import timedelta
 
 from retreat.extensions import db
-from retreat.models.payments import PaymentKind
+from retreat.payments import checkout as payments
 from retreat.payments import gateway
-from retreat.services import payments
+from retreat.payments.models import PaymentKind
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 

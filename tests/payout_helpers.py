@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from retreat.models.cohorts import Enrollment
+from retreat.cohorts.models import Enrollment
 from retreat.payments import gateway
 from tests import payments_helpers as ph
 

@@ -45,8 +45,10 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import select, update
 
+from retreat.accounts import preferences
 from retreat.extensions import db
 from retreat.messaging.ics import IcsError, build_calendar
+from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.render import UnknownTemplate, render_email
 from retreat.messaging.transport import (
     SendError,
@@ -55,8 +57,6 @@ from retreat.messaging.transport import (
     message_id,
     transport_from_config,
 )
-from retreat.models import OutboxMessage, OutboxStatus
-from retreat.services import preferences
 from retreat.timeutil import now_utc, zone
 
 log = logging.getLogger("retreat.dispatcher")

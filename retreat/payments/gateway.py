@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 from flask import current_app
 
-from retreat.services.errors import DomainError
+from retreat.core.errors import DomainError
 
 REAL_STRIPE_API = "https://api.stripe.com"
 

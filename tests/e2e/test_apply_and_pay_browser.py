@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.accounts import users as accounts
+from retreat.cohorts.models import DepositTiming
 from retreat.extensions import db
-from retreat.models.cohorts import DepositTiming
-from retreat.models.payments import StripeEvent
-from retreat.payments import gateway
-from retreat.services import accounts, ledger
+from retreat.payments import gateway, ledger
+from retreat.payments.models import StripeEvent
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 from tests import payments_helpers as ph

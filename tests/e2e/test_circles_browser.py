@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.accounts import users as accounts
+from retreat.cohorts import enrollment
 from retreat.extensions import db
-from retreat.models.integration import IntegrationPlan
-from retreat.services import accounts, enrollment
-from retreat.services import integration_plan as ip
+from retreat.integration import plan as ip
+from retreat.integration.models import IntegrationPlan
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 from tests.e2e.helpers import PASSWORD, sign_in

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.accounts import users as accounts
+from retreat.clinical import screening
+from retreat.cohorts import enrollment
+from retreat.cohorts.models import CohortStatus, DepositTiming
 from retreat.extensions import db
-from retreat.models.cohorts import CohortStatus, DepositTiming
-from retreat.services import accounts, enrollment, screening
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 from tests.e2e.helpers import PASSWORD, sign_in

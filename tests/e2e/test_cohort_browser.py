@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.accounts import users as accounts
+from retreat.cohorts import consents, enrollment, preparation, seats
+from retreat.cohorts.models import CohortSession, DepositTiming
 from retreat.extensions import db
-from retreat.models.cohorts import CohortSession, DepositTiming
-from retreat.services import accounts, consents, enrollment, preparation, seats
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 

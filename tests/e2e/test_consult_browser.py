@@ -10,10 +10,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from retreat.accounts import users as accounts
+from retreat.consults import booking as svc
 from retreat.extensions import db
 from retreat.models import Consultation, OutboxMessage
-from retreat.services import accounts
-from retreat.services import consults as svc
 from tests.unit.test_consult_support import SETTINGS
 
 pytestmark = pytest.mark.browser

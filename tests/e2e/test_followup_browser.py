@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.accounts import users as accounts
 from retreat.extensions import db
+from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert
 from retreat.messaging.dispatcher import dispatch_due
 from retreat.models import OutboxMessage
-from retreat.models.followups import CheckInResponse, FollowUp, IntegrationAlert
-from retreat.services import accounts
 from retreat.timeutil import now_utc
 from tests import followup_helpers as fh
 

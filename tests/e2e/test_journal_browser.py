@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.accounts import users as accounts
+from retreat.clinical import outcomes
+from retreat.cohorts import enrollment
+from retreat.cohorts.models import CohortSession
 from retreat.extensions import db
-from retreat.models.cohorts import CohortSession
-from retreat.services import accounts, enrollment, outcomes
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
 from tests.e2e.helpers import PASSWORD, sign_in

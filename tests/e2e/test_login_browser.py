@@ -2,8 +2,8 @@
 
 import pytest
 
+from retreat.accounts import users as accounts
 from retreat.extensions import db
-from retreat.services import accounts
 
 pytestmark = pytest.mark.browser
 

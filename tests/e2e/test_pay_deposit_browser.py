@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from retreat.accounts import users as accounts
 from retreat.extensions import db
-from retreat.payments import gateway
-from retreat.services import accounts, ledger
+from retreat.payments import gateway, ledger
 from tests import payments_helpers as ph
 from tests.e2e.helpers import sign_in
 
@@ -31,7 +31,7 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
         person = accounts.create_user(email="pat@example.com", name="Pat", role="participant",
                                       password="a-long-password-1", verified=True, tz="America/Denver")
         c = ph.cohort(price_minor=450000, deposit_minor=50000, title="Autumn cohort")
-        from retreat.services import enrollment
+        from retreat.cohorts import enrollment
         from retreat.timeutil import now_utc
 
         enr = enrollment.apply(c, person, now=now_utc())
@@ -52,7 +52,7 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
     # localstripe's own webhook arrives about a second later and changes nothing more
     deadline = time.monotonic() + 10
     with app.app_context():
-        from retreat.models.payments import StripeEvent
+        from retreat.payments.models import StripeEvent
 
         while time.monotonic() < deadline and not db.session.query(StripeEvent).count():
             db.session.rollback()
@@ -74,7 +74,7 @@ def test_three_d_secure_card_is_authenticated_in_the_browser(live_server, page, 
         person = accounts.create_user(email="sam@example.com", name="Sam", role="participant",
                                       password="a-long-password-1", verified=True, tz="Asia/Tokyo")
         c = ph.cohort(price_minor=300000, deposit_minor=50000, currency="JPY", title="Kyoto cohort")
-        from retreat.services import enrollment
+        from retreat.cohorts import enrollment
         from retreat.timeutil import now_utc
 
         enr_id = enrollment.apply(c, person, now=now_utc()).id

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import scheduler
+from retreat.accounts import users as accounts
+from retreat.cohorts import enrollment
 from retreat.extensions import db
-from retreat.models.payments import LedgerEntry
-from retreat.models.reconciliation import ReconciliationRun
+from retreat.finance.reconciliation_models import ReconciliationRun
 from retreat.payments import gateway
-from retreat.services import accounts, enrollment
+from retreat.payments.models import LedgerEntry
 from retreat.timeutil import now_utc, to_local
 from tests import payments_helpers as ph
 

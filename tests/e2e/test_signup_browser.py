@@ -8,10 +8,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from retreat.accounts import users as accounts
 from retreat.extensions import db
 from retreat.messaging.dispatcher import dispatch_due
 from retreat.models import OutboxMessage
-from retreat.services import accounts
 from retreat.timeutil import now_utc
 
 pytestmark = pytest.mark.browser

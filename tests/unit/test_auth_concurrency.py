@@ -6,9 +6,10 @@ import threading
 
 import pyotp
 
+from retreat.accounts import auth
+from retreat.accounts import users as accounts
 from retreat.extensions import db
 from retreat.models import User
-from retreat.services import accounts, auth
 from retreat.timeutil import now_utc
 
 

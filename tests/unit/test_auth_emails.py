@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retreat.services import accounts
+from retreat.accounts import users as accounts
 from tests import factories
 from tests.web.account_helpers import queued
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import extract_parameters
 
-from retreat.services import accounts
+from retreat.accounts import users as accounts
 
 
 def test_cheap_hasher_only_when_testing(app, db):

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from retreat.services import account_tokens, accounts
-from retreat.services.account_tokens import TokenExpired, TokenInvalid
+from retreat.accounts import tokens as account_tokens
+from retreat.accounts import users as accounts
+from retreat.accounts.tokens import TokenExpired, TokenInvalid
 from tests import factories
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

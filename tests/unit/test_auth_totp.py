@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from retreat.services import accounts, auth
-from retreat.services.errors import Conflict, PermissionDenied, ValidationFailed
+from retreat.accounts import auth
+from retreat.accounts import users as accounts
+from retreat.core.errors import Conflict, PermissionDenied, ValidationFailed
 from tests import factories
 
 T0 = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)

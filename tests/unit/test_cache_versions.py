@@ -1,4 +1,4 @@
-"""Roster versions (retreat.models.cache_versions): every committed change to what a cohort's roster
+"""Roster versions (retreat.core.cache_versions): every committed change to what a cohort's roster
 shows raises that cohort's version; unrelated writes and rolled-back ones do not; on PostgreSQL,
 the bump never deadlocks with the seat lock and a reader that sees the new version sees the data."""
 
@@ -10,13 +10,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from retreat.accounts import users as accounts
+from retreat.cohorts import catalog as cohort_svc
+from retreat.cohorts import enrollment, preparation, seats
+from retreat.core.cache_versions import roster_version
 from retreat.extensions import db as _db
 from retreat.models import ChecklistItem, ConsentDocument, JournalEntry
-from retreat.models.cache_versions import roster_version
-from retreat.security import encrypt_field
-from retreat.services import accounts, enrollment, preparation, seats
-from retreat.services import cohorts as cohort_svc
 from retreat.timeutil import now_utc
+from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import is_postgres
@@ -191,9 +192,9 @@ def test_a_reader_that_sees_the_new_version_sees_the_new_data(committing_app):
 
 
 def test_the_finance_counter_follows_new_ledger_entries_and_cohort_changes_only(world):
-    from retreat.models.cache_versions import finance_version
-    from retreat.models.payments import LedgerType
-    from retreat.services import ledger
+    from retreat.core.cache_versions import finance_version
+    from retreat.payments import ledger
+    from retreat.payments.models import LedgerType
 
     c, other, enr = world
     v0 = finance_version()

@@ -9,14 +9,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
+from retreat.clinical import access as clinical_access
+from retreat.clinical import outcomes
+from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.core.errors import ValidationFailed
 from retreat.extensions import db as _db
+from retreat.integration import checkins
+from retreat.integration.followup_models import CheckInResponse, IntegrationAlert
 from retreat.messaging.render import render_email
 from retreat.models import OutboxMessage
-from retreat.models.followups import CheckInResponse, IntegrationAlert
-from retreat.models.outcomes import OutcomeMeasure
-from retreat.security import decrypt_field
-from retreat.services import checkins, clinical_access, outcomes
-from retreat.services.errors import ValidationFailed
+from retreat.web.security import decrypt_field
 from tests import followup_helpers as fh
 from tests.followup_helpers import DUE
 
@@ -160,7 +162,7 @@ def test_answering_twice_is_refused_and_the_first_answers_are_kept(enr):
 
 
 def test_a_withdrawn_participants_link_no_longer_opens(enr):
-    from retreat.services import enrollment
+    from retreat.cohorts import enrollment
 
     link = token(enr)
     enrollment.withdraw(enr, now=fh.NOW + timedelta(days=1), actor=None)

@@ -7,13 +7,14 @@ import pytest
 from flask import render_template
 from sqlalchemy import select
 
+from retreat.clinical import clearance
+from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
+from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.models.clearance import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
-from retreat.models.cohorts import CohortSession, DepositTiming, SeatState
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import clearance, enrollment, seats
-from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
@@ -410,7 +411,7 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
 
 def test_licence_recorded_is_the_one_valid_that_day(db):
     s = fcl.setup(now=NOW, provider_kw={"license_expires": NOW.date() - timedelta(days=1)})
-    from retreat.services import accounts
+    from retreat.accounts import users as accounts
 
     newer = accounts.add_license(s.provider, number="NEW-1", state="CO", expires_on=date(2030, 1, 1))
     req = fcl.submit(s)

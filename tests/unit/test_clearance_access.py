@@ -8,12 +8,13 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
+from retreat.audit import RequestContext
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance
+from retreat.clinical.access import ANSWERS, DECISION, SCREENING, SHAREABLE, THREAD, AccessDenied
 from retreat.config import check_production_safety, load_config
+from retreat.core.errors import ValidationFailed
 from retreat.models import AuditEvent
-from retreat.services import clearance, clinical_access
-from retreat.services.audit import RequestContext
-from retreat.services.clinical_access import ANSWERS, DECISION, SCREENING, SHAREABLE, THREAD, AccessDenied
-from retreat.services.errors import ValidationFailed
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER

@@ -5,12 +5,12 @@ import threading
 
 import pytest
 
+from retreat.clinical import clearance
+from retreat.clinical.models import ClearanceRequest
+from retreat.cohorts.models import Enrollment
+from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
-from retreat.models.clearance import ClearanceRequest
-from retreat.models.cohorts import Enrollment
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import clearance
-from retreat.services.errors import Conflict
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.conftest import is_postgres

@@ -3,9 +3,10 @@
 import pytest
 from sqlalchemy import select
 
-from retreat.models.cohorts import DepositTiming, EnrollmentStatus
-from retreat.models.payments import Refund
-from retreat.services import ledger, payments, refunds
+from retreat.cohorts.models import DepositTiming, EnrollmentStatus
+from retreat.payments import checkout as payments
+from retreat.payments import ledger, refunds
+from retreat.payments.models import Refund
 from retreat.timeutil import now_utc
 from tests import factories_clearance as fcl
 from tests import payments_helpers as ph

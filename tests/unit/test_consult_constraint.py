@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from retreat.models.consults import NO_OVERLAP_CONSTRAINT, NO_OVERLAP_DDL
+from retreat.consults.models import NO_OVERLAP_CONSTRAINT, NO_OVERLAP_DDL
 from tests import factories
 from tests.conftest import is_postgres
 

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from retreat.services.availability import DayOverride, Schedule, day_windows, free_starts, local_instant
+from retreat.consults.availability import DayOverride, Schedule, day_windows, free_starts, local_instant
 
 DENVER = ZoneInfo("America/Denver")
 BERLIN = ZoneInfo("Europe/Berlin")

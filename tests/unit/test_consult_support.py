@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from retreat.consults import booking as svc
 from retreat.extensions import db
-from retreat.services import consults as svc
 from tests import factories
 
 BASE_URL = "http://localhost"

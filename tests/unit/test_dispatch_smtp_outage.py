@@ -6,10 +6,9 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 
-from retreat.messaging import dispatcher
+from retreat.messaging import dispatcher, outbox
 from retreat.messaging.transport import SmtpTransport, transport_from_config
 from retreat.models import OutboxMessage
-from retreat.services import outbox
 
 T0 = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
 

@@ -16,10 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat.extensions import db
-from retreat.messaging import dispatcher
+from retreat.messaging import dispatcher, outbox
 from retreat.messaging.transport import message_id, transport_from_config
 from retreat.models import OutboxMessage
-from retreat.services import outbox
 from retreat.timeutil import now_utc
 from tests.conftest import base_config, is_postgres
 

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from retreat.messaging import dispatcher
+from retreat.messaging import dispatcher, outbox
 from retreat.messaging.transport import transport_from_config
 from retreat.models import OutboxMessage
-from retreat.services import outbox
 from tests import factories
 
 

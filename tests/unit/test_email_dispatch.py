@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import icalendar
 import pytest
 
-from retreat.messaging import dispatcher
+from retreat.messaging import dispatcher, outbox
 from retreat.messaging.ics import event_spec
 from retreat.messaging.transport import FileTransport, SmtpTransport, message_id, transport_from_config
 from retreat.models import OutboxMessage
-from retreat.services import outbox
 from tests import factories
 
 NOON_DENVER = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)  # 12:00 MST

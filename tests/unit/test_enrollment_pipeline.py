@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from retreat.models.cohorts import CohortStatus, DepositTiming, SeatState
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import enrollment, seats
-from retreat.services.enrollment import ALLOWED
-from retreat.services.errors import Conflict, ValidationFailed
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.enrollment import ALLOWED
+from retreat.cohorts.models import CohortStatus, DepositTiming, SeatState
+from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.errors import Conflict, ValidationFailed
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.factories_cohorts import NOW
@@ -95,7 +95,7 @@ def test_exit_frees_seat_and_cancels_reminders(db):
     seats.take_hold(enr, now=NOW, actor=None)
     enrollment.confirm_seat(enr, now=NOW, actor=None)
     assert c.seats_taken == 1
-    from retreat.services import outbox
+    from retreat.messaging import outbox
 
     assert outbox.pending_for_group(f"enrollment:{enr.id}")
     enrollment.withdraw(enr, now=NOW, actor=enr.participant, reason="Family emergency")

@@ -7,11 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts.models import Enrollment
 from retreat.extensions import db
-from retreat.models.cohorts import Enrollment
-from retreat.models.payments import LedgerEntry
-from retreat.payments import gateway
-from retreat.services import pricing
+from retreat.payments import gateway, pricing
+from retreat.payments.models import LedgerEntry
 from tests import payments_helpers as ph
 from tests.conftest import is_postgres
 from tests.stripe_proxy import DISPUTE_FEE, stripe_fee
@@ -27,7 +26,7 @@ def _scenario(app, proxy):
         enr = ph.applicant(c)
         db.session.commit()
         _, dep = ph.start_and_confirm(enr)
-        from retreat.services import payments
+        from retreat.payments import checkout as payments
         from retreat.timeutil import now_utc
 
         payments.sync_payment_intent(dep, now=now_utc())  # the return page saw the deposit (no fee yet)

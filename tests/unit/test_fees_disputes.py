@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from retreat.models.payments import LedgerEntry, Payment, PaymentKind
-from retreat.payments import gateway
-from retreat.services import finance_reports, ledger, payments, pricing
+from retreat.finance import reports as finance_reports
+from retreat.payments import checkout as payments
+from retreat.payments import gateway, ledger, pricing
+from retreat.payments.models import LedgerEntry, Payment, PaymentKind
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
 from tests.stripe_proxy import DISPUTE_FEE, stripe_fee

@@ -12,13 +12,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from retreat.charts import Series, bar_chart, line_chart
+from retreat.cohorts.models import EnrollmentStatus
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db as _db
+from retreat.finance import exports
+from retreat.finance import reports as finance_reports
 from retreat.models import AuditEvent, OutboxMessage, User
-from retreat.models.cohorts import EnrollmentStatus
-from retreat.models.payments import LedgerEntry, LedgerType, PaymentKind, PriceOverride
-from retreat.services import balances, exports, finance_reports, payments, pricing
-from retreat.services.errors import Conflict, ValidationFailed
+from retreat.payments import balances, pricing
+from retreat.payments import checkout as payments
+from retreat.payments.models import LedgerEntry, LedgerType, PaymentKind, PriceOverride
+from retreat.web.charts import Series, bar_chart, line_chart
 from tests import factories
 from tests import finance_helpers as fh
 from tests.conftest import is_postgres

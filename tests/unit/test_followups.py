@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import scheduler
+from retreat.cohorts import enrollment
 from retreat.extensions import db as _db
+from retreat.integration import followups
+from retreat.integration import plan as ip
+from retreat.integration.followup_models import FollowUp, IntegrationAlert
 from retreat.messaging import dispatcher
 from retreat.messaging.transport import transport_from_config
 from retreat.models import OutboxMessage
-from retreat.models.followups import FollowUp, IntegrationAlert
-from retreat.services import enrollment, followups
-from retreat.services import integration_plan as ip
 from tests import followup_helpers as fh
 from tests.followup_helpers import DUE, NOW
 
@@ -187,7 +188,7 @@ def test_the_sweep_is_registered_and_runs_on_an_empty_database(db):
 
 
 def test_response_rates_count_what_was_sent_and_answered_per_cohort(db, smtp):
-    from retreat.services import checkins
+    from retreat.integration import checkins
 
     s = fh.setup()
     first, second = fh.confirmed(s), fh.confirmed(s)

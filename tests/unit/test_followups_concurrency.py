@@ -9,11 +9,11 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from retreat.cohorts.models import Cohort
 from retreat.extensions import db as _db
+from retreat.integration import checkins, followups
+from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert
 from retreat.models import OutboxMessage
-from retreat.models.cohorts import Cohort
-from retreat.models.followups import CheckInResponse, FollowUp, IntegrationAlert
-from retreat.services import checkins, followups
 from tests import followup_helpers as fh
 from tests.conftest import is_postgres
 from tests.followup_helpers import DUE, NOW

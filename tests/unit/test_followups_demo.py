@@ -2,11 +2,13 @@
 
 from sqlalchemy import func, select
 
+from retreat.cli import demo
+from retreat.clinical import outcome_reports
+from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.integration import followups
+from retreat.integration.followup_models import CheckInResponse
 from retreat.models import Role
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.models.followups import CheckInResponse
-from retreat.models.outcomes import OutcomeMeasure
-from retreat.services import demo, followups, outcome_reports
 from tests import factories
 from tests.factories_cohorts import NOW
 

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts import catalog as cohorts
+from retreat.cohorts import enrollment
+from retreat.cohorts.models import SessionKind
+from retreat.core.errors import Conflict, NotFound, ValidationFailed
+from retreat.integration import plan as ip
 from retreat.messaging import dispatcher
 from retreat.messaging.transport import transport_from_config
 from retreat.models import CircleRsvp, OutboxMessage
-from retreat.models.cohorts import SessionKind
-from retreat.services import cohorts, enrollment
-from retreat.services import integration_plan as ip
-from retreat.services.errors import Conflict, NotFound, ValidationFailed
 from tests import factories
 from tests import factories_cohorts as fc
 

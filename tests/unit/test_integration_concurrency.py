@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from retreat.cohorts import enrollment
+from retreat.cohorts.models import Cohort, CohortSession
+from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
+from retreat.integration import plan as ip
 from retreat.models import IntegrationPlan, OutboxMessage, User
-from retreat.models.cohorts import Cohort, CohortSession
-from retreat.services import enrollment
-from retreat.services import integration_plan as ip
-from retreat.services.errors import Conflict
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import is_postgres

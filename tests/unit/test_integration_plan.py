@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retreat.models.cohorts import CohortSession, SessionKind
-from retreat.services import integration_plan as ip
+from retreat.cohorts.models import CohortSession, SessionKind
+from retreat.integration import plan as ip
 from tests import factories_cohorts as fc
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from retreat.extensions import db as _db
+from retreat.integration import journal
+from retreat.integration.journal_models import JournalEntry
 from retreat.models import User
-from retreat.models.journal import JournalEntry
-from retreat.services import journal
 from tests import factories_clearance as fcl
 from tests.conftest import is_postgres
 from tests.factories_cohorts import NOW

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from retreat.messaging import outbox
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.services import outbox
 
 
 def test_list_retry_and_dispatch_from_the_command_line(app, db):

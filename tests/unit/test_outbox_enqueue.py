@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from retreat.core.errors import ValidationFailed
+from retreat.messaging import outbox
 from retreat.models import OutboxMessage, OutboxStatus
-from retreat.services import outbox
-from retreat.services.errors import ValidationFailed
 from tests import factories
 from tests.conftest import is_postgres
 

@@ -4,10 +4,10 @@ change nothing; the scores are encrypted at rest."""
 import pytest
 from sqlalchemy import select, text
 
+from retreat.clinical import outcomes
+from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.core.errors import ValidationFailed
 from retreat.extensions import db as _db
-from retreat.models.outcomes import OutcomeMeasure
-from retreat.services import outcomes
-from retreat.services.errors import ValidationFailed
 from tests import factories_clearance as fcl
 from tests.factories_cohorts import NOW
 

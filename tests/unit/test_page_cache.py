@@ -3,7 +3,7 @@ recently used first, and never serves a page under another version or after its 
 
 from __future__ import annotations
 
-from retreat import page_cache
+from retreat.web import page_cache
 
 
 def test_pages_beyond_the_byte_budget_go_least_recently_used_first(monkeypatch):

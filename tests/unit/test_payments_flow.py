@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import EnrollmentStatus, SeatState
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.models import OutboxMessage
-from retreat.models.cohorts import EnrollmentStatus, SeatState
-from retreat.models.payments import LedgerEntry, Payment, PaymentKind, PaymentStatus, Refund, StripeEvent
-from retreat.payments import gateway
-from retreat.services import enrollment, ledger, payments, pricing, refunds, seats
-from retreat.services.errors import Conflict, ValidationFailed
+from retreat.payments import checkout as payments
+from retreat.payments import gateway, ledger, pricing, refunds
+from retreat.payments.models import LedgerEntry, Payment, PaymentKind, PaymentStatus, Refund, StripeEvent
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
 

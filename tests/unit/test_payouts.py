@@ -12,12 +12,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
+from retreat.finance import exports, payouts
+from retreat.finance import reports as finance_reports
+from retreat.finance.payout_models import Payout, PayoutLine
 from retreat.models import AuditEvent
-from retreat.models.payments import LedgerEntry
-from retreat.models.payouts import Payout, PayoutLine
-from retreat.services import exports, finance_reports, payments, payouts
-from retreat.services.errors import ValidationFailed
+from retreat.payments import checkout as payments
+from retreat.payments.models import LedgerEntry
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
 from tests import payout_helpers as poh

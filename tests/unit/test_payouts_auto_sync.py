@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import scheduler
+from retreat.core.cache_versions import counters
 from retreat.extensions import db as _db
+from retreat.finance import payouts
+from retreat.finance.payout_models import Payout
 from retreat.models import AuditEvent
-from retreat.models.cache_versions import counters
-from retreat.models.payouts import Payout
-from retreat.services import payouts
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
 from tests import payout_helpers as poh

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from retreat.models.payments import DiscountCode, RedemptionStatus
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.money import format_money
-from retreat.services import pricing, refunds
-from retreat.services.errors import Conflict, ValidationFailed
+from retreat.payments import pricing, refunds
+from retreat.payments.models import DiscountCode, RedemptionStatus
 from tests import factories
 from tests import factories_cohorts as fc
 
@@ -129,7 +129,7 @@ def test_configured_refund_schedule(db):
 def test_installment_split_in_whole_units():
     from datetime import date
 
-    from retreat.services.payments import plan_schedule
+    from retreat.payments.checkout import plan_schedule
 
     rows = plan_schedule(1000, 3, today=date(2026, 1, 1), due_on=date(2026, 4, 1))
     assert [a for _, a in rows] == [334, 333, 333] and sum(a for _, a in rows) == 1000

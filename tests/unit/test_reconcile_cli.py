@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun
+from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 from retreat.timeutil import now_utc
 from tests import payments_helpers as ph
 

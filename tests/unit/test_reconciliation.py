@@ -10,12 +10,18 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import scheduler
+from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
+from retreat.finance import reconciliation
+from retreat.finance.reconciliation_models import (
+    ItemCategory,
+    ReconciliationItem,
+    ReconciliationRun,
+    RunStatus,
+)
 from retreat.models import AuditEvent
-from retreat.models.payments import LedgerEntry, LedgerType, Payment
-from retreat.models.reconciliation import ItemCategory, ReconciliationItem, ReconciliationRun, RunStatus
-from retreat.services import ledger, reconciliation
-from retreat.services.errors import Conflict, NotFound, ValidationFailed
+from retreat.payments import ledger
+from retreat.payments.models import LedgerEntry, LedgerType, Payment
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import finance_helpers as fh
@@ -101,8 +107,8 @@ def test_a_payment_whose_intent_id_was_never_stored_is_found_by_its_metadata(db,
 
 
 def test_a_missed_refund_is_repaired_through_the_webhook_path(db, stripe_app, finance):
+    from retreat.finance import stripe_events
     from retreat.payments import gateway
-    from retreat.services import stripe_events
 
     c = ph.cohort(capacity=3, deposit_minor=30000)
     enr = ph.applicant(c)

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
+from retreat.finance import reconciliation
+from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 from retreat.models import AuditEvent, User
-from retreat.models.payments import LedgerEntry
-from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun
-from retreat.services import reconciliation
-from retreat.services.errors import Conflict
+from retreat.payments.models import LedgerEntry
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import payments_helpers as ph

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from retreat.accounts import users as accounts
+from retreat.cli import scale_seed
+from retreat.core.errors import Conflict
 from retreat.models import Cohort, Enrollment, LedgerEntry, OutboxMessage, Payment, User
-from retreat.services import accounts, scale_seed
-from retreat.services.errors import Conflict
 from retreat.timeutil import now_utc
 from tests import factories
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from retreat import scheduler
 from retreat.extensions import db
+from retreat.messaging import outbox
 from retreat.models import OutboxMessage, SiteSetting
-from retreat.services import outbox
 from retreat.timeutil import now_utc
 from tests.unit.test_dispatcher_concurrency import ROOT, subprocess_env
 

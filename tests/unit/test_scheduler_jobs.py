@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 from retreat import scheduler
-from retreat.models.cohorts import SeatState
-from retreat.services import seats
+from retreat.cohorts import seats
+from retreat.cohorts.models import SeatState
 from tests import factories_cohorts as fc
 from tests.factories_cohorts import NOW
 

@@ -3,9 +3,9 @@ answer validation."""
 
 import pytest
 
-from retreat.services import screening
-from retreat.services.errors import ValidationFailed
-from retreat.services.screening import FlagKind, ScreeningLevel
+from retreat.clinical import screening
+from retreat.clinical.screening import FlagKind, ScreeningLevel
+from retreat.core.errors import ValidationFailed
 from tests.factories_clearance import answers
 
 

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import Cohort, Enrollment, SeatState
+from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
-from retreat.models.cohorts import Cohort, Enrollment, SeatState
-from retreat.services import enrollment, seats
-from retreat.services.errors import Conflict
 from tests import factories_cohorts as fc
 from tests.conftest import is_postgres
 from tests.factories_cohorts import NOW
@@ -128,7 +128,7 @@ def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
     """Holds, confirmations, withdrawals, offer acceptances and both sweeps, all at once."""
     import random
 
-    from retreat.services import waitlist
+    from retreat.cohorts import waitlist
 
     app = committing_app
     with app.app_context():
@@ -182,7 +182,7 @@ def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
 
 
 def test_closed_cohort_still_lets_applicants_pay_but_cancelled_does_not(db):
-    from retreat.models.cohorts import CohortStatus
+    from retreat.cohorts.models import CohortStatus
 
     c = fc.cohort(capacity=2)
     a, b = fc.applicant(c), fc.applicant(c)

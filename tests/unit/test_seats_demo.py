@@ -2,8 +2,9 @@
 
 from sqlalchemy import func, select
 
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.services import demo, seats
+from retreat.cli import demo
+from retreat.cohorts import seats
+from retreat.cohorts.models import Cohort, Enrollment
 from tests import factories
 
 

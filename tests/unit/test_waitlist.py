@@ -5,11 +5,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts import enrollment, seats, waitlist
+from retreat.cohorts.models import DepositTiming, SeatState
+from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.errors import Conflict
 from retreat.models import OutboxMessage
-from retreat.models.cohorts import DepositTiming, SeatState
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import enrollment, seats, waitlist
-from retreat.services.errors import Conflict
 from tests import factories_cohorts as fc
 from tests.factories_cohorts import NOW
 

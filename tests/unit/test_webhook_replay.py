@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts.models import Enrollment
 from retreat.extensions import db
-from retreat.models.cohorts import Enrollment
-from retreat.models.payments import LedgerEntry, Payment, Refund
-from retreat.payments import gateway
-from retreat.services import pricing
+from retreat.payments import gateway, pricing
+from retreat.payments.models import LedgerEntry, Payment, Refund
 from tests import payments_helpers as ph
 from tests.conftest import is_postgres
 
@@ -24,7 +23,7 @@ def _scenario(app):
         enr = ph.applicant(c)
         db.session.commit()
         _, dep = ph.start_and_confirm(enr)
-        from retreat.services import payments
+        from retreat.payments import checkout as payments
         from retreat.timeutil import now_utc
 
         payments.sync_payment_intent(dep, now=now_utc())  # the return page saw the deposit

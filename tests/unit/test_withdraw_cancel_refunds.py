@@ -8,12 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from retreat.models.cohorts import CohortStatus, SeatState
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.models.messaging import OutboxMessage
-from retreat.models.payments import PaymentKind, Refund
-from retreat.services import cohorts, enrollment, ledger, payments, refunds, seats
-from retreat.services.errors import Conflict
+from retreat.cohorts import catalog as cohorts
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import CohortStatus, SeatState
+from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.errors import Conflict
+from retreat.messaging.models import OutboxMessage
+from retreat.payments import checkout as payments
+from retreat.payments import ledger, refunds
+from retreat.payments.models import PaymentKind, Refund
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import payments_helpers as ph

@@ -7,9 +7,9 @@ import re
 import pytest
 from sqlalchemy import select
 
+from retreat.accounts import users as accounts
 from retreat.models import ApiToken
-from retreat.security import hash_token
-from retreat.services import accounts
+from retreat.web.security import hash_token
 
 
 @pytest.fixture()

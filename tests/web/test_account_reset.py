@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from retreat.services import account_tokens, accounts
+from retreat.accounts import tokens as account_tokens
+from retreat.accounts import users as accounts
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.web.account_helpers import audit_actions, link_path, queued, signed_in

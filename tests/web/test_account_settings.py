@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retreat.services import accounts
+from retreat.accounts import users as accounts
 from tests import factories
 from tests.web.account_helpers import audit_actions, queued, signed_in
 

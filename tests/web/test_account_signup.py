@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat.accounts import tokens as account_tokens
+from retreat.accounts import users as accounts
 from retreat.models import Role, User
-from retreat.services import account_tokens, accounts
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.web.account_helpers import STRONG, audit_actions, link_path, queued, signed_in, signup_form

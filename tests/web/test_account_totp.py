@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pyotp
 
-from retreat.services import accounts, auth
+from retreat.accounts import auth
+from retreat.accounts import users as accounts
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.web.account_helpers import audit_actions, signed_in

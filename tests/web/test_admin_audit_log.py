@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from retreat import audit
 from retreat.models import AuditEvent
-from retreat.services import audit
 
 
 def seed_events(db, admin):

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat.accounts import users as accounts
 from retreat.models import AuditEvent, ProviderLicense, ProviderOrganization, User
-from retreat.services import accounts
 from tests import factories
 from tests.conftest import login_as
 
@@ -239,8 +239,8 @@ def test_require_staff_totp_setting(make_client, db):
 
 
 def test_organisation_service_reports_bad_contact_email_on_its_field(db):
-    from retreat.services import admin_users
-    from retreat.services.errors import ValidationFailed
+    from retreat.accounts import admin as admin_users
+    from retreat.core.errors import ValidationFailed
 
     admin = factories.user("admin", password=None)
     org = factories.provider_org("Cedar Clinic")

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat import audit
+from retreat.accounts import api_tokens
 from retreat.models import AuditEvent
-from retreat.services import api_tokens, audit
 from tests import factories
 
 

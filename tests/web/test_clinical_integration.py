@@ -7,11 +7,13 @@ from cryptography.fernet import Fernet
 from flask import render_template
 from sqlalchemy import event, select, text
 
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance
+from retreat.clinical.models import SafetyAlert
+from retreat.cohorts import catalog as cohort_svc
+from retreat.consults import booking as consults
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.models.clearance import SafetyAlert
-from retreat.services import clearance, clinical_access, consults
-from retreat.services import cohorts as cohort_svc
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER

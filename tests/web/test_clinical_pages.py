@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.accounts import api_tokens
+from retreat.clinical import clearance, screening
+from retreat.clinical.models import ClearanceStatus, SafetyAlert
+from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.models import AuditEvent
-from retreat.models.clearance import ClearanceStatus, SafetyAlert
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.services import api_tokens, clearance, screening
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER

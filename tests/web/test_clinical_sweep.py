@@ -11,11 +11,14 @@ import pytest
 from flask import render_template
 from sqlalchemy import func, select
 
+from retreat.accounts import api_tokens
+from retreat.clinical import clearance
+from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.consults import booking as consults
+from retreat.integration import journal
 from retreat.models import AuditEvent, Consultation, OutboxMessage
-from retreat.models.clearance import ClearanceRequest, InfoRequest, Intake, SafetyAlert
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.security import encrypt_field
-from retreat.services import api_tokens, clearance, consults, journal
+from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER

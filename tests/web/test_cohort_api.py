@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from retreat.models.cohorts import CohortStatus, Enrollment
+from retreat.cohorts.models import CohortStatus, Enrollment
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc

@@ -6,16 +6,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from retreat.models.cohorts import (
+from retreat.cohorts import consents, enrollment, seats
+from retreat.cohorts.models import (
     CohortStatus,
     Enrollment,
     Retreat,
     SeatState,
 )
-from retreat.models.cohorts import (
+from retreat.cohorts.models import (
     EnrollmentStatus as S,
 )
-from retreat.services import consents, enrollment, seats
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc
@@ -231,7 +231,7 @@ def test_roster_filters_notes_lodging_checkin_csv_and_no_clinical_text(make_clie
     f = make_client("facilitator")
     c = _future_cohort(capacity=2)
     a = fc.applicant(c, now=now_utc(), name="Alex Able")
-    from retreat.services import preparation
+    from retreat.cohorts import preparation
 
     preparation.complete(a, "intention", answer="PRIVATE-INTENTION-MARKER", now=now_utc())
     seats.take_hold(a, now=now_utc(), actor=None)
@@ -257,7 +257,7 @@ def test_roster_filters_notes_lodging_checkin_csv_and_no_clinical_text(make_clie
     assert text.splitlines()[0] == ("name,email,status,intake,clearance,payment,checklist,consents signed,"
                                     "lodging,waitlist place")
     assert "'=Cabin 3" in text and "PRIVATE-INTENTION-MARKER" not in text and "Blair Bee" in text
-    from retreat.services import cohorts as svc
+    from retreat.cohorts import catalog as svc
 
     s = svc.add_session(c, kind="ifs", title="IFS circle", starts_at=c.starts_at,
                         ends_at=c.starts_at + timedelta(hours=2), location="", video_url="", facilitator_id=None,

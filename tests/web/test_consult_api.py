@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import create_app
+from retreat.consults import booking as svc
 from retreat.extensions import db, limiter
 from retreat.models import Consultation
-from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests.conftest import base_config
 from tests.unit.test_consult_support import (

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.consults import booking as svc
 from retreat.extensions import db
 from retreat.models import AuditEvent, Consultation
-from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.unit.test_consult_support import BASE_URL, facilitator_with_hours, guest, signed_in

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from retreat.consults import booking as svc
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
-from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.conftest import is_postgres

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat.consults import booking as svc
 from retreat.extensions import db
 from retreat.models import Consultation, User
-from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.unit.test_consult_support import SETTINGS

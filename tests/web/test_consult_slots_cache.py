@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from retreat.consults import booking as svc
 from retreat.models import Consultation
-from retreat.services import consults as svc
 from retreat.timeutil import now_utc
 from tests.unit.test_consult_support import BASE_URL, around_the_clock_facilitator, facilitator_with_hours
 

@@ -93,7 +93,7 @@ def test_pool_exhaustion_is_503():
     """No free connection within pool_timeout is "busy, try again", not a bug."""
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    from retreat.errors import database_unavailable
+    from retreat.web.errors import database_unavailable
 
     assert database_unavailable(PoolTimeout("QueuePool limit of size 10 overflow 10 reached"))
     assert not database_unavailable(ValueError("a bug"))
@@ -102,7 +102,7 @@ def test_pool_exhaustion_is_503():
 @pytest.mark.skipif(not is_postgres(), reason="cuts real PostgreSQL connections")
 def test_app_reconnects_after_its_connections_are_killed():
     """A database restart kills every pooled connection; each is found dead at checkout (its socket
-    says so, retreat.db_liveness) and replaced, so no request fails. The kill waits until the
+    says so, retreat.core.db_liveness) and replaced, so no request fails. The kill waits until the
     backend is gone, as after a restart."""
     import uuid
 
@@ -166,7 +166,7 @@ def test_a_connection_is_pinged_only_when_it_may_be_dead():
 
     from sqlalchemy import create_engine, text
 
-    from retreat import db_liveness
+    from retreat.core import db_liveness
 
     name = f"retreat-liveness-{uuid.uuid4().hex[:8]}"
     engine = create_engine(TEST_DATABASE_URL, connect_args={"application_name": name})

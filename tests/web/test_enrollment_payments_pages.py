@@ -5,10 +5,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts import seats
+from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.extensions import db
-from retreat.models.cohorts import EnrollmentStatus as S
-from retreat.models.payments import Payment, Refund
-from retreat.services import payments, seats
+from retreat.payments import checkout as payments
+from retreat.payments.models import Payment, Refund
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import payments_helpers as ph

@@ -8,11 +8,11 @@ import re
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts.models import Cohort
 from retreat.models import AuditEvent
-from retreat.models.cohorts import Cohort
-from retreat.models.payments import Refund
-from retreat.payments import gateway
-from retreat.services import payments, refunds
+from retreat.payments import checkout as payments
+from retreat.payments import gateway, refunds
+from retreat.payments.models import Refund
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_clearance as fcl
@@ -65,7 +65,7 @@ def test_finance_gets_403_or_404_on_every_clinical_endpoint(app, db):
             assert resp.status_code in (401, 403, 404), (rule.endpoint, method, url, resp.status_code)
             assert fcl.MARKER not in resp.get_data(as_text=True), (rule.endpoint, method)
     # the provider API with a finance bearer token (sessions are not API credentials)
-    from retreat.services import api_tokens
+    from retreat.accounts import api_tokens
 
     _token, raw = api_tokens.create_token(finance.user, name="finance laptop")
     db.session.commit()

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.models.payments import LedgerEntry, LedgerType, PaymentKind
-from retreat.services import ledger
+from retreat.payments import ledger
+from retreat.payments.models import LedgerEntry, LedgerType, PaymentKind
 from retreat.timeutil import now_utc, to_local
 from tests import factories
 from tests import finance_helpers as fh

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from retreat.extensions import db as _db
-from retreat.models.payments import LedgerEntry
+from retreat.payments.models import LedgerEntry
 from retreat.timeutil import now_utc, to_local
 from tests import factories
 from tests import finance_helpers as fh

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from retreat.extensions import db as _db
-from retreat.models.payments import LedgerType
-from retreat.services import finance_reports
+from retreat.finance import reports as finance_reports
+from retreat.payments.models import LedgerType
 from retreat.timeutil import now_utc, to_local
 from tests import factories
 from tests import finance_helpers as fh

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from retreat.models.followups import CheckInResponse, IntegrationAlert
-from retreat.models.outcomes import OutcomeMeasure
+from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.integration.followup_models import CheckInResponse, IntegrationAlert
 from retreat.timeutil import now_utc
 from tests import followup_helpers as fh
 from tests.conftest import signed_in

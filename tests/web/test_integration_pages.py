@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts import enrollment
+from retreat.integration import plan as ip
 from retreat.models import CircleRsvp
-from retreat.services import enrollment
-from retreat.services import integration_plan as ip
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_cohorts as fc

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
+from retreat.clinical import access as clinical_access
+from retreat.cohorts.models import CohortSession
+from retreat.integration import journal
+from retreat.integration.journal_models import JournalEntry
 from retreat.models import AuditEvent
-from retreat.models.cohorts import CohortSession
-from retreat.models.journal import JournalEntry
-from retreat.services import clinical_access, journal
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_clearance as fcl
@@ -245,7 +246,7 @@ def test_providers_finance_and_admins_never_read_journal_text(app, db, s, role):
 
 
 def test_export_and_the_participant_data_page_include_journal_and_scores(app, db, s):
-    from retreat.services import outcomes
+    from retreat.clinical import outcomes
 
     _entry(s)
     outcomes.record(s.enrollment, "phq9", "post", [1] * 9, now=now_utc())

@@ -6,11 +6,10 @@ import time
 
 from sqlalchemy import select
 
+from retreat.cohorts.models import Enrollment
 from retreat.extensions import db
-from retreat.models.cohorts import Enrollment
-from retreat.models.payments import Payment, StripeEvent
-from retreat.payments import gateway
-from retreat.services import ledger
+from retreat.payments import gateway, ledger
+from retreat.payments.models import Payment, StripeEvent
 from tests import payments_helpers as ph
 from tests.e2e.conftest import LiveServer
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from retreat.messaging import outbox
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.services import outbox
 from retreat.timeutil import now_utc
 from tests import factories
 

@@ -1,6 +1,6 @@
 """Outcome charts: the participant's own, the referred provider's (other organisations: 404), and
 the facilitators' cohort aggregate (hand-computed figures, suppression below 5 responses, flat
-query counts). Rows are created through ``retreat.services.outcomes.record``."""
+query counts). Rows are created through ``retreat.clinical.outcomes.record``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import event, select
 
+from retreat.clinical import outcome_reports, outcomes, screening
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent
-from retreat.outcome_charts import line_chart
-from retreat.services import outcome_reports, outcomes, screening
 from retreat.timeutil import now_utc
+from retreat.web.outcome_charts import line_chart
 from tests import factories
 from tests import factories_clearance as fcl
 from tests import factories_cohorts as fc

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from retreat.cohorts import enrollment, seats
 from retreat.extensions import db as _db
+from retreat.integration import checkins
+from retreat.integration.followup_models import FollowUp
 from retreat.models import AuditEvent
-from retreat.models.followups import FollowUp
-from retreat.services import checkins, enrollment, seats
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import followup_helpers as fh

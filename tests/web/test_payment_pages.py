@@ -8,8 +8,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from retreat.models.payments import DiscountCode, LedgerEntry, Payment
-from retreat.services import ledger
+from retreat.payments import ledger
+from retreat.payments.models import DiscountCode, LedgerEntry, Payment
 from tests import factories
 from tests import payments_helpers as ph
 
@@ -102,7 +102,7 @@ def test_finance_refund_page(db, make_client):
     c = ph.cohort(deposit_minor=50000)
     enr = ph.applicant(c)
     _, pi = ph.start_and_confirm(enr)
-    from retreat.services import payments
+    from retreat.payments import checkout as payments
     from retreat.timeutil import now_utc
 
     payments.sync_payment_intent(pi, now=now_utc())

@@ -9,8 +9,8 @@ import io
 import pytest
 from sqlalchemy import func, select
 
+from retreat.finance.payout_models import Payout
 from retreat.models import AuditEvent
-from retreat.models.payouts import Payout
 from tests import factories
 from tests import payout_helpers as poh
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from retreat import page_cache
 from retreat.extensions import db as _db
+from retreat.web import page_cache
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import signed_in

@@ -22,8 +22,8 @@ from retreat.models import (
     RosterNote,
     User,
 )
-from retreat.security import encrypt_field
 from retreat.timeutil import now_utc
+from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import signed_in

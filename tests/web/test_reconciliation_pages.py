@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 
 from retreat import scheduler
 from retreat.extensions import db
+from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 from retreat.models import AuditEvent
-from retreat.models.payments import LedgerEntry
-from retreat.models.reconciliation import ReconciliationItem, ReconciliationRun
+from retreat.payments.models import LedgerEntry
 from retreat.timeutil import now_utc, to_local
 from tests import factories
 from tests import finance_helpers as fh

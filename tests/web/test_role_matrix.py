@@ -12,9 +12,9 @@ import uuid
 import pytest
 from werkzeug.routing import IntegerConverter, UUIDConverter
 
+from retreat.accounts import api_tokens
+from retreat.accounts.models import STAFF_ROLES
 from retreat.models import Role
-from retreat.models.accounts import STAFF_ROLES
-from retreat.services import api_tokens
 from tests import factories
 from tests.conftest import login_as
 

@@ -10,12 +10,13 @@ import re
 import pytest
 from sqlalchemy import event, func, select
 
-from retreat import page_cache
+from retreat.clinical import clearance
+from retreat.clinical.access import current_decision
+from retreat.cohorts import enrollment
+from retreat.core.cache_versions import ROSTER_TABLES
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent
-from retreat.models.cache_versions import ROSTER_TABLES
-from retreat.services import clearance, enrollment
-from retreat.services.clinical_access import current_decision
+from retreat.web import page_cache
 from tests import factories
 from tests import factories_clearance as fcl
 from tests import factories_cohorts as fc

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from retreat.messaging import dispatcher
+from retreat.accounts import preferences
+from retreat.messaging import dispatcher, outbox
 from retreat.messaging.transport import transport_from_config
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.services import outbox, preferences
 from tests import factories
 
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)  # 11:00 in Denver

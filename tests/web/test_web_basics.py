@@ -10,10 +10,10 @@ from flask import abort, request, session
 from sqlalchemy import func, select
 
 from retreat import create_app
+from retreat.accounts import users as accounts
 from retreat.config import load_config
 from retreat.extensions import limiter
 from retreat.models import User
-from retreat.services import accounts
 from tests import factories
 from tests.conftest import base_config
 

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from retreat.services.accounts import MIN_PASSWORD_LENGTH
+from retreat.accounts.users import MIN_PASSWORD_LENGTH
 from retreat.timeutil import common_zones
 
 

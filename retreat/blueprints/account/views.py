@@ -5,6 +5,10 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from retreat.accounts import auth
+from retreat.accounts import tokens as account_tokens
+from retreat.accounts import users as accounts
+from retreat.accounts.models import User
 from retreat.blueprints.account import bp
 from retreat.blueprints.account.forms import (
     PASSWORD_HINT,
@@ -19,13 +23,11 @@ from retreat.blueprints.account.forms import (
     TotpCodeForm,
     TotpDisableForm,
 )
+from retreat.core.errors import DomainError
 from retreat.extensions import db, limiter
-from retreat.hooks import no_store
-from retreat.models import User
-from retreat.security import login_required_any, request_context
-from retreat.services import account_tokens, accounts, auth
-from retreat.services.errors import DomainError
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import login_required_any, request_context
 
 TOTP_PENDING_SECONDS = 5 * 60  # the second step must follow the password within this time
 

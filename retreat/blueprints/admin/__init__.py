@@ -1,7 +1,7 @@
 from flask import Blueprint
 
-from retreat.models import Role
-from retreat.security import restrict_blueprint
+from retreat.accounts.models import Role
+from retreat.web.security import restrict_blueprint
 
 bp = Blueprint("admin", __name__)
 restrict_blueprint(bp, Role.ADMIN)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, stream_with_context
 
+from retreat.audit import log as audit_log
+from retreat.audit.log import AuditFilters
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import form_failed, page_arg, query_without_page
 from retreat.blueprints.admin.forms import AuditFilterForm
+from retreat.core.errors import DomainError
+from retreat.core.pagination import paginate
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.security import acting_user, request_context
-from retreat.services import audit_log
-from retreat.services.audit_log import AuditFilters
-from retreat.services.errors import DomainError
-from retreat.services.pagination import paginate
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 PER_PAGE = 50
 

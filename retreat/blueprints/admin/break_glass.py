@@ -10,15 +10,16 @@ from wtforms import SelectField, TextAreaField
 from wtforms.validators import Optional
 
 from retreat.blueprints.admin import bp
-from retreat.blueprints.clinical import apply_errors, read_or_404
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance, screening
+from retreat.clinical.models import Intake
+from retreat.cohorts.models import Enrollment
+from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.clearance import Intake
-from retreat.models.cohorts import Enrollment
-from retreat.security import acting_user, request_context
-from retreat.services import clearance, clinical_access, screening
-from retreat.services.errors import ValidationFailed
 from retreat.timeutil import now_utc
+from retreat.web.clinical import apply_errors, read_or_404
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 class BreakGlassForm(FlaskForm):

@@ -9,8 +9,8 @@ from flask import abort, flash, redirect, request
 from flask_wtf import FlaskForm
 
 from retreat.blueprints.admin.forms import ActionForm
+from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.services.errors import DomainError
 
 T = TypeVar("T")
 

@@ -3,9 +3,8 @@ from wtforms import BooleanField, DateField, EmailField, HiddenField, SelectFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
-from retreat.models import Role
-from retreat.models.accounts import STAFF_ROLES
-from retreat.services.admin_users import LICENSE_KINDS
+from retreat.accounts.admin import LICENSE_KINDS
+from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.timeutil import common_zones
 
 

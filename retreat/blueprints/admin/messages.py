@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.admin import bp
+from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.models import OutboxStatus
-from retreat.security import acting_user, request_context
-from retreat.services import outbox
-from retreat.services.errors import DomainError
+from retreat.messaging import outbox
+from retreat.messaging.models import OutboxStatus
+from retreat.web.security import acting_user, request_context
 
 STATUSES = [s.value for s in outbox.STATUS_ORDER]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 
+from retreat.accounts import admin as admin_users
+from retreat.accounts.models import ProviderOrganization
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import button, submit
 from retreat.blueprints.admin.forms import ActionForm, OrganizationForm
 from retreat.extensions import db
-from retreat.models import ProviderOrganization
-from retreat.security import acting_user, request_context
-from retreat.services import admin_users
+from retreat.web.security import acting_user, request_context
 
 
 def _load(org_id: int) -> ProviderOrganization:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from retreat.accounts import admin as admin_users
+from retreat.accounts import users as accounts
+from retreat.accounts.models import ProviderOrganization, User
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import button, page_arg, query_without_page, submit
 from retreat.blueprints.admin.forms import ActionForm, LicenseForm, RoleForm, StaffUserForm, UserSearchForm
+from retreat.core.errors import ValidationFailed
+from retreat.core.pagination import paginate
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models import ProviderOrganization, User
-from retreat.security import acting_user, request_context
-from retreat.services import accounts, admin_users
-from retreat.services.errors import ValidationFailed
-from retreat.services.pagination import paginate
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 PER_PAGE = 25
 

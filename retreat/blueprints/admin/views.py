@@ -1,10 +1,10 @@
 from flask import flash, redirect, render_template, url_for
 
+from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
 from retreat.blueprints.admin.forms import SettingsForm
-from retreat.security import acting_user, request_context
-from retreat.services import accounts
+from retreat.web.security import acting_user, request_context
 
 
 @bp.get("/")

@@ -6,12 +6,11 @@ from flask import g
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from retreat.accounts import api_tokens, profiles
+from retreat.accounts.models import STAFF_ROLES, ApiToken
 from retreat.blueprints.api.schemas import MeSchema, MeUpdateSchema, TokenListSchema
 from retreat.extensions import db
-from retreat.models import ApiToken
-from retreat.models.accounts import STAFF_ROLES
-from retreat.security import api_roles_required, request_context, require_object
-from retreat.services import api_tokens, profiles
+from retreat.web.security import api_roles_required, request_context, require_object
 
 blp = Blueprint("api_account", __name__, url_prefix="/api/v1", description="Your account and API tokens")
 STAFF = tuple(sorted(STAFF_ROLES))

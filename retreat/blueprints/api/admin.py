@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from retreat.accounts import admin as admin_users
+from retreat.accounts.models import Role
+from retreat.audit.log import AuditFilters
 from retreat.blueprints.api.schemas import AuditPageSchema, AuditQuerySchema, UserPageSchema, UserQuerySchema
-from retreat.models import Role
-from retreat.security import api_roles_required
-from retreat.services import admin_users
-from retreat.services.audit_log import AuditFilters
-from retreat.services.pagination import Page, paginate
+from retreat.core.pagination import Page, paginate
+from retreat.web.security import api_roles_required
 
 blp = Blueprint("api_admin", __name__, url_prefix="/api/v1", description="Administration (admins only)")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import jsonify
 from flask_smorest import Blueprint
 
-from retreat.blueprints.clinical import org_request_or_404, read_or_404
+from retreat.accounts.models import Role
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance
+from retreat.clinical.models import ClearanceRequest
 from retreat.extensions import db
-from retreat.models import Role
-from retreat.models.clearance import ClearanceRequest
-from retreat.security import acting_user, api_roles_required, request_context
-from retreat.services import clearance, clinical_access
 from retreat.timeutil import now_utc
+from retreat.web.clinical import org_request_or_404, read_or_404
+from retreat.web.security import acting_user, api_roles_required, request_context
 
 blp = Blueprint("api_clearance", __name__, url_prefix="/api/v1",
                 description="Clearance requests referred to the caller's provider organisation")

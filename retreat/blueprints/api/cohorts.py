@@ -16,16 +16,16 @@ from flask_wtf.csrf import generate_csrf
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from retreat.errors import json_error
+from retreat.accounts.models import Role
+from retreat.cohorts import catalog as svc
+from retreat.cohorts import enrollment, waitlist
+from retreat.cohorts.models import Enrollment
+from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.models import Role
-from retreat.models.cohorts import Enrollment
-from retreat.page_cache import anonymous_cache
-from retreat.security import api_session_doc, api_session_roles_required
-from retreat.services import cohorts as svc
-from retreat.services import enrollment, waitlist
-from retreat.services.errors import DomainError, NotFound
 from retreat.timeutil import now_utc
+from retreat.web.errors import json_error
+from retreat.web.page_cache import anonymous_cache
+from retreat.web.security import api_session_doc, api_session_roles_required
 
 blp = Blueprint("api_cohorts", __name__, url_prefix="/api/v1", description="Retreat cohorts and enrollments")
 
@@ -90,7 +90,7 @@ def cohort_dict(c) -> dict:
 
 
 def enrollment_dict(e: Enrollment) -> dict:
-    from retreat.services import preparation
+    from retreat.cohorts import preparation
 
     done, total = preparation.progress(e)
     return {

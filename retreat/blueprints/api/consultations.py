@@ -14,10 +14,10 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from retreat.consults import booking as svc
 from retreat.extensions import csrf, db, limiter
-from retreat.security import request_context
-from retreat.services import consults as svc
 from retreat.timeutil import is_valid_zone, now_utc, zone
+from retreat.web.security import request_context
 
 blp = Blueprint("api_consultations", __name__, url_prefix="/api/v1",
                 description="Free consultation booking. Anonymous: no token, no cookies.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate, validates
 
-from retreat.models import Role
-from retreat.services.pagination import MAX_PER_PAGE
+from retreat.accounts.models import Role
+from retreat.core.pagination import MAX_PER_PAGE
 from retreat.timeutil import is_valid_zone
 
 ROLE_VALUES = [r.value for r in Role]

@@ -9,13 +9,13 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 
 from retreat.blueprints.consults import bp
 from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
+from retreat.consults import booking as svc
+from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db, limiter
-from retreat.hooks import no_store
 from retreat.messaging.ics import build_calendar
-from retreat.security import request_context
-from retreat.services import consults as svc
-from retreat.services.errors import DomainError, ValidationFailed
 from retreat.timeutil import is_valid_zone, now_utc, zone
+from retreat.web.hooks import no_store
+from retreat.web.security import request_context
 
 PICKER_DAYS = 7
 LOOKAHEAD_DAYS = 62

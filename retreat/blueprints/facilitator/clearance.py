@@ -7,16 +7,17 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
-from retreat.blueprints.clinical import read_or_404
 from retreat.blueprints.facilitator import bp
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance
+from retreat.clinical.models import SafetyAlert
+from retreat.cohorts import enrollment as pipeline
+from retreat.cohorts.models import Cohort, Enrollment
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.clearance import SafetyAlert
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import clearance, clinical_access
-from retreat.services import enrollment as pipeline
 from retreat.timeutil import now_utc
+from retreat.web.clinical import read_or_404
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 
 class AcknowledgeForm(FlaskForm):

@@ -17,9 +17,9 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
-from retreat.models.cohorts import DepositTiming, SessionKind
+from retreat.cohorts.catalog import SESSION_KIND_LABELS
+from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
-from retreat.services.cohorts import SESSION_KIND_LABELS
 from retreat.timeutil import common_zones, zone
 
 

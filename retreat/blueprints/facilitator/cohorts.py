@@ -8,8 +8,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from markupsafe import Markup
 from sqlalchemy import select
 
-from retreat import page_cache
-from retreat.blueprints.domain_forms import show_domain_error, status_for
+from retreat.accounts.models import ProviderOrganization, Role, User
 from retreat.blueprints.facilitator import bp
 from retreat.blueprints.facilitator.cohort_forms import (
     CohortForm,
@@ -22,15 +21,16 @@ from retreat.blueprints.facilitator.cohort_forms import (
     StatusForm,
     local_to_utc,
 )
+from retreat.cohorts import catalog as svc
+from retreat.cohorts import consents, enrollment, preparation, waitlist
+from retreat.cohorts.models import CohortSession, Enrollment, Retreat
+from retreat.core.cache_versions import roster_version
+from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.models import ProviderOrganization, Role, User
-from retreat.models.cache_versions import roster_version
-from retreat.models.cohorts import CohortSession, Enrollment, Retreat
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import cohorts as svc
-from retreat.services import consents, enrollment, preparation, waitlist
-from retreat.services.errors import DomainError, NotFound
 from retreat.timeutil import now_utc, to_local
+from retreat.web import page_cache
+from retreat.web.forms import show_domain_error, status_for
+from retreat.web.security import acting_user, request_context, require_object
 
 
 def _upload_dir() -> str:

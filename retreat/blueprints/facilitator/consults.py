@@ -10,16 +10,16 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from retreat import audit
+from retreat.accounts.models import Role
 from retreat.blueprints.consults.forms import choices, zone_choices
 from retreat.blueprints.facilitator import bp
+from retreat.consults import booking as svc
+from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models import Role
-from retreat.security import request_context, roles_required
-from retreat.services import audit
-from retreat.services import consults as svc
-from retreat.services.errors import DomainError, ValidationFailed
 from retreat.timeutil import now_utc, zone
+from retreat.web.hooks import no_store
+from retreat.web.security import request_context, roles_required
 
 
 def strip(value):

@@ -7,12 +7,12 @@ from flask import flash, redirect, url_for
 from flask_wtf import FlaskForm
 
 from retreat.blueprints.facilitator import bp
+from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.security import acting_user, request_context
-from retreat.services import followups
-from retreat.services.errors import DomainError
+from retreat.integration import followups
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 class AcknowledgeAlertForm(FlaskForm):

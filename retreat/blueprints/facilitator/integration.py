@@ -6,15 +6,15 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from retreat.accounts.models import Role, User
 from retreat.blueprints.facilitator import bp
+from retreat.cohorts import catalog as cohort_svc
+from retreat.cohorts.models import CohortSession, Enrollment, SessionKind
+from retreat.core.errors import Conflict, DomainError, NotFound
 from retreat.extensions import db
-from retreat.models import Role, User
-from retreat.models.cohorts import CohortSession, Enrollment, SessionKind
-from retreat.security import acting_user
-from retreat.services import cohorts as cohort_svc
-from retreat.services import integration_plan as ip
-from retreat.services.errors import Conflict, DomainError, NotFound
+from retreat.integration import plan as ip
 from retreat.timeutil import now_utc
+from retreat.web.security import acting_user
 
 
 def _cohort(cohort_id: int):

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from flask import abort, render_template
 
+from retreat.accounts.models import Role
 from retreat.blueprints.facilitator import bp
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.errors import NotFound
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models import Role
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.security import acting_user, request_context, roles_required
-from retreat.services import journal
-from retreat.services.errors import NotFound
+from retreat.integration import journal
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, roles_required
 
 
 def _refused(fn, *args, **kwargs):

@@ -8,15 +8,15 @@ from flask import abort, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from retreat.accounts.models import Role
 from retreat.blueprints.facilitator import bp
+from retreat.clinical import outcome_reports
+from retreat.cohorts.models import Cohort
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models import Role
-from retreat.models.cohorts import Cohort
-from retreat.outcome_charts import line_chart
-from retreat.security import acting_user, request_context
-from retreat.services import outcome_reports
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.outcome_charts import line_chart
+from retreat.web.security import acting_user, request_context
 
 
 @bp.get("/outcomes")

@@ -2,7 +2,7 @@ from flask import render_template
 from flask_login import current_user
 
 from retreat.blueprints.facilitator import bp
-from retreat.hooks import no_store
+from retreat.web.hooks import no_store
 
 
 @bp.get("/")

@@ -8,14 +8,15 @@ from wtforms import SelectField
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import viewer_today
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.errors import DomainError
+from retreat.core.pagination import Page
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.cohorts import Cohort, Enrollment
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import balances, finance_reports
-from retreat.services.errors import DomainError
-from retreat.services.pagination import Page
+from retreat.finance import reports as finance_reports
+from retreat.payments import balances
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 PER_PAGE = 50
 

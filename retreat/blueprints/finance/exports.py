@@ -7,10 +7,11 @@ from flask import Response, render_template, stream_with_context
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import FinanceFilterForm, read_filter
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.security import acting_user, request_context
-from retreat.services import exports, finance_reports
+from retreat.finance import exports
+from retreat.finance import reports as finance_reports
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 @bp.get("/exports")

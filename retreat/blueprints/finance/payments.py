@@ -9,14 +9,15 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from retreat.blueprints.finance import bp
+from retreat.cohorts.models import Enrollment
+from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.cohorts import Enrollment
-from retreat.models.payments import DiscountRedemption, Payment, RedemptionStatus, Refund
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import disputes, ledger, payments, pricing, refunds
-from retreat.services.errors import DomainError
+from retreat.payments import checkout as payments
+from retreat.payments import disputes, ledger, pricing, refunds
+from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 
 class RefundForm(FlaskForm):

@@ -6,18 +6,19 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, stream_with_context, url_for
 from flask_wtf import FlaskForm
 
+from retreat import audit
 from retreat.blueprints.admin.common import page_arg
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import FinanceFilterForm, IsoDateField, read_filter, viewer_tz
+from retreat.core.errors import DomainError
+from retreat.core.pagination import paginate
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.payouts import Payout
+from retreat.finance import exports, payouts
+from retreat.finance.payout_models import Payout
 from retreat.payments.gateway import GatewayError
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import audit, exports, payouts
-from retreat.services.errors import DomainError
-from retreat.services.pagination import paginate
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 PER_PAGE = 50
 

@@ -12,13 +12,13 @@ from wtforms.validators import Optional
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import IsoDateField, viewer_tz
+from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.reconciliation import ReconciliationItem, RunStatus
-from retreat.security import acting_user, request_context
-from retreat.services import reconciliation
-from retreat.services.errors import DomainError, NotFound
+from retreat.finance import reconciliation
+from retreat.finance.reconciliation_models import ReconciliationItem, RunStatus
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 class RunForm(FlaskForm):

@@ -10,16 +10,16 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import DateField, SelectField
 
-from retreat import page_cache
 from retreat.blueprints.finance import bp
-from retreat.charts import Series, bar_chart, line_chart
-from retreat.hooks import no_store
+from retreat.core.errors import ValidationFailed
+from retreat.finance import reports as finance_reports
+from retreat.finance.reports import CATEGORY_LABELS, Report, ReportFilter
 from retreat.money import format_money
-from retreat.security import acting_user
-from retreat.services import finance_reports
-from retreat.services.errors import ValidationFailed
-from retreat.services.finance_reports import CATEGORY_LABELS, Report, ReportFilter
 from retreat.timeutil import now_utc, to_local
+from retreat.web import page_cache
+from retreat.web.charts import Series, bar_chart, line_chart
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user
 
 
 class IsoDateField(DateField):

@@ -4,8 +4,9 @@ from flask import render_template
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import viewer_today, viewer_tz
-from retreat.hooks import no_store
-from retreat.services import balances, finance_reports
+from retreat.finance import reports as finance_reports
+from retreat.payments import balances
+from retreat.web.hooks import no_store
 
 
 @bp.get("/")

@@ -6,12 +6,13 @@ from __future__ import annotations
 from flask import abort, current_app, render_template, url_for
 
 from retreat.blueprints.participant import bp
+from retreat.clinical import screening
+from retreat.core.errors import NotFound
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.security import acting_user, request_context
-from retreat.services import checkins, screening
-from retreat.services.errors import NotFound
+from retreat.integration import checkins
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 @bp.get("/check-ins")

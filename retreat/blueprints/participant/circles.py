@@ -6,12 +6,12 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.participant import bp
+from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
+from retreat.integration import plan as ip
 from retreat.messaging.ics import ics_response
-from retreat.security import acting_user
-from retreat.services import integration_plan as ip
-from retreat.services.errors import DomainError, NotFound
 from retreat.timeutil import now_utc
+from retreat.web.security import acting_user
 
 
 @bp.get("/circles")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from retreat.blueprints.domain_forms import show_domain_error, status_for
 from retreat.blueprints.participant import bp
 from retreat.blueprints.participant.enrollment_forms import (
     ApplyForm,
@@ -15,15 +14,18 @@ from retreat.blueprints.participant.enrollment_forms import (
     WithdrawForm,
 )
 from retreat.blueprints.participant.payments import StartForm
+from retreat.cohorts import catalog as cohort_service
+from retreat.cohorts import consents, enrollment, preparation, seats, waitlist
+from retreat.cohorts.models import ConsentSignature, Enrollment
+from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.models.cohorts import ConsentSignature, Enrollment
-from retreat.models.payments import PaymentKind
 from retreat.money import format_money
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import cohorts as cohort_service
-from retreat.services import consents, enrollment, payments, preparation, pricing, refunds, seats, waitlist
-from retreat.services.errors import DomainError, NotFound
+from retreat.payments import checkout as payments
+from retreat.payments import pricing, refunds
+from retreat.payments.models import PaymentKind
 from retreat.timeutil import now_utc
+from retreat.web.forms import show_domain_error, status_for
+from retreat.web.security import acting_user, request_context, require_object
 
 
 def _own(enrollment_id: int) -> Enrollment:

@@ -10,15 +10,16 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from retreat.blueprints.clinical import apply_errors, read_or_404
 from retreat.blueprints.participant import bp
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance, screening
+from retreat.cohorts.models import Enrollment
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.cohorts import Enrollment
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import clearance, clinical_access, screening
-from retreat.services.errors import Conflict, ValidationFailed
 from retreat.timeutil import format_local, now_utc
+from retreat.web.clinical import apply_errors, read_or_404
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 
 class IntakeForm(FlaskForm):

@@ -8,15 +8,15 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, TextAreaField
 from wtforms.validators import Optional
 
-from retreat.blueprints.clinical import apply_errors
 from retreat.blueprints.participant import bp
+from retreat.core.errors import NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.journal import JournalEntry
-from retreat.security import acting_user, request_context
-from retreat.services import journal
-from retreat.services.errors import NotFound, ValidationFailed
+from retreat.integration import journal
+from retreat.integration.journal_models import JournalEntry
 from retreat.timeutil import now_utc
+from retreat.web.clinical import apply_errors
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 def _retreat_label(enr) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import render_template
 
 from retreat.blueprints.participant import bp
+from retreat.clinical import outcome_reports
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.outcome_charts import line_chart
-from retreat.security import acting_user, request_context
-from retreat.services import outcome_reports
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.outcome_charts import line_chart
+from retreat.web.security import acting_user, request_context
 
 
 def person_charts(person: outcome_reports.PersonOutcomes, prefix: str) -> list:

@@ -10,16 +10,16 @@ from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from retreat.blueprints.participant import bp
+from retreat.cohorts import enrollment as enrollment_svc
+from retreat.cohorts.models import Enrollment
+from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.cohorts import Enrollment
-from retreat.models.payments import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
-from retreat.payments import gateway
-from retreat.security import acting_user, require_object
-from retreat.services import enrollment as enrollment_svc
-from retreat.services import ledger, payments, pricing, refunds
-from retreat.services.errors import DomainError
+from retreat.payments import checkout as payments
+from retreat.payments import gateway, ledger, pricing, refunds
+from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, require_object
 
 
 class StartForm(FlaskForm):

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from flask import render_template
 
-from retreat.blueprints.clinical import read_or_404
 from retreat.blueprints.participant.outcomes import person_charts
 from retreat.blueprints.provider import bp
+from retreat.clinical import access as clinical_access
+from retreat.clinical import outcome_reports
+from retreat.cohorts.models import Enrollment
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.cohorts import Enrollment
-from retreat.security import acting_user, request_context
-from retreat.services import clinical_access, outcome_reports
 from retreat.timeutil import now_utc
+from retreat.web.clinical import read_or_404
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context
 
 
 @bp.get("/outcomes")

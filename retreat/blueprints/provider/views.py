@@ -12,15 +12,17 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from retreat.blueprints.clinical import apply_errors, org_request_or_404, read_or_404
+from retreat.accounts import users as accounts
 from retreat.blueprints.provider import bp
+from retreat.clinical import access as clinical_access
+from retreat.clinical import clearance, screening
+from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
-from retreat.hooks import no_store
-from retreat.models.clearance import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
-from retreat.security import acting_user, request_context, require_object
-from retreat.services import accounts, clearance, clinical_access, screening
-from retreat.services.errors import Conflict, ValidationFailed
 from retreat.timeutil import now_utc, zone
+from retreat.web.clinical import apply_errors, org_request_or_404, read_or_404
+from retreat.web.hooks import no_store
+from retreat.web.security import acting_user, request_context, require_object
 
 READ_SECTIONS = [clinical_access.ANSWERS, clinical_access.SCREENING, clinical_access.DECISION,
                  clinical_access.THREAD, clinical_access.CONSULT_SAFETY]

@@ -13,11 +13,12 @@ from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 
 from retreat.blueprints.public import bp
+from retreat.clinical import screening
+from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db, limiter
-from retreat.hooks import no_store
-from retreat.services import checkins, screening
-from retreat.services.errors import DomainError, ValidationFailed
+from retreat.integration import checkins
 from retreat.timeutil import now_utc
+from retreat.web.hooks import no_store
 
 
 class FollowUpForm(FlaskForm):

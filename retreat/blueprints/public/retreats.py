@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import abort, current_app, render_template, send_file
 
 from retreat.blueprints.public import bp
-from retreat.page_cache import anonymous_cache
-from retreat.services import cohorts as cohort_service
-from retreat.services.errors import NotFound
+from retreat.cohorts import catalog as cohort_service
+from retreat.core.errors import NotFound
 from retreat.timeutil import now_utc
+from retreat.web.page_cache import anonymous_cache
 
 
 def upload_dir() -> str:
@@ -64,8 +64,8 @@ def cohort_detail(cohort_id: int):
 @bp.app_template_filter("local_date")
 def local_date(value, tz: str | None = None, fmt: str = "%a %d %b %Y") -> str:
     """A date (or date and time) in a zone, without the zone abbreviation (for day-level dates)."""
-    from retreat.templating import viewer_tz
     from retreat.timeutil import to_local
+    from retreat.web.templating import viewer_tz
 
     if value is None:
         return ""

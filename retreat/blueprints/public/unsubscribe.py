@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import current_app, render_template, request
 
+from retreat.accounts import preferences
 from retreat.blueprints.public import bp
+from retreat.core.errors import DomainError
 from retreat.extensions import csrf, db
-from retreat.security import request_context
-from retreat.services import preferences
-from retreat.services.errors import DomainError
+from retreat.web.security import request_context
 
 
 def _address(token: str) -> tuple[str | None, str | None]:

@@ -2,7 +2,7 @@ from flask import redirect, render_template, url_for
 from flask_login import current_user
 
 from retreat.blueprints.public import bp
-from retreat.templating import NAV
+from retreat.web.templating import NAV
 
 
 @bp.get("/")

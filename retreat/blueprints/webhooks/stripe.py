@@ -8,10 +8,10 @@ from flask import jsonify, request
 
 from retreat.blueprints.webhooks import bp
 from retreat.extensions import csrf, db, limiter
+from retreat.finance import stripe_events
 from retreat.payments import gateway
-from retreat.security import public_view
-from retreat.services import stripe_events
 from retreat.timeutil import now_utc
+from retreat.web.security import public_view
 
 log = logging.getLogger(__name__)
 

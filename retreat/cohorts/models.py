@@ -1,0 +1,310 @@
+"""Cohorts: retreats, cohorts and sessions, enrollments (the seat pipeline), waitlist parties,
+preparation checklist, versioned consents, roster notes and attendance.
+
+Seat accounting: ``Cohort.seats_taken`` counts enrollments whose ``seat`` is offered, held or
+confirmed. It is changed only by ``retreat.cohorts.seats`` with the cohort row locked, and the
+database refuses ``seats_taken > capacity`` (CHECK), so a bug elsewhere cannot oversell.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from retreat.accounts.models import ProviderOrganization, User
+from retreat.database import TimestampMixin, enum_column
+from retreat.extensions import db
+from retreat.timeutil import now_utc
+
+
+class CohortStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class DepositTiming(StrEnum):
+    BEFORE_CLEARANCE = "before_clearance"
+    AFTER_CLEARANCE = "after_clearance"
+
+
+class SessionKind(StrEnum):
+    ORIENTATION = "orientation"
+    DOSING = "dosing"
+    IFS = "ifs"
+    INTEGRATION_CIRCLE = "integration_circle"
+
+
+class EnrollmentStatus(StrEnum):
+    APPLIED = "applied"
+    INTAKE_SUBMITTED = "intake_submitted"
+    CLEARANCE_PENDING = "clearance_pending"
+    CLEARED = "cleared"
+    DEPOSIT_PAID = "deposit_paid"
+    BALANCE_PAID = "balance_paid"
+    ATTENDED = "attended"
+    COMPLETED = "completed"
+    # exits
+    WITHDRAWN = "withdrawn"
+    NOT_CLEARED = "not_cleared"
+    DECLINED = "declined"
+    OFFER_EXPIRED = "offer_expired"
+    CANCELLED = "cancelled"  # the practice cancelled the cohort
+
+
+class SeatState(StrEnum):
+    NONE = "none"
+    OFFERED = "offered"  # a waitlist offer reserves the seat until offer_expires_at
+    HELD = "held"  # payment in progress until hold_expires_at
+    CONFIRMED = "confirmed"  # deposit paid
+
+
+class AttendanceStatus(StrEnum):
+    PRESENT = "present"
+    LATE = "late"
+    ABSENT = "absent"
+
+
+class Retreat(TimestampMixin, db.Model):
+    __tablename__ = "retreats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(400), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    included: Mapped[str] = mapped_column(Text, default="")  # one item a line
+    guide_filename: Mapped[str | None] = mapped_column(String(200))  # original name, for download
+    guide_stored_name: Mapped[str | None] = mapped_column(String(80))  # random name under uploads/
+    guide_size: Mapped[int | None] = mapped_column(Integer)
+    is_published: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    cohorts: Mapped[list[Cohort]] = relationship(back_populates="retreat", order_by="Cohort.starts_at")
+
+    @property
+    def included_items(self) -> list[str]:
+        return [line.strip("-• ").strip() for line in (self.included or "").splitlines() if line.strip()]
+
+
+class Cohort(TimestampMixin, db.Model):
+    __tablename__ = "cohorts"
+    __table_args__ = (
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+        CheckConstraint("seats_taken >= 0 AND seats_taken <= capacity", name="seats_within_capacity"),
+        CheckConstraint("deposit_minor >= 0 AND deposit_minor <= price_minor", name="deposit_within_price"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    retreat_id: Mapped[int] = mapped_column(ForeignKey("retreats.id", ondelete="RESTRICT"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64), default="America/Denver")
+    capacity: Mapped[int] = mapped_column(Integer)
+    seats_taken: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    price_minor: Mapped[int] = mapped_column(Integer)
+    deposit_minor: Mapped[int] = mapped_column(Integer)
+    balance_due_on: Mapped[date | None] = mapped_column(Date)
+    refund_policy: Mapped[str] = mapped_column(Text, default="")
+    deposit_timing: Mapped[str] = enum_column(DepositTiming, default=DepositTiming.AFTER_CLEARANCE, nullable=False)
+    provider_organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("provider_organizations.id", ondelete="RESTRICT"), index=True)
+    status: Mapped[str] = enum_column(CohortStatus, default=CohortStatus.DRAFT, nullable=False)
+    hold_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    offer_hours: Mapped[int] = mapped_column(Integer, default=48)
+
+    retreat: Mapped[Retreat] = relationship(back_populates="cohorts")
+    provider_organization: Mapped[ProviderOrganization | None] = relationship()
+    sessions: Mapped[list[CohortSession]] = relationship(
+        back_populates="cohort", order_by="CohortSession.starts_at", cascade="all, delete-orphan")
+    enrollments: Mapped[list[Enrollment]] = relationship(back_populates="cohort")
+
+    @property
+    def seats_available(self) -> int:
+        return max(0, self.capacity - self.seats_taken)
+
+    @property
+    def requires_clearance_before_deposit(self) -> bool:
+        return self.deposit_timing == DepositTiming.AFTER_CLEARANCE
+
+
+class CohortSession(TimestampMixin, db.Model):
+    __tablename__ = "cohort_sessions"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+                      UniqueConstraint("cohort_id", "circle_sequence", name="one_circle_per_sequence"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = enum_column(SessionKind, nullable=False)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    location: Mapped[str] = mapped_column(String(200), default="")
+    video_url: Mapped[str] = mapped_column(String(500), default="")
+    facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # Integration circles generated from the cohort's IntegrationPlan: 1..N (None: added by hand).
+    circle_sequence: Mapped[int | None] = mapped_column(Integer)
+    # Grows each time the session moves: the .ics SEQUENCE, and part of its messages' dedupe keys.
+    calendar_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    cohort: Mapped[Cohort] = relationship(back_populates="sessions")
+    facilitator: Mapped[User | None] = relationship()
+
+
+class EnrollmentParty(TimestampMixin, db.Model):
+    """Two people who applied together: offered seats only together."""
+
+    __tablename__ = "enrollment_parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    # The partner's email until they apply and join the party.
+    invite_email: Mapped[str | None] = mapped_column(String(254))
+
+    members: Mapped[list[Enrollment]] = relationship(back_populates="party", order_by="Enrollment.id")
+
+
+class Enrollment(TimestampMixin, db.Model):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "participant_id", name="one_per_cohort"),
+        Index("ix_enrollments_cohort_seat", "cohort_id", "seat"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="RESTRICT"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    status: Mapped[str] = enum_column(EnrollmentStatus, default=EnrollmentStatus.APPLIED, nullable=False)
+    seat: Mapped[str] = enum_column(SeatState, default=SeatState.NONE, nullable=False)
+    hold_expires_at: Mapped[datetime | None] = mapped_column()
+    holds_taken: Mapped[int] = mapped_column(Integer, default=0)
+    seat_confirmed_at: Mapped[datetime | None] = mapped_column()
+    # Waitlist: a position means "waiting"; an offer reserves a seat until offer_expires_at.
+    waitlist_position: Mapped[int | None] = mapped_column(Integer)
+    waitlisted_at: Mapped[datetime | None] = mapped_column()
+    offer_expires_at: Mapped[datetime | None] = mapped_column()
+    offers_made: Mapped[int] = mapped_column(Integer, default=0)
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_parties.id", ondelete="SET NULL"), index=True)
+    # Application (not clinical): why this retreat, how they heard of us.
+    motivation: Mapped[str] = mapped_column(Text, default="")
+    lodging: Mapped[str] = mapped_column(String(120), default="")
+    applied_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    cohort: Mapped[Cohort] = relationship(back_populates="enrollments")
+    participant: Mapped[User] = relationship()
+    party: Mapped[EnrollmentParty | None] = relationship(back_populates="members")
+    transitions: Mapped[list[EnrollmentTransition]] = relationship(
+        back_populates="enrollment", order_by="EnrollmentTransition.id")
+    checklist: Mapped[list[ChecklistItem]] = relationship(
+        back_populates="enrollment", order_by="ChecklistItem.due_at, ChecklistItem.id")
+
+    @property
+    def is_waitlisted(self) -> bool:
+        return self.waitlist_position is not None
+
+
+class EnrollmentTransition(db.Model):
+    """Who moved an enrollment, when and why (status changes and seat events)."""
+
+    __tablename__ = "enrollment_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=now_utc)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    event: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(40))
+    to_status: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="transitions")
+    actor: Mapped[User | None] = relationship()
+
+
+class ChecklistItem(TimestampMixin, db.Model):
+    __tablename__ = "checklist_items"
+    __table_args__ = (UniqueConstraint("enrollment_id", "key", name="one_per_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column()
+    answer: Mapped[str] = mapped_column(Text, default="")
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="checklist")
+
+
+class ConsentDocument(TimestampMixin, db.Model):
+    __tablename__ = "consent_documents"
+    __table_args__ = (UniqueConstraint("kind", "version", name="one_per_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60))  # e.g. "participation", "group-agreements"
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ConsentSignature(db.Model):
+    __tablename__ = "consent_signatures"
+    __table_args__ = (UniqueConstraint("enrollment_id", "document_id", name="one_per_document"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("consent_documents.id", ondelete="RESTRICT"), index=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    typed_name: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[datetime] = mapped_column()
+    ip: Mapped[str | None] = mapped_column(String(64))
+    document_sha256: Mapped[str] = mapped_column(String(64))
+
+    document: Mapped[ConsentDocument] = relationship()
+    enrollment: Mapped[Enrollment] = relationship()
+
+
+class RosterNote(db.Model):
+    """Facilitators' operational notes (never clinical)."""
+
+    __tablename__ = "roster_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+    author: Mapped[User | None] = relationship()
+
+
+class Attendance(TimestampMixin, db.Model):
+    __tablename__ = "attendance"
+    __table_args__ = (UniqueConstraint("session_id", "enrollment_id", name="one_per_session"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("cohort_sessions.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = enum_column(AttendanceStatus, nullable=False)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(default=now_utc)

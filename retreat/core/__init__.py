@@ -1,0 +1,1 @@
+"""Shared mechanisms every domain uses: errors, locking, caching, signals, jobs, batching."""

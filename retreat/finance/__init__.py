@@ -1,0 +1,1 @@
+"""Finance: the Stripe events router, reconciliation, payouts, reports and exports."""

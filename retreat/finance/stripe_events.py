@@ -1,0 +1,102 @@
+"""Stripe webhook events: verified by the view, re-fetched here, applied once.
+
+The body of an event is only a hint: the PaymentIntent or refund it names is fetched again from
+Stripe (with no transaction open), then the event id is recorded in the same transaction as the
+state change. Duplicates, late and out-of-order events (a refund before its charge's success)
+all converge on the same ledger, because every effect is derived from Stripe's current state and
+every ledger entry is unique per Stripe object.
+
+A succeeded PaymentIntent comes with its charge's balance transaction, so the Stripe fee is
+recorded too (a ``fee`` entry keyed by the ``txn_`` id). A ``charge.dispute.*`` event re-fetches
+the dispute and applies all its balance transactions (``retreat.payments.disputes``). A
+``payout.*`` event fetches nothing: it records a payout sync request in the same commit as the
+event id, which the scheduler carries out (``retreat.finance.payouts.sync_requested``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from retreat.extensions import db
+from retreat.finance import payouts
+from retreat.payments import checkout as payments
+from retreat.payments import disputes, gateway, refunds
+from retreat.payments.models import Payment, StripeEvent
+
+HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+           "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn",
+           "charge.dispute.funds_reinstated", "charge.dispute.updated", "charge.dispute.closed")
+
+
+def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | None]:
+    """Re-read from Stripe what the event is about: (payment intent, refunds, dispute)."""
+    if ev_type.startswith("payment_intent."):
+        return payments.fetch_payment_intent(obj["id"]), [], None
+    if ev_type.startswith("refund."):
+        r = gateway.retrieve_refund(obj["id"])
+        pi = payments.fetch_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
+        return pi, [r], None
+    if ev_type.startswith("charge.dispute."):
+        if not str(obj.get("id", "")).startswith(("dp_", "du_")):  # du_: older dispute ids
+            return None, [], None
+        dispute = gateway.retrieve_dispute(obj["id"])
+        pi_id = dispute.get("payment_intent")
+        if not pi_id and dispute.get("charge"):
+            pi_id = gateway.retrieve_charge(dispute["charge"]).get("payment_intent")
+        return (payments.fetch_payment_intent(pi_id) if pi_id else None), [], dispute
+    if ev_type == "charge.refunded":
+        pi_id = obj.get("payment_intent")
+        if not pi_id:
+            return None, [], None
+        return payments.fetch_payment_intent(pi_id), gateway.list_refunds(pi_id), None
+    return None, [], None
+
+
+def handle(event: dict, *, now: datetime) -> str:
+    """Process one verified event. Commits. Returns a short outcome for the response and log."""
+    event_id, ev_type = event["id"], event["type"]
+    obj = (event.get("data") or {}).get("object") or {}
+    if not isinstance(obj, dict):
+        obj = {}
+    seen = db.session.scalar(select(StripeEvent.id).where(StripeEvent.event_id == event_id))
+    db.session.commit()  # no transaction (or lock) while Stripe is called
+    if seen:
+        return "duplicate"
+    known = ev_type in HANDLED or ev_type.startswith("refund.")
+    pi, stripe_refunds, dispute = _fetch(ev_type, obj) if known else (None, [], None)
+    row = StripeEvent(event_id=event_id, event_type=ev_type[:80], object_id=str(obj.get("id", ""))[:80] or None,
+                      received_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+            db.session.flush()
+    except IntegrityError:  # the same event, processed concurrently: it is (being) applied there
+        db.session.rollback()
+        return "duplicate"
+    to_submit: list[int] = []
+    outcome = "acknowledged"
+    if pi is not None:
+        result = payments.sync_payment_intent(pi, now=now)
+        to_submit += result.refunds_to_submit
+        outcome = "applied" if result.payment is not None else "not ours"
+    for r in stripe_refunds:
+        refunds.apply_stripe_refund(r, now=now)
+    if dispute is not None and pi is not None:
+        payment = payments.find_payment_for_intent(pi)
+        if payment is not None:
+            disputes.apply(payment, dispute, now=now)
+    if ev_type.startswith("payout."):  # the scheduler syncs payouts (finance.payouts_requested)
+        payouts.request_sync()
+        outcome = "payout sync requested"
+    row.outcome = outcome
+    db.session.commit()
+    if to_submit:
+        refunds.submit(to_submit, now=now)
+    return outcome
+
+
+def disputed_payments() -> list[Payment]:
+    return list(db.session.scalars(select(Payment).where(Payment.disputed_at.is_not(None))))

@@ -1,0 +1,1 @@
+"""After the retreat: the integration plan, circles, follow-ups and check-ins, the journal."""

@@ -1,0 +1,58 @@
+"""All models, imported so that metadata is complete for Alembic and create_all."""
+
+from retreat.accounts.models import (  # noqa: F401
+    STAFF_ROLES,
+    ApiToken,
+    ProviderLicense,
+    ProviderOrganization,
+    Role,
+    SiteSetting,
+    User,
+)
+from retreat.accounts.recovery_codes import TotpRecoveryCode  # noqa: F401
+from retreat.audit.models import AuditEvent  # noqa: F401
+from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
+from retreat.clinical.outcome_models import OutcomeMeasure  # noqa: F401,E402
+from retreat.cohorts.models import (  # noqa: F401
+    Attendance,
+    ChecklistItem,
+    Cohort,
+    CohortSession,
+    CohortStatus,
+    ConsentDocument,
+    ConsentSignature,
+    Enrollment,
+    EnrollmentParty,
+    EnrollmentStatus,
+    EnrollmentTransition,
+    Retreat,
+    RosterNote,
+    SeatState,
+)
+from retreat.consults.models import (  # noqa: F401
+    AvailabilityOverride,
+    AvailabilityRule,
+    Consultation,
+    ConsultSettings,
+    ConsultStatus,
+    OverrideKind,
+)
+from retreat.core.cache_versions import CacheVersion  # noqa: F401
+from retreat.database import Base  # noqa: F401
+from retreat.finance.payout_models import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402
+from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun  # noqa: F401,E402
+from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert  # noqa: F401,E402
+from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
+from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
+from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401
+from retreat.payments.models import (  # noqa: F401
+    DiscountCode,
+    DiscountRedemption,
+    Installment,
+    LedgerEntry,
+    Payment,
+    PriceOverride,
+    Refund,
+    RefundRule,
+    StripeEvent,
+)

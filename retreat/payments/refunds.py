@@ -1,0 +1,263 @@
+"""Refunds: by the cohort's policy, automatically (not cleared, practice cancels) or by finance.
+
+Two steps so that no lock is held while Stripe is called: ``plan`` (locks the enrollment, checks
+the amount against what was paid, writes pending ``Refund`` rows with idempotency keys), then
+``submit`` (commits, calls Stripe with no transaction open, records the result: a ledger entry
+unique per Stripe refund id, a receipt). ``submit`` first looks for a Stripe refund carrying our
+refund id in its metadata, so a retry after a crash never refunds twice (localstripe ignores
+Idempotency-Key; real Stripe honours it as well).
+
+Entry points for other features (each commits): ``refund_deposit_not_cleared``,
+``refund_practice_cancelled``, ``refund_on_withdrawal``, ``issue_finance_refund``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from retreat import audit
+from retreat.accounts.models import User
+from retreat.audit import RequestContext
+from retreat.cohorts import seats
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.errors import ValidationFailed
+from retreat.extensions import db
+from retreat.money import MoneyError, format_money, percent_of, to_minor
+from retreat.payments import gateway, ledger
+from retreat.payments.models import (
+    LedgerType,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundKind,
+    RefundRule,
+    RefundStatus,
+)
+
+# (days before the start, percent refunded until then); after the last step: nothing.
+DEFAULT_SCHEDULE = ((60, 100), (30, 50))
+
+
+def schedule(cohort: Cohort) -> list[tuple[int, int]]:
+    rules = db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)).all()
+    rows = [(r.days_before, r.percent) for r in rules] or list(DEFAULT_SCHEDULE)
+    return sorted(rows, reverse=True)
+
+
+def set_schedule(cohort: Cohort, steps: list[tuple[int, int]]) -> None:
+    for rule in db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)):
+        db.session.delete(rule)
+    db.session.flush()
+    for days, pct in steps:
+        if not (0 <= pct <= 100 and days >= 0):
+            raise ValidationFailed("Each step needs 0-100 % and a number of days of at least 0.", field="schedule")
+        db.session.add(RefundRule(cohort_id=cohort.id, days_before=days, percent=pct))
+    db.session.flush()
+
+
+def policy_percent(cohort: Cohort, now: datetime) -> int:
+    """Percent refunded on withdrawal at ``now``: a step applies up to and including the instant
+    ``days_before`` days before the cohort starts."""
+    for days, pct in schedule(cohort):
+        if now <= cohort.starts_at - timedelta(days=days):
+            return pct
+    return 0
+
+
+def refundable(enr: Enrollment) -> int:
+    """Paid (ledger) minus refunds decided but not yet in the ledger."""
+    pending = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+        Refund.enrollment_id == enr.id, Refund.status == RefundStatus.PENDING.value)) or 0)
+    return ledger.paid(enr.id) - pending
+
+
+def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime, actor: User | None,
+         ctx: RequestContext | None = None) -> list[Refund]:
+    """Decide a refund of ``amount`` across the enrollment's charges (newest first). Caller commits."""
+    from retreat.payments.checkout import _new_refund
+
+    enr = seats.lock_enrollment(enr.id)
+    if amount <= 0:
+        raise ValidationFailed("Enter an amount greater than zero.", field="amount")
+    available = refundable(enr)
+    currency = enr.cohort.currency.upper()
+    if amount > available:
+        raise ValidationFailed(f"That is more than was paid: at most {format_money(max(0, available), currency)} "
+                               "can be refunded.", field="amount")
+    payments = db.session.scalars(select(Payment).where(
+        Payment.enrollment_id == enr.id, Payment.status == PaymentStatus.SUCCEEDED.value)
+        .order_by(Payment.succeeded_at.desc(), Payment.id.desc())).all()
+    left, refunds = amount, []
+    for payment in payments:
+        pending = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+            Refund.payment_id == payment.id, Refund.status == RefundStatus.PENDING.value)) or 0)
+        room = ledger.net_paid_on_payment(enr.id, payment.id) - pending
+        part = min(room, left)
+        if part <= 0:
+            continue
+        refunds.append(_new_refund(payment, part, kind, reason, now=now, actor=actor))
+        left -= part
+        if left == 0:
+            break
+    if left:
+        raise ValidationFailed("That is more than the charges can take back.", field="amount")
+    audit.record("payments.refund_decided", actor=actor, object_type="enrollment", object_id=enr.id, ctx=ctx,
+                 now=now, details={"amount_minor": amount, "currency": currency, "kind": kind.value,
+                                   "reason": reason[:300], "refunds": [r.id for r in refunds]})
+    return refunds
+
+
+def submit(refund_ids: list[int], *, now: datetime) -> list[Refund]:
+    """Send pending refunds to Stripe and record the outcome. Commits; no lock held across Stripe."""
+    done = []
+    for rid in refund_ids:
+        refund = db.session.get(Refund, rid)
+        if refund is None or refund.status != RefundStatus.PENDING or refund.stripe_refund_id:
+            continue
+        pi_id = refund.payment.stripe_payment_intent_id
+        amount, key = refund.amount_minor, refund.idempotency_key
+        db.session.commit()
+        try:
+            existing = [r for r in gateway.list_refunds(pi_id) if r["metadata"].get("refund") == str(rid)]
+            stripe_refund = existing[0] if existing else gateway.create_refund(
+                payment_intent_id=pi_id, amount_minor=amount, idempotency_key=key,
+                metadata={"refund": str(rid), "enrollment": str(refund.enrollment_id)})
+        except gateway.GatewayError as exc:
+            refund = db.session.get(Refund, rid)
+            refund.failure_message = exc.message[:500]
+            audit.record("payments.refund_error", object_type="refund", object_id=rid, now=now,
+                         details={"error": exc.message[:300]})
+            db.session.commit()
+            raise
+        done.append(apply_stripe_refund(stripe_refund, now=now))
+        db.session.commit()
+    return [r for r in done if r is not None]
+
+
+def submit_pending(*, now: datetime) -> list[Refund]:
+    """Retry refunds decided but not yet accepted by Stripe (for a scheduler job). Commits."""
+    ids = list(db.session.scalars(select(Refund.id).where(Refund.status == RefundStatus.PENDING.value,
+                                                          Refund.stripe_refund_id.is_(None)).order_by(Refund.id)))
+    db.session.commit()
+    done = []
+    for rid in ids:
+        try:
+            done += submit([rid], now=now)
+        except gateway.GatewayError:
+            continue  # recorded on the refund; tried again next time
+    return done
+
+
+def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
+    """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
+    from retreat.payments.checkout import find_payment_for_intent, receipt_refund
+
+    refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == r["id"]))
+    if refund is None and str(r["metadata"].get("refund", "")).isdigit():
+        refund = db.session.get(Refund, int(r["metadata"]["refund"]))
+    payment = None
+    if r.get("payment_intent"):
+        payment = find_payment_for_intent({"id": r["payment_intent"], "metadata": {}})
+    if refund is None:
+        if payment is None:
+            return None  # not one of ours
+        refund = Refund(payment_id=payment.id, enrollment_id=payment.enrollment_id, kind=RefundKind.EXTERNAL.value,
+                        amount_minor=r["amount"], currency=r["currency"] or payment.currency,
+                        reason="Issued in Stripe", status=RefundStatus.PENDING.value,
+                        idempotency_key=f"external-{r['id']}", stripe_refund_id=r["id"], created_at=now,
+                        updated_at=now)
+        db.session.add(refund)
+        db.session.flush()
+        audit.record("payments.refund_external", object_type="enrollment", object_id=payment.enrollment_id,
+                     now=now, details={"amount_minor": int(r["amount"]), "currency": refund.currency,
+                                       "kind": RefundKind.EXTERNAL.value, "refunds": [refund.id],
+                                       "stripe_refund_id": r["id"]})
+    refund = db.session.scalar(select(Refund).where(Refund.id == refund.id).with_for_update()
+                               .execution_options(populate_existing=True))
+    refund.stripe_refund_id = refund.stripe_refund_id or r["id"]
+    if r["status"] == "succeeded":
+        _, created = ledger.record(enrollment_id=refund.enrollment_id, entry_type=LedgerType.REFUND,
+                                   amount_minor=-int(r["amount"]), currency=r["currency"] or refund.currency,
+                                   object_id=r["id"], payment_id=refund.payment_id, refund_id=refund.id,
+                                   now=now, memo=f"Refund ({refund.kind})")
+        if refund.status != RefundStatus.SUCCEEDED:
+            refund.status = RefundStatus.SUCCEEDED.value
+            refund.updated_at = now
+        if created:
+            receipt_refund(refund, now=now)
+    elif r["status"] in ("failed", "canceled") and refund.status == RefundStatus.PENDING:
+        refund.status = RefundStatus.FAILED.value
+        refund.failure_message = f"Stripe reported the refund {r['status']}."
+    return refund
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points (each commits)
+# --------------------------------------------------------------------------------------------
+
+
+def _plan_and_submit(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime,
+                     actor: User | None, ctx: RequestContext | None = None) -> list[Refund]:
+    if amount <= 0:
+        db.session.commit()
+        return []
+    refunds = plan(enr, amount, kind=kind, reason=reason, now=now, actor=actor, ctx=ctx)
+    ids = [r.id for r in refunds]
+    db.session.commit()
+    return submit(ids, now=now)
+
+
+def refund_deposit_not_cleared(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
+    """Not medically cleared: everything paid (the deposit) comes back in full, automatically."""
+    amount = max(0, refundable(enrollment))
+    return _plan_and_submit(enrollment, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
+                            reason="Not medically cleared: full refund of the deposit")
+
+
+def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: User | None,
+                              reason: str = "The practice cancelled") -> list[Refund]:
+    """The practice cancels: everything paid comes back in full."""
+    amount = max(0, refundable(enrollment))
+    return _plan_and_submit(enrollment, amount, kind=RefundKind.PRACTICE_CANCELLED, now=now, actor=actor,
+                            reason=reason or "The practice cancelled")
+
+
+def policy_amount(enr: Enrollment, now: datetime) -> int:
+    paid = ledger.paid(enr.id)
+    return min(max(0, refundable(enr)), percent_of(paid, policy_percent(enr.cohort, now)))
+
+
+def withdrawal_quote(enr: Enrollment, now: datetime) -> dict:
+    """What withdrawing at ``now`` gives back: paid so far, the policy's percent and the amount."""
+    return {"paid": ledger.paid(enr.id), "percent": policy_percent(enr.cohort, now),
+            "amount": policy_amount(enr, now), "currency": enr.cohort.currency}
+
+
+def for_enrollment(enr: Enrollment) -> list[Refund]:
+    return list(db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)))
+
+
+def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
+    pct = policy_percent(enrollment.cohort, now)
+    return _plan_and_submit(enrollment, policy_amount(enrollment, now), kind=RefundKind.POLICY, now=now,
+                            actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy")
+
+
+def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: str, now: datetime, actor: User,
+                         ctx: RequestContext | None = None) -> list[Refund]:
+    """Finance refunds part or all of what was paid, with a reason (audited)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Give a reason for the refund.", field="reason")
+    if len(reason) > 1000:
+        raise ValidationFailed("Please keep the reason under 1000 characters.", field="reason")
+    try:
+        amount_minor = amount if isinstance(amount, int) else to_minor(amount, enrollment.cohort.currency)
+    except MoneyError as exc:
+        raise ValidationFailed(f"Enter an amount such as 125.00 ({exc}).", field="amount") from exc
+    if amount_minor <= 0:
+        raise ValidationFailed("Enter an amount greater than zero.", field="amount")
+    return _plan_and_submit(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now,
+                            actor=actor, ctx=ctx)

@@ -1,0 +1,1 @@
+"""A participant's data rights: their export, deletion requests and retention."""

@@ -1,1 +1,0 @@
-"""Business rules. Plain functions: explicit arguments (including ``now``), no request objects."""

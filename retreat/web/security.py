@@ -1,0 +1,312 @@
+"""Authorisation in one place: roles, access decorators, per-object checks, field encryption.
+
+HTML requests by anonymous users are redirected to the login page; API requests get 401.
+A signed-in user with the wrong role gets 403 (HTML page or JSON body).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import Blueprint, abort, current_app, g, redirect, request
+from flask_login import current_user, login_url
+from werkzeug.datastructures import WWWAuthenticate
+
+from retreat.accounts.models import Role, User
+from retreat.audit import RequestContext
+
+# --------------------------------------------------------------------------------------------
+# Request helpers
+# --------------------------------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def request_context() -> RequestContext:
+    """The audit context of the current request, handed to services."""
+    return RequestContext(ip=request.remote_addr, request_id=getattr(g, "request_id", None))
+
+
+def acting_user() -> User | None:
+    """The authenticated user: session login or API bearer token."""
+    api_user = getattr(g, "api_user", None)
+    if api_user is not None:
+        return api_user
+    if current_user and current_user.is_authenticated:
+        return current_user._get_current_object()  # type: ignore[attr-defined]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Role checks
+# --------------------------------------------------------------------------------------------
+
+
+def _deny_anonymous():
+    if wants_json():
+        abort(401)
+    return redirect(login_url("account.login", next_url=request.full_path.rstrip("?")))
+
+
+def check_roles(roles: Iterable[str]):
+    """Return a response to short-circuit with, or None when access is allowed."""
+    user = acting_user()
+    if user is None:
+        return _deny_anonymous()
+    if user.role not in set(roles):
+        abort(403)
+    return None
+
+
+def roles_required(*roles: Role | str) -> Callable:
+    """Decorator for single views."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            denied = check_roles(roles)
+            if denied is not None:
+                return denied
+            return view(*args, **kwargs)
+
+        wrapped.allowed_roles = tuple(str(r) for r in roles)  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+def restrict_blueprint(bp: Blueprint, *roles: Role | str) -> None:
+    """Every view of ``bp`` needs one of ``roles``. Views can be opened with ``public_view``."""
+    allowed = tuple(str(r) for r in roles)
+    bp.allowed_roles = allowed  # type: ignore[attr-defined]
+
+    @bp.before_request
+    def _guard():
+        view = current_app.view_functions.get(request.endpoint or "")
+        if view is not None and getattr(view, "is_public_view", False):
+            return None
+        return check_roles(allowed)
+
+
+def public_view(view):
+    view.is_public_view = True
+    return view
+
+
+def login_required_any(view):
+    """Any signed-in user, whatever the role."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if acting_user() is None:
+            return _deny_anonymous()
+        return view(*args, **kwargs)
+
+    wrapped.allowed_roles = tuple(r.value for r in Role)  # type: ignore[attr-defined]
+    return wrapped
+
+
+API_AUTH_DOC = {
+    "security": [{"bearerAuth": []}],
+    "responses": {
+        "401": {"description": "No valid bearer token.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "403": {"description": "The token's user does not have a role allowed here.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    },
+}
+
+
+def api_roles_required(*roles: Role | str) -> Callable:
+    """Decorator for API views: a valid bearer token of one of ``roles``.
+
+    No or invalid token -> 401 with ``WWW-Authenticate: Bearer``; a wrong role -> 403. Session
+    cookies never authenticate API calls. Exposes ``allowed_roles`` like ``roles_required`` and
+    declares the bearer security scheme (plus its 401/403 answers) on the OpenAPI operation.
+    Put it directly under ``@blp.route`` so that access is checked before the input is parsed.
+    """
+    allowed = tuple(str(r) for r in roles)
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = getattr(g, "api_user", None)
+            if user is None:
+                abort(401, www_authenticate=WWWAuthenticate("bearer", {"realm": "api"}))
+            if user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.allowed_roles = allowed  # type: ignore[attr-defined]
+        apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+        manual = apidoc.setdefault("manual_doc", {})
+        manual["security"] = copy.deepcopy(API_AUTH_DOC["security"])
+        manual.setdefault("responses", {}).update(copy.deepcopy(API_AUTH_DOC["responses"]))
+        manual["description"] = (manual.get("description", "") + f"\n\nRoles: {', '.join(allowed)}.").strip()
+        wrapped._apidoc = apidoc  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+SESSION_AUTH_DOC = {
+    "security": [{"cookieAuth": []}],
+    "responses": {
+        "401": {"description": "Not signed in.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "403": {"description": "The signed-in user does not have a role allowed here.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    },
+}
+
+
+def api_session_doc(view):
+    """Declare cookie (session) authentication on an API operation in the OpenAPI document."""
+    apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = copy.deepcopy(SESSION_AUTH_DOC["security"])
+    manual.setdefault("responses", {}).update(copy.deepcopy(SESSION_AUTH_DOC["responses"]))
+    view._apidoc = apidoc
+    return view
+
+
+def api_session_roles_required(*roles: Role | str) -> Callable:
+    """Decorator for the few API views the signed-in web app calls (participants have no tokens).
+
+    Authenticates with the session cookie, then checks CSRF (``X-CSRFToken`` header) on unsafe
+    methods: anonymous -> 401 JSON, wrong role -> 403 JSON, missing token -> 400. Exposes
+    ``allowed_roles`` and ``session_auth`` for the role matrix. For MethodView classes, list it in
+    the class's ``decorators``.
+    """
+    allowed = tuple(str(r) for r in roles)
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not (current_user and current_user.is_authenticated):
+                abort(401)
+            if current_user.role not in allowed:
+                abort(403)
+            if request.method not in ("GET", "HEAD", "OPTIONS") and current_app.config.get("WTF_CSRF_ENABLED", True):
+                from retreat.extensions import csrf
+
+                csrf.protect()
+            return view(*args, **kwargs)
+
+        wrapped.allowed_roles = allowed  # type: ignore[attr-defined]
+        wrapped.session_auth = True  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+def require_object(condition: bool) -> None:
+    """Per-object check: 404 rather than 403 so that ids of others' objects are not confirmed."""
+    if not condition:
+        abort(404)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-object access rules reused by later features
+# --------------------------------------------------------------------------------------------
+
+
+def is_same_user(user: User | None, owner_id: int | None) -> bool:
+    return user is not None and owner_id is not None and user.id == owner_id
+
+
+def is_member_of_provider_org(user: User | None, organization_id: int | None) -> bool:
+    return (
+        user is not None
+        and user.role == Role.PROVIDER
+        and organization_id is not None
+        and user.provider_organization_id == organization_id
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------------------------
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_token(prefix: str = "rt") -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Field encryption (clinical data at rest)
+# --------------------------------------------------------------------------------------------
+
+
+class FieldDecryptionError(RuntimeError):
+    pass
+
+
+def _dev_key(instance_dir: str) -> str:
+    path = Path(instance_dir) / "field_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        key = Fernet.generate_key().decode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key)
+            return key
+        except FileExistsError:
+            pass
+    return path.read_text().strip()
+
+
+def field_cipher() -> MultiFernet:
+    """MultiFernet over CLINICAL_DATA_KEYS (newest first). Old keys still decrypt.
+
+    FIELD_ENCRYPTION_KEYS is accepted as the older name. The cipher is rebuilt when the
+    configured keys change (e.g. a new key is put in front for rotation).
+    """
+    cfg = current_app.config
+    raw = cfg.get("CLINICAL_DATA_KEYS") or cfg.get("FIELD_ENCRYPTION_KEYS") or _dev_key(cfg["INSTANCE_DIR"])
+    cached = current_app.extensions.get("retreat_field_cipher")
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    cipher = MultiFernet([Fernet(k.encode()) for k in keys])
+    current_app.extensions["retreat_field_cipher"] = (raw, cipher)
+    return cipher
+
+
+def encrypt_field(plaintext: str | None) -> str | None:
+    if plaintext is None:
+        return None
+    return field_cipher().encrypt(plaintext.encode()).decode()
+
+
+def decrypt_field(token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        return field_cipher().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise FieldDecryptionError("clinical field could not be decrypted with the configured keys") from exc
+
+
+def rotate_field(token: str | None) -> str | None:
+    """Re-encrypt under the newest key (used by the key-rotation command)."""
+    if token is None:
+        return None
+    return field_cipher().rotate(token.encode()).decode()
