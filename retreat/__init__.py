@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     _init_extensions(app)
 
+    from retreat import subscriptions  # noqa: F401  (signal handlers of every domain)
     from retreat.web import hooks
 
     hooks.init_app(app)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, or_, select
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import STAFF_ROLES, ProviderLicense, ProviderOrganization, Role, User
-from retreat.audit import RequestContext
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 

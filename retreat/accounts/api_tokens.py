@@ -6,11 +6,11 @@ from datetime import datetime
 
 from retreat import audit
 from retreat.accounts.models import STAFF_ROLES, ApiToken, User
-from retreat.audit import RequestContext
+from retreat.core.context import RequestContext
+from retreat.core.crypto import hash_token, new_token
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web.security import hash_token, new_token
 
 
 def create_token(user: User, *, name: str, expires_at: datetime | None = None,

@@ -16,7 +16,7 @@ from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
 from retreat.accounts.recovery_codes import TotpRecoveryCode
-from retreat.audit import RequestContext
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, PermissionDenied, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc

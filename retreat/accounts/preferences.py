@@ -1,6 +1,5 @@
-"""Message preferences: opting out of non-essential email, and the one-click unsubscribe token.
+"""Message preferences: opting out of non-essential email (the link is ``retreat.messaging.unsubscribe``).
 
-The token signs the recipient's address (no expiry: an unsubscribe link must keep working).
 Opting out sets ``User.marketing_opt_out``; essential messages (booking confirmations, safety
 messages) are still sent.
 """
@@ -9,37 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
-from retreat.core.errors import NotFound, ValidationFailed
+from retreat.core.context import RequestContext
+from retreat.core.errors import NotFound
 from retreat.extensions import db
+from retreat.messaging import unsubscribe as links
 from retreat.timeutil import now_utc
-
-UNSUBSCRIBE_PATH = "/unsubscribe/"
-_SALT = "retreat.unsubscribe.v1"
-
-
-def unsubscribe_token(email: str, secret: str) -> str:
-    return URLSafeSerializer(secret, salt=_SALT).dumps({"e": email.strip().lower()})
-
-
-def unsubscribe_url(email: str, *, secret: str, base_url: str) -> str:
-    return f"{base_url.rstrip('/')}{UNSUBSCRIBE_PATH}{unsubscribe_token(email, secret)}"
-
-
-def email_for_token(token: str, secret: str) -> str:
-    try:
-        data = URLSafeSerializer(secret, salt=_SALT).loads(token)
-    except BadSignature as exc:
-        raise ValidationFailed("This unsubscribe link is not valid.", field="token") from exc
-    email = data.get("e") if isinstance(data, dict) else None
-    if not isinstance(email, str) or "@" not in email:
-        raise ValidationFailed("This unsubscribe link is not valid.", field="token")
-    return email
 
 
 def user_for_email(email: str) -> User | None:
@@ -56,7 +33,7 @@ def opted_out(*, user_id: int | None, email: str) -> bool:
 def unsubscribe(token: str, *, secret: str, ctx: RequestContext | None = None,
                 now: datetime | None = None) -> User:
     """Opt the token's address out of non-essential messages. Repeating it is a no-op."""
-    email = email_for_token(token, secret)
+    email = links.email_for_token(token, secret)
     user = user_for_email(email)
     if user is None:
         raise NotFound("There is no account with this address any more.")
@@ -65,3 +42,6 @@ def unsubscribe(token: str, *, secret: str, ctx: RequestContext | None = None,
         audit.record("messages.unsubscribe", actor_email=user.email, object_type="user",
                      object_id=user.id, ctx=ctx, now=now or now_utc())
     return user
+
+
+links.register_opt_out_check(opted_out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
+from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.timeutil import is_valid_zone
 

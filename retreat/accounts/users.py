@@ -20,7 +20,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from retreat import audit
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
-from retreat.audit import RequestContext
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import is_valid_zone, now_utc

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, event, insert, select
 
-from retreat.accounts.models import User
 from retreat.audit.models import AuditEvent
 from retreat.core import batching
+from retreat.core.context import Actor, RequestContext
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who and where, handed to services by the view layer (services never read ``request``)."""
-
-    ip: str | None = None
-    request_id: str | None = None
 
 
 def record(
     action: str,
     *,
-    actor: User | None = None,
+    actor: Actor | None = None,
     object_type: str | None = None,
     object_id: object | None = None,
     details: dict | None = None,

@@ -12,9 +12,8 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select
 
 from retreat import audit
-from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.audit.models import AuditEvent
+from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import zone
@@ -51,7 +50,7 @@ def day_range(date_from: date | None, date_to: date | None, tz: str) -> tuple[da
     return since, until
 
 
-def record_export(filters: AuditFilters, *, actor: User, ctx: RequestContext | None = None) -> None:
+def record_export(filters: AuditFilters, *, actor: Actor, ctx: RequestContext | None = None) -> None:
     audit.record("audit.exported", actor=actor, object_type="audit_log", details=filters.as_details() or None,
                  ctx=ctx)
 

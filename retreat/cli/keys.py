@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 from flask.cli import AppGroup
 
 from retreat.extensions import db
+from retreat.privacy import key_rotation
 
 keys_cli = AppGroup("keys", help="Clinical data encryption keys.")
 
@@ -26,9 +27,8 @@ def keys_rotate(batch_size):
     app, run this command, then remove the old keys.
     """
     from retreat import audit
-    from retreat.clinical import access as clinical_access
 
-    counts = clinical_access.rotate_keys(batch_size=batch_size, on_batch=db.session.commit)
+    counts = key_rotation.rotate_keys(batch_size=batch_size, on_batch=db.session.commit)
     audit.record("keys.rotated", details=counts)
     db.session.commit()
     for column, n in counts.items():

@@ -32,7 +32,6 @@ from sqlalchemy.orm import joinedload
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
-from retreat.audit import RequestContext
 from retreat.clinical import outcomes, screening
 from retreat.clinical.access import seal_json, seal_text
 from retreat.clinical.models import (
@@ -50,6 +49,8 @@ from retreat.clinical.models import (
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core import signals
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
@@ -449,20 +450,13 @@ def _on_cleared(req: ClearanceRequest, enr: Enrollment, cohort: Cohort, *, now: 
 
 
 def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -> None:
-    """The pipeline hook for "not cleared": a kind message that offers a consult, and the
-    automatic full refund of whatever was paid (the deposit).
+    """After "not cleared": a kind message that offers a consult.
 
-    The refund is *decided* here, in the same transaction as the decision, so neither can exist
-    without the other; it is sent to Stripe after the commit by ``refunds.submit_pending`` (the
-    scheduler runs it every few seconds; no lock is ever held across a Stripe call).
+    The automatic full refund of whatever was paid (the deposit) was decided by then, in the same
+    transaction as the decision, by the ``enrollment_left`` handler of ``retreat.payments.refunds``
+    (``mark_not_cleared`` is an exit), so neither can exist without the other; it is sent to Stripe
+    after the commit by ``refunds.submit_pending`` (no lock is ever held across a Stripe call).
     """
-    from retreat.payments import refunds
-    from retreat.payments.models import RefundKind
-
-    amount = max(0, refunds.refundable(enrollment))
-    if amount:
-        refunds.plan(enrollment, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
-                     reason="Not medically cleared: full refund of the deposit")
     person = enrollment.participant
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
@@ -679,6 +673,7 @@ def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = Fal
     return alert
 
 
+@signals.consult_flagged.connect(order=10)
 def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
     """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal
     ideation or self-harm. Same alert, page and email as an intake's; no details. One open per consult."""

@@ -15,6 +15,7 @@ from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Intege
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, User
+from retreat.cohorts import roster_versions
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.consults.models import Consultation
 from retreat.database import TimestampMixin, enum_column
@@ -198,3 +199,7 @@ class SafetyAlert(TimestampMixin, db.Model):
         if self.cohort is not None:
             return self.cohort.title
         return "free consult pre-screen"
+
+
+# Intakes and clearance requests show (as statuses) on their cohort's roster.
+roster_versions.track_enrollment_rows(Intake, ClearanceRequest)

@@ -23,15 +23,15 @@ from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.clinical import access as clinical_access
 from retreat.clinical import screening
 from retreat.clinical.models import ClearanceRequest
 from retreat.clinical.outcome_models import OutcomeInstrument, OutcomeMeasure, OutcomeTimepoint
 from retreat.clinical.outcomes import open_scores
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus
+from retreat.core.context import RequestContext
+from retreat.core.crypto import decrypt_field
 from retreat.extensions import db
-from retreat.web.security import decrypt_field
 
 MIN_RESPONSES = 5
 SUPPRESSED = "fewer than 5 responses: not shown"

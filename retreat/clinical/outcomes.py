@@ -20,9 +20,9 @@ from retreat.clinical import screening
 from retreat.clinical.access import seal_json
 from retreat.clinical.outcome_models import OutcomeInstrument, OutcomeMeasure, OutcomeSource, OutcomeTimepoint
 from retreat.cohorts.models import Enrollment
+from retreat.core.crypto import decrypt_field
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
-from retreat.web.security import decrypt_field
 
 ITEM_COUNTS = {OutcomeInstrument.PHQ9.value: 9, OutcomeInstrument.GAD7.value: 7}
 SCORERS = {OutcomeInstrument.PHQ9.value: screening.score_phq9, OutcomeInstrument.GAD7.value: screening.score_gad7}

@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.cohorts.models import ChecklistItem, ConsentDocument, ConsentSignature, Enrollment
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 

@@ -38,10 +38,10 @@ from retreat.cohorts.models import (
 from retreat.cohorts.models import (
     EnrollmentStatus as S,
 )
+from retreat.core import signals
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
-from retreat.money import format_money
 
 EXITS = frozenset({S.WITHDRAWN, S.NOT_CLEARED, S.DECLINED, S.OFFER_EXPIRED, S.CANCELLED})
 PIPELINE = (S.APPLIED, S.INTAKE_SUBMITTED, S.CLEARANCE_PENDING, S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID,
@@ -103,20 +103,21 @@ def transition(enrollment: Enrollment, to: S, *, now: datetime, actor: User | No
     seats.log(enr, event or to.value, now=now, actor=actor, reason=reason, from_status=current.value,
               to_status=to.value)
     if to in EXITS:
-        _leave(enr, now=now)
+        _leave(enr, now=now, actor=actor)
     return True
 
 
-def _leave(enr: Enrollment, *, now: datetime) -> None:
-    """After an exit: free the seat, leave the waitlist, cancel reminders, offer the seat on."""
+def _leave(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
+    """After an exit: free the seat, leave the waitlist, cancel reminders, tell the subscribers of
+    ``signals.enrollment_left`` (refund by the cohort's policy, follow-ups cancelled), offer the
+    seat on."""
     from retreat.cohorts import waitlist
-    from retreat.integration import followups
 
     cohort = db.session.get(Cohort, enr.cohort_id)
     freed = seats.release(cohort, enr)
     enr.waitlist_position = None
     outbox.cancel(group_key=f"enrollment:{enr.id}", now=now)
-    followups.cancel_for_enrollment(enr, now=now, reason=f"left: {enr.status}")
+    signals.enrollment_left.send(enr, now=now, actor=actor)
     if freed and cohort.status in seats.BOOKABLE:
         waitlist.offer_free_seats(cohort, now=now)
 
@@ -249,11 +250,7 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason=reason)
     else:
         seats.log(enr, "seat_confirmed", now=now, actor=actor, reason=reason + " (before clearance)")
-    from retreat.integration import followups
-    from retreat.integration import plan as integration_plan
-
-    integration_plan.seat_confirmed(enr, now)  # invites to the circles already planned
-    followups.sync_enrollment(enr, now)  # check-ins and surveys from the cohort's integration plan
+    signals.seat_confirmed.send(enr, now=now)  # circle invites, check-ins and surveys (integration)
     return True
 
 
@@ -271,44 +268,18 @@ def mark_completed(enr: Enrollment, *, now: datetime, actor: User | None) -> boo
 
 def withdraw(enr: Enrollment, *, now: datetime, actor: User | None, reason: str = "") -> bool:
     """The participant leaves. The refund the cohort's policy gives at ``now`` is decided in the
-    same transaction (``refunds.submit_pending`` sends it to Stripe after the commit)."""
-    from retreat.payments import refunds
-    from retreat.payments.models import RefundKind
-
+    same transaction by the ``enrollment_left`` handler of ``retreat.payments.refunds``, under the
+    locks the transition took (``refunds.submit_pending`` sends it to Stripe after the commit)."""
     reason = (reason or "").strip()[:500] or "Withdrawn by the participant"
-    if not transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason):
-        return False
-    # measured under the locks the transition took (cohort, then enrollment)
-    amount, pct = refunds.policy_amount(enr, now), refunds.policy_percent(enr.cohort, now)
-    if amount > 0:
-        refunds.plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
-                     reason=f"Withdrawal: {pct} % refund under the cohort's policy")
-    return True
+    return transition(enr, S.WITHDRAWN, now=now, actor=actor, reason=reason)
 
 
 def cohort_cancelled(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:
     """The practice cancelled the cohort: the enrollment exits (seat, hold, offer, waitlist place and
-    reminders go), everything paid is refunded in full (decided here, sent by
-    ``refunds.submit_pending``) and the participant gets a kind email. Repeating is a no-op."""
-    from flask import current_app
-
-    from retreat.payments import refunds
-    from retreat.payments.models import RefundKind
-
-    if not transition(enr, S.CANCELLED, now=now, actor=actor, reason=reason):
-        return False
-    amount = max(0, refunds.refundable(enr))
-    if amount:
-        refunds.plan(enr, amount, kind=RefundKind.PRACTICE_CANCELLED, now=now, actor=actor,
-                     reason="The practice cancelled the cohort: full refund")
-    cohort, person = enr.cohort, enr.participant
-    outbox.enqueue(template="cohort_cancelled", dedupe_key=f"enrollment-{enr.id}-cohort-cancelled",
-                   to_user=person, now=now,
-                   context={"participant_name": person.name, "retreat_title": cohort.retreat.title,
-                            "cohort_title": cohort.title,
-                            "refund": format_money(amount, cohort.currency) if amount else "",
-                            "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})
-    return True
+    reminders go); the ``enrollment_left`` handler of ``retreat.payments.refunds`` decides the full
+    refund of everything paid (sent by ``refunds.submit_pending``) and writes the participant a
+    kind email that names it. Repeating is a no-op."""
+    return transition(enr, S.CANCELLED, now=now, actor=actor, reason=reason)
 
 
 def decline(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) -> bool:

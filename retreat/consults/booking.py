@@ -47,7 +47,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
-from retreat.audit import RequestContext
 from retreat.consults import availability
 from retreat.consults.availability import DayOverride, Schedule
 from retreat.consults.models import (
@@ -60,13 +59,15 @@ from retreat.consults.models import (
     OverrideKind,
     note_slots_bumped,
 )
+from retreat.core import signals
+from retreat.core.context import RequestContext
+from retreat.core.crypto import decrypt_field, encrypt_field, hash_token
 from retreat.core.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
 from retreat.database import UTCDateTime
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.messaging.ics import event_spec
 from retreat.timeutil import is_valid_zone, zone
-from retreat.web.security import decrypt_field, encrypt_field, hash_token
 
 # ------------------------------------------------------------------------------------------
 # Constants shared by forms, the API schema and the service
@@ -991,9 +992,7 @@ def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url:
     set_committed_value(consult, "facilitator", fac)
     link = manage_url(base_url, token)
     if safety_signal(guest["answers"]):
-        from retreat.clinical import clearance
-
-        clearance.raise_consult_safety_alert(consult, now=now)
+        signals.consult_flagged.send(consult, now=now)  # a safety alert (retreat.clinical)
     with outbox.batched():
         _queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
         _queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")

@@ -26,9 +26,9 @@ seen: they must bump ``roster:*`` themselves, or the cache's time limit bounds t
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import BigInteger, String, event, inspect, select, text
+from sqlalchemy import BigInteger, String, event, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from retreat.extensions import db
@@ -88,34 +88,6 @@ def roster_version(cohort_id: int) -> int:
                or 0)
 
 
-@functools.cache
-def _classify():
-    from retreat.accounts.models import User
-    from retreat.clinical.models import ClearanceRequest, Intake
-    from retreat.cohorts.models import (
-        ChecklistItem,
-        Cohort,
-        CohortSession,
-        ConsentDocument,
-        ConsentSignature,
-        Enrollment,
-        Retreat,
-        RosterNote,
-    )
-    from retreat.payments.models import LedgerEntry
-
-    by_enrollment = (ChecklistItem, ConsentSignature, RosterNote, Intake, ClearanceRequest)
-    return Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument, LedgerEntry
-
-
-ROSTER_TABLES = frozenset({
-    "cohorts", "retreats", "cohort_sessions", "enrollments", "checklist_items", "consent_signatures",
-    "consent_documents", "roster_notes", "intakes", "clearance_requests", "users"})
-
-
-FINANCE_TABLES = frozenset({"ledger_entries", "cohorts"})
-
-
 def finance_version() -> int:
     return int(db.session.execute(_FINANCE_VERSION).scalar() or 0)
 
@@ -123,71 +95,59 @@ def finance_version() -> int:
 _FINANCE_VERSION = text(f"SELECT coalesce(max(version), 0) FROM cache_versions WHERE name = '{FINANCE}'")
 
 
+# Who turns a flush into counter names: each domain registers what it knows (``collect_changes``),
+# and the tables whose bulk writes cannot be traced to one key (``watch_bulk_writes``).
+ChangeCollector = Callable[[Session, list, set], None]
+_collectors: list[ChangeCollector] = []
+_bulk_tables: dict[str, set[str]] = {}
+_bulk_insert_ignored: set[str] = set()
+
+
+def collect_changes(collector: ChangeCollector) -> ChangeCollector:
+    """Register ``collector(session, changed_objects, names)``: after each flush it adds to ``names``
+    the counters the changed objects feed. Used as a decorator by the domains' model modules."""
+    if collector not in _collectors:
+        _collectors.append(collector)
+    return collector
+
+
+def watch_bulk_writes(counter: str, tables: Iterable[str], *, ignore_inserts_into: Iterable[str] = ()) -> None:
+    """An ORM bulk UPDATE/DELETE/INSERT of one of ``tables`` bumps ``counter`` (it names no single row)."""
+    for name in tables:
+        _bulk_tables.setdefault(name, set()).add(counter)
+    _bulk_insert_ignored.update(ignore_inserts_into)
+
+
+def watched_tables(counter: str) -> frozenset[str]:
+    return frozenset(t for t, counters_ in _bulk_tables.items() if counter in counters_)
+
+
 def _changed(session: Session, obj) -> bool:
     return obj in session.new or obj in session.deleted or session.is_modified(obj, include_collections=False)
 
 
 @event.listens_for(Session, "after_flush")
-def _collect_roster_changes(session: Session, flush_context) -> None:
+def _collect_changes(session: Session, flush_context) -> None:
     touched = session.new | session.dirty | session.deleted
     if not touched:
         return
-    Cohort, Enrollment, CohortSession, by_enrollment, User, Retreat, ConsentDocument, LedgerEntry = _classify()
+    changed = [obj for obj in touched if not isinstance(obj, CacheVersion) and _changed(session, obj)]
+    if not changed:
+        return
     names: set[str] = session.info.setdefault(_PENDING, set())
-    enrollment_ids: set[int] = set()
-    user_ids: set[int] = set()
-    retreat_ids: set[int] = set()
-    for obj in touched:
-        if isinstance(obj, CacheVersion) or not _changed(session, obj):
-            continue
-        if isinstance(obj, LedgerEntry):  # append-only: only new entries
-            names.add(FINANCE)
-        elif isinstance(obj, Cohort):
-            names.update((roster_key(obj.id), FINANCE))
-        elif isinstance(obj, (Enrollment, CohortSession)):
-            hist = inspect(obj).attrs.cohort_id.history
-            for cid in (*hist.added, *hist.unchanged, *hist.deleted):
-                if cid is not None:
-                    names.add(roster_key(cid))
-        elif isinstance(obj, by_enrollment):
-            if obj.enrollment_id is not None:
-                enrollment_ids.add(obj.enrollment_id)
-        elif isinstance(obj, User):
-            state = inspect(obj)
-            if obj in session.dirty and (state.attrs.name.history.has_changes()
-                                         or state.attrs.email.history.has_changes()):
-                user_ids.add(obj.id)
-        elif isinstance(obj, Retreat):
-            if obj not in session.new:  # a new retreat has no cohorts yet
-                retreat_ids.add(obj.id)
-        elif isinstance(obj, ConsentDocument):  # every enrollment may now have a document to sign
-            names.add(ROSTER_ALL)
-    if retreat_ids:
-        cohorts = Cohort.__table__
-        names.update(roster_key(c) for c in session.connection().execute(
-            select(cohorts.c.id).where(cohorts.c.retreat_id.in_(sorted(retreat_ids)))).scalars())
-    if enrollment_ids or user_ids:
-        conn = session.connection()
-        table = Enrollment.__table__
-        if enrollment_ids:
-            names.update(roster_key(c) for c in conn.execute(
-                select(table.c.cohort_id).where(table.c.id.in_(sorted(enrollment_ids))).distinct()).scalars())
-        if user_ids:
-            names.update(roster_key(c) for c in conn.execute(
-                select(table.c.cohort_id).where(table.c.participant_id.in_(sorted(user_ids))).distinct()).scalars())
+    for collector in _collectors:
+        collector(session, changed, names)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _bulk_writes(state) -> None:
-    """An ORM-enabled bulk UPDATE/DELETE/INSERT of a roster table cannot be traced to a cohort."""
+    """An ORM-enabled bulk UPDATE/DELETE/INSERT of a watched table cannot be traced to one key."""
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     name = getattr(getattr(state.statement, "table", None), "name", None)
-    pending = state.session.info.setdefault(_PENDING, set())
-    if name in ROSTER_TABLES and not (state.is_insert and name == "users"):  # a new account is on no roster yet
-        pending.add(ROSTER_ALL)
-    if name in FINANCE_TABLES:
-        pending.add(FINANCE)
+    bumped = _bulk_tables.get(name)
+    if bumped and not (state.is_insert and name in _bulk_insert_ignored):
+        state.session.info.setdefault(_PENDING, set()).update(bumped)
 
 
 @event.listens_for(Session, "before_commit")

@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.context import RequestContext
 from retreat.extensions import db
 from retreat.finance.reports import ReportFilter, apply_filter
 from retreat.money import exponent, from_minor

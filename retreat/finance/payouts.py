@@ -36,10 +36,10 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.audit.models import AuditEvent
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core.cache_versions import bump_at_commit, counters, raise_to
+from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.finance.exports import BATCH, csv_stream, decimal_string

@@ -39,8 +39,8 @@ from sqlalchemy.orm import aliased, selectinload
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.cohorts.models import Enrollment
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from retreat.core.pagination import Page, paginate
 from retreat.extensions import db

@@ -32,11 +32,12 @@ from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.clinical import outcomes, screening
 from retreat.clinical.access import seal_json
 from retreat.clinical.outcome_models import OutcomeInstrument, OutcomeMeasure
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.context import RequestContext
+from retreat.core.crypto import decrypt_field
 from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.integration import followups
@@ -48,7 +49,6 @@ from retreat.integration.followup_models import (
     FollowUpStatus,
 )
 from retreat.timeutil import ensure_utc, format_local
-from retreat.web.security import decrypt_field
 
 PATH = "/follow-up/"
 _SALT = "retreat.followup.v1"

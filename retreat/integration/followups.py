@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import Role, User
-from retreat.audit import RequestContext
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, SeatState
+from retreat.core import signals
+from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
 from retreat.extensions import db
 from retreat.integration import plan as integration_plan
@@ -422,3 +423,18 @@ def response_rates() -> list[CohortRates]:
 # The plan (or the dates it hangs on) changed: move this cohort's follow-ups with it.
 if sync_cohort not in integration_plan.PLAN_LISTENERS:
     integration_plan.PLAN_LISTENERS.append(sync_cohort)
+
+
+# --------------------------------------------------------------------------------------------
+# Reacting to the cohort's pipeline (retreat.core.signals)
+# --------------------------------------------------------------------------------------------
+
+
+@signals.enrollment_left.connect(order=20)
+def _cancel_on_leaving(enr: Enrollment, *, now: datetime, actor=None) -> None:
+    cancel_for_enrollment(enr, now=now, reason=f"left: {enr.status}")
+
+
+@signals.seat_confirmed.connect(order=20)
+def _schedule_on_joining(enr: Enrollment, *, now: datetime) -> None:
+    sync_enrollment(enr, now)  # check-ins and surveys from the cohort's integration plan

@@ -25,13 +25,13 @@ from sqlalchemy import delete, func, select, update
 
 from retreat import audit
 from retreat.accounts.models import Role, User
-from retreat.audit import RequestContext
 from retreat.clinical.access import seal_text
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment
+from retreat.core.context import RequestContext
+from retreat.core.crypto import decrypt_field
 from retreat.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from retreat.extensions import db
 from retreat.integration.journal_models import JournalEntry, JournalRealm
-from retreat.web.security import decrypt_field
 
 MAX_LENGTH = 20_000
 PAGE_SIZE = 20

@@ -49,6 +49,7 @@ from retreat.cohorts.models import (
     SessionKind,
 )
 from retreat.consults.booking import human_time
+from retreat.core import signals
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus
@@ -644,3 +645,22 @@ def session_removed(s: CohortSession, now: datetime) -> None:
         OutboxMessage.dedupe_key.like(f"circle-{s.id}-r%"), OutboxMessage.status == OutboxStatus.PENDING.value)))
     if keys:
         outbox.cancel(dedupe_keys=keys, now=now)
+
+
+# --------------------------------------------------------------------------------------------
+# Reacting to the cohort (retreat.core.signals)
+# --------------------------------------------------------------------------------------------
+
+
+@signals.seat_confirmed.connect(order=10)
+def _invite_on_joining(enr: Enrollment, *, now: datetime) -> None:
+    seat_confirmed(enr, now)  # invites to the circles already planned
+
+
+@signals.cohort_schedule_changed.connect(order=10)
+def _on_schedule_changed(cohort: Cohort, *, now: datetime, removed_session: CohortSession | None = None) -> None:
+    """A circle being deleted by hand takes its messages along; any other change re-plans."""
+    if removed_session is not None:
+        session_removed(removed_session, now)
+    else:
+        plan_changed(cohort, now)

@@ -45,8 +45,8 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import select, update
 
-from retreat.accounts import preferences
 from retreat.extensions import db
+from retreat.messaging import unsubscribe as preferences
 from retreat.messaging.ics import IcsError, build_calendar
 from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.render import UnknownTemplate, render_email

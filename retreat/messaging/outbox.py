@@ -18,9 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import make_transient_to_detached
 
 from retreat import audit
-from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.core import batching
+from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging.models import OutboxMessage, OutboxStatus
@@ -48,7 +47,7 @@ def enqueue(
     template: str,
     dedupe_key: str,
     to_email: str | None = None,
-    to_user: User | None = None,
+    to_user: Actor | None = None,
     to_name: str | None = None,
     tz: str | None = None,
     context: dict | None = None,
@@ -236,7 +235,7 @@ def _locked(message_id: int) -> OutboxMessage:
     return msg
 
 
-def retry(message_id: int, *, actor: User | None, now: datetime | None = None,
+def retry(message_id: int, *, actor: Actor | None, now: datetime | None = None,
           ctx: RequestContext | None = None, actor_email: str | None = None) -> OutboxMessage:
     """Put a failed message back in the queue, due now, with a fresh set of attempts. Audited."""
     now = now or now_utc()
@@ -257,7 +256,7 @@ def retry(message_id: int, *, actor: User | None, now: datetime | None = None,
     return msg
 
 
-def cancel_message(message_id: int, *, actor: User | None, now: datetime | None = None,
+def cancel_message(message_id: int, *, actor: Actor | None, now: datetime | None = None,
                    ctx: RequestContext | None = None) -> OutboxMessage:
     """Cancel one pending message (an operator's decision). Audited."""
     now = now or now_utc()

@@ -29,9 +29,9 @@ from sqlalchemy import case, func, or_, select
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.cohorts.enrollment import EXITS
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, Retreat, SeatState
+from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox

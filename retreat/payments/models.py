@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from retreat.accounts.models import User
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import cache_versions
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
 from retreat.timeutil import now_utc
@@ -273,3 +274,13 @@ class Installment(TimestampMixin, db.Model):
     due_on: Mapped[date] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+@cache_versions.collect_changes
+def _ledger_changes(session, changed: list, names: set[str]) -> None:
+    """New ledger entries (append-only) change the finance reports."""
+    if any(isinstance(obj, LedgerEntry) for obj in changed):
+        names.add(cache_versions.FINANCE)
+
+
+cache_versions.watch_bulk_writes(cache_versions.FINANCE, ["ledger_entries"])

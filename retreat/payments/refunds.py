@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.audit import RequestContext
 from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import signals
+from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
@@ -261,3 +262,49 @@ def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: s
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
     return _plan_and_submit(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now,
                             actor=actor, ctx=ctx)
+
+
+# --------------------------------------------------------------------------------------------
+# Leaving a cohort (signals.enrollment_left): the refund each exit gives, decided in the same
+# transaction as the exit and under its locks (cohort, then enrollment)
+# --------------------------------------------------------------------------------------------
+
+
+@signals.enrollment_left.connect(order=10)
+def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
+    """Withdrawn: what the cohort's policy gives at ``now``. Not cleared: everything paid (the
+    deposit). Cohort cancelled by the practice: everything paid, and a kind email that names it.
+    Other exits (declined, offer expired) had nothing paid to refund."""
+    from retreat.cohorts.models import EnrollmentStatus as S
+
+    status = S(enr.status)
+    if status == S.WITHDRAWN:
+        amount, pct = policy_amount(enr, now), policy_percent(enr.cohort, now)
+        if amount > 0:
+            plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
+                 reason=f"Withdrawal: {pct} % refund under the cohort's policy")
+    elif status == S.NOT_CLEARED:
+        amount = max(0, refundable(enr))
+        if amount:
+            plan(enr, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
+                 reason="Not medically cleared: full refund of the deposit")
+    elif status == S.CANCELLED:
+        amount = max(0, refundable(enr))
+        if amount:
+            plan(enr, amount, kind=RefundKind.PRACTICE_CANCELLED, now=now, actor=actor,
+                 reason="The practice cancelled the cohort: full refund")
+        _tell_cohort_cancelled(enr, amount, now=now)
+
+
+def _tell_cohort_cancelled(enr: Enrollment, amount: int, *, now: datetime) -> None:
+    from flask import current_app
+
+    from retreat.messaging import outbox
+
+    cohort, person = enr.cohort, enr.participant
+    outbox.enqueue(template="cohort_cancelled", dedupe_key=f"enrollment-{enr.id}-cohort-cancelled",
+                   to_user=person, now=now,
+                   context={"participant_name": person.name, "retreat_title": cohort.retreat.title,
+                            "cohort_title": cohort.title,
+                            "refund": format_money(amount, cohort.currency) if amount else "",
+                            "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})

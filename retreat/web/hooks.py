@@ -12,9 +12,10 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 
 from retreat.accounts.models import SENSITIVE_ROLES, STAFF_ROLES, ApiToken, User
+from retreat.core.crypto import hash_token
 from retreat.extensions import db, login_manager
 from retreat.timeutil import now_utc
-from retreat.web.security import hash_token, wants_json
+from retreat.web.security import wants_json
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 NO_STORE_ATTR = "no_store"

@@ -14,10 +14,10 @@ from retreat.accounts import users as accounts
 from retreat.cohorts import catalog as cohort_svc
 from retreat.cohorts import enrollment, preparation, seats
 from retreat.core.cache_versions import roster_version
+from retreat.core.crypto import encrypt_field
 from retreat.extensions import db as _db
 from retreat.models import ChecklistItem, ConsentDocument, JournalEntry
 from retreat.timeutil import now_utc
-from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import is_postgres

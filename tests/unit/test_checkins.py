@@ -9,16 +9,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from retreat.clinical import access as clinical_access
 from retreat.clinical import outcomes
 from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.core.crypto import decrypt_field
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db as _db
 from retreat.integration import checkins
 from retreat.integration.followup_models import CheckInResponse, IntegrationAlert
 from retreat.messaging.render import render_email
 from retreat.models import OutboxMessage
-from retreat.web.security import decrypt_field
+from retreat.privacy import export as privacy_export
+from retreat.privacy import key_rotation
 from tests import followup_helpers as fh
 from tests.followup_helpers import DUE
 
@@ -63,8 +64,8 @@ def test_a_check_in_is_stored_encrypted_and_needs_no_alert(enr):
                                                           "reach_out": False, "text": GOOD["text"]}
     raw = _db.session.execute(text("SELECT answers_enc FROM checkin_responses")).scalar_one()
     assert "lighter" not in raw and '"score"' not in raw
-    assert (CheckInResponse, "answers_enc") in clinical_access.ENCRYPTED_COLUMNS
-    assert clinical_access.rotate_keys()["checkin_responses.answers_enc"] == 1  # `flask keys rotate` covers it
+    assert (CheckInResponse, "answers_enc") in key_rotation.ENCRYPTED_COLUMNS
+    assert key_rotation.rotate_keys()["checkin_responses.answers_enc"] == 1  # `flask keys rotate` covers it
     _db.session.expire_all()
     assert json.loads(decrypt_field(responses()[0].answers_enc))["text"] == GOOD["text"]
 
@@ -172,6 +173,6 @@ def test_a_withdrawn_participants_link_no_longer_opens(enr):
 
 def test_the_participants_data_export_includes_their_check_ins(enr):
     checkins.answer(token(enr), GOOD, now=DUE["checkin_24h"])
-    data = clinical_access.export_participant_data(enr.participant, enr.participant, ctx=None, now=DUE["checkin_24h"])
+    data = privacy_export.export_participant_data(enr.participant, enr.participant, ctx=None, now=DUE["checkin_24h"])
     (row,) = data["check_ins"]
     assert row["check_in"] == "24-hour check-in" and row["answers"]["text"] == GOOD["text"]

@@ -8,13 +8,15 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
-from retreat.audit import RequestContext
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance
 from retreat.clinical.access import ANSWERS, DECISION, SCREENING, SHAREABLE, THREAD, AccessDenied
 from retreat.config import check_production_safety, load_config
+from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.models import AuditEvent
+from retreat.privacy import export as privacy_export
+from retreat.privacy import key_rotation
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
@@ -115,7 +117,7 @@ def test_export_has_everything_about_the_participant_and_only_for_them(db, s):
     req = clearance.open_request(s.enrollment)
     clearance.request_more_info(req, s.provider, f"{MARKER} question", expected_version=1, now=NOW)
     clinical_access.read(s.provider, s.enrollment, [ANSWERS], ctx=CTX, now=NOW)
-    data = clinical_access.export_participant_data(s.participant, s.participant, ctx=CTX, now=NOW)
+    data = privacy_export.export_participant_data(s.participant, s.participant, ctx=CTX, now=NOW)
     [enr] = data["enrollments"]
     assert enr["medical_intake"]["answers"]["medications"].startswith(MARKER)
     assert enr["clearance"][0]["messages"][0]["text"] == f"{MARKER} question"
@@ -123,7 +125,7 @@ def test_export_has_everything_about_the_participant_and_only_for_them(db, s):
     assert any(a["who"] == s.provider.email and a["section"] == ANSWERS for a in data["access_log"])
     json.dumps(data)  # JSON-able
     with pytest.raises(AccessDenied):
-        clinical_access.export_participant_data(s.provider, s.participant, ctx=CTX, now=NOW)
+        privacy_export.export_participant_data(s.provider, s.participant, ctx=CTX, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def test_export_has_everything_about_the_participant_and_only_for_them(db, s):
 
 def _raw_values(db) -> list[str]:
     values = []
-    for model, column in clinical_access.ENCRYPTED_COLUMNS:
+    for model, column in key_rotation.ENCRYPTED_COLUMNS:
         values += [v for v in db.session.execute(text(f"SELECT {column} FROM {model.__tablename__}")).scalars() if v]
     return values
 

@@ -39,3 +39,28 @@ def test_not_cleared_without_payment_plans_no_refund(db):
     fcl.decide(s, fcl.submit(s), "not_cleared", participant_note="Sorry.")
     db.session.commit()
     assert db.session.scalars(select(Refund)).all() == []
+
+
+def test_the_decision_and_its_refund_commit_together_or_not_at_all(db, monkeypatch):
+    """The refund is planned by a signal handler (payments) inside the decision's transaction
+    (clinical): if planning it fails, the decision fails with it and nothing is half-done."""
+    s = fcl.setup(deposit_timing=DepositTiming.BEFORE_CLEARANCE, deposit_minor=50000)
+    _, pi = ph.start_and_confirm(s.enrollment)
+    payments.sync_payment_intent(pi, now=now_utc())
+    req = fcl.submit(s)
+    db.session.commit()
+
+    def failing_plan(*args, **kwargs):
+        raise RuntimeError("the refund could not be planned")
+
+    monkeypatch.setattr(refunds, "plan", failing_plan)
+    with pytest.raises(RuntimeError):
+        fcl.decide(s, req, "not_cleared", participant_note="We cannot clear you for this retreat.")
+    db.session.rollback()
+    db.session.expire_all()
+    assert s.enrollment.status != EnrollmentStatus.NOT_CLEARED
+    assert db.session.scalars(select(Refund)).all() == []
+    monkeypatch.undo()
+    fcl.decide(s, req, "not_cleared", participant_note="We cannot clear you for this retreat.")
+    db.session.commit()
+    assert [(r.kind, r.amount_minor) for r in db.session.scalars(select(Refund))] == [("not_cleared", 50000)]

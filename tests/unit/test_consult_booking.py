@@ -9,10 +9,10 @@ from sqlalchemy import func, select, text
 
 from retreat.cli import demo
 from retreat.consults import booking as svc
+from retreat.core.crypto import hash_token
 from retreat.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from retreat.messaging.ics import build_calendar
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
-from retreat.web.security import hash_token
 from tests import factories
 from tests.unit.test_consult_support import BASE_URL, NOW, book, facilitator_with_hours
 

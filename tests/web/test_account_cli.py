@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from retreat.accounts import users as accounts
+from retreat.core.crypto import hash_token
 from retreat.models import ApiToken
-from retreat.web.security import hash_token
 
 
 @pytest.fixture()

@@ -8,9 +8,8 @@ from flask import render_template
 from sqlalchemy import event, select, text
 
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance
+from retreat.clinical import clearance, roster
 from retreat.clinical.models import SafetyAlert
-from retreat.cohorts import catalog as cohort_svc
 from retreat.consults import booking as consults
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
@@ -120,7 +119,7 @@ def test_roster_shows_real_clearance_status_and_shareable_conditions_in_flat_que
     fcl.decide(s, preq, "cleared_with_conditions", conditions=f"{MARKER} private condition")
     db.session.commit()
 
-    rows = {r.enrollment.id: r for r in cohort_svc.roster(s.cohort, status_filter="all", viewer=facilitator,
+    rows = {r.enrollment.id: r for r in roster.roster(s.cohort, status_filter="all", viewer=facilitator,
                                                           now=s.now)}
     assert (rows[s.enrollment.id].intake, rows[s.enrollment.id].clearance) == ("Submitted", "Cleared with conditions")
     assert rows[s.enrollment.id].shareable_conditions == "Ground-floor room (mobility)"
@@ -148,7 +147,7 @@ def test_roster_shows_real_clearance_status_and_shareable_conditions_in_flat_que
         engine = _db.engine
         event.listen(engine, "before_cursor_execute", log)
         try:
-            cohort_svc.roster(s.cohort, status_filter="all", viewer=facilitator, now=s.now)
+            roster.roster(s.cohort, status_filter="all", viewer=facilitator, now=s.now)
         finally:
             event.remove(engine, "before_cursor_execute", log)
         return len([q for q in statements if "clearance_requests" in q or "intakes" in q])

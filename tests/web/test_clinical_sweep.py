@@ -16,9 +16,9 @@ from retreat.clinical import clearance
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.consults import booking as consults
+from retreat.core.crypto import encrypt_field
 from retreat.integration import journal
 from retreat.models import AuditEvent, Consultation, OutboxMessage
-from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER

@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from retreat.clinical import access as clinical_access
 from retreat.cohorts.models import CohortSession
 from retreat.integration import journal
 from retreat.integration.journal_models import JournalEntry
 from retreat.models import AuditEvent
+from retreat.privacy import export as privacy_export
+from retreat.privacy import key_rotation
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_clearance as fcl
@@ -98,8 +99,8 @@ def test_text_is_encrypted_at_rest_and_rotated_with_the_other_clinical_columns(a
     _entry(s)
     raw = db.session.execute(text("SELECT text_enc FROM journal_entries")).scalar_one()
     assert "PRIVATE-JOURNAL" not in raw and raw.startswith("gAAAAA")
-    assert (JournalEntry, "text_enc") in clinical_access.ENCRYPTED_COLUMNS
-    counts = clinical_access.rotate_keys()
+    assert (JournalEntry, "text_enc") in key_rotation.ENCRYPTED_COLUMNS
+    counts = key_rotation.rotate_keys()
     assert counts["journal_entries.text_enc"] == 1
     db.session.expire_all()
     assert journal.open_entry(db.session.scalar(select(JournalEntry))).text == SECRET
@@ -251,7 +252,7 @@ def test_export_and_the_participant_data_page_include_journal_and_scores(app, db
     _entry(s)
     outcomes.record(s.enrollment, "phq9", "post", [1] * 9, now=now_utc())
     db.session.commit()
-    data = clinical_access.export_participant_data(s.participant, s.participant, ctx=None, now=now_utc())
+    data = privacy_export.export_participant_data(s.participant, s.participant, ctx=None, now=now_utc())
     assert data["journal_entries"][0]["text"] == SECRET and data["journal_entries"][0]["realm"] == "Emotions"
     assert data["outcome_scores"][0]["total"] == 9 and data["outcome_scores"][0]["timepoint"] == "Right after"
     page = signed_in(app, s.participant).get("/me/data/export.html").get_data(as_text=True)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from retreat.core.crypto import encrypt_field
 from retreat.extensions import db as _db
 from retreat.models import (
     ChecklistItem,
@@ -23,7 +24,6 @@ from retreat.models import (
     User,
 )
 from retreat.timeutil import now_utc
-from retreat.web.security import encrypt_field
 from tests import factories
 from tests import factories_cohorts as fc
 from tests.conftest import signed_in

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from retreat.clinical import clearance
 from retreat.clinical.access import current_decision
 from retreat.cohorts import enrollment
-from retreat.core.cache_versions import ROSTER_TABLES
+from retreat.cohorts.roster_versions import ROSTER_TABLES
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent
 from retreat.web import page_cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from retreat.accounts import preferences
 from retreat.messaging import dispatcher, outbox
+from retreat.messaging import unsubscribe as links
 from retreat.messaging.transport import transport_from_config
 from retreat.models import AuditEvent, OutboxMessage
 from tests import factories
@@ -15,7 +15,7 @@ NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)  # 11:00 in Denver
 
 
 def _path(app, email):
-    return preferences.unsubscribe_url(email, secret=app.config["SECRET_KEY"], base_url="")
+    return links.unsubscribe_url(email, secret=app.config["SECRET_KEY"], base_url="")
 
 
 def test_link_from_a_real_email_unsubscribes_with_one_click(app, db, client, smtp_server, monkeypatch):

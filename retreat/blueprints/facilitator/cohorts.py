@@ -21,6 +21,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
     StatusForm,
     local_to_utc,
 )
+from retreat.clinical import roster
 from retreat.cohorts import catalog as svc
 from retreat.cohorts import consents, enrollment, preparation, waitlist
 from retreat.cohorts.models import CohortSession, Enrollment, Retreat
@@ -227,7 +228,7 @@ def session_delete(session_id: int):
 @bp.get("/cohorts/<int:cohort_id>/roster")
 def cohort_roster(cohort_id: int):
     status_filter = request.args.get("status", "active")
-    valid = set(svc.ROSTER_FILTERS) | {"all"} | {s.value for s in enrollment.PIPELINE} | {
+    valid = set(roster.ROSTER_FILTERS) | {"all"} | {s.value for s in enrollment.PIPELINE} | {
         s.value for s in enrollment.EXITS}
     if status_filter not in valid:
         status_filter = "active"
@@ -243,13 +244,13 @@ def cohort_roster(cohort_id: int):
 
     def render():
         cohort = _cohort(cohort_id)
-        result = svc.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),
+        result = roster.roster_page(cohort, page=page, status_filter=status_filter, now=now_utc(),
                                  ctx=request_context(), viewer=me if me.role == Role.FACILITATOR else None)
         # Rendered before the commit (the audit events of reading shareable conditions), which would
         # otherwise expire every loaded row and reload each one while rendering.
         body = Markup(render_template("facilitator/_roster_body.html", cohort=cohort, rows=result.rows,
                                       result=result, svc=svc, status_filter=status_filter,
-                                      filters=svc.ROSTER_FILTERS))
+                                      filters=roster.ROSTER_FILTERS))
         title = cohort.title
         db.session.commit()  # the audit events
         html = render_template("facilitator/cohort_roster.html", title=title, body=body)
@@ -261,7 +262,7 @@ def cohort_roster(cohort_id: int):
 @bp.get("/cohorts/<int:cohort_id>/roster.csv")
 def cohort_roster_csv(cohort_id: int):
     cohort = _cohort(cohort_id)
-    return Response(svc.roster_csv(cohort), mimetype="text/csv; charset=utf-8",
+    return Response(roster.roster_csv(cohort), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="cohort-{cohort.id}-roster.csv"'})
 
 

@@ -16,6 +16,7 @@ from retreat.clinical import clearance, screening
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
+from retreat.privacy import export as privacy_export
 from retreat.timeutil import format_local, now_utc
 from retreat.web.clinical import apply_errors, read_or_404
 from retreat.web.hooks import no_store
@@ -202,7 +203,7 @@ def my_data():
 
 def _export() -> dict:
     user = acting_user()
-    data = read_or_404(clinical_access.export_participant_data, user, user, ctx=request_context(), now=now_utc())
+    data = read_or_404(privacy_export.export_participant_data, user, user, ctx=request_context(), now=now_utc())
     db.session.commit()
     return data
 

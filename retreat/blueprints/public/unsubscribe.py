@@ -13,12 +13,13 @@ from retreat.accounts import preferences
 from retreat.blueprints.public import bp
 from retreat.core.errors import DomainError
 from retreat.extensions import csrf, db
+from retreat.messaging import unsubscribe as links
 from retreat.web.security import request_context
 
 
 def _address(token: str) -> tuple[str | None, str | None]:
     try:
-        return preferences.email_for_token(token, current_app.config["SECRET_KEY"]), None
+        return links.email_for_token(token, current_app.config["SECRET_KEY"]), None
     except DomainError as exc:
         return None, exc.message
 

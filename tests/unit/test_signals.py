@@ -1,0 +1,57 @@
+"""The domain events of retreat.core.signals: who handles them, in which order, in one transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from retreat.core import signals
+from retreat.core.signals import DomainSignal
+from retreat.integration import followups
+from retreat.integration import plan as integration_plan
+from retreat.payments import refunds
+
+
+def test_the_handlers_and_their_order_are_pinned(app):
+    """Every app has the same handlers connected (retreat.subscriptions), in this order."""
+    assert signals.enrollment_left.receivers() == [refunds.refund_on_leaving, followups._cancel_on_leaving]
+    assert signals.seat_confirmed.receivers() == [integration_plan._invite_on_joining, followups._schedule_on_joining]
+    assert signals.cohort_schedule_changed.receivers() == [integration_plan._on_schedule_changed]
+    from retreat.clinical import clearance
+
+    assert signals.consult_flagged.receivers() == [clearance.raise_consult_safety_alert]
+
+
+def test_handlers_run_by_order_not_by_connection_and_twice_connected_runs_once():
+    sig = DomainSignal("test-signal", "a test")
+    calls = []
+
+    @sig.connect(order=20)
+    def second(sender, **kw):
+        calls.append(("second", sender, kw))
+
+    @sig.connect(order=10)
+    def first(sender, **kw):
+        calls.append(("first", sender, kw))
+
+    sig.connect(order=10)(first)  # connecting the same handler again changes nothing
+    sig.send("s", now=1)
+    assert calls == [("first", "s", {"now": 1}), ("second", "s", {"now": 1})]
+    with pytest.raises(ValueError):
+        sig.connect(order=10)(lambda sender, **kw: None)
+
+
+def test_a_failing_handler_stops_the_senders_change():
+    sig = DomainSignal("test-failing", "a test")
+    ran = []
+
+    @sig.connect(order=1)
+    def boom(sender, **kw):
+        raise RuntimeError("handler failed")
+
+    @sig.connect(order=2)
+    def after(sender, **kw):
+        ran.append(sender)
+
+    with pytest.raises(RuntimeError):
+        sig.send("s")
+    assert ran == []
