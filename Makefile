@@ -34,6 +34,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check retreat tests bench
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -103,6 +103,9 @@ def _init_extensions(app: Flask) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
     db.init_app(app)
+    from retreat.core import locking
+
+    locking.install()
     _close_sessions_quietly(app)
     with app.app_context():
         engine = db.engine

@@ -1,10 +1,10 @@
 """APScheduler (3.x): the clock that triggers services. Holds no business state.
 
 Scheduled work is data (rows with ``due_at``); the scheduler only calls "do what is due" every
-few seconds. Later features register their sweeps here::
+few seconds. Each domain registers its jobs in ``retreat.core.jobs`` by function reference::
 
-    from retreat.scheduler import register_periodic
-    register_periodic("holds.expire", expire_holds, seconds=60)   # expire_holds(now)
+    from retreat.core import jobs
+    jobs.register("seats.expire_holds", sweep_expired_holds, seconds=30)   # sweep_expired_holds(now)
 
 Each run happens in an app context and ends with one commit (rollback and a logged traceback
 on error; the scheduler never stops because a job failed). Only the process holding the
@@ -17,15 +17,12 @@ over when it dies.
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import text
 
+from retreat.core import jobs
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 
@@ -42,70 +40,13 @@ log = logging.getLogger("retreat.scheduler")
 scheduler_cli = AppGroup("scheduler", help="Run the background scheduler.")
 
 LOCK_KEY = zlib.crc32(b"retreat.scheduler") & 0x7FFFFFFF
-_stopping = threading.Event()
 
 
-@dataclass(frozen=True)
-class PeriodicJob:
-    name: str
-    func: Callable[[datetime], object]
-    seconds: int | None  # None: DISPATCH_INTERVAL_SECONDS
-
-
-_REGISTRY: dict[str, PeriodicJob] = {}
-
-
-def register_periodic(name: str, func: Callable[[datetime], object], seconds: int | None = None) -> None:
-    """Run ``func(now)`` every ``seconds`` (default: ``DISPATCH_INTERVAL_SECONDS``). Idempotent per name."""
-    if seconds is not None and seconds <= 0:
-        raise ValueError("a periodic job needs a positive interval")
-    _REGISTRY[name] = PeriodicJob(name, func, seconds)
-
-
-def unregister_periodic(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-def registered_jobs() -> dict[str, PeriodicJob]:
-    return dict(_REGISTRY)
-
-
-def stopping() -> bool:
-    """True once shutdown started: long jobs finish their current batch and return."""
-    return _stopping.is_set()
-
-
-def _dispatch_outbox(now: datetime) -> None:
-    from retreat.messaging.dispatcher import dispatch_due
-
-    result = dispatch_due(should_stop=stopping)
-    if result.claimed or result.cancelled or result.deferred:
-        log.info("outbox: %s", result)
-
-
-register_periodic("outbox.dispatch", _dispatch_outbox)
-
-
-def _service_job(module: str, func: str, **fixed) -> Callable[[datetime], object]:
-    """A job that calls ``retreat.<module>.<func>(now)``, imported when it first runs."""
-
-    def job(now: datetime):
-        mod = importlib.import_module(f"retreat.{module}")
-        return getattr(mod, func)(now=now, **fixed)
-
-    job.__name__ = f"{module.rsplit('.', 1)[-1]}.{func}"
-    return job
-
-
-# The sweeps of the features: each is a service function of ``now``; the scheduler only calls it.
-register_periodic("seats.expire_holds", _service_job("cohorts.seats", "sweep_expired_holds"), seconds=30)
-register_periodic("waitlist.expire_offers", _service_job("cohorts.waitlist", "sweep_expired_offers"), seconds=60)
-register_periodic("clearance.expire", _service_job("clinical.clearance", "sweep_expired_clearances"), seconds=300)
-register_periodic("refunds.submit_pending", _service_job("payments.refunds", "submit_pending"), seconds=30)
-register_periodic("finance.reconcile_queued", _service_job("finance.reconciliation", "run_queued", should_stop=stopping),
-                  seconds=10)
-register_periodic("integration.sweep_unanswered", _service_job("integration.followups", "sweep_unanswered"), seconds=300)
-register_periodic("finance.payouts_requested", _service_job("finance.payouts", "sync_requested"), seconds=60)
+PeriodicJob = jobs.PeriodicJob
+register_periodic = jobs.register  # tests and plug-ins: register_periodic(name, func, seconds=...)
+unregister_periodic = jobs.unregister
+registered_jobs = jobs.registered
+stopping = jobs.stopping
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +207,7 @@ def start_in_process(app: Flask):
     app.extensions["retreat.scheduler_lock"] = lock
 
     def _stop():
-        _stopping.set()
+        jobs.request_stop()
         if sched.running:
             sched.shutdown(wait=True)
         lock.release()
@@ -288,7 +229,7 @@ def scheduler_run():
 
     def _shutdown(signum, _frame):
         log.info("signal %s: finishing the current batch, then stopping", signum)
-        _stopping.set()
+        jobs.request_stop()
         try:
             sched.shutdown(wait=True)
         except Exception:  # not running yet / already stopping
@@ -298,7 +239,7 @@ def scheduler_run():
     signal.signal(signal.SIGINT, _shutdown)
     names = ", ".join(f"{j.name} ({j.trigger.interval.total_seconds():g}s)" for j in sched.get_jobs())
     click.echo(f"scheduler started (pid {os.getpid()}): {names}")
-    if not _stopping.is_set():
+    if not jobs.stopping():
         sched.start()
     lock.release()
     db.engine.dispose()

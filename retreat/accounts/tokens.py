@@ -21,6 +21,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from retreat.accounts.models import User
+from retreat.core import urls
 from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.timeutil import now_utc
@@ -56,7 +57,7 @@ def _serializer(salt: str, now: datetime) -> URLSafeTimedSerializer:
 def external_url(endpoint: str, **values) -> str:
     """An absolute link for emails, built from BASE_URL (works outside a request)."""
     path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"].rstrip("/") + path
+    return urls.base_url() + path
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -49,7 +48,7 @@ from retreat.clinical.models import (
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
-from retreat.core import signals
+from retreat.core import jobs, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -78,7 +77,7 @@ CLEARED_STAGES = frozenset({S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID})
 
 
 def _url(path: str) -> str:
-    return f"{current_app.config['BASE_URL']}{path}"
+    return f"{urls.base_url()}{path}"
 
 
 def _participant_url(enr: Enrollment) -> str:
@@ -766,3 +765,6 @@ def deletion_requested_at(participant: User) -> datetime | None:
     return db.session.scalar(select(AuditEvent.at).where(
         AuditEvent.action == "privacy.deletion_requested", AuditEvent.object_type == "user",
         AuditEvent.object_id == str(participant.id)).order_by(AuditEvent.at.desc()).limit(1))
+
+
+jobs.register("clearance.expire", sweep_expired_clearances, seconds=300)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from retreat.accounts.models import User
 from retreat.cohorts.models import ChecklistItem, Cohort, Enrollment
+from retreat.core import urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
@@ -83,7 +83,7 @@ def _queue_reminder(enr: Enrollment, cohort: Cohort, item: ChecklistItem, *, now
                    context={"participant_name": person.name, "task_title": TASKS_BY_KEY[item.key].title,
                             "cohort_title": cohort.title,
                             "due_local": format_local(item.due_at, person.tz, "%a %d %b %Y"),
-                            "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})
+                            "url": f"{urls.base_url()}/me/enrollments/{enr.id}"})
 
 
 def get_item(enr: Enrollment, key: str) -> ChecklistItem:

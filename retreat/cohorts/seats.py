@@ -27,6 +27,7 @@ from retreat.cohorts.models import (
     EnrollmentTransition,
     SeatState,
 )
+from retreat.core import jobs
 from retreat.core.errors import Conflict, NotFound
 from retreat.extensions import db
 
@@ -213,3 +214,6 @@ def sweep_expired_holds(now: datetime) -> int:
         total += release_expired_in_cohort(cohort, now=now)
         waitlist.offer_free_seats(cohort, now=now)
     return total
+
+
+jobs.register("seats.expire_holds", sweep_expired_holds, seconds=30)

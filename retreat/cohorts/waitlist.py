@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from retreat.accounts.models import User
 from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core import jobs, urls
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
@@ -119,7 +119,7 @@ def _offer(cohort: Cohort, enr: Enrollment, *, now: datetime) -> None:
                  "retreat_title": cohort.retreat.title, "hours": hours,
                  "expires_local": format_local(enr.offer_expires_at, person.tz),
                  "together": enr.party_id is not None,
-                 "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})
+                 "url": f"{urls.base_url()}/me/enrollments/{enr.id}"})
 
 
 def accept_offer(enr: Enrollment, *, now: datetime, actor: User | None) -> seats.HoldOutcome:
@@ -207,6 +207,9 @@ def sweep_expired_offers(now: datetime) -> int:
         outbox.enqueue(template="waitlist_offer_expired", dedupe_key=f"waitlist-expired-{enr.id}", to_user=person,
                        now=now, context={"participant_name": person.name, "cohort_title": enr.cohort.title,
                                          "retreat_title": enr.cohort.retreat.title,
-                                         "url": f"{current_app.config['BASE_URL']}/retreats"})
+                                         "url": f"{urls.base_url()}/retreats"})
         n += 1
     return n
+
+
+jobs.register("waitlist.expire_offers", sweep_expired_offers, seconds=60)

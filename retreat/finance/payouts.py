@@ -38,6 +38,7 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.audit.models import AuditEvent
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import jobs
 from retreat.core.cache_versions import bump_at_commit, counters, raise_to
 from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
@@ -421,3 +422,6 @@ def csv_filename(flt: PayoutFilter, payout: Payout | None = None) -> str:
     if flt.cohort_id is not None:
         parts.append(f"cohort-{flt.cohort_id}")
     return "-".join(parts) + ".csv"
+
+
+jobs.register("finance.payouts_requested", sync_requested, seconds=60)

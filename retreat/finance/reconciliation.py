@@ -40,6 +40,7 @@ from sqlalchemy.orm import aliased, selectinload
 from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts.models import Enrollment
+from retreat.core import jobs
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from retreat.core.pagination import Page, paginate
@@ -805,3 +806,11 @@ def compare(run_a: int, run_b: int, *, limit: int = 200) -> Comparison:
     for after, before in db.session.execute(new_b):
         out.add("appeared", Change(after.match_key, before, after))
     return out
+
+
+def run_queued_job(now: datetime) -> int:
+    """The scheduler's job: queued runs, stopping between batches when the scheduler shuts down."""
+    return run_queued(now=now, should_stop=jobs.stopping)
+
+
+jobs.register("finance.reconcile_queued", run_queued_job, seconds=10)

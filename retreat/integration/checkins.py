@@ -36,6 +36,7 @@ from retreat.clinical import outcomes, screening
 from retreat.clinical.access import seal_json
 from retreat.clinical.outcome_models import OutcomeInstrument, OutcomeMeasure
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import urls
 from retreat.core.context import RequestContext
 from retreat.core.crypto import decrypt_field
 from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -89,7 +90,7 @@ def token_for(f: FollowUp, secret: str | None = None) -> str:
 
 
 def followup_url(f: FollowUp, *, secret: str | None = None, base_url: str | None = None) -> str:
-    base = (base_url or current_app.config["BASE_URL"]).rstrip("/")
+    base = (base_url or urls.base_url()).rstrip("/")
     return f"{base}{PATH}{token_for(f, secret)}"
 
 

@@ -26,14 +26,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import Role, User
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, SeatState
-from retreat.core import signals
+from retreat.core import jobs, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
 from retreat.extensions import db
@@ -299,7 +298,7 @@ def sweep_unanswered(now: datetime) -> int:
 
 
 def _url(path: str) -> str:
-    return f"{current_app.config['BASE_URL']}{path}"
+    return f"{urls.base_url()}{path}"
 
 
 def raise_alerts(enr: Enrollment, f: FollowUp, reasons: Iterable[str], *, now: datetime) -> list[IntegrationAlert]:
@@ -438,3 +437,6 @@ def _cancel_on_leaving(enr: Enrollment, *, now: datetime, actor=None) -> None:
 @signals.seat_confirmed.connect(order=20)
 def _schedule_on_joining(enr: Enrollment, *, now: datetime) -> None:
     sync_enrollment(enr, now)  # check-ins and surveys from the cohort's integration plan
+
+
+jobs.register("integration.sweep_unanswered", sweep_unanswered, seconds=300)

@@ -49,7 +49,7 @@ from retreat.cohorts.models import (
     SessionKind,
 )
 from retreat.consults.booking import human_time
-from retreat.core import signals
+from retreat.core import signals, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus
@@ -452,7 +452,7 @@ def place_text(s: CohortSession) -> str:
 
 
 def portal_url() -> str:
-    return f"{current_app.config['BASE_URL'].rstrip('/')}/me/circles"
+    return f"{urls.base_url()}/me/circles"
 
 
 def circle_ics(s: CohortSession, enr: Enrollment | None = None, *, method: str = "REQUEST") -> dict:

@@ -45,6 +45,7 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import select, update
 
+from retreat.core import jobs, urls
 from retreat.extensions import db
 from retreat.messaging import unsubscribe as preferences
 from retreat.messaging.ics import IcsError, build_calendar
@@ -230,7 +231,7 @@ def build_message(m: Claimed, *, now: datetime, config) -> Message:
         raise PermanentFailure(f"invalid recipient address {m.email!r}: {exc}") from exc
     unsubscribe = None
     if not m.essential:
-        unsubscribe = preferences.unsubscribe_url(m.email, secret=config["SECRET_KEY"], base_url=config["BASE_URL"])
+        unsubscribe = preferences.unsubscribe_url(m.email, secret=config["SECRET_KEY"], base_url=urls.base_url())
     try:
         rendered = render_email(m.template, m.context, recipient_tz=m.tz, recipient_name=m.name,
                                 unsubscribe_url=unsubscribe)
@@ -385,3 +386,13 @@ def _send_one(conn, m: Claimed, now: datetime, config, worker: str, max_attempts
     else:
         _mark_sent(m, now)
         result.sent += 1
+
+
+def dispatch_job(now: datetime) -> None:
+    """The scheduler's job: send what is due, finishing the current batch when shutdown starts."""
+    result = dispatch_due(should_stop=jobs.stopping)
+    if result.claimed or result.cancelled or result.deferred:
+        logging.getLogger("retreat.scheduler").info("outbox: %s", result)
+
+
+jobs.register("outbox.dispatch", dispatch_job)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from jinja2 import Environment, TemplateNotFound, pass_context
 
+from retreat.core import urls
 from retreat.timeutil import format_local
 
 _ENV_KEY = "retreat.email_jinja_env"
@@ -56,7 +57,7 @@ def email_env(app: Flask | None = None) -> Environment:
 
 def branding(app: Flask | None = None) -> dict:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    return {"practice_name": app.config["PRACTICE_NAME"], "base_url": app.config["BASE_URL"]}
+    return {"practice_name": app.config["PRACTICE_NAME"], "base_url": urls.base_url(app)}
 
 
 def render_email(template: str, context: dict | None = None, *, recipient_tz: str = "UTC",

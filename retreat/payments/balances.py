@@ -24,13 +24,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import case, func, or_, select
 
 from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts.enrollment import EXITS
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, Retreat, SeatState
+from retreat.core import urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -272,7 +272,7 @@ def _queue(rows: list[BalanceRow], *, today: date, now: datetime) -> ReminderRes
     sent = set(db.session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(list(keys)))))
     people = {u.id: u for u in db.session.scalars(select(User).where(
         User.id.in_([r.participant_id for r in rows if reminder_key(r.enrollment_id, today) not in sent])))}
-    base_url = current_app.config["BASE_URL"]
+    base_url = urls.base_url()
     for key, r in keys.items():
         if key in sent:
             result.already.append(r)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from retreat import audit
@@ -28,6 +27,7 @@ from retreat.accounts.models import User
 from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts import seats
 from retreat.cohorts.models import Enrollment, EnrollmentStatus, SeatState
+from retreat.core import urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
@@ -435,7 +435,7 @@ def _queue_reminders(enr: Enrollment, inst: Installment, *, now: datetime, total
                                 "seq": inst.seq, "count": total,
                                 "amount": format_money(inst.amount_minor, inst.currency),
                                 "due_on": inst.due_on.isoformat(),
-                                "url": f"{current_app.config['BASE_URL']}/me/payments/{enr.id}"})
+                                "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 
 def _cancel_covered_reminders(enr: Enrollment, q: pricing.Quote) -> None:
@@ -477,7 +477,7 @@ def _receipt_charge(payment: Payment, amount: int, *, now: datetime) -> None:
                             "date": format_local(now, person.tz or "UTC"),
                             "paid": q.fmt(q.paid), "balance": q.fmt(max(0, q.balance)),
                             "reference": payment.stripe_payment_intent_id or payment.idempotency_key,
-                            "url": f"{current_app.config['BASE_URL']}/me/payments/{enr.id}"})
+                            "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 
 def receipt_refund(refund: Refund, *, now: datetime) -> None:
@@ -491,7 +491,7 @@ def receipt_refund(refund: Refund, *, now: datetime) -> None:
                             "date": format_local(now, person.tz or "UTC"), "reason": refund.reason[:300],
                             "paid": q.fmt(q.paid), "balance": q.fmt(max(0, q.balance)),
                             "reference": refund.stripe_refund_id or refund.idempotency_key,
-                            "url": f"{current_app.config['BASE_URL']}/me/payments/{enr.id}"})
+                            "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 
 def history(enr: Enrollment) -> list[Payment]:

@@ -21,7 +21,7 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
-from retreat.core import signals
+from retreat.core import jobs, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
@@ -297,7 +297,6 @@ def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> 
 
 
 def _tell_cohort_cancelled(enr: Enrollment, amount: int, *, now: datetime) -> None:
-    from flask import current_app
 
     from retreat.messaging import outbox
 
@@ -307,4 +306,11 @@ def _tell_cohort_cancelled(enr: Enrollment, amount: int, *, now: datetime) -> No
                    context={"participant_name": person.name, "retreat_title": cohort.retreat.title,
                             "cohort_title": cohort.title,
                             "refund": format_money(amount, cohort.currency) if amount else "",
-                            "url": f"{current_app.config['BASE_URL']}/me/enrollments/{enr.id}"})
+                            "url": f"{urls.base_url()}/me/enrollments/{enr.id}"})
+
+
+def submit_pending_job(now: datetime) -> list[Refund]:
+    return submit_pending(now=now)
+
+
+jobs.register("refunds.submit_pending", submit_pending_job, seconds=30)

@@ -12,6 +12,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 
 from retreat.accounts.models import SENSITIVE_ROLES, STAFF_ROLES, ApiToken, User
+from retreat.core import urls
 from retreat.core.crypto import hash_token
 from retreat.extensions import db, login_manager
 from retreat.timeutil import now_utc
@@ -143,7 +144,7 @@ def init_app(app: Flask) -> None:
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.is_secure or current_app.config.get("BASE_URL", "").startswith("https://"):
+        if request.is_secure or urls.base_url().startswith("https://"):
             h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
         if getattr(g, "no_store", False) or current_user.is_authenticated or request.path.startswith("/api/"):
             h["Cache-Control"] = "no-store"

@@ -45,7 +45,7 @@ def _automatic_syncs() -> int:
 
 def test_the_job_is_registered_every_minute():
     job = _job()
-    assert job.seconds == 60 and job.func.__name__ == "payouts.sync_requested"
+    assert job.seconds == 60 and job.func is payouts.sync_requested
 
 
 def test_a_payout_webhook_records_one_request_and_a_duplicate_adds_none(db, client):

@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from retreat.consults import booking as svc
+from retreat.core import urls
 from retreat.extensions import csrf, db, limiter
 from retreat.timeutil import is_valid_zone, now_utc, zone
 from retreat.web.security import request_context
@@ -160,7 +161,7 @@ def create(data):
         booking = svc.book(
             start=data["start"], facilitator_id=data.get("facilitator_id"), name=data["name"], email=data["email"],
             phone=data.get("phone"), tz=tz, reason=data.get("reason"), heard_from=data.get("heard_from"),
-            answers=data.get("answers") or {}, base_url=current_app.config["BASE_URL"], now=now,
+            answers=data.get("answers") or {}, base_url=urls.base_url(), now=now,
             ctx=request_context(), via="api")
     except svc.SlotUnavailable as exc:
         db.session.rollback()

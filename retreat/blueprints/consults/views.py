@@ -10,6 +10,7 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 from retreat.blueprints.consults import bp
 from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
 from retreat.consults import booking as svc
+from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db, limiter
 from retreat.messaging.ics import build_calendar
@@ -227,7 +228,7 @@ def details():
                         start=start, facilitator_id=fid, name=form.name.data, email=form.email.data,
                         phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
                         heard_from=form.heard_from.data, answers=form.answers(),
-                        base_url=current_app.config["BASE_URL"], now=now, ctx=request_context(), via="web")
+                        base_url=urls.base_url(), now=now, ctx=request_context(), via="web")
                     db.session.commit()
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
                     return redirect(url_for("consults.manage", token=booking.manage_token))
@@ -290,7 +291,7 @@ def reschedule(token, consult, now):
         status = 422
         if form.validate_on_submit() and start is not None:
             try:
-                booking = svc.reschedule(consult, start, base_url=current_app.config["BASE_URL"], now=now,
+                booking = svc.reschedule(consult, start, base_url=urls.base_url(), now=now,
                                          ctx=request_context())
                 db.session.commit()
                 flash("Your call has been moved. We have emailed you an updated invite.", "success")
@@ -336,7 +337,7 @@ def cancel(token, consult, now):
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("consults.manage", token=token))
     try:
-        svc.cancel(consult, by="guest", base_url=current_app.config["BASE_URL"], now=now, ctx=request_context())
+        svc.cancel(consult, by="guest", base_url=urls.base_url(), now=now, ctx=request_context())
         db.session.commit()
         flash("Your consultation is cancelled. We have emailed you a confirmation.", "success")
     except DomainError as exc:
@@ -349,7 +350,7 @@ def cancel(token, consult, now):
 @manage_link
 def invite(token, consult, now):
     method = "CANCEL" if consult.status == "cancelled" else "PUBLISH"
-    link = svc.manage_url(current_app.config["BASE_URL"], token)
+    link = svc.manage_url(urls.base_url(), token)
     body = build_calendar(svc.ics_for(consult, method=method, manage_link=link), stamp=now)
     return Response(body, mimetype="text/calendar",
                     headers={"Content-Disposition": 'attachment; filename="consultation.ics"'})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField, URLField
@@ -15,6 +15,7 @@ from retreat.accounts.models import Role
 from retreat.blueprints.consults.forms import choices, zone_choices
 from retreat.blueprints.facilitator import bp
 from retreat.consults import booking as svc
+from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc, zone
@@ -292,7 +293,7 @@ def consult_cancel(consult_id):
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
     try:
-        svc.cancel(consult, by="facilitator", actor=me, base_url=current_app.config["BASE_URL"], now=now,
+        svc.cancel(consult, by="facilitator", actor=me, base_url=urls.base_url(), now=now,
                    ctx=request_context())
     except DomainError as exc:
         db.session.rollback()

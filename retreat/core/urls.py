@@ -1,0 +1,19 @@
+"""Absolute links for emails, calendar files and webhooks, built from ``BASE_URL``.
+
+The one place that reads ``BASE_URL`` (works outside a request: the scheduler sends most mail).
+Views that pass a base URL to a rule get it from ``base_url()`` too.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+
+def base_url(app: Flask | None = None) -> str:
+    """``BASE_URL`` without a trailing slash, e.g. ``https://retreat.example.org``."""
+    return str((app or current_app).config["BASE_URL"]).rstrip("/")
+
+
+def absolute(path: str) -> str:
+    """``path`` (starting with ``/``) under ``BASE_URL``."""
+    return base_url() + (path if path.startswith("/") else "/" + path)
