@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 _ZONES: frozenset[str] | None = None
@@ -38,6 +39,27 @@ def is_valid_zone(name: str | None) -> bool:
 
 def zone(name: str | None) -> ZoneInfo:
     return ZoneInfo(name) if is_valid_zone(name) else ZoneInfo("UTC")
+
+
+def cached_zone(name: str) -> ZoneInfo:
+    """A valid zone, cached (ZoneInfo keeps only a few strongly; the slot engine asks for many)."""
+    return _cached_zone(name)
+
+
+@lru_cache(maxsize=1024)
+def _cached_zone(name: str) -> ZoneInfo:
+    return zone(name)
+
+
+def local_date(value: datetime, tz_name: str | None) -> date:
+    """The calendar date of ``value`` where ``tz_name`` is (an unknown zone counts as UTC)."""
+    return to_local(value, tz_name).date()
+
+
+def human_time(value: datetime, tz: str | None) -> str:
+    """"Tuesday 3 March 2026, 5:00 PM MST": a moment as people read it in emails, in ``tz``."""
+    local = to_local(value, tz)
+    return f"{local:%A} {local.day} {local:%B %Y}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
 
 
 def to_local(value: datetime, tz_name: str | None) -> datetime:

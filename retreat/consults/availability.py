@@ -25,17 +25,15 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from retreat import timeutil
 
 MINUTES_PER_DAY = 24 * 60
 Window = tuple[int, int]  # minutes after local midnight, end exclusive, end may be 1440
 
 
-@lru_cache(maxsize=1024)
-def cached_zone(name: str) -> ZoneInfo:
-    """ZoneInfo keeps only a few zones strongly cached; the slot engine needs many, every request."""
-    return ZoneInfo(name)
+cached_zone = timeutil.cached_zone
 
 
 @dataclass(frozen=True)

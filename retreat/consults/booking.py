@@ -67,7 +67,7 @@ from retreat.database import UTCDateTime
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.messaging.ics import event_spec
-from retreat.timeutil import is_valid_zone, zone
+from retreat.timeutil import human_time, is_valid_zone, zone
 
 # ------------------------------------------------------------------------------------------
 # Constants shared by forms, the API schema and the service
@@ -758,11 +758,6 @@ def can_change(consult: Consultation, now: datetime) -> bool:
 # ------------------------------------------------------------------------------------------
 # Messages
 # ------------------------------------------------------------------------------------------
-
-
-def human_time(value: datetime, tz: str) -> str:
-    local = value.astimezone(zone(tz))
-    return f"{local:%A} {local.day} {local:%B %Y}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
 
 
 def ics_for(consult: Consultation, *, method: str = "REQUEST", manage_link: str | None = None) -> dict:

@@ -48,7 +48,6 @@ from retreat.cohorts.models import (
     SeatState,
     SessionKind,
 )
-from retreat.consults.booking import human_time
 from retreat.core import signals, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -56,7 +55,7 @@ from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus
 from retreat.messaging import ics, outbox
 from retreat.messaging.dispatcher import quiet_until
 from retreat.messaging.models import OutboxMessage, OutboxStatus
-from retreat.timeutil import zone
+from retreat.timeutil import human_time, zone
 
 TOUCHPOINT_KINDS = ("checkin_24h", "checkin_72h", "survey_post", "survey_month_1", "survey_month_3")
 SURVEY_LOCAL_TIME = time(10, 0)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -42,7 +41,8 @@ from retreat.payments.models import (
     Refund,
     RefundKind,
 )
-from retreat.timeutil import format_local
+from retreat.timeutil import format_local, local_date
+from retreat.timeutil import zone as tz_zone
 
 MAX_INSTALLMENTS = 6
 REMINDERS = (("due7", -7), ("due1", -1), ("overdue", 1))  # days relative to the due date
@@ -394,7 +394,7 @@ def choose_plan(enr: Enrollment, count: int, *, now: datetime, actor: User | Non
     q = pricing.quote(enr)
     if q.balance <= 0:
         raise Conflict("Nothing is left to pay.")
-    today = now.astimezone(ZoneInfo(enr.cohort.timezone)).date()
+    today = local_date(now, enr.cohort.timezone)
     due_on = enr.cohort.balance_due_on or (enr.cohort.starts_at.date() - timedelta(days=14))
     rows = plan_schedule(q.balance, int(count), today=today, due_on=max(due_on, today))
     for old in current_installments(enr):
@@ -423,7 +423,7 @@ def _write_plan(enr: Enrollment, rows: list[tuple[date, int]], *, now: datetime)
 
 def _queue_reminders(enr: Enrollment, inst: Installment, *, now: datetime, total: int) -> None:
     person = enr.participant
-    zone = ZoneInfo(person.tz or "UTC")
+    zone = tz_zone(person.tz)
     for name, days in REMINDERS:
         due_at = datetime.combine(inst.due_on + timedelta(days=days), time(9, 0), zone)
         if due_at <= now and name != "overdue":

@@ -4,7 +4,6 @@ progress, read its report by category, repair a missed webhook in one click, com
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -17,6 +16,7 @@ from retreat.extensions import db
 from retreat.finance import reconciliation
 from retreat.finance.reconciliation_models import ReconciliationItem, RunStatus
 from retreat.timeutil import now_utc
+from retreat.timeutil import zone as tz_zone
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
@@ -28,7 +28,7 @@ class RunForm(FlaskForm):
 
 def _window(form: RunForm) -> tuple[datetime | None, datetime | None]:
     """The form's local days as UTC instants: from the start of ``since`` to the end of ``until``."""
-    zone = ZoneInfo(viewer_tz())
+    zone = tz_zone(viewer_tz())
     since = until = None
     if form.since.data:
         since = datetime.combine(form.since.data, time(0), zone).astimezone(UTC)
