@@ -31,7 +31,7 @@ from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.money import format_money
-from retreat.payments import gateway, ledger, pricing
+from retreat.payments import balances, gateway, ledger, pricing
 from retreat.payments.models import (
     Installment,
     LedgerType,
@@ -395,7 +395,7 @@ def choose_plan(enr: Enrollment, count: int, *, now: datetime, actor: User | Non
     if q.balance <= 0:
         raise Conflict("Nothing is left to pay.")
     today = local_date(now, enr.cohort.timezone)
-    due_on = enr.cohort.balance_due_on or (enr.cohort.starts_at.date() - timedelta(days=14))
+    due_on = balances.balance_due_on(enr.cohort)
     rows = plan_schedule(q.balance, int(count), today=today, due_on=max(due_on, today))
     for old in current_installments(enr):
         old.is_current = False
@@ -442,23 +442,6 @@ def _cancel_covered_reminders(enr: Enrollment, q: pricing.Quote) -> None:
     for row in installment_progress(enr, q):
         if row["is_paid"]:
             outbox.cancel(dedupe_keys=_reminder_keys(row["installment"]))
-
-
-def overdue_balances(*, today: date) -> list[dict]:
-    """Finance: current installments past their due date and not covered by the ledger."""
-    enr_ids = list(db.session.scalars(select(Installment.enrollment_id).where(
-        Installment.is_current.is_(True), Installment.due_on < today).distinct()))
-    out = []
-    for enr_id in sorted(enr_ids):
-        enr = db.session.get(Enrollment, enr_id)
-        if not enrollment_svc.is_active(enr):
-            continue
-        q = pricing.quote(enr)
-        late = [r for r in installment_progress(enr, q) if r["remaining"] > 0 and r["installment"].due_on < today]
-        if late:
-            out.append({"enrollment": enr, "quote": q, "overdue_minor": sum(r["remaining"] for r in late),
-                        "since": min(r["installment"].due_on for r in late)})
-    return out
 
 
 # --------------------------------------------------------------------------------------------
