@@ -171,7 +171,7 @@ def reconcile_once(app, since: datetime, until: datetime, page_size: int, *, tra
     from sqlalchemy import delete
 
     from retreat.extensions import db
-    from retreat.finance import reconciliation
+    from retreat.finance import reconciliation, reconciliation_report
     from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 
     with app.app_context():
@@ -187,7 +187,7 @@ def reconcile_once(app, since: datetime, until: datetime, page_size: int, *, tra
         if trace:
             tracemalloc.stop()
         result = {"seconds": elapsed, "peak_bytes": peak, "status": run.status, "error": run.error,
-                  "objects": run.objects_seen, "counts": reconciliation.counts(run)}
+                  "objects": run.objects_seen, "counts": reconciliation_report.counts(run)}
         db.session.remove()
         return result
 

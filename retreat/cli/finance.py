@@ -39,7 +39,7 @@ def _end_of(day: datetime | None) -> datetime | None:
 def reconcile(since, until, page_size, show):
     """Match Stripe's charges, refunds, fees, disputes and payouts to the ledger, with a progress bar."""
     from retreat.core.errors import DomainError
-    from retreat.finance import reconciliation
+    from retreat.finance import reconciliation, reconciliation_report
     from retreat.finance.reconciliation_models import RunStatus
     from retreat.timeutil import now_utc
 
@@ -61,14 +61,14 @@ def reconcile(since, until, page_size, show):
     if run.status != RunStatus.DONE:
         raise click.ClickException(f"Run #{run.id} failed: {run.error}")
     click.echo(f"Run #{run.id}: {run.objects_seen} Stripe objects from {window}, {run.payouts_count} payouts.")
-    counts = reconciliation.counts(run)
-    for category in reconciliation.CATEGORY_ORDER:
-        click.echo(f"  {reconciliation.CATEGORY_LABELS[category]:<32} {counts[category]:>8}")
-    for category in reconciliation.CATEGORY_ORDER[:-1]:
+    counts = reconciliation_report.counts(run)
+    for category in reconciliation_report.CATEGORY_ORDER:
+        click.echo(f"  {reconciliation_report.CATEGORY_LABELS[category]:<32} {counts[category]:>8}")
+    for category in reconciliation_report.CATEGORY_ORDER[:-1]:
         if not counts[category] or not show:
             continue
-        click.echo(f"{reconciliation.CATEGORY_LABELS[category]}:")
-        for item in reconciliation.items(run.id, category, per_page=show).items:
+        click.echo(f"{reconciliation_report.CATEGORY_LABELS[category]}:")
+        for item in reconciliation_report.items(run.id, category, per_page=show).items:
             amount = "" if item.stripe_amount_minor is None else f" Stripe {item.stripe_amount_minor} {item.stripe_currency}"
             booked = "" if item.ledger_amount_minor is None else f" ledger {item.ledger_amount_minor} {item.ledger_currency}"
             enr = f" enrollment #{item.enrollment_id}" if item.enrollment_id else ""

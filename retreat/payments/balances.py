@@ -8,7 +8,13 @@ are computed: two queries for every enrollment at once (ledger sums with ``GROUP
 current installments), so a page costs the same number of queries for ten participants or a
 thousand.
 
-Aging buckets of each unpaid amount, relative to ``today`` (the viewer's local date):
+When a balance is due is written once, here: ``balance_due_on(cohort)`` (the cohort's balance
+date, else 14 days before its first day *there*), and days are the cohort's days: an amount is
+overdue from the day after its due date in the cohort's time zone (``outstanding`` ages each row
+on its cohort's date), whatever the date is in UTC or where the viewer is: at 23:30 in Denver on
+the due date nothing is overdue yet, although the UTC date is already the next day.
+
+Aging buckets of each unpaid amount, relative to ``today`` (the cohort's local date on ``now``):
 
 * ``not_due``   due more than 7 days from today;
 * ``due_7``     due today or within the next 7 days;
@@ -30,7 +36,7 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts.enrollment import EXITS
 from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, Retreat, SeatState
-from retreat.core import urls
+from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -39,6 +45,7 @@ from retreat.messaging.models import OutboxMessage
 from retreat.money import format_money
 from retreat.payments.models import CASH_TYPES, PRICE_TYPES, Installment, LedgerEntry, PriceOverride
 from retreat.payments.pricing import Quote
+from retreat.timeutil import local_date
 
 BUCKETS = ("not_due", "due_7", "overdue_30", "overdue_31")
 BUCKET_LABELS = {
@@ -49,6 +56,7 @@ BUCKET_LABELS = {
 }
 BUCKET_SHORT = {"not_due": "Not due", "due_7": "Due ≤ 7 d", "overdue_30": "1–30 d late", "overdue_31": "30+ d late"}
 OVERDUE_BUCKETS = ("overdue_30", "overdue_31")
+DUE_BEFORE_START = timedelta(days=14)  # when the balance is due if the cohort names no date
 _CLOSED = tuple(s.value for s in EXITS) + (EnrollmentStatus.COMPLETED.value,)
 
 
@@ -61,9 +69,16 @@ def bucket_for(due_on: date, today: date) -> str:
     return "overdue_30" if days >= -30 else "overdue_31"
 
 
-def fallback_due_on(cohort_balance_due_on: date | None, cohort_starts_at: datetime) -> date:
-    """When the balance is due if no installment says otherwise (the rule of ``payments.choose_plan``)."""
-    return cohort_balance_due_on or (cohort_starts_at.date() - timedelta(days=14))
+def balance_due_date(cohort_balance_due_on: date | None, cohort_starts_at: datetime, cohort_tz: str | None) -> date:
+    """When a cohort's balance is due if no installment says otherwise: its balance date, else
+    ``DUE_BEFORE_START`` before its first day, that day taken in the cohort's time zone (an evening
+    start in Denver is already the next day in UTC)."""
+    return cohort_balance_due_on or (local_date(cohort_starts_at, cohort_tz) - DUE_BEFORE_START)
+
+
+def balance_due_on(cohort: Cohort) -> date:
+    """When ``cohort``'s balance is due (``balance_due_date`` of its columns)."""
+    return balance_due_date(cohort.balance_due_on, cohort.starts_at, cohort.timezone)
 
 
 @dataclass
@@ -86,6 +101,7 @@ class BalanceRow:
     retreat_title: str
     quote: Quote
     parts: list[Part]
+    today: date  # the cohort's local date when the row was computed
     buckets: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -142,8 +158,10 @@ def _enrollment_filter(stmt, *, cohort_id: int | None, enrollment_id: int | None
     return stmt
 
 
-def outstanding(*, today: date, cohort_id: int | None = None, enrollment_id: int | None = None) -> list[BalanceRow]:
-    """Every active enrollment with a confirmed seat that still owes money, with its aging parts.
+def outstanding(*, now: datetime, cohort_id: int | None = None, enrollment_id: int | None = None
+                ) -> list[BalanceRow]:
+    """Every active enrollment with a confirmed seat that still owes money, with its aging parts
+    on ``now`` (each cohort's own date).
 
     Two queries whatever the number of enrollments or ledger rows."""
     sums = (select(LedgerEntry.enrollment_id.label("enrollment_id"),
@@ -157,7 +175,7 @@ def outstanding(*, today: date, cohort_id: int | None = None, enrollment_id: int
     base = func.coalesce(PriceOverride.price_minor, Cohort.price_minor)
     stmt = (select(Enrollment.id, Enrollment.participant_id, User.name, Enrollment.cohort_id, Cohort.title,
                    Retreat.title, Cohort.currency, Cohort.price_minor, Cohort.deposit_minor, Cohort.balance_due_on,
-                   Cohort.starts_at, base.label("base"), paid.label("paid"), adjustments.label("adjustments"))
+                   Cohort.starts_at, Cohort.timezone, base.label("base"), paid.label("paid"), adjustments.label("adjustments"))
             .join(Cohort, Cohort.id == Enrollment.cohort_id)
             .join(Retreat, Retreat.id == Cohort.retreat_id)
             .join(User, User.id == Enrollment.participant_id)
@@ -178,12 +196,13 @@ def outstanding(*, today: date, cohort_id: int | None = None, enrollment_id: int
             .order_by(Installment.enrollment_id, Installment.seq)):
         plans[enr_id].append((seq, due_on, amount))
     out = []
-    for (enr_id, participant_id, name, c_id, c_title, r_title, currency, list_price, deposit, due_on, starts_at,
-         base_price, paid_amount, adj) in rows:
+    for (enr_id, participant_id, name, c_id, c_title, r_title, currency, list_price, deposit, balance_date,
+         starts_at, cohort_tz, base_price, paid_amount, adj) in rows:
         total = max(0, int(base_price) + int(adj))
         q = Quote(currency=currency.upper(), list_price=list_price, base_price=int(base_price),
                   discount=max(0, -int(adj)), total=total, deposit=min(deposit, total), paid=int(paid_amount))
-        parts = allocate(q, plans.get(enr_id, []), fallback_due_on(due_on, starts_at), today)
+        today = local_date(now, cohort_tz)
+        parts = allocate(q, plans.get(enr_id, []), balance_due_date(balance_date, starts_at, cohort_tz), today)
         if not parts:
             continue
         buckets = dict.fromkeys(BUCKETS, 0)
@@ -191,8 +210,13 @@ def outstanding(*, today: date, cohort_id: int | None = None, enrollment_id: int
             buckets[p.bucket] += p.amount
         out.append(BalanceRow(enrollment_id=enr_id, participant_id=participant_id, participant_name=name,
                               cohort_id=c_id, cohort_title=c_title, retreat_title=r_title, quote=q, parts=parts,
-                              buckets=buckets))
+                              today=today, buckets=buckets))
     return out
+
+
+def overdue(*, now: datetime) -> list[BalanceRow]:
+    """The balances with money overdue on ``now`` (the payments dashboard), by enrollment."""
+    return sorted((r for r in outstanding(now=now) if r.overdue), key=lambda r: r.enrollment_id)
 
 
 @dataclass
@@ -260,18 +284,17 @@ def reminder_key(enrollment_id: int, today: date) -> str:
     return f"balance-reminder-{enrollment_id}-{today.isoformat()}"
 
 
-def _queue(rows: list[BalanceRow], *, today: date, now: datetime) -> ReminderResult:
+def _queue(rows: list[BalanceRow], *, now: datetime) -> ReminderResult:
     result = ReminderResult()
     if not rows:
         return result
-    keys = {reminder_key(r.enrollment_id, today): r for r in rows}
+    keys = {reminder_key(r.enrollment_id, r.today): r for r in rows}
     # Lock the enrollments (in id order) so that two clicks at once queue one reminder and the
     # second sees the first's key: it is reported as "already reminded today".
-    db.session.execute(select(Enrollment.id).where(Enrollment.id.in_([r.enrollment_id for r in rows]))
-                       .order_by(Enrollment.id).with_for_update())
+    locking.lock_many(Enrollment, [r.enrollment_id for r in rows])
     sent = set(db.session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(list(keys)))))
     people = {u.id: u for u in db.session.scalars(select(User).where(
-        User.id.in_([r.participant_id for r in rows if reminder_key(r.enrollment_id, today) not in sent])))}
+        User.id.in_([r.participant_id for key, r in keys.items() if key not in sent])))}
     base_url = urls.base_url()
     for key, r in keys.items():
         if key in sent:
@@ -291,21 +314,21 @@ def _queue(rows: list[BalanceRow], *, today: date, now: datetime) -> ReminderRes
     return result
 
 
-def remind_participant(enrollment_id: int, *, today: date, now: datetime, actor: User,
+def remind_participant(enrollment_id: int, *, now: datetime, actor: User,
                        ctx: RequestContext | None = None) -> ReminderResult:
-    """Queue one balance reminder for an enrollment; a second one the same day is not sent."""
+    """Queue one balance reminder for an enrollment; a second one the same day (the cohort's day) is not sent."""
     if db.session.get(Enrollment, enrollment_id) is None:
         raise NotFound("No such enrollment.")
-    rows = outstanding(today=today, enrollment_id=enrollment_id)
+    rows = outstanding(now=now, enrollment_id=enrollment_id)
     if not rows:
         raise Conflict("This participant owes nothing, so no reminder was sent.")
-    result = _queue(rows, today=today, now=now)
+    result = _queue(rows, now=now)
     audit.record("finance.balance_reminder", actor=actor, object_type="enrollment", object_id=enrollment_id,
                  ctx=ctx, now=now, details={"queued": len(result.queued), "already_today": len(result.already)})
     return result
 
 
-def remind_cohort_bucket(cohort_id: int, bucket: str, *, today: date, now: datetime, actor: User,
+def remind_cohort_bucket(cohort_id: int, bucket: str, *, now: datetime, actor: User,
                          ctx: RequestContext | None = None) -> ReminderResult:
     """Queue a balance reminder to everyone in a cohort with money in ``bucket`` (once a day each)."""
     bucket = check_bucket(bucket)
@@ -313,10 +336,10 @@ def remind_cohort_bucket(cohort_id: int, bucket: str, *, today: date, now: datet
         raise ValidationFailed("Choose one of the aging buckets.", field="bucket")
     if db.session.get(Cohort, cohort_id) is None:
         raise NotFound("No such cohort.")
-    rows = [r for r in outstanding(today=today, cohort_id=cohort_id) if r.buckets[bucket] > 0]
+    rows = [r for r in outstanding(now=now, cohort_id=cohort_id) if r.buckets[bucket] > 0]
     if not rows:
         raise Conflict(f"Nobody in this cohort has money {BUCKET_LABELS[bucket].lower()}.")
-    result = _queue(rows, today=today, now=now)
+    result = _queue(rows, now=now)
     audit.record("finance.balance_reminder", actor=actor, object_type="cohort", object_id=cohort_id, ctx=ctx,
                  now=now, details={"bucket": bucket, "queued": len(result.queued),
                                    "already_today": len(result.already)})

@@ -25,23 +25,22 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts import seats
-from retreat.cohorts.models import Enrollment, EnrollmentStatus, SeatState
-from retreat.core import urls
+from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, SeatState
+from retreat.core import locking, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.money import format_money
-from retreat.payments import gateway, ledger, pricing
+from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds
 from retreat.payments.models import (
     Installment,
     LedgerType,
     Payment,
     PaymentKind,
     PaymentStatus,
-    Refund,
     RefundKind,
 )
-from retreat.timeutil import format_local, local_date
+from retreat.timeutil import local_date
 from retreat.timeutil import zone as tz_zone
 
 MAX_INSTALLMENTS = 6
@@ -189,8 +188,7 @@ def ensure_intent(payment_id: int) -> dict:
     if pi_id:
         return gateway.retrieve_payment_intent(pi_id)
     pi = gateway.create_payment_intent(**params)
-    payment = db.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update()
-                                .execution_options(populate_existing=True))
+    payment = locking.lock(Payment, payment_id)
     if payment.stripe_payment_intent_id is None:
         payment.stripe_payment_intent_id = pi["id"]
         db.session.commit()
@@ -217,10 +215,19 @@ def find_payment_for_intent(pi: dict, *, lock: bool = True) -> Payment | None:
                 payment = None
     if payment is None:
         return None
-    if lock:
-        payment = db.session.scalar(select(Payment).where(Payment.id == payment.id).with_for_update()
-                                    .execution_options(populate_existing=True))
-    return payment
+    return lock_payment(payment.id) if lock else payment
+
+
+def lock_payment(payment_id: int) -> Payment | None:
+    """Lock a payment in ``LOCK_ORDER``: its cohort and enrollment first, then the payment, since
+    applying it may confirm or release the seat (which locks them) under the same transaction."""
+    owner = db.session.execute(select(Enrollment.cohort_id, Enrollment.id).join(
+        Payment, Payment.enrollment_id == Enrollment.id).where(Payment.id == payment_id)).first()
+    if owner is None:
+        return None
+    locking.lock(Cohort, owner.cohort_id)
+    locking.lock(Enrollment, owner.id)
+    return locking.lock(Payment, payment_id)
 
 
 def fetch_payment_intent(pi_id: str, *, best_effort_fee: bool = False) -> dict:
@@ -294,20 +301,20 @@ def _succeeded(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
             enrollment_svc.confirm_seat(enr, now=now, actor=None, reason="Deposit paid")
         except Conflict as exc:
             # Paid after the hold expired and the seat went to someone else: refund in full.
-            refund = _new_refund(payment, amount, RefundKind.SEAT_LOST, f"No seat could be confirmed: {exc.message}",
-                                 now=now, actor=None)
+            refund = refunds.new_refund(payment, amount, RefundKind.SEAT_LOST,
+                                        f"No seat could be confirmed: {exc.message}", now=now, actor=None)
             result.refunds_to_submit.append(refund.id)
             result.message = exc.message
             audit.record("payments.seat_lost", object_type="payment", object_id=payment.id, now=now,
                          details={"enrollment": enr.id, "reason": exc.message})
-            _receipt_charge(payment, amount, now=now)
+            receipts.charge(payment, amount, now=now)
             return result
         _default_plan(enr, now=now)
     after = pricing.quote(enr)
     if after.balance <= 0 and enr.status == EnrollmentStatus.DEPOSIT_PAID:
         enrollment_svc.mark_balance_paid(enr, now=now, actor=None)
     _cancel_covered_reminders(enr, after)
-    _receipt_charge(payment, amount, now=now)
+    receipts.charge(payment, amount, now=now)
     return result
 
 
@@ -325,23 +332,9 @@ def _failed(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
     return SyncResult(payment, changed=True, message=payment.failure_message)
 
 
-def _new_refund(payment: Payment, amount: int, kind: RefundKind, reason: str, *, now: datetime,
-                actor: User | None) -> Refund:
-    n = int(db.session.scalar(select(func.count()).select_from(Refund).where(
-        Refund.payment_id == payment.id)) or 0) + 1
-    refund = Refund(payment_id=payment.id, enrollment_id=payment.enrollment_id, kind=kind.value,
-                    amount_minor=amount, currency=payment.currency, reason=reason[:2000],
-                    status="pending", idempotency_key=f"refund-{payment.id}-{n}",
-                    requested_by_id=actor.id if actor else None, created_at=now, updated_at=now)
-    db.session.add(refund)
-    db.session.flush()
-    return refund
-
-
 def abandon(payment: Payment, *, now: datetime, actor: User | None) -> bool:
     """The participant gave up on a deposit: release the hold (the PaymentIntent is left unpaid)."""
-    payment = db.session.scalar(select(Payment).where(Payment.id == payment.id).with_for_update()
-                                .execution_options(populate_existing=True))
+    payment = lock_payment(payment.id)
     if payment.status != PaymentStatus.PENDING:
         return False
     payment.status = PaymentStatus.CANCELED.value
@@ -395,7 +388,7 @@ def choose_plan(enr: Enrollment, count: int, *, now: datetime, actor: User | Non
     if q.balance <= 0:
         raise Conflict("Nothing is left to pay.")
     today = local_date(now, enr.cohort.timezone)
-    due_on = enr.cohort.balance_due_on or (enr.cohort.starts_at.date() - timedelta(days=14))
+    due_on = balances.balance_due_on(enr.cohort)
     rows = plan_schedule(q.balance, int(count), today=today, due_on=max(due_on, today))
     for old in current_installments(enr):
         old.is_current = False
@@ -442,56 +435,6 @@ def _cancel_covered_reminders(enr: Enrollment, q: pricing.Quote) -> None:
     for row in installment_progress(enr, q):
         if row["is_paid"]:
             outbox.cancel(dedupe_keys=_reminder_keys(row["installment"]))
-
-
-def overdue_balances(*, today: date) -> list[dict]:
-    """Finance: current installments past their due date and not covered by the ledger."""
-    enr_ids = list(db.session.scalars(select(Installment.enrollment_id).where(
-        Installment.is_current.is_(True), Installment.due_on < today).distinct()))
-    out = []
-    for enr_id in sorted(enr_ids):
-        enr = db.session.get(Enrollment, enr_id)
-        if not enrollment_svc.is_active(enr):
-            continue
-        q = pricing.quote(enr)
-        late = [r for r in installment_progress(enr, q) if r["remaining"] > 0 and r["installment"].due_on < today]
-        if late:
-            out.append({"enrollment": enr, "quote": q, "overdue_minor": sum(r["remaining"] for r in late),
-                        "since": min(r["installment"].due_on for r in late)})
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Receipts
-# --------------------------------------------------------------------------------------------
-
-
-def _receipt_charge(payment: Payment, amount: int, *, now: datetime) -> None:
-    enr = payment.enrollment
-    q = pricing.quote(enr)
-    person = enr.participant
-    outbox.enqueue(template="receipt_charge", dedupe_key=f"receipt-charge-{payment.id}", to_user=person, now=now,
-                   context={"participant_name": person.name, "retreat_title": enr.cohort.retreat.title,
-                            "cohort_title": enr.cohort.title, "kind": payment.kind,
-                            "amount": format_money(amount, payment.currency),
-                            "date": format_local(now, person.tz or "UTC"),
-                            "paid": q.fmt(q.paid), "balance": q.fmt(max(0, q.balance)),
-                            "reference": payment.stripe_payment_intent_id or payment.idempotency_key,
-                            "url": f"{urls.base_url()}/me/payments/{enr.id}"})
-
-
-def receipt_refund(refund: Refund, *, now: datetime) -> None:
-    enr = db.session.get(Enrollment, refund.enrollment_id)
-    q = pricing.quote(enr)
-    person = enr.participant
-    outbox.enqueue(template="receipt_refund", dedupe_key=f"receipt-refund-{refund.id}", to_user=person, now=now,
-                   context={"participant_name": person.name, "retreat_title": enr.cohort.retreat.title,
-                            "cohort_title": enr.cohort.title, "amount": format_money(refund.amount_minor,
-                                                                                      refund.currency),
-                            "date": format_local(now, person.tz or "UTC"), "reason": refund.reason[:300],
-                            "paid": q.fmt(q.paid), "balance": q.fmt(max(0, q.balance)),
-                            "reference": refund.stripe_refund_id or refund.idempotency_key,
-                            "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 
 def history(enr: Enrollment) -> list[Payment]:

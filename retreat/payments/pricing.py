@@ -17,6 +17,7 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import locking
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, normalize_currency, percent_of, to_minor
@@ -91,7 +92,7 @@ def redeem_code(enr: Enrollment, raw_code: str, *, now: datetime, actor: User | 
     text = (raw_code or "").strip().upper()
     if not text or len(text) > 40:
         raise ValidationFailed("Enter a discount code.", field="code")
-    code = db.session.scalar(select(DiscountCode).where(DiscountCode.code == text).with_for_update())
+    code = locking.lock(DiscountCode, text, column=DiscountCode.code)
     if code is None or not code.is_active:
         raise ValidationFailed("This discount code is not valid.", field="code")
     if code.valid_from and now < code.valid_from:
@@ -135,8 +136,7 @@ def _apply(red: DiscountRedemption, *, now: datetime) -> None:
 
 def decide_redemption(red: DiscountRedemption, *, approve: bool, now: datetime, actor: User) -> DiscountRedemption:
     """Staff approve or reject a healthcare-professional discount. Repeating a decision is a no-op."""
-    red = db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.id == red.id).with_for_update()
-                            .execution_options(populate_existing=True))
+    red = locking.lock(DiscountRedemption, red.id)
     if red is None:
         raise NotFound("No such discount request.")
     target = RedemptionStatus.APPLIED if approve else RedemptionStatus.REJECTED

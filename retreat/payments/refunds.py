@@ -21,12 +21,12 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
-from retreat.core import jobs, signals, urls
+from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
-from retreat.payments import gateway, ledger
+from retreat.payments import gateway, ledger, receipts
 from retreat.payments.models import (
     LedgerType,
     Payment,
@@ -67,18 +67,41 @@ def policy_percent(cohort: Cohort, now: datetime) -> int:
     return 0
 
 
+def _pending(*where) -> int:
+    """What refunds decided but not yet in the ledger take back (of the refunds ``where`` selects)."""
+    return int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+        Refund.status == RefundStatus.PENDING.value, *where)) or 0)
+
+
 def refundable(enr: Enrollment) -> int:
     """Paid (ledger) minus refunds decided but not yet in the ledger."""
-    pending = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
-        Refund.enrollment_id == enr.id, Refund.status == RefundStatus.PENDING.value)) or 0)
-    return ledger.paid(enr.id) - pending
+    return ledger.paid(enr.id) - _pending(Refund.enrollment_id == enr.id)
+
+
+def new_refund(payment: Payment, amount: int, kind: RefundKind, reason: str, *, now: datetime,
+               actor: User | None, currency: str | None = None, stripe_refund_id: str | None = None) -> Refund:
+    """A pending refund of ``amount`` on ``payment`` (flushed): the one place a ``Refund`` row is made.
+
+    Its idempotency key is ``refund-<payment>-<n>`` (the n-th refund of the payment), or
+    ``external-<Stripe refund id>`` for a refund Stripe already made (issued in its dashboard)."""
+    if stripe_refund_id:
+        key = f"external-{stripe_refund_id}"
+    else:
+        n = int(db.session.scalar(select(func.count()).select_from(Refund).where(
+            Refund.payment_id == payment.id)) or 0) + 1
+        key = f"refund-{payment.id}-{n}"
+    refund = Refund(payment_id=payment.id, enrollment_id=payment.enrollment_id, kind=kind.value,
+                    amount_minor=amount, currency=currency or payment.currency, reason=reason[:2000],
+                    status=RefundStatus.PENDING.value, idempotency_key=key, stripe_refund_id=stripe_refund_id,
+                    requested_by_id=actor.id if actor else None, created_at=now, updated_at=now)
+    db.session.add(refund)
+    db.session.flush()
+    return refund
 
 
 def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime, actor: User | None,
          ctx: RequestContext | None = None) -> list[Refund]:
     """Decide a refund of ``amount`` across the enrollment's charges (newest first). Caller commits."""
-    from retreat.payments.checkout import _new_refund
-
     enr = seats.lock_enrollment(enr.id)
     if amount <= 0:
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
@@ -92,13 +115,11 @@ def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: da
         .order_by(Payment.succeeded_at.desc(), Payment.id.desc())).all()
     left, refunds = amount, []
     for payment in payments:
-        pending = int(db.session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
-            Refund.payment_id == payment.id, Refund.status == RefundStatus.PENDING.value)) or 0)
-        room = ledger.net_paid_on_payment(enr.id, payment.id) - pending
+        room = ledger.net_paid_on_payment(enr.id, payment.id) - _pending(Refund.payment_id == payment.id)
         part = min(room, left)
         if part <= 0:
             continue
-        refunds.append(_new_refund(payment, part, kind, reason, now=now, actor=actor))
+        refunds.append(new_refund(payment, part, kind, reason, now=now, actor=actor))
         left -= part
         if left == 0:
             break
@@ -153,7 +174,7 @@ def submit_pending(*, now: datetime) -> list[Refund]:
 
 def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
-    from retreat.payments.checkout import find_payment_for_intent, receipt_refund
+    from retreat.payments.checkout import find_payment_for_intent
 
     refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == r["id"]))
     if refund is None and str(r["metadata"].get("refund", "")).isdigit():
@@ -164,19 +185,13 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     if refund is None:
         if payment is None:
             return None  # not one of ours
-        refund = Refund(payment_id=payment.id, enrollment_id=payment.enrollment_id, kind=RefundKind.EXTERNAL.value,
-                        amount_minor=r["amount"], currency=r["currency"] or payment.currency,
-                        reason="Issued in Stripe", status=RefundStatus.PENDING.value,
-                        idempotency_key=f"external-{r['id']}", stripe_refund_id=r["id"], created_at=now,
-                        updated_at=now)
-        db.session.add(refund)
-        db.session.flush()
+        refund = new_refund(payment, r["amount"], RefundKind.EXTERNAL, "Issued in Stripe", now=now, actor=None,
+                            currency=r["currency"], stripe_refund_id=r["id"])
         audit.record("payments.refund_external", object_type="enrollment", object_id=payment.enrollment_id,
                      now=now, details={"amount_minor": int(r["amount"]), "currency": refund.currency,
                                        "kind": RefundKind.EXTERNAL.value, "refunds": [refund.id],
                                        "stripe_refund_id": r["id"]})
-    refund = db.session.scalar(select(Refund).where(Refund.id == refund.id).with_for_update()
-                               .execution_options(populate_existing=True))
+    refund = locking.lock(Refund, refund.id)
     refund.stripe_refund_id = refund.stripe_refund_id or r["id"]
     if r["status"] == "succeeded":
         _, created = ledger.record(enrollment_id=refund.enrollment_id, entry_type=LedgerType.REFUND,
@@ -187,7 +202,7 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
             refund.status = RefundStatus.SUCCEEDED.value
             refund.updated_at = now
         if created:
-            receipt_refund(refund, now=now)
+            receipts.refund(refund, now=now)
     elif r["status"] in ("failed", "canceled") and refund.status == RefundStatus.PENDING:
         refund.status = RefundStatus.FAILED.value
         refund.failure_message = f"Stripe reported the refund {r['status']}."

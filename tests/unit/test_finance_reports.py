@@ -27,6 +27,7 @@ from tests import finance_helpers as fh
 from tests.conftest import is_postgres
 
 TODAY = date(2026, 3, 10)
+NOW = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)  # 11:00 in Denver, where the cohorts are: TODAY there too
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def _scenarios(db):
 
 def test_balances_agree_with_the_participants_quote_and_installments(db):
     c, jpy, people = _scenarios(db)
-    rows = {r.enrollment_id: r for r in balances.outstanding(today=TODAY)}
+    rows = {r.enrollment_id: r for r in balances.outstanding(now=NOW)}
     assert set(rows) == {people[k].id for k in "abdgh"}  # paid in full and withdrawn are not listed
     for enr_id, row in rows.items():
         enr = db.session.get(type(people["a"]), enr_id)
@@ -89,19 +90,39 @@ def test_balances_agree_with_the_participants_quote_and_installments(db):
     assert h.buckets["due_7"] == 0 and h.parts[-1].amount == 10000  # the refunded part is due again
 
 
-def test_overdue_amounts_agree_with_payments_overdue_balances(db):
+def test_overdue_amounts_agree_with_the_installments_left_unpaid(db):
     _, _, people = _scenarios(db)
-    rows = {r.enrollment_id: r for r in balances.outstanding(today=TODAY)}
-    theirs = {o["enrollment"].id: o for o in payments.overdue_balances(today=TODAY)}
-    assert set(theirs) == {r for r, row in rows.items() if row.overdue}
-    for enr_id, o in theirs.items():
-        assert rows[enr_id].overdue == o["overdue_minor"]
-        assert rows[enr_id].oldest_overdue == o["since"]
+    overdue = balances.overdue(now=NOW)
+    assert [r.enrollment_id for r in overdue] == sorted(people[k].id for k in "abh")
+    for row in overdue:
+        enr = db.session.get(type(people["a"]), row.enrollment_id)
+        late = [r for r in payments.installment_progress(enr) if r["remaining"] and r["installment"].due_on < TODAY]
+        assert row.overdue == sum(r["remaining"] for r in late)
+        assert row.oldest_overdue == min(r["installment"].due_on for r in late)
+
+
+def test_the_balance_is_overdue_from_the_day_after_its_due_date_in_the_cohorts_time_zone(db):
+    due = date(2026, 3, 10)
+    c = fh.cohort(timezone="America/Denver", balance_due_on=due)
+    enr = fh.seated(c, plan=[])  # no plan: the balance is due on the cohort's balance date
+    evening = datetime(2026, 3, 11, 5, 30, tzinfo=UTC)  # 23:30 MDT on the due date, already the 11th in UTC
+    assert balances.balance_due_on(c) == due
+    (row,) = balances.outstanding(now=evening, enrollment_id=enr.id)
+    assert row.today == due and row.overdue == 0 and row.buckets["due_7"] == row.outstanding > 0
+    assert balances.overdue(now=evening) == []
+    (late,) = balances.overdue(now=evening + timedelta(hours=1))  # 00:30 on the 11th in Denver
+    assert late.enrollment_id == enr.id and late.oldest_overdue == due
+
+
+def test_without_a_balance_date_the_balance_is_due_two_weeks_before_the_first_local_day(db):
+    # 19:00 on 1 June in Denver is 01:00 on 2 June in UTC: the cohort starts on the 1st
+    c = fh.cohort(timezone="America/Denver", starts_at=datetime(2026, 6, 2, 1, 0, tzinfo=UTC), balance_due_on=None)
+    assert balances.balance_due_on(c) == date(2026, 5, 18)
 
 
 def test_totals_per_cohort_and_per_currency_never_mix_currencies(db):
     c, jpy, people = _scenarios(db)
-    rows = balances.outstanding(today=TODAY)
+    rows = balances.outstanding(now=NOW)
     per_cur = balances.by_currency(rows)
     assert list(per_cur) == ["JPY", "USD"]
     assert per_cur["JPY"]["total"] == 260000 and per_cur["JPY"]["overdue"] == 250000
@@ -110,28 +131,28 @@ def test_totals_per_cohort_and_per_currency_never_mix_currencies(db):
     cohorts = {x.cohort_id: x for x in balances.by_cohort(rows)}
     assert cohorts[c.id].participants == 4 and cohorts[c.id].participants_in["overdue_31"] == 1
     assert cohorts[jpy.id].currency == "JPY" and cohorts[jpy.id].total == 260000
-    assert balances.outstanding(today=TODAY, cohort_id=jpy.id)[0].enrollment_id == people["h"].id
+    assert balances.outstanding(now=NOW, cohort_id=jpy.id)[0].enrollment_id == people["h"].id
 
 
 def test_reminders_are_queued_once_a_day_and_audited(db, app):
     c, _, people = _scenarios(db)
     finance = factories.user("finance", password=None)
     now = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
-    first = balances.remind_participant(people["a"].id, today=TODAY, now=now, actor=finance)
-    again = balances.remind_participant(people["a"].id, today=TODAY, now=now, actor=finance)
+    first = balances.remind_participant(people["a"].id, now=now, actor=finance)
+    again = balances.remind_participant(people["a"].id, now=now, actor=finance)
     assert [r.enrollment_id for r in first.queued] == [people["a"].id] and not first.already
     assert not again.queued and [r.enrollment_id for r in again.already] == [people["a"].id]
     msgs = db.session.scalars(select(OutboxMessage).where(OutboxMessage.template == "balance_reminder")).all()
     assert len(msgs) == 1 and msgs[0].recipient_email == people["a"].participant.email
     assert msgs[0].context["overdue"] == "$1,600.00" and msgs[0].context["balance"] == "$2,400.00"
     # the cohort's "1-30 days overdue" bucket: Ann was reminded today already, Ben gets one
-    bucket = balances.remind_cohort_bucket(c.id, "overdue_30", today=TODAY, now=now, actor=finance)
+    bucket = balances.remind_cohort_bucket(c.id, "overdue_30", now=now, actor=finance)
     assert [r.participant_name for r in bucket.queued] == ["Ben"]
     assert [r.participant_name for r in bucket.already] == ["Ann"]
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.template == "balance_reminder")) == 2
     # the next day is a new reminder
-    tomorrow = balances.remind_participant(people["a"].id, today=TODAY + timedelta(days=1), now=now, actor=finance)
+    tomorrow = balances.remind_participant(people["a"].id, now=now + timedelta(days=1), actor=finance)
     assert len(tomorrow.queued) == 1
     events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "finance.balance_reminder")).all()
     assert len(events) == 4 and all(e.actor_id == finance.id for e in events)
@@ -144,11 +165,11 @@ def test_reminder_refusals_change_nothing(db):
     finance = factories.user("finance", password=None)
     now = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
     with pytest.raises(Conflict, match="owes nothing"):
-        balances.remind_participant(people["e"].id, today=TODAY, now=now, actor=finance)
+        balances.remind_participant(people["e"].id, now=now, actor=finance)
     with pytest.raises(Conflict):
-        balances.remind_cohort_bucket(jpy.id, "due_7", today=TODAY, now=now, actor=finance)  # nobody there
+        balances.remind_cohort_bucket(jpy.id, "due_7", now=now, actor=finance)  # nobody there
     with pytest.raises(ValidationFailed):
-        balances.remind_cohort_bucket(c.id, "later", today=TODAY, now=now, actor=finance)
+        balances.remind_cohort_bucket(c.id, "later", now=now, actor=finance)
     assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.template == "balance_reminder")) == 0
 
@@ -329,7 +350,7 @@ def test_two_reminder_clicks_at_once_queue_one_message(committing_app):
             try:
                 actor = _db.session.get(User, user_id)
                 barrier.wait()
-                results[user_id] = balances.remind_participant(enr_id, today=TODAY, now=fh.NOW, actor=actor)
+                results[user_id] = balances.remind_participant(enr_id, now=fh.NOW, actor=actor)
                 _db.session.commit()
             finally:
                 _db.session.remove()

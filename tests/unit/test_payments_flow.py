@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -11,10 +11,10 @@ from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import EnrollmentStatus, SeatState
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.models import OutboxMessage
+from retreat.payments import balances, gateway, ledger, pricing, refunds
 from retreat.payments import checkout as payments
-from retreat.payments import gateway, ledger, pricing, refunds
 from retreat.payments.models import LedgerEntry, Payment, PaymentKind, PaymentStatus, Refund, StripeEvent
-from retreat.timeutil import now_utc
+from retreat.timeutil import now_utc, zone
 from tests import payments_helpers as ph
 
 pytestmark = pytest.mark.usefixtures("stripe_app")
@@ -170,9 +170,10 @@ def test_overdue_balances_for_finance(db):
     enr = ph.applicant(c)
     _, pi = ph.start_and_confirm(enr)
     payments.sync_payment_intent(pi, now=now_utc())
-    late = payments.overdue_balances(today=c.balance_due_on + timedelta(days=1))
-    assert [(r["enrollment"].id, r["overdue_minor"]) for r in late] == [(enr.id, 20000)]
-    assert payments.overdue_balances(today=c.balance_due_on) == []
+    noon_after = datetime.combine(c.balance_due_on + timedelta(days=1), time(12, 0), zone(c.timezone))
+    late = balances.overdue(now=noon_after)
+    assert [(r.enrollment_id, r.overdue) for r in late] == [(enr.id, 20000)]
+    assert balances.overdue(now=noon_after - timedelta(days=1)) == []
 
 
 def test_balance_before_deposit_is_refused(db):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from retreat import scheduler
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.finance import reconciliation
+from retreat.finance import reconciliation, reconciliation_queue, reconciliation_repair, reconciliation_report
 from retreat.finance.reconciliation_models import (
     ItemCategory,
     ReconciliationItem,
@@ -67,7 +67,7 @@ def test_a_payment_whose_webhook_never_came_is_found_and_repaired_once(db, strip
     assert (item.stripe_amount_minor, item.stripe_currency, item.ledger_amount_minor) == (50000, "USD", None)
     assert item.stripe_object_id.startswith("ch_") and item.payment_intent_id == pi["id"]
 
-    reconciliation.repair(item.id, now=now_utc(), actor=finance)
+    reconciliation_repair.repair(item.id, now=now_utc(), actor=finance)
     db.session.commit()
     charges = db.session.scalars(select(LedgerEntry).where(LedgerEntry.stripe_object_id == pi["id"])).all()
     assert [(e.entry_type, e.amount_minor) for e in charges] == [("charge", 50000)]
@@ -79,13 +79,13 @@ def test_a_payment_whose_webhook_never_came_is_found_and_repaired_once(db, strip
     assert audit.actor_id == finance.id and audit.details["payment_intent"] == pi["id"]
 
     with pytest.raises(Conflict, match="already repaired"):
-        reconciliation.repair(item.id, now=now_utc(), actor=finance)
+        reconciliation_repair.repair(item.id, now=now_utc(), actor=finance)
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry).where(
         LedgerEntry.stripe_object_id == pi["id"])) == 1
 
     again = reconciliation.run(since=_recent(), now=now_utc())
     assert _item(again, f"charge:{pi['id']}").category == ItemCategory.MATCHED
-    diff = reconciliation.compare(run.id, again.id)
+    diff = reconciliation_report.compare(run.id, again.id)
     assert f"charge:{pi['id']}" in {ch.key for ch in diff.resolved}
     assert f"charge:{pi['id']}" not in {ch.key for ch in diff.appeared + diff.changed}
 
@@ -100,7 +100,7 @@ def test_a_payment_whose_intent_id_was_never_stored_is_found_by_its_metadata(db,
     run = reconciliation.run(since=_recent(), now=now_utc())
     item = _item(run, f"charge:{pi['id']}")
     assert item.category == ItemCategory.MISSING_IN_LEDGER and item.repairable and item.enrollment_id == enr.id
-    reconciliation.repair(item.id, now=now_utc(), actor=finance)
+    reconciliation_repair.repair(item.id, now=now_utc(), actor=finance)
     db.session.commit()
     assert db.session.get(Payment, pid).stripe_payment_intent_id == pi["id"]
     assert ledger.paid(enr.id) == 20000
@@ -123,7 +123,7 @@ def test_a_missed_refund_is_repaired_through_the_webhook_path(db, stripe_app, fi
     item = _item(run, f"refund:{refund['id']}")
     assert item.category == ItemCategory.MISSING_IN_LEDGER and item.stripe_amount_minor == -10000
     assert item.enrollment_id == enr.id
-    reconciliation.repair(item.id, now=now_utc(), actor=finance)
+    reconciliation_repair.repair(item.id, now=now_utc(), actor=finance)
     db.session.commit()
     assert ledger.paid(enr.id) == 20000
     assert ledger.find(LedgerType.REFUND, refund["id"]).amount_minor == -10000
@@ -151,14 +151,14 @@ def test_ledger_entries_stripe_does_not_know_and_amount_mismatches(db, stripe_ap
     assert "amount: Stripe $400.00, ledger $390.00" in wrong.note
     for it in (missing, wrong):  # the append-only ledger is not "repaired" by a click
         with pytest.raises(Conflict, match="append-only"):
-            reconciliation.repair(it.id, now=now_utc(), actor=finance)
+            reconciliation_repair.repair(it.id, now=now_utc(), actor=finance)
     assert run.cursor is not None and run.cursor <= missing.stripe_created
 
 
 def test_runs_are_not_duplicated_and_the_scheduler_runs_the_queued_one(db, stripe_app, finance):
     now = now_utc()
-    first, created = reconciliation.queue(since=now - timedelta(minutes=1), until=None, now=now, actor=finance)
-    second, created_again = reconciliation.queue(since=None, until=None, now=now, actor=finance)
+    first, created = reconciliation_queue.queue(since=now - timedelta(minutes=1), until=None, now=now, actor=finance)
+    second, created_again = reconciliation_queue.queue(since=None, until=None, now=now, actor=finance)
     db.session.commit()
     assert created and not created_again and second.id == first.id
     with pytest.raises(Conflict, match="already queued"):
@@ -170,16 +170,16 @@ def test_runs_are_not_duplicated_and_the_scheduler_runs_the_queued_one(db, strip
     assert done.status == RunStatus.DONE and done.active_slot is None and done.finished_at is not None
     assert done.progress_done == done.progress_total == done.objects_seen
     assert job.func(now_utc()) == 0  # nothing queued any more
-    nxt, created = reconciliation.queue(since=None, until=None, now=now_utc(), actor=finance)
+    nxt, created = reconciliation_queue.queue(since=None, until=None, now=now_utc(), actor=finance)
     assert created and nxt.since == done.cursor  # the next run starts at the high-water mark
 
 
 def test_a_stale_running_run_is_failed_and_frees_the_slot(db, finance):
     now = now_utc()
-    stuck, _ = reconciliation.queue(since=now - timedelta(days=1), until=None, now=now - timedelta(hours=1),
+    stuck, _ = reconciliation_queue.queue(since=now - timedelta(days=1), until=None, now=now - timedelta(hours=1),
                                     actor=finance, start=True)
     db.session.commit()
-    fresh, created = reconciliation.queue(since=now - timedelta(days=1), until=None, now=now, actor=finance)
+    fresh, created = reconciliation_queue.queue(since=now - timedelta(days=1), until=None, now=now, actor=finance)
     assert created and fresh.id != stuck.id
     assert stuck.status == RunStatus.FAILED and "Interrupted" in stuck.error
 
@@ -187,14 +187,14 @@ def test_a_stale_running_run_is_failed_and_frees_the_slot(db, finance):
 def test_bad_windows_and_unknown_runs_change_nothing(db, finance):
     now = now_utc()
     with pytest.raises(ValidationFailed, match="before the start"):
-        reconciliation.queue(since=now - timedelta(days=1), until=now - timedelta(days=2), now=now, actor=finance)
+        reconciliation_queue.queue(since=now - timedelta(days=1), until=now - timedelta(days=2), now=now, actor=finance)
     with pytest.raises(ValidationFailed, match="future"):
-        reconciliation.queue(since=now + timedelta(days=1), until=None, now=now, actor=finance)
+        reconciliation_queue.queue(since=now + timedelta(days=1), until=None, now=now, actor=finance)
     assert db.session.scalar(select(func.count()).select_from(ReconciliationRun)) == 0
     with pytest.raises(NotFound, match="#999999"):
-        reconciliation.compare(999999, 999998)
+        reconciliation_report.compare(999999, 999998)
     with pytest.raises(NotFound):
-        reconciliation.repair(999999, now=now, actor=finance)
+        reconciliation_repair.repair(999999, now=now, actor=finance)
 
 
 def _dispute_pages(directory, *, pi_id: str, enrollment_id: int, amount: int, created: int):
@@ -244,15 +244,15 @@ def test_a_dispute_is_listed_with_its_enrollment_and_recorded_by_repair(db, app,
             assert fee.category == ItemCategory.MISSING_IN_LEDGER and fee.stripe_amount_minor == -1500
             assert not fee.repairable
             assert run.dispute_count == 1
-            reconciliation.repair(dispute.id, now=now_utc(), actor=finance)
+            reconciliation_repair.repair(dispute.id, now=now_utc(), actor=finance)
             db.session.commit()
             assert db.session.get(Payment, payment.id).disputed_at is not None
             with pytest.raises(Conflict, match="already repaired"):
-                reconciliation.repair(dispute.id, now=now_utc(), actor=finance)
+                reconciliation_repair.repair(dispute.id, now=now_utc(), actor=finance)
             again = reconciliation.run(since=_recent(), now=now_utc())
             later = _item(again, "dispute:txn_rec_dispute")
             assert later.category == ItemCategory.DISPUTE and not later.is_open and "recorded" in later.note
-            diff = reconciliation.compare(run.id, again.id)
+            diff = reconciliation_report.compare(run.id, again.id)
             assert "dispute:txn_rec_dispute" in {ch.key for ch in diff.resolved}
             assert "fee:txn_rec_dispute" not in {ch.key for ch in diff.resolved + diff.appeared}
             assert diff.still_open >= 1
@@ -268,10 +268,10 @@ def test_compare_reports_what_appeared_and_changed(db, stripe_app, finance):
     db.session.commit()
     second = reconciliation.run(since=first.since, now=now_utc())
     pi_id = db.session.scalar(select(Payment.stripe_payment_intent_id).where(Payment.enrollment_id == enr.id))
-    diff = reconciliation.compare(first.id, second.id)
+    diff = reconciliation_report.compare(first.id, second.id)
     assert f"charge:{pi_id}" in {ch.key for ch in diff.appeared}
     with pytest.raises(ValidationFailed):
-        reconciliation.compare(first.id, first.id)
+        reconciliation_report.compare(first.id, first.id)
 
 
 def test_stripe_unreachable_or_a_stopping_worker_fails_the_run_and_frees_the_slot(db, stripe_app, finance):
@@ -285,13 +285,13 @@ def test_stripe_unreachable_or_a_stopping_worker_fails_the_run_and_frees_the_slo
     assert run.status == RunStatus.FAILED and run.active_slot is None
     assert "payment provider" in run.error
 
-    queued, _ = reconciliation.queue(since=_recent(), until=None, now=now_utc(), actor=finance)
+    queued, _ = reconciliation_queue.queue(since=_recent(), until=None, now=now_utc(), actor=finance)
     db.session.commit()
     assert reconciliation.run_queued(now=now_utc(), should_stop=lambda: True) == 1
     db.session.expire_all()
     stopped = db.session.get(ReconciliationRun, queued.id)
     assert stopped.status == RunStatus.FAILED and "Run it again" in stopped.error
-    assert reconciliation.queue(since=_recent(), until=None, now=now_utc(), actor=finance)[1]
+    assert reconciliation_queue.queue(since=_recent(), until=None, now=now_utc(), actor=finance)[1]
 
 
 def test_a_charge_not_made_here_is_reported_but_not_repairable(db, stripe_app, finance):
@@ -305,7 +305,7 @@ def test_a_charge_not_made_here_is_reported_but_not_repairable(db, stripe_app, f
     assert item.category == ItemCategory.MISSING_IN_LEDGER and not item.repairable and item.enrollment_id is None
     assert "no payment here" in item.note
     with pytest.raises(Conflict, match="cannot be repaired here"):
-        reconciliation.repair(item.id, now=now_utc(), actor=finance)
+        reconciliation_repair.repair(item.id, now=now_utc(), actor=finance)
     assert ledger.find(LedgerType.CHARGE, pi["id"]) is None
     assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "finance.reconciliation_repaired")) == 0

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
-from retreat.finance import reconciliation
+from retreat.finance import reconciliation, reconciliation_queue, reconciliation_repair
 from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun
 from retreat.models import AuditEvent, User
 from retreat.payments.models import LedgerEntry
@@ -52,7 +52,7 @@ def test_simultaneous_run_clicks_queue_one_run(committing_app):
     def click(_):
         with app.app_context():
             try:
-                run, created = reconciliation.queue(since=since, until=None, now=now_utc(),
+                run, created = reconciliation_queue.queue(since=since, until=None, now=now_utc(),
                                                     actor=_db.session.get(User, user_id))
                 _db.session.commit()
                 return run.id, created
@@ -84,7 +84,7 @@ def test_two_repair_clicks_record_the_missed_charge_once(committing_app, localst
     def click(_):
         with app.app_context():
             try:
-                reconciliation.repair(item_id, now=now_utc(), actor=_db.session.get(User, user_id))
+                reconciliation_repair.repair(item_id, now=now_utc(), actor=_db.session.get(User, user_id))
                 _db.session.commit()
                 return "repaired"
             except Conflict as exc:

@@ -62,7 +62,7 @@ def balances_due():
     cohort_id = int(form.cohort.data) if form.cohort.data else None
     bucket = form.bucket.data or None
     today = viewer_today()
-    rows = balances.outstanding(today=today, cohort_id=cohort_id)
+    rows = balances.outstanding(now=now_utc(), cohort_id=cohort_id)
     cohorts = balances.by_cohort(rows)
     totals = balances.by_currency(rows)
     listed = [r for r in rows if bucket is None or r.buckets[bucket] > 0]
@@ -89,20 +89,24 @@ def _flash_result(result: balances.ReminderResult) -> None:
         flash(f"Not sent again: {names}{more} already had a balance reminder today.", "info")
 
 
-@bp.post("/balances/enrollments/<int:enr_id>/remind")
-def balance_remind(enr_id: int):
-    require_object(db.session.get(Enrollment, enr_id) is not None)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
+def _remind(remind, *args):
+    """Queue reminders with ``remind`` (one of ``balances.remind_*``), say what happened, go back."""
     try:
-        result = balances.remind_participant(enr_id, today=viewer_today(), now=now_utc(), actor=acting_user(),
-                                             ctx=request_context())
+        result = remind(*args, now=now_utc(), actor=acting_user(), ctx=request_context())
         db.session.commit()
         _flash_result(result)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
     return _back()
+
+
+@bp.post("/balances/enrollments/<int:enr_id>/remind")
+def balance_remind(enr_id: int):
+    require_object(db.session.get(Enrollment, enr_id) is not None)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    return _remind(balances.remind_participant, enr_id)
 
 
 @bp.post("/balances/cohorts/<int:cohort_id>/<aging>/remind")
@@ -110,12 +114,4 @@ def balance_remind_bucket(cohort_id: int, aging: str):
     require_object(db.session.get(Cohort, cohort_id) is not None and aging in balances.BUCKETS)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    try:
-        result = balances.remind_cohort_bucket(cohort_id, aging, today=viewer_today(), now=now_utc(),
-                                               actor=acting_user(), ctx=request_context())
-        db.session.commit()
-        _flash_result(result)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return _back()
+    return _remind(balances.remind_cohort_bucket, cohort_id, aging)

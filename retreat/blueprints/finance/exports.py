@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from flask import Response, render_template, stream_with_context
+from flask import Response, abort, make_response, render_template, stream_with_context
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import FinanceFilterForm, read_filter
 from retreat.extensions import db
 from retreat.finance import exports
 from retreat.finance import reports as finance_reports
+from retreat.finance.reports import ReportFilter
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
 
-@bp.get("/exports")
-@no_store
-def exports_page():
+def export_filter() -> tuple[FinanceFilterForm, ReportFilter]:
+    """The exports form and its filter; an invalid one ends the request: the page with the
+    form's errors, 422."""
     form = FinanceFilterForm()
     flt = read_filter(form)
     if flt is None:
-        return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
+        abort(make_response(render_template("finance/exports.html", form=form, flt=None, totals={}), 422))
+    return form, flt
+
+
+@bp.get("/exports")
+@no_store
+def exports_page():
+    form, flt = export_filter()
     return render_template("finance/exports.html", form=form, flt=flt, totals=finance_reports.cached_totals(flt),
                            columns=exports.COLUMNS)
 
@@ -28,10 +36,7 @@ def exports_page():
 @bp.get("/exports/ledger.csv")
 @no_store
 def ledger_csv():
-    form = FinanceFilterForm()
-    flt = read_filter(form)
-    if flt is None:
-        return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
+    _, flt = export_filter()
     exports.record_export("ledger", flt, actor=acting_user(), ctx=request_context(), now=now_utc())
     db.session.commit()
     response = Response(stream_with_context(exports.ledger_csv(flt)), mimetype="text/csv")

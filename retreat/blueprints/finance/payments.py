@@ -12,8 +12,8 @@ from retreat.blueprints.finance import bp
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
+from retreat.payments import balances, disputes, ledger, pricing, refunds
 from retreat.payments import checkout as payments
-from retreat.payments import disputes, ledger, pricing, refunds
 from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
@@ -29,11 +29,10 @@ class RefundForm(FlaskForm):
 @bp.get("/payments")
 @no_store
 def payments_dashboard():
-    today = now_utc().date()
     pending = db.session.scalars(select(DiscountRedemption).where(
         DiscountRedemption.status == RedemptionStatus.PENDING_APPROVAL.value)).all()
     recent = db.session.scalars(select(Payment).order_by(Payment.id.desc()).limit(50)).all()
-    return render_template("finance/payments.html", overdue=payments.overdue_balances(today=today),
+    return render_template("finance/payments.html", overdue=balances.overdue(now=now_utc()),
                            disputed=disputes.disputed_rows(), pending=pending, recent=recent,
                            form=FlaskForm())
 

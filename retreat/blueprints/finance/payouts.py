@@ -9,7 +9,8 @@ from flask_wtf import FlaskForm
 from retreat import audit
 from retreat.blueprints.admin.common import page_arg
 from retreat.blueprints.finance import bp
-from retreat.blueprints.finance.reports import FinanceFilterForm, IsoDateField, read_filter, viewer_tz
+from retreat.blueprints.finance.exports import export_filter
+from retreat.blueprints.finance.reports import FinanceFilterForm, IsoDateField, viewer_tz
 from retreat.core.errors import DomainError
 from retreat.core.pagination import paginate
 from retreat.extensions import db
@@ -93,10 +94,7 @@ def payout_csv(payout_id: int):
 @bp.get("/exports/payouts.csv")
 @no_store
 def payouts_csv():
-    form = FinanceFilterForm()
-    rflt = read_filter(form)
-    if rflt is None:
-        return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
+    _, rflt = export_filter()
     flt = payouts.PayoutFilter(tz=rflt.tz, start=rflt.start, end=rflt.end, cohort_id=rflt.cohort_id)
     exports.record_export("payouts", rflt, actor=acting_user(), ctx=request_context(), now=now_utc())
     db.session.commit()

@@ -13,7 +13,9 @@ from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import IsoDateField, viewer_tz
 from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.finance import reconciliation
+from retreat.finance import reconciliation_queue as queued_runs
+from retreat.finance import reconciliation_repair as repairs
+from retreat.finance import reconciliation_report as report
 from retreat.finance.reconciliation_models import ReconciliationItem, RunStatus
 from retreat.timeutil import now_utc
 from retreat.timeutil import zone as tz_zone
@@ -48,11 +50,11 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
 
 
 def _index(form: RunForm, status: int = 200):
-    page = reconciliation.runs(page=_int_arg("page", 1) or 1)
-    return render_template("finance/reconciliation.html", form=form, page=page, active=reconciliation.active_run(),
-                           next_since=reconciliation.default_since(), labels=reconciliation.CATEGORY_LABELS,
-                           short=reconciliation.CATEGORY_SHORT,
-                           order=reconciliation.CATEGORY_ORDER), status
+    page = report.runs(page=_int_arg("page", 1) or 1)
+    return render_template("finance/reconciliation.html", form=form, page=page, active=queued_runs.active_run(),
+                           next_since=queued_runs.default_since(), labels=report.CATEGORY_LABELS,
+                           short=report.CATEGORY_SHORT,
+                           order=report.CATEGORY_ORDER), status
 
 
 @bp.get("/reconciliation")
@@ -68,8 +70,8 @@ def reconciliation_queue():
         return _index(form, 422)
     since, until = _window(form)
     try:
-        run, created = reconciliation.queue(since=since, until=until, now=now_utc(), actor=acting_user(),
-                                            ctx=request_context())
+        run, created = queued_runs.queue(since=since, until=until, now=now_utc(), actor=acting_user(),
+                                         ctx=request_context())
     except DomainError as exc:
         db.session.rollback()
         getattr(form, exc.field or "since").errors = [exc.message]
@@ -83,15 +85,15 @@ def reconciliation_queue():
 
 
 def _run_page(run_id: int, status: int = 200, category: str | None = None):
-    run = reconciliation.get_run(run_id)
-    counts = reconciliation.counts(run)
+    run = report.get_run(run_id)
+    counts = report.counts(run)
     category = category or request.args.get("category") or next(
-        (c for c in reconciliation.CATEGORY_ORDER if counts[c]), reconciliation.CATEGORY_ORDER[0])
-    if category not in reconciliation.CATEGORY_ORDER:
+        (c for c in report.CATEGORY_ORDER if counts[c]), report.CATEGORY_ORDER[0])
+    if category not in report.CATEGORY_ORDER:
         abort(400, description="Choose a category from the list.")
-    items = reconciliation.items(run.id, category, page=_int_arg("page", 1) or 1)
+    items = report.items(run.id, category, page=_int_arg("page", 1) or 1)
     return render_template("finance/reconciliation_run.html", run=run, counts=counts, category=category,
-                           items=items, labels=reconciliation.CATEGORY_LABELS, order=reconciliation.CATEGORY_ORDER,
+                           items=items, labels=report.CATEGORY_LABELS, order=report.CATEGORY_ORDER,
                            form=FlaskForm(), active=run.status in (RunStatus.QUEUED, RunStatus.RUNNING)), status
 
 
@@ -104,10 +106,10 @@ def reconciliation_run(run_id: int):
 @bp.get("/reconciliation/runs/<int:run_id>/progress.json")
 @no_store
 def reconciliation_progress(run_id: int):
-    run = reconciliation.get_run(run_id)
+    run = report.get_run(run_id)
     return jsonify({"id": run.id, "status": run.status, "phase": run.phase, "done": run.progress_done,
                     "total": run.progress_total, "error": run.error,
-                    "counts": reconciliation.counts(run) if run.status == RunStatus.DONE else None})
+                    "counts": report.counts(run) if run.status == RunStatus.DONE else None})
 
 
 @bp.post("/reconciliation/items/<int:item_id>/repair")
@@ -119,7 +121,7 @@ def reconciliation_repair(item_id: int):
     if not FlaskForm().validate_on_submit():
         abort(400, description="Your form expired. Reload the page and try again.")
     try:
-        item = reconciliation.repair(item_id, now=now_utc(), actor=acting_user(), ctx=request_context())
+        item = repairs.repair(item_id, now=now_utc(), actor=acting_user(), ctx=request_context())
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -135,5 +137,5 @@ def reconciliation_compare():
     a, b = _int_arg("a"), _int_arg("b")
     if a is None or b is None:
         abort(400, description="Choose two runs to compare.")
-    diff = reconciliation.compare(a, b)
-    return render_template("finance/reconciliation_compare.html", diff=diff, labels=reconciliation.CATEGORY_LABELS)
+    diff = report.compare(a, b)
+    return render_template("finance/reconciliation_compare.html", diff=diff, labels=report.CATEGORY_LABELS)
