@@ -223,16 +223,32 @@ def _payout(raw: dict) -> dict:
             "automatic": bool(raw.get("automatic", True))}
 
 
+def server_side_filter() -> bool:
+    """May list calls send ``created`` (Stripe filters on its side)? Real Stripe yes, localstripe
+    refuses it ("Unexpected created"); ``STRIPE_LIST_CREATED_FILTER`` overrides. Results are
+    filtered on our side either way."""
+    flag = current_app.config.get("STRIPE_LIST_CREATED_FILTER")
+    if flag is None or flag == "":
+        return not is_localstripe()
+    if isinstance(flag, str):
+        return flag.strip().lower() in ("1", "true", "yes", "on")
+    return bool(flag)
+
+
 def list_payouts_page(*, created_gte: int | None = None, starting_after: str | None = None,
                       limit: int = 100) -> tuple[list[dict], bool]:
     """One page of payouts, newest first: (payouts, has_more)."""
     params: dict[str, Any] = {"limit": limit}
-    if created_gte is not None:
+    if created_gte is not None and server_side_filter():
         params["created"] = {"gte": int(created_gte)}
     if starting_after:
         params["starting_after"] = starting_after
     raw = _call(_client().v1.payouts.list, params=params)
-    return [_payout(p) for p in raw.get("data", [])], bool(raw.get("has_more"))
+    data = raw.get("data", [])
+    kept = [_payout(p) for p in data if created_gte is None or (p.get("created") or 0) >= created_gte]
+    # Newest first: once a page reaches past ``created_gte`` the older pages hold nothing wanted.
+    more = bool(raw.get("has_more")) and len(kept) == len(data)
+    return kept, more
 
 
 def list_payout_transactions_page(payout_id: str, *, starting_after: str | None = None,

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
-
 from retreat.payments import gateway
 
 MAX_PAGE = 100
@@ -34,15 +32,6 @@ def created_at(obj: dict) -> datetime | None:
     """A normalised object's ``created`` as an aware UTC datetime."""
     ts = obj.get("created")
     return None if ts is None else datetime.fromtimestamp(int(ts), UTC)
-
-
-def server_side_filter() -> bool:
-    flag = current_app.config.get("STRIPE_LIST_CREATED_FILTER")
-    if flag is None or flag == "":
-        return not gateway.is_localstripe()
-    if isinstance(flag, str):
-        return flag.strip().lower() in ("1", "true", "yes", "on")
-    return bool(flag)
 
 
 _id = gateway._id
@@ -105,7 +94,7 @@ def _pages(service: str, normalise: Callable[[dict], dict], *, since: datetime |
     size = max(1, min(MAX_PAGE, int(page_size)))
     lo, hi = _ts(since), _ts(until)
     params: dict[str, Any] = {"limit": size, **(extra or {})}
-    if server_side_filter() and (lo is not None or hi is not None):
+    if gateway.server_side_filter() and (lo is not None or hi is not None):
         params["created"] = {k: v for k, v in (("gte", lo), ("lte", hi)) if v is not None}
     fetch = _service(service).list
     starting_after = None

@@ -23,7 +23,12 @@ from retreat.web.security import acting_user
 
 
 class IsoDateField(DateField):
+    """A YYYY-MM-DD date; left empty it is no date (the filters' "leave empty" means no bound)."""
+
     def process_formdata(self, valuelist):
+        if not valuelist or not "".join(valuelist).strip():
+            self.data = None
+            return
         try:
             super().process_formdata(valuelist)
         except ValueError as exc:
