@@ -8,8 +8,7 @@ facilitator's ``slots_version``.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -38,6 +37,7 @@ from retreat.consults.models import (
     ConsultSettings,
     ConsultStatus,
 )
+from retreat.core.cache import Cache
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.database import UTCDateTime
 from retreat.extensions import db
@@ -189,9 +189,9 @@ def free_slots(range_start: datetime, range_end: datetime, now: datetime, *, fac
 # Slot cache: per process, keyed by every bookable facilitator's ``slots_version`` and the minute
 # ------------------------------------------------------------------------------------------
 
-_SLOT_CACHE: OrderedDict = OrderedDict()
-_SLOT_CACHE_LOCK = threading.Lock()
 SLOT_CACHE_SIZE = 512
+# The minute in the key bounds staleness; the time limit only lets unused minutes go.
+SLOT_CACHE = Cache("slot lists", max_entries=SLOT_CACHE_SIZE, ttl=120)
 
 
 def slots_versions(facilitator_id: int | None = None) -> tuple:
@@ -211,27 +211,16 @@ def slots_versions(facilitator_id: int | None = None) -> tuple:
     return tuple(tuple(row) for row in db.session.execute(stmt))
 
 
-def cached_slots(key: tuple, now: datetime, compute):
-    """``compute()`` once per ``key`` and minute. The minute bounds how stale a list can be with
-    respect to minimum notice (at most 60 s); a booking re-checks its time under the facilitator's
-    lock and the database constraint, so a stale slot can only ever be refused, never double-booked."""
-    full_key = (key, now.replace(second=0, microsecond=0))
-    with _SLOT_CACHE_LOCK:
-        hit = _SLOT_CACHE.get(full_key)
-        if hit is not None:
-            _SLOT_CACHE.move_to_end(full_key)
-            return hit
-    value = compute()
-    with _SLOT_CACHE_LOCK:
-        _SLOT_CACHE[full_key] = value
-        while len(_SLOT_CACHE) > SLOT_CACHE_SIZE:
-            _SLOT_CACHE.popitem(last=False)
-    return value
+def cached_slots(key: tuple, now: datetime, compute, *, version=None):
+    """``compute()`` once per ``key``, ``version`` (``slots_versions``) and minute. The minute bounds how
+    stale a list can be with respect to minimum notice (at most 60 s); a booking re-checks its time
+    under the facilitator's lock and the database constraint, so a stale slot can only ever be
+    refused, never double-booked."""
+    return SLOT_CACHE.get_or_compute((key, now.replace(second=0, microsecond=0)), compute, version)
 
 
 def clear_slot_cache() -> None:
-    with _SLOT_CACHE_LOCK:
-        _SLOT_CACHE.clear()
+    SLOT_CACHE.clear()
 
 
 def validate_zone(tz: str | None, field: str = "tz") -> str:
