@@ -180,7 +180,8 @@ def availability_settings():
         buffer_after_minutes=form.buffer_after_minutes.data or 0,
         min_notice_minutes=(form.min_notice_hours.data or 0) * 60, horizon_days=form.horizon_days.data,
         daily_cap=form.daily_cap.data, slot_interval_minutes=form.slot_interval_minutes.data,
-        change_cutoff_hours=cutoff if cutoff is not None else consult_limits.default("change_cutoff_hours"), video_link=form.video_link.data,
+        change_cutoff_hours=cutoff if cutoff is not None else consult_limits.default("change_cutoff_hours"),
+        video_link=form.video_link.data,
         accepting_bookings=form.accepting_bookings.data, actor=me, ctx=request_context()),
         "Consult settings saved.", mapping={"min_notice_minutes": "min_notice_hours"})
 
