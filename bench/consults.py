@@ -82,7 +82,7 @@ def prepare_database(db_url: str) -> None:
 
 
 def seed(app, facilitators: int = 10) -> list[int]:
-    from retreat.consults import booking as svc
+    from retreat.consults import publishing
     from retreat.extensions import db
     from retreat.models import Role, User
 
@@ -94,11 +94,11 @@ def seed(app, facilitators: int = 10) -> list[int]:
             fac = User(email=f"bench-fac{i}@example.com", name=f"Facilitator {i}", role=Role.FACILITATOR.value, tz=tz)
             db.session.add(fac)
             db.session.flush()
-            svc.update_settings(fac, tz=tz, duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=10,
+            publishing.update_settings(fac, tz=tz, duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=10,
                                 min_notice_minutes=60, horizon_days=60, daily_cap=None, slot_interval_minutes=30,
                                 change_cutoff_hours=24, video_link="https://video.example.com/bench",
                                 accepting_bookings=True)
-            svc.set_weekly_rules(fac, {d: "09:00-12:00, 13:00-17:00" for d in range(5)})
+            publishing.set_weekly_rules(fac, {d: "09:00-12:00, 13:00-17:00" for d in range(5)})
             ids.append(fac.id)
         db.session.commit()
     return ids
@@ -106,7 +106,7 @@ def seed(app, facilitators: int = 10) -> list[int]:
 
 def slot_cost(app, repeats: int = 7) -> tuple[float, int]:
     """Median milliseconds to compute every free slot of all facilitators over the next 60 days."""
-    from retreat.consults import booking as svc
+    from retreat.consults import slots as free_times
     from retreat.extensions import db
     from retreat.timeutil import now_utc
 
@@ -115,7 +115,7 @@ def slot_cost(app, repeats: int = 7) -> tuple[float, int]:
         for _ in range(repeats):
             now = now_utc()
             t0 = time.perf_counter()
-            count = len(svc.free_slots(now, now + timedelta(days=60), now))
+            count = len(free_times.free_slots(now, now + timedelta(days=60), now))
             times.append((time.perf_counter() - t0) * 1000)
             db.session.rollback()
         return statistics.median(times), count
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "RATELIMIT_ENABLED", "BASE_URL")})
     sys.path.insert(0, str(ROOT))
     from retreat import create_app
-    from retreat.consults import booking as svc
+    from retreat.consults import slots as free_times
     from retreat.extensions import db
     from retreat.timeutil import now_utc
 
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     cost_ms, n_slots = slot_cost(app)
     with app.app_context():
         now = now_utc()
-        free = svc.free_slots(now + timedelta(days=2), now + timedelta(days=60), now)
+        free = free_times.free_slots(now + timedelta(days=2), now + timedelta(days=60), now)
         db.session.rollback()
     # Distinct, non-adjacent times so that bookings do not collide with each other's buffers.
     by_fac: dict[int, list] = {}

@@ -204,12 +204,12 @@ class Fixtures:
             self.slots = self._free_slots()
 
     def _free_slots(self) -> list:
-        from retreat.consults import booking as svc
+        from retreat.consults import slots as free_times
         from retreat.extensions import db
         from retreat.timeutil import now_utc
 
         now = now_utc()
-        free = svc.free_slots(now + timedelta(days=2), now + timedelta(days=58), now)
+        free = free_times.free_slots(now + timedelta(days=2), now + timedelta(days=58), now)
         db.session.rollback()
         by_fac: dict[int, list] = {}
         for s in free:  # non-adjacent times, so that bookings do not collide with each other's buffers

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from time import monotonic
 
 import email_validator
 from argon2 import PasswordHasher
@@ -20,6 +19,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from retreat import audit
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
+from retreat.core.cache import Cache
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -293,7 +293,7 @@ def get_setting(key: str, default: str | None = None) -> str | None:
 
 
 def set_setting(key: str, value: str, *, actor: User | None = None, ctx: RequestContext | None = None) -> None:
-    _STAFF_TOTP[0] = 0.0  # this process sees its own change at once
+    _STAFF_TOTP.clear()  # this process sees its own change at once
     row = db.session.get(SiteSetting, key)
     old = row.value if row else None
     if row is None:
@@ -307,19 +307,15 @@ def set_setting(key: str, value: str, *, actor: User | None = None, ctx: Request
 
 # Read on every staff request: each process keeps it SETTINGS_CACHE_SECONDS (default 10; off in
 # tests unless set), so other processes follow an admin's change within that time.
-_STAFF_TOTP: list = [0.0, False]  # [valid until (monotonic), value]
+def _settings_ttl() -> float:
+    return float(current_app.config.get("SETTINGS_CACHE_SECONDS", 0 if current_app.testing else 10) or 0)
+
+
+_STAFF_TOTP = Cache("staff two-factor setting", max_entries=1, ttl=_settings_ttl)
 
 
 def staff_totp_required() -> bool:
-    cfg = current_app.config
-    ttl = float(cfg.get("SETTINGS_CACHE_SECONDS", 0 if current_app.testing else 10) or 0)
-    now = monotonic()
-    if ttl and _STAFF_TOTP[0] > now:
-        return _STAFF_TOTP[1]
-    value = get_setting(REQUIRE_STAFF_TOTP, "0") == "1"
-    if ttl:
-        _STAFF_TOTP[:] = [now + ttl, value]
-    return value
+    return _STAFF_TOTP.get_or_compute(REQUIRE_STAFF_TOTP, lambda: get_setting(REQUIRE_STAFF_TOTP, "0") == "1")
 
 
 # Self-service: sign-up, email verification, password reset, profile ---------------------------

@@ -194,16 +194,16 @@ DEMO_CONSULT_HOURS = "09:00-12:00, 13:00-17:00"  # Monday to Friday, America/Den
 
 def seed_consult_availability() -> None:
     """The demo facilitator takes free consults on weekdays, so the booking page has times."""
-    from retreat.consults import booking as consults
+    from retreat.consults import publishing
 
     facilitator = accounts.get_by_email("facilitator@demo.retreat")
-    if facilitator is None or consults.get_settings(facilitator) is not None:
+    if facilitator is None or publishing.get_settings(facilitator) is not None:
         return
-    consults.update_settings(
+    publishing.update_settings(
         facilitator, tz="America/Denver", duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=10,
         min_notice_minutes=12 * 60, horizon_days=60, daily_cap=8, slot_interval_minutes=30, change_cutoff_hours=24,
         video_link="https://meet.example.com/open-meadow-fern", accepting_bookings=True)
-    consults.set_weekly_rules(facilitator, {weekday: DEMO_CONSULT_HOURS for weekday in range(5)})
+    publishing.set_weekly_rules(facilitator, {weekday: DEMO_CONSULT_HOURS for weekday in range(5)})
 
 
 # --------------------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def read(actor: User | None, enrollment: Enrollment, sections: Iterable[str], *,
 
 
 def _consult_safety(participant_id: int) -> list[ConsultSafety]:
-    from retreat.consults.booking import FLAGGING_ANSWERS, PRESCREEN_QUESTIONS
+    from retreat.consults.prescreen import FLAGGING_ANSWERS, PRESCREEN_QUESTIONS
 
     consults = db.session.scalars(select(Consultation).where(Consultation.participant_id == participant_id)
                                   .order_by(Consultation.start_at.desc(), Consultation.id.desc()))

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from retreat import timeutil
+from retreat.consults.settings import as_duration, default
 
 MINUTES_PER_DAY = 24 * 60
 Window = tuple[int, int]  # minutes after local midnight, end exclusive, end may be 1440
@@ -47,13 +48,14 @@ class DayOverride:
 class Schedule:
     facilitator_id: int
     tz: str
-    duration: timedelta = timedelta(minutes=30)
-    buffer_before: timedelta = timedelta(0)
-    buffer_after: timedelta = timedelta(minutes=10)
-    min_notice: timedelta = timedelta(hours=12)
-    horizon: timedelta = timedelta(days=60)
-    daily_cap: int | None = None
-    interval: timedelta = timedelta(minutes=30)
+    # Defaults: the settings' defaults (retreat.consults.settings), as durations.
+    duration: timedelta = as_duration("duration_minutes")
+    buffer_before: timedelta = as_duration("buffer_before_minutes")
+    buffer_after: timedelta = as_duration("buffer_after_minutes")
+    min_notice: timedelta = as_duration("min_notice_minutes")
+    horizon: timedelta = as_duration("horizon_days")
+    daily_cap: int | None = default("daily_cap")
+    interval: timedelta = as_duration("slot_interval_minutes")
     weekly: dict[int, list[Window]] = field(default_factory=dict)  # weekday (0 = Monday) -> windows
     overrides: dict[date, list[DayOverride]] = field(default_factory=dict)
     busy: list[tuple[datetime, datetime]] = field(default_factory=list)  # blocked ranges, UTC

@@ -21,6 +21,7 @@ from sqlalchemy import DDL, Boolean, CheckConstraint, Date, ForeignKey, Index, I
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from retreat.accounts.models import User
+from retreat.consults.settings import ACCEPTING_BOOKINGS_DEFAULT, MAX_LEN, SETTINGS, default
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
 
@@ -43,34 +44,26 @@ class OverrideKind(StrEnum):
 
 
 class ConsultSettings(TimestampMixin, db.Model):
-    """One row per facilitator who offers consults. Locked (FOR UPDATE) while booking."""
+    """One row per facilitator who offers consults; a booking bumps its ``slots_version``."""
 
     __tablename__ = "consult_settings"
-    __table_args__ = (
-        CheckConstraint("duration_minutes BETWEEN 10 AND 240", name="duration_range"),
-        CheckConstraint("buffer_before_minutes BETWEEN 0 AND 240", name="buffer_before_range"),
-        CheckConstraint("buffer_after_minutes BETWEEN 0 AND 240", name="buffer_after_range"),
-        CheckConstraint("min_notice_minutes BETWEEN 0 AND 43200", name="notice_range"),
-        CheckConstraint("horizon_days BETWEEN 1 AND 365", name="horizon_range"),
-        CheckConstraint("daily_cap IS NULL OR daily_cap >= 1", name="daily_cap_positive"),
-        CheckConstraint("slot_interval_minutes BETWEEN 5 AND 240", name="interval_range"),
-        CheckConstraint("change_cutoff_hours BETWEEN 0 AND 168", name="cutoff_range"),
-    )
+    # The limits and defaults are written once, in retreat.consults.settings.
+    __table_args__ = tuple(CheckConstraint(limit.check_sql(), name=limit.constraint) for limit in SETTINGS.values())
 
     id: Mapped[int] = mapped_column(primary_key=True)
     facilitator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
-    duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
-    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=10)
-    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=12 * 60)
-    horizon_days: Mapped[int] = mapped_column(Integer, default=60)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=default("duration_minutes"))
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=default("buffer_before_minutes"))
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=default("buffer_after_minutes"))
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=default("min_notice_minutes"))
+    horizon_days: Mapped[int] = mapped_column(Integer, default=default("horizon_days"))
     daily_cap: Mapped[int | None] = mapped_column(Integer)  # None: no cap
-    slot_interval_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    slot_interval_minutes: Mapped[int] = mapped_column(Integer, default=default("slot_interval_minutes"))
     # Guests may reschedule or cancel online until this many hours before the call.
-    change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=24)
-    video_link: Mapped[str | None] = mapped_column(String(500))
-    accepting_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
+    change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=default("change_cutoff_hours"))
+    video_link: Mapped[str | None] = mapped_column(String(MAX_LEN["video_link"]))
+    accepting_bookings: Mapped[bool] = mapped_column(Boolean, default=ACCEPTING_BOOKINGS_DEFAULT)
     # Bumped whenever anything that changes this facilitator's free times is written (rules,
     # overrides, these settings, a consult booked, moved or cancelled): the slot cache's key.
     slots_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

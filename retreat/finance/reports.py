@@ -18,16 +18,15 @@ Categories of ledger entries:
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from time import monotonic
 
 from flask import current_app
 from sqlalchemy import and_, case, func, literal, select
 
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.cache import Cache
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.payments.models import LedgerEntry, LedgerType, Payment, PaymentKind
@@ -277,10 +276,16 @@ def report(flt: ReportFilter) -> Report:
 # committing after one with a higher id could be missed until the entry expired.)
 # --------------------------------------------------------------------------------------------
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 64
 CACHE_SECONDS = 30
+
+
+def cache_enabled() -> bool:
+    cfg = current_app.config
+    return bool(cfg.get("FINANCE_REPORT_CACHE", not current_app.testing))
+
+
+_CACHE = Cache("finance reports", max_entries=CACHE_SIZE, ttl=lambda: CACHE_SECONDS if cache_enabled() else 0)
 
 
 def data_version() -> tuple:
@@ -290,28 +295,10 @@ def data_version() -> tuple:
     return (finance_version(),)
 
 
-def cache_enabled() -> bool:
-    cfg = current_app.config
-    return bool(cfg.get("FINANCE_REPORT_CACHE", not current_app.testing))
-
-
 def _cached(kind: str, flt: ReportFilter, compute):
-    if not cache_enabled():
+    if not _CACHE.ttl():
         return compute()
-    key = (kind, flt, data_version())
-    now = monotonic()
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] > now:
-            _CACHE.move_to_end(key)
-            return hit[1]
-    value = compute()
-    with _CACHE_LOCK:
-        _CACHE[key] = (now + CACHE_SECONDS, value)
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return value
+    return _CACHE.get_or_compute((kind, flt), compute, data_version())
 
 
 def cached_report(flt: ReportFilter) -> Report:
@@ -330,8 +317,7 @@ def cached_totals(flt: ReportFilter) -> dict[str, Figures]:
 
 
 def clear_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
 
 
 def cohort_choices() -> list[tuple[int, str]]:

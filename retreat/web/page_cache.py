@@ -22,16 +22,15 @@ while the session has messages to flash.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from functools import wraps
 
 from flask import current_app, make_response, request, session
 
-_CACHE: dict[tuple, tuple[float, bytes, int, str]] = {}
-_LOCK = threading.Lock()
+from retreat.core.cache import MISSING, Cache
+
 MAX_ENTRIES = 1024
+VERSIONED_MAX_ENTRIES = 512
+VERSIONED_MAX_BYTES = 16 * 1024 * 1024  # per process; the least recently used pages go first
 
 
 def _ttl() -> float:
@@ -41,49 +40,34 @@ def _ttl() -> float:
     return float(cfg["PUBLIC_CACHE_SECONDS"] or 0)
 
 
+ANONYMOUS = Cache("anonymous pages", max_entries=MAX_ENTRIES, ttl=_ttl)
+VERSIONED = Cache("versioned pages", max_entries=VERSIONED_MAX_ENTRIES, max_bytes=VERSIONED_MAX_BYTES, ttl=0)
+
+
 def clear() -> None:
-    with _LOCK:
-        _CACHE.clear()
-        _VERSIONED.clear()
-        _versioned_bytes[0] = 0
+    ANONYMOUS.clear()
+    VERSIONED.clear()
 
 
 def anonymous_cache(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        ttl = _ttl()
+        ttl = ANONYMOUS.ttl()
         if (not ttl or request.method != "GET" or request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
                 or "Authorization" in request.headers):
             return view(*args, **kwargs)
         key = (request.endpoint, request.full_path)
-        now = time.monotonic()
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] > now:
-            return current_app.response_class(hit[1], status=hit[2], mimetype=hit[3])
+        hit = ANONYMOUS.get(key, ttl=ttl)
+        if hit is not MISSING:
+            body, status, mimetype = hit
+            return current_app.response_class(body, status=status, mimetype=mimetype)
         response = make_response(view(*args, **kwargs))
         if (response.status_code == 200 and not response.direct_passthrough and not session.modified
                 and "Set-Cookie" not in response.headers):
-            with _LOCK:
-                if len(_CACHE) >= MAX_ENTRIES:
-                    _CACHE.pop(next(iter(_CACHE)))
-                _CACHE[key] = (now + ttl, response.get_data(), response.status_code, response.mimetype)
+            ANONYMOUS.put(key, (response.get_data(), response.status_code, response.mimetype), ttl=ttl)
         return response
 
     return wrapped
-
-
-_VERSIONED: OrderedDict = OrderedDict()
-VERSIONED_MAX_ENTRIES = 512
-VERSIONED_MAX_BYTES = 16 * 1024 * 1024  # per process; the least recently used pages go first
-_versioned_bytes = [0]
-
-
-def _size(value) -> int:
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, tuple):
-        return sum(_size(v) for v in value)
-    return 64
 
 
 def versioned_ttl(setting: str, default: float) -> float:
@@ -95,28 +79,12 @@ def versioned_ttl(setting: str, default: float) -> float:
 
 def versioned_get(key: tuple, version, ttl: float):
     """The value stored under ``key`` at ``version``, or None (absent, stale or expired)."""
-    if not ttl:
-        return None
-    with _LOCK:
-        hit = _VERSIONED.get(key)
-        if hit is None or hit[1] != version or hit[0] <= time.monotonic():
-            return None
-        _VERSIONED.move_to_end(key)
-        return hit[2]
+    value = VERSIONED.get(key, version, ttl=ttl)
+    return None if value is MISSING else value
 
 
 def versioned_put(key: tuple, version, value, ttl: float) -> None:
-    if not ttl:
-        return
-    size = _size(value)
-    with _LOCK:
-        old = _VERSIONED.pop(key, None)
-        if old is not None:
-            _versioned_bytes[0] -= old[3]
-        _VERSIONED[key] = (time.monotonic() + ttl, version, value, size)
-        _versioned_bytes[0] += size
-        while _VERSIONED and (len(_VERSIONED) > VERSIONED_MAX_ENTRIES or _versioned_bytes[0] > VERSIONED_MAX_BYTES):
-            _versioned_bytes[0] -= _VERSIONED.popitem(last=False)[1][3]
+    VERSIONED.put(key, value, version, ttl=ttl)
 
 
 def signed_in_page(key: tuple, version, ttl: float, render):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from retreat.accounts import users as accounts
-from retreat.consults import booking as svc
+from retreat.consults import publishing
 from retreat.extensions import db
 from retreat.models import Consultation, OutboxMessage
 from tests.unit.test_consult_support import SETTINGS
@@ -27,8 +27,8 @@ def _facilitator(app, email="fern@example.com"):
     with app.app_context():
         fac = accounts.create_user(email=email, name="Fern Facilitator", role="facilitator", password=PASSWORD,
                                    verified=True, tz="America/Denver")
-        svc.update_settings(fac, tz="America/Denver", **{**SETTINGS, "min_notice_minutes": 60})
-        svc.set_weekly_rules(fac, {d: "09:00-12:00, 13:00-17:00" for d in range(5)})
+        publishing.update_settings(fac, tz="America/Denver", **{**SETTINGS, "min_notice_minutes": 60})
+        publishing.set_weekly_rules(fac, {d: "09:00-12:00, 13:00-17:00" for d in range(5)})
         db.session.commit()
         return fac.id
 

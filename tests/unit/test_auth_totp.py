@@ -111,7 +111,9 @@ def test_the_staff_two_factor_setting_is_kept_briefly_and_at_once_by_the_process
 
     app.config["SETTINGS_CACHE_SECONDS"] = 10
     clock = [1000.0]
-    monkeypatch.setattr(accounts, "monotonic", lambda: clock[0])
+    from retreat.core import cache as core_cache
+
+    monkeypatch.setattr(core_cache.time, "monotonic", lambda: clock[0])
     try:
         accounts.set_setting(accounts.REQUIRE_STAFF_TOTP, "0")
         assert accounts.staff_totp_required() is False
@@ -125,4 +127,4 @@ def test_the_staff_two_factor_setting_is_kept_briefly_and_at_once_by_the_process
         assert accounts.staff_totp_required() is False
     finally:
         app.config.pop("SETTINGS_CACHE_SECONDS")
-        accounts._STAFF_TOTP[0] = 0.0
+        accounts._STAFF_TOTP.clear()

@@ -8,7 +8,11 @@ from icalendar import Calendar
 from sqlalchemy import func, select, text
 
 from retreat.cli import demo
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import manage as manage_links
+from retreat.consults import outcomes as consult_outcomes
+from retreat.consults import prescreen, publishing
+from retreat.consults import slots as free_times
 from retreat.core.crypto import hash_token
 from retreat.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from retreat.messaging.ics import build_calendar
@@ -76,8 +80,8 @@ def test_answers_and_reason_are_encrypted_at_rest(db):
     raw = db.session.execute(text("SELECT reason_encrypted, answers_encrypted FROM consultations WHERE id = :i"),
                              {"i": c.id}).one()
     assert "Marker-REASON-7731" not in raw[0] and "suicidality" not in raw[1]
-    assert svc.consult_reason(c) == "Marker-REASON-7731"
-    assert svc.consult_answers(c) == {"suicidality": "yes"}
+    assert prescreen.consult_reason(c) == "Marker-REASON-7731"
+    assert prescreen.consult_answers(c) == {"suicidality": "yes"}
 
 
 def test_existing_account_is_linked_by_email(db):
@@ -86,7 +90,7 @@ def test_existing_account_is_linked_by_email(db):
     c = book(TUE_10, email="  GRACE@Example.com ").consult
     assert c.participant_id == person.id and c.guest_email == "grace@example.com"
     c2 = book(TUE_10 + timedelta(hours=2), email="grace@example.com").consult
-    assert svc.consults_for_participant(person) == [c2, c]
+    assert consult_outcomes.consults_for_participant(person) == [c2, c]
     # No second account and no "user.created" for a linked one; a new guest gets exactly one of each.
     created = lambda: db.session.scalars(select(AuditEvent.object_id).where(AuditEvent.action == "user.created")).all()  # noqa: E731
     before = created()
@@ -102,21 +106,21 @@ def test_existing_account_is_linked_by_email(db):
 
 def test_any_answer_books_and_only_yes_or_unsure_flags(db):
     facilitator_with_hours()
-    calm = book(TUE_10, email="a@example.com", answers={k: "no" for k in svc.PRESCREEN_KEYS}).consult
+    calm = book(TUE_10, email="a@example.com", answers={k: "no" for k in prescreen.PRESCREEN_KEYS}).consult
     unsure = book(TUE_10 + timedelta(hours=1), email="b@example.com", answers={"clearance_conditions": "unsure"}).consult
     all_yes = book(TUE_10 + timedelta(hours=2), email="c@example.com",
-                   answers={k: True for k in svc.PRESCREEN_KEYS}).consult
+                   answers={k: True for k in prescreen.PRESCREEN_KEYS}).consult
     assert (calm.flagged, unsure.flagged, all_yes.flagged) == (False, True, True)
-    assert svc.flags_for(svc.consult_answers(all_yes)) == list(svc.PRESCREEN_KEYS)
+    assert prescreen.flags_for(prescreen.consult_answers(all_yes)) == list(prescreen.PRESCREEN_KEYS)
 
 
 def test_booked_time_and_its_buffer_disappear_from_slots(db):
     facilitator_with_hours()
     day = date(2026, 6, 2)
-    before = [s.start for s in svc.slots_for_dates(day, day, "America/Denver", NOW)]
+    before = [s.start for s in free_times.slots_for_dates(day, day, "America/Denver", NOW)]
     assert TUE_10 in before and TUE_10 + timedelta(minutes=30) in before
     book(TUE_10)
-    after = [s.start for s in svc.slots_for_dates(day, day, "America/Denver", NOW)]
+    after = [s.start for s in free_times.slots_for_dates(day, day, "America/Denver", NOW)]
     assert TUE_10 not in after
     assert TUE_10 + timedelta(minutes=30) not in after  # inside the 10-minute after-buffer
     assert TUE_10 + timedelta(minutes=60) in after
@@ -127,7 +131,7 @@ def test_booked_time_and_its_buffer_disappear_from_slots(db):
 def test_buffer_before_is_respected_too(db):
     facilitator_with_hours(buffer_before_minutes=15, buffer_after_minutes=0)
     book(TUE_10)
-    starts = [s.start for s in svc.slots_for_dates(date(2026, 6, 2), date(2026, 6, 2), "UTC", NOW)]
+    starts = [s.start for s in free_times.slots_for_dates(date(2026, 6, 2), date(2026, 6, 2), "UTC", NOW)]
     # A 10:30 call would block 10:15-11:00, overlapping the 10:00 call's 09:45-10:30: not offered.
     assert TUE_10 + timedelta(minutes=30) not in starts and TUE_10 + timedelta(minutes=60) in starts
     assert TUE_10 - timedelta(minutes=30) not in starts  # 09:30 call ends 10:00, but 10:00 needs 09:45-10:00
@@ -149,7 +153,7 @@ def test_times_that_are_not_free_are_refused_with_a_reason(db):
     book(TUE_10, email="first@example.com")
     for start, reason in NOT_FREE:
         for fid in (None, fac.id):
-            with pytest.raises(svc.SlotUnavailable) as exc:
+            with pytest.raises(free_times.SlotUnavailable) as exc:
                 book(start, email="second@example.com", facilitator_id=fid)
             assert (exc.value.reason, exc.value.status) == (reason, 409), start
     assert db.session.scalar(select(User).where(User.email == "second@example.com")) is None
@@ -185,12 +189,12 @@ def test_past_naive_and_unknown_facilitator_are_refused(db):
         with pytest.raises(ValidationFailed) as exc:
             book(TUE_10, facilitator_id=fid)
         assert "facilitator_id" in exc.value.errors
-    svc.update_settings(fac, tz="America/Denver", **{**dict(duration_minutes=30, buffer_before_minutes=0,
+    publishing.update_settings(fac, tz="America/Denver", **{**dict(duration_minutes=30, buffer_before_minutes=0,
                         buffer_after_minutes=10, min_notice_minutes=720, horizon_days=60, daily_cap=None,
                         slot_interval_minutes=30, change_cutoff_hours=24, video_link=None), "accepting_bookings": False})
     with pytest.raises(ValidationFailed):
         book(TUE_10, facilitator_id=fac.id)
-    with pytest.raises(svc.SlotUnavailable):
+    with pytest.raises(free_times.SlotUnavailable):
         book(TUE_10)
     assert db.session.scalar(select(Consultation)) is None
 
@@ -199,11 +203,11 @@ def test_daily_cap(db):
     facilitator_with_hours(daily_cap=2)
     book(TUE_10, email="a@example.com")
     book(TUE_10 + timedelta(hours=2), email="b@example.com")
-    tuesday = svc.slots_for_dates(date(2026, 6, 2), date(2026, 6, 2), "America/Denver", NOW)
+    tuesday = free_times.slots_for_dates(date(2026, 6, 2), date(2026, 6, 2), "America/Denver", NOW)
     assert tuesday == []
-    with pytest.raises(svc.SlotUnavailable):
+    with pytest.raises(free_times.SlotUnavailable):
         book(TUE_10 + timedelta(hours=4), email="c@example.com")
-    assert svc.slots_for_dates(date(2026, 6, 3), date(2026, 6, 3), "America/Denver", NOW)
+    assert free_times.slots_for_dates(date(2026, 6, 3), date(2026, 6, 3), "America/Denver", NOW)
 
 
 def test_round_robin_gives_the_free_facilitator_with_fewest_upcoming_consults(db):
@@ -217,7 +221,7 @@ def test_round_robin_gives_the_free_facilitator_with_fewest_upcoming_consults(db
     # The only free one gets it even if it has more consults.
     third = book(TUE_10 + timedelta(hours=2), email="c@example.com", now=later).consult
     assert third.facilitator_id == quiet.id
-    with pytest.raises(svc.SlotUnavailable) as exc:
+    with pytest.raises(free_times.SlotUnavailable) as exc:
         book(TUE_10 + timedelta(hours=2), email="d@example.com", now=later)
     assert exc.value.reason == "taken"
 
@@ -226,19 +230,19 @@ def test_slots_list_every_free_facilitator(db):
     a = facilitator_with_hours()
     b = facilitator_with_hours(tz="Europe/Berlin", hours="18:00-19:00")  # 10:00-11:00 MDT
     day = date(2026, 6, 2)
-    slots = [(s.start, s.facilitator_id) for s in svc.slots_for_dates(day, day, "America/Denver", NOW)]
+    slots = [(s.start, s.facilitator_id) for s in free_times.slots_for_dates(day, day, "America/Denver", NOW)]
     assert (TUE_10, a.id) in slots and (TUE_10, b.id) in slots
     assert all(f == a.id for t, f in slots if t.astimezone(DENVER).hour >= 11)
 
 
 def test_date_ranges_are_checked(db):
     with pytest.raises(ValidationFailed):
-        svc.slots_for_dates(date(2026, 6, 1), date(2026, 8, 2), "UTC", NOW)  # 63 days
-    assert svc.slots_for_dates(date(2026, 6, 1), date(2026, 8, 1), "UTC", NOW) == []  # 62 days
+        free_times.slots_for_dates(date(2026, 6, 1), date(2026, 8, 2), "UTC", NOW)  # 63 days
+    assert free_times.slots_for_dates(date(2026, 6, 1), date(2026, 8, 1), "UTC", NOW) == []  # 62 days
     with pytest.raises(ValidationFailed):
-        svc.slots_for_dates(date(2026, 6, 2), date(2026, 6, 1), "UTC", NOW)
+        free_times.slots_for_dates(date(2026, 6, 2), date(2026, 6, 1), "UTC", NOW)
     with pytest.raises(ValidationFailed):
-        svc.slots_for_dates(date(2026, 6, 1), date(2026, 6, 2), "Not/AZone", NOW)
+        free_times.slots_for_dates(date(2026, 6, 1), date(2026, 6, 2), "Not/AZone", NOW)
 
 
 def test_reschedule_keeps_uid_bumps_sequence_and_moves_reminders(db):
@@ -248,7 +252,7 @@ def test_reschedule_keeps_uid_bumps_sequence_and_moves_reminders(db):
     uid = c.calendar_uid
     new_start = TUE_10 + timedelta(days=1, hours=3)
     later = NOW + timedelta(hours=1)
-    moved = svc.reschedule(c, new_start, base_url=BASE_URL, now=later)
+    moved = bookings.reschedule(c, new_start, base_url=BASE_URL, now=later)
     assert moved.consult.id == c.id and c.start_at == new_start and c.sequence == 1 and c.calendar_uid == uid
     assert c.blocked_end == new_start + timedelta(minutes=40)
     pending = {r.dedupe_key: r for r in outbox_rows(db, c) if r.status == "pending"}
@@ -263,18 +267,18 @@ def test_reschedule_keeps_uid_bumps_sequence_and_moves_reminders(db):
     notice = pending[f"consult-{c.id}-s1-facilitator-rescheduled"]
     assert notice.recipient_user_id == fac.id and notice.context["previous_when"].startswith("Tuesday 2 June")
     # The old link is replaced by the new one.
-    with pytest.raises(svc.ManageLinkInvalid, match="replaced"):
-        svc.consult_for_token(b.manage_token, later)
-    assert svc.consult_for_token(moved.manage_token, later) is c
+    with pytest.raises(manage_links.ManageLinkInvalid, match="replaced"):
+        manage_links.consult_for_token(b.manage_token, later)
+    assert manage_links.consult_for_token(moved.manage_token, later) is c
     # The old time is free again; the new one is not.
-    starts = [s.start for s in svc.free_slots(TUE_10 - timedelta(hours=1), new_start + timedelta(hours=1), later)]
+    starts = [s.start for s in free_times.free_slots(TUE_10 - timedelta(hours=1), new_start + timedelta(hours=1), later)]
     assert TUE_10 in starts and new_start not in starts
 
 
 def test_reschedule_within_its_own_buffer(db):
     facilitator_with_hours()
     c = book(TUE_10).consult
-    svc.reschedule(c, TUE_10 + timedelta(minutes=30), base_url=BASE_URL, now=NOW)
+    bookings.reschedule(c, TUE_10 + timedelta(minutes=30), base_url=BASE_URL, now=NOW)
     assert c.start_at == TUE_10 + timedelta(minutes=30)
 
 
@@ -282,12 +286,12 @@ def test_reschedule_refuses_taken_or_invalid_times_and_changes_nothing(db):
     facilitator_with_hours()
     c = book(TUE_10, email="a@example.com").consult
     book(TUE_10 + timedelta(hours=2), email="b@example.com")
-    for bad, error in [(TUE_10 + timedelta(hours=2), svc.SlotUnavailable),
+    for bad, error in [(TUE_10 + timedelta(hours=2), free_times.SlotUnavailable),
                        (NOW - timedelta(minutes=1), ValidationFailed),
                        (TUE_10, ValidationFailed),
-                       (datetime(2026, 6, 2, 22, 0, tzinfo=DENVER), svc.SlotUnavailable)]:
+                       (datetime(2026, 6, 2, 22, 0, tzinfo=DENVER), free_times.SlotUnavailable)]:
         with pytest.raises(error):
-            svc.reschedule(c, bad, base_url=BASE_URL, now=NOW)
+            bookings.reschedule(c, bad, base_url=BASE_URL, now=NOW)
         assert c.start_at == TUE_10 and c.sequence == 0
 
 
@@ -296,11 +300,11 @@ def test_cutoff_for_guest_changes(db):
     c = book(TUE_10).consult
     just_before = TUE_10 - timedelta(hours=24, seconds=1)
     at_cutoff = TUE_10 - timedelta(hours=24)
-    assert svc.can_change(c, just_before) and not svc.can_change(c, at_cutoff)
+    assert manage_links.can_change(c, just_before) and not manage_links.can_change(c, at_cutoff)
     with pytest.raises(Conflict, match="too close"):
-        svc.reschedule(c, TUE_10 + timedelta(days=2), base_url=BASE_URL, now=at_cutoff)
+        bookings.reschedule(c, TUE_10 + timedelta(days=2), base_url=BASE_URL, now=at_cutoff)
     with pytest.raises(Conflict, match="too close"):
-        svc.cancel(c, by="guest", base_url=BASE_URL, now=at_cutoff)
+        bookings.cancel(c, by="guest", base_url=BASE_URL, now=at_cutoff)
     assert c.status == "booked"
 
 
@@ -308,7 +312,7 @@ def test_cancel_frees_the_time_cancels_reminders_and_sends_cancel_invite(db):
     fac = facilitator_with_hours()
     b = book(TUE_10)
     c = b.consult
-    svc.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
+    bookings.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
     assert c.status == "cancelled" and c.sequence == 1 and c.cancelled_by == "guest"
     rows = outbox_rows(db, c)
     assert all(r.status == "cancelled" for r in rows if r.template in ("consult_reminder", "consult_confirmation"))
@@ -320,12 +324,12 @@ def test_cancel_frees_the_time_cancels_reminders_and_sends_cancel_invite(db):
     notice = next(r for r in rows if r.template == "consult_facilitator_notice" and r.context["event"] == "cancelled")
     assert notice.recipient_user_id == fac.id and notice.ics["method"] == "CANCEL"
     # Idempotent, and the time can be booked again.
-    svc.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
+    bookings.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
     assert len(outbox_rows(db, c)) == len(rows)
     assert book(TUE_10, email="next@example.com").consult.start_at == TUE_10
     # A cancelled consult can't be moved.
     with pytest.raises(Conflict):
-        svc.reschedule(c, TUE_10 + timedelta(days=1), base_url=BASE_URL, now=NOW)
+        bookings.reschedule(c, TUE_10 + timedelta(days=1), base_url=BASE_URL, now=NOW)
 
 
 def test_facilitator_may_cancel_inside_the_cutoff_but_nobody_else(db):
@@ -333,8 +337,8 @@ def test_facilitator_may_cancel_inside_the_cutoff_but_nobody_else(db):
     other = facilitator_with_hours()
     c = book(TUE_10, facilitator_id=fac.id).consult
     with pytest.raises(PermissionDenied):
-        svc.cancel(c, by="facilitator", actor=other, base_url=BASE_URL, now=TUE_10 - timedelta(hours=2))
-    svc.cancel(c, by="facilitator", actor=fac, base_url=BASE_URL, now=TUE_10 - timedelta(hours=2))
+        bookings.cancel(c, by="facilitator", actor=other, base_url=BASE_URL, now=TUE_10 - timedelta(hours=2))
+    bookings.cancel(c, by="facilitator", actor=fac, base_url=BASE_URL, now=TUE_10 - timedelta(hours=2))
     mail = next(r for r in outbox_rows(db, c) if r.template == "consult_cancelled")
     assert mail.context["cancelled_by"] == "facilitator"
 
@@ -342,16 +346,16 @@ def test_facilitator_may_cancel_inside_the_cutoff_but_nobody_else(db):
 def test_manage_token_tampered_expired_or_unknown(db):
     facilitator_with_hours()
     b = book(TUE_10)
-    assert svc.consult_for_token(b.manage_token, NOW) is b.consult
+    assert manage_links.consult_for_token(b.manage_token, NOW) is b.consult
     head, sig = b.manage_token.rsplit(".", 1)
     for bad in (head + "." + sig[::-1], head[:-2] + "." + sig, "", "x" * 600, "not-a-token", b.manage_token + "x"):
-        with pytest.raises(svc.ManageLinkInvalid):
-            svc.consult_for_token(bad, NOW)
+        with pytest.raises(manage_links.ManageLinkInvalid):
+            manage_links.consult_for_token(bad, NOW)
     expiry = b.consult.end_at + timedelta(days=7)
-    with pytest.raises(svc.ManageLinkExpired) as exc:
-        svc.consult_for_token(b.manage_token, expiry)
+    with pytest.raises(manage_links.ManageLinkExpired) as exc:
+        manage_links.consult_for_token(b.manage_token, expiry)
     assert exc.value.status == 410
-    assert svc.consult_for_token(b.manage_token, expiry - timedelta(seconds=1)) is b.consult
+    assert manage_links.consult_for_token(b.manage_token, expiry - timedelta(seconds=1)) is b.consult
 
 
 def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(db):
@@ -360,19 +364,19 @@ def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(d
     facilitator_with_hours()
     b = book(TUE_10)
     c = b.consult
-    payload = svc._serializer().loads(b.manage_token)
+    payload = manage_links._serializer().loads(b.manage_token)
     assert payload["u"] == c.calendar_uid and "c" not in payload
     expires = int((c.end_at + timedelta(days=7)).timestamp())
-    old = svc._serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
+    old = manage_links._serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
     c.manage_token_hash = hash_token(old)  # as if issued before the change
     db.session.flush()
-    assert svc.consult_for_token(old, NOW) is c
-    with pytest.raises(svc.ManageLinkInvalid, match="replaced"):
-        svc.consult_for_token(b.manage_token, NOW)  # the hash no longer matches
+    assert manage_links.consult_for_token(old, NOW) is c
+    with pytest.raises(manage_links.ManageLinkInvalid, match="replaced"):
+        manage_links.consult_for_token(b.manage_token, NOW)  # the hash no longer matches
     for payload in ({"u": "consult-unknown@retreat", "n": "x", "e": expires}, {"u": 5, "n": "x", "e": expires},
                     {"n": "x", "e": expires}, {"u": c.calendar_uid, "n": "x", "e": "later"}):
-        with pytest.raises(svc.ManageLinkInvalid):
-            svc.consult_for_token(svc._serializer().dumps(payload), NOW)
+        with pytest.raises(manage_links.ManageLinkInvalid):
+            manage_links.consult_for_token(manage_links._serializer().dumps(payload), NOW)
 
 
 def test_outcome_recording(db):
@@ -380,26 +384,26 @@ def test_outcome_recording(db):
     other = facilitator_with_hours()
     c = book(TUE_10).consult
     with pytest.raises(Conflict, match="once the call has started"):
-        svc.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort=None, notes=None, now=NOW)
+        consult_outcomes.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort=None, notes=None, now=NOW)
     after = TUE_10 + timedelta(minutes=40)
     with pytest.raises(PermissionDenied):
-        svc.record_outcome(c, facilitator=other, outcome="completed", recommended_cohort=None, notes=None, now=after)
+        consult_outcomes.record_outcome(c, facilitator=other, outcome="completed", recommended_cohort=None, notes=None, now=after)
     with pytest.raises(ValidationFailed):
-        svc.record_outcome(c, facilitator=fac, outcome="cured", recommended_cohort=None, notes=None, now=after)
+        consult_outcomes.record_outcome(c, facilitator=fac, outcome="cured", recommended_cohort=None, notes=None, now=after)
     with pytest.raises(ValidationFailed):
-        svc.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="x" * 201, notes=None, now=after)
-    svc.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="Colorado, September",
+        consult_outcomes.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="x" * 201, notes=None, now=after)
+    consult_outcomes.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="Colorado, September",
                        notes="Marker-NOTES-5521 good fit", now=after)
     assert c.status == "completed" and c.recommended_cohort == "Colorado, September"
-    assert svc.consult_outcome_notes(c) == "Marker-NOTES-5521 good fit"
+    assert prescreen.consult_outcome_notes(c) == "Marker-NOTES-5521 good fit"
     db.session.flush()
     raw = db.session.execute(text("SELECT outcome_notes_encrypted FROM consultations WHERE id = :i"),
                              {"i": c.id}).scalar_one()
     assert "Marker-NOTES" not in raw
-    svc.record_outcome(c, facilitator=fac, outcome="no_show", recommended_cohort="ignored", notes=None, now=after)
+    consult_outcomes.record_outcome(c, facilitator=fac, outcome="no_show", recommended_cohort="ignored", notes=None, now=after)
     assert c.status == "no_show" and c.recommended_cohort is None
     # A completed consult still holds its time.
-    assert svc.free_slots(TUE_10, TUE_10 + timedelta(minutes=1), NOW, facilitator_ids=[fac.id]) == []
+    assert free_times.free_slots(TUE_10, TUE_10 + timedelta(minutes=1), NOW, facilitator_ids=[fac.id]) == []
 
 
 def test_facilitator_lists_put_flagged_first(db):
@@ -407,59 +411,59 @@ def test_facilitator_lists_put_flagged_first(db):
     plain = book(TUE_10, email="a@example.com").consult
     flagged = book(TUE_10 + timedelta(days=1), email="b@example.com", answers={"psychosis": "yes"}).consult
     gone = book(TUE_10 + timedelta(hours=2), email="c@example.com").consult
-    svc.cancel(gone, by="guest", base_url=BASE_URL, now=NOW)
-    lists = svc.facilitator_consults(fac, NOW)
+    bookings.cancel(gone, by="guest", base_url=BASE_URL, now=NOW)
+    lists = consult_outcomes.facilitator_consults(fac, NOW)
     assert lists["upcoming"] == [flagged, plain] and lists["cancelled"] == [gone] and lists["past"] == []
     later = TUE_10 + timedelta(days=3)
-    lists = svc.facilitator_consults(fac, later)
+    lists = consult_outcomes.facilitator_consults(fac, later)
     assert lists["past"] == [flagged, plain] and lists["upcoming"] == []
 
 
 def test_weekly_rules_and_overrides_editing(db):
     fac = factories.user("facilitator", password=None)
-    parsed = svc.set_weekly_rules(fac, {0: "9-12, 13:00 - 17:00", 1: "13:00-17:00, 09:00-12:30, 12:00-13:30",
+    parsed = publishing.set_weekly_rules(fac, {0: "9-12, 13:00 - 17:00", 1: "13:00-17:00, 09:00-12:30, 12:00-13:30",
                                         4: "20:00-24:00"})
     assert parsed[0] == [(540, 720), (780, 1020)] and parsed[1] == [(540, 1020)] and parsed[4] == [(1200, 1440)]
-    assert svc.format_windows(svc.weekly_rules(fac)[0]) == "09:00-12:00, 13:00-17:00"
+    assert publishing.format_windows(publishing.weekly_rules(fac)[0]) == "09:00-12:00, 13:00-17:00"
     for bad in ("9-8", "25:00-26:00", "nine to five", "09:00-24:30", "09:61-10:00", "24:00-24:00"):
         with pytest.raises(ValidationFailed) as exc:
-            svc.set_weekly_rules(fac, {2: bad})
+            publishing.set_weekly_rules(fac, {2: bad})
         assert "day_2" in exc.value.errors
-    assert svc.weekly_rules(fac)[0] == [(540, 720), (780, 1020)]  # unchanged
-    o = svc.add_override(fac, day=date(2026, 6, 3), kind="blocked", start="10:00", end="11:00", note="Dentist", now=NOW)
-    svc.add_override(fac, day=date(2026, 6, 4), kind="off", now=NOW)
+    assert publishing.weekly_rules(fac)[0] == [(540, 720), (780, 1020)]  # unchanged
+    o = publishing.add_override(fac, day=date(2026, 6, 3), kind="blocked", start="10:00", end="11:00", note="Dentist", now=NOW)
+    publishing.add_override(fac, day=date(2026, 6, 4), kind="off", now=NOW)
     for kw in ({"day": date(2026, 5, 1), "kind": "off"}, {"day": date(2026, 6, 5), "kind": "extra", "start": "12:00",
                "end": "11:00"}, {"day": date(2026, 6, 5), "kind": "extra"}, {"day": None, "kind": "off"},
                {"day": date(2026, 6, 5), "kind": "holiday"}, {"day": date(2026, 6, 5), "kind": "off", "note": "x" * 201}):
         with pytest.raises(ValidationFailed):
-            svc.add_override(fac, now=NOW, **kw)
-    assert [x.day for x in svc.upcoming_overrides(fac, NOW)] == [date(2026, 6, 3), date(2026, 6, 4)]
+            publishing.add_override(fac, now=NOW, **kw)
+    assert [x.day for x in publishing.upcoming_overrides(fac, NOW)] == [date(2026, 6, 3), date(2026, 6, 4)]
     other = factories.user("facilitator", password=None)
     with pytest.raises(NotFound):
-        svc.delete_override(other, o.id)
-    svc.delete_override(fac, o.id)
-    assert [x.day for x in svc.upcoming_overrides(fac, NOW)] == [date(2026, 6, 4)]
+        publishing.delete_override(other, o.id)
+    publishing.delete_override(fac, o.id)
+    assert [x.day for x in publishing.upcoming_overrides(fac, NOW)] == [date(2026, 6, 4)]
     with pytest.raises(PermissionDenied):
-        svc.set_weekly_rules(factories.user("participant", password=None), {0: "09:00-10:00"})
+        publishing.set_weekly_rules(factories.user("participant", password=None), {0: "09:00-10:00"})
 
 
 def test_settings_validation(db):
     fac = factories.user("facilitator", password=None)
     with pytest.raises(ValidationFailed) as exc:
-        svc.update_settings(fac, tz="Nowhere/Land", duration_minutes=5, buffer_before_minutes=-1,
+        publishing.update_settings(fac, tz="Nowhere/Land", duration_minutes=5, buffer_before_minutes=-1,
                             buffer_after_minutes=0, min_notice_minutes=0, horizon_days=0, daily_cap=0,
                             slot_interval_minutes=30, change_cutoff_hours=24, video_link="javascript:alert(1)",
                             accepting_bookings=True)
     assert {"tz", "duration_minutes", "buffer_before_minutes", "horizon_days", "daily_cap",
             "video_link"} <= set(exc.value.errors)
-    assert svc.get_settings(fac) is None
+    assert publishing.get_settings(fac) is None
 
 
 def test_week_preview_shows_hours_overrides_bookings_and_free_times(db):
     fac = facilitator_with_hours(hours="09:00-11:00", days=range(5))
-    svc.add_override(fac, day=date(2026, 6, 3), kind="off", note="Holiday", now=NOW)
+    publishing.add_override(fac, day=date(2026, 6, 3), kind="off", note="Holiday", now=NOW)
     c = book(TUE_10).consult
-    days = svc.week_preview(fac, date(2026, 6, 1), NOW)
+    days = publishing.week_preview(fac, date(2026, 6, 1), NOW)
     assert [d.day.weekday() for d in days] == list(range(7))
     mon, tue, wed = days[0], days[1], days[2]
     assert mon.free == []  # under 12 h notice
@@ -472,10 +476,10 @@ def test_demo_seed_gives_the_facilitator_weekday_availability(db):
     fac = factories.user("facilitator", email="facilitator@demo.retreat", password=None)  # as seed() creates it
     demo.seed_consult_availability()
     demo.seed_consult_availability()  # idempotent
-    assert svc.get_settings(fac).tz == "America/Denver"
-    assert set(svc.weekly_rules(fac)) == {0, 1, 2, 3, 4}
+    assert publishing.get_settings(fac).tz == "America/Denver"
+    assert set(publishing.weekly_rules(fac)) == {0, 1, 2, 3, 4}
     monday = date(2026, 6, 1)
-    slots = svc.slots_for_dates(monday, monday + timedelta(days=13), "America/Denver", NOW)
+    slots = free_times.slots_for_dates(monday, monday + timedelta(days=13), "America/Denver", NOW)
     days = {s.start.astimezone(DENVER).date() for s in slots}
     assert days and all(d.weekday() < 5 for d in days)
     assert len(days) == 9  # Tue..Fri and the next week's Mon..Fri (Monday itself is under 12 h notice)
@@ -484,8 +488,8 @@ def test_demo_seed_gives_the_facilitator_weekday_availability(db):
 def test_email_templates_render_from_the_queued_context(app, db):
     facilitator_with_hours()
     c = book(TUE_10).consult
-    svc.reschedule(c, TUE_10 + timedelta(days=1), base_url=BASE_URL, now=NOW)
-    svc.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
+    bookings.reschedule(c, TUE_10 + timedelta(days=1), base_url=BASE_URL, now=NOW)
+    bookings.cancel(c, by="guest", base_url=BASE_URL, now=NOW)
     seen = set()
     for row in outbox_rows(db, c):
         for ext in ("txt", "html"):

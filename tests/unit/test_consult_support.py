@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import publishing
 from retreat.extensions import db
 from tests import factories
 
@@ -21,8 +22,8 @@ def facilitator_with_hours(*, tz: str = "America/Denver", hours: str = "09:00-17
     """A facilitator taking consults; committed, so that a view's rollback after a refusal keeps it
     (in the ``db`` fixture a commit only releases a savepoint of the test's transaction)."""
     fac = factories.user("facilitator", tz=tz, name=name, password=None)  # no slow hashing
-    svc.update_settings(fac, tz=tz, **{**SETTINGS, **settings})
-    svc.set_weekly_rules(fac, {d: hours for d in days})
+    publishing.update_settings(fac, tz=tz, **{**SETTINGS, **settings})
+    publishing.set_weekly_rules(fac, {d: hours for d in days})
     db.session.commit()
     return fac
 
@@ -44,7 +45,7 @@ def guest(**kw) -> dict:
 
 
 def book(start, *, now=NOW, facilitator_id=None, **kw):
-    return svc.book(start=start, facilitator_id=facilitator_id, base_url=BASE_URL, now=now, **guest(**kw))
+    return bookings.book(start=start, facilitator_id=facilitator_id, base_url=BASE_URL, now=now, **guest(**kw))
 
 
 from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for consult tests)

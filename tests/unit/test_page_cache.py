@@ -8,7 +8,7 @@ from retreat.web import page_cache
 
 def test_pages_beyond_the_byte_budget_go_least_recently_used_first(monkeypatch):
     page_cache.clear()
-    monkeypatch.setattr(page_cache, "VERSIONED_MAX_BYTES", 3000)
+    monkeypatch.setattr(page_cache.VERSIONED, "max_bytes", 3000)
     try:
         for name in "abc":
             page_cache.versioned_put((name,), 1, name * 1000, 60)
@@ -18,7 +18,7 @@ def test_pages_beyond_the_byte_budget_go_least_recently_used_first(monkeypatch):
         assert page_cache.versioned_get(("a",), 1, 60) and page_cache.versioned_get(("c",), 1, 60)
         assert page_cache.versioned_get(("d",), 1, 60) == ("t", "d" * 999)
         page_cache.versioned_put(("a",), 2, "x" * 10, 60)  # replaced: its old size is given back
-        assert page_cache._versioned_bytes[0] == 10 + 1000 + 1 + 999
+        assert page_cache.VERSIONED.bytes == 10 + 1000 + 1 + 999
         assert page_cache.versioned_get(("a",), 1, 60) is None  # another version
         assert page_cache.versioned_get(("a",), 2, 0) is None  # caching off
     finally:

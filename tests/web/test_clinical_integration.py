@@ -10,7 +10,9 @@ from sqlalchemy import event, select, text
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance, roster
 from retreat.clinical.models import SafetyAlert
-from retreat.consults import booking as consults
+from retreat.consults import booking as bookings
+from retreat.consults import outcomes as consult_outcomes
+from retreat.consults import prescreen
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
 from tests import factories
@@ -23,7 +25,7 @@ SAFETY_ANSWERS = {"suicidality": "yes", "pregnancy": "unsure", "psychosis": "no"
 
 def _book(now, *, email="grace@example.com", answers=None, hours=30, facilitator=None, **kw):
     start = (now + timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
-    return consults.book(start=start, facilitator_id=facilitator.id if facilitator else None, name=kw.pop(
+    return bookings.book(start=start, facilitator_id=facilitator.id if facilitator else None, name=kw.pop(
         "name", "Grace Guest"), email=email, phone="+1 303 555 0100", tz="UTC",
         reason=kw.pop("reason", f"{MARKER} reason"), heard_from=None, answers=answers or {},
         base_url="http://localhost", now=now).consult
@@ -73,7 +75,7 @@ def _consult_world(db):
     fac = around_the_clock_facilitator()
     req = clearance.submit(s.enrollment, s.participant, fcl.answers(), now=s.now).request
     c = _book(s.now, email=s.participant.email, answers=SAFETY_ANSWERS, facilitator=fac)
-    consults.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="Autumn group",
+    consult_outcomes.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="Autumn group",
                             notes=f"{MARKER} outcome notes", now=s.now + timedelta(days=2))
     db.session.commit()
     return s, fac, req, c
@@ -173,8 +175,8 @@ def test_key_rotation_re_encrypts_consults(app, db, monkeypatch):
     assert all(before) and all(a != b for a, b in zip(after, before, strict=True))
     monkeypatch.setitem(app.config, "CLINICAL_DATA_KEYS", new_key)  # the old key is retired
     db.session.expire_all()
-    assert consults.consult_reason(c) == f"{MARKER} reason"
-    assert consults.consult_answers(c) == SAFETY_ANSWERS
-    assert consults.consult_outcome_notes(c) == f"{MARKER} outcome notes"
+    assert prescreen.consult_reason(c) == f"{MARKER} reason"
+    assert prescreen.consult_answers(c) == SAFETY_ANSWERS
+    assert prescreen.consult_outcome_notes(c) == f"{MARKER} outcome notes"
     record = clinical_access.read(s.provider, s.enrollment, [clinical_access.CONSULT_SAFETY], ctx=None, now=s.now)
     assert record.consults[0].flagged and len(record.consults[0].matched) == 2

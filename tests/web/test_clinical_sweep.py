@@ -15,7 +15,8 @@ from retreat.accounts import api_tokens
 from retreat.clinical import clearance
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.cohorts.models import Cohort, Enrollment
-from retreat.consults import booking as consults
+from retreat.consults import booking as bookings
+from retreat.consults import outcomes as consult_outcomes
 from retreat.core.crypto import encrypt_field
 from retreat.integration import journal
 from retreat.models import AuditEvent, Consultation, OutboxMessage
@@ -51,14 +52,14 @@ def world(db):
     fcl.decide(s, yreq, "cleared_with_conditions", conditions="Ground-floor room (mobility)", conditions_shareable=True)
     # V's participant had a free consult: the marker in its reason, answers and outcome notes.
     consult_facilitator = around_the_clock_facilitator()
-    c = consults.book(start=(s.now + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0),
+    c = bookings.book(start=(s.now + timedelta(hours=30)).replace(minute=0, second=0, microsecond=0),
                       facilitator_id=consult_facilitator.id, name=s.participant.name, email=s.participant.email,
                       phone=None, tz="UTC", reason=f"{MARKER} consult reason", heard_from=None,
                       answers={"suicidality": "yes", "pressure_conditions": "yes"}, base_url="http://localhost",
                       now=s.now).consult
     c.answers_encrypted = encrypt_field(json.dumps({"suicidality": "yes", "pressure_conditions": "yes",
                                                     "note": f"{MARKER} consult answer"}))
-    consults.record_outcome(c, facilitator=consult_facilitator, outcome="completed", recommended_cohort=None,
+    consult_outcomes.record_outcome(c, facilitator=consult_facilitator, outcome="completed", recommended_cohort=None,
                             notes=f"{MARKER} consult notes", now=s.now + timedelta(days=2))
     s.consult, s.consult_facilitator = c, consult_facilitator
     journal.create(s.participant, realm="body", prompt_key=None, text=f"{MARKER} private journal",  # never shared

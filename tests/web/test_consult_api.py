@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from retreat import create_app
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import slots as free_times
 from retreat.extensions import db, limiter
 from retreat.models import Consultation
 from retreat.timeutil import now_utc
@@ -40,7 +41,7 @@ def _count():
 
 def _next(after_hours=26):
     now = now_utc()
-    return svc.next_free_slots(now + timedelta(hours=after_hours), now, limit=1)[0].start
+    return free_times.next_free_slots(now + timedelta(hours=after_hours), now, limit=1)[0].start
 
 
 def test_slots_in_the_visitor_zone(client, db):
@@ -106,7 +107,7 @@ def test_booking_through_the_api(client, db):
 def test_taken_too_soon_or_unavailable_is_409_with_next_slots(client, db):
     _fac(hours="00:00-20:00")
     start = _next()
-    svc.book(start=start, base_url=BASE_URL, now=now_utc(), **guest())
+    bookings.book(start=start, base_url=BASE_URL, now=now_utc(), **guest())
     db.session.commit()
     r = client.post(BOOK, json=_body(start, email="late@example.com"))
     body = r.get_json()

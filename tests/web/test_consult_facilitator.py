@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import publishing
+from retreat.consults import slots as free_times
 from retreat.extensions import db
 from retreat.models import AuditEvent, Consultation
 from retreat.timeutil import now_utc
@@ -58,12 +60,12 @@ def test_weekly_hours_saved_or_refused_with_a_message(fac_client, db):
     r = fac_client.post("/facilitator/availability/weekly", data={"w-day_0": "08:00-10:00, 14:00-16:00",
                                                                   "w-day_5": "10:00 - 11:30"})
     assert r.status_code == 302
-    assert svc.weekly_rules(fac) == {0: [(480, 600), (840, 960)], 5: [(600, 690)]}
+    assert publishing.weekly_rules(fac) == {0: [(480, 600), (840, 960)], 5: [(600, 690)]}
     r = fac_client.post("/facilitator/availability/weekly", data={"w-day_0": "18:00-17:00", "w-day_1": "lunchtime"})
     page = _text(r)
     assert r.status_code == 422 and "Monday: write hours like" in page and "Tuesday: write hours like" in page
     assert 'value="lunchtime"' in page  # what they typed is kept
-    assert svc.weekly_rules(fac)[0] == [(480, 600), (840, 960)]
+    assert publishing.weekly_rules(fac)[0] == [(480, 600), (840, 960)]
 
 
 def test_settings_saved_or_refused(fac_client, db):
@@ -73,19 +75,19 @@ def test_settings_saved_or_refused(fac_client, db):
             "s-horizon_days": "30", "s-daily_cap": "4", "s-change_cutoff_hours": "12",
             "s-video_link": "https://meet.example.com/fern", "s-accepting_bookings": "y"}
     assert fac_client.post("/facilitator/availability/settings", data=data).status_code == 302
-    s = svc.get_settings(fac)
+    s = publishing.get_settings(fac)
     assert (s.tz, s.duration_minutes, s.min_notice_minutes, s.daily_cap, s.change_cutoff_hours) == (
         "Europe/Berlin", 45, 24 * 60, 4, 12)
     bad = {**data, "s-duration_minutes": "5", "s-video_link": "not a link", "s-tz": "Moon/Base"}
     r = fac_client.post("/facilitator/availability/settings", data=bad)
     assert r.status_code == 422 and "Not a valid choice" in _text(r)
-    assert svc.get_settings(fac).duration_minutes == 45
+    assert publishing.get_settings(fac).duration_minutes == 45
     r = fac_client.post("/facilitator/availability/settings", data={**data, "s-video_link": "ftp://x"})
     assert r.status_code == 422 and "starting with https://" in _text(r)
     # Unticking pauses bookings: no slots.
     paused = {k: v for k, v in data.items() if k != "s-accepting_bookings"}
     assert fac_client.post("/facilitator/availability/settings", data=paused).status_code == 302
-    assert svc.free_slots(now_utc(), now_utc() + timedelta(days=20), now_utc()) == []
+    assert free_times.free_slots(now_utc(), now_utc() + timedelta(days=20), now_utc()) == []
 
 
 def test_date_changes_added_shown_and_removed(fac_client, make_client, db):
@@ -101,17 +103,17 @@ def test_date_changes_added_shown_and_removed(fac_client, make_client, db):
     assert r.status_code == 422 and "The end must be after the start." in _text(r)
     r = fac_client.post("/facilitator/availability/overrides", data={"o-day": "2026-02-30", "o-kind": "off"})
     assert r.status_code == 422 and "Enter the date." in _text(r)
-    override = svc.upcoming_overrides(fac_client.user, now_utc())[0]
+    override = publishing.upcoming_overrides(fac_client.user, now_utc())[0]
     other = make_client(facilitator_with_hours())
     assert other.post(f"/facilitator/availability/overrides/{override.id}/delete").status_code == 404
     assert fac_client.post(f"/facilitator/availability/overrides/{override.id}/delete").status_code == 302
-    assert svc.upcoming_overrides(fac_client.user, now_utc()) == []
+    assert publishing.upcoming_overrides(fac_client.user, now_utc()) == []
 
 
 def _book_with(fac, *, days_ahead=3, now=None, **kw):
     now = now or now_utc()
-    start = svc.next_free_slots(now + timedelta(days=days_ahead), now, limit=1, facilitator_id=fac.id)[0].start
-    consult = svc.book(start=start, facilitator_id=fac.id, base_url=BASE_URL, now=now, **guest(**kw)).consult
+    start = free_times.next_free_slots(now + timedelta(days=days_ahead), now, limit=1, facilitator_id=fac.id)[0].start
+    consult = bookings.book(start=start, facilitator_id=fac.id, base_url=BASE_URL, now=now, **guest(**kw)).consult
     db.session.commit()
     return consult
 

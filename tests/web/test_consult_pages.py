@@ -8,7 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import manage as manage_links
+from retreat.consults import prescreen
+from retreat.consults import slots as free_times
 from retreat.models import Consultation, OutboxMessage
 from retreat.timeutil import now_utc
 from tests.unit.test_consult_support import (
@@ -68,7 +71,7 @@ def test_whole_booking_flow_without_javascript(client, db):
     assert r.status_code == 302 and "/consult/manage/" in r.headers["Location"]
     c = db.session.scalar(select(Consultation))
     assert c.facilitator_id == fac.id and c.guest_tz == "Europe/Berlin" and c.flagged
-    assert c.heard_from == "Social media" and svc.consult_answers(c) == {"psychosis": "no", "suicidality": "yes"}
+    assert c.heard_from == "Social media" and prescreen.consult_answers(c) == {"psychosis": "no", "suicidality": "yes"}
     r = client.get(r.headers["Location"])
     page = r.get_data(as_text=True)
     assert "You are booked" in page and "https://video.example.com/room-1" in page
@@ -101,7 +104,7 @@ BAD_FORMS = [
 
 def test_bad_input_gets_a_clear_message_and_books_nothing(client, db):
     _fac()
-    start = svc.next_free_slots(now_utc(), now_utc(), limit=1)[0].start
+    start = free_times.next_free_slots(now_utc(), now_utc(), limit=1)[0].start
     for changes, message in BAD_FORMS:
         r = client.post("/consult/details", data=_form(**{"start": start.isoformat(), **changes}))
         assert r.status_code == 422, changes
@@ -112,8 +115,8 @@ def test_bad_input_gets_a_clear_message_and_books_nothing(client, db):
 def test_taken_time_gets_a_friendly_page_with_next_free_times(client, db):
     _fac()
     now = now_utc()
-    start = svc.next_free_slots(now + timedelta(hours=3), now, limit=1)[0].start
-    svc.book(start=start, base_url=BASE_URL, now=now, **guest(email="first@example.com"))
+    start = free_times.next_free_slots(now + timedelta(hours=3), now, limit=1)[0].start
+    bookings.book(start=start, base_url=BASE_URL, now=now, **guest(email="first@example.com"))
     db.session.commit()
     r = client.post("/consult/details", data=_form(start=start.isoformat(), name="Second Person",
                                                    email="second@example.com"))
@@ -130,8 +133,8 @@ def test_taken_time_gets_a_friendly_page_with_next_free_times(client, db):
 def _booked(client, db, **kw):
     _fac(**kw)
     now = now_utc()
-    start = svc.next_free_slots(now + timedelta(days=3), now, limit=1)[0].start
-    b = svc.book(start=start, base_url=BASE_URL, now=now, **guest())
+    start = free_times.next_free_slots(now + timedelta(days=3), now, limit=1)[0].start
+    b = bookings.book(start=start, base_url=BASE_URL, now=now, **guest())
     db.session.commit()
     return b, f"/consult/manage/{b.manage_token}"
 
@@ -172,8 +175,8 @@ def test_manage_reschedule_and_cancel_through_the_pages(client, db):
 
 def test_reschedule_to_a_taken_time_offers_others(client, db):
     b, url = _booked(client, db)
-    other = svc.next_free_slots(b.consult.end_at + timedelta(hours=2), now_utc(), limit=1)[0].start
-    svc.book(start=other, base_url=BASE_URL, now=now_utc(), **guest(email="other@example.com"))
+    other = free_times.next_free_slots(b.consult.end_at + timedelta(hours=2), now_utc(), limit=1)[0].start
+    bookings.book(start=other, base_url=BASE_URL, now=now_utc(), **guest(email="other@example.com"))
     db.session.commit()
     r = client.post(url + "/reschedule", data={"start": other.isoformat()})
     page = r.get_data(as_text=True)
@@ -184,8 +187,8 @@ def test_reschedule_to_a_taken_time_offers_others(client, db):
 def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
     _fac()
     now = now_utc()
-    soon = svc.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
-    b = svc.book(start=soon, base_url=BASE_URL, now=now, **guest())
+    soon = free_times.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
+    b = bookings.book(start=soon, base_url=BASE_URL, now=now, **guest())
     db.session.commit()
     url = f"/consult/manage/{b.manage_token}"
     page = client.get(url).get_data(as_text=True)
@@ -204,7 +207,7 @@ def test_tampered_or_expired_links_get_a_clear_message(app, client, db):
         assert r.status_code == 404 and "not valid" in r.get_data(as_text=True)
     r = client.post(tampered + "/cancel")
     assert r.status_code == 404 and b.consult.status == "booked"
-    expired = svc._serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
+    expired = manage_links._serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
     r = client.get(f"/consult/manage/{expired}")
     assert r.status_code == 410 and "expired" in r.get_data(as_text=True)
     r = client.post(f"/consult/manage/{expired}/cancel")

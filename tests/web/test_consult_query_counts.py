@@ -14,7 +14,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from retreat.consults import booking as svc
+from retreat.consults import notices
+from retreat.consults import slots as free_times
+from retreat.messaging import outbox
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from retreat.timeutil import now_utc
 from tests import factories
@@ -49,7 +51,7 @@ def _kind(statement: str) -> str:
 
 def _measure(client, fac, email) -> tuple[object, list[str]]:
     now = now_utc()
-    start = svc.next_free_slots(now + timedelta(hours=26), now, limit=1, facilitator_id=fac.id)[0].start
+    start = free_times.next_free_slots(now + timedelta(hours=26), now, limit=1, facilitator_id=fac.id)[0].start
     with counting() as statements:
         r = client.post(BOOK, json={"start": start.isoformat(), "facilitator_id": fac.id, "name": "Grace Guest",
                                     "email": email, "timezone": "Europe/Berlin", "answers": {"pregnancy": "no"}})
@@ -101,9 +103,9 @@ def test_booking_queues_exactly_the_expected_messages_and_events(client, db):
     assert [tuple(e) for e in events] == [("user.created", "user", str(guest.id)),
                                           ("consult.booked", "consultation", str(consult.id))]
     # Queuing the same messages again (a retry upstream) adds nothing: the dedupe keys hold.
-    with svc.outbox.batched():
-        svc._queue_guest_messages(consult, "x", now=now_utc(), base_url="http://localhost", event="booked")
-        svc._queue_facilitator_notice(consult, now=now_utc(), base_url="http://localhost", event="booked")
+    with outbox.batched():
+        notices.queue_guest_messages(consult, "x", now=now_utc(), base_url="http://localhost", event="booked")
+        notices.queue_facilitator_notice(consult, now=now_utc(), base_url="http://localhost", event="booked")
     db.session.flush()
     assert len(db.session.scalars(select(OutboxMessage).where(
         OutboxMessage.group_key.like(f"consult:{consult.id}%"))).all()) == 4

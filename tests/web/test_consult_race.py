@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from retreat.consults import booking as svc
+from retreat.consults import publishing
+from retreat.consults import slots as free_times
 from retreat.extensions import db
 from retreat.models import Consultation, User
 from retreat.timeutil import now_utc
@@ -23,11 +24,11 @@ THREADS = 40
 def _setup(app, **settings):
     with app.app_context():
         fac = factories.user("facilitator", password=None)
-        svc.update_settings(fac, tz="UTC", **{**SETTINGS, "min_notice_minutes": 60, **settings})
-        svc.set_weekly_rules(fac, {d: "00:00-24:00" for d in range(7)})
+        publishing.update_settings(fac, tz="UTC", **{**SETTINGS, "min_notice_minutes": 60, **settings})
+        publishing.set_weekly_rules(fac, {d: "00:00-24:00" for d in range(7)})
         db.session.commit()
         now = now_utc()
-        first = svc.free_slots(now + timedelta(days=1), now + timedelta(days=2), now)[0].start
+        first = free_times.free_slots(now + timedelta(days=1), now + timedelta(days=2), now)[0].start
         return fac.id, first
 
 

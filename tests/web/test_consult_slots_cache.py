@@ -8,7 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import publishing
+from retreat.consults import slots as free_times
 from retreat.models import Consultation
 from retreat.timeutil import now_utc
 from tests.unit.test_consult_support import BASE_URL, around_the_clock_facilitator, facilitator_with_hours
@@ -32,7 +34,7 @@ def _book(client, start: str, email: str):
 
 def test_a_booking_removes_its_slot_from_the_cached_answer(client, db):
     around_the_clock_facilitator()
-    svc.clear_slot_cache()
+    free_times.clear_slot_cache()
     first = _slots(client)
     assert _slots(client) == first  # served again (from the cache)
     wanted = first[10]
@@ -43,7 +45,7 @@ def test_a_booking_removes_its_slot_from_the_cached_answer(client, db):
 
 def test_a_cached_slot_cannot_be_booked_twice(client, db):
     around_the_clock_facilitator()
-    svc.clear_slot_cache()
+    free_times.clear_slot_cache()
     wanted = _slots(client)[4]
     assert _book(client, wanted, "a@example.com").status_code == 201
     again = _book(client, wanted, "b@example.com")  # someone still looking at the old list
@@ -53,31 +55,31 @@ def test_a_cached_slot_cannot_be_booked_twice(client, db):
 
 def test_cancelling_frees_the_slot_again(client, db):
     fac = around_the_clock_facilitator()
-    svc.clear_slot_cache()
+    free_times.clear_slot_cache()
     wanted = _slots(client)[6]
     assert _book(client, wanted, "a@example.com").status_code == 201
     assert wanted not in _slots(client)
     consult = db.session.scalar(select(Consultation))
-    svc.cancel(consult, by="facilitator", actor=fac, base_url=BASE_URL, now=now_utc())
+    bookings.cancel(consult, by="facilitator", actor=fac, base_url=BASE_URL, now=now_utc())
     db.session.commit()
     assert wanted in _slots(client)
 
 
 def test_new_hours_a_day_off_and_settings_show_at_once(client, db):
     fac = facilitator_with_hours(tz="UTC", hours="09:00-10:00", min_notice_minutes=60)
-    svc.clear_slot_cache()
+    free_times.clear_slot_cache()
     before = _slots(client)
     assert before and all("T09:" in s for s in before)
-    svc.set_weekly_rules(fac, {d: "09:00-10:00, 14:00-15:00" for d in range(7)})
+    publishing.set_weekly_rules(fac, {d: "09:00-10:00, 14:00-15:00" for d in range(7)})
     db.session.commit()
     widened = _slots(client)
     assert any("T14:" in s for s in widened)
     day = (now_utc() + timedelta(days=2)).date()
-    svc.add_override(fac, day=day, kind="off", now=now_utc())
+    publishing.add_override(fac, day=day, kind="off", now=now_utc())
     db.session.commit()
     assert not any(s.startswith(day.isoformat()) for s in _slots(client))
-    settings = svc.get_settings(fac)
-    svc.update_settings(fac, tz="UTC", duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=0,
+    settings = publishing.get_settings(fac)
+    publishing.update_settings(fac, tz="UTC", duration_minutes=30, buffer_before_minutes=0, buffer_after_minutes=0,
                         min_notice_minutes=60, horizon_days=60, daily_cap=None, slot_interval_minutes=30,
                         change_cutoff_hours=24, video_link=None, accepting_bookings=False)
     db.session.commit()
@@ -86,15 +88,15 @@ def test_new_hours_a_day_off_and_settings_show_at_once(client, db):
 
 def test_only_writes_that_change_free_times_bump_the_version(db):
     fac = around_the_clock_facilitator()
-    v0 = svc.slots_versions(fac.id)
-    svc.get_settings(fac).video_link = "https://video.example.com/new-room"
+    v0 = free_times.slots_versions(fac.id)
+    publishing.get_settings(fac).video_link = "https://video.example.com/new-room"
     db.session.flush()
-    assert svc.slots_versions(fac.id) == v0  # the video link does not change free times
-    start = svc.next_free_slots(now_utc() + timedelta(hours=3), now_utc(), limit=1)[0].start
-    svc.book(start=start, facilitator_id=fac.id, name="Grace Guest", email="g@example.com", phone=None, tz="UTC",
+    assert free_times.slots_versions(fac.id) == v0  # the video link does not change free times
+    start = free_times.next_free_slots(now_utc() + timedelta(hours=3), now_utc(), limit=1)[0].start
+    bookings.book(start=start, facilitator_id=fac.id, name="Grace Guest", email="g@example.com", phone=None, tz="UTC",
              base_url=BASE_URL, now=now_utc(), answers={})
     db.session.flush()
-    (_, v1, _), = svc.slots_versions(fac.id)
+    (_, v1, _), = free_times.slots_versions(fac.id)
     assert v1 > v0[0][1]
 
 
@@ -103,7 +105,7 @@ def test_a_long_answer_goes_gzipped_to_clients_that_accept_it_and_the_cached_gzi
     import json
 
     around_the_clock_facilitator()
-    svc.clear_slot_cache()
+    free_times.clear_slot_cache()
     today = now_utc().date()
     q = {"start": (today + timedelta(days=1)).isoformat(), "end": (today + timedelta(days=5)).isoformat(), "tz": "UTC"}
     plain = client.get(SLOTS, query_string=q)
@@ -157,12 +159,12 @@ def test_a_bump_rolled_back_with_its_savepoint_is_not_relied_on(db):
     v0 = _version(fac.id)
     try:
         with _db.session.begin_nested():
-            settings, _ = svc._lock_facilitator(fac.id)
+            settings, _ = bookings._lock_facilitator(fac.id)
             assert settings is not None
             raise RuntimeError("refused")
     except RuntimeError:
         pass
     assert _version(fac.id) == v0
-    svc.set_weekly_rules(fac, {d: "08:00-20:00" for d in range(7)})
+    publishing.set_weekly_rules(fac, {d: "08:00-20:00" for d in range(7)})
     _db.session.flush()
     assert _version(fac.id) > v0

@@ -14,6 +14,7 @@ from retreat.clinical import clearance
 from retreat.clinical.access import current_decision
 from retreat.cohorts import enrollment
 from retreat.cohorts.roster_versions import ROSTER_TABLES
+from retreat.core import cache as core_cache
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent
 from retreat.web import page_cache
@@ -147,8 +148,8 @@ def test_kept_pages_expire(app, world, cached, monkeypatch):
     client = signed_in(app, fac)
     url = f"/facilitator/cohorts/{c.id}/roster?status=all"
     client.get(url)
-    clock = [page_cache.time.monotonic()]
-    monkeypatch.setattr(page_cache.time, "monotonic", lambda: clock[0])
+    clock = [core_cache.time.monotonic()]
+    monkeypatch.setattr(core_cache.time, "monotonic", lambda: clock[0])
     with counting() as statements:
         client.get(url)
     kept = len(statements)

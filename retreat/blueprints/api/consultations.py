@@ -14,7 +14,10 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import prescreen
+from retreat.consults import settings as consult_limits
+from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.extensions import csrf, db, limiter
 from retreat.timeutil import is_valid_zone, now_utc, zone
@@ -55,8 +58,8 @@ class ConsultSlotsQuerySchema(Schema):
         if start and end:
             if end < start:
                 raise ValidationError("The end date must not be before the start date.", field_name="end")
-            if (end - start).days + 1 > svc.MAX_RANGE_DAYS:
-                raise ValidationError(f"Ask for at most {svc.MAX_RANGE_DAYS} days at a time.", field_name="end")
+            if (end - start).days + 1 > free_times.MAX_RANGE_DAYS:
+                raise ValidationError(f"Ask for at most {free_times.MAX_RANGE_DAYS} days at a time.", field_name="end")
 
 
 class ConsultSlotSchema(Schema):
@@ -74,17 +77,17 @@ class ConsultBookingRequestSchema(Schema):
     start = fields.AwareDateTime(required=True, metadata={"description": "A start time from the slots list, "
                                                                        "ISO 8601 with an offset."})
     facilitator_id = fields.Integer(allow_none=True, metadata={"description": "Omit for whoever is free."})
-    name = fields.String(required=True, validate=validate.Length(max=svc.MAX_LEN["name"]))
-    email = fields.String(required=True, validate=validate.Length(max=svc.MAX_LEN["email"]))
+    name = fields.String(required=True, validate=validate.Length(max=consult_limits.MAX_LEN["name"]))
+    email = fields.String(required=True, validate=validate.Length(max=consult_limits.MAX_LEN["email"]))
     timezone = fields.String(required=True, validate=_zone)
-    phone = fields.String(allow_none=True, validate=validate.Length(max=svc.MAX_LEN["phone"]))
-    reason = fields.String(allow_none=True, validate=validate.Length(max=svc.MAX_LEN["reason"]),
+    phone = fields.String(allow_none=True, validate=validate.Length(max=consult_limits.MAX_LEN["phone"]))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=consult_limits.MAX_LEN["reason"]),
                            metadata={"description": "What brings them (optional)."})
-    heard_from = fields.String(allow_none=True, validate=validate.Length(max=svc.MAX_LEN["heard_from"]))
+    heard_from = fields.String(allow_none=True, validate=validate.Length(max=consult_limits.MAX_LEN["heard_from"]))
     answers = fields.Dict(
         keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict,
         metadata={"description": "Pre-screen answers: yes | no | unsure for the questions "
-                                 + ", ".join(svc.PRESCREEN_KEYS) + ". Never a reason to refuse a booking."})
+                                 + ", ".join(prescreen.PRESCREEN_KEYS) + ". Never a reason to refuse a booking."})
 
 
 class ConsultBookingSchema(Schema):
@@ -125,7 +128,7 @@ def slots(args):
     now, fid = now_utc(), args.get("facilitator_id")
 
     def compute() -> tuple[bytes, bytes | None]:
-        found = svc.slots_for_dates(args["start"], args["end"], args["tz"], now, facilitator_id=fid)
+        found = free_times.slots_for_dates(args["start"], args["end"], args["tz"], now, facilitator_id=fid)
         # Built directly (the schema above documents it): serialising a few thousand slots through
         # marshmallow would cost more than computing them.
         z = zone(args["tz"])
@@ -134,8 +137,8 @@ def slots(args):
         # with the list, not per request.
         return body, gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
 
-    key = ("api-slots", args["start"], args["end"], args["tz"], fid, svc.slots_versions(fid))
-    body, packed = svc.cached_slots(key, now, compute)
+    key = ("api-slots", args["start"], args["end"], args["tz"], fid)
+    body, packed = free_times.cached_slots(key, now, compute, version=free_times.slots_versions(fid))
     resp = current_app.response_class(body, mimetype="application/json")
     resp.vary.add("Accept-Encoding")
     if packed is not None and request.accept_encodings.quality("gzip") > 0:
@@ -158,15 +161,15 @@ def create(data):
     now = now_utc()
     tz = data["timezone"]
     try:
-        booking = svc.book(
+        booking = bookings.book(
             start=data["start"], facilitator_id=data.get("facilitator_id"), name=data["name"], email=data["email"],
             phone=data.get("phone"), tz=tz, reason=data.get("reason"), heard_from=data.get("heard_from"),
             answers=data.get("answers") or {}, base_url=urls.base_url(), now=now,
             ctx=request_context(), via="api")
-    except svc.SlotUnavailable as exc:
+    except free_times.SlotUnavailable as exc:
         db.session.rollback()
         after = max(data["start"], now)
-        suggestions = svc.next_free_slots(after, now, facilitator_id=data.get("facilitator_id"), limit=5)
+        suggestions = free_times.next_free_slots(after, now, facilitator_id=data.get("facilitator_id"), limit=5)
         resp = jsonify(error=exc.message, reason=exc.reason, next_slots=[_slot_json(s, zone(tz)) for s in suggestions])
         resp.status_code = 409
         return resp

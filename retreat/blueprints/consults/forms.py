@@ -2,7 +2,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from retreat.consults.booking import ANSWER_CHOICES, HEARD_FROM_CHOICES, MAX_LEN, PRESCREEN_QUESTIONS
+from retreat.consults.prescreen import ANSWER_CHOICES, HEARD_FROM_CHOICES, PRESCREEN_QUESTIONS
+from retreat.consults.settings import MAX_LEN
 from retreat.timeutil import common_zones
 
 try:  # WTForms >= 3.3 prefers SelectChoice objects to (value, label) tuples

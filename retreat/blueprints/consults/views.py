@@ -9,12 +9,15 @@ from flask import Response, current_app, flash, redirect, render_template, reque
 
 from retreat.blueprints.consults import bp
 from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import manage as manage_links
+from retreat.consults import notices, prescreen, publishing
+from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db, limiter
 from retreat.messaging.ics import build_calendar
-from retreat.timeutil import is_valid_zone, now_utc, zone
+from retreat.timeutil import human_time, is_valid_zone, now_utc, zone
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context
 
@@ -47,8 +50,8 @@ def iso_z(value: datetime) -> str:
 
 
 def _default_tz() -> str:
-    for fac in svc.bookable_facilitators():
-        settings = svc.get_settings(fac)
+    for fac in free_times.bookable_facilitators():
+        settings = publishing.get_settings(fac)
         if settings and is_valid_zone(settings.tz):
             return settings.tz
     return "UTC"
@@ -74,16 +77,16 @@ def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, wee
     """Seven days of free times in the visitor's zone, grouped by their local date."""
     z = zone(tz)
     today = now.astimezone(z).date()
-    week_from = svc.parse_local_date(request.args.get("from")) or today
+    week_from = publishing.parse_local_date(request.args.get("from")) or today
     week_from = min(max(week_from, today), today + timedelta(days=LOOKAHEAD_DAYS * 2))
     week_to = week_from + timedelta(days=PICKER_DAYS - 1)
-    lo, hi = svc.date_range_bounds(week_from, week_to, tz)
+    lo, hi = free_times.date_range_bounds(week_from, week_to, tz)
     ids = None if facilitator_id is None else [facilitator_id]
-    slots = svc.free_slots(lo, hi, now, facilitator_ids=ids, exclude_consult_id=exclude_consult_id)
+    slots = free_times.free_slots(lo, hi, now, facilitator_ids=ids, exclude_consult_id=exclude_consult_id)
     by_day: dict[date, dict[datetime, list[int]]] = {}
     for s in slots:
         by_day.setdefault(s.start.astimezone(z).date(), {}).setdefault(s.start, []).append(s.facilitator_id)
-    wanted = svc.parse_local_date(request.args.get("day"))
+    wanted = publishing.parse_local_date(request.args.get("day"))
     selected = wanted if wanted in by_day else next(iter(sorted(by_day)), None)
     days = []
     for i in range(PICKER_DAYS):
@@ -96,12 +99,12 @@ def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, wee
         offsets = {t.astimezone(z).utcoffset() for t in starts}
         for t in starts:
             local = t.astimezone(z)
-            label = svc.time_label(t, tz) + (f" {local.tzname()}" if len(offsets) > 1 else "")
+            label = publishing.time_label(t, tz) + (f" {local.tzname()}" if len(offsets) > 1 else "")
             times.append({"label": label, "url": time_url(t), "start": iso_z(t),
                           "period": "morning" if local.hour < 12 else ("afternoon" if local.hour < 17 else "evening")})
     next_available = None
     if not slots:
-        upcoming = svc.next_free_slots(hi, now, limit=1, facilitator_id=facilitator_id, days=LOOKAHEAD_DAYS)
+        upcoming = free_times.next_free_slots(hi, now, limit=1, facilitator_id=facilitator_id, days=LOOKAHEAD_DAYS)
         if upcoming:
             d = upcoming[0].start.astimezone(z).date()
             next_available = {"date": d, "url": week_url(d, d)}
@@ -133,13 +136,13 @@ def _alternatives(after: datetime, now: datetime, facilitator_id: int | None, tz
                   exclude_consult_id: int | None = None) -> list[dict]:
     ids = None if facilitator_id is None else [facilitator_id]
     start = max(after, now)
-    slots = svc.free_slots(start, start + timedelta(days=21), now, facilitator_ids=ids,
+    slots = free_times.free_slots(start, start + timedelta(days=21), now, facilitator_ids=ids,
                            exclude_consult_id=exclude_consult_id)
     out, seen = [], set()
     for s in slots:
         if s.start not in seen:
             seen.add(s.start)
-            out.append({"start": iso_z(s.start), "label": svc.human_time(s.start, tz)})
+            out.append({"start": iso_z(s.start), "label": human_time(s.start, tz)})
         if len(out) >= 6:
             break
     return out
@@ -156,8 +159,8 @@ def manage_link(view):
     def wrapped(token, **kwargs):
         now = now_utc()
         try:
-            consult = svc.consult_for_token(token, now, lock=request.method == "POST")
-        except (svc.ManageLinkInvalid, svc.ManageLinkExpired) as exc:
+            consult = manage_links.consult_for_token(token, now, lock=request.method == "POST")
+        except (manage_links.ManageLinkInvalid, manage_links.ManageLinkExpired) as exc:
             return _link_error(exc)
         return view(token, consult, now, **kwargs)
 
@@ -173,7 +176,7 @@ def manage_link(view):
 def book():
     now = now_utc()
     tz, tz_chosen = _visitor_tz(request.args.get("tz"))
-    facilitators = svc.bookable_facilitators()
+    facilitators = free_times.bookable_facilitators()
     fid = _facilitator_param(request.args.get("facilitator"), facilitators)
     fac_arg = str(fid) if fid else "any"
 
@@ -185,7 +188,7 @@ def book():
         return url_for("consults.details", start=iso_z(t), tz=tz, facilitator=fac_arg)
 
     picker = _picker(tz=tz, now=now, facilitator_id=fid, time_url=time_url, week_url=week_url)
-    durations = {svc.get_settings(f).duration_minutes for f in facilitators}
+    durations = {publishing.get_settings(f).duration_minutes for f in facilitators}
     return render_template("consults/book.html", picker=picker, tz_chosen=tz_chosen, facilitators=facilitators,
                            facilitator_id=fid, zones=_zone_choices(), duration=min(durations) if durations else 30)
 
@@ -201,7 +204,7 @@ def details():
     form = BookingForm()
     source = request.form if request.method == "POST" else request.args
     start = parse_start(source.get("start"))
-    facilitators = svc.bookable_facilitators()
+    facilitators = free_times.bookable_facilitators()
     fid = _facilitator_param(source.get("facilitator"), facilitators)
     unknown_facilitator = fid is None and (source.get("facilitator") or "any") != "any"
     tz = request.args.get("tz") if is_valid_zone(request.args.get("tz")) else None
@@ -224,7 +227,7 @@ def details():
                 form.form_errors.append("That facilitator is not taking bookings. Choose a time with whoever is free.")
             else:
                 try:
-                    booking = svc.book(
+                    booking = bookings.book(
                         start=start, facilitator_id=fid, name=form.name.data, email=form.email.data,
                         phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
                         heard_from=form.heard_from.data, answers=form.answers(),
@@ -232,7 +235,7 @@ def details():
                     db.session.commit()
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
                     return redirect(url_for("consults.manage", token=booking.manage_token))
-                except svc.SlotUnavailable as exc:
+                except free_times.SlotUnavailable as exc:
                     db.session.rollback()
                     status, conflict = 409, exc.message
                     alternatives = _alternatives(start, now, fid, tz)
@@ -240,10 +243,10 @@ def details():
                     db.session.rollback()
                     _apply_errors(form, exc)
     facilitator = next((f for f in facilitators if f.id == fid), None)
-    settings = svc.get_settings(facilitator) if facilitator else None
+    settings = publishing.get_settings(facilitator) if facilitator else None
     return render_template(
         "consults/details.html", form=form, start=start, tz=tz, facilitator=facilitator, conflict=conflict,
-        alternatives=alternatives, when=svc.human_time(start, tz) if start else None,
+        alternatives=alternatives, when=human_time(start, tz) if start else None,
         duration=settings.duration_minutes if settings else 30,
         change_url=url_for("consults.book", tz=tz, facilitator=str(fid) if fid else "any",
                            **({"from": start.astimezone(zone(tz)).date().isoformat(),
@@ -258,13 +261,13 @@ def details():
 
 def _manage_context(consult, now):
     settings = consult.settings
-    answers = svc.consult_answers(consult)
+    answers = prescreen.consult_answers(consult)
     return {
-        "consult": consult, "settings": settings, "can_change": svc.can_change(consult, now),
-        "change_until": svc.human_time(svc.change_deadline(consult, settings), consult.guest_tz),
-        "when": svc.human_time(consult.start_at, consult.guest_tz),
+        "consult": consult, "settings": settings, "can_change": manage_links.can_change(consult, now),
+        "change_until": human_time(manage_links.change_deadline(consult, settings), consult.guest_tz),
+        "when": human_time(consult.start_at, consult.guest_tz),
         "is_past": consult.end_at <= now,
-        "show_crisis": answers.get(svc.SAFETY_KEY) in svc.FLAGGING_ANSWERS and consult.status == "booked",
+        "show_crisis": answers.get(prescreen.SAFETY_KEY) in prescreen.FLAGGING_ANSWERS and consult.status == "booked",
     }
 
 
@@ -278,7 +281,7 @@ def manage(token, consult, now):
 @bp.route("/manage/<token>/reschedule", methods=["GET", "POST"])
 @manage_link
 def reschedule(token, consult, now):
-    if not svc.can_change(consult, now):
+    if not manage_links.can_change(consult, now):
         flash("This call can no longer be changed online. Please reply to your confirmation email.", "warning")
         return redirect(url_for("consults.manage", token=token))
     tz, _ = _visitor_tz(request.args.get("tz"))
@@ -291,12 +294,12 @@ def reschedule(token, consult, now):
         status = 422
         if form.validate_on_submit() and start is not None:
             try:
-                booking = svc.reschedule(consult, start, base_url=urls.base_url(), now=now,
+                booking = bookings.reschedule(consult, start, base_url=urls.base_url(), now=now,
                                          ctx=request_context())
                 db.session.commit()
                 flash("Your call has been moved. We have emailed you an updated invite.", "success")
                 return redirect(url_for("consults.manage", token=booking.manage_token))
-            except svc.SlotUnavailable as exc:
+            except free_times.SlotUnavailable as exc:
                 db.session.rollback()
                 status, conflict = 409, exc.message
                 alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id)
@@ -308,8 +311,8 @@ def reschedule(token, consult, now):
     if start is not None or conflict:
         return render_template("consults/reschedule_confirm.html", token=token, consult=consult, form=form,
                                start=start, tz=tz, conflict=conflict, alternatives=alternatives,
-                               when=svc.human_time(start, tz) if start else None,
-                               current=svc.human_time(consult.start_at, tz)), status
+                               when=human_time(start, tz) if start else None,
+                               current=human_time(consult.start_at, tz)), status
 
     def week_url(week_from, day):
         return url_for("consults.reschedule", token=token, tz=tz, **{"from": week_from.isoformat()},
@@ -321,7 +324,7 @@ def reschedule(token, consult, now):
     picker = _picker(tz=tz, now=now, facilitator_id=consult.facilitator_id, time_url=time_url, week_url=week_url,
                      exclude_consult_id=consult.id)
     return render_template("consults/reschedule.html", token=token, consult=consult, picker=picker,
-                           zones=_zone_choices(), current=svc.human_time(consult.start_at, tz))
+                           zones=_zone_choices(), current=human_time(consult.start_at, tz))
 
 
 @bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
@@ -329,15 +332,15 @@ def reschedule(token, consult, now):
 def cancel(token, consult, now):
     form = ConfirmForm()
     if request.method == "GET":
-        if not svc.can_change(consult, now):
+        if not manage_links.can_change(consult, now):
             return redirect(url_for("consults.manage", token=token))
         return render_template("consults/cancel_confirm.html", token=token, form=form, consult=consult,
-                               when=svc.human_time(consult.start_at, consult.guest_tz))
+                               when=human_time(consult.start_at, consult.guest_tz))
     if not form.validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("consults.manage", token=token))
     try:
-        svc.cancel(consult, by="guest", base_url=urls.base_url(), now=now, ctx=request_context())
+        bookings.cancel(consult, by="guest", base_url=urls.base_url(), now=now, ctx=request_context())
         db.session.commit()
         flash("Your consultation is cancelled. We have emailed you a confirmation.", "success")
     except DomainError as exc:
@@ -350,7 +353,7 @@ def cancel(token, consult, now):
 @manage_link
 def invite(token, consult, now):
     method = "CANCEL" if consult.status == "cancelled" else "PUBLISH"
-    link = svc.manage_url(urls.base_url(), token)
-    body = build_calendar(svc.ics_for(consult, method=method, manage_link=link), stamp=now)
+    link = manage_links.manage_url(urls.base_url(), token)
+    body = build_calendar(notices.ics_for(consult, method=method, manage_link=link), stamp=now)
     return Response(body, mimetype="text/calendar",
                     headers={"Content-Disposition": 'attachment; filename="consultation.ics"'})

@@ -14,7 +14,10 @@ from retreat import audit
 from retreat.accounts.models import Role
 from retreat.blueprints.consults.forms import choices, zone_choices
 from retreat.blueprints.facilitator import bp
-from retreat.consults import booking as svc
+from retreat.consults import booking as bookings
+from retreat.consults import outcomes as consult_outcomes
+from retreat.consults import prescreen, publishing
+from retreat.consults import settings as consult_limits
 from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import db
@@ -27,18 +30,31 @@ def strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _limit(field: str, *, required: bool = False, hours: bool = False) -> dict:
+    """An IntegerField's validators and default from the settings' one table of limits
+    (``retreat.consults.settings.SETTINGS``); ``hours`` shows a setting kept in minutes as hours."""
+    limit = consult_limits.SETTINGS[field]
+    scale = 60 if hours else 1
+    default = limit.default // scale if limit.default is not None else None
+    return {"validators": [DataRequired() if required else Optional(), NumberRange(limit.low // scale,
+                                                                                   limit.high // scale)],
+            "default": default}
+
+
 class SettingsForm(FlaskForm):
     tz = SelectField("Your time zone", choices=[])
-    duration_minutes = IntegerField("Consult length (minutes)", validators=[DataRequired(), NumberRange(10, 240)])
-    slot_interval_minutes = IntegerField("Offer a start time every (minutes)", validators=[DataRequired(), NumberRange(5, 240)])
-    buffer_before_minutes = IntegerField("Buffer before (minutes)", validators=[Optional(), NumberRange(0, 240)], default=0)
-    buffer_after_minutes = IntegerField("Buffer after (minutes)", validators=[Optional(), NumberRange(0, 240)], default=0)
-    min_notice_hours = IntegerField("Minimum notice (hours)", validators=[Optional(), NumberRange(0, 720)], default=12)
-    horizon_days = IntegerField("Bookable up to (days ahead)", validators=[DataRequired(), NumberRange(1, 365)])
-    daily_cap = IntegerField("Most consults per day", validators=[Optional(), NumberRange(1, 100)])
-    change_cutoff_hours = IntegerField("Guests can change until (hours before)", validators=[Optional(), NumberRange(0, 168)], default=24)
-    video_link = URLField("Video-call link", filters=[strip], validators=[Optional(), Length(max=500)])
-    accepting_bookings = BooleanField("Take consult bookings")
+    duration_minutes = IntegerField("Consult length (minutes)", **_limit("duration_minutes", required=True))
+    slot_interval_minutes = IntegerField("Offer a start time every (minutes)",
+                                         **_limit("slot_interval_minutes", required=True))
+    buffer_before_minutes = IntegerField("Buffer before (minutes)", **_limit("buffer_before_minutes"))
+    buffer_after_minutes = IntegerField("Buffer after (minutes)", **_limit("buffer_after_minutes"))
+    min_notice_hours = IntegerField("Minimum notice (hours)", **_limit("min_notice_minutes", hours=True))
+    horizon_days = IntegerField("Bookable up to (days ahead)", **_limit("horizon_days", required=True))
+    daily_cap = IntegerField("Most consults per day", **_limit("daily_cap"))
+    change_cutoff_hours = IntegerField("Guests can change until (hours before)", **_limit("change_cutoff_hours"))
+    video_link = URLField("Video-call link", filters=[strip],
+                          validators=[Optional(), Length(max=consult_limits.MAX_LEN["video_link"])])
+    accepting_bookings = BooleanField("Take consult bookings", default=consult_limits.ACCEPTING_BOOKINGS_DEFAULT)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -49,7 +65,7 @@ class WeeklyForm(FlaskForm):
     pass
 
 
-for _i, _name in enumerate(svc.WEEKDAYS):
+for _i, _name in enumerate(publishing.WEEKDAYS):
     setattr(WeeklyForm, f"day_{_i}", StringField(_name, filters=[strip], validators=[Optional(), Length(max=300)]))
 
 
@@ -59,13 +75,15 @@ class OverrideForm(FlaskForm):
                                                   ("extra", "Add extra hours")]))
     start = StringField("From", filters=[strip], validators=[Optional(), Length(max=5)])
     end = StringField("To", filters=[strip], validators=[Optional(), Length(max=5)])
-    note = StringField("Note (only you see it)", filters=[strip], validators=[Optional(), Length(max=200)])
+    note = StringField("Note (only you see it)", filters=[strip], validators=[Optional(), Length(max=consult_limits.MAX_LEN["note"])])
 
 
 class OutcomeForm(FlaskForm):
-    outcome = SelectField("Outcome", choices=choices(svc.OUTCOMES))
-    recommended_cohort = StringField("Recommended cohort (if any)", filters=[strip], validators=[Optional(), Length(max=200)])
-    notes = TextAreaField("Notes", filters=[strip], validators=[Optional(), Length(max=5000)])
+    outcome = SelectField("Outcome", choices=choices(consult_outcomes.OUTCOMES))
+    recommended_cohort = StringField("Recommended cohort (if any)", filters=[strip],
+                                     validators=[Optional(), Length(max=consult_limits.MAX_LEN["recommended_cohort"])])
+    notes = TextAreaField("Notes", filters=[strip],
+                          validators=[Optional(), Length(max=consult_limits.MAX_LEN["outcome_notes"])])
 
 
 class CancelForm(FlaskForm):
@@ -84,29 +102,26 @@ def _settings_form(settings) -> SettingsForm:
                     "horizon_days", "daily_cap", "change_cutoff_hours", "video_link", "accepting_bookings"):
             getattr(form, key).data = getattr(settings, key)
         form.min_notice_hours.data = settings.min_notice_minutes // 60
-    elif not form.is_submitted():
+    elif not form.is_submitted():  # a new facilitator: the fields' defaults are the model's
         form.tz.data = _me().tz
-        form.duration_minutes.data, form.slot_interval_minutes.data, form.horizon_days.data = 30, 30, 60
-        form.buffer_after_minutes.data = 10
-        form.accepting_bookings.data = True
     return form
 
 
 def _week_start(now, tz) -> date:
     """The first of the seven previewed days: ``?week=`` or today (a rolling week, so it always shows ahead)."""
-    return svc.parse_local_date(request.args.get("week")) or now.astimezone(zone(tz)).date()
+    return publishing.parse_local_date(request.args.get("week")) or now.astimezone(zone(tz)).date()
 
 
 def _render_editor(settings_form=None, weekly_form=None, override_form=None, status=200):
     me = _me()
     now = now_utc()
-    settings = svc.get_settings(me)
+    settings = publishing.get_settings(me)
     tz = settings.tz if settings else me.tz
     if weekly_form is None:
         weekly_form = WeeklyForm(prefix="w", formdata=None)
-        rules = svc.weekly_rules(me)
+        rules = publishing.weekly_rules(me)
         for i in range(7):
-            getattr(weekly_form, f"day_{i}").data = svc.format_windows(rules.get(i, []))
+            getattr(weekly_form, f"day_{i}").data = publishing.format_windows(rules.get(i, []))
     week_start = _week_start(now, tz)
     return render_template(
         "facilitator/consults_availability.html",
@@ -114,10 +129,10 @@ def _render_editor(settings_form=None, weekly_form=None, override_form=None, sta
         settings_form=settings_form or _settings_form(settings),
         weekly_form=weekly_form,
         override_form=override_form or OverrideForm(prefix="o", formdata=None),
-        overrides=svc.upcoming_overrides(me, now),
-        preview=svc.week_preview(me, week_start, now), week_start=week_start,
+        overrides=publishing.upcoming_overrides(me, now),
+        preview=publishing.week_preview(me, week_start, now), week_start=week_start,
         prev_week=week_start - timedelta(days=7), next_week=week_start + timedelta(days=7),
-        format_clock=svc.format_clock, time_label=svc.time_label, today=now.astimezone(zone(tz)).date(),
+        format_clock=publishing.format_clock, time_label=publishing.time_label, today=now.astimezone(zone(tz)).date(),
         delete_form=CancelForm(prefix="d", formdata=None),
     ), status
 
@@ -157,15 +172,16 @@ def _save(form, form_name: str, action, done: str, *, mapping: dict | None = Non
 @roles_required(Role.FACILITATOR)
 def availability_settings():
     me = _me()
-    form = _settings_form(svc.get_settings(me))
+    form = _settings_form(publishing.get_settings(me))
     cutoff = form.change_cutoff_hours.data
-    return _save(form, "settings_form", lambda: svc.update_settings(
+    return _save(form, "settings_form", lambda: publishing.update_settings(
         me, tz=form.tz.data, duration_minutes=form.duration_minutes.data,
         buffer_before_minutes=form.buffer_before_minutes.data or 0,
         buffer_after_minutes=form.buffer_after_minutes.data or 0,
         min_notice_minutes=(form.min_notice_hours.data or 0) * 60, horizon_days=form.horizon_days.data,
         daily_cap=form.daily_cap.data, slot_interval_minutes=form.slot_interval_minutes.data,
-        change_cutoff_hours=cutoff if cutoff is not None else 24, video_link=form.video_link.data,
+        change_cutoff_hours=cutoff if cutoff is not None else consult_limits.default("change_cutoff_hours"),
+        video_link=form.video_link.data,
         accepting_bookings=form.accepting_bookings.data, actor=me, ctx=request_context()),
         "Consult settings saved.", mapping={"min_notice_minutes": "min_notice_hours"})
 
@@ -175,7 +191,7 @@ def availability_settings():
 def availability_weekly():
     me = _me()
     form = WeeklyForm(prefix="w")
-    return _save(form, "weekly_form", lambda: svc.set_weekly_rules(
+    return _save(form, "weekly_form", lambda: publishing.set_weekly_rules(
         me, {i: getattr(form, f"day_{i}").data for i in range(7)}, actor=me, ctx=request_context()),
         "Weekly hours saved.")
 
@@ -185,7 +201,7 @@ def availability_weekly():
 def availability_override_add():
     me = _me()
     form = OverrideForm(prefix="o")
-    return _save(form, "override_form", lambda: svc.add_override(
+    return _save(form, "override_form", lambda: publishing.add_override(
         me, day=form.day.data, kind=form.kind.data, start=form.start.data, end=form.end.data, note=form.note.data,
         now=now_utc(), actor=me, ctx=request_context()),
         "Date change saved.", go_to=url_for("facilitator.availability", week=form.day.data.isoformat())
@@ -199,7 +215,7 @@ def availability_override_delete(override_id):
     if not CancelForm(prefix="d").validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("facilitator.availability"))
-    svc.delete_override(me, override_id, actor=me, ctx=request_context())
+    publishing.delete_override(me, override_id, actor=me, ctx=request_context())
     db.session.commit()
     flash("Date change removed.", "success")
     return redirect(url_for("facilitator.availability"))
@@ -215,9 +231,9 @@ def availability_override_delete(override_id):
 def consults():
     me = _me()
     now = now_utc()
-    settings = svc.get_settings(me)
+    settings = publishing.get_settings(me)
     tz = settings.tz if settings else me.tz
-    lists = svc.facilitator_consults(me, now)
+    lists = consult_outcomes.facilitator_consults(me, now)
     return render_template("facilitator/consults_list.html", tz=tz, now=now, has_settings=settings is not None,
                            **lists)
 
@@ -228,13 +244,13 @@ def consults():
 def consult_detail(consult_id):
     me = _me()
     now = now_utc()
-    consult = svc.get_for_facilitator(me, consult_id)
+    consult = consult_outcomes.get_for_facilitator(me, consult_id)
     return _render_detail(consult, now)
 
 
 def _render_detail(consult, now, outcome_form=None, status=200):
     me = _me()
-    settings = svc.get_settings(me)
+    settings = publishing.get_settings(me)
     tz = settings.tz if settings else me.tz
     audit.record("consult.viewed", actor=me, object_type="consultation", object_id=consult.id,
                  ctx=request_context(), now=now)
@@ -244,12 +260,12 @@ def _render_detail(consult, now, outcome_form=None, status=200):
         if consult.status in ("completed", "no_show"):
             outcome_form.outcome.data = consult.status
             outcome_form.recommended_cohort.data = consult.recommended_cohort
-            outcome_form.notes.data = svc.consult_outcome_notes(consult)
-    history = [c for c in svc.consults_for_participant(consult.participant) if c.id != consult.id] \
+            outcome_form.notes.data = prescreen.consult_outcome_notes(consult)
+    history = [c for c in consult_outcomes.consults_for_participant(consult.participant) if c.id != consult.id] \
         if consult.participant else []
     return render_template(
         "facilitator/consults_detail.html", consult=consult, tz=tz, now=now,
-        reason=svc.consult_reason(consult), questions=svc.answered_questions(consult), history=history,
+        reason=prescreen.consult_reason(consult), questions=prescreen.answered_questions(consult), history=history,
         outcome_form=outcome_form, cancel_form=CancelForm(formdata=None),
         can_record=consult.status != "cancelled" and consult.start_at <= now,
         can_cancel=consult.status == "booked" and consult.end_at > now,
@@ -262,12 +278,12 @@ def _render_detail(consult, now, outcome_form=None, status=200):
 def consult_outcome(consult_id):
     me = _me()
     now = now_utc()
-    consult = svc.get_for_facilitator(me, consult_id, lock=True)
+    consult = consult_outcomes.get_for_facilitator(me, consult_id, lock=True)
     form = OutcomeForm()
     if not form.validate_on_submit():
         return _render_detail(consult, now, outcome_form=form, status=422)
     try:
-        svc.record_outcome(consult, facilitator=me, outcome=form.outcome.data,
+        consult_outcomes.record_outcome(consult, facilitator=me, outcome=form.outcome.data,
                            recommended_cohort=form.recommended_cohort.data, notes=form.notes.data, now=now,
                            ctx=request_context())
     except ValidationFailed as exc:
@@ -288,12 +304,12 @@ def consult_outcome(consult_id):
 def consult_cancel(consult_id):
     me = _me()
     now = now_utc()
-    consult = svc.get_for_facilitator(me, consult_id, lock=True)
+    consult = consult_outcomes.get_for_facilitator(me, consult_id, lock=True)
     if not CancelForm().validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
     try:
-        svc.cancel(consult, by="facilitator", actor=me, base_url=urls.base_url(), now=now,
+        bookings.cancel(consult, by="facilitator", actor=me, base_url=urls.base_url(), now=now,
                    ctx=request_context())
     except DomainError as exc:
         db.session.rollback()

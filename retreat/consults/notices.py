@@ -1,0 +1,92 @@
+"""The messages of a consult: confirmation with an .ics invite, reminders 24 h and 1 h before,
+facilitator notices and cancellations, written to the outbox in the same transaction as the change."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from retreat.consults.manage import change_deadline
+from retreat.consults.models import (
+    Consultation,
+)
+from retreat.messaging import outbox
+from retreat.messaging.ics import event_spec
+from retreat.timeutil import human_time
+
+REMINDERS = (("24h", timedelta(hours=24), "tomorrow"), ("1h", timedelta(hours=1), "in one hour"))
+
+
+def ics_for(consult: Consultation, *, method: str = "REQUEST", manage_link: str | None = None) -> dict:
+    settings = consult.settings
+    video = settings.video_link if settings else None
+    practice = current_app.config.get("PRACTICE_NAME", "retreat")
+    lines = [f"Free consultation with {consult.facilitator.name} ({practice})."]
+    if video:
+        lines.append(f"Join the video call: {video}")
+    if manage_link:
+        lines.append(f"Reschedule or cancel: {manage_link}")
+    return event_spec(
+        uid=consult.calendar_uid, start=consult.start_at, end=consult.end_at, sequence=consult.sequence,
+        method=method, summary=f"Free consultation with {consult.facilitator.name}",
+        description="\n".join(lines), location=video or "", url=video or "",
+        organizer_email=consult.facilitator.email, organizer_name=consult.facilitator.name,
+        attendee_email=consult.guest_email, attendee_name=consult.guest_name,
+    )
+
+
+def guest_group(consult: Consultation) -> str:
+    return f"consult:{consult.id}"
+
+
+def _context(consult: Consultation, *, tz: str, manage_link: str | None, base_url: str, event: str) -> dict:
+    settings = consult.settings
+    return {
+        "consult_id": consult.id, "event": event, "guest_name": consult.guest_name,
+        "facilitator_name": consult.facilitator.name, "when": human_time(consult.start_at, tz), "tz": tz,
+        "start": consult.start_at.isoformat(), "end": consult.end_at.isoformat(),
+        "duration_minutes": int((consult.end_at - consult.start_at).total_seconds() // 60),
+        "video_link": settings.video_link if settings else None, "manage_url": manage_link,
+        "change_until": human_time(change_deadline(consult, settings), tz),
+        "book_url": f"{base_url.rstrip('/')}/consult/",
+    }
+
+
+def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, base_url: str, event: str) -> None:
+    """Confirmation (booked or rescheduled) with the invite, then the reminders still ahead."""
+    ctx = _context(consult, tz=consult.guest_tz, manage_link=link, base_url=base_url, event=event)
+    common = dict(to_user=consult.participant, to_email=consult.guest_email, to_name=consult.guest_name,
+                  tz=consult.guest_tz, group_key=guest_group(consult), now=now)
+    prefix = f"consult-{consult.id}-s{consult.sequence}"
+    outbox.enqueue(template="consult_confirmation", dedupe_key=f"{prefix}-confirmation", context=ctx,
+                   ics=ics_for(consult, manage_link=link), **common)
+    for label, before, lead in REMINDERS:
+        due = consult.start_at - before
+        if due > now:
+            outbox.enqueue(template="consult_reminder", dedupe_key=f"{prefix}-reminder-{label}", due_at=due,
+                           context={**ctx, "lead": lead}, **common)
+
+
+def queue_guest_cancellation(consult: Consultation, *, by: str, now: datetime, base_url: str) -> None:
+    """The guest's pending messages (reminders) withdrawn, and the cancellation with a CANCEL invite."""
+    outbox.cancel(group_key=guest_group(consult), now=now)
+    ctx = _context(consult, tz=consult.guest_tz, manage_link=None, base_url=base_url, event="cancelled")
+    ctx["cancelled_by"] = by
+    outbox.enqueue(template="consult_cancelled", to_user=consult.participant, to_email=consult.guest_email,
+                   to_name=consult.guest_name, tz=consult.guest_tz,
+                   dedupe_key=f"consult-{consult.id}-s{consult.sequence}-cancelled", context=ctx,
+                   ics=ics_for(consult, method="CANCEL"), now=now)
+
+
+def queue_facilitator_notice(consult: Consultation, *, now: datetime, base_url: str, event: str,
+                              previous_when: str | None = None) -> None:
+    settings = consult.settings
+    tz = settings.tz if settings else consult.facilitator.tz
+    ctx = _context(consult, tz=tz, manage_link=None, base_url=base_url, event=event)
+    ctx.update(previous_when=previous_when, guest_email=consult.guest_email,
+               portal_url=f"{base_url.rstrip('/')}/facilitator/consults/{consult.id}")
+    outbox.enqueue(template="consult_facilitator_notice", to_user=consult.facilitator, tz=tz,
+                   dedupe_key=f"consult-{consult.id}-s{consult.sequence}-facilitator-{event}", context=ctx,
+                   group_key=f"consult:{consult.id}:facilitator",
+                   ics=ics_for(consult, method="CANCEL" if event == "cancelled" else "REQUEST"), now=now)
