@@ -4,6 +4,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 
 from retreat.consults.booking import ANSWER_CHOICES, HEARD_FROM_CHOICES, MAX_LEN, PRESCREEN_QUESTIONS
 from retreat.timeutil import common_zones
+from retreat.web.forms import strip
 
 try:  # WTForms >= 3.3 prefers SelectChoice objects to (value, label) tuples
     from wtforms.fields.choices import SelectChoice
@@ -17,10 +18,6 @@ except ImportError:  # pragma: no cover - older WTForms
 
 def zone_choices() -> list:
     return choices((z, z.replace("_", " ")) for z in common_zones())
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class BookingForm(FlaskForm):

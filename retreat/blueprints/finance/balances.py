@@ -15,6 +15,7 @@ from retreat.extensions import db
 from retreat.finance import reports as finance_reports
 from retreat.payments import balances
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
@@ -97,11 +98,9 @@ def balance_remind(enr_id: int):
     try:
         result = balances.remind_participant(enr_id, today=viewer_today(), now=now_utc(), actor=acting_user(),
                                              ctx=request_context())
-        db.session.commit()
         _flash_result(result)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return _back()
 
 
@@ -113,9 +112,7 @@ def balance_remind_bucket(cohort_id: int, aging: str):
     try:
         result = balances.remind_cohort_bucket(cohort_id, aging, today=viewer_today(), now=now_utc(),
                                                actor=acting_user(), ctx=request_context())
-        db.session.commit()
         _flash_result(result)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return _back()

@@ -6,7 +6,6 @@ from flask import Response, render_template, stream_with_context
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import FinanceFilterForm, read_filter
-from retreat.extensions import db
 from retreat.finance import exports
 from retreat.finance import reports as finance_reports
 from retreat.timeutil import now_utc
@@ -33,7 +32,6 @@ def ledger_csv():
     if flt is None:
         return render_template("finance/exports.html", form=form, flt=None, totals={}), 422
     exports.record_export("ledger", flt, actor=acting_user(), ctx=request_context(), now=now_utc())
-    db.session.commit()
     response = Response(stream_with_context(exports.ledger_csv(flt)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{exports.ledger_filename(flt)}"'
     return response
