@@ -28,9 +28,10 @@ def create_app(config: dict | None = None) -> Flask:
     _init_extensions(app)
 
     from retreat import subscriptions  # noqa: F401  (signal handlers of every domain)
-    from retreat.web import hooks
+    from retreat.web import hooks, transaction
 
     hooks.init_app(app)
+    transaction.init_app(app)  # after the hooks: it settles the response before they add headers
 
     from retreat.blueprints import register_blueprints
 

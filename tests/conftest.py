@@ -77,6 +77,11 @@ class _ConnectionBoundSession(FlaskSQLAlchemySession):
 
 def _fresh_g(sender, **_extra):
     g.__dict__.clear()
+    # A request never inherits a transaction in production: what the test wrote before it is
+    # committed (a savepoint here), so that the request's commit or rollback decides its own work only.
+    from retreat.web.transaction import commit_keeping_rows
+
+    commit_keeping_rows()
 
 
 @pytest.fixture()
@@ -84,7 +89,8 @@ def db(app):
     """One outer transaction per test, rolled back at the end.
 
     The test keeps one app context pushed, which requests reuse; each request starts with an
-    empty ``flask.g`` as in production (Flask-Login's cached user, API user, no-store flag).
+    empty ``flask.g`` and with the test's own writes committed, as in production (Flask-Login's
+    cached user, API user, no-store flag; a transaction of its own).
     """
     ctx = app.app_context()
     ctx.push()

@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from retreat.cli.transaction import committed
 from retreat.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -27,11 +28,10 @@ def users_create(email, role, name, password, tz, org_name):
 
     from retreat.accounts import users as accounts
     from retreat.accounts.models import ProviderOrganization
-    from retreat.core.errors import DomainError
 
     one_time = password is None
     password = password or secrets.token_urlsafe(12)
-    try:
+    with committed():
         org = None
         if role == "provider":
             if not org_name:
@@ -40,10 +40,6 @@ def users_create(email, role, name, password, tz, org_name):
             org = org or accounts.create_provider_organization(org_name)
         user = accounts.create_user(email=email, name=name, role=role, password=password, tz=tz,
                                     verified=True, provider_organization=org)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from exc
     click.echo(f"Created {user.role} {user.email} (id {user.id}).")
     if one_time:
         click.echo(f"One-time password: {password}")
@@ -57,17 +53,12 @@ def tokens_create(email, name):
     """Create a personal API token for a staff member; printed once."""
     from retreat.accounts import api_tokens
     from retreat.accounts import users as accounts
-    from retreat.core.errors import DomainError
 
     user = accounts.get_by_email(email)
     if user is None:
         raise click.ClickException(f"No account with email {email}.")
-    try:
+    with committed():
         token, raw = api_tokens.create_token(user, name=name)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from exc
     click.echo(f"Token {token.prefix}... for {user.email}. Shown once; store it safely:")
     click.echo(raw)
 
@@ -77,8 +68,8 @@ def seed_demo():
     """Load demo data (idempotent) and print the demo logins."""
     from retreat.cli import demo
 
-    logins = demo.seed()
-    db.session.commit()
+    with committed():
+        logins = demo.seed()
     click.echo(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
     for role, email in logins:
         click.echo(f"  {role:<12} {email}")
@@ -93,16 +84,11 @@ def seed_demo():
 def seed_scale(cohorts, participants, ledger, outbox, force):
     """Bulk-load a benchmark data set (refuses a database with real data unless --force)."""
     from retreat.cli import scale_seed
-    from retreat.core.errors import DomainError
     from retreat.timeutil import now_utc
 
     spec = scale_seed.ScaleSpec(cohorts=cohorts, participants=participants, ledger=ledger, outbox=outbox)
-    try:
+    with committed():
         report = scale_seed.seed(spec, now=now_utc(), force=force, echo=click.echo)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from exc
     if not report.created:
         click.echo("Already seeded with these figures; nothing changed.")
     click.echo(", ".join(f"{k} {v}" for k, v in report.counts.items()) + f" ({report.seconds:.1f} s)")

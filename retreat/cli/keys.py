@@ -6,6 +6,7 @@ import click
 from cryptography.fernet import Fernet
 from flask.cli import AppGroup
 
+from retreat.cli.transaction import committed
 from retreat.extensions import db
 from retreat.privacy import key_rotation
 
@@ -28,9 +29,9 @@ def keys_rotate(batch_size):
     """
     from retreat import audit
 
-    counts = key_rotation.rotate_keys(batch_size=batch_size, on_batch=db.session.commit)
-    audit.record("keys.rotated", details=counts)
-    db.session.commit()
+    with committed():  # each batch is a transaction of its own (on_batch), the audit event the last
+        counts = key_rotation.rotate_keys(batch_size=batch_size, on_batch=db.session.commit)
+        audit.record("keys.rotated", details=counts)
     for column, n in counts.items():
         click.echo(f"{column}: {n} re-encrypted")
     click.echo(f"Done: {sum(counts.values())} values are now under the newest key.")

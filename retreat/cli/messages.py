@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 from flask.cli import AppGroup
 
-from retreat.extensions import db
+from retreat.cli.transaction import committed
 
 messages_cli = AppGroup("messages", help="Inspect and send outbox messages.")
 
@@ -64,11 +64,11 @@ def retry(ids, all_failed):
     if not ids:
         raise click.UsageError("give message ids or --all-failed")
     done = 0
-    for message_id in ids:
-        try:
-            outbox.retry(message_id, actor=None, actor_email="cli")
-            done += 1
-        except DomainError as exc:
-            click.echo(f"{message_id}: {exc.message}", err=True)
-    db.session.commit()
+    with committed():
+        for message_id in ids:
+            try:
+                outbox.retry(message_id, actor=None, actor_email="cli")
+                done += 1
+            except DomainError as exc:  # refused before it changed anything: report it, go on
+                click.echo(f"{message_id}: {exc.message}", err=True)
     click.echo(f"{done} message(s) queued again.")

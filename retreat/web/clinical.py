@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import abort
-from flask_wtf import FlaskForm
 
 from retreat.clinical import access as clinical_access
 from retreat.clinical.access import AccessDenied
 from retreat.clinical.models import ClearanceRequest
-from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.timeutil import now_utc
+from retreat.web import transaction
 from retreat.web.security import acting_user, request_context
 
 T = TypeVar("T")
@@ -24,7 +23,7 @@ def read_or_404(fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return fn(*args, **kwargs)
     except AccessDenied:
-        db.session.commit()  # the clinical.denied audit event
+        transaction.keep("the clinical.denied audit event of a refused read")
         abort(404)
 
 
@@ -35,15 +34,6 @@ def org_request_or_404(request_id: int) -> ClearanceRequest:
     if req is None or req.organization_id != user.provider_organization_id:
         clinical_access.refuse(user, req.enrollment_id if req else None, "clearance_request",
                                ctx=request_context(), now=now_utc())
-        db.session.commit()  # the refusal stays in the audit log
+        transaction.keep("the refusal stays in the audit log")
         abort(404)
     return req
-
-
-def apply_errors(form: FlaskForm, exc: DomainError) -> None:
-    """Put a service's field errors next to the form's fields (the rest at the top of the form)."""
-    for name, messages in (exc.errors or {"": [exc.message]}).items():
-        if name in form:
-            form[name].errors = list(form[name].errors or []) + list(messages)
-        else:
-            form.form_errors.append(" ".join(messages))

@@ -81,7 +81,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
-        db.session.rollback()
         return error_response(err.status, err.message, err.errors or None)
 
     @app.errorhandler(HTTPException)
@@ -114,7 +113,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(err: Exception):
-        try:
+        try:  # a failed statement leaves the session unusable: the error page reads the user again
             db.session.rollback()
         except Exception:  # noqa: BLE001
             pass

@@ -1,20 +1,54 @@
-"""Show a service's domain error on the form that caused it: by the field it names, else on top."""
+"""Form helpers every blueprint shares: the one input filter, and how a refusal is shown.
+
+A refusal shown on the page (next to the form's fields, or as a flash message on the page a
+view redirects to) keeps nothing of the request: both helpers tell the commit point so
+(``transaction.discard``), whatever status the page is answered with.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from flask import flash
 from flask_wtf import FlaskForm
 
 from retreat.core.errors import DomainError
+from retreat.web import transaction
 
 
-def show_domain_error(form: FlaskForm, exc: DomainError) -> None:
-    placed = False
-    for name, msgs in exc.errors.items():
-        if name in form._fields:
-            form._fields[name].errors = list(form._fields[name].errors) + list(msgs)
-            placed = True
-    if not placed:
+def strip(value):
+    """The input filter of every text field: surrounding whitespace never counts."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def show_domain_error(form: FlaskForm, exc: DomainError, fields: Mapping[str, str] | None = None) -> None:
+    """Show a service's refusal on the form that caused it; nothing of the request is kept.
+
+    Each field error goes next to the form field of that name (``fields`` renames: an error's
+    name to the field that shows it, or to "" for above the form). Errors of a name the form
+    has no field for go above the form; an error naming no field at all shows its message there.
+    """
+    transaction.discard(f"form refused: {exc.message}")
+    for name, messages in exc.errors.items():
+        field = _field(form, name, fields)
+        if field is not None:
+            field.errors = list(field.errors) + list(messages)
+        else:
+            form.form_errors.extend(messages)
+    if not exc.errors:
         form.form_errors.append(exc.message)
+
+
+def _field(form: FlaskForm, name: str, fields: Mapping[str, str] | None):
+    name = (fields or {}).get(name, name)
+    return form._fields.get(name) if name else None
+
+
+def refused(message: str, category: str = "error") -> None:
+    """A refused change told as a flash message (usually on the page the view redirects to):
+    nothing of the request is kept although the answer is a redirect."""
+    transaction.discard(f"refused: {message}")
+    flash(message, category)
 
 
 def status_for(form: FlaskForm) -> int:

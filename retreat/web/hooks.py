@@ -16,6 +16,7 @@ from retreat.core import urls
 from retreat.core.crypto import hash_token
 from retreat.extensions import db, login_manager
 from retreat.timeutil import now_utc
+from retreat.web import transaction
 from retreat.web.security import wants_json
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -69,6 +70,15 @@ def _api_token_user() -> User | None:
     return user
 
 
+def _keep_token_touch() -> None:
+    """A token's last use stays recorded whatever the request's answer: committed before the view
+    runs (best effort: a failure only loses the timestamp)."""
+    try:
+        transaction.commit_now("api token last use, kept whatever the answer")
+    except Exception:  # noqa: BLE001 - last-used is best effort
+        db.session.rollback()  # the user and token reload on their next use
+
+
 def idle_timeout_for(user: User) -> timedelta:
     cfg = current_app.config
     minutes = cfg["IDLE_TIMEOUT_MINUTES_STAFF"] if user.role in SENSITIVE_ROLES else cfg["IDLE_TIMEOUT_MINUTES"]
@@ -87,6 +97,8 @@ def init_app(app: Flask) -> None:
     def _api_auth():
         if request.path.startswith("/api/"):
             g.api_user = _api_token_user()
+            if g.get("api_token_touched"):
+                _keep_token_touch()
 
     @app.before_request
     def _idle_logout():
@@ -125,15 +137,6 @@ def init_app(app: Flask) -> None:
             flash("Your practice requires two-factor authentication for staff. Set it up to continue.", "warning")
             return redirect(url_for("account.totp_setup"))
         return None
-
-    @app.after_request
-    def _commit_token_touch(response):
-        if getattr(g, "api_token_touched", False):
-            try:
-                db.session.commit()
-            except Exception:  # noqa: BLE001 - last-used is best effort
-                db.session.rollback()
-        return response
 
     @app.after_request
     def _security_headers(response):

@@ -4,10 +4,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from retreat.accounts.users import MIN_PASSWORD_LENGTH
 from retreat.timeutil import common_zones
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
+from retreat.web.forms import strip
 
 
 class LoginForm(FlaskForm):

@@ -26,6 +26,8 @@ from retreat.blueprints.account.forms import (
 from retreat.core.errors import DomainError
 from retreat.extensions import db, limiter
 from retreat.timeutil import now_utc
+from retreat.web import transaction
+from retreat.web.forms import show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import login_required_any, request_context
 
@@ -95,7 +97,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         result = auth.authenticate(form.email.data, form.password.data, ctx=request_context())
-        db.session.commit()
+        transaction.keep("the sign-in attempt's audit event and failure count, whatever the answer")
         if result.user is None:
             form.password.errors.append(result.message)
         elif result.needs_totp:
@@ -115,7 +117,6 @@ def login():
 @login_required
 def logout():
     auth.record_logout(current_user._get_current_object(), ctx=request_context())
-    db.session.commit()
     return end_session("You are signed out.", "public.index")
 
 
@@ -132,12 +133,11 @@ def signup():
         try:
             result = accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
                                       tz=form.tz.data, ctx=request_context())
-            db.session.commit()
+            db.session.flush()  # a concurrent sign-up of the same address fails here, not at the commit
         except DomainError as err:
-            db.session.rollback()
-            _form_errors(form, err)
+            show_domain_error(form, err)
         except IntegrityError:  # the same address signed up concurrently: same outcome as "exists"
-            db.session.rollback()
+            transaction.discard("the same address signed up concurrently")
             return redirect(url_for("account.check_email"))
         else:
             if result.user is not None:
@@ -157,7 +157,6 @@ def verify_email(token: str):
     state, expired_token = "verified", None
     try:
         _user, already = accounts.verify_email(token, ctx=request_context())
-        db.session.commit()
         state = "already" if already else "verified"
     except account_tokens.TokenExpired as err:
         state, message, expired_token = "expired", err.message, token
@@ -178,7 +177,6 @@ def resend_verification():
             accounts.send_verification(current_user._get_current_object())
         elif form.token.data:
             accounts.resend_verification_for_token(form.token.data)
-        db.session.commit()
     if current_user.is_authenticated and current_user.email_verified:
         flash("Your email address is already confirmed.", "info")
         return redirect(url_for("account.settings"))
@@ -195,7 +193,6 @@ def forgot_password():
     form = EmailOnlyForm()
     if form.validate_on_submit():
         accounts.request_password_reset(form.email.data, ctx=request_context())
-        db.session.commit()
         return render_template("account/forgot_password.html", form=form, sent=True)
     return render_template("account/forgot_password.html", form=form, sent=False), (422 if form.errors else 200)
 
@@ -212,13 +209,10 @@ def reset_password(token: str):
     if form.validate_on_submit():
         try:
             accounts.reset_password(token, form.password.data, ctx=request_context())
-            db.session.commit()
         except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
-            db.session.rollback()
             return render_template("account/reset_invalid.html", message=err.message), 400
         except DomainError as err:
-            db.session.rollback()
-            _form_errors(form, err)
+            show_domain_error(form, err)
         else:
             if current_user.is_authenticated:
                 logout_user()
@@ -265,7 +259,7 @@ def totp_verify():
     form = TotpCodeForm()
     if form.validate_on_submit():
         ok = auth.verify_second_factor(user, form.code.data, ctx=request_context())
-        db.session.commit()
+        transaction.keep("the code attempt's audit event and failure count, whatever the answer")
         if ok:
             remember, target = bool(session.get("totp_remember")), safe_next(session.get("totp_next"))
             start_session(user, remember=remember)
@@ -294,7 +288,7 @@ def totp_setup():
     if user.totp_enabled:
         return render_template("account/totp_setup.html", enabled=True)
     secret = auth.begin_totp_setup(user)
-    db.session.commit()
+    transaction.commit_now("the new secret stays whether or not the code below is accepted")
     form = TotpCodeForm()
     codes = submit(form, lambda: auth.enable_totp(user, form.code.data, ctx=request_context()), keep_audit=True)
     if codes:
@@ -367,7 +361,6 @@ def logout_everywhere():
     if not form.validate_on_submit():
         return _render_settings(everywhere_form=form), 400
     accounts.logout_everywhere(current_user._get_current_object(), ctx=request_context())
-    db.session.commit()
     return end_session("You are signed out on every device, including this one.", "account.login")
 
 
@@ -379,26 +372,11 @@ def submit(form, call, *, keep_audit: bool = False):
         return None
     try:
         result = call()
-        db.session.commit()
     except DomainError as err:
         if keep_audit:
-            db.session.commit()
-        else:
-            db.session.rollback()
-        _form_errors(form, err)
+            transaction.keep("the audit event of a refused attempt")
+        show_domain_error(form, err)
         return None
     return True if result is None else result
 
 
-def _form_errors(form, err: DomainError) -> None:
-    """Put a service's field errors next to the matching form fields (or above the form)."""
-    placed = False
-    for name, messages in (err.errors or {}).items():
-        fld = getattr(form, name, None)
-        if fld is not None and hasattr(fld, "errors"):
-            if not isinstance(fld.errors, list):
-                fld.errors = list(fld.errors)
-            fld.errors.extend(messages)
-            placed = True
-    if not placed:
-        form.form_errors.append(err.message)

@@ -11,7 +11,6 @@ from retreat.blueprints.admin.common import form_failed, page_arg, query_without
 from retreat.blueprints.admin.forms import AuditFilterForm
 from retreat.core.errors import DomainError
 from retreat.core.pagination import paginate
-from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
@@ -50,7 +49,6 @@ def audit_export():
     if filters is None:
         return render_template("admin/audit_log.html", form=form, page=None, query=query_without_page()), 422
     audit_log.record_export(filters, actor=acting_user(), ctx=request_context())
-    db.session.commit()
     filename = f"audit-{now_utc():%Y%m%d-%H%M%S}.csv"
     return Response(stream_with_context(audit_log.csv_lines(filters)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

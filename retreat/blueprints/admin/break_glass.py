@@ -17,7 +17,8 @@ from retreat.cohorts.models import Enrollment
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web.clinical import apply_errors, read_or_404
+from retreat.web.clinical import read_or_404
+from retreat.web.forms import show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
@@ -47,10 +48,8 @@ def break_glass():
                 raise ValidationFailed("Choose a participant.", field="enrollment_id")
             record = read_or_404(clinical_access.break_glass, acting_user(), enr, form.reason.data or "",
                                  ctx=request_context(), now=now_utc())
-            db.session.commit()
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
             status = 422
     elif form.is_submitted():
         status = 422

@@ -10,22 +10,14 @@ from flask_wtf import FlaskForm
 
 from retreat.blueprints.admin.forms import ActionForm
 from retreat.core.errors import DomainError
-from retreat.extensions import db
+from retreat.web.forms import refused, show_domain_error
 
 T = TypeVar("T")
 
 
 def form_failed(form: FlaskForm, exc: DomainError) -> None:
-    """Undo the attempt and show the domain error next to its field (or above the form)."""
-    db.session.rollback()
-    placed = False
-    for name, messages in exc.errors.items():
-        field = getattr(form, name, None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + list(messages)
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
+    """Show the domain error next to its field (or above the form); nothing of the attempt is kept."""
+    show_domain_error(form, exc)
 
 
 def page_arg() -> int:
@@ -46,7 +38,6 @@ def submit(form: FlaskForm, action: Callable[[], T]) -> tuple[bool, T | None]:
         return False, None
     try:
         result = action()
-        db.session.commit()
     except DomainError as exc:
         form_failed(form, exc)
         return False, None
@@ -60,10 +51,8 @@ def button(action: Callable[[str], object], *, done: str, back: str):
         abort(400)
     try:
         action(form.value.data or "")
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     else:
         flash(done, "success")
     return redirect(back)

@@ -6,6 +6,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.timeutil import common_zones
+from retreat.web.forms import strip
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -15,10 +16,6 @@ def choices(pairs) -> list[SelectChoice]:
 STAFF_ROLE_CHOICES = choices((r.value, r.value.title()) for r in Role if r in STAFF_ROLES)
 ALL_ROLE_CHOICES = choices((r.value, r.value.title()) for r in Role)
 DATE_FORMAT_MESSAGE = "Enter the date as YYYY-MM-DD."
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def org_choices(orgs) -> list[tuple[str, str]]:

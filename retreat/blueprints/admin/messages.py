@@ -6,9 +6,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.admin import bp
 from retreat.core.errors import DomainError
-from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.messaging.models import OutboxStatus
+from retreat.web.forms import refused
 from retreat.web.security import acting_user, request_context
 
 STATUSES = [s.value for s in outbox.STATUS_ORDER]
@@ -35,11 +35,9 @@ def _act(message_id: int, action, done: str):
     status = _status_arg(request.args)
     try:
         msg = action(message_id, actor=acting_user(), ctx=request_context())
-        db.session.commit()
         flash(done.format(id=msg.id, email=msg.recipient_email), "success")
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return redirect(url_for("admin.messages", status=status))
 
 

@@ -51,5 +51,4 @@ def register_api(app: Flask) -> None:
             db.session.execute(text("SELECT 1"))
             return jsonify(status="ok")
         except Exception:  # noqa: BLE001 - any database failure means "not ready"
-            db.session.rollback()
             return jsonify(status="unavailable", error="database unreachable"), 503

@@ -31,7 +31,6 @@ def me():
 def update_me(data):
     """Change your name or time zone"""
     profiles.update_profile(g.api_user, name=data.get("name"), tz=data.get("tz"), ctx=request_context())
-    db.session.commit()
     return g.api_user
 
 
@@ -53,5 +52,4 @@ def revoke_token(token_id: int):
     token = db.session.get(ApiToken, token_id)
     require_object(token is not None and token.user_id == g.api_user.id)
     api_tokens.revoke_token(token, actor=g.api_user, ctx=request_context())
-    db.session.commit()
     return None

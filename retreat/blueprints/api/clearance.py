@@ -9,7 +9,6 @@ from retreat.accounts.models import Role
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance
 from retreat.clinical.models import ClearanceRequest
-from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.clinical import org_request_or_404, read_or_404
 from retreat.web.security import acting_user, api_roles_required, request_context
@@ -45,7 +44,6 @@ def get_request(request_id: int):
     record = read_or_404(clinical_access.read, user, req.enrollment,
                          [clinical_access.ANSWERS, clinical_access.SCREENING, clinical_access.DECISION,
                           clinical_access.THREAD], ctx=request_context(), now=now)
-    db.session.commit()
     this = next(r for r in record.requests if r.request.id == req.id)
     return jsonify(**_summary(req), answers=record.answers, screening=record.screening,
                    conditions=this.conditions or None, conditions_shareable=req.conditions_shareable,

@@ -147,9 +147,7 @@ class Applications(MethodView):
         try:
             enr = enrollment.apply(cohort, user, now=now_utc(), motivation=data.get("motivation") or "",
                                    partner_email=data.get("partner_email"))
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             return json_error(exc.status, exc.message, exc.errors or None)
         return enrollment_dict(enr)
 

@@ -19,7 +19,7 @@ from retreat.consults import prescreen
 from retreat.consults import settings as consult_limits
 from retreat.consults import slots as free_times
 from retreat.core import urls
-from retreat.extensions import csrf, db, limiter
+from retreat.extensions import csrf, limiter
 from retreat.timeutil import is_valid_zone, now_utc, zone
 from retreat.web.security import request_context
 
@@ -167,7 +167,6 @@ def create(data):
             answers=data.get("answers") or {}, base_url=urls.base_url(), now=now,
             ctx=request_context(), via="api")
     except free_times.SlotUnavailable as exc:
-        db.session.rollback()
         after = max(data["start"], now)
         suggestions = free_times.next_free_slots(after, now, facilitator_id=data.get("facilitator_id"), limit=5)
         resp = jsonify(error=exc.message, reason=exc.reason, next_slots=[_slot_json(s, zone(tz)) for s in suggestions])
@@ -178,5 +177,4 @@ def create(data):
     # expires the row.
     body = json.dumps({"id": c.id, "start": c.start_at.astimezone(z).isoformat(), "end": c.end_at.astimezone(z).isoformat(),
                        "facilitator_id": c.facilitator_id, "manage_url": booking.manage_url}, separators=(",", ":"))
-    db.session.commit()
     return current_app.response_class(body, status=201, mimetype="application/json")

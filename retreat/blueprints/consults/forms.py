@@ -5,6 +5,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 from retreat.consults.prescreen import ANSWER_CHOICES, HEARD_FROM_CHOICES, PRESCREEN_QUESTIONS
 from retreat.consults.settings import MAX_LEN
 from retreat.timeutil import common_zones
+from retreat.web.forms import strip
 
 try:  # WTForms >= 3.3 prefers SelectChoice objects to (value, label) tuples
     from wtforms.fields.choices import SelectChoice
@@ -18,10 +19,6 @@ except ImportError:  # pragma: no cover - older WTForms
 
 def zone_choices() -> list:
     return choices((z, z.replace("_", " ")) for z in common_zones())
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class BookingForm(FlaskForm):

@@ -15,9 +15,10 @@ from retreat.consults import notices, prescreen, publishing
 from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
-from retreat.extensions import db, limiter
+from retreat.extensions import limiter
 from retreat.messaging.ics import build_calendar
 from retreat.timeutil import human_time, is_valid_zone, now_utc, zone
+from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context
 
@@ -117,19 +118,8 @@ def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, wee
     }
 
 
-def _apply_errors(form, exc: DomainError) -> None:
-    mapping = {"name": form.name, "email": form.email, "phone": form.phone, "timezone": form.timezone,
-               "reason": form.reason, "heard_from": form.heard_from}
-    placed = False
-    for key, messages in (exc.errors or {}).items():
-        target = mapping.get(key)
-        if target is not None:
-            target.errors = list(target.errors) + list(messages)
-        else:
-            form.form_errors.extend(messages)
-        placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
+BOOKING_ERROR_FIELDS = {"start": "", "facilitator": ""}
+"""Booking errors about the chosen time or facilitator (hidden fields) show above the form."""
 
 
 def _alternatives(after: datetime, now: datetime, facilitator_id: int | None, tz: str,
@@ -232,16 +222,13 @@ def details():
                         phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
                         heard_from=form.heard_from.data, answers=form.answers(),
                         base_url=urls.base_url(), now=now, ctx=request_context(), via="web")
-                    db.session.commit()
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
                     return redirect(url_for("consults.manage", token=booking.manage_token))
                 except free_times.SlotUnavailable as exc:
-                    db.session.rollback()
                     status, conflict = 409, exc.message
                     alternatives = _alternatives(start, now, fid, tz)
                 except ValidationFailed as exc:
-                    db.session.rollback()
-                    _apply_errors(form, exc)
+                    show_domain_error(form, exc, BOOKING_ERROR_FIELDS)
     facilitator = next((f for f in facilitators if f.id == fid), None)
     settings = publishing.get_settings(facilitator) if facilitator else None
     return render_template(
@@ -296,15 +283,12 @@ def reschedule(token, consult, now):
             try:
                 booking = bookings.reschedule(consult, start, base_url=urls.base_url(), now=now,
                                          ctx=request_context())
-                db.session.commit()
                 flash("Your call has been moved. We have emailed you an updated invite.", "success")
                 return redirect(url_for("consults.manage", token=booking.manage_token))
             except free_times.SlotUnavailable as exc:
-                db.session.rollback()
                 status, conflict = 409, exc.message
                 alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id)
             except DomainError as exc:
-                db.session.rollback()
                 status, conflict = exc.status, exc.message
         elif start is None:
             conflict = "Choose a new time for your call."
@@ -341,11 +325,9 @@ def cancel(token, consult, now):
         return redirect(url_for("consults.manage", token=token))
     try:
         bookings.cancel(consult, by="guest", base_url=urls.base_url(), now=now, ctx=request_context())
-        db.session.commit()
         flash("Your consultation is cancelled. We have emailed you a confirmation.", "success")
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "warning")
+        refused(exc.message, "warning")
     return redirect(url_for("consults.manage", token=token))
 
 

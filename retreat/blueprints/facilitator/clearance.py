@@ -38,7 +38,6 @@ def acknowledge_safety_alert(alert_id: int):
     require_object(alert is not None)
     if AcknowledgeForm().validate_on_submit():
         clearance.acknowledge_alert(alert, acting_user(), now=now_utc(), ctx=request_context())
-        db.session.commit()
         flash("Alert acknowledged. Thank you for following up.", "success")
     return redirect(url_for("facilitator.safety_alerts"))
 
@@ -61,7 +60,6 @@ def cohort_clearance(cohort_id: int):
                                           .order_by(Enrollment.id)))
     shared = read_or_404(clinical_access.shareable_conditions, acting_user(), enrollments, ctx=request_context(),
                          now=now)
-    db.session.commit()  # the audit events of the shareable conditions read
     rows = [{"enrollment": e, "status": clearance.status_of(e, now), "shared": shared.get(e.id),
              "pipeline": pipeline.label(e.status)} for e in enrollments]
     return render_template("facilitator/clearance_cohort.html", cohort=cohort, rows=rows)

@@ -21,10 +21,7 @@ from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
 from retreat.timeutil import common_zones, zone
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
+from retreat.web.forms import strip
 
 
 def local_to_utc(value: datetime, tz_name: str) -> datetime:

@@ -30,7 +30,7 @@ from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
 from retreat.timeutil import now_utc, to_local
 from retreat.web import page_cache
-from retreat.web.forms import show_domain_error, status_for
+from retreat.web.forms import refused, show_domain_error, status_for
 from retreat.web.security import acting_user, request_context, require_object
 
 
@@ -90,9 +90,7 @@ def retreat_form(retreat_id: int | None = None):
                 data = upload.read(svc.GUIDE_MAX_BYTES + 1)
                 svc.store_guide(retreat, filename=upload.filename, data=data, upload_dir=_upload_dir(),
                                 actor=acting_user(), now=now)
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             flash(f"Saved “{retreat.title}”.", "success")
@@ -143,9 +141,7 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
     if form.validate_on_submit():
         try:
             cohort = svc.save_cohort(cohort, retreat, _cohort_input(form), actor=acting_user(), now=now_utc())
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             flash(f"Saved “{cohort.title}”.", "success")
@@ -171,13 +167,11 @@ def cohort_status(cohort_id: int):
     if form.validate_on_submit():
         try:
             svc.set_status(cohort, form.status.data, actor=acting_user(), now=now_utc())
-            db.session.commit()
             flash(f"The cohort is now {cohort.status}." + (
                 " Every participant was emailed, and everything paid is being refunded in full."
                 if cohort.status == "cancelled" else ""), "success")
         except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            refused(exc.message, "error")
     else:
         flash("Choose a status.", "error")
     return redirect(url_for("facilitator.cohort_overview", cohort_id=cohort.id))
@@ -194,11 +188,9 @@ def session_add(cohort_id: int):
                             ends_at=local_to_utc(form.ends_at.data, cohort.timezone),
                             location=form.location.data or "", video_url=form.video_url.data or "",
                             facilitator_id=form.facilitator_id.data or None, actor=acting_user(), now=now_utc())
-            db.session.commit()
             flash("Session added.", "success")
         except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message + " " + " ".join(m for msgs in exc.errors.values() for m in msgs), "error")
+            refused(exc.message + " " + " ".join(m for msgs in exc.errors.values() for m in msgs), "error")
     else:
         flash("Check the session: " + "; ".join(f"{form[k].label.text}: {' '.join(v)}"
                                                  for k, v in form.errors.items() if k in form._fields), "error")
@@ -212,11 +204,9 @@ def session_delete(session_id: int):
     cohort_id = s.cohort_id
     try:
         svc.delete_session(s, actor=acting_user(), now=now_utc())
-        db.session.commit()
         flash("Session removed.", "success")
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return redirect(url_for("facilitator.cohort_overview", cohort_id=cohort_id) + "#sessions")
 
 
@@ -252,7 +242,6 @@ def cohort_roster(cohort_id: int):
                                       result=result, svc=svc, status_filter=status_filter,
                                       filters=roster.ROSTER_FILTERS))
         title = cohort.title
-        db.session.commit()  # the audit events
         html = render_template("facilitator/cohort_roster.html", title=title, body=body)
         return html, 200, not any(r.shareable_conditions for r in result.rows)
 
@@ -281,10 +270,8 @@ def session_mark(session_id: int, enrollment_id: int):
     enr = _enrollment(enrollment_id)
     try:
         svc.record_attendance(s, enr, status=request.form.get("status", ""), actor=acting_user(), now=now_utc())
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return redirect(url_for("facilitator.session_checkin", session_id=s.id) + f"#p{enr.id}")
 
 
@@ -311,11 +298,9 @@ def _back(enr: Enrollment):
 def _do(enr: Enrollment, fn, ok: str):
     try:
         fn()
-        db.session.commit()
         flash(ok, "success")
     except DomainError as exc:
-        db.session.rollback()
-        flash(" ".join([exc.message] + [m for msgs in exc.errors.values() for m in msgs if m != exc.message]),
+        refused(" ".join([exc.message] + [m for msgs in exc.errors.values() for m in msgs if m != exc.message]),
               "error")
     return _back(enr)
 
@@ -379,9 +364,7 @@ def consent_documents():
         try:
             doc = consents.publish(kind=form.kind.data, title=form.title.data, body=form.body.data,
                                    actor=acting_user(), now=now_utc())
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             flash(f"Published {doc.title} version {doc.version}. Participants will be asked to sign it.", "success")

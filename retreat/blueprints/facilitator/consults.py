@@ -20,14 +20,11 @@ from retreat.consults import prescreen, publishing
 from retreat.consults import settings as consult_limits
 from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
-from retreat.extensions import db
 from retreat.timeutil import now_utc, zone
+from retreat.web import transaction
+from retreat.web.forms import refused, show_domain_error, strip
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context, roles_required
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _limit(field: str, *, required: bool = False, hours: bool = False) -> dict:
@@ -137,16 +134,6 @@ def _render_editor(settings_form=None, weekly_form=None, override_form=None, sta
     ), status
 
 
-def _field_errors(form, exc: DomainError, mapping: dict | None = None) -> None:
-    mapping = mapping or {}
-    for key, messages in (exc.errors or {"_": [exc.message]}).items():
-        target = getattr(form, mapping.get(key, key), None)
-        if target is not None and hasattr(target, "errors"):
-            target.errors = list(target.errors) + list(messages)
-        else:
-            form.form_errors.extend(messages)
-
-
 @bp.get("/availability")
 @roles_required(Role.FACILITATOR)  # their own calendar: admins manage cohorts, not calendars
 def availability():
@@ -160,10 +147,8 @@ def _save(form, form_name: str, action, done: str, *, mapping: dict | None = Non
     try:
         action()
     except ValidationFailed as exc:
-        db.session.rollback()
-        _field_errors(form, exc, mapping)
+        show_domain_error(form, exc, mapping)
         return _render_editor(**{form_name: form}, status=422)
-    db.session.commit()
     flash(done, "success")
     return redirect(go_to or url_for("facilitator.availability"))
 
@@ -216,7 +201,6 @@ def availability_override_delete(override_id):
         flash("Your form expired. Please try again.", "warning")
         return redirect(url_for("facilitator.availability"))
     publishing.delete_override(me, override_id, actor=me, ctx=request_context())
-    db.session.commit()
     flash("Date change removed.", "success")
     return redirect(url_for("facilitator.availability"))
 
@@ -254,7 +238,7 @@ def _render_detail(consult, now, outcome_form=None, status=200):
     tz = settings.tz if settings else me.tz
     audit.record("consult.viewed", actor=me, object_type="consultation", object_id=consult.id,
                  ctx=request_context(), now=now)
-    db.session.commit()
+    transaction.keep("the consult.viewed audit event, also when the page shows a refused form")
     if outcome_form is None:
         outcome_form = OutcomeForm(formdata=None)
         if consult.status in ("completed", "no_show"):
@@ -287,14 +271,11 @@ def consult_outcome(consult_id):
                            recommended_cohort=form.recommended_cohort.data, notes=form.notes.data, now=now,
                            ctx=request_context())
     except ValidationFailed as exc:
-        db.session.rollback()
-        _field_errors(form, exc)
+        show_domain_error(form, exc)
         return _render_detail(consult, now, outcome_form=form, status=422)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "warning")
+        refused(exc.message, "warning")
         return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
-    db.session.commit()
     flash("Outcome recorded.", "success")
     return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
 
@@ -312,9 +293,7 @@ def consult_cancel(consult_id):
         bookings.cancel(consult, by="facilitator", actor=me, base_url=urls.base_url(), now=now,
                    ctx=request_context())
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "warning")
+        refused(exc.message, "warning")
         return redirect(url_for("facilitator.consult_detail", consult_id=consult.id))
-    db.session.commit()
     flash("The consult is cancelled and the guest has been told by email.", "success")
     return redirect(url_for("facilitator.consults"))

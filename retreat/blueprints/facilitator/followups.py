@@ -8,9 +8,9 @@ from flask_wtf import FlaskForm
 
 from retreat.blueprints.facilitator import bp
 from retreat.core.errors import DomainError
-from retreat.extensions import db
 from retreat.integration import followups
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
@@ -33,10 +33,8 @@ def acknowledge_integration_alert(alert_id: int):
         try:
             changed = followups.acknowledge(alert_id, acting_user(), now=now_utc(), ctx=request_context())
         except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            refused(exc.message, "error")
             return redirect(url_for("facilitator.dashboard") + "#integration-alerts"), 303
-        db.session.commit()
         flash("Alert acknowledged. Thank you for following up." if changed else "This alert was already acknowledged.",
               "success")
     else:

@@ -14,6 +14,7 @@ from retreat.core.errors import Conflict, DomainError, NotFound
 from retreat.extensions import db
 from retreat.integration import plan as ip
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.security import acting_user
 
 
@@ -61,7 +62,6 @@ def integration_plan(cohort_id: int):
     if request.method == "GET":
         if ip.plan_for(cohort) is None:  # cohorts created before plans existed: plan on first visit
             ip.plan_changed(cohort, now)
-            db.session.commit()
         plan = ip.ensure_plan(cohort, now)
         return _render(cohort, plan, _form_values(plan), {})
     plan = ip.ensure_plan(cohort, now)
@@ -70,15 +70,13 @@ def integration_plan(cohort_id: int):
     try:
         report = ip.update_plan(plan, request.form, expected_version=request.form.get("version"),
                                 actor=acting_user(), now=now)
-        db.session.commit()
     except Conflict as exc:
-        db.session.rollback()
+        db.session.expire_all()  # show the saved plan, not the one this request loaded
         plan = ip.ensure_plan(cohort, now)
         flash(exc.message, "error")
         return _render(cohort, plan, _form_values(plan), {}, 409)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return _render(cohort, plan, values, exc.errors, exc.status, version=request.form.get("version"))
     summary = f"Plan saved. Circles: {len(report.created)} added, {len(report.moved)} moved"
     if report.removed:
@@ -105,12 +103,9 @@ def circle_attendance(session_id: int, enrollment_id: int):
     try:
         cohort_svc.record_attendance(s, enr, status=request.form.get("status", ""), actor=acting_user(),
                                      now=now_utc())
-        db.session.commit()
     except NotFound:
-        db.session.rollback()
         abort(404)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return redirect(url_for("facilitator.circle_detail", session_id=s.id))
     return redirect(url_for("facilitator.circle_detail", session_id=s.id) + f"#p{enr.id}")

@@ -16,6 +16,7 @@ from retreat.core.errors import NotFound
 from retreat.extensions import db
 from retreat.integration import journal
 from retreat.timeutil import now_utc
+from retreat.web import transaction
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, roles_required
 
@@ -25,7 +26,7 @@ def _refused(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except journal.JournalDenied:
-        db.session.commit()
+        transaction.keep("the journal.denied audit event of a refused read")
         abort(403)
     except NotFound:
         abort(404)
@@ -56,7 +57,6 @@ def shared_journal_participant(cohort_id: int, enrollment_id: int):
     if enr is None or enr.cohort_id != cohort.id:
         abort(404)
     items = _refused(journal.shared_entries, acting_user(), enr, ctx=request_context(), now=now_utc())
-    db.session.commit()  # the audit events of these reads
     return render_template("facilitator/shared_journal_participant.html", cohort=cohort, enrollment=enr, items=items)
 
 
@@ -65,5 +65,4 @@ def shared_journal_participant(cohort_id: int, enrollment_id: int):
 @no_store
 def shared_journal_entry(entry_id: int):
     item = _refused(journal.read_shared, acting_user(), entry_id, ctx=request_context(), now=now_utc())
-    db.session.commit()  # the audit event of this read
     return render_template("facilitator/shared_journal_entry.html", item=item, enrollment=item.entry.enrollment)

@@ -35,7 +35,6 @@ def cohort_outcomes(cohort_id: int):
     if cohort is None:
         abort(404)
     report = outcome_reports.cohort_aggregate(acting_user(), cohort, ctx=request_context(), now=now_utc())
-    db.session.commit()  # the audit event of this read
     labels = [outcome_reports.TIMEPOINT_LABELS[t] for t in outcome_reports.TIMEPOINTS]
     charts = []
     for s in report.series:

@@ -15,6 +15,7 @@ from retreat.extensions import db
 from retreat.finance import reports as finance_reports
 from retreat.payments import balances
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
@@ -93,11 +94,9 @@ def _remind(remind, *args):
     """Queue reminders with ``remind`` (one of ``balances.remind_*``), say what happened, go back."""
     try:
         result = remind(*args, now=now_utc(), actor=acting_user(), ctx=request_context())
-        db.session.commit()
         _flash_result(result)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return _back()
 
 

@@ -6,7 +6,6 @@ from flask import Response, abort, make_response, render_template, stream_with_c
 
 from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import FinanceFilterForm, read_filter
-from retreat.extensions import db
 from retreat.finance import exports
 from retreat.finance import reports as finance_reports
 from retreat.finance.reports import ReportFilter
@@ -38,7 +37,6 @@ def exports_page():
 def ledger_csv():
     _, flt = export_filter()
     exports.record_export("ledger", flt, actor=acting_user(), ctx=request_context(), now=now_utc())
-    db.session.commit()
     response = Response(stream_with_context(exports.ledger_csv(flt)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{exports.ledger_filename(flt)}"'
     return response

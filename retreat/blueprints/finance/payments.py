@@ -16,6 +16,7 @@ from retreat.payments import balances, disputes, ledger, pricing, refunds
 from retreat.payments import checkout as payments
 from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
@@ -63,7 +64,6 @@ def payments_refund(enr_id: int):
         done = refunds.issue_finance_refund(enr, form.amount.data, reason=form.reason.data, now=now_utc(),
                                             actor=acting_user(), ctx=request_context())
     except DomainError as exc:
-        db.session.rollback()
         (form.reason if exc.field == "reason" else form.amount).errors = [exc.message]
         return _enrollment_page(db.session.get(Enrollment, enr_id), form, exc.status)
     flash(f"Refund issued ({len(done)} Stripe refund{'s' if len(done) != 1 else ''}).", "success")
@@ -78,9 +78,7 @@ def payments_redemption(red_id: int, decision: str):
         abort(400)
     try:
         pricing.decide_redemption(red, approve=decision == "approve", now=now_utc(), actor=acting_user())
-        db.session.commit()
         flash("Discount " + ("approved." if decision == "approve" else "rejected."), "success")
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
     return redirect(url_for("finance.payments_dashboard"))

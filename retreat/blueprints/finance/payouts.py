@@ -51,12 +51,9 @@ def payouts_sync():
         return _list_page(form, 422)
     try:
         report = payouts.sync(now_utc(), since=form.since.data, actor=acting_user(), ctx=request_context())
-        db.session.commit()
     except GatewayError as exc:
-        db.session.rollback()
         return _list_page(form, 502, error=exc.message)
     except DomainError as exc:
-        db.session.rollback()
         form.since.errors = [exc.message]
         return _list_page(form, exc.status)
     flash(report.summary(), "success" if not report.flagged else "error")
@@ -87,7 +84,6 @@ def payout_csv(payout_id: int):
     flt = payouts.PayoutFilter(tz=viewer_tz(), payout_id=payout.id)
     audit.record("finance.payouts_exported", actor=acting_user(), object_type="payout", object_id=payout.id,
                  ctx=request_context(), now=now_utc(), details={"payout": payout.stripe_payout_id})
-    db.session.commit()
     return _csv_response(flt, payouts.csv_filename(flt, payout))
 
 
@@ -97,5 +93,4 @@ def payouts_csv():
     _, rflt = export_filter()
     flt = payouts.PayoutFilter(tz=rflt.tz, start=rflt.start, end=rflt.end, cohort_id=rflt.cohort_id)
     exports.record_export("payouts", rflt, actor=acting_user(), ctx=request_context(), now=now_utc())
-    db.session.commit()
     return _csv_response(flt, payouts.csv_filename(flt))

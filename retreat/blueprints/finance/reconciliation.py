@@ -19,6 +19,7 @@ from retreat.finance import reconciliation_report as report
 from retreat.finance.reconciliation_models import ReconciliationItem, RunStatus
 from retreat.timeutil import now_utc
 from retreat.timeutil import zone as tz_zone
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
@@ -73,10 +74,8 @@ def reconciliation_queue():
         run, created = queued_runs.queue(since=since, until=until, now=now_utc(), actor=acting_user(),
                                          ctx=request_context())
     except DomainError as exc:
-        db.session.rollback()
         getattr(form, exc.field or "since").errors = [exc.message]
         return _index(form, exc.status)
-    db.session.commit()
     if created:
         flash(f"Reconciliation run #{run.id} is queued; it starts within seconds.", "success")
     else:
@@ -122,10 +121,8 @@ def reconciliation_repair(item_id: int):
         abort(400, description="Your form expired. Reload the page and try again.")
     try:
         item = repairs.repair(item_id, now=now_utc(), actor=acting_user(), ctx=request_context())
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return _run_page(run_id, exc.status, category)
     flash(f"Repaired: {item.stripe_object_id} was applied through the webhook and is now in the ledger.", "success")
     return redirect(url_for("finance.reconciliation_run", run_id=run_id, category=category))

@@ -8,7 +8,6 @@ from flask import abort, current_app, render_template, url_for
 from retreat.blueprints.participant import bp
 from retreat.clinical import screening
 from retreat.core.errors import NotFound
-from retreat.extensions import db
 from retreat.integration import checkins
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
@@ -23,7 +22,6 @@ def checkins_index():
     links = {i.follow_up.id: url_for("public.follow_up", token=checkins.token_for(i.follow_up))
              for i in items if i.state == checkins.PENDING}
     page = render_template("participant/checkins.html", items=items, links=links, states=checkins)
-    db.session.commit()  # the audit event of this read (after rendering: a commit expires the rows)
     return page
 
 
@@ -38,5 +36,4 @@ def checkin_detail(follow_up_id: int):
                            stem=screening.QUESTIONNAIRE_STEM,
                            contact_phone=current_app.config.get("PRACTICE_CONTACT_PHONE"),
                            contact_email=current_app.config.get("PRACTICE_CONTACT_EMAIL"))
-    db.session.commit()  # the audit event of this read (after rendering: a commit expires the rows)
     return page

@@ -7,10 +7,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.participant import bp
 from retreat.core.errors import DomainError, NotFound
-from retreat.extensions import db
 from retreat.integration import plan as ip
 from retreat.messaging.ics import ics_response
 from retreat.timeutil import now_utc
+from retreat.web.forms import refused
 from retreat.web.security import acting_user
 
 
@@ -25,13 +25,10 @@ def circle_rsvp(session_id: int):
     try:
         row = ip.set_rsvp(acting_user(), session_id, status=request.form.get("status", ""),
                           note=request.form.get("note", ""), now=now_utc())
-        db.session.commit()
     except NotFound:
-        db.session.rollback()
         abort(404)
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return render_template("participant/circles.html", circles=ip.upcoming_circles(acting_user(), now_utc()),
                                place=ip.place_text), exc.status
     flash("Thanks: we'll see you there." if row.status == "going"

@@ -2,9 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
+from retreat.web.forms import strip
 
 
 class ApplyForm(FlaskForm):

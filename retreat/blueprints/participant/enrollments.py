@@ -24,7 +24,7 @@ from retreat.payments import checkout as payments
 from retreat.payments import pricing, refunds
 from retreat.payments.models import PaymentKind
 from retreat.timeutil import now_utc
-from retreat.web.forms import show_domain_error, status_for
+from retreat.web.forms import refused, show_domain_error, status_for
 from retreat.web.security import acting_user, request_context, require_object
 
 
@@ -62,9 +62,7 @@ def apply(cohort_id: int):
         try:
             enr = enrollment.apply(cohort, user, now=now_utc(), motivation=form.motivation.data or "",
                                    partner_email=form.partner_email.data or None)
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             if enr.is_waitlisted:
@@ -98,10 +96,8 @@ def enrollment_detail(enrollment_id: int):
 def _act(enr: Enrollment, fn, ok: str | None = None):
     try:
         result = fn()
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id))
     if isinstance(result, seats.HoldOutcome):
         flash(result.message, "success" if result.result in ("held", "confirmed") else "warning")
@@ -167,9 +163,7 @@ def checklist_item(enrollment_id: int, key: str):
                 preparation.complete(enr, key, acknowledged=bool(form.acknowledged.data), now=now_utc())
             else:
                 preparation.complete(enr, key, answer=form.answer.data or "", now=now_utc())
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             flash(f"Saved: {task.title}.", "success")
@@ -192,9 +186,7 @@ def consent_sign(enrollment_id: int, document_id: int):
         try:
             consents.sign(enr, doc, signer=acting_user(), typed_name=form.typed_name.data or "", now=now_utc(),
                           ctx=request_context())
-            db.session.commit()
         except DomainError as exc:
-            db.session.rollback()
             show_domain_error(form, exc)
         else:
             flash(f"Signed: {doc.title} (version {doc.version}). You can download your signed copy any time.",

@@ -18,7 +18,8 @@ from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.privacy import export as privacy_export
 from retreat.timeutil import format_local, now_utc
-from retreat.web.clinical import apply_errors, read_or_404
+from retreat.web.clinical import read_or_404
+from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
@@ -102,27 +103,22 @@ def intake(enrollment_id: int):
         try:
             if request.form.get("action") == "submit":
                 clearance.submit(enr, user, _answers(form), now=now, ctx=request_context())
-                db.session.commit()
                 flash("Thank you. Your intake was sent to the partner medical provider for review.", "success")
                 return redirect(url_for("participant.clearance_status", enrollment_id=enr.id))
             clearance.save_draft(enr, user, _answers(form), now=now, ctx=request_context())
-            db.session.commit()
             flash("Your draft is saved. You can come back to it at any time.", "success")
             return redirect(url_for("participant.intake", enrollment_id=enr.id))
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
             status = 422
         except Conflict as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            refused(exc.message, "error")
             return redirect(url_for("participant.clearance_status", enrollment_id=enr.id))
     elif request.method == "POST":
         status = 422
     elif current is not None and current.answers_enc:
         record = read_or_404(clinical_access.read, user, enr, [clinical_access.ANSWERS], ctx=request_context(),
                              now=now)
-        db.session.commit()  # the audit event of this read
         form = IntakeForm(formdata=None, data=record.answers or {})
         safety = screening.safety_signal(record.answers or {})
     request_ = clearance.open_request(enr)
@@ -144,9 +140,7 @@ def intake_autosave(enrollment_id: int):
     try:
         result = clearance.save_draft(enr, user, _answers(form), now=now, ctx=request_context())
     except (ValidationFailed, Conflict) as exc:
-        db.session.rollback()
         return jsonify(error=exc.message, errors=exc.errors), exc.status
-    db.session.commit()
     return jsonify(saved_at=format_local(now, user.tz, "%H:%M"), safety=result.safety)
 
 
@@ -162,7 +156,6 @@ def clearance_status(enrollment_id: int):
     if status.request is not None:
         record = read_or_404(clinical_access.read, user, enr, [clinical_access.DECISION, clinical_access.THREAD],
                              ctx=request_context(), now=now)
-        db.session.commit()
     return render_template("participant/intake_status.html", enrollment=enr, status=status, record=record,
                            intake=intake_row, reply_form=ReplyForm(), labels=clearance.DECISION_LABELS,
                            safety=bool(intake_row and intake_row.safety_concern))
@@ -180,11 +173,9 @@ def clearance_reply(enrollment_id: int):
         else:
             try:
                 clearance.reply(req, acting_user(), form.message.data or "", now=now_utc(), ctx=request_context())
-                db.session.commit()
                 flash("Your message was sent to the provider.", "success")
             except (ValidationFailed, Conflict) as exc:
-                db.session.rollback()
-                flash(exc.message, "error")
+                refused(exc.message, "error")
     return redirect(url_for("participant.clearance_status", enrollment_id=enr.id))
 
 
@@ -204,7 +195,6 @@ def my_data():
 def _export() -> dict:
     user = acting_user()
     data = read_or_404(privacy_export.export_participant_data, user, user, ctx=request_context(), now=now_utc())
-    db.session.commit()
     return data
 
 
@@ -235,11 +225,9 @@ def request_deletion():
     try:
         erased = clearance.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
     except ValidationFailed as exc:
-        db.session.rollback()
-        apply_errors(form, exc)
+        show_domain_error(form, exc)
         return render_template("participant/intake_data.html", form=form,
                                requested_at=clearance.deletion_requested_at(user)), 422
-    db.session.commit()
     flash("Your deletion request is logged. " + (f"{erased} unsent draft(s) were erased now. " if erased else "")
           + "The practice will confirm what else is deleted within 30 days.", "success")
     return redirect(url_for("participant.my_data"))

@@ -14,7 +14,7 @@ from retreat.extensions import db
 from retreat.integration import journal
 from retreat.integration.journal_models import JournalEntry
 from retreat.timeutil import now_utc
-from retreat.web.clinical import apply_errors
+from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
 
@@ -104,11 +104,9 @@ def journal_new():
         try:
             journal.create(user, **_form_kwargs(form), now=now_utc(), ctx=request_context())
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
             status = 422
         else:
-            db.session.commit()
             flash("Your entry is saved. It is private to you unless you share it.", "success")
             return redirect(url_for("participant.journal_index"))
     else:
@@ -136,18 +134,16 @@ def journal_edit(entry_id: int):
             journal.update_entry(user, entry, expected_version=_int(form.version.data), **_form_kwargs(form),
                                  now=now_utc(), ctx=request_context())
         except journal.StaleEntry as exc:
-            db.session.rollback()
+            db.session.expire_all()  # show the saved version, not the one this request loaded
             entry = _own(entry_id)
             stale = journal.open_entry(entry)  # the saved version, next to the text the person typed
             form.version.data = str(entry.version)
             flash(exc.message, "error")
             status = 409
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
             status = 422
         else:
-            db.session.commit()
             flash("Your changes are saved.", "success")
             return redirect(url_for("participant.journal_index"))
     else:
@@ -167,10 +163,8 @@ def journal_delete(entry_id: int):
             journal.delete_entry(user, entry, expected_version=_int(form.version.data), now=now_utc(),
                                  ctx=request_context())
         except journal.StaleEntry as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            refused(exc.message, "error")
             return redirect(url_for("participant.journal_delete", entry_id=entry_id))
-        db.session.commit()
         flash("The entry is deleted.", "success")
         return redirect(url_for("participant.journal_index"))
     form.version.data = str(entry.version)
@@ -191,11 +185,9 @@ def journal_share(entry_id: int):
             journal.share(user, entry, enrollment_id=_int(form.enrollment_id.data), now=now_utc(),
                           ctx=request_context())
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
             status = 422
         else:
-            db.session.commit()
             flash("The entry is shared with that cohort's facilitators. You can stop sharing at any time.", "success")
             return redirect(url_for("participant.journal_index"))
     elif request.method == "POST":
@@ -216,6 +208,5 @@ def journal_unshare(entry_id: int):
     if not form.validate_on_submit():
         abort(400)
     journal.unshare(user, entry, now=now_utc(), ctx=request_context())
-    db.session.commit()
     flash("The entry is private again: facilitators can no longer open it.", "success")
     return redirect(url_for("participant.journal_index"))

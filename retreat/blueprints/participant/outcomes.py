@@ -6,7 +6,6 @@ from flask import render_template
 
 from retreat.blueprints.participant import bp
 from retreat.clinical import outcome_reports
-from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 from retreat.web.outcome_charts import line_chart
@@ -31,7 +30,6 @@ def person_charts(person: outcome_reports.PersonOutcomes, prefix: str) -> list:
 def outcomes():
     user = acting_user()
     people = outcome_reports.participant_overview(user, ctx=request_context(), now=now_utc())
-    db.session.commit()  # the audit events of this read
     return render_template("participant/outcomes.html", people=people,
                            charts={p.enrollment.id: person_charts(p, "mine") for p in people},
                            instruments=outcome_reports.INSTRUMENTS.values())

@@ -18,6 +18,8 @@ from retreat.payments import checkout as payments
 from retreat.payments import gateway, ledger, pricing, refunds
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
+from retreat.web import transaction
+from retreat.web.forms import refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, require_object
 
@@ -95,10 +97,8 @@ def payments_start(enr_id: int):
     try:
         start = payments.begin(enr, form.kind.data, now=now_utc(), actor=acting_user(),
                                expected_amount=form.amount.data)
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+        refused(exc.message, "error")
         return redirect(url_for("participant.payments_overview", enr_id=enr.id))
     if start.payment is None:
         flash(start.message, "info")
@@ -116,7 +116,7 @@ def payments_checkout(enr_id: int, payment_id: int):
     try:
         pi = payments.ensure_intent(payment.id)
     except DomainError as exc:
-        flash(f"The payment could not be prepared: {exc.message} Nothing was charged.", "error")
+        refused(f"The payment could not be prepared: {exc.message} Nothing was charged.", "error")
         return redirect(url_for("participant.payments_overview", enr_id=enr_id))
     payment = db.session.get(Payment, payment_id)
     enr = payment.enrollment
@@ -143,7 +143,7 @@ def payments_card(enr_id: int, payment_id: int):
     if payment.status != PaymentStatus.PENDING or not payment.stripe_payment_intent_id:
         return jsonify(error="This payment is no longer open."), 409
     pi_id = payment.stripe_payment_intent_id
-    db.session.commit()
+    transaction.commit_now("no transaction open while Stripe is called")
     try:
         pi = gateway.confirm_with_payment_method(pi_id, pm)
     except gateway.GatewayError as exc:
@@ -161,15 +161,15 @@ def payments_return(enr_id: int, payment_id: int):
     if payment.stripe_payment_intent_id:
         try:
             pi_id = payment.stripe_payment_intent_id
-            db.session.commit()  # no transaction open while Stripe is called
+            transaction.commit_now("no transaction open while Stripe is called")
             pi = payments.fetch_payment_intent(pi_id, best_effort_fee=True)
             result = payments.sync_payment_intent(pi, now=now_utc())
-            db.session.commit()
+            transaction.commit_now("the payment's new state is kept before refunds go to Stripe")
             message = result.message
             if result.refunds_to_submit:
                 refunds.submit(result.refunds_to_submit, now=now_utc())
         except DomainError as exc:
-            db.session.rollback()
+            transaction.discard("the payment provider could not be reached")
             message = f"We could not reach the payment provider ({exc.message}); refresh in a moment."
     payment = db.session.get(Payment, payment_id)
     return render_template("participant/payment_return.html", enr=payment.enrollment, cohort=payment.enrollment.cohort,
@@ -185,7 +185,7 @@ def payments_cancel(enr_id: int, payment_id: int):
         abort(400)
     pi_id = payment.stripe_payment_intent_id
     abandoned = payments.abandon(payment, now=now_utc(), actor=acting_user())
-    db.session.commit()
+    transaction.commit_now("the seat hold is released before Stripe is called")
     if abandoned:
         if pi_id:
             try:  # so that the abandoned intent can no longer be paid
@@ -204,9 +204,7 @@ def payments_plan(enr_id: int):
         return _page(enr, plan_form=form, status=422)
     try:
         payments.choose_plan(enr, form.count.data, now=now_utc(), actor=acting_user())
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
         form.count.errors = [exc.message]
         return _page(_own_enrollment(enr_id), plan_form=form, status=exc.status)
     flash("Your payment plan is set. We will remind you 7 days and 1 day before each due date.", "success")
@@ -222,9 +220,7 @@ def payments_discount(enr_id: int):
     try:
         red = pricing.redeem_code(enr, form.code.data, now=now_utc(), actor=acting_user(),
                                   evidence=form.evidence.data or "")
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
         target = form.evidence if exc.field == "evidence" else form.code
         target.errors = [exc.message]
         return _page(_own_enrollment(enr_id), discount_form=form, status=exc.status)

@@ -36,7 +36,6 @@ def participant_outcomes(enrollment_id: int):
     if enr is None:
         read_or_404(_missing, user, enrollment_id)
     person = read_or_404(outcome_reports.read_person, user, enr, ctx=request_context(), now=now_utc())
-    db.session.commit()  # the audit event of this read
     return render_template("provider/participant_outcomes.html", person=person, enrollment=enr,
                            charts=person_charts(person, "referred"))
 

@@ -20,7 +20,8 @@ from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, Scr
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc, zone
-from retreat.web.clinical import apply_errors, org_request_or_404, read_or_404
+from retreat.web.clinical import org_request_or_404, read_or_404
+from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
@@ -80,7 +81,6 @@ def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None
     user = acting_user()
     now = now_utc()
     record = read_or_404(clinical_access.read, user, req.enrollment, READ_SECTIONS, ctx=request_context(), now=now)
-    db.session.commit()  # the audit events of this read
     cohort = req.enrollment.cohort
     if decision_form is None:
         decision_form = DecisionForm(formdata=None, data={"valid_until": clearance.default_valid_until(cohort),
@@ -113,14 +113,11 @@ def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success
         try:
             action()
         except ValidationFailed as exc:
-            db.session.rollback()
-            apply_errors(form, exc)
+            show_domain_error(form, exc)
         except Conflict as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
+            refused(exc.message, "error")
             return redirect(url_for("provider.request_detail", request_id=req.id))
         else:
-            db.session.commit()
             flash(success, "success")
             return redirect(url_for("provider.request_detail", request_id=req.id))
     return _render_request(req, status=422, **{form_name: form})
@@ -159,6 +156,5 @@ def acknowledge_alert(alert_id: int):
     require_object(alert is not None and alert.organization_id == user.provider_organization_id)
     if AcknowledgeForm().validate_on_submit():
         clearance.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
-        db.session.commit()
         flash("Alert acknowledged.", "success")
     return redirect(url_for("provider.dashboard"))

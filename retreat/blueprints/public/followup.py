@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from retreat.blueprints.public import bp
 from retreat.clinical import screening
 from retreat.core.errors import DomainError, ValidationFailed
-from retreat.extensions import db, limiter
+from retreat.extensions import limiter
 from retreat.integration import checkins
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
@@ -67,12 +67,9 @@ def follow_up(token: str):
                      errors={"_form": ["This form expired. Your answers are below: please send them again."]})
     try:
         done = checkins.answer(token, request.form, now=now)
-        db.session.commit()
     except ValidationFailed as exc:
-        db.session.rollback()
         return _page(token, info, values=values, errors=exc.errors, status=400)
     except DomainError as exc:
-        db.session.rollback()
         return _closed(exc)
     return render_template("public/followup_thanks.html", info=info, needs_support=done.needs_support,
                            contact_phone=current_app.config.get("PRACTICE_CONTACT_PHONE"),

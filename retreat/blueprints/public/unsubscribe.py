@@ -12,7 +12,7 @@ from flask import current_app, render_template, request
 from retreat.accounts import preferences
 from retreat.blueprints.public import bp
 from retreat.core.errors import DomainError
-from retreat.extensions import csrf, db
+from retreat.extensions import csrf
 from retreat.messaging import unsubscribe as links
 from retreat.web.security import request_context
 
@@ -40,9 +40,7 @@ def unsubscribe_post(token: str):
         csrf.protect()  # the confirmation form: a normal CSRF-checked POST
     try:
         user = preferences.unsubscribe(token, secret=current_app.config["SECRET_KEY"], ctx=request_context())
-        db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
         if one_click:
             return {"error": exc.message}, exc.status
         return render_template("public/unsubscribe.html", error=exc.message), exc.status

@@ -7,7 +7,7 @@ import logging
 from flask import jsonify, request
 
 from retreat.blueprints.webhooks import bp
-from retreat.extensions import csrf, db, limiter
+from retreat.extensions import csrf, limiter
 from retreat.finance import stripe_events
 from retreat.payments import gateway
 from retreat.timeutil import now_utc
@@ -29,7 +29,6 @@ def stripe_webhook():
     try:
         outcome = stripe_events.handle(event, now=now_utc())
     except gateway.GatewayError as exc:
-        db.session.rollback()
         log.warning("stripe webhook %s (%s) deferred: %s", event["id"], event["type"], exc.message)
         return jsonify(error="Could not re-fetch the object from Stripe; retry later."), 503
     log.info("stripe webhook %s (%s): %s", event["id"], event["type"], outcome)
