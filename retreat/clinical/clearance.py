@@ -45,8 +45,9 @@ from retreat.clinical.models import (
     SafetyAlert,
     ScreeningLevel,
 )
+from retreat.cohorts import catalog
 from retreat.cohorts import enrollment as pipeline
-from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState
+from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.core import jobs, signals, urls
 from retreat.core.context import RequestContext
@@ -603,16 +604,6 @@ def recently_closed(organization_id: int, limit: int = 25) -> list[ClearanceRequ
 # --------------------------------------------------------------------------------------------
 
 
-def cohort_facilitators(cohort: Cohort) -> list[User]:
-    """The facilitators of a cohort's sessions; every active facilitator when none is assigned yet."""
-    ids = set(db.session.scalars(select(CohortSession.facilitator_id).where(
-        CohortSession.cohort_id == cohort.id, CohortSession.facilitator_id.is_not(None))))
-    stmt = select(User).where(User.role == Role.FACILITATOR.value, User.is_active_account.is_(True))
-    if ids:
-        stmt = stmt.where(User.id.in_(ids))
-    return list(db.session.scalars(stmt.order_by(User.id)))
-
-
 def _org_recipients(organization_id: int) -> list[User | str]:
     members = list(db.session.scalars(select(User).where(
         User.provider_organization_id == organization_id, User.role == Role.PROVIDER.value,
@@ -660,7 +651,7 @@ def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = Fal
     except IntegrityError:  # raised concurrently: one open alert is enough
         return None
     context = {"cohort_title": cohort.title}
-    for person in cohort_facilitators(cohort):
+    for person in catalog.facilitators(cohort):
         _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
               context={**context, "url": _url("/facilitator/safety-alerts")})
     if cohort.provider_organization_id is not None:
