@@ -275,6 +275,18 @@ def valid_license_on(user: User, day: date) -> ProviderLicense | None:
     return None
 
 
+def provider_contacts(organization_id: int) -> list[User | str]:
+    """Who hears about an organisation's referrals and alerts: its active providers, or its contact
+    email while it has none (an empty list when it has neither)."""
+    members = list(db.session.scalars(select(User).where(
+        User.provider_organization_id == organization_id, User.role == Role.PROVIDER.value,
+        User.is_active_account.is_(True)).order_by(User.id)))
+    if members:
+        return members
+    org = db.session.get(ProviderOrganization, organization_id)
+    return [org.contact_email] if org is not None and org.contact_email else []
+
+
 def get_user(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:

@@ -13,8 +13,7 @@
       into review (``sweep_expired_clearances``, run by the scheduler)
 
 A positive PHQ-9 item 9 or reported active suicidal ideation raises a SafetyAlert at once
-("safety review needed", no details) for the cohort's facilitators and the provider
-organisation, by email and on their dashboards.
+("safety review needed", no details: ``retreat.clinical.safety``).
 
 Services never read clinical data back for display: that is ``clinical_access``'s job.
 """
@@ -31,25 +30,23 @@ from sqlalchemy.orm import joinedload
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
-from retreat.clinical import outcomes, screening
+from retreat.clinical import notices, outcomes, screening
 from retreat.clinical.access import seal_json, seal_text
 from retreat.clinical.models import (
     OPEN_STATUSES,
-    AlertStatus,
     ClearanceRequest,
     ClearanceStatus,
     Decision,
     InfoRequest,
     Intake,
     IntakeStatus,
-    SafetyAlert,
     ScreeningLevel,
 )
-from retreat.cohorts import catalog
+from retreat.clinical.safety import raise_safety_alert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
-from retreat.core import jobs, signals, urls
+from retreat.core import jobs, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -77,12 +74,15 @@ STALE_MESSAGE = ("This request changed while you were looking at it (someone els
 CLEARED_STAGES = frozenset({S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID})
 
 
-def _url(path: str) -> str:
-    return f"{urls.base_url()}{path}"
-
-
 def _participant_url(enr: Enrollment) -> str:
-    return _url(f"/me/enrollments/{enr.id}/clearance")
+    return urls.absolute(f"/me/enrollments/{enr.id}/clearance")
+
+
+def _notify_org(req: ClearanceRequest, template: str, dedupe_key: str, *, now: datetime) -> None:
+    """The referred organisation's contacts hear that a request needs them (no details)."""
+    notices.notify_organization(req.organization_id, template=template, dedupe_key=dedupe_key,
+                                group_key=f"clearance:{req.id}", now=now,
+                                context={"url": urls.absolute("/provider/")})
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def _on_cleared(req: ClearanceRequest, enr: Enrollment, cohort: Cohort, *, now: 
                        to_user=person, group_key=f"enrollment:{enr.id}", now=now,
                        context={"participant_name": person.name, "cohort_title": cohort.title,
                                 "retreat_title": cohort.retreat.title,
-                                "url": _url(f"/me/enrollments/{enr.id}")})
+                                "url": urls.absolute(f"/me/enrollments/{enr.id}")})
 
 
 def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -> None:
@@ -461,7 +461,7 @@ def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
                    context={"participant_name": person.name, "retreat_title": enrollment.cohort.retreat.title,
-                            "url": _participant_url(enrollment), "consult_url": _url("/")})
+                            "url": _participant_url(enrollment), "consult_url": urls.absolute("/")})
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,124 +600,6 @@ def recently_closed(organization_id: int, limit: int = 25) -> list[ClearanceRequ
 
 
 # --------------------------------------------------------------------------------------------
-# Safety alerts
-# --------------------------------------------------------------------------------------------
-
-
-def _org_recipients(organization_id: int) -> list[User | str]:
-    members = list(db.session.scalars(select(User).where(
-        User.provider_organization_id == organization_id, User.role == Role.PROVIDER.value,
-        User.is_active_account.is_(True)).order_by(User.id)))
-    if members:
-        return members
-    from retreat.accounts.models import ProviderOrganization
-
-    org = db.session.get(ProviderOrganization, organization_id)
-    return [org.contact_email] if org is not None and org.contact_email else []
-
-
-def _send(recipient: User | str, *, template: str, dedupe_key: str, context: dict, group_key: str | None,
-          now: datetime) -> None:
-    if isinstance(recipient, User):
-        outbox.enqueue(template=template, dedupe_key=f"{dedupe_key}-u{recipient.id}", to_user=recipient,
-                       group_key=group_key, now=now, context={"recipient_name": recipient.name, **context})
-    else:
-        outbox.enqueue(template=template, dedupe_key=f"{dedupe_key}-org", to_email=recipient,
-                       group_key=group_key, now=now, context={"recipient_name": "", **context})
-
-
-def _notify_org(req: ClearanceRequest, template: str, dedupe_key: str, *, now: datetime) -> None:
-    for recipient in _org_recipients(req.organization_id):
-        _send(recipient, template=template, dedupe_key=dedupe_key, group_key=f"clearance:{req.id}", now=now,
-              context={"url": _url("/provider/")})
-
-
-def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = False) -> SafetyAlert | None:
-    """"Safety review needed" to the cohort's facilitators and the provider organisation, no details.
-
-    ``only_first`` (draft saves): raise only if this enrollment never had an alert; a submission
-    raises a new one whenever none is open.
-    """
-    existing = db.session.scalars(select(SafetyAlert).where(SafetyAlert.enrollment_id == enr.id)).all()
-    if any(a.status == AlertStatus.OPEN for a in existing) or (only_first and existing):
-        return None
-    cohort = db.session.get(Cohort, enr.cohort_id)
-    alert = SafetyAlert(enrollment_id=enr.id, cohort_id=cohort.id, organization_id=cohort.provider_organization_id,
-                        status=AlertStatus.OPEN.value, raised_at=now, created_at=now, updated_at=now)
-    try:
-        with db.session.begin_nested():
-            db.session.add(alert)
-            db.session.flush()
-    except IntegrityError:  # raised concurrently: one open alert is enough
-        return None
-    context = {"cohort_title": cohort.title}
-    for person in catalog.facilitators(cohort):
-        _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-              context={**context, "url": _url("/facilitator/safety-alerts")})
-    if cohort.provider_organization_id is not None:
-        for recipient in _org_recipients(cohort.provider_organization_id):
-            _send(recipient, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-                  context={**context, "url": _url("/provider/")})
-    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
-                 details={"enrollment_id": enr.id, "cohort_id": cohort.id, "highlight": True}, now=now)
-    return alert
-
-
-@signals.consult_flagged.connect(order=10)
-def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
-    """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal
-    ideation or self-harm. Same alert, page and email as an intake's; no details. One open per consult."""
-    if db.session.scalar(select(SafetyAlert.id).where(SafetyAlert.consultation_id == consult.id,
-                                                      SafetyAlert.status == AlertStatus.OPEN.value)):
-        return None
-    alert = SafetyAlert(consultation_id=consult.id, status=AlertStatus.OPEN.value, raised_at=now,
-                        created_at=now, updated_at=now)
-    try:
-        with db.session.begin_nested():
-            db.session.add(alert)
-            db.session.flush()
-    except IntegrityError:
-        return None
-    facilitator = db.session.get(User, consult.facilitator_id)
-    recipients = [facilitator] if facilitator is not None and facilitator.is_active else []
-    for person in recipients:
-        _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-              context={"cohort_title": "", "url": _url("/facilitator/safety-alerts")})
-    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
-                 details={"consultation_id": consult.id, "highlight": True}, now=now)
-    return alert
-
-
-def open_alerts(*, organization_id: int | None = None) -> list[SafetyAlert]:
-    stmt = select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value)
-    if organization_id is not None:
-        stmt = stmt.where(SafetyAlert.organization_id == organization_id)
-    return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
-
-
-def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
-    return db.session.scalar(select(SafetyAlert).where(SafetyAlert.enrollment_id == enrollment_id,
-                                                       SafetyAlert.status == AlertStatus.OPEN.value))
-
-
-def acknowledge_alert(alert: SafetyAlert, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
-    allowed = actor.role == Role.FACILITATOR or (
-        actor.role == Role.PROVIDER and alert.organization_id is not None
-        and actor.provider_organization_id == alert.organization_id)
-    if not allowed:
-        raise NotFound("We could not find that alert.")
-    if alert.status != AlertStatus.OPEN:
-        return False
-    alert.status = AlertStatus.ACKNOWLEDGED.value
-    alert.acknowledged_at = now
-    alert.acknowledged_by_id = actor.id
-    alert.updated_at = now
-    audit.record("safety.alert_acknowledged", actor=actor, object_type="safety_alert", object_id=alert.id,
-                 ctx=ctx, now=now)
-    return True
-
-
-# --------------------------------------------------------------------------------------------
 # Privacy: deletion requests
 # --------------------------------------------------------------------------------------------
 
@@ -746,7 +628,7 @@ def request_deletion(participant: User, *, reason: str = "", now: datetime,
     for admin in admins:
         outbox.enqueue(template="clearance_deletion_requested",
                        dedupe_key=f"deletion-{participant.id}-{now.isoformat()}-u{admin.id}", to_user=admin, now=now,
-                       context={"recipient_name": admin.name, "url": _url("/admin/")})
+                       context={"recipient_name": admin.name, "url": urls.absolute("/admin/")})
     return erased
 
 

@@ -7,7 +7,7 @@ import pytest
 from flask import render_template
 from sqlalchemy import select
 
-from retreat.clinical import clearance
+from retreat.clinical import clearance, safety
 from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
 from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
@@ -121,7 +121,7 @@ def test_item9_alerts_facilitators_and_provider_org_without_details(db, s):
     db.session.flush()
     result = clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "2", "medications": MARKER}, now=NOW)
     assert result.safety
-    [alert] = clearance.open_alerts()
+    [alert] = safety.open_alerts()
     assert alert.enrollment_id == s.enrollment.id and alert.organization_id == s.org.id
     sent = outbox("safety_alert")
     assert sorted(m.recipient_email for m in sent) == sorted([lead.email, s.provider.email])
@@ -132,12 +132,12 @@ def test_item9_alerts_facilitators_and_provider_org_without_details(db, s):
     # Saving again does not alert again; after an acknowledgement, submitting does.
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "3"}, now=NOW)
     assert len(db.session.scalars(select(SafetyAlert)).all()) == 1
-    clearance.acknowledge_alert(alert, lead, now=NOW)
+    safety.acknowledge_alert(alert, lead, now=NOW)
     assert alert.status == AlertStatus.ACKNOWLEDGED and alert.acknowledged_by_id == lead.id
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "3"}, now=NOW)
-    assert clearance.open_alerts() == []
+    assert safety.open_alerts() == []
     result = clearance.submit(s.enrollment, s.participant, fcl.answers(phq9_9=1), now=NOW)
-    assert result.safety and result.intake.safety_concern and len(clearance.open_alerts()) == 1
+    assert result.safety and result.intake.safety_concern and len(safety.open_alerts()) == 1
 
 
 def test_reported_ideation_alerts_every_facilitator_when_none_is_assigned(db, s):
@@ -150,16 +150,16 @@ def test_reported_ideation_alerts_every_facilitator_when_none_is_assigned(db, s)
 
 def test_no_alert_without_a_signal(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "0", "suicidality": False}, now=NOW)
-    assert clearance.open_alerts() == [] and outbox("safety_alert") == []
+    assert safety.open_alerts() == [] and outbox("safety_alert") == []
 
 
 def test_alert_can_only_be_acknowledged_by_the_team_or_that_organisation(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "1"}, now=NOW)
-    [alert] = clearance.open_alerts()
+    [alert] = safety.open_alerts()
     for outsider in (factories.user("provider", password=None), factories.user("finance", password=None)):
         with pytest.raises(NotFound):
-            clearance.acknowledge_alert(alert, outsider, now=NOW)
-    assert clearance.acknowledge_alert(alert, s.provider, now=NOW)
+            safety.acknowledge_alert(alert, outsider, now=NOW)
+    assert safety.acknowledge_alert(alert, s.provider, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from wtforms.validators import Optional
 from retreat.accounts import users as accounts
 from retreat.blueprints.provider import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, screening
+from retreat.clinical import clearance, safety, screening
 from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
@@ -71,7 +71,7 @@ def dashboard():
     return render_template(
         "provider/dashboard.html", user=user, organization=user.provider_organization, today=_today(),
         queue=clearance.queue(org_id), closed=clearance.recently_closed(org_id),
-        alerts=clearance.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
+        alerts=safety.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
         license=accounts.valid_license_on(user, _today()), labels=clearance.DECISION_LABELS,
         level_labels=screening.LEVEL_LABELS)
 
@@ -97,7 +97,7 @@ def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None
         labels=clearance.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
         absolute=req.intake.screening_level == ScreeningLevel.ABSOLUTE,
         attestation_text=clearance.ATTESTATION_TEXT, user=user,
-        safety_alert=clearance.open_alert_for(req.enrollment_id)), status
+        safety_alert=safety.open_alert_for(req.enrollment_id)), status
 
 
 @bp.get("/requests/<int:request_id>")
@@ -158,7 +158,7 @@ def acknowledge_alert(alert_id: int):
     alert = db.session.get(SafetyAlert, alert_id)
     require_object(alert is not None and alert.organization_id == user.provider_organization_id)
     if AcknowledgeForm().validate_on_submit():
-        clearance.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
+        safety.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
         db.session.commit()
         flash("Alert acknowledged.", "success")
     return redirect(url_for("provider.dashboard"))
