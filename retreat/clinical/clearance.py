@@ -599,45 +599,4 @@ def recently_closed(organization_id: int, limit: int = 25) -> list[ClearanceRequ
         .order_by(ClearanceRequest.updated_at.desc(), ClearanceRequest.id.desc()).limit(limit)))
 
 
-# --------------------------------------------------------------------------------------------
-# Privacy: deletion requests
-# --------------------------------------------------------------------------------------------
-
-
-def request_deletion(participant: User, *, reason: str = "", now: datetime,
-                     ctx: RequestContext | None = None) -> int:
-    """Log the request and erase what the practice need not keep: intakes never submitted.
-
-    Submitted intakes, clearance decisions, consents, payments and the audit log are retained as
-    medical and financial records. Admins are told (no details). Returns how many drafts were erased.
-    """
-    reason = (reason or "").strip()
-    if len(reason) > 1000:
-        raise ValidationFailed("Please keep this under 1000 characters.", field="reason")
-    erased = 0
-    for intake in db.session.scalars(select(Intake).where(
-            Intake.participant_id == participant.id, Intake.status == IntakeStatus.DRAFT.value,
-            Intake.submissions == 0).with_for_update()):
-        intake.answers_enc = None
-        intake.status = IntakeStatus.ERASED.value
-        intake.updated_at = now
-        erased += 1
-    audit.record("privacy.deletion_requested", actor=participant, object_type="user", object_id=participant.id,
-                 details={"erased_drafts": erased, "highlight": True, "reason_given": bool(reason)}, ctx=ctx, now=now)
-    admins = db.session.scalars(select(User).where(User.role == Role.ADMIN.value, User.is_active_account.is_(True)))
-    for admin in admins:
-        outbox.enqueue(template="clearance_deletion_requested",
-                       dedupe_key=f"deletion-{participant.id}-{now.isoformat()}-u{admin.id}", to_user=admin, now=now,
-                       context={"recipient_name": admin.name, "url": urls.absolute("/admin/")})
-    return erased
-
-
-def deletion_requested_at(participant: User) -> datetime | None:
-    from retreat.audit.models import AuditEvent
-
-    return db.session.scalar(select(AuditEvent.at).where(
-        AuditEvent.action == "privacy.deletion_requested", AuditEvent.object_type == "user",
-        AuditEvent.object_id == str(participant.id)).order_by(AuditEvent.at.desc()).limit(1))
-
-
 jobs.register("clearance.expire", sweep_expired_clearances, seconds=300)

@@ -15,6 +15,7 @@ from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
+from retreat.privacy import deletion
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
@@ -396,13 +397,13 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     other = fcl.setup(now=NOW)
     fcl.submit(other)
     admin = factories.user("admin", password=None)
-    assert clearance.request_deletion(s.participant, reason="please", now=NOW) == 1
+    assert deletion.request_deletion(s.participant, reason="please", now=NOW) == 1
     intake = clearance.get_intake(s.enrollment)
     assert intake.status == "erased" and intake.answers_enc is None
-    assert clearance.deletion_requested_at(s.participant) == NOW
+    assert deletion.deletion_requested_at(s.participant) == NOW
     [msg] = outbox("clearance_deletion_requested")
     assert msg.recipient_email == admin.email
-    assert clearance.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
+    assert deletion.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
     assert db.session.scalar(select(Intake).where(Intake.participant_id == other.participant.id)).answers_enc
     # An erased draft can be started again.
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)

@@ -16,6 +16,7 @@ from retreat.clinical import clearance, screening
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
+from retreat.privacy import deletion
 from retreat.privacy import export as privacy_export
 from retreat.timeutil import format_local, now_utc
 from retreat.web.clinical import apply_errors, read_or_404
@@ -198,7 +199,7 @@ def clearance_reply(enrollment_id: int):
 def my_data():
     user = acting_user()
     return render_template("participant/intake_data.html", form=DeletionForm(),
-                           requested_at=clearance.deletion_requested_at(user))
+                           requested_at=deletion.deletion_requested_at(user))
 
 
 def _export() -> dict:
@@ -231,14 +232,14 @@ def request_deletion():
         if form.is_submitted() and not form.confirm.data:
             form.confirm.errors = ["Tick the box to confirm."]
         return render_template("participant/intake_data.html", form=form,
-                               requested_at=clearance.deletion_requested_at(user)), 422
+                               requested_at=deletion.deletion_requested_at(user)), 422
     try:
-        erased = clearance.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
+        erased = deletion.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
     except ValidationFailed as exc:
         db.session.rollback()
         apply_errors(form, exc)
         return render_template("participant/intake_data.html", form=form,
-                               requested_at=clearance.deletion_requested_at(user)), 422
+                               requested_at=deletion.deletion_requested_at(user)), 422
     db.session.commit()
     flash("Your deletion request is logged. " + (f"{erased} unsent draft(s) were erased now. " if erased else "")
           + "The practice will confirm what else is deleted within 30 days.", "success")
