@@ -7,7 +7,7 @@ import pytest
 from flask import render_template
 from sqlalchemy import select
 
-from retreat.clinical import clearance, safety
+from retreat.clinical import clearance, clearance_status, safety
 from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
 from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
@@ -42,7 +42,7 @@ def render(msg) -> str:
 def test_draft_then_submit_refers_to_the_cohorts_partner_organisation(db, s):
     draft = clearance.save_draft(s.enrollment, s.participant, {"medications": MARKER}, now=NOW)
     assert draft.intake.status == "draft" and draft.intake.last_saved_at == NOW and not draft.safety
-    assert s.enrollment.status == S.APPLIED and clearance.open_request(s.enrollment) is None
+    assert s.enrollment.status == S.APPLIED and clearance_status.open_request(s.enrollment) is None
     result = clearance.submit(s.enrollment, s.participant, fcl.marked_answers(), now=NOW)
     req = result.request
     assert req.organization_id == s.org.id and req.status == ClearanceStatus.PENDING and req.version == 1
@@ -69,16 +69,16 @@ def test_submitting_with_missing_answers_changes_nothing(db, s):
     with pytest.raises(ValidationFailed) as exc:
         clearance.submit(s.enrollment, s.participant, incomplete, now=NOW + timedelta(hours=1))
     assert set(exc.value.errors) == {"medications", "phq9_4"}
-    intake = clearance.get_intake(s.enrollment)
+    intake = clearance_status.get_intake(s.enrollment)
     assert intake.status == "draft" and intake.last_saved_at == NOW and intake.submissions == 0
-    assert s.enrollment.status == S.APPLIED and clearance.open_request(s.enrollment) is None
+    assert s.enrollment.status == S.APPLIED and clearance_status.open_request(s.enrollment) is None
 
 
 def test_out_of_range_draft_changes_nothing(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)
     with pytest.raises(ValidationFailed):
         clearance.save_draft(s.enrollment, s.participant, {"allergies": "x", "phq9_2": 9}, now=NOW + timedelta(1))
-    assert clearance.get_intake(s.enrollment).last_saved_at == NOW
+    assert clearance_status.get_intake(s.enrollment).last_saved_at == NOW
 
 
 def test_submitted_once_then_locked(db, s):
@@ -173,7 +173,7 @@ def test_more_information_then_resubmission(db, s):
     msg = clearance.request_more_info(req, s.provider, "What dose of lisinopril?", expected_version=1,
                                       now=NOW + timedelta(hours=2))
     assert req.status == ClearanceStatus.INFO_REQUESTED and req.version == 2 and msg.body_enc != "What dose"
-    assert s.enrollment.status == S.INTAKE_SUBMITTED and clearance.get_intake(s.enrollment).is_editable
+    assert s.enrollment.status == S.INTAKE_SUBMITTED and clearance_status.get_intake(s.enrollment).is_editable
     [note] = outbox("clearance_info_requested")
     assert note.recipient_email == s.participant.email and "lisinopril" not in render(note)
     with pytest.raises(Conflict, match="already asked"):
@@ -317,7 +317,7 @@ def test_decision_on_a_withdrawn_application_is_refused(db, s):
     with pytest.raises(Conflict, match="withdrawn"):
         fcl.decide(s, req)
     assert req.decision is None
-    assert clearance.queue(s.org.id) == []
+    assert clearance_status.queue(s.org.id) == []
     clearance.sweep_expired_clearances(NOW)
     assert req.status == ClearanceStatus.WITHDRAWN
 
@@ -330,8 +330,8 @@ def test_provider_of_another_organisation_cannot_act(db, s):
                          now=NOW)
     with pytest.raises(NotFound):
         clearance.request_more_info(req, outsider, "hi", expected_version=1, now=NOW)
-    assert clearance.queue(outsider.provider_organization_id) == []
-    assert clearance.queue(s.org.id) == [req]
+    assert clearance_status.queue(outsider.provider_organization_id) == []
+    assert clearance_status.queue(s.org.id) == [req]
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,12 +344,12 @@ def test_clearance_expiring_before_the_retreat_goes_back_into_review(db, s):
     assert clearance.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
     later = NOW + timedelta(days=12)
     assert not clearance.has_valid_clearance(s.enrollment, later)
-    assert clearance.status_of(s.enrollment, later).key == "expired"
+    assert clearance_status.status_of(s.enrollment, later).key == "expired"
     assert clearance.sweep_expired_clearances(later) == 1
     assert req.status == ClearanceStatus.LAPSED and s.enrollment.status == S.CLEARANCE_PENDING
-    renewal = clearance.open_request(s.enrollment)
+    renewal = clearance_status.open_request(s.enrollment)
     assert renewal.renewal and renewal.organization_id == s.org.id and renewal.intake_id == req.intake_id
-    assert clearance.status_of(s.enrollment, later).label == "Clearance lapsed — back in review"
+    assert clearance_status.status_of(s.enrollment, later).label == "Clearance lapsed — back in review"
     assert outbox("clearance_renewal")[0].recipient_email == s.participant.email
     assert clearance.sweep_expired_clearances(later) == 0  # idempotent
     fcl.decide(s, renewal, now=later)
@@ -365,7 +365,7 @@ def test_lapse_after_balance_paid_returns_there_when_renewed(db):
     later = NOW + timedelta(days=11)
     assert clearance.sweep_expired_clearances(later) == 1
     assert s.enrollment.status == S.CLEARANCE_PENDING and s.enrollment.seat == SeatState.CONFIRMED
-    renewal = clearance.open_request(s.enrollment)
+    renewal = clearance_status.open_request(s.enrollment)
     assert renewal.resume_status == S.BALANCE_PAID and req.status == ClearanceStatus.LAPSED
     fcl.decide(s, renewal, now=later)
     assert s.enrollment.status == S.BALANCE_PAID
@@ -382,13 +382,13 @@ def test_clearance_valid_through_the_retreat_never_lapses(db, s):
 
 
 def test_status_labels_carry_no_details(db, s):
-    assert clearance.status_of(s.enrollment, NOW).key == "not_started"
+    assert clearance_status.status_of(s.enrollment, NOW).key == "not_started"
     clearance.save_draft(s.enrollment, s.participant, {}, now=NOW)
-    assert clearance.status_of(s.enrollment, NOW).label == "Intake in progress"
+    assert clearance_status.status_of(s.enrollment, NOW).label == "Intake in progress"
     req = fcl.submit(s)
-    assert clearance.status_of(s.enrollment, NOW).label == "In medical review"
+    assert clearance_status.status_of(s.enrollment, NOW).label == "In medical review"
     fcl.decide(s, req, "cleared_with_conditions", conditions="wheelchair access")
-    view = clearance.status_of(s.enrollment, NOW)
+    view = clearance_status.status_of(s.enrollment, NOW)
     assert (view.key, view.label) == ("cleared_with_conditions", "Cleared with conditions")
 
 
@@ -398,7 +398,7 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     fcl.submit(other)
     admin = factories.user("admin", password=None)
     assert deletion.request_deletion(s.participant, reason="please", now=NOW) == 1
-    intake = clearance.get_intake(s.enrollment)
+    intake = clearance_status.get_intake(s.enrollment)
     assert intake.status == "erased" and intake.answers_enc is None
     assert deletion.deletion_requested_at(s.participant) == NOW
     [msg] = outbox("clearance_deletion_requested")
@@ -407,7 +407,7 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     assert db.session.scalar(select(Intake).where(Intake.participant_id == other.participant.id)).answers_enc
     # An erased draft can be started again.
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)
-    assert clearance.get_intake(s.enrollment).status == "draft"
+    assert clearance_status.get_intake(s.enrollment).status == "draft"
 
 
 def test_licence_recorded_is_the_one_valid_that_day(db):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from retreat.blueprints.facilitator import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, safety
+from retreat.clinical import clearance_status, safety
 from retreat.clinical.models import SafetyAlert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment
@@ -62,6 +62,6 @@ def cohort_clearance(cohort_id: int):
     shared = read_or_404(clinical_access.shareable_conditions, acting_user(), enrollments, ctx=request_context(),
                          now=now)
     db.session.commit()  # the audit events of the shareable conditions read
-    rows = [{"enrollment": e, "status": clearance.status_of(e, now), "shared": shared.get(e.id),
+    rows = [{"enrollment": e, "status": clearance_status.status_of(e, now), "shared": shared.get(e.id),
              "pipeline": pipeline.label(e.status)} for e in enrollments]
     return render_template("facilitator/clearance_cohort.html", cohort=cohort, rows=rows)

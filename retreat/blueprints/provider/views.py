@@ -15,7 +15,7 @@ from wtforms.validators import Optional
 from retreat.accounts import users as accounts
 from retreat.blueprints.provider import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, safety, screening
+from retreat.clinical import clearance, clearance_status, safety, screening
 from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
@@ -34,7 +34,7 @@ class InfoRequestForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    decision = RadioField("Decision", choices=[(d.value, clearance.DECISION_LABELS[d]) for d in Decision],
+    decision = RadioField("Decision", choices=[(d.value, clearance_status.DECISION_LABELS[d]) for d in Decision],
                           validators=[Optional()])
     conditions = TextAreaField("Conditions", validators=[Optional()])
     conditions_shareable = BooleanField("Share these conditions with the retreat team (for example dietary or "
@@ -70,9 +70,9 @@ def dashboard():
     org_id = user.provider_organization_id
     return render_template(
         "provider/dashboard.html", user=user, organization=user.provider_organization, today=_today(),
-        queue=clearance.queue(org_id), closed=clearance.recently_closed(org_id),
+        queue=clearance_status.queue(org_id), closed=clearance_status.recently_closed(org_id),
         alerts=safety.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
-        license=accounts.valid_license_on(user, _today()), labels=clearance.DECISION_LABELS,
+        license=accounts.valid_license_on(user, _today()), labels=clearance_status.DECISION_LABELS,
         level_labels=screening.LEVEL_LABELS)
 
 
@@ -94,7 +94,7 @@ def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None
                   "conditions": screening.CONDITIONS, "phq9": screening.PHQ9_ITEMS, "gad7": screening.GAD7_ITEMS,
                   "choices": dict(screening.FREQUENCY_CHOICES)},
         info_form=info_form, decision_form=decision_form, license=accounts.valid_license_on(user, _today()),
-        labels=clearance.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
+        labels=clearance_status.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
         absolute=req.intake.screening_level == ScreeningLevel.ABSOLUTE,
         attestation_text=clearance.ATTESTATION_TEXT, user=user,
         safety_alert=safety.open_alert_for(req.enrollment_id)), status
