@@ -46,7 +46,7 @@ from retreat.clinical.safety import raise_safety_alert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
-from retreat.core import jobs, urls
+from retreat.core import jobs, locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -85,17 +85,21 @@ def _notify_org(req: ClearanceRequest, template: str, dedupe_key: str, *, now: d
 # --------------------------------------------------------------------------------------------
 
 
+# A path that changes an enrollment's status locks it first: its cohort (exits and clearances
+# move seats), the enrollment, then the intake, then the request.
+
+
+def _lock_enrollment(enr: Enrollment, *, with_cohort: bool = False) -> None:
+    if with_cohort:
+        locking.lock(Cohort, enr.cohort_id)
+    locking.lock(Enrollment, enr.id)
+
+
 def _lock_request(req: ClearanceRequest) -> ClearanceRequest:
-    locked = db.session.scalar(select(ClearanceRequest).where(ClearanceRequest.id == req.id).with_for_update()
-                               .execution_options(populate_existing=True))
+    locked = locking.lock(ClearanceRequest, req.id)
     if locked is None:
         raise NotFound("We could not find that clearance request.")
     return locked
-
-
-def _lock_intake(intake: Intake) -> Intake:
-    return db.session.scalar(select(Intake).where(Intake.id == intake.id).with_for_update()
-                             .execution_options(populate_existing=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def _editable_intake(enr: Enrollment, *, now: datetime) -> Intake:
                 db.session.flush()
         except IntegrityError:  # a concurrent first save (two tabs): use theirs
             intake = get_intake(enr)
-    intake = _lock_intake(intake)
+    intake = locking.lock(Intake, intake.id)
     if intake.status == IntakeStatus.SUBMITTED:
         raise Conflict("Your intake was already submitted and is with the medical provider. If they need more "
                        "information they will ask you here.")
@@ -139,6 +143,7 @@ def save_draft(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime
                ctx: RequestContext | None = None) -> SaveResult:
     """Save answers as they are (nothing is required yet). Bad values change nothing."""
     _check_owner(enr, actor)
+    _lock_enrollment(enr)
     answers = screening.clean_answers(raw_answers, complete=False)
     intake = _editable_intake(enr, now=now)
     intake.answers_enc = seal_json(answers)
@@ -155,6 +160,7 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
            ctx: RequestContext | None = None) -> SaveResult:
     """Submit (or resubmit after a request for more information) and refer to the provider."""
     _check_owner(enr, actor)
+    _lock_enrollment(enr)
     cohort = db.session.get(Cohort, enr.cohort_id)
     if cohort.provider_organization_id is None:
         raise Conflict("Medical review is not open for this cohort yet: the practice is still arranging its "
@@ -258,6 +264,8 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
                       now: datetime, ctx: RequestContext | None = None) -> InfoRequest:
     _check_provider(req, provider)
     body = _clean_message(message)
+    _lock_enrollment(req.enrollment)
+    intake = locking.lock(Intake, req.intake_id)
     req = _lock_request(req)
     _check_current(req, expected_version)
     if req.status != ClearanceStatus.PENDING:
@@ -268,7 +276,6 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
     req.status = ClearanceStatus.INFO_REQUESTED.value
     req.version += 1
     req.updated_at = now
-    intake = _lock_intake(req.intake)
     intake.status = IntakeStatus.DRAFT.value  # the participant can update it
     intake.updated_at = now
     enr = req.enrollment
@@ -372,6 +379,7 @@ def decide(req: ClearanceRequest, provider: User, *, decision: str, attestation_
                                f"rationale (at least {RATIONALE_MIN} characters); it is highlighted in the audit log."]
     if errors:
         raise ValidationFailed("The decision was not recorded: check the highlighted fields.", errors=errors)
+    _lock_enrollment(enr, with_cohort=True)
     req = _lock_request(req)
     _check_current(req, expected_version)
     if req.status != ClearanceStatus.PENDING:
@@ -457,36 +465,41 @@ def sweep_expired_clearances(now: datetime) -> int:
     the enrollment returns to clearance_pending. Open requests of closed applications are
     withdrawn. The caller commits once. Returns how many clearances lapsed.
     """
-    lapsed = 0
-    rows = list(db.session.scalars(select(ClearanceRequest.id).join(Enrollment).join(Cohort).where(
+    lapsing = list(db.session.scalars(select(ClearanceRequest).join(Enrollment).join(Cohort).where(
         ClearanceRequest.status == ClearanceStatus.DECIDED.value,
         ClearanceRequest.decision.in_([Decision.CLEARED.value, Decision.CLEARED_WITH_CONDITIONS.value]),
         ClearanceRequest.valid_until <= now, ClearanceRequest.valid_until < Cohort.starts_at,
         Enrollment.status.in_([s.value for s in CLEARED_STAGES])).order_by(ClearanceRequest.id)))
-    for req_id in rows:
-        req = _lock_request(db.session.get(ClearanceRequest, req_id))
-        enr = req.enrollment
-        if req.status != ClearanceStatus.DECIDED or S(enr.status) not in CLEARED_STAGES:
-            continue
-        req.status = ClearanceStatus.LAPSED.value
-        req.version += 1
-        req.updated_at = now
-        resume = enr.status if enr.status in (S.DEPOSIT_PAID, S.BALANCE_PAID) else None
-        pipeline.clearance_lapsed(enr, now=now, actor=None)
-        cohort = db.session.get(Cohort, enr.cohort_id)
-        _refer(enr, req.intake, cohort, now=now, actor=None, ctx=None, renewal=True, resume_status=resume)
-        person = enr.participant
-        outbox.enqueue(template="clearance_renewal", dedupe_key=f"clearance-{req.id}-lapsed", to_user=person,
-                       group_key=f"clearance:{req.id}", now=now,
-                       context={"participant_name": person.name, "url": _participant_url(enr)})
-        audit.record("clearance.lapsed", object_type="clearance_request", object_id=req.id,
-                     details={"enrollment_id": enr.id}, now=now)
-        lapsed += 1
-    for req in db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
-            ClearanceRequest.status.in_(OPEN_STATUSES),
-            Enrollment.status.in_([s.value for s in pipeline.EXITS]))):
+    closing = list(db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
+        ClearanceRequest.status.in_(OPEN_STATUSES), Enrollment.status.in_([s.value for s in pipeline.EXITS]))))
+    # Every row of the sweep is locked before any change, in the lock order: enrollments, requests.
+    locking.lock_many(Enrollment, [req.enrollment_id for req in lapsing])
+    locking.lock_many(ClearanceRequest, [req.id for req in lapsing + closing])
+    lapsed = sum(_lapse(req, now=now) for req in lapsing)
+    for req in closing:
         withdraw(req, now=now)
     return lapsed
+
+
+def _lapse(req: ClearanceRequest, *, now: datetime) -> bool:
+    """A locked decided request whose clearance expired: lapsed, and a renewal request referred."""
+    enr = req.enrollment
+    if req.status != ClearanceStatus.DECIDED or S(enr.status) not in CLEARED_STAGES:
+        return False
+    req.status = ClearanceStatus.LAPSED.value
+    req.version += 1
+    req.updated_at = now
+    resume = enr.status if enr.status in (S.DEPOSIT_PAID, S.BALANCE_PAID) else None
+    pipeline.clearance_lapsed(enr, now=now, actor=None)
+    cohort = db.session.get(Cohort, enr.cohort_id)
+    _refer(enr, req.intake, cohort, now=now, actor=None, ctx=None, renewal=True, resume_status=resume)
+    person = enr.participant
+    outbox.enqueue(template="clearance_renewal", dedupe_key=f"clearance-{req.id}-lapsed", to_user=person,
+                   group_key=f"clearance:{req.id}", now=now,
+                   context={"participant_name": person.name, "url": _participant_url(enr)})
+    audit.record("clearance.lapsed", object_type="clearance_request", object_id=req.id,
+                 details={"enrollment_id": enr.id}, now=now)
+    return True
 
 
 def withdraw(req: ClearanceRequest, *, now: datetime) -> bool:

@@ -25,7 +25,7 @@ from retreat.clinical import notices
 from retreat.clinical.models import AlertStatus, SafetyAlert
 from retreat.cohorts import catalog
 from retreat.cohorts.models import Cohort, Enrollment
-from retreat.core import signals, urls
+from retreat.core import locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
 from retreat.extensions import db
@@ -123,10 +123,11 @@ def _mark_acknowledged(alert: SafetyAlert, *, by: User, now: datetime) -> None:
 
 
 def acknowledge_alert(alert: SafetyAlert, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
-    """Open -> acknowledged; False when it was acknowledged already (a no-op). Someone who may not
-    acknowledge it is told it does not exist."""
+    """Open -> acknowledged, under a row lock; False when it was acknowledged already (a no-op).
+    Someone who may not acknowledge it is told it does not exist."""
     if not may_acknowledge(alert, actor):
         raise NotFound("We could not find that alert.")
+    alert = locking.lock(SafetyAlert, alert.id)
     if alert.status != AlertStatus.OPEN:
         return False
     _mark_acknowledged(alert, by=actor, now=now)

@@ -15,7 +15,7 @@ from retreat import audit
 from retreat.accounts.models import Role, User
 from retreat.audit.models import AuditEvent
 from retreat.clinical.models import Intake, IntakeStatus
-from retreat.core import urls
+from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
@@ -36,9 +36,9 @@ def request_deletion(participant: User, *, reason: str = "", now: datetime,
     if len(reason) > REASON_MAX:
         raise ValidationFailed(f"Please keep this under {REASON_MAX} characters.", field="reason")
     erased = 0
-    for intake in db.session.scalars(select(Intake).where(
+    for intake in locking.lock_where(select(Intake).where(
             Intake.participant_id == participant.id, Intake.status == IntakeStatus.DRAFT.value,
-            Intake.submissions == 0).with_for_update()):
+            Intake.submissions == 0), Intake):
         intake.answers_enc = None
         intake.status = IntakeStatus.ERASED.value
         intake.updated_at = now

@@ -181,6 +181,7 @@ def test_more_information_then_resubmission(db, s):
     with pytest.raises(Conflict, match="resubmitted"):
         fcl.decide(s, req, expected_version=2)
     clearance.reply(req, s.participant, "10 mg daily", now=NOW + timedelta(hours=3))
+    db.session.commit()  # each step is a request of its own (locks are taken afresh)
     clearance.save_draft(s.enrollment, s.participant, fcl.answers(medications="lisinopril 10 mg"), now=NOW)
     again = clearance.submit(s.enrollment, s.participant, fcl.answers(medications="lisinopril 10 mg"),
                              now=NOW + timedelta(hours=4))
@@ -405,7 +406,8 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     assert msg.recipient_email == admin.email
     assert deletion.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
     assert db.session.scalar(select(Intake).where(Intake.participant_id == other.participant.id)).answers_enc
-    # An erased draft can be started again.
+    # An erased draft can be started again (a later request).
+    db.session.commit()
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)
     assert clearance_status.get_intake(s.enrollment).status == "draft"
 
