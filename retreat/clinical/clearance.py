@@ -10,7 +10,7 @@
       cleared / cleared with conditions -> enrollment cleared (invites the deposit when it
       comes after clearance); not cleared -> enrollment closed kindly (``_on_not_cleared``)
     a clearance that expires before the retreat -> a renewal request; the enrollment goes back
-      into review (``sweep_expired_clearances``, run by the scheduler)
+      into review (``retreat.clinical.expiry``, run by the scheduler)
 
 A positive PHQ-9 item 9 or reported active suicidal ideation raises a SafetyAlert at once
 ("safety review needed", no details: ``retreat.clinical.safety``).
@@ -33,7 +33,6 @@ from retreat.clinical import notices, outcomes, screening
 from retreat.clinical.access import seal_json, seal_text
 from retreat.clinical.clearance_status import get_intake, open_request
 from retreat.clinical.models import (
-    OPEN_STATUSES,
     ClearanceRequest,
     ClearanceStatus,
     Decision,
@@ -46,7 +45,7 @@ from retreat.clinical.safety import raise_safety_alert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
-from retreat.core import jobs, locking, urls
+from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -65,11 +64,10 @@ ATTESTATION_TEXT = (
 )
 STALE_MESSAGE = ("This request changed while you were looking at it (someone else may have decided or asked "
                  "for more information). Nothing was saved: reload the page to see its current state.")
-# Enrollment statuses whose clearance can lapse back into review.
-CLEARED_STAGES = frozenset({S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID})
 
 
-def _participant_url(enr: Enrollment) -> str:
+def participant_url(enr: Enrollment) -> str:
+    """The participant's clearance page (the link of every email to them about it)."""
     return urls.absolute(f"/me/enrollments/{enr.id}/clearance")
 
 
@@ -190,7 +188,7 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
                      ctx=ctx, now=now)
     else:
         pipeline.submit_intake(enr, now=now, actor=actor)
-        req = _refer(enr, intake, cohort, now=now, actor=actor, ctx=ctx)
+        req = refer(enr, intake, cohort, now=now, actor=actor, ctx=ctx)
     audit.record("intake.submitted", actor=actor, object_type="intake", object_id=intake.id,
                  details={"enrollment_id": enr.id, "submission": intake.submissions}, ctx=ctx, now=now)
     if result.safety:
@@ -203,8 +201,11 @@ def _due_at(cohort: Cohort, now: datetime) -> datetime:
     return max(due, now + timedelta(days=1))
 
 
-def _refer(enr: Enrollment, intake: Intake, cohort: Cohort, *, now: datetime, actor: User | None,
+def refer(enr: Enrollment, intake: Intake, cohort: Cohort, *, now: datetime, actor: User | None,
            ctx: RequestContext | None, renewal: bool = False, resume_status: str | None = None) -> ClearanceRequest:
+    """A new request to the cohort's partner organisation (a first referral, or a ``renewal`` after a
+    lapse, which resumes the enrollment at ``resume_status`` once cleared). One open request per
+    enrollment: a second is refused with Conflict."""
     req = ClearanceRequest(enrollment_id=enr.id, intake_id=intake.id, organization_id=cohort.provider_organization_id,
                            status=ClearanceStatus.PENDING.value, renewal=renewal, referred_at=now,
                            due_at=_due_at(cohort, now), version=1, resume_status=resume_status,
@@ -286,7 +287,7 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
     person = enr.participant
     outbox.enqueue(template="clearance_info_requested", dedupe_key=f"clearance-{req.id}-info-{msg.id}",
                    to_user=person, group_key=f"clearance:{req.id}", now=now,
-                   context={"participant_name": person.name, "url": _participant_url(enr)})
+                   context={"participant_name": person.name, "url": participant_url(enr)})
     audit.record("clearance.info_requested", actor=provider, object_type="clearance_request", object_id=req.id,
                  details={"participant_id": enr.participant_id}, ctx=ctx, now=now)
     return msg
@@ -429,7 +430,7 @@ def _on_cleared(req: ClearanceRequest, enr: Enrollment, cohort: Cohort, *, now: 
     person = enr.participant
     outbox.enqueue(template="clearance_decided", dedupe_key=f"clearance-{req.id}-decided", to_user=person,
                    group_key=f"clearance:{req.id}", now=now,
-                   context={"participant_name": person.name, "url": _participant_url(enr)})
+                   context={"participant_name": person.name, "url": participant_url(enr)})
     if enr.status == S.CLEARED and cohort.requires_clearance_before_deposit and enr.seat != SeatState.CONFIRMED:
         outbox.enqueue(template="clearance_pay_deposit", dedupe_key=f"clearance-{req.id}-pay-deposit",
                        to_user=person, group_key=f"enrollment:{enr.id}", now=now,
@@ -450,56 +451,12 @@ def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
                    context={"participant_name": person.name, "retreat_title": enrollment.cohort.retreat.title,
-                            "url": _participant_url(enrollment), "consult_url": urls.absolute("/")})
+                            "url": participant_url(enrollment), "consult_url": urls.absolute("/")})
 
 
 # --------------------------------------------------------------------------------------------
-# Expiry, withdrawal, the payment guard
+# Withdrawal, the payment guard
 # --------------------------------------------------------------------------------------------
-
-
-def sweep_expired_clearances(now: datetime) -> int:
-    """Scheduler job: clearances that expired before the retreat go back into review.
-
-    The decided request becomes ``lapsed``, a renewal request goes to the same organisation and
-    the enrollment returns to clearance_pending. Open requests of closed applications are
-    withdrawn. The caller commits once. Returns how many clearances lapsed.
-    """
-    lapsing = list(db.session.scalars(select(ClearanceRequest).join(Enrollment).join(Cohort).where(
-        ClearanceRequest.status == ClearanceStatus.DECIDED.value,
-        ClearanceRequest.decision.in_([Decision.CLEARED.value, Decision.CLEARED_WITH_CONDITIONS.value]),
-        ClearanceRequest.valid_until <= now, ClearanceRequest.valid_until < Cohort.starts_at,
-        Enrollment.status.in_([s.value for s in CLEARED_STAGES])).order_by(ClearanceRequest.id)))
-    closing = list(db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
-        ClearanceRequest.status.in_(OPEN_STATUSES), Enrollment.status.in_([s.value for s in pipeline.EXITS]))))
-    # Every row of the sweep is locked before any change, in the lock order: enrollments, requests.
-    locking.lock_many(Enrollment, [req.enrollment_id for req in lapsing])
-    locking.lock_many(ClearanceRequest, [req.id for req in lapsing + closing])
-    lapsed = sum(_lapse(req, now=now) for req in lapsing)
-    for req in closing:
-        withdraw(req, now=now)
-    return lapsed
-
-
-def _lapse(req: ClearanceRequest, *, now: datetime) -> bool:
-    """A locked decided request whose clearance expired: lapsed, and a renewal request referred."""
-    enr = req.enrollment
-    if req.status != ClearanceStatus.DECIDED or S(enr.status) not in CLEARED_STAGES:
-        return False
-    req.status = ClearanceStatus.LAPSED.value
-    req.version += 1
-    req.updated_at = now
-    resume = enr.status if enr.status in (S.DEPOSIT_PAID, S.BALANCE_PAID) else None
-    pipeline.clearance_lapsed(enr, now=now, actor=None)
-    cohort = db.session.get(Cohort, enr.cohort_id)
-    _refer(enr, req.intake, cohort, now=now, actor=None, ctx=None, renewal=True, resume_status=resume)
-    person = enr.participant
-    outbox.enqueue(template="clearance_renewal", dedupe_key=f"clearance-{req.id}-lapsed", to_user=person,
-                   group_key=f"clearance:{req.id}", now=now,
-                   context={"participant_name": person.name, "url": _participant_url(enr)})
-    audit.record("clearance.lapsed", object_type="clearance_request", object_id=req.id,
-                 details={"enrollment_id": enr.id}, now=now)
-    return True
 
 
 def withdraw(req: ClearanceRequest, *, now: datetime) -> bool:
@@ -524,5 +481,3 @@ def has_valid_clearance(enr: Enrollment, now: datetime) -> bool:
             and req.valid_until is not None and req.valid_until > now and req.license_expires_on is not None
             and req.decided_at.date() <= req.license_expires_on and open_request(enr) is None)
 
-
-jobs.register("clearance.expire", sweep_expired_clearances, seconds=300)

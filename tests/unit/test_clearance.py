@@ -7,7 +7,7 @@ import pytest
 from flask import render_template
 from sqlalchemy import select
 
-from retreat.clinical import clearance, clearance_status, safety
+from retreat.clinical import clearance, clearance_status, expiry, safety
 from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
 from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
@@ -319,7 +319,7 @@ def test_decision_on_a_withdrawn_application_is_refused(db, s):
         fcl.decide(s, req)
     assert req.decision is None
     assert clearance_status.queue(s.org.id) == []
-    clearance.sweep_expired_clearances(NOW)
+    expiry.sweep_expired_clearances(NOW)
     assert req.status == ClearanceStatus.WITHDRAWN
 
 
@@ -342,17 +342,17 @@ def test_provider_of_another_organisation_cannot_act(db, s):
 
 def test_clearance_expiring_before_the_retreat_goes_back_into_review(db, s):
     req = fcl.cleared(s, valid_until=(NOW + timedelta(days=10)).date())
-    assert clearance.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
+    assert expiry.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
     later = NOW + timedelta(days=12)
     assert not clearance.has_valid_clearance(s.enrollment, later)
     assert clearance_status.status_of(s.enrollment, later).key == "expired"
-    assert clearance.sweep_expired_clearances(later) == 1
+    assert expiry.sweep_expired_clearances(later) == 1
     assert req.status == ClearanceStatus.LAPSED and s.enrollment.status == S.CLEARANCE_PENDING
     renewal = clearance_status.open_request(s.enrollment)
     assert renewal.renewal and renewal.organization_id == s.org.id and renewal.intake_id == req.intake_id
     assert clearance_status.status_of(s.enrollment, later).label == "Clearance lapsed — back in review"
     assert outbox("clearance_renewal")[0].recipient_email == s.participant.email
-    assert clearance.sweep_expired_clearances(later) == 0  # idempotent
+    assert expiry.sweep_expired_clearances(later) == 0  # idempotent
     fcl.decide(s, renewal, now=later)
     assert s.enrollment.status == S.CLEARED and clearance.has_valid_clearance(s.enrollment, later)
 
@@ -364,7 +364,7 @@ def test_lapse_after_balance_paid_returns_there_when_renewed(db):
     enrollment.confirm_seat(s.enrollment, now=NOW, actor=None)
     enrollment.mark_balance_paid(s.enrollment, now=NOW, actor=None)
     later = NOW + timedelta(days=11)
-    assert clearance.sweep_expired_clearances(later) == 1
+    assert expiry.sweep_expired_clearances(later) == 1
     assert s.enrollment.status == S.CLEARANCE_PENDING and s.enrollment.seat == SeatState.CONFIRMED
     renewal = clearance_status.open_request(s.enrollment)
     assert renewal.resume_status == S.BALANCE_PAID and req.status == ClearanceStatus.LAPSED
@@ -374,7 +374,7 @@ def test_lapse_after_balance_paid_returns_there_when_renewed(db):
 
 def test_clearance_valid_through_the_retreat_never_lapses(db, s):
     fcl.cleared(s)
-    assert clearance.sweep_expired_clearances(s.cohort.ends_at + timedelta(days=30)) == 0
+    assert expiry.sweep_expired_clearances(s.cohort.ends_at + timedelta(days=30)) == 0
 
 
 # --------------------------------------------------------------------------------------------
