@@ -106,12 +106,15 @@ def request_detail(request_id: int):
     return _render_request(org_request_or_404(request_id))
 
 
-def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success: str):
-    """Run one provider action: field errors re-render the page (422); a conflict (stale form,
-    decided, withdrawn, expired licence) changes nothing and says why; success commits once."""
+def _act(request_id: int, form_class: type[FlaskForm], form_name: str, action, success: str):
+    """Run one provider action, ``action(req, form)``, on a request of the provider's organisation:
+    field errors re-render the page (422); a conflict (stale form, decided, withdrawn, expired
+    licence) changes nothing and says why; success commits once."""
+    req = org_request_or_404(request_id)
+    form = form_class()
     if form.validate_on_submit():
         try:
-            action()
+            action(req, form)
         except ValidationFailed as exc:
             db.session.rollback()
             apply_errors(form, exc)
@@ -129,9 +132,7 @@ def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success
 @bp.post("/requests/<int:request_id>/info")
 @no_store
 def request_info(request_id: int):
-    req = org_request_or_404(request_id)
-    form = InfoRequestForm()
-    return _act(req, form, "info_form", lambda: clearance.request_more_info(
+    return _act(request_id, InfoRequestForm, "info_form", lambda req, form: clearance.request_more_info(
         req, acting_user(), form.message.data or "", expected_version=_version(form), now=now_utc(),
         ctx=request_context()),
         "Your question was sent. The participant is asked to sign in; their intake is open for changes.")
@@ -140,9 +141,7 @@ def request_info(request_id: int):
 @bp.post("/requests/<int:request_id>/decide")
 @no_store
 def decide(request_id: int):
-    req = org_request_or_404(request_id)
-    form = DecisionForm()
-    return _act(req, form, "decision_form", lambda: clearance.decide(
+    return _act(request_id, DecisionForm, "decision_form", lambda req, form: clearance.decide(
         req, acting_user(), decision=form.decision.data or "", conditions=form.conditions.data or "",
         conditions_shareable=bool(form.conditions_shareable.data), valid_until=form.valid_until.data,
         rationale=form.rationale.data or "", participant_note=form.participant_note.data or "",
