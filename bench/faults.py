@@ -421,7 +421,7 @@ def _seed_public_cohort(url: str) -> int:
                    timezone="America/Denver", capacity=12, seats_taken=0, currency="USD", price_minor=450000,
                    deposit_minor=50000, status=str(CohortStatus.OPEN),
                    deposit_timing=str(DepositTiming.BEFORE_CLEARANCE), hold_minutes=30, offer_hours=48)
-        from retreat.accounts.users import hash_password
+        from retreat.accounts.passwords import hash_password
         from retreat.models import User
 
         person = User(email="signed-in@example.com", name="Signed In", role="participant", tz="America/Denver",

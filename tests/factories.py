@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import date, timedelta
 
+from retreat.accounts import passwords
 from retreat.accounts import users as accounts
 from retreat.extensions import db
 from retreat.models import ProviderLicense, ProviderOrganization, Role, User
@@ -36,7 +37,7 @@ def user(role: str | Role = Role.PARTICIPANT, *, email: str | None = None, name:
         name=name or f"{role.value.title()} {i}",
         role=role.value,
         tz=tz,
-        password_hash=accounts.hash_password(password) if password else None,
+        password_hash=passwords.hash_password(password) if password else None,
         email_verified_at=accounts.now_utc() if verified else None,
         provider_organization=org if role == Role.PROVIDER else None,
         **kw,

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from retreat import audit
+from retreat.accounts import passwords
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
 from retreat.accounts.recovery_codes import TotpRecoveryCode
@@ -36,7 +37,7 @@ def authenticate(email: str, password: str, *, ctx: RequestContext | None = None
     """Check a password. Unknown email and wrong password look the same from outside."""
     now = now or now_utc()
     user = accounts.get_by_email(email)
-    ok = accounts.verify_password(user, password)
+    ok = passwords.verify_password(user, password)
     if not ok or user is None:
         audit.record("auth.login_failed", actor=user, actor_email=accounts.normalize_email(email)[:254],
                      object_type="user", object_id=user.id if user else None,
@@ -195,7 +196,7 @@ def disable_totp(user: User, password: str, code: str | None, *, ctx: RequestCon
     if not can_disable_totp(user):
         raise PermissionDenied("Your practice requires two-factor authentication for staff accounts.")
     errors: dict[str, list[str]] = {}
-    if not accounts.verify_password(user, password or ""):
+    if not passwords.verify_password(user, password or ""):
         errors["password"] = ["Your password is not correct."]
     elif not (check_totp_code(user, code, now=now) or use_recovery_code(user, code, now=now)):
         errors["code"] = ["That code is not right."]

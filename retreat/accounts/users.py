@@ -1,17 +1,14 @@
-"""Accounts: creating users, passwords (Argon2id), authentication and roles."""
+"""Accounts: creating users, roles, provider organisations and licences, site settings, sign-up,
+verification and password reset (the hashes themselves: ``retreat.accounts.passwords``)."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
 import email_validator
-from argon2 import PasswordHasher
-from argon2 import profiles as argon2_profiles
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
 from sqlalchemy import bindparam, func, select
 from sqlalchemy import inspect as sa_inspect
@@ -19,30 +16,14 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from retreat import audit
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
+from retreat.accounts.passwords import hash_password, validate_password, verify_password
 from retreat.core.cache import Cache
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import is_valid_zone, now_utc
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Tests may set PASSWORD_HASHER = "cheapest" (honoured only when app.testing): same algorithm,
-# minimal cost, so that a suite creating hundreds of accounts stays fast.
-_TEST_HASHER = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD_LENGTH = 10
-# A real hash of a random password: verifying against it costs the same as a real account,
-# so unknown emails cannot be told apart by timing.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-_TEST_DUMMY_HASH = _TEST_HASHER.hash(secrets.token_urlsafe(16))
-
-
-def _active_hasher() -> tuple[PasswordHasher, str]:
-    try:
-        cheap = current_app.testing and current_app.config.get("PASSWORD_HASHER") == "cheapest"
-    except RuntimeError:  # no app context
-        cheap = False
-    return (_TEST_HASHER, _TEST_DUMMY_HASH) if cheap else (_hasher, _DUMMY_HASH)
 
 
 def normalize_email(email: str | None) -> str:
@@ -59,35 +40,6 @@ def validate_email(email: str) -> str:
     except email_validator.EmailNotValidError as exc:
         raise ValidationFailed("Enter a valid email address.", field="email") from exc
     return norm
-
-
-def validate_password(password: str | None) -> str:
-    if not password or len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(
-            f"Use at least {MIN_PASSWORD_LENGTH} characters for your password.", field="password"
-        )
-    if len(password) > 1024:
-        raise ValidationFailed("That password is too long.", field="password")
-    return password
-
-
-def hash_password(password: str) -> str:
-    return _active_hasher()[0].hash(password)
-
-
-def verify_password(user: User | None, password: str) -> bool:
-    """Constant-work check; rehashes when the parameters have changed."""
-    hasher, dummy = _active_hasher()
-    stored = user.password_hash if user is not None and user.password_hash else dummy
-    try:
-        ok = hasher.verify(stored, password or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-    if user is None or not user.password_hash:
-        return False
-    if ok and hasher.check_needs_rehash(stored):
-        user.password_hash = hasher.hash(password)
-    return ok
 
 
 def get_by_email(email: str) -> User | None:
@@ -273,6 +225,18 @@ def valid_license_on(user: User, day: date) -> ProviderLicense | None:
         if lic.is_valid_on(day):
             return lic
     return None
+
+
+def provider_contacts(organization_id: int) -> list[User | str]:
+    """Who hears about an organisation's referrals and alerts: its active providers, or its contact
+    email while it has none (an empty list when it has neither)."""
+    members = list(db.session.scalars(select(User).where(
+        User.provider_organization_id == organization_id, User.role == Role.PROVIDER.value,
+        User.is_active_account.is_(True)).order_by(User.id)))
+    if members:
+        return members
+    org = db.session.get(ProviderOrganization, organization_id)
+    return [org.contact_email] if org is not None and org.contact_email else []
 
 
 def get_user(user_id: int) -> User:

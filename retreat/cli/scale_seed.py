@@ -182,7 +182,7 @@ def counts() -> dict:
 
 def seed(spec: ScaleSpec, *, now: datetime, force: bool = False, echo=lambda msg: None) -> SeedReport:
     """Write the data set (the caller commits). Idempotent for the same ``spec``."""
-    from retreat.accounts.users import hash_password
+    from retreat.accounts.passwords import hash_password
 
     spec.validate()
     t0 = time.perf_counter()

@@ -10,11 +10,10 @@
       cleared / cleared with conditions -> enrollment cleared (invites the deposit when it
       comes after clearance); not cleared -> enrollment closed kindly (``_on_not_cleared``)
     a clearance that expires before the retreat -> a renewal request; the enrollment goes back
-      into review (``sweep_expired_clearances``, run by the scheduler)
+      into review (``retreat.clinical.expiry``, run by the scheduler)
 
 A positive PHQ-9 item 9 or reported active suicidal ideation raises a SafetyAlert at once
-("safety review needed", no details) for the cohort's facilitators and the provider
-organisation, by email and on their dashboards.
+("safety review needed", no details: ``retreat.clinical.safety``).
 
 Services never read clinical data back for display: that is ``clinical_access``'s job.
 """
@@ -26,29 +25,27 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
-from retreat.clinical import outcomes, screening
+from retreat.clinical import notices, outcomes, screening
 from retreat.clinical.access import seal_json, seal_text
+from retreat.clinical.clearance_status import get_intake, open_request
 from retreat.clinical.models import (
-    OPEN_STATUSES,
-    AlertStatus,
     ClearanceRequest,
     ClearanceStatus,
     Decision,
     InfoRequest,
     Intake,
     IntakeStatus,
-    SafetyAlert,
     ScreeningLevel,
 )
+from retreat.clinical.safety import raise_safety_alert
 from retreat.cohorts import enrollment as pipeline
-from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState
+from retreat.cohorts.models import Cohort, Enrollment, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
-from retreat.core import jobs, signals, urls
+from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -65,55 +62,42 @@ ATTESTATION_TEXT = (
     "I attest that I personally reviewed this participant's medical intake, screening flags and baseline "
     "scores, and that this decision reflects my independent clinical judgement under the licence shown."
 )
-DECISION_LABELS = {
-    Decision.CLEARED: "Cleared",
-    Decision.CLEARED_WITH_CONDITIONS: "Cleared with conditions",
-    Decision.NOT_CLEARED: "Not cleared",
-}
 STALE_MESSAGE = ("This request changed while you were looking at it (someone else may have decided or asked "
                  "for more information). Nothing was saved: reload the page to see its current state.")
-# Enrollment statuses whose clearance can lapse back into review.
-CLEARED_STAGES = frozenset({S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID})
 
 
-def _url(path: str) -> str:
-    return f"{urls.base_url()}{path}"
+def participant_url(enr: Enrollment) -> str:
+    """The participant's clearance page (the link of every email to them about it)."""
+    return urls.absolute(f"/me/enrollments/{enr.id}/clearance")
 
 
-def _participant_url(enr: Enrollment) -> str:
-    return _url(f"/me/enrollments/{enr.id}/clearance")
+def _notify_org(req: ClearanceRequest, template: str, dedupe_key: str, *, now: datetime) -> None:
+    """The referred organisation's contacts hear that a request needs them (no details)."""
+    notices.notify_organization(req.organization_id, template=template, dedupe_key=dedupe_key,
+                                group_key=f"clearance:{req.id}", now=now,
+                                context={"url": urls.absolute("/provider/")})
 
 
 # --------------------------------------------------------------------------------------------
-# Lookups
+# Locks (in core.locking.LOCK_ORDER)
 # --------------------------------------------------------------------------------------------
 
 
-def get_intake(enr: Enrollment) -> Intake | None:
-    return db.session.scalar(select(Intake).where(Intake.enrollment_id == enr.id))
+# A path that changes an enrollment's status locks it first: its cohort (exits and clearances
+# move seats), the enrollment, then the intake, then the request.
 
 
-def open_request(enr: Enrollment) -> ClearanceRequest | None:
-    return db.session.scalar(select(ClearanceRequest).where(
-        ClearanceRequest.enrollment_id == enr.id, ClearanceRequest.status.in_(OPEN_STATUSES)))
-
-
-def latest_request(enr: Enrollment) -> ClearanceRequest | None:
-    return db.session.scalar(select(ClearanceRequest).where(ClearanceRequest.enrollment_id == enr.id)
-                             .order_by(ClearanceRequest.id.desc()).limit(1))
+def _lock_enrollment(enr: Enrollment, *, with_cohort: bool = False) -> None:
+    if with_cohort:
+        locking.lock(Cohort, enr.cohort_id)
+    locking.lock(Enrollment, enr.id)
 
 
 def _lock_request(req: ClearanceRequest) -> ClearanceRequest:
-    locked = db.session.scalar(select(ClearanceRequest).where(ClearanceRequest.id == req.id).with_for_update()
-                               .execution_options(populate_existing=True))
+    locked = locking.lock(ClearanceRequest, req.id)
     if locked is None:
         raise NotFound("We could not find that clearance request.")
     return locked
-
-
-def _lock_intake(intake: Intake) -> Intake:
-    return db.session.scalar(select(Intake).where(Intake.id == intake.id).with_for_update()
-                             .execution_options(populate_existing=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,7 +130,7 @@ def _editable_intake(enr: Enrollment, *, now: datetime) -> Intake:
                 db.session.flush()
         except IntegrityError:  # a concurrent first save (two tabs): use theirs
             intake = get_intake(enr)
-    intake = _lock_intake(intake)
+    intake = locking.lock(Intake, intake.id)
     if intake.status == IntakeStatus.SUBMITTED:
         raise Conflict("Your intake was already submitted and is with the medical provider. If they need more "
                        "information they will ask you here.")
@@ -157,6 +141,7 @@ def save_draft(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime
                ctx: RequestContext | None = None) -> SaveResult:
     """Save answers as they are (nothing is required yet). Bad values change nothing."""
     _check_owner(enr, actor)
+    _lock_enrollment(enr)
     answers = screening.clean_answers(raw_answers, complete=False)
     intake = _editable_intake(enr, now=now)
     intake.answers_enc = seal_json(answers)
@@ -173,6 +158,7 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
            ctx: RequestContext | None = None) -> SaveResult:
     """Submit (or resubmit after a request for more information) and refer to the provider."""
     _check_owner(enr, actor)
+    _lock_enrollment(enr)
     cohort = db.session.get(Cohort, enr.cohort_id)
     if cohort.provider_organization_id is None:
         raise Conflict("Medical review is not open for this cohort yet: the practice is still arranging its "
@@ -202,7 +188,7 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
                      ctx=ctx, now=now)
     else:
         pipeline.submit_intake(enr, now=now, actor=actor)
-        req = _refer(enr, intake, cohort, now=now, actor=actor, ctx=ctx)
+        req = refer(enr, intake, cohort, now=now, actor=actor, ctx=ctx)
     audit.record("intake.submitted", actor=actor, object_type="intake", object_id=intake.id,
                  details={"enrollment_id": enr.id, "submission": intake.submissions}, ctx=ctx, now=now)
     if result.safety:
@@ -215,8 +201,11 @@ def _due_at(cohort: Cohort, now: datetime) -> datetime:
     return max(due, now + timedelta(days=1))
 
 
-def _refer(enr: Enrollment, intake: Intake, cohort: Cohort, *, now: datetime, actor: User | None,
+def refer(enr: Enrollment, intake: Intake, cohort: Cohort, *, now: datetime, actor: User | None,
            ctx: RequestContext | None, renewal: bool = False, resume_status: str | None = None) -> ClearanceRequest:
+    """A new request to the cohort's partner organisation (a first referral, or a ``renewal`` after a
+    lapse, which resumes the enrollment at ``resume_status`` once cleared). One open request per
+    enrollment: a second is refused with Conflict."""
     req = ClearanceRequest(enrollment_id=enr.id, intake_id=intake.id, organization_id=cohort.provider_organization_id,
                            status=ClearanceStatus.PENDING.value, renewal=renewal, referred_at=now,
                            due_at=_due_at(cohort, now), version=1, resume_status=resume_status,
@@ -276,6 +265,8 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
                       now: datetime, ctx: RequestContext | None = None) -> InfoRequest:
     _check_provider(req, provider)
     body = _clean_message(message)
+    _lock_enrollment(req.enrollment)
+    intake = locking.lock(Intake, req.intake_id)
     req = _lock_request(req)
     _check_current(req, expected_version)
     if req.status != ClearanceStatus.PENDING:
@@ -286,7 +277,6 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
     req.status = ClearanceStatus.INFO_REQUESTED.value
     req.version += 1
     req.updated_at = now
-    intake = _lock_intake(req.intake)
     intake.status = IntakeStatus.DRAFT.value  # the participant can update it
     intake.updated_at = now
     enr = req.enrollment
@@ -297,7 +287,7 @@ def request_more_info(req: ClearanceRequest, provider: User, message: str, *, ex
     person = enr.participant
     outbox.enqueue(template="clearance_info_requested", dedupe_key=f"clearance-{req.id}-info-{msg.id}",
                    to_user=person, group_key=f"clearance:{req.id}", now=now,
-                   context={"participant_name": person.name, "url": _participant_url(enr)})
+                   context={"participant_name": person.name, "url": participant_url(enr)})
     audit.record("clearance.info_requested", actor=provider, object_type="clearance_request", object_id=req.id,
                  details={"participant_id": enr.participant_id}, ctx=ctx, now=now)
     return msg
@@ -390,6 +380,7 @@ def decide(req: ClearanceRequest, provider: User, *, decision: str, attestation_
                                f"rationale (at least {RATIONALE_MIN} characters); it is highlighted in the audit log."]
     if errors:
         raise ValidationFailed("The decision was not recorded: check the highlighted fields.", errors=errors)
+    _lock_enrollment(enr, with_cohort=True)
     req = _lock_request(req)
     _check_current(req, expected_version)
     if req.status != ClearanceStatus.PENDING:
@@ -439,13 +430,13 @@ def _on_cleared(req: ClearanceRequest, enr: Enrollment, cohort: Cohort, *, now: 
     person = enr.participant
     outbox.enqueue(template="clearance_decided", dedupe_key=f"clearance-{req.id}-decided", to_user=person,
                    group_key=f"clearance:{req.id}", now=now,
-                   context={"participant_name": person.name, "url": _participant_url(enr)})
+                   context={"participant_name": person.name, "url": participant_url(enr)})
     if enr.status == S.CLEARED and cohort.requires_clearance_before_deposit and enr.seat != SeatState.CONFIRMED:
         outbox.enqueue(template="clearance_pay_deposit", dedupe_key=f"clearance-{req.id}-pay-deposit",
                        to_user=person, group_key=f"enrollment:{enr.id}", now=now,
                        context={"participant_name": person.name, "cohort_title": cohort.title,
                                 "retreat_title": cohort.retreat.title,
-                                "url": _url(f"/me/enrollments/{enr.id}")})
+                                "url": urls.absolute(f"/me/enrollments/{enr.id}")})
 
 
 def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -> None:
@@ -460,51 +451,12 @@ def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
                    context={"participant_name": person.name, "retreat_title": enrollment.cohort.retreat.title,
-                            "url": _participant_url(enrollment), "consult_url": _url("/")})
+                            "url": participant_url(enrollment), "consult_url": urls.absolute("/")})
 
 
 # --------------------------------------------------------------------------------------------
-# Expiry, withdrawal, state for others
+# Withdrawal, the payment guard
 # --------------------------------------------------------------------------------------------
-
-
-def sweep_expired_clearances(now: datetime) -> int:
-    """Scheduler job: clearances that expired before the retreat go back into review.
-
-    The decided request becomes ``lapsed``, a renewal request goes to the same organisation and
-    the enrollment returns to clearance_pending. Open requests of closed applications are
-    withdrawn. The caller commits once. Returns how many clearances lapsed.
-    """
-    lapsed = 0
-    rows = list(db.session.scalars(select(ClearanceRequest.id).join(Enrollment).join(Cohort).where(
-        ClearanceRequest.status == ClearanceStatus.DECIDED.value,
-        ClearanceRequest.decision.in_([Decision.CLEARED.value, Decision.CLEARED_WITH_CONDITIONS.value]),
-        ClearanceRequest.valid_until <= now, ClearanceRequest.valid_until < Cohort.starts_at,
-        Enrollment.status.in_([s.value for s in CLEARED_STAGES])).order_by(ClearanceRequest.id)))
-    for req_id in rows:
-        req = _lock_request(db.session.get(ClearanceRequest, req_id))
-        enr = req.enrollment
-        if req.status != ClearanceStatus.DECIDED or S(enr.status) not in CLEARED_STAGES:
-            continue
-        req.status = ClearanceStatus.LAPSED.value
-        req.version += 1
-        req.updated_at = now
-        resume = enr.status if enr.status in (S.DEPOSIT_PAID, S.BALANCE_PAID) else None
-        pipeline.clearance_lapsed(enr, now=now, actor=None)
-        cohort = db.session.get(Cohort, enr.cohort_id)
-        _refer(enr, req.intake, cohort, now=now, actor=None, ctx=None, renewal=True, resume_status=resume)
-        person = enr.participant
-        outbox.enqueue(template="clearance_renewal", dedupe_key=f"clearance-{req.id}-lapsed", to_user=person,
-                       group_key=f"clearance:{req.id}", now=now,
-                       context={"participant_name": person.name, "url": _participant_url(enr)})
-        audit.record("clearance.lapsed", object_type="clearance_request", object_id=req.id,
-                     details={"enrollment_id": enr.id}, now=now)
-        lapsed += 1
-    for req in db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
-            ClearanceRequest.status.in_(OPEN_STATUSES),
-            Enrollment.status.in_([s.value for s in pipeline.EXITS]))):
-        withdraw(req, now=now)
-    return lapsed
 
 
 def withdraw(req: ClearanceRequest, *, now: datetime) -> bool:
@@ -529,242 +481,3 @@ def has_valid_clearance(enr: Enrollment, now: datetime) -> bool:
             and req.valid_until is not None and req.valid_until > now and req.license_expires_on is not None
             and req.decided_at.date() <= req.license_expires_on and open_request(enr) is None)
 
-
-@dataclass(frozen=True)
-class StatusView:
-    """Clearance status without clinical details: safe for facilitators, finance and emails."""
-
-    key: str
-    label: str
-    valid_until: datetime | None = None
-    request: ClearanceRequest | None = None
-
-
-def status_of(enr: Enrollment, now: datetime) -> StatusView:
-    return _status_view(latest_request(enr), get_intake(enr), now)
-
-
-def statuses_of(enrollment_ids: list[int], now: datetime) -> dict[int, StatusView]:
-    """``status_of`` for many enrollments in two queries (rosters)."""
-    ids = list(enrollment_ids)
-    if not ids:
-        return {}
-    latest: dict[int, ClearanceRequest] = {}
-    for req in db.session.scalars(select(ClearanceRequest).where(ClearanceRequest.enrollment_id.in_(ids))
-                                  .order_by(ClearanceRequest.id)):
-        latest[req.enrollment_id] = req  # the last one wins: the latest
-    intakes = {i.enrollment_id: i for i in db.session.scalars(select(Intake).where(Intake.enrollment_id.in_(ids)))}
-    return {i: _status_view(latest.get(i), intakes.get(i), now) for i in ids}
-
-
-def _status_view(req: ClearanceRequest | None, intake: Intake | None, now: datetime) -> StatusView:
-    if req is None:
-        if intake is None or intake.status == IntakeStatus.ERASED:
-            return StatusView("not_started", "Intake not started")
-        return StatusView("intake_draft", "Intake in progress")
-    if req.status == ClearanceStatus.PENDING:
-        return StatusView("in_review", "Clearance lapsed — back in review" if req.renewal else "In medical review",
-                          request=req)
-    if req.status == ClearanceStatus.INFO_REQUESTED:
-        return StatusView("info_requested", "Provider asked for more information", request=req)
-    if req.status == ClearanceStatus.WITHDRAWN:
-        return StatusView("withdrawn", "Withdrawn", request=req)
-    if req.status == ClearanceStatus.LAPSED:
-        return StatusView("lapsed", "Clearance lapsed", req.valid_until, req)
-    decision = Decision(req.decision)
-    if decision != Decision.NOT_CLEARED and req.valid_until is not None and req.valid_until <= now:
-        return StatusView("expired", "Clearance expired", req.valid_until, req)
-    return StatusView(decision.value, DECISION_LABELS[decision], req.valid_until, req)
-
-
-# What the queue pages show of each request, loaded with it (not one query per row).
-_QUEUE_LOADS = (joinedload(ClearanceRequest.enrollment).joinedload(Enrollment.participant),
-                joinedload(ClearanceRequest.enrollment).joinedload(Enrollment.cohort),
-                joinedload(ClearanceRequest.intake))
-
-
-def queue(organization_id: int) -> list[ClearanceRequest]:
-    """Open requests of an organisation, most urgent first."""
-    return list(db.session.scalars(select(ClearanceRequest).join(Enrollment).where(
-        ClearanceRequest.organization_id == organization_id, ClearanceRequest.status.in_(OPEN_STATUSES),
-        Enrollment.status.not_in([s.value for s in pipeline.EXITS]))
-        .options(*_QUEUE_LOADS).order_by(ClearanceRequest.due_at, ClearanceRequest.id)))
-
-
-def recently_closed(organization_id: int, limit: int = 25) -> list[ClearanceRequest]:
-    return list(db.session.scalars(select(ClearanceRequest).where(
-        ClearanceRequest.organization_id == organization_id,
-        ClearanceRequest.status.not_in(OPEN_STATUSES)).options(*_QUEUE_LOADS)
-        .order_by(ClearanceRequest.updated_at.desc(), ClearanceRequest.id.desc()).limit(limit)))
-
-
-# --------------------------------------------------------------------------------------------
-# Safety alerts
-# --------------------------------------------------------------------------------------------
-
-
-def cohort_facilitators(cohort: Cohort) -> list[User]:
-    """The facilitators of a cohort's sessions; every active facilitator when none is assigned yet."""
-    ids = set(db.session.scalars(select(CohortSession.facilitator_id).where(
-        CohortSession.cohort_id == cohort.id, CohortSession.facilitator_id.is_not(None))))
-    stmt = select(User).where(User.role == Role.FACILITATOR.value, User.is_active_account.is_(True))
-    if ids:
-        stmt = stmt.where(User.id.in_(ids))
-    return list(db.session.scalars(stmt.order_by(User.id)))
-
-
-def _org_recipients(organization_id: int) -> list[User | str]:
-    members = list(db.session.scalars(select(User).where(
-        User.provider_organization_id == organization_id, User.role == Role.PROVIDER.value,
-        User.is_active_account.is_(True)).order_by(User.id)))
-    if members:
-        return members
-    from retreat.accounts.models import ProviderOrganization
-
-    org = db.session.get(ProviderOrganization, organization_id)
-    return [org.contact_email] if org is not None and org.contact_email else []
-
-
-def _send(recipient: User | str, *, template: str, dedupe_key: str, context: dict, group_key: str | None,
-          now: datetime) -> None:
-    if isinstance(recipient, User):
-        outbox.enqueue(template=template, dedupe_key=f"{dedupe_key}-u{recipient.id}", to_user=recipient,
-                       group_key=group_key, now=now, context={"recipient_name": recipient.name, **context})
-    else:
-        outbox.enqueue(template=template, dedupe_key=f"{dedupe_key}-org", to_email=recipient,
-                       group_key=group_key, now=now, context={"recipient_name": "", **context})
-
-
-def _notify_org(req: ClearanceRequest, template: str, dedupe_key: str, *, now: datetime) -> None:
-    for recipient in _org_recipients(req.organization_id):
-        _send(recipient, template=template, dedupe_key=dedupe_key, group_key=f"clearance:{req.id}", now=now,
-              context={"url": _url("/provider/")})
-
-
-def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = False) -> SafetyAlert | None:
-    """"Safety review needed" to the cohort's facilitators and the provider organisation, no details.
-
-    ``only_first`` (draft saves): raise only if this enrollment never had an alert; a submission
-    raises a new one whenever none is open.
-    """
-    existing = db.session.scalars(select(SafetyAlert).where(SafetyAlert.enrollment_id == enr.id)).all()
-    if any(a.status == AlertStatus.OPEN for a in existing) or (only_first and existing):
-        return None
-    cohort = db.session.get(Cohort, enr.cohort_id)
-    alert = SafetyAlert(enrollment_id=enr.id, cohort_id=cohort.id, organization_id=cohort.provider_organization_id,
-                        status=AlertStatus.OPEN.value, raised_at=now, created_at=now, updated_at=now)
-    try:
-        with db.session.begin_nested():
-            db.session.add(alert)
-            db.session.flush()
-    except IntegrityError:  # raised concurrently: one open alert is enough
-        return None
-    context = {"cohort_title": cohort.title}
-    for person in cohort_facilitators(cohort):
-        _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-              context={**context, "url": _url("/facilitator/safety-alerts")})
-    if cohort.provider_organization_id is not None:
-        for recipient in _org_recipients(cohort.provider_organization_id):
-            _send(recipient, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-                  context={**context, "url": _url("/provider/")})
-    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
-                 details={"enrollment_id": enr.id, "cohort_id": cohort.id, "highlight": True}, now=now)
-    return alert
-
-
-@signals.consult_flagged.connect(order=10)
-def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
-    """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal
-    ideation or self-harm. Same alert, page and email as an intake's; no details. One open per consult."""
-    if db.session.scalar(select(SafetyAlert.id).where(SafetyAlert.consultation_id == consult.id,
-                                                      SafetyAlert.status == AlertStatus.OPEN.value)):
-        return None
-    alert = SafetyAlert(consultation_id=consult.id, status=AlertStatus.OPEN.value, raised_at=now,
-                        created_at=now, updated_at=now)
-    try:
-        with db.session.begin_nested():
-            db.session.add(alert)
-            db.session.flush()
-    except IntegrityError:
-        return None
-    facilitator = db.session.get(User, consult.facilitator_id)
-    recipients = [facilitator] if facilitator is not None and facilitator.is_active else []
-    for person in recipients:
-        _send(person, template="safety_alert", dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
-              context={"cohort_title": "", "url": _url("/facilitator/safety-alerts")})
-    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
-                 details={"consultation_id": consult.id, "highlight": True}, now=now)
-    return alert
-
-
-def open_alerts(*, organization_id: int | None = None) -> list[SafetyAlert]:
-    stmt = select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value)
-    if organization_id is not None:
-        stmt = stmt.where(SafetyAlert.organization_id == organization_id)
-    return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
-
-
-def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
-    return db.session.scalar(select(SafetyAlert).where(SafetyAlert.enrollment_id == enrollment_id,
-                                                       SafetyAlert.status == AlertStatus.OPEN.value))
-
-
-def acknowledge_alert(alert: SafetyAlert, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
-    allowed = actor.role == Role.FACILITATOR or (
-        actor.role == Role.PROVIDER and alert.organization_id is not None
-        and actor.provider_organization_id == alert.organization_id)
-    if not allowed:
-        raise NotFound("We could not find that alert.")
-    if alert.status != AlertStatus.OPEN:
-        return False
-    alert.status = AlertStatus.ACKNOWLEDGED.value
-    alert.acknowledged_at = now
-    alert.acknowledged_by_id = actor.id
-    alert.updated_at = now
-    audit.record("safety.alert_acknowledged", actor=actor, object_type="safety_alert", object_id=alert.id,
-                 ctx=ctx, now=now)
-    return True
-
-
-# --------------------------------------------------------------------------------------------
-# Privacy: deletion requests
-# --------------------------------------------------------------------------------------------
-
-
-def request_deletion(participant: User, *, reason: str = "", now: datetime,
-                     ctx: RequestContext | None = None) -> int:
-    """Log the request and erase what the practice need not keep: intakes never submitted.
-
-    Submitted intakes, clearance decisions, consents, payments and the audit log are retained as
-    medical and financial records. Admins are told (no details). Returns how many drafts were erased.
-    """
-    reason = (reason or "").strip()
-    if len(reason) > 1000:
-        raise ValidationFailed("Please keep this under 1000 characters.", field="reason")
-    erased = 0
-    for intake in db.session.scalars(select(Intake).where(
-            Intake.participant_id == participant.id, Intake.status == IntakeStatus.DRAFT.value,
-            Intake.submissions == 0).with_for_update()):
-        intake.answers_enc = None
-        intake.status = IntakeStatus.ERASED.value
-        intake.updated_at = now
-        erased += 1
-    audit.record("privacy.deletion_requested", actor=participant, object_type="user", object_id=participant.id,
-                 details={"erased_drafts": erased, "highlight": True, "reason_given": bool(reason)}, ctx=ctx, now=now)
-    admins = db.session.scalars(select(User).where(User.role == Role.ADMIN.value, User.is_active_account.is_(True)))
-    for admin in admins:
-        outbox.enqueue(template="clearance_deletion_requested",
-                       dedupe_key=f"deletion-{participant.id}-{now.isoformat()}-u{admin.id}", to_user=admin, now=now,
-                       context={"recipient_name": admin.name, "url": _url("/admin/")})
-    return erased
-
-
-def deletion_requested_at(participant: User) -> datetime | None:
-    from retreat.audit.models import AuditEvent
-
-    return db.session.scalar(select(AuditEvent.at).where(
-        AuditEvent.action == "privacy.deletion_requested", AuditEvent.object_type == "user",
-        AuditEvent.object_id == str(participant.id)).order_by(AuditEvent.at.desc()).limit(1))
-
-
-jobs.register("clearance.expire", sweep_expired_clearances, seconds=300)

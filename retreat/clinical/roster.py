@@ -18,7 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from retreat.accounts.models import User
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance
+from retreat.clinical import clearance_status
 from retreat.cohorts import consents, enrollment, waitlist
 from retreat.cohorts.models import ChecklistItem, Cohort, Enrollment, RosterNote, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
@@ -155,7 +155,7 @@ def _roster(cohort: Cohort, *, status_filter: str, viewer: User | None, now: dat
         rows = rows[(page - 1) * per_page:page * per_page]
     ids = [r.enrollment.id for r in rows]
     signed = consents.all_signed_many(ids)
-    statuses = clearance.statuses_of(ids, now)
+    statuses = clearance_status.statuses_of(ids, now)
     for r in rows:
         r.consents_ok = signed[r.enrollment.id]
         view = statuses[r.enrollment.id]

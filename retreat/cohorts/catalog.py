@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from retreat import audit
-from retreat.accounts.models import ProviderOrganization, User
+from retreat.accounts.models import ProviderOrganization, Role, User
 from retreat.cohorts import seats
 from retreat.cohorts.models import (
     Attendance,
@@ -355,6 +355,16 @@ def delete_session(session: CohortSession, *, actor: User, now: datetime) -> Non
     if kind == SessionKind.DOSING:
         db.session.flush()
         signals.cohort_schedule_changed.send(cohort, now=now)
+
+
+def facilitators(cohort: Cohort) -> list[User]:
+    """The facilitators of a cohort's sessions; every active facilitator when none is assigned yet."""
+    ids = set(db.session.scalars(select(CohortSession.facilitator_id).where(
+        CohortSession.cohort_id == cohort.id, CohortSession.facilitator_id.is_not(None))))
+    stmt = select(User).where(User.role == Role.FACILITATOR.value, User.is_active_account.is_(True))
+    if ids:
+        stmt = stmt.where(User.id.in_(ids))
+    return list(db.session.scalars(stmt.order_by(User.id)))
 
 
 def add_note(enr: Enrollment, *, body: str, actor: User, now: datetime) -> RosterNote:

@@ -41,6 +41,7 @@ LOCK_ORDER: tuple[str, ...] = (
     "enrollments",
     "intakes",
     "clearance_requests",
+    "safety_alerts",
     "discount_redemptions",
     "payments",
     "refunds",

@@ -303,7 +303,7 @@ def _url(path: str) -> str:
 
 def raise_alerts(enr: Enrollment, f: FollowUp, reasons: Iterable[str], *, now: datetime) -> list[IntegrationAlert]:
     """One alert per new reason; one email to the cohort's facilitators (no details) if any is new."""
-    from retreat.clinical.clearance import cohort_facilitators
+    from retreat.cohorts.catalog import facilitators
 
     created: list[IntegrationAlert] = []
     for reason in dict.fromkeys(str(r) for r in reasons):
@@ -322,7 +322,7 @@ def raise_alerts(enr: Enrollment, f: FollowUp, reasons: Iterable[str], *, now: d
         return created
     cohort = db.session.get(Cohort, enr.cohort_id)
     first = created[0]
-    for person in cohort_facilitators(cohort):
+    for person in facilitators(cohort):
         outbox.enqueue(template="integration_alert", dedupe_key=f"integration-alert-{first.id}-u{person.id}",
                        to_user=person, essential=True, group_key=f"integration-alert:{first.id}", now=now,
                        context={"recipient_name": person.name, "cohort_title": cohort.title,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from retreat.accounts import users as accounts
+from retreat.accounts import passwords
 from retreat.extensions import db
 from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert
 from retreat.messaging.dispatcher import dispatch_due
@@ -30,7 +30,7 @@ def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page,
     with app.app_context():
         s = fh.setup(dosing_end=now_utc().replace(microsecond=0) - timedelta(hours=26))
         s.facilitator.email = "fran@example.com"
-        s.facilitator.password_hash = accounts.hash_password(PASSWORD)
+        s.facilitator.password_hash = passwords.hash_password(PASSWORD)
         enr = fh.confirmed(s, name="Robin Example", email="robin@example.com")
         checkin = fh.followups_of(enr)["checkin_24h"]
         due, checkin_id, facilitator_id = checkin.due_at, checkin.id, s.facilitator.id

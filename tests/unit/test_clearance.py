@@ -7,7 +7,7 @@ import pytest
 from flask import render_template
 from sqlalchemy import select
 
-from retreat.clinical import clearance
+from retreat.clinical import clearance, clearance_status, expiry, safety
 from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
 from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
@@ -15,6 +15,7 @@ from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db as _db
 from retreat.models import AuditEvent, OutboxMessage
+from retreat.privacy import deletion
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
@@ -41,7 +42,7 @@ def render(msg) -> str:
 def test_draft_then_submit_refers_to_the_cohorts_partner_organisation(db, s):
     draft = clearance.save_draft(s.enrollment, s.participant, {"medications": MARKER}, now=NOW)
     assert draft.intake.status == "draft" and draft.intake.last_saved_at == NOW and not draft.safety
-    assert s.enrollment.status == S.APPLIED and clearance.open_request(s.enrollment) is None
+    assert s.enrollment.status == S.APPLIED and clearance_status.open_request(s.enrollment) is None
     result = clearance.submit(s.enrollment, s.participant, fcl.marked_answers(), now=NOW)
     req = result.request
     assert req.organization_id == s.org.id and req.status == ClearanceStatus.PENDING and req.version == 1
@@ -68,16 +69,16 @@ def test_submitting_with_missing_answers_changes_nothing(db, s):
     with pytest.raises(ValidationFailed) as exc:
         clearance.submit(s.enrollment, s.participant, incomplete, now=NOW + timedelta(hours=1))
     assert set(exc.value.errors) == {"medications", "phq9_4"}
-    intake = clearance.get_intake(s.enrollment)
+    intake = clearance_status.get_intake(s.enrollment)
     assert intake.status == "draft" and intake.last_saved_at == NOW and intake.submissions == 0
-    assert s.enrollment.status == S.APPLIED and clearance.open_request(s.enrollment) is None
+    assert s.enrollment.status == S.APPLIED and clearance_status.open_request(s.enrollment) is None
 
 
 def test_out_of_range_draft_changes_nothing(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)
     with pytest.raises(ValidationFailed):
         clearance.save_draft(s.enrollment, s.participant, {"allergies": "x", "phq9_2": 9}, now=NOW + timedelta(1))
-    assert clearance.get_intake(s.enrollment).last_saved_at == NOW
+    assert clearance_status.get_intake(s.enrollment).last_saved_at == NOW
 
 
 def test_submitted_once_then_locked(db, s):
@@ -121,7 +122,7 @@ def test_item9_alerts_facilitators_and_provider_org_without_details(db, s):
     db.session.flush()
     result = clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "2", "medications": MARKER}, now=NOW)
     assert result.safety
-    [alert] = clearance.open_alerts()
+    [alert] = safety.open_alerts()
     assert alert.enrollment_id == s.enrollment.id and alert.organization_id == s.org.id
     sent = outbox("safety_alert")
     assert sorted(m.recipient_email for m in sent) == sorted([lead.email, s.provider.email])
@@ -132,12 +133,12 @@ def test_item9_alerts_facilitators_and_provider_org_without_details(db, s):
     # Saving again does not alert again; after an acknowledgement, submitting does.
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "3"}, now=NOW)
     assert len(db.session.scalars(select(SafetyAlert)).all()) == 1
-    clearance.acknowledge_alert(alert, lead, now=NOW)
+    safety.acknowledge_alert(alert, lead, now=NOW)
     assert alert.status == AlertStatus.ACKNOWLEDGED and alert.acknowledged_by_id == lead.id
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "3"}, now=NOW)
-    assert clearance.open_alerts() == []
+    assert safety.open_alerts() == []
     result = clearance.submit(s.enrollment, s.participant, fcl.answers(phq9_9=1), now=NOW)
-    assert result.safety and result.intake.safety_concern and len(clearance.open_alerts()) == 1
+    assert result.safety and result.intake.safety_concern and len(safety.open_alerts()) == 1
 
 
 def test_reported_ideation_alerts_every_facilitator_when_none_is_assigned(db, s):
@@ -150,16 +151,16 @@ def test_reported_ideation_alerts_every_facilitator_when_none_is_assigned(db, s)
 
 def test_no_alert_without_a_signal(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "0", "suicidality": False}, now=NOW)
-    assert clearance.open_alerts() == [] and outbox("safety_alert") == []
+    assert safety.open_alerts() == [] and outbox("safety_alert") == []
 
 
 def test_alert_can_only_be_acknowledged_by_the_team_or_that_organisation(db, s):
     clearance.save_draft(s.enrollment, s.participant, {"phq9_9": "1"}, now=NOW)
-    [alert] = clearance.open_alerts()
+    [alert] = safety.open_alerts()
     for outsider in (factories.user("provider", password=None), factories.user("finance", password=None)):
         with pytest.raises(NotFound):
-            clearance.acknowledge_alert(alert, outsider, now=NOW)
-    assert clearance.acknowledge_alert(alert, s.provider, now=NOW)
+            safety.acknowledge_alert(alert, outsider, now=NOW)
+    assert safety.acknowledge_alert(alert, s.provider, now=NOW)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def test_more_information_then_resubmission(db, s):
     msg = clearance.request_more_info(req, s.provider, "What dose of lisinopril?", expected_version=1,
                                       now=NOW + timedelta(hours=2))
     assert req.status == ClearanceStatus.INFO_REQUESTED and req.version == 2 and msg.body_enc != "What dose"
-    assert s.enrollment.status == S.INTAKE_SUBMITTED and clearance.get_intake(s.enrollment).is_editable
+    assert s.enrollment.status == S.INTAKE_SUBMITTED and clearance_status.get_intake(s.enrollment).is_editable
     [note] = outbox("clearance_info_requested")
     assert note.recipient_email == s.participant.email and "lisinopril" not in render(note)
     with pytest.raises(Conflict, match="already asked"):
@@ -180,6 +181,7 @@ def test_more_information_then_resubmission(db, s):
     with pytest.raises(Conflict, match="resubmitted"):
         fcl.decide(s, req, expected_version=2)
     clearance.reply(req, s.participant, "10 mg daily", now=NOW + timedelta(hours=3))
+    db.session.commit()  # each step is a request of its own (locks are taken afresh)
     clearance.save_draft(s.enrollment, s.participant, fcl.answers(medications="lisinopril 10 mg"), now=NOW)
     again = clearance.submit(s.enrollment, s.participant, fcl.answers(medications="lisinopril 10 mg"),
                              now=NOW + timedelta(hours=4))
@@ -316,8 +318,8 @@ def test_decision_on_a_withdrawn_application_is_refused(db, s):
     with pytest.raises(Conflict, match="withdrawn"):
         fcl.decide(s, req)
     assert req.decision is None
-    assert clearance.queue(s.org.id) == []
-    clearance.sweep_expired_clearances(NOW)
+    assert clearance_status.queue(s.org.id) == []
+    expiry.sweep_expired_clearances(NOW)
     assert req.status == ClearanceStatus.WITHDRAWN
 
 
@@ -329,8 +331,8 @@ def test_provider_of_another_organisation_cannot_act(db, s):
                          now=NOW)
     with pytest.raises(NotFound):
         clearance.request_more_info(req, outsider, "hi", expected_version=1, now=NOW)
-    assert clearance.queue(outsider.provider_organization_id) == []
-    assert clearance.queue(s.org.id) == [req]
+    assert clearance_status.queue(outsider.provider_organization_id) == []
+    assert clearance_status.queue(s.org.id) == [req]
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,17 +342,17 @@ def test_provider_of_another_organisation_cannot_act(db, s):
 
 def test_clearance_expiring_before_the_retreat_goes_back_into_review(db, s):
     req = fcl.cleared(s, valid_until=(NOW + timedelta(days=10)).date())
-    assert clearance.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
+    assert expiry.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
     later = NOW + timedelta(days=12)
     assert not clearance.has_valid_clearance(s.enrollment, later)
-    assert clearance.status_of(s.enrollment, later).key == "expired"
-    assert clearance.sweep_expired_clearances(later) == 1
+    assert clearance_status.status_of(s.enrollment, later).key == "expired"
+    assert expiry.sweep_expired_clearances(later) == 1
     assert req.status == ClearanceStatus.LAPSED and s.enrollment.status == S.CLEARANCE_PENDING
-    renewal = clearance.open_request(s.enrollment)
+    renewal = clearance_status.open_request(s.enrollment)
     assert renewal.renewal and renewal.organization_id == s.org.id and renewal.intake_id == req.intake_id
-    assert clearance.status_of(s.enrollment, later).label == "Clearance lapsed — back in review"
+    assert clearance_status.status_of(s.enrollment, later).label == "Clearance lapsed — back in review"
     assert outbox("clearance_renewal")[0].recipient_email == s.participant.email
-    assert clearance.sweep_expired_clearances(later) == 0  # idempotent
+    assert expiry.sweep_expired_clearances(later) == 0  # idempotent
     fcl.decide(s, renewal, now=later)
     assert s.enrollment.status == S.CLEARED and clearance.has_valid_clearance(s.enrollment, later)
 
@@ -362,9 +364,9 @@ def test_lapse_after_balance_paid_returns_there_when_renewed(db):
     enrollment.confirm_seat(s.enrollment, now=NOW, actor=None)
     enrollment.mark_balance_paid(s.enrollment, now=NOW, actor=None)
     later = NOW + timedelta(days=11)
-    assert clearance.sweep_expired_clearances(later) == 1
+    assert expiry.sweep_expired_clearances(later) == 1
     assert s.enrollment.status == S.CLEARANCE_PENDING and s.enrollment.seat == SeatState.CONFIRMED
-    renewal = clearance.open_request(s.enrollment)
+    renewal = clearance_status.open_request(s.enrollment)
     assert renewal.resume_status == S.BALANCE_PAID and req.status == ClearanceStatus.LAPSED
     fcl.decide(s, renewal, now=later)
     assert s.enrollment.status == S.BALANCE_PAID
@@ -372,7 +374,7 @@ def test_lapse_after_balance_paid_returns_there_when_renewed(db):
 
 def test_clearance_valid_through_the_retreat_never_lapses(db, s):
     fcl.cleared(s)
-    assert clearance.sweep_expired_clearances(s.cohort.ends_at + timedelta(days=30)) == 0
+    assert expiry.sweep_expired_clearances(s.cohort.ends_at + timedelta(days=30)) == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,13 +383,13 @@ def test_clearance_valid_through_the_retreat_never_lapses(db, s):
 
 
 def test_status_labels_carry_no_details(db, s):
-    assert clearance.status_of(s.enrollment, NOW).key == "not_started"
+    assert clearance_status.status_of(s.enrollment, NOW).key == "not_started"
     clearance.save_draft(s.enrollment, s.participant, {}, now=NOW)
-    assert clearance.status_of(s.enrollment, NOW).label == "Intake in progress"
+    assert clearance_status.status_of(s.enrollment, NOW).label == "Intake in progress"
     req = fcl.submit(s)
-    assert clearance.status_of(s.enrollment, NOW).label == "In medical review"
+    assert clearance_status.status_of(s.enrollment, NOW).label == "In medical review"
     fcl.decide(s, req, "cleared_with_conditions", conditions="wheelchair access")
-    view = clearance.status_of(s.enrollment, NOW)
+    view = clearance_status.status_of(s.enrollment, NOW)
     assert (view.key, view.label) == ("cleared_with_conditions", "Cleared with conditions")
 
 
@@ -396,17 +398,18 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     other = fcl.setup(now=NOW)
     fcl.submit(other)
     admin = factories.user("admin", password=None)
-    assert clearance.request_deletion(s.participant, reason="please", now=NOW) == 1
-    intake = clearance.get_intake(s.enrollment)
+    assert deletion.request_deletion(s.participant, reason="please", now=NOW) == 1
+    intake = clearance_status.get_intake(s.enrollment)
     assert intake.status == "erased" and intake.answers_enc is None
-    assert clearance.deletion_requested_at(s.participant) == NOW
+    assert deletion.deletion_requested_at(s.participant) == NOW
     [msg] = outbox("clearance_deletion_requested")
     assert msg.recipient_email == admin.email
-    assert clearance.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
+    assert deletion.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
     assert db.session.scalar(select(Intake).where(Intake.participant_id == other.participant.id)).answers_enc
-    # An erased draft can be started again.
+    # An erased draft can be started again (a later request).
+    db.session.commit()
     clearance.save_draft(s.enrollment, s.participant, {"allergies": "none"}, now=NOW)
-    assert clearance.get_intake(s.enrollment).status == "draft"
+    assert clearance_status.get_intake(s.enrollment).status == "draft"
 
 
 def test_licence_recorded_is_the_one_valid_that_day(db):

@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance
+from retreat.clinical import clearance, clearance_status
 from retreat.clinical.access import ANSWERS, DECISION, SCREENING, SHAREABLE, THREAD, AccessDenied
 from retreat.config import check_production_safety, load_config
 from retreat.core.context import RequestContext
@@ -82,7 +82,7 @@ def test_other_organisation_and_other_participants_are_refused(db, s):
 
 
 def test_facilitators_see_only_conditions_marked_shareable(db, s):
-    req = clearance.open_request(s.enrollment)
+    req = clearance_status.open_request(s.enrollment)
     fcl.decide(s, req, "cleared_with_conditions", conditions="Ground-floor room (mobility)", conditions_shareable=True,
                rationale=MARKER)
     private = fcl.setup(now=NOW, org=s.org)
@@ -114,7 +114,7 @@ def test_break_glass_needs_a_reason_and_is_highlighted(db, s):
 
 
 def test_export_has_everything_about_the_participant_and_only_for_them(db, s):
-    req = clearance.open_request(s.enrollment)
+    req = clearance_status.open_request(s.enrollment)
     clearance.request_more_info(req, s.provider, f"{MARKER} question", expected_version=1, now=NOW)
     clinical_access.read(s.provider, s.enrollment, [ANSWERS], ctx=CTX, now=NOW)
     data = privacy_export.export_participant_data(s.participant, s.participant, ctx=CTX, now=NOW)
@@ -141,7 +141,7 @@ def _raw_values(db) -> list[str]:
 
 
 def _fill_every_column(s):
-    req = clearance.open_request(s.enrollment)
+    req = clearance_status.open_request(s.enrollment)
     clearance.request_more_info(req, s.provider, f"{MARKER} question", expected_version=1, now=NOW)
     clearance.submit(s.enrollment, s.participant, fcl.marked_answers(glaucoma=True), now=NOW)
     fcl.decide(s, req, "cleared_with_conditions", conditions=f"{MARKER} conditions", rationale=f"{MARKER} rationale",

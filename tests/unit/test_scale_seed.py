@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from retreat.accounts import passwords
 from retreat.accounts import users as accounts
 from retreat.cli import scale_seed
 from retreat.core.errors import Conflict
@@ -37,7 +38,7 @@ def test_seeds_the_volumes_asked_for_within_the_invariants(db):
     assert charges and all(a == b and s == "succeeded" for a, b, s in charges)
     # Seeded accounts can sign in with the documented password.
     someone = accounts.get_by_email(scale_seed.participant_email(7))
-    assert accounts.verify_password(someone, scale_seed.SEED_PASSWORD)
+    assert passwords.verify_password(someone, scale_seed.SEED_PASSWORD)
     # New rows after the seed get fresh ids (sequences moved past the explicit ids).
     assert factories.user("participant", password=None).id > someone.id
 

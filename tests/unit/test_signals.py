@@ -16,9 +16,9 @@ def test_the_handlers_and_their_order_are_pinned(app):
     assert signals.enrollment_left.receivers() == [refunds.refund_on_leaving, followups._cancel_on_leaving]
     assert signals.seat_confirmed.receivers() == [integration_plan._invite_on_joining, followups._schedule_on_joining]
     assert signals.cohort_schedule_changed.receivers() == [integration_plan._on_schedule_changed]
-    from retreat.clinical import clearance
+    from retreat.clinical import safety
 
-    assert signals.consult_flagged.receivers() == [clearance.raise_consult_safety_alert]
+    assert signals.consult_flagged.receivers() == [safety.raise_consult_safety_alert]
 
 
 def test_handlers_run_by_order_not_by_connection_and_twice_connected_runs_once():

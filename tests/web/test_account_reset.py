@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from retreat.accounts import passwords
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
 from retreat.timeutil import now_utc
@@ -38,7 +39,7 @@ def test_reset_sets_password_logs_out_everywhere_and_notifies(app, client, db):
     assert client.get(path).status_code == 200
     r = client.post(path, data={"password": NEW, "confirm": NEW})
     assert r.status_code == 302 and r.headers["Location"].endswith("/account/login")
-    assert accounts.verify_password(user, NEW) and not accounts.verify_password(user, factories.PASSWORD)
+    assert passwords.verify_password(user, NEW) and not passwords.verify_password(user, factories.PASSWORD)
     assert other_device.get("/account/settings").status_code == 302  # session ended
     [notice] = queued("password_changed")
     assert notice.recipient_email == "rae@example.com" and notice.context["name"] == "Rae"
@@ -52,7 +53,7 @@ def test_reused_link_is_refused_and_changes_nothing(client, db):
     assert client.post(path, data={"password": NEW, "confirm": NEW}).status_code == 302
     r = client.post(path, data={"password": "yet-another-password", "confirm": "yet-another-password"})
     assert r.status_code == 400 and "already been used" in r.get_data(as_text=True)
-    assert accounts.verify_password(user, NEW)
+    assert passwords.verify_password(user, NEW)
     assert client.get(path).status_code == 400
 
 
@@ -61,7 +62,7 @@ def test_link_dies_after_any_other_password_change(client, db):
     path = _request_link(client, "change@example.com")
     accounts.set_password(user, "changed-elsewhere-1")
     r = client.post(path, data={"password": NEW, "confirm": NEW})
-    assert r.status_code == 400 and accounts.verify_password(user, "changed-elsewhere-1")
+    assert r.status_code == 400 and passwords.verify_password(user, "changed-elsewhere-1")
 
 
 def test_expired_link_is_refused_and_changes_nothing(app, client, db):
@@ -70,7 +71,7 @@ def test_expired_link_is_refused_and_changes_nothing(app, client, db):
     token = account_tokens.make_reset_token(user, now=old)
     r = client.post(f"/account/reset-password/{token}", data={"password": NEW, "confirm": NEW})
     assert r.status_code == 400 and "expired" in r.get_data(as_text=True)
-    assert accounts.verify_password(user, factories.PASSWORD)
+    assert passwords.verify_password(user, factories.PASSWORD)
     assert queued("password_changed") == []
 
 
@@ -82,7 +83,7 @@ def test_tampered_link_is_refused(client, db):
     # A verify-email token is not a reset token (own salt).
     verify = account_tokens.make_verify_token(user)
     assert client.get(f"/account/reset-password/{verify}").status_code == 400
-    assert accounts.verify_password(user, factories.PASSWORD)
+    assert passwords.verify_password(user, factories.PASSWORD)
 
 
 def test_short_or_mismatched_new_password_is_refused(client, db):
@@ -92,7 +93,7 @@ def test_short_or_mismatched_new_password_is_refused(client, db):
     assert r.status_code == 422 and "at least 10 characters" in r.get_data(as_text=True)
     r = client.post(path, data={"password": NEW, "confirm": NEW + "!"})
     assert r.status_code == 422 and "do not match" in r.get_data(as_text=True)
-    assert accounts.verify_password(user, factories.PASSWORD)
+    assert passwords.verify_password(user, factories.PASSWORD)
     assert client.post(path, data={"password": NEW, "confirm": NEW}).status_code == 302  # link still good
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retreat.accounts import users as accounts
+from retreat.accounts import passwords
 from tests import factories
 from tests.web.account_helpers import audit_actions, queued, signed_in
 
@@ -55,10 +55,10 @@ def test_change_password_needs_current_and_keeps_this_device_signed_in(app, db):
     r = c.post("/account/settings/password", data={"pw-current_password": factories.PASSWORD,
                                                    "pw-password": NEW, "pw-confirm": NEW + "x"})
     assert r.status_code == 422 and "do not match" in r.get_data(as_text=True)
-    assert accounts.verify_password(user, factories.PASSWORD) and queued("password_changed") == []
+    assert passwords.verify_password(user, factories.PASSWORD) and queued("password_changed") == []
     r = c.post("/account/settings/password", data={"pw-current_password": factories.PASSWORD,
                                                    "pw-password": NEW, "pw-confirm": NEW})
-    assert r.status_code == 302 and accounts.verify_password(user, NEW)
+    assert r.status_code == 302 and passwords.verify_password(user, NEW)
     assert c.get("/account/settings").status_code == 200
     assert other.get("/account/settings").status_code == 302
     [notice] = queued("password_changed", "pw@example.com")

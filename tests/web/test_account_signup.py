@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from retreat.accounts import passwords
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
 from retreat.models import Role, User
@@ -34,7 +35,7 @@ def test_signup_creates_unverified_participant_signs_in_and_queues_verification(
     user = accounts.get_by_email("robin@example.com")
     assert user.email == "robin@example.com" and user.role == Role.PARTICIPANT
     assert user.tz == "America/Denver" and not user.email_verified
-    assert accounts.verify_password(user, STRONG)
+    assert passwords.verify_password(user, STRONG)
     page = client.get("/account/check-email").get_data(as_text=True)
     assert "Check your email" in page
     assert "Please confirm your email address" in page  # the banner: they are signed in, unverified
@@ -67,7 +68,7 @@ def test_existing_email_gets_same_outcome_and_owner_is_told(client, db):
                                                          confirm="another-password-1"))
     assert r.status_code == 302 and r.headers["Location"].endswith("/account/check-email")
     assert _count_users(db) == before
-    assert accounts.verify_password(owner, factories.PASSWORD)  # untouched
+    assert passwords.verify_password(owner, factories.PASSWORD)  # untouched
     assert queued("verify_email") == []
     [msg] = queued("signup_existing_account")
     assert msg.recipient_email == "owner@example.com" and msg.context["name"] == "Olive Owner"

@@ -8,7 +8,7 @@ from flask import render_template
 from sqlalchemy import event, select, text
 
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, roster
+from retreat.clinical import clearance, roster, safety
 from retreat.clinical.models import SafetyAlert
 from retreat.consults import booking as bookings
 from retreat.consults import outcomes as consult_outcomes
@@ -61,7 +61,7 @@ def test_consult_reporting_suicidal_ideation_alerts_the_facilitator_at_once(app,
     db.session.expire_all()
     assert db.session.get(SafetyAlert, alert.id).status == "acknowledged"
     # Providers' dashboards do not list consult alerts (no organisation is involved).
-    assert clearance.open_alerts(organization_id=factories.provider_org().id) == []
+    assert safety.open_alerts(organization_id=factories.provider_org().id) == []
 
 
 def clinical_now():

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from retreat.accounts import api_tokens
-from retreat.clinical import clearance, screening
+from retreat.clinical import clearance, clearance_status, screening
 from retreat.clinical.models import ClearanceStatus, SafetyAlert
 from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.models import AuditEvent
@@ -62,7 +62,7 @@ def test_participant_saves_a_draft_then_submits(as_user, s, db):
     assert MARKER.encode() in r.data and b"last saved" in r.data
     r = c.post(intake_url(s), data=form_data(fcl.answers(medications=""), "submit"))
     assert r.status_code == 422 and b"Please answer this question." in r.data
-    assert s.enrollment.status == S.APPLIED and clearance.open_request(s.enrollment) is None
+    assert s.enrollment.status == S.APPLIED and clearance_status.open_request(s.enrollment) is None
     r = c.post(intake_url(s), data=form_data(fcl.answers(), "submit"))
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/me/enrollments/{s.enrollment.id}/clearance")
     r = c.get(r.headers["Location"])
@@ -78,7 +78,7 @@ def test_bad_values_are_refused_with_field_messages(as_user, s, db):
     assert b"Not a valid choice" in r.data and b"integer" in r.data
     r = c.post(intake_url(s), data={"action": "save", "weight_kg": "9"})
     assert r.status_code == 422 and b"between 25 and 350" in r.data
-    assert clearance.get_intake(s.enrollment) is None
+    assert clearance_status.get_intake(s.enrollment) is None
 
 
 def test_crisis_resources_and_alert_as_soon_as_item9_is_positive(as_user, s, db):

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from retreat.accounts.users import MIN_PASSWORD_LENGTH
+from retreat.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from retreat.timeutil import common_zones
 from retreat.web.forms import strip
 
@@ -27,7 +27,7 @@ def zone_choices() -> list[tuple[str, str]]:
 def new_password_fields(label: str = "Password"):
     """A new password and its confirmation (min length, must match)."""
     password = PasswordField(label, validators=[DataRequired(message="Choose a password."),
-                                                Length(min=MIN_PASSWORD_LENGTH, max=1024, message=_TOO_SHORT)])
+                                                Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH, message=_TOO_SHORT)])
     confirm = PasswordField("Confirm password", validators=[DataRequired(message="Type the password again."),
                                                             EqualTo("password", message=_MISMATCH)])
     return password, confirm

@@ -11,7 +11,7 @@ from wtforms.validators import Optional
 
 from retreat.blueprints.admin import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, screening
+from retreat.clinical import clearance_status, screening
 from retreat.clinical.models import Intake
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import ValidationFailed
@@ -53,6 +53,6 @@ def break_glass():
             status = 422
     elif form.is_submitted():
         status = 422
-    return render_template("admin/break_glass.html", form=form, record=record, labels=clearance.DECISION_LABELS,
+    return render_template("admin/break_glass.html", form=form, record=record, labels=clearance_status.DECISION_LABELS,
                            sections={"text": screening.TEXT_QUESTIONS, "numbers": screening.NUMBER_QUESTIONS,
                                      "conditions": screening.CONDITIONS}), status

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from retreat.accounts.models import Role
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance
+from retreat.clinical import clearance_status
 from retreat.clinical.models import ClearanceRequest
 from retreat.timeutil import now_utc
 from retreat.web.clinical import org_request_or_404, read_or_404
@@ -31,7 +31,7 @@ def _summary(req: ClearanceRequest) -> dict:
 def list_requests():
     """Open clearance requests of my organisation, most urgent first."""
     user = acting_user()
-    return jsonify(items=[_summary(r) for r in clearance.queue(user.provider_organization_id)])
+    return jsonify(items=[_summary(r) for r in clearance_status.queue(user.provider_organization_id)])
 
 
 @blp.route("/clearance-requests/<int:request_id>")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from retreat.blueprints.facilitator import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance
+from retreat.clinical import clearance_status, safety
 from retreat.clinical.models import SafetyAlert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment
@@ -37,7 +37,7 @@ def acknowledge_safety_alert(alert_id: int):
     alert = db.session.get(SafetyAlert, alert_id)
     require_object(alert is not None)
     if AcknowledgeForm().validate_on_submit():
-        clearance.acknowledge_alert(alert, acting_user(), now=now_utc(), ctx=request_context())
+        safety.acknowledge_alert(alert, acting_user(), now=now_utc(), ctx=request_context())
         flash("Alert acknowledged. Thank you for following up.", "success")
     return redirect(url_for("facilitator.safety_alerts"))
 
@@ -47,7 +47,7 @@ def acknowledge_safety_alert(alert_id: int):
 def clearance_overview():
     cohorts = list(db.session.scalars(select(Cohort).order_by(Cohort.starts_at)))
     return render_template("facilitator/clearance_cohorts.html", cohorts=cohorts,
-                           open_alerts=len(clearance.open_alerts()))
+                           open_alerts=len(safety.open_alerts()))
 
 
 @bp.get("/cohorts/<int:cohort_id>/clearance")
@@ -60,6 +60,6 @@ def cohort_clearance(cohort_id: int):
                                           .order_by(Enrollment.id)))
     shared = read_or_404(clinical_access.shareable_conditions, acting_user(), enrollments, ctx=request_context(),
                          now=now)
-    rows = [{"enrollment": e, "status": clearance.status_of(e, now), "shared": shared.get(e.id),
+    rows = [{"enrollment": e, "status": clearance_status.status_of(e, now), "shared": shared.get(e.id),
              "pipeline": pipeline.label(e.status)} for e in enrollments]
     return render_template("facilitator/clearance_cohort.html", cohort=cohort, rows=rows)

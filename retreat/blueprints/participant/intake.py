@@ -13,9 +13,11 @@ from wtforms.validators import Optional
 from retreat.blueprints.participant import bp
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance, screening
+from retreat.clinical import clearance_status as clearance_state
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
+from retreat.privacy import deletion
 from retreat.privacy import export as privacy_export
 from retreat.timeutil import format_local, now_utc
 from retreat.web.clinical import read_or_404
@@ -80,7 +82,7 @@ def intake_index():
     now = now_utc()
     enrollments = list(db.session.scalars(db.select(Enrollment).where(Enrollment.participant_id == user.id)
                                           .order_by(Enrollment.id.desc())))
-    rows = [{"enrollment": e, "status": clearance.status_of(e, now), "intake": clearance.get_intake(e)}
+    rows = [{"enrollment": e, "status": clearance_state.status_of(e, now), "intake": clearance_state.get_intake(e)}
             for e in enrollments]
     return render_template("participant/intake_index.html", rows=rows)
 
@@ -91,7 +93,7 @@ def intake(enrollment_id: int):
     enr = _my_enrollment(enrollment_id)
     user = acting_user()
     now = now_utc()
-    current = clearance.get_intake(enr)
+    current = clearance_state.get_intake(enr)
     if current is not None and not current.is_editable:
         flash("Your intake is with the medical provider. You will be able to update it here if they ask for "
               "more information.", "info")
@@ -121,7 +123,7 @@ def intake(enrollment_id: int):
                              now=now)
         form = IntakeForm(formdata=None, data=record.answers or {})
         safety = screening.safety_signal(record.answers or {})
-    request_ = clearance.open_request(enr)
+    request_ = clearance_state.open_request(enr)
     return render_template("participant/intake.html", form=form, enrollment=enr, intake=current,
                            sections=_intake_sections(), safety=safety, open_request=request_,
                            saved_local=format_local(current.last_saved_at, user.tz) if current and
@@ -150,14 +152,14 @@ def clearance_status(enrollment_id: int):
     enr = _my_enrollment(enrollment_id)
     user = acting_user()
     now = now_utc()
-    status = clearance.status_of(enr, now)
-    intake_row = clearance.get_intake(enr)
+    status = clearance_state.status_of(enr, now)
+    intake_row = clearance_state.get_intake(enr)
     record = None
     if status.request is not None:
         record = read_or_404(clinical_access.read, user, enr, [clinical_access.DECISION, clinical_access.THREAD],
                              ctx=request_context(), now=now)
     return render_template("participant/intake_status.html", enrollment=enr, status=status, record=record,
-                           intake=intake_row, reply_form=ReplyForm(), labels=clearance.DECISION_LABELS,
+                           intake=intake_row, reply_form=ReplyForm(), labels=clearance_state.DECISION_LABELS,
                            safety=bool(intake_row and intake_row.safety_concern))
 
 
@@ -166,7 +168,7 @@ def clearance_status(enrollment_id: int):
 def clearance_reply(enrollment_id: int):
     enr = _my_enrollment(enrollment_id)
     form = ReplyForm()
-    req = clearance.open_request(enr)
+    req = clearance_state.open_request(enr)
     if form.validate_on_submit():
         if req is None:
             flash("This review is closed, so messages can no longer be added.", "error")
@@ -189,7 +191,7 @@ def clearance_reply(enrollment_id: int):
 def my_data():
     user = acting_user()
     return render_template("participant/intake_data.html", form=DeletionForm(),
-                           requested_at=clearance.deletion_requested_at(user))
+                           requested_at=deletion.deletion_requested_at(user))
 
 
 def _export() -> dict:
@@ -221,13 +223,13 @@ def request_deletion():
         if form.is_submitted() and not form.confirm.data:
             form.confirm.errors = ["Tick the box to confirm."]
         return render_template("participant/intake_data.html", form=form,
-                               requested_at=clearance.deletion_requested_at(user)), 422
+                               requested_at=deletion.deletion_requested_at(user)), 422
     try:
-        erased = clearance.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
+        erased = deletion.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
     except ValidationFailed as exc:
         show_domain_error(form, exc)
         return render_template("participant/intake_data.html", form=form,
-                               requested_at=clearance.deletion_requested_at(user)), 422
+                               requested_at=deletion.deletion_requested_at(user)), 422
     flash("Your deletion request is logged. " + (f"{erased} unsent draft(s) were erased now. " if erased else "")
           + "The practice will confirm what else is deleted within 30 days.", "success")
     return redirect(url_for("participant.my_data"))

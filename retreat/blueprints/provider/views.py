@@ -15,7 +15,7 @@ from wtforms.validators import Optional
 from retreat.accounts import users as accounts
 from retreat.blueprints.provider import bp
 from retreat.clinical import access as clinical_access
-from retreat.clinical import clearance, screening
+from retreat.clinical import clearance, clearance_status, safety, screening
 from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
@@ -35,7 +35,7 @@ class InfoRequestForm(FlaskForm):
 
 
 class DecisionForm(FlaskForm):
-    decision = RadioField("Decision", choices=[(d.value, clearance.DECISION_LABELS[d]) for d in Decision],
+    decision = RadioField("Decision", choices=[(d.value, clearance_status.DECISION_LABELS[d]) for d in Decision],
                           validators=[Optional()])
     conditions = TextAreaField("Conditions", validators=[Optional()])
     conditions_shareable = BooleanField("Share these conditions with the retreat team (for example dietary or "
@@ -71,9 +71,9 @@ def dashboard():
     org_id = user.provider_organization_id
     return render_template(
         "provider/dashboard.html", user=user, organization=user.provider_organization, today=_today(),
-        queue=clearance.queue(org_id), closed=clearance.recently_closed(org_id),
-        alerts=clearance.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
-        license=accounts.valid_license_on(user, _today()), labels=clearance.DECISION_LABELS,
+        queue=clearance_status.queue(org_id), closed=clearance_status.recently_closed(org_id),
+        alerts=safety.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
+        license=accounts.valid_license_on(user, _today()), labels=clearance_status.DECISION_LABELS,
         level_labels=screening.LEVEL_LABELS)
 
 
@@ -94,10 +94,10 @@ def _render_request(req: ClearanceRequest, *, info_form=None, decision_form=None
                   "conditions": screening.CONDITIONS, "phq9": screening.PHQ9_ITEMS, "gad7": screening.GAD7_ITEMS,
                   "choices": dict(screening.FREQUENCY_CHOICES)},
         info_form=info_form, decision_form=decision_form, license=accounts.valid_license_on(user, _today()),
-        labels=clearance.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
+        labels=clearance_status.DECISION_LABELS, level_labels=screening.LEVEL_LABELS, now=now,
         absolute=req.intake.screening_level == ScreeningLevel.ABSOLUTE,
         attestation_text=clearance.ATTESTATION_TEXT, user=user,
-        safety_alert=clearance.open_alert_for(req.enrollment_id)), status
+        safety_alert=safety.open_alert_for(req.enrollment_id)), status
 
 
 @bp.get("/requests/<int:request_id>")
@@ -106,12 +106,15 @@ def request_detail(request_id: int):
     return _render_request(org_request_or_404(request_id))
 
 
-def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success: str):
-    """Run one provider action: field errors re-render the page (422); a conflict (stale form,
-    decided, withdrawn, expired licence) changes nothing and says why; success commits once."""
+def _act(request_id: int, form_class: type[FlaskForm], form_name: str, action, success: str):
+    """Run one provider action, ``action(req, form)``, on a request of the provider's organisation:
+    field errors re-render the page (422); a conflict (stale form, decided, withdrawn, expired
+    licence) changes nothing and says why; success commits once."""
+    req = org_request_or_404(request_id)
+    form = form_class()
     if form.validate_on_submit():
         try:
-            action()
+            action(req, form)
         except ValidationFailed as exc:
             show_domain_error(form, exc)
         except Conflict as exc:
@@ -126,9 +129,7 @@ def _act(req: ClearanceRequest, form: FlaskForm, form_name: str, action, success
 @bp.post("/requests/<int:request_id>/info")
 @no_store
 def request_info(request_id: int):
-    req = org_request_or_404(request_id)
-    form = InfoRequestForm()
-    return _act(req, form, "info_form", lambda: clearance.request_more_info(
+    return _act(request_id, InfoRequestForm, "info_form", lambda req, form: clearance.request_more_info(
         req, acting_user(), form.message.data or "", expected_version=_version(form), now=now_utc(),
         ctx=request_context()),
         "Your question was sent. The participant is asked to sign in; their intake is open for changes.")
@@ -137,9 +138,7 @@ def request_info(request_id: int):
 @bp.post("/requests/<int:request_id>/decide")
 @no_store
 def decide(request_id: int):
-    req = org_request_or_404(request_id)
-    form = DecisionForm()
-    return _act(req, form, "decision_form", lambda: clearance.decide(
+    return _act(request_id, DecisionForm, "decision_form", lambda req, form: clearance.decide(
         req, acting_user(), decision=form.decision.data or "", conditions=form.conditions.data or "",
         conditions_shareable=bool(form.conditions_shareable.data), valid_until=form.valid_until.data,
         rationale=form.rationale.data or "", participant_note=form.participant_note.data or "",
@@ -155,6 +154,6 @@ def acknowledge_alert(alert_id: int):
     alert = db.session.get(SafetyAlert, alert_id)
     require_object(alert is not None and alert.organization_id == user.provider_organization_id)
     if AcknowledgeForm().validate_on_submit():
-        clearance.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
+        safety.acknowledge_alert(alert, user, now=now_utc(), ctx=request_context())
         flash("Alert acknowledged.", "success")
     return redirect(url_for("provider.dashboard"))

@@ -1,0 +1,136 @@
+"""Safety alerts: "safety review needed", raised at once, with no details.
+
+    an intake reports a positive PHQ-9 item 9 or active suicidal ideation (``clearance.save_draft``,
+      ``clearance.submit``) -> an alert for the cohort's facilitators and its provider organisation
+    a consult's pre-screen reports suicidal ideation or self-harm (``signals.consult_flagged``)
+      -> an alert for that consult's facilitator
+    a facilitator, or a member of the alert's organisation, acknowledges it (open -> acknowledged;
+      repeating is a no-op)
+
+One open alert per enrollment and per consult (partial unique indexes). Emails and dashboards say
+only that a review is needed; the details stay behind ``retreat.clinical.access``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from retreat import audit
+from retreat.accounts import users as accounts
+from retreat.accounts.models import Role, User
+from retreat.clinical import notices
+from retreat.clinical.models import AlertStatus, SafetyAlert
+from retreat.cohorts import catalog
+from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core import locking, signals, urls
+from retreat.core.context import RequestContext
+from retreat.core.errors import NotFound
+from retreat.extensions import db
+
+TEMPLATE = "safety_alert"
+FACILITATOR_PAGE = "/facilitator/safety-alerts"
+PROVIDER_PAGE = "/provider/"
+
+
+def _insert(alert: SafetyAlert) -> bool:
+    """Add ``alert``; False when another open one was raised concurrently (one is enough)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(alert)
+            db.session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _tell(recipients, alert: SafetyAlert, *, page: str, cohort_title: str, now: datetime) -> None:
+    for recipient in recipients:
+        notices.send(recipient, template=TEMPLATE, dedupe_key=f"safety-{alert.id}", group_key=None, now=now,
+                     context={"cohort_title": cohort_title, "url": urls.absolute(page)})
+
+
+def _raised(alert: SafetyAlert, details: dict, *, now: datetime) -> SafetyAlert:
+    audit.record("safety.alert_raised", object_type="safety_alert", object_id=alert.id,
+                 details={**details, "highlight": True}, now=now)
+    return alert
+
+
+def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = False) -> SafetyAlert | None:
+    """"Safety review needed" to the cohort's facilitators and the provider organisation, no details.
+
+    ``only_first`` (draft saves): raise only if this enrollment never had an alert; a submission
+    raises a new one whenever none is open.
+    """
+    existing = db.session.scalars(select(SafetyAlert).where(SafetyAlert.enrollment_id == enr.id)).all()
+    if any(a.status == AlertStatus.OPEN for a in existing) or (only_first and existing):
+        return None
+    cohort = db.session.get(Cohort, enr.cohort_id)
+    alert = SafetyAlert(enrollment_id=enr.id, cohort_id=cohort.id, organization_id=cohort.provider_organization_id,
+                        status=AlertStatus.OPEN.value, raised_at=now, created_at=now, updated_at=now)
+    if not _insert(alert):
+        return None
+    _tell(catalog.facilitators(cohort), alert, page=FACILITATOR_PAGE, cohort_title=cohort.title, now=now)
+    if cohort.provider_organization_id is not None:
+        _tell(accounts.provider_contacts(cohort.provider_organization_id), alert, page=PROVIDER_PAGE,
+              cohort_title=cohort.title, now=now)
+    return _raised(alert, {"enrollment_id": enr.id, "cohort_id": cohort.id}, now=now)
+
+
+@signals.consult_flagged.connect(order=10)
+def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
+    """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal
+    ideation or self-harm. Same alert, page and email as an intake's; no details. One open per consult."""
+    if db.session.scalar(select(SafetyAlert.id).where(SafetyAlert.consultation_id == consult.id,
+                                                      SafetyAlert.status == AlertStatus.OPEN.value)):
+        return None
+    alert = SafetyAlert(consultation_id=consult.id, status=AlertStatus.OPEN.value, raised_at=now,
+                        created_at=now, updated_at=now)
+    if not _insert(alert):
+        return None
+    facilitator = db.session.get(User, consult.facilitator_id)
+    recipients = [facilitator] if facilitator is not None and facilitator.is_active else []
+    _tell(recipients, alert, page=FACILITATOR_PAGE, cohort_title="", now=now)
+    return _raised(alert, {"consultation_id": consult.id}, now=now)
+
+
+def open_alerts(*, organization_id: int | None = None) -> list[SafetyAlert]:
+    stmt = select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value)
+    if organization_id is not None:
+        stmt = stmt.where(SafetyAlert.organization_id == organization_id)
+    return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
+
+
+def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
+    return db.session.scalar(select(SafetyAlert).where(SafetyAlert.enrollment_id == enrollment_id,
+                                                       SafetyAlert.status == AlertStatus.OPEN.value))
+
+
+def may_acknowledge(alert: SafetyAlert, actor: User) -> bool:
+    """Any facilitator; a provider only for an alert of their own organisation."""
+    return actor.role == Role.FACILITATOR or (
+        actor.role == Role.PROVIDER and alert.organization_id is not None
+        and actor.provider_organization_id == alert.organization_id)
+
+
+def _mark_acknowledged(alert: SafetyAlert, *, by: User, now: datetime) -> None:
+    alert.status = AlertStatus.ACKNOWLEDGED.value
+    alert.acknowledged_by_id = by.id
+    alert.acknowledged_at = now
+    alert.updated_at = now
+
+
+def acknowledge_alert(alert: SafetyAlert, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
+    """Open -> acknowledged, under a row lock; False when it was acknowledged already (a no-op).
+    Someone who may not acknowledge it is told it does not exist."""
+    if not may_acknowledge(alert, actor):
+        raise NotFound("We could not find that alert.")
+    alert = locking.lock(SafetyAlert, alert.id)
+    if alert.status != AlertStatus.OPEN:
+        return False
+    _mark_acknowledged(alert, by=actor, now=now)
+    audit.record("safety.alert_acknowledged", actor=actor, object_type="safety_alert", object_id=alert.id,
+                 ctx=ctx, now=now)
+    return True
