@@ -8,6 +8,9 @@ is the model), so the order in which a transaction may lock rows is written once
   before its enrollments, an enrollment before its payments...), and rows of one table by
   ascending id; locking a row that comes *before* one it already holds raises ``LockOrderError``
   (two transactions locking the same rows in opposite orders would deadlock);
+- a cohort's lock covers its subtree: once a transaction holds a cohort, the rows ranked after
+  ``cohorts`` may be locked in the order its rule needs (every writer of them takes the cohort
+  first), while a cohort locked after such rows is still refused;
 - re-locking a row the transaction already holds is always allowed (a refresh);
 - on PostgreSQL the first lock of a transaction sets ``lock_timeout`` (``LOCK_TIMEOUT_MS``,
   default 5 s) for the rest of it, so a stuck holder makes waiters fail with a clear error
@@ -52,6 +55,7 @@ LOCK_ORDER: tuple[str, ...] = (
     "reconciliation_items",
 )
 _RANK = {name: i for i, name in enumerate(LOCK_ORDER)}
+_COHORTS = _RANK["cohorts"]
 _HELD = "retreat.locks_held"         # session.info: {(rank, id)} of the current transaction
 _TIMEOUT_SET = "retreat.lock_timeout_set"
 DEFAULT_TIMEOUT_MS = 5000
@@ -86,20 +90,32 @@ def _prepare(session: Session, keys: Sequence[tuple[int, Any]]) -> None:
     if _autocommits(conn):
         raise NotInTransaction("row locks need a transaction (this connection autocommits)")
     held: set = session.info.setdefault(_HELD, set())
-    if held:
-        highest = max(held, key=_sort_key)
-        for key in keys:
-            if key not in held and _sort_key(key) < _sort_key(highest):
-                table = LOCK_ORDER[key[0]]
-                raise LockOrderError(
-                    f"locking {table} #{key[1]} after {LOCK_ORDER[highest[0]]} #{highest[1]}: "
-                    f"take locks in core.locking.LOCK_ORDER, rows by ascending id")
+    for key in keys:
+        _check_order(held, key)
     if conn.dialect.name == "postgresql" and not session.info.get(_TIMEOUT_SET):
         from flask import current_app
 
         ms = int(current_app.config.get("LOCK_TIMEOUT_MS") or DEFAULT_TIMEOUT_MS)
         conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
         session.info[_TIMEOUT_SET] = True
+
+
+def _check_order(held: set, key: tuple[int, Any]) -> None:
+    """Refuse ``key`` if it comes before a lock already held, unless a cohort lock covers it."""
+    if not held or key in held:
+        return
+    ordered = sorted(held, key=_sort_key)
+    if key[0] > _COHORTS and any(k[0] == _COHORTS for k in held):
+        # The cohort serialises its subtree: every writer of a cohort's enrollments, intakes,
+        # requests, payments and refunds takes the cohort's lock first, so below it rows may be
+        # locked in the order the rule needs (a "not cleared" decision offers the freed seat to
+        # the waitlist after locking the request). Only rows ranked above the cohort are checked.
+        ordered = [k for k in ordered if k[0] <= _COHORTS]
+    later = [k for k in ordered if _sort_key(k) > _sort_key(key)]
+    if later:
+        raise LockOrderError(
+            f"locking {LOCK_ORDER[key[0]]} #{key[1]} after {LOCK_ORDER[later[-1][0]]} #{later[-1][1]}: "
+            f"take locks in core.locking.LOCK_ORDER, rows by ascending id")
 
 
 def _autocommits(conn) -> bool:
@@ -154,11 +170,9 @@ def lock_where(stmt: Select, model, *, of=None) -> list:
                                 .with_for_update(of=of).execution_options(populate_existing=True)))
     keys = [(rank, r.id) for r in rows]
     held = session.info.get(_HELD) or set()
-    if held and keys:
-        highest = max(held, key=_sort_key)
-        first_new = min((k for k in keys if k not in held), key=_sort_key, default=None)
-        if first_new is not None and _sort_key(first_new) < _sort_key(highest):
-            raise LockOrderError(f"locking {LOCK_ORDER[rank]} rows after {LOCK_ORDER[highest[0]]} #{highest[1]}")
+    first_new = min((k for k in keys if k not in held), key=_sort_key, default=None)
+    if first_new is not None:
+        _check_order(held, first_new)
     _remember(session, keys)
     return rows
 

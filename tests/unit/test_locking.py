@@ -30,14 +30,24 @@ def test_a_lock_out_of_order_is_refused_and_a_relock_is_a_refresh(db):
     c = fc.cohort(capacity=10)
     e1, e2 = fc.bare_enrollment(c), fc.bare_enrollment(c)
     db.session.commit()
-    locking.lock(Cohort, c.id)
     locking.lock(Enrollment, e2.id)
     assert locking.lock(Enrollment, e2.id).id == e2.id  # already held: allowed
     with pytest.raises(locking.LockOrderError, match="ascending id"):
         locking.lock(Enrollment, e1.id)  # a lower id after a higher one
     with pytest.raises(locking.LockOrderError, match="cohorts"):
-        locking.lock(Cohort, c.id + 1000)  # a cohort after its enrollments
-    assert locking.lock(Cohort, c.id).id == c.id  # the cohort itself is held: a refresh
+        locking.lock(Cohort, c.id)  # a cohort after its enrollments
+
+
+def test_a_held_cohort_covers_its_subtree_but_not_another_cohort_before_it(db):
+    c1, c2 = fc.cohort(capacity=10), fc.cohort(capacity=10)
+    e1, e2 = fc.bare_enrollment(c2), fc.bare_enrollment(c2)
+    db.session.commit()
+    locking.lock(Cohort, c2.id)
+    locking.lock(Enrollment, e2.id)
+    assert locking.lock(Enrollment, e1.id).id == e1.id  # below the cohort: the order its rule needs
+    assert locking.lock(Cohort, c2.id).id == c2.id  # the cohort itself is held: a refresh
+    with pytest.raises(locking.LockOrderError, match="cohorts"):
+        locking.lock(Cohort, c1.id)  # a lower cohort after a higher one is still refused
 
 
 def test_the_order_starts_again_with_each_transaction(db):
