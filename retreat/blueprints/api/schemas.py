@@ -70,19 +70,24 @@ class CsrfTokenSchema(Schema):
     csrf_token = fields.String(required=True, metadata={"description": "Send it as X-CSRFToken on POST."})
 
 
+def _instant(**kwargs) -> fields.String:
+    """An ISO 8601 instant with its offset, as the clearance views write it (``isoformat()``)."""
+    return fields.String(metadata={"format": "date-time"}, **kwargs)
+
+
 class ClearanceSummarySchema(Schema):
     id = fields.Integer(required=True)
     status = fields.String(required=True)
     renewal = fields.Boolean()
-    referred_at = fields.String(metadata={"format": "date-time"})
-    due_at = fields.String(metadata={"format": "date-time"})
+    referred_at = _instant()
+    due_at = _instant()
     cohort = fields.String()
-    cohort_starts_at = fields.String(metadata={"format": "date-time"})
+    cohort_starts_at = _instant()
     participant = fields.String()
     screening_level = fields.String(allow_none=True)
     safety_concern = fields.Boolean(allow_none=True)
+    valid_until = _instant(allow_none=True)
     decision = fields.String(allow_none=True)
-    valid_until = fields.String(allow_none=True, metadata={"format": "date-time"})
     version = fields.Integer()
 
 
@@ -91,7 +96,7 @@ class ClearanceListSchema(Schema):
 
 
 class ClearanceMessageSchema(Schema):
-    at = fields.String(metadata={"format": "date-time"})
+    at = _instant()
     from_ = fields.String(data_key="from", metadata={"description": "The author's role."})
     text = fields.String()
 
