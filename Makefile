@@ -25,9 +25,10 @@ install: $(STAMP)
 db-upgrade: install
 	$(FLASK) db upgrade
 
-run: install db-upgrade
-	$(FLASK) seed-demo
-	@bash scripts/run-dev.sh $(HOST) $(PORT) $(LOCALSTRIPE_PORT)
+# Migrates, seeds the demo, starts localstripe and the app; links in emails use BASE_URL, by default
+# http://$(HOST):$(PORT) (scripts/run-dev.sh). `make run RUN_FLAGS=--dry-run` shows what it would use.
+run: install
+	@BIN=$(BIN) bash scripts/run-dev.sh $(RUN_FLAGS) $(HOST) $(PORT) $(LOCALSTRIPE_PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -159,3 +159,22 @@ def test_receipt_and_reminder_emails_render_with_a_subject(app):
             body = render_template(f"emails/{name}.txt", **ctx)
             assert "Pat" in body and "988" in body
             assert "Autumn" in render_template(f"emails/{name}.html", **ctx)
+
+
+def test_plan_selector_shows_the_chosen_plan(db, make_client, localstripe):
+    """Issue #16, 23: after choosing installments the selector said "Pay in full"."""
+    from retreat.payments import checkout as payments
+    from retreat.timeutil import now_utc
+
+    c = ph.cohort(price_minor=100000, deposit_minor=10000)
+    client, enr = _participant(make_client, c)
+    _, pi = ph.start_and_confirm(enr)
+    payments.sync_payment_intent(pi, now=now_utc())
+    db_commit()
+    before = client.get(f"/me/payments/{enr.id}").get_data(as_text=True)
+    assert re.search(r'<option selected value="1">Pay in full', before)
+    r = client.post(f"/me/payments/{enr.id}/plan", data={"count": "3"}, follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert "Your payment plan is set." in html
+    assert re.search(r'<option selected value="3">3 installments</option>', html), html
+    assert not re.search(r'<option selected value="1">', html)

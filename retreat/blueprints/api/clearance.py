@@ -6,6 +6,7 @@ from flask import jsonify
 from flask_smorest import Blueprint
 
 from retreat.accounts.models import Role
+from retreat.blueprints.api.schemas import ClearanceDetailSchema, ClearanceListSchema, ErrorSchema
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance_status
 from retreat.clinical.models import ClearanceRequest
@@ -28,6 +29,7 @@ def _summary(req: ClearanceRequest) -> dict:
 
 @blp.route("/clearance-requests")
 @api_roles_required(Role.PROVIDER)
+@blp.response(200, ClearanceListSchema)  # documents the jsonify answer
 def list_requests():
     """Open clearance requests of my organisation, most urgent first."""
     user = acting_user()
@@ -36,6 +38,8 @@ def list_requests():
 
 @blp.route("/clearance-requests/<int:request_id>")
 @api_roles_required(Role.PROVIDER)
+@blp.response(200, ClearanceDetailSchema)  # documents the jsonify answer
+@blp.alt_response(404, schema=ErrorSchema, description="Not a request referred to your organisation")
 def get_request(request_id: int):
     """One request with the full intake, flags, scores, decision and thread (audited read)."""
     user = acting_user()

@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from retreat.accounts.models import Role
+from retreat.blueprints.api.schemas import CsrfTokenSchema
 from retreat.cohorts import catalog as svc
 from retreat.cohorts import enrollment, waitlist
 from retreat.cohorts.models import Enrollment
@@ -171,6 +172,7 @@ class EnrollmentDetail(MethodView):
 @blp.route("/csrf-token")
 class CsrfToken(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, CsrfTokenSchema)
     def get(self):
         """A CSRF token for the current browser session (send it as X-CSRFToken on POST)."""
         return {"csrf_token": generate_csrf()}

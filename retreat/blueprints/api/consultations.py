@@ -14,13 +14,14 @@ from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from retreat.blueprints.api.schemas import time_zone
 from retreat.consults import booking as bookings
 from retreat.consults import prescreen
 from retreat.consults import settings as consult_limits
 from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.extensions import csrf, limiter
-from retreat.timeutil import is_valid_zone, now_utc, zone
+from retreat.timeutil import now_utc, zone
 from retreat.web.security import request_context
 
 blp = Blueprint("api_consultations", __name__, url_prefix="/api/v1",
@@ -40,16 +41,12 @@ def _client_key() -> str:
     return f"consult-api:{get_remote_address()}"
 
 
-def _zone(value: str) -> None:
-    if not is_valid_zone(value):
-        raise ValidationError("Unknown time zone: use an IANA name such as America/Denver.")
-
-
 class ConsultSlotsQuerySchema(Schema):
     start = fields.Date(required=True, metadata={"description": "First day (YYYY-MM-DD), in `tz`."})
-    end = fields.Date(required=True, metadata={"description": "Last day, inclusive; at most 62 days after `start`."})
-    tz = fields.String(required=True, validate=_zone, metadata={"description": "The visitor's IANA time zone.",
-                                                                 "example": "America/Denver"})
+    end = fields.Date(required=True, metadata={"description": f"Last day (YYYY-MM-DD), inclusive: `start` <= `end` "
+                                                              f"<= `start` + {free_times.MAX_RANGE_DAYS - 1} days (at most "
+                                                              f"{free_times.MAX_RANGE_DAYS} days); otherwise 422."})
+    tz = time_zone("The visitor's IANA time zone name.", required=True)
     facilitator_id = fields.Integer(metadata={"description": "Only this facilitator's times (optional)."})
 
     @validates_schema
@@ -79,7 +76,7 @@ class ConsultBookingRequestSchema(Schema):
     facilitator_id = fields.Integer(allow_none=True, metadata={"description": "Omit for whoever is free."})
     name = fields.String(required=True, validate=validate.Length(max=consult_limits.MAX_LEN["name"]))
     email = fields.String(required=True, validate=validate.Length(max=consult_limits.MAX_LEN["email"]))
-    timezone = fields.String(required=True, validate=_zone)
+    timezone = time_zone("The guest's IANA time zone name.", required=True)
     phone = fields.String(allow_none=True, validate=validate.Length(max=consult_limits.MAX_LEN["phone"]))
     reason = fields.String(allow_none=True, validate=validate.Length(max=consult_limits.MAX_LEN["reason"]),
                            metadata={"description": "What brings them (optional)."})

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from retreat.accounts.models import Role
 from retreat.core.pagination import MAX_PER_PAGE
-from retreat.timeutil import is_valid_zone
+from retreat.timeutil import all_zones, is_valid_zone
 
 ROLE_VALUES = [r.value for r in Role]
+# The IANA names the server accepts (timeutil.is_valid_zone), documented as the enum they are.
+ZONE_NAMES = sorted(z for z in all_zones() if is_valid_zone(z))
+ZONE_ERROR = "Unknown time zone: use an IANA name such as America/Denver."
+
+
+def _zone(value: str) -> None:
+    if not is_valid_zone(value):
+        raise ValidationError(ZONE_ERROR)
+
+
+def time_zone(description: str = "IANA time zone name, e.g. America/Denver.", **kwargs) -> fields.String:
+    """A time-zone input: one of the server's IANA names (``ZONE_NAMES``), case-sensitive."""
+    return fields.String(validate=_zone, metadata={"description": description, "enum": ZONE_NAMES,
+                                                   "example": "America/Denver"}, **kwargs)
 
 
 class ErrorSchema(Schema):
@@ -40,15 +54,61 @@ class MeSchema(Schema):
 
 
 class MeUpdateSchema(Schema):
+    """At least one of ``name`` and ``tz``."""
+
     name = fields.String(validate=validate.Length(min=1, max=200))
-    tz = fields.String(metadata={"description": "IANA time zone, e.g. America/Denver."})
+    tz = time_zone()
 
-    @validates("tz")
-    def _tz(self, value, **_kw):
-        if not is_valid_zone(value):
-            from marshmallow import ValidationError
+    @validates_schema
+    def _something(self, data, **_kw):
+        if not data:
+            message = "Send a name or a tz (or both) to change."
+            raise ValidationError({"name": [message], "tz": [message]})
 
-            raise ValidationError("Unknown time zone.")
+
+class CsrfTokenSchema(Schema):
+    csrf_token = fields.String(required=True, metadata={"description": "Send it as X-CSRFToken on POST."})
+
+
+def _instant(**kwargs) -> fields.String:
+    """An ISO 8601 instant with its offset, as the clearance views write it (``isoformat()``)."""
+    return fields.String(metadata={"format": "date-time"}, **kwargs)
+
+
+class ClearanceSummarySchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    renewal = fields.Boolean()
+    referred_at = _instant()
+    due_at = _instant()
+    cohort = fields.String()
+    cohort_starts_at = _instant()
+    participant = fields.String()
+    screening_level = fields.String(allow_none=True)
+    safety_concern = fields.Boolean(allow_none=True)
+    valid_until = _instant(allow_none=True)
+    decision = fields.String(allow_none=True)
+    version = fields.Integer()
+
+
+class ClearanceListSchema(Schema):
+    items = fields.List(fields.Nested(ClearanceSummarySchema), required=True)
+
+
+class ClearanceMessageSchema(Schema):
+    at = _instant()
+    from_ = fields.String(data_key="from", metadata={"description": "The author's role."})
+    text = fields.String()
+
+
+class ClearanceDetailSchema(ClearanceSummarySchema):
+    answers = fields.Dict(allow_none=True, metadata={"description": "The intake answers (audited read)."})
+    screening = fields.Dict(allow_none=True, metadata={"description": "Flags and scores."})
+    conditions = fields.String(allow_none=True)
+    conditions_shareable = fields.Boolean(allow_none=True)
+    rationale = fields.String(allow_none=True)
+    note_to_participant = fields.String(allow_none=True)
+    messages = fields.List(fields.Nested(ClearanceMessageSchema))
 
 
 class TokenSchema(Schema):

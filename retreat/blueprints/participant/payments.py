@@ -60,13 +60,14 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
     q = pricing.quote(enr)
     due = {k: payments.amount_due(enr, k, q) for k in PaymentKind}
     redemption = db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.enrollment_id == enr.id))
+    installments = payments.installment_progress(enr, q)
     return render_template(
         "participant/payments.html", enr=enr, cohort=enr.cohort, q=q, due=due, kinds=PaymentKind,
         history=payments.history(enr), entries=ledger.entries(enr.id),
         refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)).all(),
-        installments=payments.installment_progress(enr, q), redemption=redemption,
+        installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enrollment_svc.is_active(enr),
-        start_form=StartForm(), plan_form=plan_form or PlanForm(), discount_form=discount_form or DiscountForm(),
+        start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
         refund_schedule=refunds.schedule(enr.cohort)), status
 
 

@@ -1,0 +1,102 @@
+"""Schemathesis over the app's own OpenAPI document (issue #16, 26; invariant 7).
+
+Every operation, anonymous and with staff API tokens (an admin's and a provider's, whose
+organisation has a clearance request), gets generated requests; the answers must never be a
+5xx and must match the document (status, content type, body schema). Bounded: 15 examples per
+operation and phase, derandomized, no deadline, no example database; the whole file runs in
+well under a minute (the coverage phase is off: see _config).
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from retreat import create_app
+from retreat.accounts import api_tokens
+from tests import factories
+from tests import factories_clearance as fcl
+from tests.conftest import base_config
+
+CHECKS = [not_a_server_error, response_schema_conformance]
+FUZZ_SETTINGS = settings(max_examples=15, derandomize=True, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck))
+# Known failures in code other engineers own (issue #16, 26 report), skipped case by case so that
+# the rest of each operation is still fuzzed; test_known_oversized_ids_are_a_server_error pins them.
+INT32_MAX = 2**31 - 1
+OVERSIZED_ID = ("a path id past 2^31 reaches the database as is (Werkzeug's int converter has no "
+                "bound): PostgreSQL's integer columns answer 500 at 2^31, SQLite's at 2^63, instead of "
+                "404 (invariant 7); needs one bounded int converter in the app factory")
+
+
+def _config() -> SchemathesisConfig:
+    # Explicit, so that no schemathesis.toml found in a parent directory changes the run.
+    # The coverage phase is off: it tries every value of an enum, and the time-zone enum has ~600.
+    return SchemathesisConfig.from_dict({"seed": 16026, "generation": {"max-examples": 15},
+                                         "phases": {"coverage": {"enabled": False}}})
+
+
+@pytest.fixture()
+def fuzz_world(app, db):
+    """Something to read: an open cohort with a referred participant, and staff tokens."""
+    setup = fcl.setup()
+    fcl.submit(setup)
+    _t, admin_raw = api_tokens.create_token(factories.user(role="admin", password=None), name="fuzz")
+    _t, provider_raw = api_tokens.create_token(setup.provider, name="fuzz")
+    db.session.commit()
+    return {"admin": {"Authorization": f"Bearer {admin_raw}"},
+            "provider": {"Authorization": f"Bearer {provider_raw}"}}
+
+
+def _spec() -> dict:
+    # The document as the app serves it. Read from an app of its own at collection time: the
+    # lazy loader (schemathesis.pytest.from_fixture) does not work with pytest 9 (node._nodeid).
+    spec_app = create_app(base_config())
+    return spec_app.test_client().get("/api/v1/openapi.json").get_json()
+
+
+schema = schemathesis.openapi.from_dict(_spec(), config=_config())
+
+
+def _known(case) -> str | None:
+    ids = [v for v in (case.path_parameters or {}).values() if isinstance(v, int)]
+    return OVERSIZED_ID if any(v > INT32_MAX for v in ids) else None
+
+
+def _call(case, app, headers=None):
+    if _known(case):
+        return
+    case.call_and_validate(app=app, headers=headers, checks=CHECKS)  # the test app, in its rolled-back transaction
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_api_anonymous(case, app, fuzz_world):
+    _call(case, app)
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_api_admin_token(case, app, fuzz_world):
+    _call(case, app, fuzz_world["admin"])
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_api_provider_token(case, app, fuzz_world):
+    _call(case, app, fuzz_world["provider"])
+
+
+@pytest.mark.xfail(strict=True, reason=OVERSIZED_ID)
+@pytest.mark.parametrize("path", ["/api/v1/cohorts/{}", "/api/v1/clearance-requests/{}", "/api/v1/tokens/{}"])
+def test_known_oversized_ids_are_a_server_error(app, client, fuzz_world, path):
+    from tests.conftest import is_postgres
+
+    too_big = 2**31 if is_postgres() else 2**63
+    method = client.delete if path.startswith("/api/v1/tokens") else client.get
+    headers = fuzz_world["admin"] if "tokens" in path else fuzz_world["provider"]
+    assert method(path.format(too_big), headers=headers).status_code == 404
