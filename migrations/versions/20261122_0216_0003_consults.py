@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 # Two active consults of one facilitator never overlap, buffers included (btree_gist: 0001).
-# Same statement as retreat.models.consults.NO_OVERLAP_DDL (a test keeps them in sync).
+# Same statement as retreat.consults.models.NO_OVERLAP_DDL (a test keeps them in sync).
 NO_OVERLAP_DDL = (
     "ALTER TABLE consultations ADD CONSTRAINT ex_consultations_no_overlap "
     "EXCLUDE USING gist (facilitator_id WITH =, tstzrange(blocked_start, blocked_end, '[)') WITH &&) "
