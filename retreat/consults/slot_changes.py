@@ -45,6 +45,7 @@ log = logging.getLogger("retreat.consults.slot_changes")
 
 HEARTBEAT_SECONDS = 2.0  # a round trip at least this often while no notification arrives
 ALIVE_SECONDS = 3 * HEARTBEAT_SECONDS + 1  # no confirmed round trip for this long: stop vouching
+POLL_SECONDS = 0.25  # how soon the thread notices it is asked to stop
 BACKOFF_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 EXTENSION = "slot_changes"
 
@@ -78,7 +79,7 @@ class SlotChangeListener:
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(self.heartbeat + 1 if timeout is None else timeout)
+            self._thread.join(POLL_SECONDS + 1 if timeout is None else timeout)
 
     def wait_listening(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -106,11 +107,12 @@ class SlotChangeListener:
                     self._set(listening=True)
                     failures = 0
                     while not self._stop.is_set():
-                        for _note in conn.notifies(timeout=self.heartbeat):
+                        for _note in conn.notifies(timeout=POLL_SECONDS):
                             self.state = (self.state[0] + 1, True, time.monotonic())
-                        conn.execute("SELECT 1")  # the heartbeat: a silently dead connection stops vouching
-                        gen, listening, _ = self.state
-                        self.state = (gen, listening, time.monotonic())
+                        if time.monotonic() - self.state[2] >= self.heartbeat:
+                            conn.execute("SELECT 1")  # a silently dead connection stops vouching
+                            gen, listening, _ = self.state
+                            self.state = (gen, listening, time.monotonic())
             except Exception as err:  # noqa: BLE001 - any failure: stop vouching, reconnect
                 if self._stop.is_set():
                     break
