@@ -45,3 +45,11 @@ def test_sqlite_keeps_the_version_query(tmp_path):
     with app.app_context():
         assert slot_changes.current_version() is None
         assert slot_changes.for_app(app).listener is None
+
+
+def test_slots_notify_is_read_from_the_environment(monkeypatch):
+    from retreat.config import load_config
+
+    assert load_config()["SLOTS_NOTIFY"] is True
+    monkeypatch.setenv("SLOTS_NOTIFY", "0")
+    assert load_config()["SLOTS_NOTIFY"] is False
