@@ -111,6 +111,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SMTP_STARTTLS": _bool("SMTP_STARTTLS", True),
         "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 20),
         "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(instance_dir / "outbox")),
+        # Slot cache: PostgreSQL LISTEN/NOTIFY instead of a version query per list (retreat.consults.slot_changes)
+        "SLOTS_NOTIFY": _bool("SLOTS_NOTIFY", True),
         # Scheduler
         "SCHEDULER_IN_PROCESS": _bool("SCHEDULER_IN_PROCESS", False),
         "DISPATCH_INTERVAL_SECONDS": _int("DISPATCH_INTERVAL_SECONDS", 5),

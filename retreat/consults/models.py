@@ -176,6 +176,24 @@ NO_OVERLAP_DDL = (
 
 event.listen(Consultation.__table__, "after_create", DDL(NO_OVERLAP_DDL).execute_if(dialect="postgresql"))
 
+# PostgreSQL tells every process when free times may have changed (``retreat.consults.slot_changes``
+# listens): one notification per committed transaction that writes consult settings (every change to
+# free times bumps ``slots_version`` there, see below) or changes who is an active facilitator.
+# NOTIFY is transactional: sent at commit, never for a rolled-back transaction or savepoint.
+# The statements migration 0023 also runs (kept in sync by tests/unit/test_slot_changes_ddl.py).
+SLOTS_CHANNEL = "retreat_slots"
+SLOTS_NOTIFY_DDL = (
+    "CREATE OR REPLACE FUNCTION retreat_notify_slots() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN PERFORM pg_notify('retreat_slots', TG_TABLE_NAME); RETURN NULL; END $$",
+    "CREATE OR REPLACE TRIGGER consult_settings_notify_slots "
+    "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON consult_settings "
+    "FOR EACH STATEMENT EXECUTE FUNCTION retreat_notify_slots()",
+    "CREATE OR REPLACE TRIGGER users_notify_slots AFTER UPDATE OF role, is_active ON users "
+    "FOR EACH STATEMENT EXECUTE FUNCTION retreat_notify_slots()",
+)
+for _statement in SLOTS_NOTIFY_DDL:  # users exists by now (consult_settings refers to it)
+    event.listen(ConsultSettings.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
 
 # --------------------------------------------------------------------------------------------
 # Slot cache invalidation: one place, for every ORM write that can change free times.
@@ -222,6 +240,16 @@ def note_slots_bumped(session, facilitator_id: int) -> None:
     for fid in [f for f, t in noted.items() if not t.is_active]:
         del noted[fid]
     noted[facilitator_id] = txn
+    mark_slots_changed(session)
+
+
+SLOTS_CHANGED = "consult_slots_changed"
+
+
+def mark_slots_changed(session) -> None:
+    """This session's transaction changed free times: ``retreat.consults.slot_changes`` moves this
+    process's slot cache on at once (at the flush and again when the transaction ends)."""
+    session.info[SLOTS_CHANGED] = True
 
 
 @event.listens_for(Session, "after_flush")
@@ -236,3 +264,4 @@ def _bump_slots_version(session, flush_context):
         table = ConsultSettings.__table__
         session.connection().execute(update(table).where(table.c.facilitator_id.in_(sorted(ids)))
                                      .values(slots_version=table.c.slots_version + 1))
+        mark_slots_changed(session)

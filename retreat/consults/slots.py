@@ -2,8 +2,9 @@
 
 Every page and API route asks ``free_slots`` for free times; ``book`` and ``reschedule``
 (``retreat.consults.booking``) re-check the chosen time with ``is_free`` on a schedule read under
-the facilitator's lock. The lists are cached (``cached_slots``) under every bookable
-facilitator's ``slots_version``.
+the facilitator's lock. The lists are cached (``cached_slots``) under ``slots_cache_version``: on
+PostgreSQL a count of change notifications (no query on a hit), else every bookable facilitator's
+``slots_version``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy import (
 )
 
 from retreat.accounts.models import Role, User
-from retreat.consults import availability
+from retreat.consults import availability, slot_changes
 from retreat.consults.availability import DayOverride, Schedule
 from retreat.consults.models import (
     AvailabilityOverride,
@@ -209,6 +210,15 @@ def slots_versions(facilitator_id: int | None = None) -> tuple:
     if facilitator_id is not None:
         stmt = stmt.where(table.c.facilitator_id == facilitator_id)
     return tuple(tuple(row) for row in db.session.execute(stmt))
+
+
+def slots_cache_version(facilitator_id: int | None = None):
+    """The slot cache's version, read before computing a list: on PostgreSQL with the listener
+    listening, (app, notifications seen, this process's own changes), with no query and no
+    transaction (``retreat.consults.slot_changes``: its docstring gives the staleness bound);
+    otherwise ``slots_versions`` (one small query)."""
+    version = slot_changes.current_version()
+    return slots_versions(facilitator_id) if version is None else version
 
 
 def cached_slots(key: tuple, now: datetime, compute, *, version=None):

@@ -135,7 +135,7 @@ def slots(args):
         return body, gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
 
     key = ("api-slots", args["start"], args["end"], args["tz"], fid)
-    body, packed = free_times.cached_slots(key, now, compute, version=free_times.slots_versions(fid))
+    body, packed = free_times.cached_slots(key, now, compute, version=free_times.slots_cache_version(fid))
     resp = current_app.response_class(body, mimetype="application/json")
     resp.vary.add("Accept-Encoding")
     if packed is not None and request.accept_encodings.quality("gzip") > 0:
