@@ -9,6 +9,6 @@ from retreat.accounts import preferences  # noqa: F401  (the dispatcher's opt-ou
 from retreat.clinical import clearance  # noqa: F401  (consult_flagged -> safety alert; clearance.expire)
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
-from retreat.integration import followups, plan  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
+from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
 from retreat.messaging import dispatcher  # noqa: F401  (outbox.dispatch)
 from retreat.payments import refunds  # noqa: F401  (enrollment_left -> refunds; refunds.submit_pending)
