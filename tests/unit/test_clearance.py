@@ -101,7 +101,6 @@ def test_closed_application_and_cohort_without_partner_are_refused(db, s):
     enrollment.withdraw(s.enrollment, now=NOW, actor=s.participant)
     with pytest.raises(Conflict, match="closed"):
         clearance.save_draft(s.enrollment, s.participant, {}, now=NOW)
-    db.session.commit()  # a new request: its row locks are taken afresh (core.locking checks the order)
     no_partner = fcl.setup(now=NOW)
     no_partner.cohort.provider_organization_id = None
     with pytest.raises(Conflict, match="partner provider"):

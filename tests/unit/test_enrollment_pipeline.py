@@ -19,7 +19,6 @@ PATH = [S.INTAKE_SUBMITTED, S.CLEARANCE_PENDING, S.CLEARED, S.DEPOSIT_PAID, S.BA
 
 
 def _reach(db, status):
-    db.session.commit()  # a new request: the row locks of earlier ones are gone (core.locking checks the order)
     c = fc.cohort(deposit_timing=DepositTiming.AFTER_CLEARANCE)
     enr = fc.applicant(c)
     for step in PATH:

@@ -28,35 +28,26 @@ def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def _request_done():
-    """Commit (to the test's savepoint) as the end of a request does: its row locks end with it,
-    and the next step takes its own in ``core.locking.LOCK_ORDER``."""
-    from retreat.extensions import db
-
-    db.session.commit()
-
-
 def _cohort(start, end, tz="America/Denver"):
-    _request_done()
     c = fc.cohort(starts_at=start, ends_at=end, timezone=tz)
-    _request_done()
+    fc.new_request()
     return c
 
 
 def _dosing(c, start, end, now=NOW):
-    _request_done()
+    fc.new_request()
     facilitator = factories.user("facilitator", password=None)
     s = cohorts.add_session(c, kind=SessionKind.DOSING.value, title="Dosing", starts_at=start, ends_at=end,
                             location="Lodge", video_url="", facilitator_id=None, actor=facilitator, now=now)
-    _request_done()
+    fc.new_request()
     return s
 
 
 def _member(c, now=NOW, **kw):
-    _request_done()
+    fc.new_request()
     enr = fc.cleared(c, now=now, **kw)
     enrollment.confirm_seat(enr, now=now, actor=None)
-    _request_done()
+    fc.new_request()
     return enr
 
 
@@ -117,7 +108,7 @@ def test_new_cohort_gets_a_plan_and_circles_from_the_template(db):
     # The cohort's dates move a week: the circles follow (no dosing session yet: anchored on the end date).
     first = ic.plan_circles(c)[0].starts_at
     data.starts_at, data.ends_at = data.starts_at + timedelta(days=7), data.ends_at + timedelta(days=7)
-    _request_done()
+    fc.new_request()
     cohorts.save_cohort(c, retreat, data, actor=actor, now=NOW)
     assert ic.plan_circles(c)[0].starts_at == first + timedelta(days=7)
     assert ic.plan_circles(c)[0].calendar_sequence == 1
@@ -160,7 +151,7 @@ def test_circle_with_attendance_or_rsvp_is_never_deleted_or_moved(db):
     cohorts.record_attendance(circles[4], enr, status="present", actor=facilitator, now=NOW)
     ic.set_rsvp(other.participant, circles[5].id, status="cant_make_it", note="", now=NOW)
     ic.set_rsvp(other.participant, circles[3].id, status="going", note="", now=NOW)
-    _request_done()
+    fc.new_request()
     report = ic.update_plan(plan, _form(plan, circle_weeks="2", circle_weekday="3"), expected_version=1,
                             actor=facilitator, now=NOW)
     db.session.expire_all()
@@ -193,7 +184,7 @@ def test_invites_and_reminders_are_queued_once_and_rescheduled_when_the_circle_m
     assert len(_messages(enr)) == 18
     # The circles move to Thursdays: old reminders cancelled, new invite (sequence 1) and reminders.
     plan = ip.plan_for(c)
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, _form(plan, circle_weekday="3"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     assert len(_messages(enr, status="cancelled")) == 18
@@ -209,7 +200,7 @@ def test_reminder_that_quiet_hours_would_push_past_the_circle_is_not_queued(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     enr = _member(c)
     plan = ip.ensure_plan(c, NOW)
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, _form(plan, circle_local_time="07:30"), expected_version=1,
                    actor=factories.user("facilitator", password=None), now=NOW)
     kinds = {m.dedupe_key.rsplit("-", 1)[-1] for m in _messages(enr, status="pending")}
@@ -224,7 +215,7 @@ def test_withdrawn_participant_gets_no_more_circle_messages(db):
     enrollment.withdraw(enr, now=NOW, actor=enr.participant)
     assert _messages(enr, status="pending") == []
     plan = ip.plan_for(c)
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, _form(plan, circle_weekday="4"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     assert _messages(enr, status="pending") == []
@@ -288,12 +279,12 @@ def test_stale_plan_edit_is_refused_and_changes_nothing(db):
     plan = ip.ensure_plan(c, NOW)
     ic.sync_circles(c, NOW)
     actor = factories.user("facilitator", password=None)
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, _form(plan, circle_weeks="4"), expected_version=1, actor=actor, now=NOW)
     assert plan.version == 2
     before = [s.starts_at for s in ic.plan_circles(c)]
     with pytest.raises(Conflict):
-        _request_done()
+        fc.new_request()
         ic.update_plan(plan, _form(plan, circle_weekday="5"), expected_version=1, actor=actor, now=NOW)
     db.session.expire_all()
     assert (plan.version, plan.circle_weekday, plan.circle_weeks) == (2, 1, 4)
@@ -313,7 +304,7 @@ def test_bad_plan_input_gives_a_field_error_and_changes_nothing(db, field, value
     ic.sync_circles(c, NOW)
     before = [(s.id, s.starts_at) for s in ic.plan_circles(c)]
     with pytest.raises(ValidationFailed) as err:
-        _request_done()
+        fc.new_request()
         ic.update_plan(plan, _form(plan, **{field: value}), expected_version=1,
                        actor=factories.user("facilitator", password=None), now=NOW)
     assert field in err.value.errors
@@ -327,7 +318,7 @@ def test_switching_follow_ups_off_is_saved(db):
     plan = ip.ensure_plan(c, NOW)
     form = _form(plan)
     del form["checkin_24h"], form["survey_month_3"]
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, form, expected_version=1, actor=factories.user("facilitator", password=None), now=NOW)
     assert [t.kind for t in ip.touchpoints(c)] == ["checkin_72h", "survey_post", "survey_month_1"]
 
@@ -336,7 +327,7 @@ def test_a_participant_confirmed_later_is_invited_to_the_planned_circles(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
     plan = ip.plan_for(c)
-    _request_done()
+    fc.new_request()
     ic.update_plan(plan, _form(plan, circle_weekday="2"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     late = _member(c)

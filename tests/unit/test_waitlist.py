@@ -127,7 +127,7 @@ def test_facilitator_reorders_and_removes(db):
     c, (holder,) = _full(1)
     a, b, d = fc.applicant(c), fc.applicant(c), fc.applicant(c)
     seats.move(d, "up", now=NOW, actor=holder.participant)
-    db.session.commit()  # each action is its own request (and takes its own row locks)
+    fc.new_request()  # each action is its own request (and takes its own row locks)
     assert [e.id for e in seats.entries(c.id)] == [a.id, d.id, b.id]
     enrollment.remove_from_waitlist(a, now=NOW, actor=holder.participant, reason="Asked by phone to be removed")
     assert a.status == S.DECLINED
