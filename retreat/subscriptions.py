@@ -7,8 +7,8 @@ run with the same handlers and jobs, whichever modules a request happens to impo
 
 from retreat.accounts import preferences  # noqa: F401  (the dispatcher's opt-out check)
 from retreat.clinical import expiry, safety  # noqa: F401  (clearance.expire; consult_flagged -> safety alert)
-from retreat.cohorts import seats, waitlist  # noqa: F401  (seats.expire_holds, waitlist.expire_offers)
+from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
-from retreat.integration import followups, plan  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
+from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
 from retreat.messaging import dispatcher  # noqa: F401  (outbox.dispatch)
 from retreat.payments import refunds  # noqa: F401  (enrollment_left -> refunds; refunds.submit_pending)

@@ -56,7 +56,7 @@ _DEMO_PEOPLE = ["Alex Rivera", "Blair Chen", "Casey Morgan", "Devon Patel", "Eme
 def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
     from datetime import UTC, datetime, time
 
-    from retreat.cohorts import consents, enrollment, preparation, seats
+    from retreat.cohorts import enrollment, preparation, seats
     from retreat.cohorts.models import (
         Cohort,
         CohortSession,
@@ -68,6 +68,7 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
         Retreat,
         SeatState,
     )
+    from retreat.core import locking
     from retreat.timeutil import now_utc, zone
 
     if db.session.scalar(select(Retreat).where(Retreat.slug == DEMO_RETREAT_SLUG)) is not None:
@@ -138,7 +139,7 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
          "What is shared in the group stays in the group. I will speak for myself, listen without fixing, and "
          "respect everyone's pace and boundaries."),
     ]:
-        consents.publish(kind=kind, title=title, body=body, actor=None, now=now)
+        preparation.publish_consent(kind=kind, title=title, body=body, actor=None, now=now)
 
     people = []
     for i, name in enumerate(_DEMO_PEOPLE, start=1):
@@ -147,6 +148,7 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
             email=email, name=name, role=Role.PARTICIPANT, password=None, tz=tz, verified=True)
         people.append(person)
 
+    locking.lock_many(Cohort, [open_c.id, full_c.id])  # both cohorts before their enrollments (LOCK_ORDER)
     # Open cohort: three confirmed, two in screening, one paying right now.
     for i, person in enumerate(people[:6]):
         e = enrollment.apply(open_c, person, now=now, motivation="Looking forward to it.")

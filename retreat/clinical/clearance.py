@@ -115,7 +115,7 @@ class SaveResult:
 def _check_owner(enr: Enrollment, actor: User) -> None:
     if actor is None or actor.id != enr.participant_id:
         raise NotFound("We could not find that application.")
-    if not pipeline.is_active(enr):
+    if not enr.is_active:
         raise Conflict("This application is closed, so the medical intake can no longer be changed.")
 
 
@@ -249,7 +249,7 @@ def _check_provider(req: ClearanceRequest, provider: User) -> None:
 def _check_current(req: ClearanceRequest, expected_version: int | None) -> None:
     """Refuse withdrawn, closed and stale work with a clear message (nothing changes)."""
     enr = req.enrollment
-    if req.status == ClearanceStatus.WITHDRAWN or (req.is_open and not pipeline.is_active(enr)):
+    if req.status == ClearanceStatus.WITHDRAWN or (req.is_open and not enr.is_active):
         raise Conflict("This request was withdrawn: the application is closed, so nothing can be recorded.")
     if req.status == ClearanceStatus.DECIDED:
         who = req.decided_by.name if req.decided_by else "another provider"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 from retreat.accounts.models import User
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance_status
-from retreat.cohorts import consents, enrollment, waitlist
+from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import ChecklistItem, Cohort, Enrollment, RosterNote, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.extensions import db
@@ -124,9 +124,9 @@ def _roster(cohort: Cohort, *, status_filter: str, viewer: User | None, now: dat
         Enrollment, Enrollment.id == RosterNote.enrollment_id).where(Enrollment.cohort_id == cohort.id)
         .group_by(RosterNote.enrollment_id)).all())
     by_status = status_filter in {s.value for s in S}
-    places = waitlist.places(cohort.id)
+    places = seats.places(cohort.id)
     for enr in db.session.scalars(q):
-        active = enrollment.is_active(enr) or enr.status == S.COMPLETED
+        active = enr.is_active or enr.status == S.COMPLETED
         if status_filter == "active" and not active:
             continue
         if status_filter == "confirmed" and enr.seat != SeatState.CONFIRMED:
@@ -154,7 +154,7 @@ def _roster(cohort: Cohort, *, status_filter: str, viewer: User | None, now: dat
         page = min(max(1, page), pages)
         rows = rows[(page - 1) * per_page:page * per_page]
     ids = [r.enrollment.id for r in rows]
-    signed = consents.all_signed_many(ids)
+    signed = preparation.all_signed_many(ids)
     statuses = clearance_status.statuses_of(ids, now)
     for r in rows:
         r.consents_ok = signed[r.enrollment.id]

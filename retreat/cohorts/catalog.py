@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from retreat import audit
 from retreat.accounts.models import ProviderOrganization, Role, User
-from retreat.cohorts import seats
+from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import (
     Attendance,
     AttendanceStatus,
@@ -32,7 +32,7 @@ from retreat.cohorts.models import (
 from retreat.cohorts.models import (
     EnrollmentStatus as S,
 )
-from retreat.core import signals
+from retreat.core import locking, signals
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, normalize_currency
@@ -193,8 +193,6 @@ def _validate_cohort(data: CohortInput) -> dict:
 
 def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, actor: User,
                 now: datetime) -> Cohort:
-    from retreat.cohorts import waitlist
-
     errors = _validate_cohort(data)
     if cohort is not None:
         cohort = seats.lock_cohort(cohort.id)
@@ -225,7 +223,7 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
     if before != (cohort.starts_at, cohort.ends_at, cohort.timezone):  # new, or its dates moved
         signals.cohort_schedule_changed.send(cohort, now=now)
     if cohort.status == CohortStatus.OPEN:
-        waitlist.offer_free_seats(cohort, now=now)  # more capacity: offer it to the waitlist
+        seats.offer_free_seats(cohort, now=now)  # more capacity: offer it to the waitlist
     return cohort
 
 
@@ -235,8 +233,6 @@ def _has_money(cohort: Cohort) -> bool:
 
 
 def set_status(cohort: Cohort, status: str, *, actor: User, now: datetime) -> bool:
-    from retreat.cohorts import waitlist
-
     try:
         target = CohortStatus(status)
     except ValueError as exc:
@@ -254,7 +250,7 @@ def set_status(cohort: Cohort, status: str, *, actor: User, now: datetime) -> bo
     audit.record("cohort.status", actor=actor, object_type="cohort", object_id=cohort.id,
                  details={"from": current.value, "to": target.value}, now=now)
     if target == CohortStatus.OPEN:
-        waitlist.offer_free_seats(cohort, now=now)
+        seats.offer_free_seats(cohort, now=now)
     if target == CohortStatus.CANCELLED:
         _cancel_enrollments(cohort, actor=actor, now=now)
     return True
@@ -262,10 +258,9 @@ def set_status(cohort: Cohort, status: str, *, actor: User, now: datetime) -> bo
 
 def _cancel_enrollments(cohort: Cohort, *, actor: User, now: datetime) -> None:
     """Every active enrollment of a cancelled cohort exits with a full refund (same transaction)."""
-    from retreat.cohorts import enrollment
-
     active = [e for e in db.session.scalars(select(Enrollment).where(Enrollment.cohort_id == cohort.id)
-                                            .order_by(Enrollment.id)) if enrollment.is_active(e)]
+                                            .order_by(Enrollment.id)) if e.is_active]
+    locking.lock_many(Enrollment, [e.id for e in active])  # all of them first, in id order
     for enr in active:
         enrollment.cohort_cancelled(enr, now=now, actor=actor, reason="The practice cancelled this cohort")
 

@@ -14,6 +14,11 @@ When a cohort takes the deposit before clearance, the seat can be confirmed (``c
 while the status is still applied..cleared; reaching ``cleared`` with a confirmed seat then moves
 on to ``deposit_paid`` by itself.
 
+The waitlist actions that are transitions live here too: declining an offer or leaving the
+waitlist withdraws, removing someone from it declines, and ``sweep_expired_offers`` (scheduler job
+``waitlist.expire_offers``) moves offers not taken up in time to offer_expired. The seat and
+waitlist bookkeeping they rest on is ``retreat.cohorts.seats`` (which does not import this module).
+
 Hooks for other features: Clearance calls ``submit_intake``, ``request_clearance``,
 ``mark_cleared``, ``mark_not_cleared``, ``clearance_lapsed``; Payments calls
 ``seats.take_hold``, ``confirm_seat``, ``seats.release_hold``, ``mark_balance_paid``.
@@ -27,8 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from retreat.accounts.models import User
-from retreat.cohorts import seats
+from retreat.cohorts import preparation, seats
 from retreat.cohorts.models import (
+    EXITS,
     Cohort,
     CohortStatus,
     Enrollment,
@@ -38,12 +44,11 @@ from retreat.cohorts.models import (
 from retreat.cohorts.models import (
     EnrollmentStatus as S,
 )
-from retreat.core import signals
+from retreat.core import jobs, locking, signals, urls
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 
-EXITS = frozenset({S.WITHDRAWN, S.NOT_CLEARED, S.DECLINED, S.OFFER_EXPIRED, S.CANCELLED})
 PIPELINE = (S.APPLIED, S.INTAKE_SUBMITTED, S.CLEARANCE_PENDING, S.CLEARED, S.DEPOSIT_PAID, S.BALANCE_PAID,
             S.ATTENDED, S.COMPLETED)
 _PRE = {S.WITHDRAWN, S.DECLINED, S.CANCELLED}
@@ -81,16 +86,12 @@ def label(status: str) -> str:
     return LABELS.get(S(status), status)
 
 
-def is_active(enr: Enrollment) -> bool:
-    return S(enr.status) not in EXITS and enr.status != S.COMPLETED
-
-
 def transition(enrollment: Enrollment, to: S, *, now: datetime, actor: User | None, reason: str = "",
                event: str | None = None) -> bool:
     """Move ``enrollment`` to ``to``. False when it is already there; Conflict when not allowed."""
     to = S(to)
     if to in EXITS:
-        seats.lock_cohort(enrollment.cohort_id)  # lock order: cohort, then enrollment
+        seats.lock_cohort(enrollment.cohort_id)  # the seat may move on: the cohort first
     enr = seats.lock_enrollment(enrollment.id)
     current = S(enr.status)
     if current == to:
@@ -111,15 +112,13 @@ def _leave(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
     """After an exit: free the seat, leave the waitlist, cancel reminders, tell the subscribers of
     ``signals.enrollment_left`` (refund by the cohort's policy, follow-ups cancelled), offer the
     seat on."""
-    from retreat.cohorts import waitlist
-
     cohort = db.session.get(Cohort, enr.cohort_id)
     freed = seats.release(cohort, enr)
     enr.waitlist_position = None
     outbox.cancel(group_key=f"enrollment:{enr.id}", now=now)
     signals.enrollment_left.send(enr, now=now, actor=actor)
     if freed and cohort.status in seats.BOOKABLE:
-        waitlist.offer_free_seats(cohort, now=now)
+        seats.offer_free_seats(cohort, now=now)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,8 +129,6 @@ def _leave(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
 def apply(cohort: Cohort, participant: User, *, now: datetime, motivation: str = "",
           partner_email: str | None = None) -> Enrollment:
     """Apply to a cohort. Joins the waitlist straight away when no seat is free."""
-    from retreat.cohorts import preparation, waitlist
-
     motivation = (motivation or "").strip()
     if len(motivation) > MOTIVATION_MAX:
         raise ValidationFailed(f"Please keep this under {MOTIVATION_MAX} characters.", field="motivation")
@@ -162,7 +159,7 @@ def apply(cohort: Cohort, participant: User, *, now: datetime, motivation: str =
     _join_party(cohort, enr, participant, partner_email)
     preparation.create_checklist(enr, cohort, now=now)
     if cohort.seats_available == 0:
-        waitlist.join(cohort, enr, now=now, actor=participant, reason="Cohort full at application")
+        seats.join(cohort, enr, now=now, actor=participant, reason="Cohort full at application")
     return enr
 
 
@@ -177,7 +174,7 @@ def _join_party(cohort: Cohort, enr: Enrollment, participant: User, partner_emai
         return
     partner = db.session.scalar(select(Enrollment).join(Enrollment.participant).where(
         Enrollment.cohort_id == cohort.id, User.email == partner_email))
-    if partner is not None and partner.party_id is None and is_active(partner):
+    if partner is not None and partner.party_id is None and partner.is_active:
         party = EnrollmentParty(cohort_id=cohort.id)
         db.session.add(party)
         db.session.flush()
@@ -205,14 +202,12 @@ def request_clearance(enr: Enrollment, *, now: datetime, actor: User | None) -> 
 
 
 def mark_cleared(enr: Enrollment, *, now: datetime, actor: User | None, reason: str = "Medically cleared") -> bool:
-    from retreat.cohorts import waitlist
-
-    cohort = seats.lock_cohort(enr.cohort_id)  # lock order: cohort, then enrollment
+    cohort = seats.lock_cohort(enr.cohort_id)  # cleared may make them the next one offered a seat
     changed = transition(enr, S.CLEARED, now=now, actor=actor, reason=reason)
     if enr.seat == SeatState.CONFIRMED:
         transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason="Deposit was already paid")
     elif changed and enr.is_waitlisted:
-        waitlist.offer_free_seats(cohort, now=now)
+        seats.offer_free_seats(cohort, now=now)
     return changed
 
 
@@ -291,6 +286,58 @@ def decline(enr: Enrollment, *, now: datetime, actor: User | None, reason: str) 
     return transition(enr, S.DECLINED, now=now, actor=actor, reason=reason)
 
 
+# --------------------------------------------------------------------------------------------
+# Waitlist actions that are transitions
+# --------------------------------------------------------------------------------------------
+
+
+def decline_offer(enr: Enrollment, *, now: datetime, actor: User | None) -> bool:
+    """Declining an offer withdraws the application; the seat moves on."""
+    if enr.seat != SeatState.OFFERED:
+        raise Conflict(seats.NO_OFFER)
+    return withdraw(enr, now=now, actor=actor, reason="Declined the waitlist offer")
+
+
+def leave_waitlist(enr: Enrollment, *, now: datetime, actor: User | None) -> bool:
+    if not enr.is_waitlisted:
+        raise Conflict("You are not on the waitlist for this cohort.")
+    return withdraw(enr, now=now, actor=actor, reason="Left the waitlist")
+
+
+def remove_from_waitlist(enr: Enrollment, *, now: datetime, actor: User, reason: str) -> bool:
+    """A facilitator takes someone off the waitlist (the application is declined, with a reason)."""
+    if not enr.is_waitlisted:
+        raise Conflict("This person is not on the waitlist.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Give a reason for removing this person from the waitlist.", field="reason")
+    return decline(enr, now=now, actor=actor, reason=f"Removed from the waitlist: {reason}")
+
+
+def sweep_expired_offers(now: datetime) -> int:
+    """Scheduler job: expire offers past their time and offer the seats to the next people.
+
+    The caller (job wrapper) commits once. Returns how many offers expired.
+    """
+    rows = list(db.session.execute(select(Enrollment.id, Enrollment.cohort_id).where(
+        Enrollment.seat == SeatState.OFFERED.value, Enrollment.offer_expires_at <= now)))
+    if not rows:
+        return 0
+    locking.lock_many(Cohort, {cohort_id for _, cohort_id in rows})  # every cohort first, then the offers
+    n = 0
+    for enr in locking.lock_many(Enrollment, [enr_id for enr_id, _ in rows]):
+        if enr.seat != SeatState.OFFERED or enr.offer_expires_at is None or enr.offer_expires_at > now:
+            continue  # accepted or handled by someone else meanwhile
+        person = enr.participant
+        transition(enr, S.OFFER_EXPIRED, now=now, actor=None, reason="The waitlist offer was not taken up in time")
+        outbox.enqueue(template="waitlist_offer_expired", dedupe_key=f"waitlist-expired-{enr.id}", to_user=person,
+                       now=now, context={"participant_name": person.name, "cohort_title": enr.cohort.title,
+                                         "retreat_title": enr.cohort.retreat.title,
+                                         "url": f"{urls.base_url()}/retreats"})
+        n += 1
+    return n
+
+
 def tracker_steps(enr: Enrollment) -> list[dict]:
     """The participant's progress tracker: each pipeline step with done / current / upcoming."""
     status = S(enr.status)
@@ -309,3 +356,6 @@ def _last_pipeline_step(enr: Enrollment) -> int:
         if t.to_status in {s.value for s in PIPELINE}:
             last = max(last, PIPELINE.index(S(t.to_status)))
     return last
+
+
+jobs.register("waitlist.expire_offers", sweep_expired_offers, seconds=60)

@@ -67,6 +67,14 @@ class EnrollmentStatus(StrEnum):
     CANCELLED = "cancelled"  # the practice cancelled the cohort
 
 
+# Leaving the pipeline through one of these frees the seat (``enrollment.transition``).
+EXITS = frozenset({EnrollmentStatus.WITHDRAWN, EnrollmentStatus.NOT_CLEARED, EnrollmentStatus.DECLINED,
+                   EnrollmentStatus.OFFER_EXPIRED, EnrollmentStatus.CANCELLED})
+# Before the deposit step: still applying, in review or cleared.
+PRE_DEPOSIT = frozenset({EnrollmentStatus.APPLIED, EnrollmentStatus.INTAKE_SUBMITTED,
+                         EnrollmentStatus.CLEARANCE_PENDING, EnrollmentStatus.CLEARED})
+
+
 class SeatState(StrEnum):
     NONE = "none"
     OFFERED = "offered"  # a waitlist offer reserves the seat until offer_expires_at
@@ -219,6 +227,21 @@ class Enrollment(TimestampMixin, db.Model):
     @property
     def is_waitlisted(self) -> bool:
         return self.waitlist_position is not None
+
+    @property
+    def has_left(self) -> bool:
+        """Left the pipeline through an exit (withdrawn, not cleared, declined, offer expired, cancelled)."""
+        return EnrollmentStatus(self.status) in EXITS
+
+    @property
+    def is_active(self) -> bool:
+        """Still in the pipeline: neither left nor completed."""
+        return not self.has_left and self.status != EnrollmentStatus.COMPLETED
+
+    @property
+    def has_confirmed_seat(self) -> bool:
+        """A confirmed seat and still taking part (completed included): circles and follow-ups are for them."""
+        return self.seat == SeatState.CONFIRMED.value and not self.has_left
 
 
 class EnrollmentTransition(db.Model):

@@ -1,10 +1,4 @@
-"""Answering a follow-up from the link in its email: no login, a signed and expiring token.
-
-The token signs ``{"f": follow-up id, "n": nonce}`` with the app secret (itsdangerous); the
-follow-up row holds the nonce and ``expires_at``, so a link can be checked against the injected
-``now`` and replaced (new nonce) without touching the secret. A tampered or unknown token, an
-expired or cancelled follow-up and a second answer each get a clear message; nothing is
-overwritten.
+"""Answering a follow-up from the link in its email (the link itself: ``integration.links``).
 
 Check-ins (24 h, 72 h): how are you (1-10), sleep, any difficult experiences, "I would like someone
 to reach out", free text; sealed as one JSON value in ``CheckInResponse.answers_enc``.
@@ -18,14 +12,11 @@ participant crisis resources.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -36,12 +27,11 @@ from retreat.clinical import outcomes, screening
 from retreat.clinical.access import seal_json
 from retreat.clinical.outcome_models import OutcomeInstrument, OutcomeMeasure
 from retreat.cohorts.models import Cohort, Enrollment
-from retreat.core import urls
 from retreat.core.context import RequestContext
 from retreat.core.crypto import decrypt_field
-from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from retreat.core.errors import NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.integration import followups
+from retreat.integration import followups, links
 from retreat.integration.followup_models import (
     SURVEY_TIMEPOINTS,
     AlertReason,
@@ -49,10 +39,8 @@ from retreat.integration.followup_models import (
     FollowUp,
     FollowUpStatus,
 )
-from retreat.timeutil import ensure_utc, format_local
+from retreat.timeutil import ensure_utc
 
-PATH = "/follow-up/"
-_SALT = "retreat.followup.v1"
 SCORE_MIN, SCORE_MAX = 1, 10
 LOW_SCORE = 3  # this or lower alerts the facilitators
 FREE_TEXT_MAX = 2000
@@ -60,73 +48,6 @@ SLEEP_CHOICES = (("well", "I slept well"), ("some_trouble", "Some trouble sleepi
                  ("poorly", "I slept poorly"), ("hardly", "I hardly slept"))
 YES_NO = (("no", "No"), ("yes", "Yes"))
 REQUIRED = "Please answer this question."
-
-
-class InvalidLink(DomainError):
-    status = 400
-
-
-class LinkClosed(DomainError):
-    """Expired or cancelled."""
-
-    status = 410
-
-
-class AlreadyAnswered(Conflict):
-    pass
-
-
-# --------------------------------------------------------------------------------------------
-# Tokens
-# --------------------------------------------------------------------------------------------
-
-
-def _serializer(secret: str | None = None) -> URLSafeSerializer:
-    return URLSafeSerializer(secret or current_app.config["SECRET_KEY"], salt=_SALT)
-
-
-def token_for(f: FollowUp, secret: str | None = None) -> str:
-    return _serializer(secret).dumps({"f": f.id, "n": f.token_nonce})
-
-
-def followup_url(f: FollowUp, *, secret: str | None = None, base_url: str | None = None) -> str:
-    base = (base_url or urls.base_url()).rstrip("/")
-    return f"{base}{PATH}{token_for(f, secret)}"
-
-
-_BAD_LINK = ("This link is not valid. Please open the link from your email exactly as it was sent, "
-             "or contact us if it keeps failing.")
-
-
-def open_followup(token: str, *, now: datetime, secret: str | None = None, lock: bool = False) -> FollowUp:
-    """The follow-up a link names, if it may still be answered; otherwise a clear domain error."""
-    try:
-        data = _serializer(secret).loads(token)
-    except BadSignature as exc:
-        raise InvalidLink(_BAD_LINK) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("f"), int) or not isinstance(data.get("n"), str):
-        raise InvalidLink(_BAD_LINK)
-    stmt = select(FollowUp).where(FollowUp.id == data["f"])
-    f = db.session.scalar(stmt.with_for_update() if lock else stmt)
-    if f is None or not hmac.compare_digest(f.token_nonce.encode(), data["n"].encode()):
-        raise InvalidLink(_BAD_LINK)
-    tz = _participant(f).tz
-    if f.status == FollowUpStatus.ANSWERED:
-        raise AlreadyAnswered(
-            f"You already answered this {'check-in' if f.is_checkin else 'questionnaire'} on "
-            f"{format_local(f.answered_at, tz)}. Your answers were kept exactly as you sent them; "
-            "nothing was changed.")
-    if f.status == FollowUpStatus.CANCELLED:
-        raise LinkClosed("This follow-up is no longer open, so there is nothing to answer here.")
-    if f.status == FollowUpStatus.EXPIRED or now >= f.expires_at:
-        raise LinkClosed(f"This link expired on {format_local(f.expires_at, tz)}. If you would like to talk to "
-                         "someone, please contact us.")
-    return f
-
-
-def _participant(f: FollowUp) -> User:
-    enr = db.session.get(Enrollment, f.enrollment_id)
-    return db.session.get(User, enr.participant_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +127,7 @@ class Answered:
 
 def answer(token: str, form: Mapping, *, now: datetime, secret: str | None = None) -> Answered:
     """Validate and store the answers to the follow-up ``token`` names; escalate when needed."""
-    f = open_followup(token, now=now, secret=secret, lock=True)
+    f = links.open_followup(token, now=now, secret=secret, lock=True)
     enr = db.session.get(Enrollment, f.enrollment_id)
     reasons: list[str] = []
     if f.is_checkin:
@@ -218,7 +139,7 @@ def answer(token: str, form: Mapping, *, now: datetime, secret: str | None = Non
                 db.session.add(row)
                 db.session.flush()
         except IntegrityError as exc:  # a concurrent first answer won
-            raise AlreadyAnswered("This check-in was already answered; your first answers were kept.") from exc
+            raise links.AlreadyAnswered("This check-in was already answered; your first answers were kept.") from exc
         if answers["reach_out"]:
             reasons.append(AlertReason.REACH_OUT.value)
         if answers["score"] <= LOW_SCORE:

@@ -8,7 +8,7 @@ them in step with it, stop them, and raise integration alerts.
   due time is moved out of the participant's quiet hours (21:00-08:00 in *their* zone, the
   dispatcher's own rule). Only confirmed seats of active enrollments get follow-ups, and nothing is
   scheduled for a participant who opted out of non-essential messages.
-* Withdrawal (``enrollment._leave``) calls ``cancel_for_enrollment``; an opt-out made after
+* Leaving the cohort (the ``enrollment_left`` signal) calls ``cancel_for_enrollment``; an opt-out made after
   scheduling is caught by the dispatcher (it cancels non-essential mail to opted-out recipients),
   and ``sweep_unanswered`` copies that outcome onto the follow-up.
 * ``sweep_unanswered`` (scheduler job ``integration.sweep_unanswered``): marks follow-ups sent once
@@ -31,11 +31,12 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import Role, User
-from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, SeatState
-from retreat.core import jobs, signals, urls
+from retreat.cohorts.models import EXITS, Cohort, Enrollment
+from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
 from retreat.extensions import db
+from retreat.integration import links
 from retreat.integration import plan as integration_plan
 from retreat.integration.followup_models import (
     CHECKIN_KINDS,
@@ -54,8 +55,6 @@ CHECKIN_OPEN_FOR = timedelta(days=7)
 SURVEY_OPEN_FOR = timedelta(days=14)
 NO_RESPONSE_AFTER = timedelta(hours=24)
 KINDS = tuple(k.value for k in FollowUpKind)
-_EXITS = frozenset({EnrollmentStatus.WITHDRAWN, EnrollmentStatus.NOT_CLEARED, EnrollmentStatus.DECLINED,
-                    EnrollmentStatus.OFFER_EXPIRED, EnrollmentStatus.CANCELLED})
 _DELIVERED = (FollowUpStatus.SENT.value, FollowUpStatus.ANSWERED.value, FollowUpStatus.EXPIRED.value)
 
 KIND_LABELS = {
@@ -93,8 +92,7 @@ def plan_touchpoints(cohort: Cohort) -> list:
 def eligible(enr: Enrollment, participant: User | None = None) -> bool:
     """Confirmed seat, not left, and not opted out of non-essential messages."""
     participant = participant or db.session.get(User, enr.participant_id)
-    return (enr.seat == SeatState.CONFIRMED.value and EnrollmentStatus(enr.status) not in _EXITS
-            and participant is not None and not participant.marketing_opt_out)
+    return enr.has_confirmed_seat and participant is not None and not participant.marketing_opt_out
 
 
 def participant_due(due: datetime, tz: str | None) -> datetime:
@@ -112,12 +110,10 @@ def _new_key(enr: Enrollment, kind: str, nonce: str) -> str:
 
 
 def _context(f: FollowUp, enr: Enrollment, participant: User) -> dict:
-    from retreat.integration import checkins
-
     cohort = db.session.get(Cohort, enr.cohort_id)
     return {"participant_name": participant.name, "cohort_title": cohort.title, "kind": f.kind,
             "kind_label": KIND_LABELS[f.kind], "is_checkin": f.is_checkin,
-            "url": checkins.followup_url(f), "expires_at": f.expires_at.isoformat()}
+            "url": links.followup_url(f), "expires_at": f.expires_at.isoformat()}
 
 
 def _enqueue(f: FollowUp, enr: Enrollment, participant: User, now: datetime) -> OutboxMessage:
@@ -151,14 +147,10 @@ def _mark_sent(f: FollowUp, msg: OutboxMessage) -> None:
     f.updated_at = msg.sent_at or f.updated_at
 
 
-def _lock(enr: Enrollment) -> Enrollment:
-    return db.session.scalar(select(Enrollment).where(Enrollment.id == enr.id).with_for_update())
-
-
 def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | None = None) -> SyncResult:
     """Create, move or cancel ``enr``'s follow-ups to match the plan. Idempotent."""
     result = SyncResult()
-    enr = _lock(enr)  # one sync per enrollment at a time: no duplicate rows, no double enqueue
+    enr = locking.lock(Enrollment, enr.id)  # one sync per enrollment at a time: no duplicate rows, no double enqueue
     participant = db.session.get(User, enr.participant_id)
     rows = {f.kind: f for f in db.session.scalars(select(FollowUp).where(FollowUp.enrollment_id == enr.id))}
     if not eligible(enr, participant):
@@ -223,9 +215,9 @@ def sync_cohort(cohort: Cohort, now: datetime, *, touchpoints: Iterable | None =
     """``sync_enrollment`` for every enrollment of ``cohort`` (a plan listener: plan or dates changed)."""
     tps = list(touchpoints) if touchpoints is not None else plan_touchpoints(cohort)
     total = SyncResult()
-    ids = db.session.scalars(select(Enrollment.id).where(Enrollment.cohort_id == cohort.id).order_by(Enrollment.id))
-    for enr_id in list(ids):
-        r = sync_enrollment(db.session.get(Enrollment, enr_id), now, touchpoints=tps)
+    ids = db.session.scalars(select(Enrollment.id).where(Enrollment.cohort_id == cohort.id))
+    for enr in locking.lock_many(Enrollment, ids):  # all of them first, in id order
+        r = sync_enrollment(enr, now, touchpoints=tps)
         total.created += r.created
         total.moved += r.moved
         total.cancelled += r.cancelled
@@ -254,13 +246,12 @@ def sweep_unanswered(now: datetime) -> int:
 
     Returns how many no-response alerts were raised.
     """
-    pending = db.session.execute(
+    pending = db.session.execute(locking.claim(
         select(FollowUp, OutboxMessage)
         .join(OutboxMessage, OutboxMessage.dedupe_key == FollowUp.outbox_dedupe_key)
         .where(FollowUp.status == FollowUpStatus.SCHEDULED.value,
-               OutboxMessage.status.in_([OutboxStatus.SENT.value, OutboxStatus.CANCELLED.value]))
-        .with_for_update(of=FollowUp, skip_locked=True)
-    ).all()
+               OutboxMessage.status.in_([OutboxStatus.SENT.value, OutboxStatus.CANCELLED.value])),
+        of=FollowUp)).all()
     for f, msg in pending:
         if msg.status == OutboxStatus.SENT.value:
             _mark_sent(f, msg)
@@ -268,9 +259,9 @@ def sweep_unanswered(now: datetime) -> int:
             f.status = FollowUpStatus.CANCELLED.value
             f.cancelled_reason = (msg.last_error or "message cancelled")[:200]
             f.updated_at = now
-    stale = db.session.scalars(
+    stale = db.session.scalars(locking.claim(
         select(FollowUp).where(FollowUp.status.in_([FollowUpStatus.SCHEDULED.value, FollowUpStatus.SENT.value]),
-                               FollowUp.expires_at <= now).with_for_update(skip_locked=True))
+                               FollowUp.expires_at <= now)))
     for f in list(stale):
         if f.status == FollowUpStatus.SCHEDULED:
             outbox.cancel(dedupe_keys=[f.outbox_dedupe_key], now=now)
@@ -284,7 +275,7 @@ def sweep_unanswered(now: datetime) -> int:
                FollowUp.status.in_([FollowUpStatus.SENT.value, FollowUpStatus.EXPIRED.value]),
                FollowUp.answered_at.is_(None), FollowUp.sent_at.is_not(None),
                FollowUp.sent_at <= now - NO_RESPONSE_AFTER,
-               Enrollment.status.not_in([s.value for s in _EXITS]), ~already.exists())
+               Enrollment.status.not_in([s.value for s in EXITS]), ~already.exists())
         .order_by(FollowUp.id))
     raised = 0
     for f in list(silent):
@@ -347,7 +338,7 @@ def acknowledge(alert_id: int, actor: User, *, now: datetime, ctx: RequestContex
     """A facilitator (or admin) has followed up. Repeating it is a no-op (False)."""
     if actor.role not in (Role.FACILITATOR, Role.ADMIN):
         raise NotFound("We could not find that alert.")
-    alert = db.session.scalar(select(IntegrationAlert).where(IntegrationAlert.id == alert_id).with_for_update())
+    alert = locking.lock(IntegrationAlert, alert_id)
     if alert is None:
         raise NotFound("We could not find that alert.")
     if alert.acknowledged_at is not None:

@@ -6,7 +6,7 @@ and which follow-ups are on (24 h / 72 h check-ins, post / 1-month / 3-month sur
 grows with every edit so that an edit made from a stale page is refused instead of overwriting.
 
 Circles are ``CohortSession`` rows of kind ``integration_circle`` with ``circle_sequence`` set
-(1..N, unique per cohort); ``retreat.integration.plan.sync_circles`` creates and moves
+(1..N, unique per cohort); ``retreat.integration.circles.sync_circles`` creates and moves
 them. A circle session added by hand has no sequence and is never touched by the plan.
 
 ``CircleRsvp``: one answer per (circle session, enrollment): going or can't make it, with a note.

@@ -137,7 +137,7 @@ def begin(enr: Enrollment, kind: PaymentKind | str, *, now: datetime, actor: Use
     else:
         if enr.seat != SeatState.CONFIRMED:
             raise Conflict("Pay the deposit first: the balance is due once your seat is confirmed.")
-        if not enrollment_svc.is_active(enr):
+        if not enr.is_active:
             raise Conflict("This enrollment is closed, so nothing can be paid.")
         amount = amount_due(enr, kind, q)
         _check_expected(amount, expected_amount, q.currency)
@@ -382,7 +382,7 @@ def plan_schedule(balance: int, count: int, *, today: date, due_on: date) -> lis
 def choose_plan(enr: Enrollment, count: int, *, now: datetime, actor: User | None) -> list[Installment]:
     """Pay the remaining balance in ``count`` installments (1 = in full by the balance date)."""
     enr = seats.lock_enrollment(enr.id)
-    if enr.seat != SeatState.CONFIRMED or not enrollment_svc.is_active(enr):
+    if enr.seat != SeatState.CONFIRMED or not enr.is_active:
         raise Conflict("A payment plan can be chosen once the deposit is paid.")
     q = pricing.quote(enr)
     if q.balance <= 0:

@@ -9,6 +9,7 @@ import pytest
 from retreat.accounts import users as accounts
 from retreat.cohorts import enrollment
 from retreat.extensions import db
+from retreat.integration import circles as ic
 from retreat.integration import plan as ip
 from retreat.integration.models import IntegrationPlan
 from retreat.timeutil import now_utc
@@ -31,11 +32,11 @@ def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, b
             step(enr, now=now, actor=None)
         enrollment.confirm_seat(enr, now=now, actor=None)
         plan = ip.ensure_plan(cohort, now)
-        ip.update_plan(plan, {"circle_weeks": "3", "circle_weekday": "1", "circle_local_time": "18:00",
+        ic.update_plan(plan, {"circle_weeks": "3", "circle_weekday": "1", "circle_local_time": "18:00",
                               "circle_duration_minutes": "90", "circle_video_url": "https://meet.example/circle"},
                        expected_version=1, actor=fran, now=now)
         db.session.commit()
-        ids = {"cohort": cohort.id, "circle": ip.plan_circles(cohort)[0].id, "plan": plan.id}
+        ids = {"cohort": cohort.id, "circle": ic.plan_circles(cohort)[0].id, "plan": plan.id}
 
     sign_in(page, live_server.url, "jo@example.com")
     page.get_by_role("link", name="Circles").click()

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from retreat.accounts import users as accounts
-from retreat.cohorts import consents, enrollment, preparation, seats
+from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import CohortSession, DepositTiming
 from retreat.extensions import db
 from retreat.timeutil import now_utc
@@ -39,7 +39,7 @@ def _setup(app):
             db.session.add(CohortSession(cohort_id=c.id, kind=kind, title=title, starts_at=start,
                                          ends_at=start + timedelta(hours=2), location="Main hall",
                                          facilitator_id=fac.id))
-        consents.publish(kind="participation", title="Consent to participate",
+        preparation.publish_consent(kind="participation", title="Consent to participate",
                          body="I understand the dosing sessions are run by a licensed partner provider.",
                          actor=fac, now=now)
         for i, name in enumerate(["Alex Rivera", "Blair Chen", "Casey Morgan", "Devon Patel"]):

@@ -14,7 +14,7 @@ from retreat.clinical.outcome_models import OutcomeMeasure
 from retreat.core.crypto import decrypt_field
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db as _db
-from retreat.integration import checkins
+from retreat.integration import checkins, links
 from retreat.integration.followup_models import CheckInResponse, IntegrationAlert
 from retreat.messaging.render import render_email
 from retreat.models import OutboxMessage
@@ -134,17 +134,17 @@ def test_an_incomplete_survey_names_each_missing_question(enr):
 def test_tampered_and_unknown_links_are_refused(enr):
     good = token(enr)
     for bad in (good[:-2] + ("AA" if not good.endswith("AA") else "BB"), "nonsense", good.replace(".", "x", 1)):
-        with pytest.raises(checkins.InvalidLink) as err:
-            checkins.open_followup(bad, now=DUE["checkin_24h"])
+        with pytest.raises(links.InvalidLink) as err:
+            links.open_followup(bad, now=DUE["checkin_24h"])
         assert err.value.status == 400 and "not valid" in err.value.message
-    other_secret = checkins.token_for(fh.followups_of(enr)["checkin_24h"], secret="another-secret-0123456789")
-    with pytest.raises(checkins.InvalidLink):
-        checkins.open_followup(other_secret, now=DUE["checkin_24h"])
+    other_secret = links.token_for(fh.followups_of(enr)["checkin_24h"], secret="another-secret-0123456789")
+    with pytest.raises(links.InvalidLink):
+        links.open_followup(other_secret, now=DUE["checkin_24h"])
 
 
 def test_an_expired_link_says_so_and_stores_nothing(enr):
     f = fh.followups_of(enr)["checkin_24h"]
-    with pytest.raises(checkins.LinkClosed) as err:
+    with pytest.raises(links.LinkClosed) as err:
         checkins.answer(token(enr), GOOD, now=f.expires_at)
     assert err.value.status == 410 and "expired" in err.value.message
     assert responses() == []
@@ -153,7 +153,7 @@ def test_an_expired_link_says_so_and_stores_nothing(enr):
 def test_answering_twice_is_refused_and_the_first_answers_are_kept(enr):
     first_at = DUE["checkin_24h"]
     checkins.answer(token(enr), GOOD, now=first_at)
-    with pytest.raises(checkins.AlreadyAnswered) as err:
+    with pytest.raises(links.AlreadyAnswered) as err:
         checkins.answer(token(enr), {**GOOD, "score": "2", "reach_out": "yes"}, now=first_at + timedelta(hours=2))
     assert err.value.status == 409 and "already answered" in err.value.message
     assert "Mon 04 May 2026, 13:00" in err.value.message  # in the participant's zone (Denver)
@@ -167,8 +167,8 @@ def test_a_withdrawn_participants_link_no_longer_opens(enr):
 
     link = token(enr)
     enrollment.withdraw(enr, now=fh.NOW + timedelta(days=1), actor=None)
-    with pytest.raises(checkins.LinkClosed):
-        checkins.open_followup(link, now=DUE["checkin_24h"])
+    with pytest.raises(links.LinkClosed):
+        links.open_followup(link, now=DUE["checkin_24h"])
 
 
 def test_the_participants_data_export_includes_their_check_ins(enr):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from retreat.cohorts.models import Cohort
 from retreat.extensions import db as _db
-from retreat.integration import checkins, followups
+from retreat.integration import checkins, followups, links
 from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert
 from retreat.models import OutboxMessage
 from tests import followup_helpers as fh
@@ -46,7 +46,7 @@ def test_two_simultaneous_answers_keep_one(committing_app):
                                        "reach_out": "yes"}, now=DUE["checkin_24h"])
                 _db.session.commit()
                 results[i] = "saved"
-            except checkins.AlreadyAnswered:
+            except links.AlreadyAnswered:
                 _db.session.rollback()
                 results[i] = "already"
             finally:

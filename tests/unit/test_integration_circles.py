@@ -13,6 +13,7 @@ from retreat.cohorts import catalog as cohorts
 from retreat.cohorts import enrollment
 from retreat.cohorts.models import SessionKind
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
+from retreat.integration import circles as ic
 from retreat.integration import plan as ip
 from retreat.messaging import dispatcher
 from retreat.messaging.transport import transport_from_config
@@ -28,18 +29,25 @@ def utc(*args) -> datetime:
 
 
 def _cohort(start, end, tz="America/Denver"):
-    return fc.cohort(starts_at=start, ends_at=end, timezone=tz)
+    c = fc.cohort(starts_at=start, ends_at=end, timezone=tz)
+    fc.new_request()
+    return c
 
 
 def _dosing(c, start, end, now=NOW):
+    fc.new_request()
     facilitator = factories.user("facilitator", password=None)
-    return cohorts.add_session(c, kind=SessionKind.DOSING.value, title="Dosing", starts_at=start, ends_at=end,
-                               location="Lodge", video_url="", facilitator_id=None, actor=facilitator, now=now)
+    s = cohorts.add_session(c, kind=SessionKind.DOSING.value, title="Dosing", starts_at=start, ends_at=end,
+                            location="Lodge", video_url="", facilitator_id=None, actor=facilitator, now=now)
+    fc.new_request()
+    return s
 
 
 def _member(c, now=NOW, **kw):
+    fc.new_request()
     enr = fc.cleared(c, now=now, **kw)
     enrollment.confirm_seat(enr, now=now, actor=None)
+    fc.new_request()
     return enr
 
 
@@ -67,7 +75,7 @@ def _messages(enr, *, status=None):
 def test_circles_stay_at_18_local_across_the_march_dst_change(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))  # ends Fri 20 Feb 20:00 MST
-    circles = ip.plan_circles(c)
+    circles = ic.plan_circles(c)
     assert [s.circle_sequence for s in circles] == [1, 2, 3, 4, 5, 6]
     # From the week after the anchor, on Tuesdays (template) at 18:00 Denver time.
     local = [s.starts_at.astimezone(ip.zone("America/Denver")) for s in circles]
@@ -81,7 +89,7 @@ def test_circles_stay_at_18_local_across_the_march_dst_change(db):
 def test_circles_stay_at_18_local_across_the_november_dst_change(db):
     c = _cohort(utc(2026, 10, 12, 16), utc(2026, 10, 17, 17))
     _dosing(c, utc(2026, 10, 16, 22), utc(2026, 10, 17, 2), now=NOW)  # Fri 16 Oct 20:00 MDT
-    circles = ip.plan_circles(c)
+    circles = ic.plan_circles(c)
     assert [s.starts_at for s in circles[:3]] == [utc(2026, 10, 21, 0), utc(2026, 10, 28, 0), utc(2026, 11, 4, 1)]
     assert {s.starts_at.astimezone(ip.zone("America/Denver")).hour for s in circles} == {18}
 
@@ -96,34 +104,39 @@ def test_new_cohort_gets_a_plan_and_circles_from_the_template(db):
     c = cohorts.save_cohort(None, retreat, data, actor=actor, now=NOW)
     plan = ip.plan_for(c)
     assert plan is not None and plan.circle_weeks == 6
-    assert len(ip.plan_circles(c)) == 6
+    assert len(ic.plan_circles(c)) == 6
     # The cohort's dates move a week: the circles follow (no dosing session yet: anchored on the end date).
-    first = ip.plan_circles(c)[0].starts_at
+    first = ic.plan_circles(c)[0].starts_at
     data.starts_at, data.ends_at = data.starts_at + timedelta(days=7), data.ends_at + timedelta(days=7)
+    fc.new_request()
     cohorts.save_cohort(c, retreat, data, actor=actor, now=NOW)
-    assert ip.plan_circles(c)[0].starts_at == first + timedelta(days=7)
-    assert ip.plan_circles(c)[0].calendar_sequence == 1
+    assert ic.plan_circles(c)[0].starts_at == first + timedelta(days=7)
+    assert ic.plan_circles(c)[0].calendar_sequence == 1
 
 
 def test_plan_follows_the_dosing_session_and_tells_the_listeners(db):
     c = _cohort(utc(2026, 4, 6, 16), utc(2026, 4, 11, 17))
     calls = []
-    ip.PLAN_LISTENERS.append(lambda cohort, now: calls.append((cohort.id, now)))
+
+    def listener(cohort, now):
+        calls.append((cohort.id, now))
+
+    ip.PLAN_LISTENERS.append(listener)
     try:
         first = _dosing(c, utc(2026, 4, 7, 16), utc(2026, 4, 7, 20))  # Tue 7 April
         assert calls == [(c.id, NOW)]
         t1 = {t.kind: t.due_at_utc for t in ip.touchpoints(c)}
-        circle1 = ip.plan_circles(c)[0]
+        circle1 = ic.plan_circles(c)[0]
         assert circle1.starts_at == utc(2026, 4, 15, 0)  # Tue 14 April 18:00 MDT
         # The dosing moves to the next week: delete and add (the facilitator's way).
         cohorts.delete_session(first, actor=factories.user("facilitator", password=None), now=NOW)
         _dosing(c, utc(2026, 4, 14, 16), utc(2026, 4, 14, 20))
         assert len(calls) == 3
     finally:
-        ip.PLAN_LISTENERS.clear()
+        ip.PLAN_LISTENERS.remove(listener)  # only ours: the follow-up scheduler's stays
     db.session.expire_all()
-    assert ip.plan_circles(c)[0].id == circle1.id  # moved in place, not recreated
-    assert ip.plan_circles(c)[0].starts_at == utc(2026, 4, 22, 0)
+    assert ic.plan_circles(c)[0].id == circle1.id  # moved in place, not recreated
+    assert ic.plan_circles(c)[0].starts_at == utc(2026, 4, 22, 0)
     t2 = {t.kind: t.due_at_utc for t in ip.touchpoints(c)}
     assert all(t2[k] - t1[k] == timedelta(days=7) for k in t1)
 
@@ -133,12 +146,13 @@ def test_circle_with_attendance_or_rsvp_is_never_deleted_or_moved(db):
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
     enr, other = _member(c), _member(c)
     plan = ip.ensure_plan(c, NOW)
-    circles = ip.plan_circles(c)
+    circles = ic.plan_circles(c)
     facilitator = factories.user("facilitator", password=None)
     cohorts.record_attendance(circles[4], enr, status="present", actor=facilitator, now=NOW)
-    ip.set_rsvp(other.participant, circles[5].id, status="cant_make_it", note="", now=NOW)
-    ip.set_rsvp(other.participant, circles[3].id, status="going", note="", now=NOW)
-    report = ip.update_plan(plan, _form(plan, circle_weeks="2", circle_weekday="3"), expected_version=1,
+    ic.set_rsvp(other.participant, circles[5].id, status="cant_make_it", note="", now=NOW)
+    ic.set_rsvp(other.participant, circles[3].id, status="going", note="", now=NOW)
+    fc.new_request()
+    report = ic.update_plan(plan, _form(plan, circle_weeks="2", circle_weekday="3"), expected_version=1,
                             actor=facilitator, now=NOW)
     db.session.expire_all()
     kept = {s.circle_sequence: why for s, why in report.kept}
@@ -146,8 +160,8 @@ def test_circle_with_attendance_or_rsvp_is_never_deleted_or_moved(db):
                     6: "participants have answered its RSVP"}
     assert report.removed == [3]
     assert {s.circle_sequence for s in report.moved} == {1, 2}
-    assert [s.circle_sequence for s in ip.plan_circles(c)] == [1, 2, 4, 5, 6]
-    assert ip.plan_circles(c)[3].starts_at == circles[4].starts_at  # the attended one did not move
+    assert [s.circle_sequence for s in ic.plan_circles(c)] == [1, 2, 4, 5, 6]
+    assert ic.plan_circles(c)[3].starts_at == circles[4].starts_at  # the attended one did not move
     assert any("attendance" in m for m in report.messages)
 
 
@@ -157,7 +171,7 @@ def test_invites_and_reminders_are_queued_once_and_rescheduled_when_the_circle_m
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
     msgs = _messages(enr)
     assert len(msgs) == 6 * 3  # per circle: invite now, reminders 24 h and 1 h before
-    first = ip.plan_circles(c)[0]
+    first = ic.plan_circles(c)[0]
     by_key = {m.dedupe_key: m for m in msgs}
     assert by_key[f"circle-{first.id}-r0-enr-{enr.id}-reminder-24h"].due_at == first.starts_at - timedelta(hours=24)
     assert by_key[f"circle-{first.id}-r0-enr-{enr.id}-reminder-1h"].due_at == first.starts_at - timedelta(hours=1)
@@ -165,12 +179,13 @@ def test_invites_and_reminders_are_queued_once_and_rescheduled_when_the_circle_m
     assert invite.ics["uid"] == f"circle-{first.id}@retreat" and invite.ics["sequence"] == 0
     assert invite.essential and not by_key[f"circle-{first.id}-r0-enr-{enr.id}-reminder-1h"].essential
     # Syncing again (and again) queues nothing new.
-    ip.sync_circles(c, NOW)
-    ip.sync_circles(c, NOW)
+    ic.sync_circles(c, NOW)
+    ic.sync_circles(c, NOW)
     assert len(_messages(enr)) == 18
     # The circles move to Thursdays: old reminders cancelled, new invite (sequence 1) and reminders.
     plan = ip.plan_for(c)
-    ip.update_plan(plan, _form(plan, circle_weekday="3"), expected_version=plan.version,
+    fc.new_request()
+    ic.update_plan(plan, _form(plan, circle_weekday="3"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     assert len(_messages(enr, status="cancelled")) == 18
     pending = _messages(enr, status="pending")
@@ -185,7 +200,8 @@ def test_reminder_that_quiet_hours_would_push_past_the_circle_is_not_queued(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     enr = _member(c)
     plan = ip.ensure_plan(c, NOW)
-    ip.update_plan(plan, _form(plan, circle_local_time="07:30"), expected_version=1,
+    fc.new_request()
+    ic.update_plan(plan, _form(plan, circle_local_time="07:30"), expected_version=1,
                    actor=factories.user("facilitator", password=None), now=NOW)
     kinds = {m.dedupe_key.rsplit("-", 1)[-1] for m in _messages(enr, status="pending")}
     assert kinds == {"invite", "24h"}  # 06:30 is quiet until 08:00, after the 07:30 start
@@ -199,13 +215,14 @@ def test_withdrawn_participant_gets_no_more_circle_messages(db):
     enrollment.withdraw(enr, now=NOW, actor=enr.participant)
     assert _messages(enr, status="pending") == []
     plan = ip.plan_for(c)
-    ip.update_plan(plan, _form(plan, circle_weekday="4"), expected_version=plan.version,
+    fc.new_request()
+    ic.update_plan(plan, _form(plan, circle_weekday="4"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     assert _messages(enr, status="pending") == []
     assert len(_messages(stays, status="pending")) == 18
-    assert ip.upcoming_circles(enr.participant, NOW) == []
+    assert ic.upcoming_circles(enr.participant, NOW) == []
     with pytest.raises(NotFound):
-        ip.set_rsvp(enr.participant, ip.plan_circles(c)[0].id, status="cant_make_it", note="", now=NOW)
+        ic.set_rsvp(enr.participant, ic.plan_circles(c)[0].id, status="cant_make_it", note="", now=NOW)
 
 
 def test_opted_out_participant_gets_invites_but_no_reminders(db, app, smtp_server):
@@ -214,7 +231,7 @@ def test_opted_out_participant_gets_invites_but_no_reminders(db, app, smtp_serve
     enr.participant.marketing_opt_out = True
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
     transport = transport_from_config({**app.config, **smtp_server.config()})
-    first = ip.plan_circles(c)[0]
+    first = ic.plan_circles(c)[0]
     def circle_mail():
         return [m for m in smtp_server.messages if "circle" in m["Subject"].lower()]
 
@@ -234,42 +251,44 @@ def test_rsvp_is_changeable_and_cant_make_it_stops_its_reminders(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     enr, other = _member(c), _member(c)
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
-    circle = ip.plan_circles(c)[1]
-    row = ip.set_rsvp(enr.participant, circle.id, status="cant_make_it", note="Travelling", now=NOW)
+    circle = ic.plan_circles(c)[1]
+    row = ic.set_rsvp(enr.participant, circle.id, status="cant_make_it", note="Travelling", now=NOW)
     assert (row.status, row.note) == ("cant_make_it", "Travelling")
     rem = [m for m in _messages(enr) if m.dedupe_key.startswith(f"circle-{circle.id}-") and "reminder" in m.dedupe_key]
     assert len(rem) == 2 and all(m.status == "cancelled" for m in rem)
-    ip.set_rsvp(enr.participant, circle.id, status="going", note="", now=NOW)
+    ic.set_rsvp(enr.participant, circle.id, status="going", note="", now=NOW)
     rem = [m for m in _messages(enr) if m.dedupe_key.startswith(f"circle-{circle.id}-") and "reminder" in m.dedupe_key]
     assert len(rem) == 2 and all(m.status == "pending" for m in rem)
     assert db.session.scalar(select(CircleRsvp).where(CircleRsvp.enrollment_id == enr.id)).status == "going"
-    views = ip.upcoming_circles(enr.participant, NOW)
+    views = ic.upcoming_circles(enr.participant, NOW)
     assert len(views) == 6 and views[1].rsvp.status == "going"
     # Someone from another cohort cannot answer for this circle; a bad answer changes nothing.
     stranger = _member(_cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17)))
     with pytest.raises(NotFound):
-        ip.set_rsvp(stranger.participant, circle.id, status="cant_make_it", note="", now=NOW)
+        ic.set_rsvp(stranger.participant, circle.id, status="cant_make_it", note="", now=NOW)
     with pytest.raises(ValidationFailed):
-        ip.set_rsvp(other.participant, circle.id, status="maybe", note="", now=NOW)
+        ic.set_rsvp(other.participant, circle.id, status="maybe", note="", now=NOW)
     with pytest.raises(Conflict):
-        ip.set_rsvp(other.participant, circle.id, status="going", note="", now=circle.ends_at)
-    rows = {r.enrollment.id: r for r in ip.rsvp_rows(circle)}
+        ic.set_rsvp(other.participant, circle.id, status="going", note="", now=circle.ends_at)
+    rows = {r.enrollment.id: r for r in ic.rsvp_rows(circle)}
     assert rows[enr.id].rsvp.status == "going" and rows[other.id].rsvp is None
 
 
 def test_stale_plan_edit_is_refused_and_changes_nothing(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     plan = ip.ensure_plan(c, NOW)
-    ip.sync_circles(c, NOW)
+    ic.sync_circles(c, NOW)
     actor = factories.user("facilitator", password=None)
-    ip.update_plan(plan, _form(plan, circle_weeks="4"), expected_version=1, actor=actor, now=NOW)
+    fc.new_request()
+    ic.update_plan(plan, _form(plan, circle_weeks="4"), expected_version=1, actor=actor, now=NOW)
     assert plan.version == 2
-    before = [s.starts_at for s in ip.plan_circles(c)]
+    before = [s.starts_at for s in ic.plan_circles(c)]
     with pytest.raises(Conflict):
-        ip.update_plan(plan, _form(plan, circle_weekday="5"), expected_version=1, actor=actor, now=NOW)
+        fc.new_request()
+        ic.update_plan(plan, _form(plan, circle_weekday="5"), expected_version=1, actor=actor, now=NOW)
     db.session.expire_all()
     assert (plan.version, plan.circle_weekday, plan.circle_weeks) == (2, 1, 4)
-    assert [s.starts_at for s in ip.plan_circles(c)] == before
+    assert [s.starts_at for s in ic.plan_circles(c)] == before
 
 
 @pytest.mark.parametrize("field, value", [
@@ -282,15 +301,16 @@ def test_stale_plan_edit_is_refused_and_changes_nothing(db):
 def test_bad_plan_input_gives_a_field_error_and_changes_nothing(db, field, value):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     plan = ip.ensure_plan(c, NOW)
-    ip.sync_circles(c, NOW)
-    before = [(s.id, s.starts_at) for s in ip.plan_circles(c)]
+    ic.sync_circles(c, NOW)
+    before = [(s.id, s.starts_at) for s in ic.plan_circles(c)]
     with pytest.raises(ValidationFailed) as err:
-        ip.update_plan(plan, _form(plan, **{field: value}), expected_version=1,
+        fc.new_request()
+        ic.update_plan(plan, _form(plan, **{field: value}), expected_version=1,
                        actor=factories.user("facilitator", password=None), now=NOW)
     assert field in err.value.errors
     db.session.expire_all()
     assert plan.version == 1 and plan.circle_weeks == 6 and plan.circle_weekday == 1
-    assert [(s.id, s.starts_at) for s in ip.plan_circles(c)] == before
+    assert [(s.id, s.starts_at) for s in ic.plan_circles(c)] == before
 
 
 def test_switching_follow_ups_off_is_saved(db):
@@ -298,7 +318,8 @@ def test_switching_follow_ups_off_is_saved(db):
     plan = ip.ensure_plan(c, NOW)
     form = _form(plan)
     del form["checkin_24h"], form["survey_month_3"]
-    ip.update_plan(plan, form, expected_version=1, actor=factories.user("facilitator", password=None), now=NOW)
+    fc.new_request()
+    ic.update_plan(plan, form, expected_version=1, actor=factories.user("facilitator", password=None), now=NOW)
     assert [t.kind for t in ip.touchpoints(c)] == ["checkin_72h", "survey_post", "survey_month_1"]
 
 
@@ -306,7 +327,8 @@ def test_a_participant_confirmed_later_is_invited_to_the_planned_circles(db):
     c = _cohort(utc(2026, 2, 16, 16), utc(2026, 2, 21, 17))
     _dosing(c, utc(2026, 2, 20, 23), utc(2026, 2, 21, 3))
     plan = ip.plan_for(c)
-    ip.update_plan(plan, _form(plan, circle_weekday="2"), expected_version=plan.version,
+    fc.new_request()
+    ic.update_plan(plan, _form(plan, circle_weekday="2"), expected_version=plan.version,
                    actor=factories.user("facilitator", password=None), now=NOW)
     late = _member(c)
     invites = [m for m in _messages(late) if m.template == "circle_invite"]

@@ -14,6 +14,7 @@ from retreat.cohorts import enrollment
 from retreat.cohorts.models import Cohort, CohortSession
 from retreat.core.errors import Conflict
 from retreat.extensions import db as _db
+from retreat.integration import circles as ic
 from retreat.integration import plan as ip
 from retreat.models import IntegrationPlan, OutboxMessage, User
 from tests import factories
@@ -59,7 +60,7 @@ def test_simultaneous_first_syncs_make_one_plan_and_one_set_of_circles(committin
             try:
                 cohort = _db.session.get(Cohort, cohort_id)
                 barrier.wait()
-                ip.plan_changed(cohort, NOW)
+                ic.plan_changed(cohort, NOW)
                 _db.session.commit()
             finally:
                 _db.session.remove()
@@ -79,7 +80,7 @@ def test_two_saves_from_the_same_version_one_wins(committing_app):
     with app.app_context():
         c = fc.cohort(starts_at=datetime(2026, 2, 16, 16, tzinfo=UTC), ends_at=datetime(2026, 2, 21, 17, tzinfo=UTC))
         plan = ip.ensure_plan(c, NOW)
-        ip.sync_circles(c, NOW)
+        ic.sync_circles(c, NOW)
         actor = factories.user("facilitator", password=None)
         ids = {"plan": plan.id, "actor": actor.id}
         _db.session.commit()
@@ -94,7 +95,7 @@ def test_two_saves_from_the_same_version_one_wins(committing_app):
                     form = {"circle_weeks": "6", "circle_weekday": weekday, "circle_local_time": "18:00",
                             "circle_duration_minutes": "90", "circle_video_url": "https://meet.example/x"}
                     barrier.wait()
-                    ip.update_plan(p, form, expected_version=1, actor=who, now=NOW)
+                    ic.update_plan(p, form, expected_version=1, actor=who, now=NOW)
                     _db.session.commit()
                     results[weekday] = "saved"
                 except Conflict:
@@ -110,6 +111,6 @@ def test_two_saves_from_the_same_version_one_wins(committing_app):
     with app.app_context():
         p = _db.session.get(IntegrationPlan, ids["plan"])
         assert p.version == 2 and p.circle_weekday == int(winner)
-        circles = ip.plan_circles(p.cohort)
+        circles = ic.plan_circles(p.cohort)
         assert len(circles) == 6
         assert {s.starts_at.astimezone(ip.zone(p.cohort.timezone)).weekday() for s in circles} == {int(winner)}

@@ -128,8 +128,6 @@ def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
     """Holds, confirmations, withdrawals, offer acceptances and both sweeps, all at once."""
     import random
 
-    from retreat.cohorts import waitlist
-
     app = committing_app
     with app.app_context():
         c = fc.cohort(capacity=6, hold_minutes=30)
@@ -157,10 +155,10 @@ def test_mixed_concurrent_traffic_never_oversells_or_deadlocks(committing_app):
                         elif op == "withdraw" and step > 1:
                             enrollment.withdraw(enr, now=NOW, actor=None)
                         elif op == "accept" and enr.seat == SeatState.OFFERED:
-                            waitlist.accept_offer(enr, now=NOW, actor=None)
+                            seats.accept_offer(enr, now=NOW, actor=None)
                         elif op == "sweep":
                             seats.sweep_expired_holds(later)
-                            waitlist.sweep_expired_offers(NOW + timedelta(hours=49))
+                            enrollment.sweep_expired_offers(NOW + timedelta(hours=49))
                         _db.session.commit()
                     except Conflict:
                         _db.session.rollback()

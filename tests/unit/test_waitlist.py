@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from retreat.cohorts import enrollment, seats, waitlist
+from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import DepositTiming, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.core.errors import Conflict
@@ -40,7 +40,7 @@ def _full(capacity=1, **kw):
 def test_full_cohort_application_joins_waitlist_in_order(db):
     c, _ = _full(1)
     a, b = fc.applicant(c), fc.applicant(c)
-    assert (waitlist.place(a), waitlist.place(b)) == (1, 2)
+    assert (seats.place(a), seats.place(b)) == (1, 2)
 
 
 def test_freed_seat_is_offered_by_email_and_accepting_holds_it(db):
@@ -51,7 +51,7 @@ def test_freed_seat_is_offered_by_email_and_accepting_holds_it(db):
     assert b.seat == SeatState.NONE
     (msg,) = _offers(a)
     assert msg.context["cohort_title"] == c.title and f"/me/enrollments/{a.id}" in msg.context["url"]
-    out = waitlist.accept_offer(a, now=NOW + timedelta(hours=1), actor=a.participant)
+    out = seats.accept_offer(a, now=NOW + timedelta(hours=1), actor=a.participant)
     assert out.result == "held" and a.seat == SeatState.HELD and not a.is_waitlisted
     enrollment.confirm_seat(a, now=NOW + timedelta(hours=1), actor=None)
     assert c.seats_taken == 1 == seats.count_taken(c.id)
@@ -61,12 +61,12 @@ def test_offer_expiry_moves_on_and_expired_offer_cannot_be_accepted(db):
     c, (holder,) = _full(1)
     a, b = fc.applicant(c), fc.applicant(c)
     enrollment.withdraw(holder, now=NOW, actor=None)
-    assert waitlist.sweep_expired_offers(NOW + timedelta(hours=47)) == 0
-    assert waitlist.sweep_expired_offers(NOW + timedelta(hours=48)) == 1
+    assert enrollment.sweep_expired_offers(NOW + timedelta(hours=47)) == 0
+    assert enrollment.sweep_expired_offers(NOW + timedelta(hours=48)) == 1
     assert a.status == S.OFFER_EXPIRED and a.seat == SeatState.NONE
     assert b.seat == SeatState.OFFERED and len(_offers(b)) == 1
     with pytest.raises(Conflict, match="expired"):
-        waitlist.accept_offer(a, now=NOW + timedelta(hours=49), actor=a.participant)
+        seats.accept_offer(a, now=NOW + timedelta(hours=49), actor=a.participant)
     assert c.seats_taken == 1 and b.seat == SeatState.OFFERED
 
 
@@ -75,7 +75,7 @@ def test_accepting_after_expiry_before_sweep_is_refused(db):
     a = fc.applicant(c)
     enrollment.withdraw(holder, now=NOW, actor=None)
     with pytest.raises(Conflict, match="expired"):
-        waitlist.accept_offer(a, now=NOW + timedelta(hours=49), actor=a.participant)
+        seats.accept_offer(a, now=NOW + timedelta(hours=49), actor=a.participant)
     assert a.seat == SeatState.OFFERED
 
 
@@ -83,7 +83,7 @@ def test_decline_moves_on(db):
     c, (holder,) = _full(1)
     a, b = fc.applicant(c), fc.applicant(c)
     enrollment.withdraw(holder, now=NOW, actor=None)
-    waitlist.decline_offer(a, now=NOW, actor=a.participant)
+    enrollment.decline_offer(a, now=NOW, actor=a.participant)
     assert a.status == S.WITHDRAWN and b.seat == SeatState.OFFERED
 
 
@@ -97,7 +97,7 @@ def test_pair_is_offered_only_together(db):
     # one seat: the pair keeps its place, the single behind it is offered the seat
     assert first.seat == SeatState.NONE and second.seat == SeatState.NONE
     assert single.seat == SeatState.OFFERED
-    waitlist.decline_offer(single, now=NOW, actor=None)
+    enrollment.decline_offer(single, now=NOW, actor=None)
     enrollment.withdraw(holders[1], now=NOW, actor=None)
     # two seats: both partners at once
     assert first.seat == SeatState.OFFERED and second.seat == SeatState.OFFERED
@@ -126,13 +126,14 @@ def test_clearance_of_a_waiting_person_triggers_offer_of_a_free_seat(db):
 def test_facilitator_reorders_and_removes(db):
     c, (holder,) = _full(1)
     a, b, d = fc.applicant(c), fc.applicant(c), fc.applicant(c)
-    waitlist.move(d, "up", now=NOW, actor=holder.participant)
-    assert [e.id for e in waitlist.entries(c.id)] == [a.id, d.id, b.id]
-    waitlist.remove(a, now=NOW, actor=holder.participant, reason="Asked by phone to be removed")
+    seats.move(d, "up", now=NOW, actor=holder.participant)
+    fc.new_request()  # each action is its own request (and takes its own row locks)
+    assert [e.id for e in seats.entries(c.id)] == [a.id, d.id, b.id]
+    enrollment.remove_from_waitlist(a, now=NOW, actor=holder.participant, reason="Asked by phone to be removed")
     assert a.status == S.DECLINED
-    assert waitlist.place(d) == 1
-    waitlist.leave(d, now=NOW, actor=d.participant)
-    assert waitlist.place(b) == 1 and d.status == S.WITHDRAWN
+    assert seats.place(d) == 1
+    enrollment.leave_waitlist(d, now=NOW, actor=d.participant)
+    assert seats.place(b) == 1 and d.status == S.WITHDRAWN
 
 
 def test_expired_hold_sweep_offers_the_seat_to_the_waitlist(db):

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from retreat.cohorts import consents, enrollment, seats
+from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import (
     CohortStatus,
     Enrollment,
@@ -156,7 +156,7 @@ def test_checklist_answer_too_long_changes_nothing(make_client, db):
 
 def test_consent_sign_resign_on_new_version_and_download(make_client, db):
     fac = factories.user("facilitator")
-    v1 = consents.publish(kind="participation", title="Participation consent", body="I agree to take part. " * 3,
+    v1 = preparation.publish_consent(kind="participation", title="Participation consent", body="I agree to take part. " * 3,
                           actor=fac, now=now_utc())
     c = _future_cohort()
     p = make_client("participant", name="Robin Example")
@@ -166,15 +166,15 @@ def test_consent_sign_resign_on_new_version_and_download(make_client, db):
     assert r.status_code == 422 and b"exactly as on your account" in r.data
     r = p.post(f"/me/enrollments/{enr.id}/consents/{v1.id}", data={"typed_name": "robin  example"})
     assert r.status_code == 302
-    assert consents.all_signed(enr)
+    assert preparation.all_signed(enr)
     assert next(i for i in enr.checklist if i.key == "consents").completed_at is not None
-    (sig,) = consents.signatures(enr)
+    (sig,) = preparation.consent_signatures(enr)
     assert sig.document_sha256 == v1.sha256 and sig.ip == "127.0.0.1"
     r = p.get(f"/me/enrollments/{enr.id}/consents/signed/{sig.id}.txt")
     assert r.status_code == 200 and b"I agree to take part." in r.data and v1.sha256.encode() in r.data
-    consents.publish(kind="participation", title="Participation consent", body="Updated text, please re-read.",
+    preparation.publish_consent(kind="participation", title="Participation consent", body="Updated text, please re-read.",
                      actor=fac, now=now_utc())
-    assert not consents.all_signed(enr)
+    assert not preparation.all_signed(enr)
     item = next(i for i in enr.checklist if i.key == "consents")
     assert item.completed_at is None
     r = p.get(f"/me/enrollments/{enr.id}")

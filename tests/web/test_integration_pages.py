@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from retreat.cohorts import enrollment
+from retreat.integration import circles as ic
 from retreat.integration import plan as ip
 from retreat.models import CircleRsvp
 from retreat.timeutil import now_utc
@@ -53,12 +54,12 @@ def test_facilitator_page_creates_the_plan_for_an_existing_cohort_and_saves_edit
     html = page.get_data(as_text=True)
     assert "Integration circle 1" in html and "Check-in 72 hours after the last dosing session" in html
     plan = ip.plan_for(s.cohort)
-    first = ip.plan_circles(s.cohort)[0].starts_at
+    first = ic.plan_circles(s.cohort)[0].starts_at
     r = fac.post(f"/facilitator/cohorts/{s.cohort.id}/integration", data=_plan_form(plan, circle_weekday="3"))
     assert r.status_code == 302
     db.session.expire_all()
     assert plan.version == 2 and plan.circle_weekday == 3 and plan.updated_by_id == s.facilitator.id
-    circles = ip.plan_circles(s.cohort)
+    circles = ic.plan_circles(s.cohort)
     assert circles[0].starts_at != first and circles[0].video_url == "https://meet.example/circle"
     assert circles[0].starts_at.astimezone(ip.zone("America/Denver")).weekday() == 3
     assert "6 moved" in fac.get(r.headers["Location"]).get_data(as_text=True)
@@ -66,7 +67,7 @@ def test_facilitator_page_creates_the_plan_for_an_existing_cohort_and_saves_edit
 
 def test_stale_plan_edit_gets_409_and_changes_nothing(app, db, s):
     plan = ip.ensure_plan(s.cohort, now_utc())
-    ip.sync_circles(s.cohort, now_utc())
+    ic.sync_circles(s.cohort, now_utc())
     db.session.commit()
     fac = signed_in(app, s.facilitator)
     stale = _plan_form(plan)  # both tabs loaded version 1
@@ -77,7 +78,7 @@ def test_stale_plan_edit_gets_409_and_changes_nothing(app, db, s):
     assert "Someone else changed this plan" in r.get_data(as_text=True)
     db.session.expire_all()
     assert plan.circle_weeks == 3 and plan.version == 2
-    assert len(ip.plan_circles(s.cohort)) == 3
+    assert len(ic.plan_circles(s.cohort)) == 3
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -88,23 +89,23 @@ def test_stale_plan_edit_gets_409_and_changes_nothing(app, db, s):
 ])
 def test_bad_plan_input_is_a_form_error_and_changes_nothing(app, db, s, field, value, message):
     plan = ip.ensure_plan(s.cohort, now_utc())
-    ip.sync_circles(s.cohort, now_utc())
+    ic.sync_circles(s.cohort, now_utc())
     db.session.commit()
-    before = [(c.id, c.starts_at) for c in ip.plan_circles(s.cohort)]
+    before = [(c.id, c.starts_at) for c in ic.plan_circles(s.cohort)]
     fac = signed_in(app, s.facilitator)
     r = fac.post(f"/facilitator/cohorts/{s.cohort.id}/integration", data=_plan_form(plan, **{field: value}))
     assert r.status_code == 422
     html = r.get_data(as_text=True)
     assert message in html and f'id="{field}-error"' in html
     db.session.expire_all()
-    assert plan.version == 1 and [(c.id, c.starts_at) for c in ip.plan_circles(s.cohort)] == before
+    assert plan.version == 1 and [(c.id, c.starts_at) for c in ic.plan_circles(s.cohort)] == before
 
 
 def test_participant_sees_circles_downloads_the_invite_and_rsvps(app, db, s):
-    ip.update_plan(ip.ensure_plan(s.cohort, now_utc()), _plan_form(ip.ensure_plan(s.cohort, now_utc())),
+    ic.update_plan(ip.ensure_plan(s.cohort, now_utc()), _plan_form(ip.ensure_plan(s.cohort, now_utc())),
                    expected_version=1, actor=s.facilitator, now=now_utc())
     db.session.commit()
-    circle = ip.plan_circles(s.cohort)[0]
+    circle = ic.plan_circles(s.cohort)[0]
     me = signed_in(app, s.enr.participant)
     html = me.get("/me/circles").get_data(as_text=True)
     assert "Integration circle 1" in html and "https://meet.example/circle" in html and "12 Pine St" in html
@@ -136,9 +137,9 @@ def test_participant_sees_circles_downloads_the_invite_and_rsvps(app, db, s):
 
 
 def test_nobody_else_can_rsvp_or_download_for_a_circle_they_are_not_in(app, db, s):
-    ip.sync_circles(s.cohort, now_utc())
+    ic.sync_circles(s.cohort, now_utc())
     db.session.commit()
-    circle = ip.plan_circles(s.cohort)[0]
+    circle = ic.plan_circles(s.cohort)[0]
     stranger = factories.user("participant", password=None)
     withdrawn = fc.cleared(s.cohort, now=now_utc())
     enrollment.withdraw(withdrawn, now=now_utc(), actor=None)
@@ -160,13 +161,13 @@ def test_nobody_else_can_rsvp_or_download_for_a_circle_they_are_not_in(app, db, 
 
 
 def test_a_plan_circle_cannot_be_removed_as_a_loose_session(app, db, s):
-    ip.sync_circles(s.cohort, now_utc())
+    ic.sync_circles(s.cohort, now_utc())
     db.session.commit()
-    circle = ip.plan_circles(s.cohort)[0]
+    circle = ic.plan_circles(s.cohort)[0]
     fac = signed_in(app, s.facilitator)
     overview = fac.get(f"/facilitator/cohorts/{s.cohort.id}").get_data(as_text=True)
     assert "From the integration plan" in overview
     r = fac.post(f"/facilitator/sessions/{circle.id}/delete", follow_redirects=True)
     assert r.status_code == 200 and "change the plan" in r.get_data(as_text=True)
     db.session.expire_all()
-    assert len(ip.plan_circles(s.cohort)) == 6
+    assert len(ic.plan_circles(s.cohort)) == 6

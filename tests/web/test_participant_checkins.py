@@ -191,7 +191,7 @@ def test_statement_count_does_not_grow_with_the_number_of_check_ins(app, db):
     small = _measure(client, paths)
     for i in range(1, 6):
         _answered_enrollment(person, base - timedelta(days=20 * i))
-    db.session.commit()
+        db.session.commit()  # each its own request (its row locks end with it)
     assert db.session.query(FollowUp).count() >= 6 * 4
     large = _measure(client, paths)
     page = client.get("/me/check-ins").get_data(as_text=True)

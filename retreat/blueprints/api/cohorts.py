@@ -19,7 +19,7 @@ from sqlalchemy import select
 from retreat.accounts.models import Role
 from retreat.blueprints.api.schemas import CsrfTokenSchema
 from retreat.cohorts import catalog as svc
-from retreat.cohorts import enrollment, waitlist
+from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
@@ -97,7 +97,7 @@ def enrollment_dict(e: Enrollment) -> dict:
     return {
         "id": e.id, "cohort_id": e.cohort_id, "status": e.status, "status_label": enrollment.label(e.status),
         "seat": e.seat, "hold_expires_at": e.hold_expires_at, "waitlisted": e.is_waitlisted,
-        "waitlist_place": waitlist.place(e) or None, "offer_expires_at": e.offer_expires_at,
+        "waitlist_place": seats.place(e) or None, "offer_expires_at": e.offer_expires_at,
         "applied_at": e.applied_at, "checklist_done": done, "checklist_total": total,
         "steps": enrollment.tracker_steps(e),
     }

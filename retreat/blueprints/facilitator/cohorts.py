@@ -23,7 +23,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
 )
 from retreat.clinical import roster
 from retreat.cohorts import catalog as svc
-from retreat.cohorts import consents, enrollment, preparation, waitlist
+from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import CohortSession, Enrollment, Retreat
 from retreat.core.cache_versions import roster_version
 from retreat.core.errors import DomainError, NotFound
@@ -155,7 +155,7 @@ def cohort_overview(cohort_id: int):
     status_form = StatusForm(status=cohort.status)
     return render_template("facilitator/cohort_overview.html", cohort=cohort, svc=svc, board=svc.board(cohort),
                            columns=enrollment.PIPELINE, exits=enrollment.EXITS, label=enrollment.label,
-                           waiting=waitlist.entries(cohort.id), status_form=status_form,
+                           waiting=seats.entries(cohort.id), status_form=status_form,
                            session_form=SessionForm(facilitators=_facilitators()),
                            reason_form=ReasonForm())
 
@@ -286,8 +286,8 @@ def enrollment_detail(enrollment_id: int):
     return render_template("facilitator/cohort_enrollment.html", enr=enr, cohort=enr.cohort,
                            label=enrollment.label, notes=svc.notes(enr), note_form=NoteForm(),
                            lodging_form=LodgingForm(lodging=enr.lodging), reason_form=ReasonForm(),
-                           checklist=preparation.view_items(enr), consent_rows=consents.status(enr),
-                           active=enrollment.is_active(enr), place=waitlist.place(enr))
+                           checklist=preparation.view_items(enr), consent_rows=preparation.consent_status(enr),
+                           active=enr.is_active, place=seats.place(enr))
 
 
 def _back(enr: Enrollment):
@@ -347,9 +347,9 @@ def waitlist_move(enrollment_id: int, direction: str):
     enr = _enrollment(enrollment_id)
     if direction == "remove":
         reason = request.form.get("reason", "")
-        return _do(enr, lambda: waitlist.remove(enr, now=now_utc(), actor=acting_user(), reason=reason),
+        return _do(enr, lambda: enrollment.remove_from_waitlist(enr, now=now_utc(), actor=acting_user(), reason=reason),
                    "Removed from the waitlist.")
-    return _do(enr, lambda: waitlist.move(enr, direction, now=now_utc(), actor=acting_user()), "Waitlist updated.")
+    return _do(enr, lambda: seats.move(enr, direction, now=now_utc(), actor=acting_user()), "Waitlist updated.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,12 +362,12 @@ def consent_documents():
     form = ConsentForm()
     if form.validate_on_submit():
         try:
-            doc = consents.publish(kind=form.kind.data, title=form.title.data, body=form.body.data,
+            doc = preparation.publish_consent(kind=form.kind.data, title=form.title.data, body=form.body.data,
                                    actor=acting_user(), now=now_utc())
         except DomainError as exc:
             show_domain_error(form, exc)
         else:
             flash(f"Published {doc.title} version {doc.version}. Participants will be asked to sign it.", "success")
             return redirect(url_for("facilitator.consent_documents"))
-    return render_template("facilitator/cohort_consents.html", form=form, documents=consents.current_documents()), (
+    return render_template("facilitator/cohort_consents.html", form=form, documents=preparation.current_consent_documents()), (
         status_for(form))

@@ -12,6 +12,7 @@ from retreat.cohorts import catalog as cohort_svc
 from retreat.cohorts.models import CohortSession, Enrollment, SessionKind
 from retreat.core.errors import Conflict, DomainError, NotFound
 from retreat.extensions import db
+from retreat.integration import circles as ic
 from retreat.integration import plan as ip
 from retreat.timeutil import now_utc
 from retreat.web.forms import refused
@@ -46,13 +47,13 @@ def _form_values(plan) -> dict:
 
 
 def _render(cohort, plan, values, errors, status=200, version=None):
-    circles = ip.all_circles(cohort)
+    circles = ic.all_circles(cohort)
     return render_template(
         "facilitator/integration_plan.html", cohort=cohort, plan=plan, values=values, errors=errors,
         version=version if version is not None else plan.version, weekdays=ip.WEEKDAYS,
         flag_labels=ip.FLAG_LABELS, facilitators=_facilitators(), circles=circles,
-        cant=ip.rsvp_counts(circles), touchpoints=ip.touchpoints(cohort), anchor=ip.anchor(cohort),
-        place=ip.place_text, now=now_utc()), status
+        cant=ic.rsvp_counts(circles), touchpoints=ip.touchpoints(cohort), anchor=ip.anchor(cohort),
+        place=ic.place_text, now=now_utc()), status
 
 
 @bp.route("/cohorts/<int:cohort_id>/integration", methods=["GET", "POST"])
@@ -61,14 +62,14 @@ def integration_plan(cohort_id: int):
     now = now_utc()
     if request.method == "GET":
         if ip.plan_for(cohort) is None:  # cohorts created before plans existed: plan on first visit
-            ip.plan_changed(cohort, now)
+            ic.plan_changed(cohort, now)
         plan = ip.ensure_plan(cohort, now)
         return _render(cohort, plan, _form_values(plan), {})
     plan = ip.ensure_plan(cohort, now)
     values = {k: request.form.get(k, "") for k in _form_values(plan)}
     values.update({k: request.form.get(k, "") in ("on", "1", "true") for k in ip.TOUCHPOINT_KINDS})
     try:
-        report = ip.update_plan(plan, request.form, expected_version=request.form.get("version"),
+        report = ic.update_plan(plan, request.form, expected_version=request.form.get("version"),
                                 actor=acting_user(), now=now)
     except Conflict as exc:
         db.session.expire_all()  # show the saved plan, not the one this request loaded
@@ -91,7 +92,7 @@ def integration_plan(cohort_id: int):
 def circle_detail(session_id: int):
     s = _circle(session_id)
     return render_template("facilitator/integration_circle.html", session=s, cohort=s.cohort,
-                           rows=ip.rsvp_rows(s), place=ip.place_text)
+                           rows=ic.rsvp_rows(s), place=ic.place_text)
 
 
 @bp.post("/circles/<int:session_id>/attendance/<int:enrollment_id>")

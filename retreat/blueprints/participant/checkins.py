@@ -8,7 +8,7 @@ from flask import abort, current_app, render_template, url_for
 from retreat.blueprints.participant import bp
 from retreat.clinical import screening
 from retreat.core.errors import NotFound
-from retreat.integration import checkins
+from retreat.integration import checkins, links
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context
@@ -19,9 +19,9 @@ from retreat.web.security import acting_user, request_context
 def checkins_index():
     items = checkins.own_checkins(acting_user(), now=now_utc(), ctx=request_context())
     # The same signed link as in the email (no query): only for their own follow-ups still open.
-    links = {i.follow_up.id: url_for("public.follow_up", token=checkins.token_for(i.follow_up))
-             for i in items if i.state == checkins.PENDING}
-    page = render_template("participant/checkins.html", items=items, links=links, states=checkins)
+    answer_links = {i.follow_up.id: url_for("public.follow_up", token=links.token_for(i.follow_up))
+                    for i in items if i.state == checkins.PENDING}
+    page = render_template("participant/checkins.html", items=items, links=answer_links, states=checkins)
     return page
 
 

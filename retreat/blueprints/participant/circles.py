@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from retreat.blueprints.participant import bp
 from retreat.core.errors import DomainError, NotFound
-from retreat.integration import plan as ip
+from retreat.integration import circles as ic
 from retreat.messaging.ics import ics_response
 from retreat.timeutil import now_utc
 from retreat.web.forms import refused
@@ -16,21 +16,21 @@ from retreat.web.security import acting_user
 
 @bp.get("/circles")
 def circles():
-    return render_template("participant/circles.html", circles=ip.upcoming_circles(acting_user(), now_utc()),
-                           place=ip.place_text)
+    return render_template("participant/circles.html", circles=ic.upcoming_circles(acting_user(), now_utc()),
+                           place=ic.place_text)
 
 
 @bp.post("/circles/<int:session_id>/rsvp")
 def circle_rsvp(session_id: int):
     try:
-        row = ip.set_rsvp(acting_user(), session_id, status=request.form.get("status", ""),
+        row = ic.set_rsvp(acting_user(), session_id, status=request.form.get("status", ""),
                           note=request.form.get("note", ""), now=now_utc())
     except NotFound:
         abort(404)
     except DomainError as exc:
         refused(exc.message, "error")
-        return render_template("participant/circles.html", circles=ip.upcoming_circles(acting_user(), now_utc()),
-                               place=ip.place_text), exc.status
+        return render_template("participant/circles.html", circles=ic.upcoming_circles(acting_user(), now_utc()),
+                               place=ic.place_text), exc.status
     flash("Thanks: we'll see you there." if row.status == "going"
           else "Thanks for letting us know. You won't get reminders for this circle.", "success")
     return redirect(url_for("participant.circles") + f"#circle-{session_id}")
@@ -39,7 +39,7 @@ def circle_rsvp(session_id: int):
 @bp.get("/circles/<int:session_id>.ics")
 def circle_ics(session_id: int):
     try:
-        s, enr = ip.participant_circle(acting_user(), session_id)
+        s, enr = ic.participant_circle(acting_user(), session_id)
     except NotFound:
         abort(404)
-    return ics_response(ip.circle_ics(s, enr), filename=f"integration-circle-{s.id}.ics")
+    return ics_response(ic.circle_ics(s, enr), filename=f"integration-circle-{s.id}.ics")

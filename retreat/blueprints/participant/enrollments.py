@@ -15,7 +15,7 @@ from retreat.blueprints.participant.enrollment_forms import (
 )
 from retreat.blueprints.participant.payments import StartForm
 from retreat.cohorts import catalog as cohort_service
-from retreat.cohorts import consents, enrollment, preparation, seats, waitlist
+from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import ConsentSignature, Enrollment
 from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
@@ -67,7 +67,7 @@ def apply(cohort_id: int):
         else:
             if enr.is_waitlisted:
                 flash(f"Thank you for applying. The cohort is full, so you are on the waitlist (position "
-                      f"{waitlist.place(enr)}). You can prepare meanwhile; we will email you if a seat frees up.",
+                      f"{seats.place(enr)}). You can prepare meanwhile; we will email you if a seat frees up.",
                       "info")
             else:
                 flash("Thank you for applying! Here are your next steps.", "success")
@@ -82,12 +82,12 @@ def enrollment_detail(enrollment_id: int):
     cohort = enr.cohort
     return render_template(
         "participant/enrollment.html", enr=enr, cohort=cohort, steps=enrollment.tracker_steps(enr),
-        label=enrollment.label, active=enrollment.is_active(enr), now=now,
+        label=enrollment.label, active=enr.is_active, now=now,
         can_pay=seats.can_pay_deposit(cohort, enr) and cohort.status in seats.BOOKABLE,
         hold_valid=enr.seat == "held" and enr.hold_expires_at and enr.hold_expires_at > now,
         offer_valid=enr.seat == "offered" and enr.offer_expires_at and enr.offer_expires_at > now,
-        place=waitlist.place(enr), checklist=preparation.view_items(enr), progress=preparation.progress(enr),
-        consent_rows=consents.status(enr), withdraw_form=WithdrawForm(), svc=cohort_service,
+        place=seats.place(enr), checklist=preparation.view_items(enr), progress=preparation.progress(enr),
+        consent_rows=preparation.consent_status(enr), withdraw_form=WithdrawForm(), svc=cohort_service,
         quote=pricing.quote(enr), deposit_due=payments.amount_due(enr, PaymentKind.DEPOSIT),
         start_form=StartForm(), withdrawal=refunds.withdrawal_quote(enr, now),
         refund_rows=refunds.for_enrollment(enr))
@@ -115,20 +115,20 @@ def take_hold(enrollment_id: int):
 @bp.post("/enrollments/<int:enrollment_id>/offer/accept")
 def accept_offer(enrollment_id: int):
     enr = _own(enrollment_id)
-    return _act(enr, lambda: waitlist.accept_offer(enr, now=now_utc(), actor=acting_user()))
+    return _act(enr, lambda: seats.accept_offer(enr, now=now_utc(), actor=acting_user()))
 
 
 @bp.post("/enrollments/<int:enrollment_id>/offer/decline")
 def decline_offer(enrollment_id: int):
     enr = _own(enrollment_id)
-    return _act(enr, lambda: waitlist.decline_offer(enr, now=now_utc(), actor=acting_user()),
+    return _act(enr, lambda: enrollment.decline_offer(enr, now=now_utc(), actor=acting_user()),
                 "You declined the seat; it has been offered to the next person. Thank you for letting us know.")
 
 
 @bp.post("/enrollments/<int:enrollment_id>/waitlist/leave")
 def leave_waitlist(enrollment_id: int):
     enr = _own(enrollment_id)
-    return _act(enr, lambda: waitlist.leave(enr, now=now_utc(), actor=acting_user()),
+    return _act(enr, lambda: enrollment.leave_waitlist(enr, now=now_utc(), actor=acting_user()),
                 "You have left the waitlist.")
 
 
@@ -176,15 +176,15 @@ def checklist_item(enrollment_id: int, key: str):
 def consent_sign(enrollment_id: int, document_id: int):
     enr = _own(enrollment_id)
     try:
-        doc = consents.get_document(document_id)
+        doc = preparation.get_consent_document(document_id)
     except NotFound:
         require_object(False)
-    row = next((r for r in consents.status(enr) if r["document"].id == doc.id), None)
+    row = next((r for r in preparation.consent_status(enr) if r["document"].id == doc.id), None)
     require_object(row is not None)
     form = SignForm()
     if form.validate_on_submit():
         try:
-            consents.sign(enr, doc, signer=acting_user(), typed_name=form.typed_name.data or "", now=now_utc(),
+            preparation.sign_consent(enr, doc, signer=acting_user(), typed_name=form.typed_name.data or "", now=now_utc(),
                           ctx=request_context())
         except DomainError as exc:
             show_domain_error(form, exc)
@@ -201,7 +201,7 @@ def consent_download(enrollment_id: int, signature_id: int):
     sig = db.session.get(ConsentSignature, signature_id)
     require_object(sig is not None and sig.enrollment_id == enr.id)
     filename = f"{sig.document.kind}-v{sig.document.version}-signed.txt"
-    return Response(consents.signed_copy(sig), mimetype="text/plain; charset=utf-8",
+    return Response(preparation.signed_copy(sig), mimetype="text/plain; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -66,7 +66,7 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
         history=payments.history(enr), entries=ledger.entries(enr.id),
         refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)).all(),
         installments=installments, redemption=redemption,
-        status_label=enrollment_svc.label(enr.status), active=enrollment_svc.is_active(enr),
+        status_label=enrollment_svc.label(enr.status), active=enr.is_active,
         start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
         refund_schedule=refunds.schedule(enr.cohort)), status
 

@@ -16,7 +16,7 @@ from retreat.blueprints.public import bp
 from retreat.clinical import screening
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import limiter
-from retreat.integration import checkins
+from retreat.integration import checkins, links
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 
@@ -46,7 +46,7 @@ def _page(token: str, info: dict, *, values=None, errors=None, status: int = 200
 
 def _closed(exc: DomainError):
     return render_template("public/followup_closed.html", message=exc.message,
-                           answered=isinstance(exc, checkins.AlreadyAnswered)), exc.status
+                           answered=isinstance(exc, links.AlreadyAnswered)), exc.status
 
 
 @bp.route("/follow-up/<token>", methods=["GET", "POST"])
@@ -55,7 +55,7 @@ def _closed(exc: DomainError):
 def follow_up(token: str):
     now = now_utc()
     try:
-        f = checkins.open_followup(token, now=now)
+        f = links.open_followup(token, now=now)
     except DomainError as exc:
         return _closed(exc)
     info = checkins.describe(f)
