@@ -58,30 +58,22 @@ def setup(*, now: datetime | None = None, org: ProviderOrganization | None = Non
     cohort_kw.setdefault("starts_at", now + timedelta(days=60))
     cohort = fc.cohort(provider_organization_id=org.id, deposit_timing=deposit_timing, **cohort_kw)
     enr = fc.applicant(cohort, now=now)
-    _end_request()
+    fc.new_request()
     return Setup(org, provider, cohort, enr, now)
-
-
-def _end_request() -> None:
-    """End the transaction as a request would (the test's outer transaction still rolls it all back),
-    so that the next step takes its locks afresh in core.locking's order."""
-    from retreat.extensions import db
-
-    db.session.commit()
 
 
 def submit(s: Setup, **answer_overrides) -> ClearanceRequest:
     result = clearance.submit(s.enrollment, s.participant, answers(**answer_overrides), now=s.now)
-    _end_request()
+    fc.new_request()
     return result.request
 
 
 def decide(s: Setup, req: ClearanceRequest, decision: str = "cleared", **kw) -> ClearanceRequest:
     kw.setdefault("attestation_name", s.provider.name)
     kw.setdefault("expected_version", req.version)
-    _end_request()  # the steps before it were requests of their own
+    fc.new_request()  # the steps before it were requests of their own
     req = clearance.decide(req, s.provider, decision=decision, now=kw.pop("now", s.now), **kw)
-    _end_request()
+    fc.new_request()
     return req
 
 
@@ -91,7 +83,7 @@ def cleared(s: Setup, **kw) -> ClearanceRequest:
 
 def another_applicant(s: Setup) -> Enrollment:
     enr = fc.applicant(s.cohort, now=s.now)
-    _end_request()
+    fc.new_request()
     return enr
 
 

@@ -49,6 +49,7 @@ def cohort(retreat_obj: Retreat | None = None, *, capacity: int = 12, status=Coh
 def applicant(c: Cohort, *, now: datetime = NOW, partner_email: str | None = None, **user_kw):
     user_kw.setdefault("password", None)  # no password hashing: keeps tests fast
     person = factories.user("participant", **user_kw)
+    new_request()  # applying is a request of its own: it locks the cohort first
     return enrollment.apply(c, person, now=now, partner_email=partner_email)
 
 
