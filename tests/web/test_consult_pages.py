@@ -259,9 +259,8 @@ def test_a_booking_inside_the_cutoff_states_no_passed_deadline(client, db):
 
 
 def test_without_a_video_link_the_emails_say_who_sends_it(client, db):
-    from retreat.messaging.render import render_email
-
     from retreat.consults import publishing
+    from retreat.messaging.render import render_email
 
     fac = _fac()
     publishing.get_settings(fac).video_link = None

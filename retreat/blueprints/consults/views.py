@@ -50,19 +50,18 @@ def iso_z(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _default_tz() -> str:
-    for fac in free_times.bookable_facilitators():
-        settings = publishing.get_settings(fac)
-        if settings and is_valid_zone(settings.tz):
-            return settings.tz
-    return "UTC"
+def _default_tz(settings: dict | None = None) -> str:
+    """The first bookable facilitator's zone (``settings``: ``publishing.settings_of`` them, else loaded)."""
+    if settings is None:
+        settings = publishing.settings_of(free_times.bookable_facilitators())
+    return next((s.tz for s in settings.values() if is_valid_zone(s.tz)), "UTC")
 
 
-def _visitor_tz(raw: str | None) -> tuple[str, bool]:
+def _visitor_tz(raw: str | None, settings: dict | None = None) -> tuple[str, bool]:
     """(zone to show times in, whether the visitor chose it) - JavaScript detects it when not chosen."""
     if raw and is_valid_zone(raw):
         return raw, True
-    return _default_tz(), False
+    return _default_tz(settings), False
 
 
 def _facilitator_param(raw: str | None, facilitators) -> int | None:
@@ -172,8 +171,9 @@ def manage_link(view):
 @bp.get("/")
 def book():
     now = now_utc()
-    tz, tz_chosen = _visitor_tz(request.args.get("tz"))
     facilitators = free_times.bookable_facilitators()
+    settings = publishing.settings_of(facilitators)  # one query for all of them
+    tz, tz_chosen = _visitor_tz(request.args.get("tz"), settings)
     fid = _facilitator_param(request.args.get("facilitator"), facilitators)
     fac_arg = str(fid) if fid else "any"
 
@@ -185,7 +185,7 @@ def book():
         return url_for("consults.details", start=iso_z(t), tz=tz, facilitator=fac_arg)
 
     picker = _picker(tz=tz, now=now, facilitator_id=fid, time_url=time_url, week_url=week_url)
-    durations = {publishing.get_settings(f).duration_minutes for f in facilitators}
+    durations = {s.duration_minutes for s in settings.values()}
     return render_template("consults/book.html", picker=picker, tz_chosen=tz_chosen, facilitators=facilitators,
                            facilitator_id=fid, zones=_zone_choices(), duration=min(durations) if durations else 30)
 
