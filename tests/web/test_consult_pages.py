@@ -12,6 +12,7 @@ from retreat.consults import booking as bookings
 from retreat.consults import manage as manage_links
 from retreat.consults import prescreen
 from retreat.consults import slots as free_times
+from retreat.messaging.render import render_email
 from retreat.models import Consultation, OutboxMessage
 from retreat.timeutil import now_utc
 from tests.unit.test_consult_support import (
@@ -190,6 +191,13 @@ def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
     soon = free_times.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
     b = bookings.book(start=soon, base_url=BASE_URL, now=now, **guest())
     db.session.commit()
+    # its confirmation states no deadline that has passed, and says how to change it instead
+    mail = db.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"consult-{b.consult.id}-s0-confirmation"))
+    assert mail.context["change_until"] == ""
+    rendered = render_email(mail.template, mail.context)
+    for body in (rendered.text, rendered.html):
+        assert "online until" not in body and "too close to change online" in body
     url = f"/consult/manage/{b.manage_token}"
     page = client.get(url).get_data(as_text=True)
     assert "can no longer be changed online" in page and "Cancel this call" not in page
@@ -219,8 +227,6 @@ def test_home_page_links_to_booking(client, db):
 
 
 def test_reschedule_offers_and_accepts_only_times_that_can_still_be_changed(client, db):
-    from retreat.messaging.render import render_email
-
     b, url = _booked(client, db)
     now = now_utc()
     cutoff = now + timedelta(hours=24)
@@ -242,32 +248,8 @@ def test_reschedule_offers_and_accepts_only_times_that_can_still_be_changed(clie
     assert "You can do it online until" in render_email(mail.template, mail.context).text
 
 
-def test_a_booking_inside_the_cutoff_states_no_passed_deadline(client, db):
-    from retreat.messaging.render import render_email
-
-    _fac()
-    now = now_utc()
-    soon = free_times.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
-    b = bookings.book(start=soon, base_url=BASE_URL, now=now, **guest())
-    db.session.flush()
-    mail = db.session.scalar(select(OutboxMessage).where(
-        OutboxMessage.dedupe_key == f"consult-{b.consult.id}-s0-confirmation"))
-    assert mail.context["change_until"] == ""
-    rendered = render_email(mail.template, mail.context)
-    for body in (rendered.text, rendered.html):
-        assert "online until" not in body and "too close to change online" in body
-
-
 def test_without_a_video_link_the_emails_say_who_sends_it(client, db):
-    from retreat.consults import publishing
-    from retreat.messaging.render import render_email
-
-    fac = _fac()
-    publishing.get_settings(fac).video_link = None
-    now = now_utc()
-    start = free_times.next_free_slots(now + timedelta(days=3), now, limit=1)[0].start
-    bookings.book(start=start, base_url=BASE_URL, now=now, **guest())
-    db.session.flush()
+    _booked(client, db, video_link=None)
     rows = {m.template: m for m in db.session.scalars(select(OutboxMessage).where(
         OutboxMessage.template.in_(["consult_confirmation", "consult_facilitator_notice", "consult_reminder"])))}
     assert rows["consult_confirmation"].context["video_link"] in (None, "")
