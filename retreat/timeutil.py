@@ -56,10 +56,17 @@ def local_date(value: datetime, tz_name: str | None) -> date:
     return to_local(value, tz_name).date()
 
 
+def human_date(value: date | datetime, tz: str | None = None) -> str:
+    """"Tuesday 3 March 2026": a day as people read it. A moment is taken to its date in ``tz``; a
+    calendar date (a due date, a cohort's day) is already a day and is written as it is."""
+    day = to_local(value, tz).date() if isinstance(value, datetime) else value
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
 def human_time(value: datetime, tz: str | None) -> str:
     """"Tuesday 3 March 2026, 5:00 PM MST": a moment as people read it in emails, in ``tz``."""
     local = to_local(value, tz)
-    return f"{local:%A} {local.day} {local:%B %Y}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
+    return f"{human_date(local.date())}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
 
 
 def to_local(value: datetime, tz_name: str | None) -> datetime:

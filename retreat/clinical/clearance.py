@@ -451,7 +451,7 @@ def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -
     outbox.enqueue(template="clearance_not_cleared", dedupe_key=f"enrollment-{enrollment.id}-not-cleared",
                    to_user=person, now=now,
                    context={"participant_name": person.name, "retreat_title": enrollment.cohort.retreat.title,
-                            "url": participant_url(enrollment), "consult_url": urls.absolute("/")})
+                            "url": participant_url(enrollment), "consult_url": urls.consult_booking_url()})
 
 
 # --------------------------------------------------------------------------------------------

@@ -339,13 +339,18 @@ def sweep_expired_offers(now: datetime) -> int:
 
 
 def tracker_steps(enr: Enrollment) -> list[dict]:
-    """The participant's progress tracker: each pipeline step with done / current / upcoming."""
+    """The participant's progress tracker: each pipeline step with done / current / upcoming.
+
+    After an exit every step the enrollment reached is done and none is current; a deposit paid
+    (the seat confirmed) is done even when it came before clearance."""
     status = S(enr.status)
-    reached = PIPELINE.index(status) if status in PIPELINE else _last_pipeline_step(enr)
+    exited = status not in PIPELINE
+    reached = _last_pipeline_step(enr) if exited else PIPELINE.index(status)
     steps = []
     for i, step in enumerate(PIPELINE):
-        state = "done" if i < reached or (i == reached and status == S.COMPLETED) else (
-            "current" if i == reached and status in PIPELINE else "upcoming")
+        done = i < reached or (i == reached and (exited or status == S.COMPLETED)) or (
+            i > reached and step == S.DEPOSIT_PAID and enr.seat_confirmed_at is not None)
+        state = "done" if done else ("current" if i == reached and not exited else "upcoming")
         steps.append({"status": step.value, "label": LABELS[step], "state": state})
     return steps
 

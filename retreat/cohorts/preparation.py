@@ -48,7 +48,8 @@ class Task:
 
 TASKS: tuple[Task, ...] = (
     Task("intention", "Set your intention", 21, "text",
-         "Write a few sentences about what you hope to explore. Only you and your facilitators read this.",
+         "Write a few sentences about what you hope to explore. Only you can read it: your facilitators "
+         "see only that this step is done.",
          ("What brings you to this retreat now?", "Which parts of you would you like to get to know?",
           "How would you like to feel when you return home?")),
     Task("consents", "Sign your consents", 14, "consents",

@@ -32,7 +32,7 @@ from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
 from retreat.consults.availability import Schedule
-from retreat.consults.manage import can_change, issue_manage_token, manage_url
+from retreat.consults.manage import can_change, changeable_after, cutoff_words, issue_manage_token, manage_url
 from retreat.consults.models import (
     NO_OVERLAP_CONSTRAINT,
     Consultation,
@@ -255,6 +255,10 @@ def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now
         raise ValidationFailed("That time has already passed. Please choose another time.", field="start")
     if new_start == consult.start_at:
         raise ValidationFailed("That is already the time of your call.", field="start")
+    if new_start <= changeable_after(consult.settings, now):
+        raise ValidationFailed(f"Choose a time more than {cutoff_words(consult.settings)} away: calls can be changed "
+                               "online only until then, and a sooner time could not be changed again. For a sooner "
+                               "time, reply to your confirmation email.", field="start")
     previous_when = None
     try:
         with db.session.begin_nested():

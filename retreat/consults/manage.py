@@ -82,10 +82,24 @@ def consult_for_token(token: str, now: datetime, *, lock: bool = False) -> Consu
     return consult
 
 
+def change_cutoff(settings: ConsultSettings | None) -> timedelta:
+    """How long before a call it can no longer be moved or cancelled online."""
+    return timedelta(hours=settings.change_cutoff_hours if settings else 24)
+
+
 def change_deadline(consult: Consultation, settings: ConsultSettings | None = None) -> datetime:
-    settings = settings or consult.settings
-    hours = settings.change_cutoff_hours if settings else 24
-    return consult.start_at - timedelta(hours=hours)
+    return consult.start_at - change_cutoff(settings or consult.settings)
+
+
+def changeable_after(settings: ConsultSettings | None, now: datetime) -> datetime:
+    """A call moved to a time after this can still be changed online afterwards (its own deadline is
+    ahead); rescheduling offers and accepts only such times, so a move never locks the guest in."""
+    return now + change_cutoff(settings)
+
+
+def cutoff_words(settings: ConsultSettings | None) -> str:
+    hours = int(change_cutoff(settings).total_seconds() // 3600)
+    return f"{hours} hour{'' if hours == 1 else 's'}"
 
 
 def can_change(consult: Consultation, now: datetime) -> bool:

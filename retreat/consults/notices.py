@@ -11,6 +11,7 @@ from retreat.consults.manage import change_deadline
 from retreat.consults.models import (
     Consultation,
 )
+from retreat.core import urls
 from retreat.messaging import outbox
 from retreat.messaging.ics import event_spec
 from retreat.timeutil import human_time
@@ -40,22 +41,26 @@ def guest_group(consult: Consultation) -> str:
     return f"consult:{consult.id}"
 
 
-def _context(consult: Consultation, *, tz: str, manage_link: str | None, base_url: str, event: str) -> dict:
+def _context(consult: Consultation, *, tz: str, manage_link: str | None, base_url: str, event: str,
+             now: datetime) -> dict:
+    """What the messages of a consult say. ``change_until`` is empty once the change deadline has
+    passed (a booking made inside the cutoff): the email then says how to change it instead."""
     settings = consult.settings
+    deadline = change_deadline(consult, settings)
     return {
         "consult_id": consult.id, "event": event, "guest_name": consult.guest_name,
         "facilitator_name": consult.facilitator.name, "when": human_time(consult.start_at, tz), "tz": tz,
         "start": consult.start_at.isoformat(), "end": consult.end_at.isoformat(),
         "duration_minutes": int((consult.end_at - consult.start_at).total_seconds() // 60),
         "video_link": settings.video_link if settings else None, "manage_url": manage_link,
-        "change_until": human_time(change_deadline(consult, settings), tz),
-        "book_url": f"{base_url.rstrip('/')}/consult/",
+        "change_until": human_time(deadline, tz) if deadline > now else "",
+        "book_url": base_url.rstrip("/") + urls.CONSULT_BOOKING_PATH,
     }
 
 
 def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, base_url: str, event: str) -> None:
     """Confirmation (booked or rescheduled) with the invite, then the reminders still ahead."""
-    ctx = _context(consult, tz=consult.guest_tz, manage_link=link, base_url=base_url, event=event)
+    ctx = _context(consult, tz=consult.guest_tz, manage_link=link, base_url=base_url, event=event, now=now)
     common = dict(to_user=consult.participant, to_email=consult.guest_email, to_name=consult.guest_name,
                   tz=consult.guest_tz, group_key=guest_group(consult), now=now)
     prefix = f"consult-{consult.id}-s{consult.sequence}"
@@ -71,7 +76,7 @@ def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, bas
 def queue_guest_cancellation(consult: Consultation, *, by: str, now: datetime, base_url: str) -> None:
     """The guest's pending messages (reminders) withdrawn, and the cancellation with a CANCEL invite."""
     outbox.cancel(group_key=guest_group(consult), now=now)
-    ctx = _context(consult, tz=consult.guest_tz, manage_link=None, base_url=base_url, event="cancelled")
+    ctx = _context(consult, tz=consult.guest_tz, manage_link=None, base_url=base_url, event="cancelled", now=now)
     ctx["cancelled_by"] = by
     outbox.enqueue(template="consult_cancelled", to_user=consult.participant, to_email=consult.guest_email,
                    to_name=consult.guest_name, tz=consult.guest_tz,
@@ -83,7 +88,7 @@ def queue_facilitator_notice(consult: Consultation, *, now: datetime, base_url: 
                               previous_when: str | None = None) -> None:
     settings = consult.settings
     tz = settings.tz if settings else consult.facilitator.tz
-    ctx = _context(consult, tz=tz, manage_link=None, base_url=base_url, event=event)
+    ctx = _context(consult, tz=tz, manage_link=None, base_url=base_url, event=event, now=now)
     ctx.update(previous_when=previous_when, guest_email=consult.guest_email,
                portal_url=f"{base_url.rstrip('/')}/facilitator/consults/{consult.id}")
     outbox.enqueue(template="consult_facilitator_notice", to_user=consult.facilitator, tz=tz,

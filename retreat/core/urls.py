@@ -14,6 +14,14 @@ def base_url(app: Flask | None = None) -> str:
     return str((app or current_app).config["BASE_URL"]).rstrip("/")
 
 
+CONSULT_BOOKING_PATH = "/consult/"  # the public consult booking page (the consults blueprint's root)
+
+
+def consult_booking_url() -> str:
+    """The public consult booking page, absolute."""
+    return absolute(CONSULT_BOOKING_PATH)
+
+
 def absolute(path: str) -> str:
     """``path`` (starting with ``/``) under ``BASE_URL``."""
     return base_url() + (path if path.startswith("/") else "/" + path)

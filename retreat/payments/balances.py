@@ -45,7 +45,7 @@ from retreat.messaging.models import OutboxMessage
 from retreat.money import format_money
 from retreat.payments.models import CASH_TYPES, PRICE_TYPES, Installment, LedgerEntry, PriceOverride
 from retreat.payments.pricing import Quote
-from retreat.timeutil import local_date
+from retreat.timeutil import human_date, local_date
 
 BUCKETS = ("not_due", "due_7", "overdue_30", "overdue_31")
 BUCKET_LABELS = {
@@ -307,8 +307,8 @@ def _queue(rows: list[BalanceRow], *, now: datetime) -> ReminderResult:
                                 "retreat_title": r.retreat_title,
                                 "balance": format_money(r.outstanding, r.currency),
                                 "overdue": format_money(r.overdue, r.currency) if r.overdue else "",
-                                "overdue_since": overdue_since.isoformat() if overdue_since else "",
-                                "next_due": r.next_due.isoformat() if r.next_due else "",
+                                "overdue_since": human_date(overdue_since) if overdue_since else "",
+                                "next_due": human_date(r.next_due) if r.next_due else "",
                                 "url": f"{base_url}/me/payments/{r.enrollment_id}"})
         result.queued.append(r)
     return result

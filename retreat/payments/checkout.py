@@ -40,7 +40,7 @@ from retreat.payments.models import (
     PaymentStatus,
     RefundKind,
 )
-from retreat.timeutil import local_date
+from retreat.timeutil import human_date, local_date
 from retreat.timeutil import zone as tz_zone
 
 MAX_INSTALLMENTS = 6
@@ -427,7 +427,7 @@ def _queue_reminders(enr: Enrollment, inst: Installment, *, now: datetime, total
                                 "retreat_title": enr.cohort.retreat.title, "which": name,
                                 "seq": inst.seq, "count": total,
                                 "amount": format_money(inst.amount_minor, inst.currency),
-                                "due_on": inst.due_on.isoformat(),
+                                "due_on": human_date(inst.due_on),
                                 "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 

@@ -57,6 +57,11 @@ def paid(enrollment_id: int) -> int:
     return _sum(enrollment_id, CASH_TYPES)
 
 
+def refunded(enrollment_id: int) -> int:
+    """Money given back by refunds (positive)."""
+    return -_sum(enrollment_id, (LedgerType.REFUND.value,))
+
+
 def price_adjustments(enrollment_id: int) -> int:
     """Discounts (negative) and adjustments to the price owed."""
     return _sum(enrollment_id, PRICE_TYPES)

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import seats
-from retreat.cohorts.models import Cohort, Enrollment
+from retreat.cohorts.enrollment import EXITS
+from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus
 from retreat.core import locking
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -41,10 +42,22 @@ class Quote:
     total: int  # what the participant owes in all
     deposit: int  # the deposit part of the total
     paid: int  # net money received (ledger)
+    closed: bool = False  # the enrollment exited (withdrawn, not cleared, cancelled...): nothing is owed
+    refunded: int = 0  # money given back (ledger refunds, positive); counted only for a closed enrollment
 
     @property
     def balance(self) -> int:
         return self.total - self.paid
+
+    @property
+    def owed(self) -> int:
+        """What the participant still has to pay: nothing once the enrollment has exited."""
+        return 0 if self.closed else max(0, self.balance)
+
+    @property
+    def received(self) -> int:
+        """Money received before refunds."""
+        return self.paid + self.refunded
 
     @property
     def deposit_outstanding(self) -> int:
@@ -64,9 +77,10 @@ def quote(enr: Enrollment) -> Quote:
     base = override.price_minor if override is not None else cohort.price_minor
     adjustments = ledger.price_adjustments(enr.id)
     total = max(0, base + adjustments)
+    closed = EnrollmentStatus(enr.status) in EXITS
     return Quote(currency=cohort.currency.upper(), list_price=cohort.price_minor, base_price=base,
                  discount=max(0, -adjustments), total=total, deposit=min(cohort.deposit_minor, total),
-                 paid=ledger.paid(enr.id))
+                 paid=ledger.paid(enr.id), closed=closed, refunded=ledger.refunded(enr.id) if closed else 0)
 
 
 def discount_amount(code: DiscountCode, base_price: int, currency: str) -> int:

@@ -1,7 +1,8 @@
 """Receipts: an email for each charge and refund the ledger records, once per Stripe object.
 
 A receipt says what moved, when (in the participant's time zone), the reference Stripe knows it
-by, and where the enrollment stands afterwards (paid so far, balance left, from ``pricing.quote``).
+by, and where the enrollment stands afterwards (paid so far, balance left, from ``pricing.quote``;
+for an enrollment that has exited: paid and refunded in all, nothing owed).
 The dedupe key (``receipt-charge-<payment>``, ``receipt-refund-<refund>``) makes a replayed
 webhook queue nothing new.
 """
@@ -20,6 +21,14 @@ from retreat.payments.models import Payment, Refund
 from retreat.timeutil import format_local
 
 
+def _standing(q: pricing.Quote) -> dict:
+    """Where the enrollment stands after the money moved. A closed one (withdrawn, not cleared,
+    cancelled...) owes nothing: it shows what was paid and refunded in all, and no balance."""
+    if q.closed:
+        return {"closed": True, "paid": q.fmt(q.received), "refunded": q.fmt(q.refunded), "balance": ""}
+    return {"closed": False, "paid": q.fmt(q.paid), "refunded": "", "balance": q.fmt(q.owed)}
+
+
 def _send(enr: Enrollment, *, template: str, dedupe_key: str, amount: int, currency: str, reference: str,
           now: datetime, **details) -> None:
     q = pricing.quote(enr)
@@ -29,7 +38,7 @@ def _send(enr: Enrollment, *, template: str, dedupe_key: str, amount: int, curre
                             "cohort_title": enr.cohort.title, **details,
                             "amount": format_money(amount, currency),
                             "date": format_local(now, person.tz or "UTC"),
-                            "paid": q.fmt(q.paid), "balance": q.fmt(max(0, q.balance)),
+                            **_standing(q),
                             "reference": reference, "url": f"{urls.base_url()}/me/payments/{enr.id}"})
 
 

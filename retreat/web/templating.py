@@ -6,7 +6,7 @@ from flask import Flask, current_app, url_for
 from flask_login import current_user
 
 from retreat.money import format_money
-from retreat.timeutil import format_local
+from retreat.timeutil import format_local, human_date
 
 # (endpoint, label) per role; each blueprint owns its pages.
 NAV = {
@@ -43,6 +43,10 @@ def init_app(app: Flask) -> None:
     @app.template_filter("local")
     def _local(value, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M"):
         return format_local(value, tz or viewer_tz(), fmt)
+
+    @app.template_filter("human_date")
+    def _human_date(value, tz: str | None = None):
+        return human_date(value, tz or viewer_tz())
 
     @app.template_filter("money")
     def _money(amount_minor, currency: str = "USD"):

@@ -421,3 +421,16 @@ def test_licence_recorded_is_the_one_valid_that_day(db):
     db.session.expire(s.provider, ["licenses"])
     fcl.decide(s, req)
     assert req.license_id == newer.id and req.license_number == "NEW-1"
+
+
+def test_not_cleared_email_links_to_the_consult_booking_page(db, app):
+    from flask import url_for
+
+    s = fcl.setup(now=NOW)
+    fcl.decide(s, fcl.submit(s), "not_cleared")
+    [msg] = outbox("clearance_not_cleared")
+    with app.test_request_context():
+        booking_page = url_for("consults.book", _external=True)
+    assert msg.context["consult_url"].rstrip("/").endswith("/consult")
+    assert msg.context["consult_url"].split("://")[1] == booking_page.split("://")[1]
+    assert msg.context["consult_url"] in render(msg)

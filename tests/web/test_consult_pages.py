@@ -12,6 +12,7 @@ from retreat.consults import booking as bookings
 from retreat.consults import manage as manage_links
 from retreat.consults import prescreen
 from retreat.consults import slots as free_times
+from retreat.messaging.render import render_email
 from retreat.models import Consultation, OutboxMessage
 from retreat.timeutil import now_utc
 from tests.unit.test_consult_support import (
@@ -190,6 +191,13 @@ def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
     soon = free_times.next_free_slots(now + timedelta(hours=2), now, limit=1)[0].start
     b = bookings.book(start=soon, base_url=BASE_URL, now=now, **guest())
     db.session.commit()
+    # its confirmation states no deadline that has passed, and says how to change it instead
+    mail = db.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"consult-{b.consult.id}-s0-confirmation"))
+    assert mail.context["change_until"] == ""
+    rendered = render_email(mail.template, mail.context)
+    for body in (rendered.text, rendered.html):
+        assert "online until" not in body and "too close to change online" in body
     url = f"/consult/manage/{b.manage_token}"
     page = client.get(url).get_data(as_text=True)
     assert "can no longer be changed online" in page and "Cancel this call" not in page
@@ -216,3 +224,40 @@ def test_tampered_or_expired_links_get_a_clear_message(app, client, db):
 
 def test_home_page_links_to_booking(client, db):
     assert b'href="/consult/"' in client.get("/").data
+
+
+def test_reschedule_offers_and_accepts_only_times_that_can_still_be_changed(client, db):
+    b, url = _booked(client, db)
+    now = now_utc()
+    cutoff = now + timedelta(hours=24)
+    page = client.get(url + "/reschedule")
+    text = page.get_data(as_text=True)
+    assert "Only times more than 24 hours away are shown" in text
+    for day in [u for u in _links(page, prefix=url + "/reschedule?") if "day=" in u][:2]:
+        starts = [u.split("start=")[1] for u in _links(client.get(day), prefix=url + "/reschedule?") if "start=" in u]
+        assert starts and all(s.replace("%3A", ":") > cutoff.strftime("%Y-%m-%dT%H:%M:%SZ") for s in starts)
+    inside = free_times.next_free_slots(now + timedelta(hours=5), now, limit=1)[0].start
+    r = client.post(url + "/reschedule", data={"start": inside.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    assert r.status_code == 422 and "Choose a time more than 24 hours away" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert b.consult.sequence == 0
+    # a move to a time outside the cutoff: its email names a deadline still ahead
+    later = free_times.next_free_slots(now + timedelta(days=2), now, limit=1, facilitator_id=b.consult.facilitator_id)
+    client.post(url + "/reschedule", data={"start": later[0].start.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    mail = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == f"consult-{b.consult.id}-s1-confirmation"))
+    assert "You can do it online until" in render_email(mail.template, mail.context).text
+
+
+def test_without_a_video_link_the_emails_say_who_sends_it(client, db):
+    _booked(client, db, video_link=None)
+    rows = {m.template: m for m in db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.template.in_(["consult_confirmation", "consult_facilitator_notice", "consult_reminder"])))}
+    assert rows["consult_confirmation"].context["video_link"] in (None, "")
+    guest_mail = render_email("consult_confirmation", rows["consult_confirmation"].context)
+    assert "will send you the video-call link" not in guest_mail.text
+    assert "will email you one before the call (we have asked them to)" in guest_mail.text
+    notice = render_email("consult_facilitator_notice", rows["consult_facilitator_notice"].context)
+    assert "You have no video link in your consult settings, so Grace Guest has none: email them one" in notice.text
+    assert "grace@example.com" in notice.text and "email them one" in notice.html
+    reminder = render_email("consult_reminder", rows["consult_reminder"].context)
+    assert "is emailing you the video link. Not there yet? Reply to this email." in reminder.text

@@ -109,3 +109,29 @@ def test_booking_queues_exactly_the_expected_messages_and_events(client, db):
     db.session.flush()
     assert len(db.session.scalars(select(OutboxMessage).where(
         OutboxMessage.group_key.like(f"consult:{consult.id}%"))).all()) == 4
+
+
+def _facilitators(n: int) -> None:
+    for _ in range(n):
+        around_the_clock_facilitator()
+    from retreat.extensions import db as _db
+
+    _db.session.commit()
+
+
+def _page_statements(client) -> list[str]:
+    client.get("/consult/")  # one-time work (the first request of a test client)
+    with counting() as statements:
+        r = client.get("/consult/?tz=Europe/Berlin")
+    assert r.status_code == 200 and "time-slot" in r.get_data(as_text=True)
+    return statements
+
+
+def test_booking_page_statement_count_does_not_grow_with_facilitators(client, db):
+    """``/consult/`` (the public booking page) costs the same statements with 1 and 20 facilitators:
+    the bookable facilitators, their settings (one query for all), the free times (one UNION ALL)."""
+    _facilitators(1)
+    one = _page_statements(client)
+    _facilitators(19)
+    twenty = _page_statements(client)
+    assert len(one) == len(twenty) <= 4, (one, twenty)

@@ -91,3 +91,49 @@ def test_staff_cancel_cohort_page_and_completed_refused(db, stripe_app):
     # the participant sees their closed application
     mine = ph.signed_in(stripe_app, enr.participant).get(f"/me/enrollments/{enr.id}").get_data(as_text=True)
     assert "Cohort cancelled by the practice" in mine
+
+
+def test_a_withdrawn_enrollment_owes_nothing_and_shows_paid_and_refunded(db, stripe_app):
+    from retreat.cohorts import enrollment as enrollment_svc
+    from retreat.messaging.models import OutboxMessage
+    from retreat.messaging.render import render_email
+    from retreat.payments import refunds
+
+    c = ph.cohort(price_minor=450000, deposit_minor=50000, starts_at=now_utc() + timedelta(days=45))
+    c.balance_due_on = (c.starts_at - timedelta(days=20)).date()
+    client, enr = _participant(stripe_app, c)
+    _, pi = ph.start_and_confirm(enr)
+    payments.sync_payment_intent(pi, now=now_utc())
+    db.session.commit()
+    client.post(f"/me/enrollments/{enr.id}/withdraw", data={"reason": "Work trip."})
+    refunds.submit_pending(now=now_utc())
+    db.session.commit()
+    page = client.get(f"/me/payments/{enr.id}").get_data(as_text=True)
+    assert "$4,000.00" not in page and "due by" not in page
+    assert 'data-testid="paid">$500.00<' in page and 'data-testid="refunded">$250.00<' in page
+    assert "Nothing is owed: this application is closed (Withdrawn)." in page
+    mail = db.session.scalar(select(OutboxMessage).where(OutboxMessage.template == "receipt_refund"))
+    rendered = render_email(mail.template, mail.context)
+    for body in (rendered.text, rendered.html):
+        assert "Remaining balance" not in body and "$4,050.00" not in body and "$250.00" in body
+        assert "This application is closed, so nothing more is owed." in body
+    assert "Paid in all:       $500.00\nRefunded in all:   $250.00" in rendered.text
+    db.session.expire_all()
+    steps = {s["status"]: s["state"] for s in enrollment_svc.tracker_steps(enr)}
+    assert steps["deposit_paid"] == "done" and steps["balance_paid"] == "upcoming"
+    assert "current" not in steps.values()
+
+
+def test_a_deposit_paid_before_clearance_is_done_on_the_tracker_after_an_exit(db, stripe_app):
+    from retreat.cohorts import enrollment as enrollment_svc
+
+    c = ph.cohort(deposit_minor=50000)
+    _, enr = _participant(stripe_app, c)
+    assert c.deposit_timing == "before_clearance" and enr.status == S.APPLIED
+    _, pi = ph.start_and_confirm(enr)
+    payments.sync_payment_intent(pi, now=now_utc())
+    enrollment_svc.withdraw(enr, now=now_utc(), actor=None)
+    steps = {s["status"]: s["state"] for s in enrollment_svc.tracker_steps(enr)}
+    assert steps == {"applied": "done", "intake_submitted": "upcoming", "clearance_pending": "upcoming",
+                     "cleared": "upcoming", "deposit_paid": "done", "balance_paid": "upcoming",
+                     "attended": "upcoming", "completed": "upcoming"}

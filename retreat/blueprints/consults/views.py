@@ -50,19 +50,18 @@ def iso_z(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _default_tz() -> str:
-    for fac in free_times.bookable_facilitators():
-        settings = publishing.get_settings(fac)
-        if settings and is_valid_zone(settings.tz):
-            return settings.tz
-    return "UTC"
+def _default_tz(settings: dict | None = None) -> str:
+    """The first bookable facilitator's zone (``settings``: ``publishing.settings_of`` them, else loaded)."""
+    if settings is None:
+        settings = publishing.settings_of(free_times.bookable_facilitators())
+    return next((s.tz for s in settings.values() if is_valid_zone(s.tz)), "UTC")
 
 
-def _visitor_tz(raw: str | None) -> tuple[str, bool]:
+def _visitor_tz(raw: str | None, settings: dict | None = None) -> tuple[str, bool]:
     """(zone to show times in, whether the visitor chose it) - JavaScript detects it when not chosen."""
     if raw and is_valid_zone(raw):
         return raw, True
-    return _default_tz(), False
+    return _default_tz(settings), False
 
 
 def _facilitator_param(raw: str | None, facilitators) -> int | None:
@@ -74,8 +73,9 @@ def _facilitator_param(raw: str | None, facilitators) -> int | None:
 
 
 def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, week_url,
-            exclude_consult_id: int | None = None) -> dict:
-    """Seven days of free times in the visitor's zone, grouped by their local date."""
+            exclude_consult_id: int | None = None, after: datetime | None = None) -> dict:
+    """Seven days of free times in the visitor's zone, grouped by their local date (only those later
+    than ``after`` when given)."""
     z = zone(tz)
     today = now.astimezone(z).date()
     week_from = publishing.parse_local_date(request.args.get("from")) or today
@@ -84,6 +84,8 @@ def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, wee
     lo, hi = free_times.date_range_bounds(week_from, week_to, tz)
     ids = None if facilitator_id is None else [facilitator_id]
     slots = free_times.free_slots(lo, hi, now, facilitator_ids=ids, exclude_consult_id=exclude_consult_id)
+    if after is not None:
+        slots = [s for s in slots if s.start > after]
     by_day: dict[date, dict[datetime, list[int]]] = {}
     for s in slots:
         by_day.setdefault(s.start.astimezone(z).date(), {}).setdefault(s.start, []).append(s.facilitator_id)
@@ -105,7 +107,8 @@ def _picker(*, tz: str, now: datetime, facilitator_id: int | None, time_url, wee
                           "period": "morning" if local.hour < 12 else ("afternoon" if local.hour < 17 else "evening")})
     next_available = None
     if not slots:
-        upcoming = free_times.next_free_slots(hi, now, limit=1, facilitator_id=facilitator_id, days=LOOKAHEAD_DAYS)
+        upcoming = free_times.next_free_slots(max(hi, after or hi), now, limit=1, facilitator_id=facilitator_id,
+                                              days=LOOKAHEAD_DAYS)
         if upcoming:
             d = upcoming[0].start.astimezone(z).date()
             next_available = {"date": d, "url": week_url(d, d)}
@@ -123,13 +126,16 @@ BOOKING_ERROR_FIELDS = {"start": "", "facilitator": ""}
 
 
 def _alternatives(after: datetime, now: datetime, facilitator_id: int | None, tz: str,
-                  exclude_consult_id: int | None = None) -> list[dict]:
+                  exclude_consult_id: int | None = None, later_than: datetime | None = None) -> list[dict]:
     ids = None if facilitator_id is None else [facilitator_id]
+    later_than = later_than or now
     start = max(after, now)
     slots = free_times.free_slots(start, start + timedelta(days=21), now, facilitator_ids=ids,
                            exclude_consult_id=exclude_consult_id)
     out, seen = [], set()
     for s in slots:
+        if s.start <= later_than:
+            continue
         if s.start not in seen:
             seen.add(s.start)
             out.append({"start": iso_z(s.start), "label": human_time(s.start, tz)})
@@ -165,8 +171,9 @@ def manage_link(view):
 @bp.get("/")
 def book():
     now = now_utc()
-    tz, tz_chosen = _visitor_tz(request.args.get("tz"))
     facilitators = free_times.bookable_facilitators()
+    settings = publishing.settings_of(facilitators)  # one query for all of them
+    tz, tz_chosen = _visitor_tz(request.args.get("tz"), settings)
     fid = _facilitator_param(request.args.get("facilitator"), facilitators)
     fac_arg = str(fid) if fid else "any"
 
@@ -178,7 +185,7 @@ def book():
         return url_for("consults.details", start=iso_z(t), tz=tz, facilitator=fac_arg)
 
     picker = _picker(tz=tz, now=now, facilitator_id=fid, time_url=time_url, week_url=week_url)
-    durations = {publishing.get_settings(f).duration_minutes for f in facilitators}
+    durations = {s.duration_minutes for s in settings.values()}
     return render_template("consults/book.html", picker=picker, tz_chosen=tz_chosen, facilitators=facilitators,
                            facilitator_id=fid, zones=_zone_choices(), duration=min(durations) if durations else 30)
 
@@ -277,6 +284,8 @@ def reschedule(token, consult, now):
     form = ConfirmForm()
     start = parse_start(request.form.get("start") if request.method == "POST" else request.args.get("start"))
     status, conflict, alternatives = 200, None, []
+    earliest = manage_links.changeable_after(consult.settings, now)
+    cutoff = manage_links.cutoff_words(consult.settings)
     if request.method == "POST":
         status = 422
         if form.validate_on_submit() and start is not None:
@@ -287,7 +296,8 @@ def reschedule(token, consult, now):
                 return redirect(url_for("consults.manage", token=booking.manage_token))
             except free_times.SlotUnavailable as exc:
                 status, conflict = 409, exc.message
-                alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id)
+                alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id,
+                                             later_than=earliest)
             except DomainError as exc:
                 status, conflict = exc.status, exc.message
         elif start is None:
@@ -306,9 +316,9 @@ def reschedule(token, consult, now):
         return url_for("consults.reschedule", token=token, tz=tz, start=iso_z(t))
 
     picker = _picker(tz=tz, now=now, facilitator_id=consult.facilitator_id, time_url=time_url, week_url=week_url,
-                     exclude_consult_id=consult.id)
+                     exclude_consult_id=consult.id, after=earliest)
     return render_template("consults/reschedule.html", token=token, consult=consult, picker=picker,
-                           zones=_zone_choices(), current=human_time(consult.start_at, tz))
+                           zones=_zone_choices(), current=human_time(consult.start_at, tz), cutoff=cutoff)
 
 
 @bp.route("/manage/<token>/cancel", methods=["GET", "POST"])

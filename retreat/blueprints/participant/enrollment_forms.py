@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
+from retreat.cohorts.preparation import ANSWER_MAX
 from retreat.web.forms import strip
 
 
@@ -21,8 +22,9 @@ class WithdrawForm(FlaskForm):
 
 
 class ChecklistAnswerForm(FlaskForm):
-    # The service enforces the limit with a clear message; the form only caps abuse.
-    answer = TextAreaField("Your answer", validators=[Length(max=20000)], filters=[strip])
+    # One limit, the rule's (preparation.ANSWER_MAX): the form, its maxlength and the hint read it.
+    answer = TextAreaField("Your answer", validators=[Length(
+        max=ANSWER_MAX, message=f"Please keep your answer under {ANSWER_MAX} characters.")], filters=[strip])
 
 
 class ChecklistAckForm(FlaskForm):
