@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat.extensions import db
 from retreat.finance import payouts
+from retreat.payments import attempts, disputes, gateway, refunds
 from retreat.payments import checkout as payments
-from retreat.payments import disputes, gateway, refunds
 from retreat.payments.models import Payment, StripeEvent
 
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
@@ -85,7 +85,7 @@ def handle(event: dict, *, now: datetime) -> str:
     for r in stripe_refunds:
         refunds.apply_stripe_refund(r, now=now)
     if dispute is not None and pi is not None:
-        payment = payments.find_payment_for_intent(pi)
+        payment = attempts.find_payment_for_intent(pi)
         if payment is not None:
             disputes.apply(payment, dispute, now=now)
     if ev_type.startswith("payout."):  # the scheduler syncs payouts (finance.payouts_requested)

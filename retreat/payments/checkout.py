@@ -25,13 +25,14 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts import seats
-from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, SeatState
+from retreat.cohorts.models import Enrollment, EnrollmentStatus, SeatState
 from retreat.core import locking, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.money import format_money
 from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds
+from retreat.payments.attempts import find_payment_for_intent, lock_payment
 from retreat.payments.models import (
     Installment,
     LedgerType,
@@ -201,33 +202,6 @@ def ensure_intent(payment_id: int) -> dict:
 # --------------------------------------------------------------------------------------------
 # 3. apply what Stripe says (caller's transaction)
 # --------------------------------------------------------------------------------------------
-
-
-def find_payment_for_intent(pi: dict, *, lock: bool = True) -> Payment | None:
-    stmt = select(Payment).where(Payment.stripe_payment_intent_id == pi["id"])
-    payment = db.session.scalar(stmt)
-    if payment is None:
-        # Created by us but the id never got stored (a crash between Stripe and our commit).
-        pid = str(pi.get("metadata", {}).get("payment", ""))
-        if pid.isdigit():
-            payment = db.session.get(Payment, int(pid))
-            if payment is not None and payment.stripe_payment_intent_id not in (None, pi["id"]):
-                payment = None
-    if payment is None:
-        return None
-    return lock_payment(payment.id) if lock else payment
-
-
-def lock_payment(payment_id: int) -> Payment | None:
-    """Lock a payment in ``LOCK_ORDER``: its cohort and enrollment first, then the payment, since
-    applying it may confirm or release the seat (which locks them) under the same transaction."""
-    owner = db.session.execute(select(Enrollment.cohort_id, Enrollment.id).join(
-        Payment, Payment.enrollment_id == Enrollment.id).where(Payment.id == payment_id)).first()
-    if owner is None:
-        return None
-    locking.lock(Cohort, owner.cohort_id)
-    locking.lock(Enrollment, owner.id)
-    return locking.lock(Payment, payment_id)
 
 
 def fetch_payment_intent(pi_id: str, *, best_effort_fee: bool = False) -> dict:

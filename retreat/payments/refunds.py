@@ -27,6 +27,7 @@ from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
 from retreat.payments import gateway, ledger, receipts
+from retreat.payments.attempts import find_payment_for_intent
 from retreat.payments.models import (
     LedgerType,
     Payment,
@@ -174,8 +175,6 @@ def submit_pending(*, now: datetime) -> list[Refund]:
 
 def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
-    from retreat.payments.checkout import find_payment_for_intent
-
     refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == r["id"]))
     if refund is None and str(r["metadata"].get("refund", "")).isdigit():
         refund = db.session.get(Refund, int(r["metadata"]["refund"]))
