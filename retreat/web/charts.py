@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 640, 300
@@ -121,14 +121,20 @@ def _label_every(n: int, width: float) -> int:
     return max(1, math.ceil(n * 56 / max(1, width)))  # about 56 px per readable label
 
 
-def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, stacked: bool = False,
-              fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", desc: str = "", width: int = WIDTH,
-              height: int = HEIGHT) -> Chart:
-    """One group of bars per label (one bar per series), or one stacked bar per label."""
+def _checked_labels(labels: Iterable[str], series: Sequence[Series]) -> list[str]:
+    """The labels as a list; every series must have one value per label."""
     labels = list(labels)
     for s in series:
         if len(s.values) != len(labels):
             raise ValueError(f"series {s.name!r} has {len(s.values)} values for {len(labels)} labels")
+    return labels
+
+
+def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, stacked: bool = False,
+              fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", desc: str = "", width: int = WIDTH,
+              height: int = HEIGHT) -> Chart:
+    """One group of bars per label (one bar per series), or one stacked bar per label."""
+    labels = _checked_labels(labels, series)
     if stacked:
         highs = [sum(max(0, s.values[i]) for s in series) for i in range(len(labels))]
         lows = [sum(min(0, s.values[i]) for s in series) for i in range(len(labels))]
@@ -172,10 +178,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
                fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", desc: str = "", width: int = WIDTH,
                height: int = HEIGHT) -> Chart:
     """One line per series across the labels (e.g. months)."""
-    labels = list(labels)
-    for s in series:
-        if len(s.values) != len(labels):
-            raise ValueError(f"series {s.name!r} has {len(s.values)} values for {len(labels)} labels")
+    labels = _checked_labels(labels, series)
     values = [v for s in series for v in s.values]
     chart, y_of = _frame("line", title, desc or title, labels, series, min(values, default=0),
                          max(values, default=0), fmt, width, height)
