@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 INSTANCE_DIR = Path(os.environ.get("RETREAT_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
@@ -80,6 +81,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),
+        # "Keep me signed in" (participants only): the remember-me cookie's life, and how long such a
+        # session may sit unused on the server.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_int("REMEMBER_DAYS", 30)),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         # Failed sign-ins against one address (whatever the IP), sign-ups / resends / resets per IP,
         # two-factor codes per pending sign-in.
