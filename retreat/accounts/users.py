@@ -283,7 +283,9 @@ _STAFF_TOTP = Cache("staff two-factor setting", max_entries=1, ttl=_settings_ttl
 
 
 def staff_totp_required() -> bool:
-    return _STAFF_TOTP.get_or_compute(REQUIRE_STAFF_TOTP, lambda: get_setting(REQUIRE_STAFF_TOTP, "0") == "1")
+    """The admins' choice; until they make one, the config's default (on in production)."""
+    default = "1" if current_app.config.get("REQUIRE_STAFF_TOTP_DEFAULT") else "0"
+    return _STAFF_TOTP.get_or_compute(REQUIRE_STAFF_TOTP, lambda: get_setting(REQUIRE_STAFF_TOTP, default) == "1")
 
 
 # Self-service: sign-up, email verification, password reset, profile ---------------------------

@@ -17,6 +17,7 @@ from retreat.core.crypto import hash_token
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web import sessions, transaction
+from retreat.web.errors import json_error
 from retreat.web.security import wants_json
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -83,19 +84,21 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _enforce_staff_totp():
-        """When admins require two-factor for staff, staff must set it up before anything else."""
-        if not current_user.is_authenticated or current_user.role not in STAFF_ROLES:
+        """When two-factor is required for staff, staff must set it up before anything else, on
+        every request signed in by cookie, whatever it accepts (API-token requests are exempt)."""
+        if request.endpoint in TOTP_EXEMPT or g.get("api_token") is not None:
             return None
-        if current_user.totp_enabled or request.endpoint in _TOTP_EXEMPT or request.endpoint == "static":
+        if not current_user.is_authenticated or current_user.role not in STAFF_ROLES or current_user.totp_enabled:
             return None
         from retreat.accounts.users import staff_totp_required
 
-        if staff_totp_required():
-            if wants_json() or "account.totp_setup" not in current_app.view_functions:
-                return None
-            flash("Your practice requires two-factor authentication for staff. Set it up to continue.", "warning")
-            return redirect(url_for("account.totp_setup"))
-        return None
+        if not staff_totp_required():
+            return None
+        if wants_json():
+            return json_error(403, TOTP_REQUIRED_MESSAGE,
+                              {"two_factor": ["Set up two-factor authentication at /account/two-factor/setup."]})
+        flash(TOTP_REQUIRED_MESSAGE + " Set it up to continue.", "warning")
+        return redirect(url_for("account.totp_setup"))
 
     @app.after_request
     def _security_headers(response):
@@ -135,7 +138,10 @@ def content_security_policy(stripe_api_base: str) -> str:
     ])
 
 
-_TOTP_EXEMPT = frozenset({
+TOTP_REQUIRED_MESSAGE = "Your practice requires two-factor authentication for staff."
+# Endpoint names (tests/web/test_session_security.py checks each is in app.url_map): what a staff
+# member without two-factor may still open, to set it up or to leave.
+TOTP_EXEMPT = frozenset({
     "account.totp_setup", "account.logout", "account.login", "account.totp_verify", "public.index",
-    "api.health",
+    "healthz", "static",
 })
