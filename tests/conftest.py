@@ -124,20 +124,25 @@ def login_as(app, client, user, *, remember: bool = False):
     The session identifier (session_protection = "strong") is computed from the client's own
     environ (address and User-Agent), or the session would be dropped on the first request.
     """
-    from flask_login.utils import _create_identifier
-
     from retreat.accounts import sessions as server_sessions
+
+    row, raw = server_sessions.open_session(user, remember=remember, ip=client.environ_base.get("REMOTE_ADDR"),
+                                            user_agent=client.environ_base.get("HTTP_USER_AGENT"))
+    put_session_cookie(app, client, raw)
+    return row
+
+
+def put_session_cookie(app, client, raw: str) -> None:
+    """Give ``client`` a signed session cookie naming the server session ``raw`` (no database)."""
+    from flask_login.utils import _create_identifier
 
     with app.test_request_context(environ_base=dict(client.environ_base)):
         ident = _create_identifier()
-    row, raw = server_sessions.open_session(user, remember=remember, ip=client.environ_base.get("REMOTE_ADDR"),
-                                            user_agent=client.environ_base.get("HTTP_USER_AGENT"))
     with client.session_transaction() as sess:
         sess.clear()
         sess["_user_id"] = raw
         sess["_fresh"] = True
         sess["_id"] = ident
-    return row
 
 
 def signed_in(app, user=None):
