@@ -224,20 +224,20 @@ class Fixtures:
         """A signed session cookie (signed in as ``user_id``, or anonymous) and its CSRF token: what a
         browser holds after signing in, without paying for argon2 in every scenario's setup."""
         from flask import session
-        from flask_login import login_user
         from flask_wtf.csrf import generate_csrf
 
         from retreat.extensions import db
         from retreat.models import User
+        from retreat.web import sessions as web_sessions
 
         with self.app.test_request_context("/", environ_base={"REMOTE_ADDR": "127.0.0.1"},
                                            headers={"User-Agent": USER_AGENT}):
             if user_id is not None:
-                login_user(db.session.get(User, user_id))
-                session["last_seen"] = int(time.time())
+                web_sessions.sign_in(db.session.get(User, user_id))  # a server session, as a real sign-in
+                session.pop("_remember", None)  # Flask-Login's after-request instruction: no response here
             token = generate_csrf()
             value = self.app.session_interface.get_signing_serializer(self.app).dumps(dict(session))
-            db.session.rollback()
+            db.session.commit()
         return f"{self.app.config.get('SESSION_COOKIE_NAME', 'session')}={value}", token
 
 

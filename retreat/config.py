@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 INSTANCE_DIR = Path(os.environ.get("RETREAT_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
@@ -80,6 +81,11 @@ def load_config(overrides: dict | None = None) -> dict:
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),
+        # "Keep me signed in" (participants only): the remember-me cookie's life, and how long such a
+        # session may sit unused on the server.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_int("REMEMBER_DAYS", 30)),
+        # Staff must set up two-factor until an admin decides otherwise (unset: on in production).
+        "REQUIRE_STAFF_TOTP_DEFAULT": _bool("REQUIRE_STAFF_TOTP", env == "production"),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
         # Failed sign-ins against one address (whatever the IP), sign-ups / resends / resets per IP,
         # two-factor codes per pending sign-in.
@@ -153,6 +159,9 @@ def load_config(overrides: dict | None = None) -> dict:
         cfg.update(overrides)
     if cfg["ENV_NAME"] == "production" and "SESSION_COOKIE_SECURE" not in (overrides or {}):
         cfg["SESSION_COOKIE_SECURE"] = True  # also when production is chosen by an override
+    if (cfg["ENV_NAME"] == "production" and "REQUIRE_STAFF_TOTP" not in os.environ
+            and "REQUIRE_STAFF_TOTP_DEFAULT" not in (overrides or {})):
+        cfg["REQUIRE_STAFF_TOTP_DEFAULT"] = True  # also when production is chosen by an override
     cfg.setdefault("REMEMBER_COOKIE_SECURE", cfg["SESSION_COOKIE_SECURE"])
     return cfg
 

@@ -117,19 +117,30 @@ def client(app, db):
     return app.test_client()
 
 
-def login_as(app, client, user) -> None:
-    """Sign ``user`` in on ``client`` the way Flask-Login would after a real login.
+def login_as(app, client, user, *, remember: bool = False):
+    """Sign ``user`` in on ``client`` the way a real login would: a server session opens and the
+    cookie carries its id. Returns the server session (``UserSession``).
 
     The session identifier (session_protection = "strong") is computed from the client's own
     environ (address and User-Agent), or the session would be dropped on the first request.
     """
+    from retreat.accounts import sessions as server_sessions
+
+    row, raw = server_sessions.open_session(user, remember=remember, ip=client.environ_base.get("REMOTE_ADDR"),
+                                            user_agent=client.environ_base.get("HTTP_USER_AGENT"))
+    put_session_cookie(app, client, raw)
+    return row
+
+
+def put_session_cookie(app, client, raw: str) -> None:
+    """Give ``client`` a signed session cookie naming the server session ``raw`` (no database)."""
     from flask_login.utils import _create_identifier
 
     with app.test_request_context(environ_base=dict(client.environ_base)):
         ident = _create_identifier()
     with client.session_transaction() as sess:
         sess.clear()
-        sess["_user_id"] = user.get_id()
+        sess["_user_id"] = raw
         sess["_fresh"] = True
         sess["_id"] = ident
 

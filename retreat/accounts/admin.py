@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import Select, func, or_, select
 
 from retreat import audit
+from retreat.accounts import sessions
 from retreat.accounts import users as accounts
 from retreat.accounts.models import STAFF_ROLES, ProviderLicense, ProviderOrganization, Role, User
 from retreat.core.context import RequestContext
@@ -55,8 +56,8 @@ def create_staff_user(*, email: str, name: str, role: str, tz: str,
 
 
 def sign_out_everywhere(user: User, *, actor: User, ctx: RequestContext | None = None) -> None:
-    """Ends every session of ``user`` (the session identity carries ``session_version``)."""
-    user.session_version += 1
+    """Ends every server session of ``user``: their cookies, remember-me included, are dead."""
+    sessions.end_all(user, sessions.EndReason.ADMIN_SIGN_OUT)
     audit.record("user.signed_out_everywhere", actor=actor, object_type="user", object_id=user.id, ctx=ctx)
 
 
@@ -67,7 +68,7 @@ def reset_totp(user: User, *, actor: User, ctx: RequestContext | None = None) ->
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
-    user.session_version += 1
+    sessions.end_all(user, sessions.EndReason.TOTP_RESET)
     audit.record("user.totp_reset", actor=actor, object_type="user", object_id=user.id, ctx=ctx)
 
 

@@ -67,6 +67,11 @@ def record_logout(user: User, *, ctx: RequestContext | None = None) -> None:
     audit.record("auth.logout", actor=user, object_type="user", object_id=user.id, ctx=ctx)
 
 
+def record_session_ended(user: User, session_id: int, *, ctx: RequestContext | None = None) -> None:
+    audit.record("auth.session_signed_out", actor=user, object_type="user", object_id=user.id,
+                 details={"session": session_id}, ctx=ctx)
+
+
 # Two-factor authentication (TOTP, RFC 6238) ---------------------------------------------------
 
 TOTP_ISSUER_FALLBACK = "retreat"

@@ -15,8 +15,10 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 
 from retreat import audit
+from retreat.accounts import sessions
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
 from retreat.accounts.passwords import hash_password, validate_password, verify_password
+from retreat.accounts.sessions import UserSession
 from retreat.core.cache import Cache
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
@@ -158,21 +160,22 @@ def change_role(user: User, role: Role | str, *, actor: User, ctx: RequestContex
         user.provider_organization = provider_organization or user.provider_organization
     else:
         user.provider_organization = None
-    user.session_version += 1  # a role change ends existing sessions
+    sessions.end_all(user, sessions.EndReason.ROLE_CHANGED)  # a role change ends existing sessions
     audit.record("user.role_changed", actor=actor, object_type="user", object_id=user.id,
                  details={"from": old, "to": new_role.value}, ctx=ctx)
     return user
 
 
 def set_password(user: User, password: str, *, actor: User | None = None,
-                 ctx: RequestContext | None = None) -> None:
+                 ctx: RequestContext | None = None, keep_session: UserSession | None = None) -> None:
+    """Every session ends but ``keep_session`` (the device that changed it, if any)."""
     user.password_hash = hash_password(validate_password(password))
-    user.session_version += 1  # every other session ends
+    sessions.end_all(user, sessions.EndReason.PASSWORD_CHANGED, keep=keep_session)
     audit.record("user.password_changed", actor=actor or user, object_type="user", object_id=user.id, ctx=ctx)
 
 
 def logout_everywhere(user: User, *, ctx: RequestContext | None = None) -> None:
-    user.session_version += 1
+    sessions.end_all(user, sessions.EndReason.SIGN_OUT_EVERYWHERE)
     audit.record("auth.logout_everywhere", actor=user, object_type="user", object_id=user.id, ctx=ctx)
 
 
@@ -182,7 +185,8 @@ def set_active(user: User, active: bool, *, actor: User, ctx: RequestContext | N
     if user.is_active_account == active:
         return
     user.is_active_account = active
-    user.session_version += 1
+    if not active:
+        sessions.end_all(user, sessions.EndReason.DEACTIVATED)
     audit.record("user.activated" if active else "user.deactivated", actor=actor,
                  object_type="user", object_id=user.id, ctx=ctx)
 
@@ -279,7 +283,9 @@ _STAFF_TOTP = Cache("staff two-factor setting", max_entries=1, ttl=_settings_ttl
 
 
 def staff_totp_required() -> bool:
-    return _STAFF_TOTP.get_or_compute(REQUIRE_STAFF_TOTP, lambda: get_setting(REQUIRE_STAFF_TOTP, "0") == "1")
+    """The admins' choice; until they make one, the config's default (on in production)."""
+    default = "1" if current_app.config.get("REQUIRE_STAFF_TOTP_DEFAULT") else "0"
+    return _STAFF_TOTP.get_or_compute(REQUIRE_STAFF_TOTP, lambda: get_setting(REQUIRE_STAFF_TOTP, default) == "1")
 
 
 # Self-service: sign-up, email verification, password reset, profile ---------------------------
@@ -443,14 +449,16 @@ def reset_password(token: str, password: str, *, ctx: RequestContext | None = No
 
 
 def change_password(user: User, current_password: str, new_password: str, *,
-                    ctx: RequestContext | None = None, now: datetime | None = None) -> None:
+                    ctx: RequestContext | None = None, now: datetime | None = None,
+                    keep_session: UserSession | None = None) -> None:
+    """Other sessions end; ``keep_session`` (the device asking) stays signed in."""
     now = now or now_utc()
     if not verify_password(user, current_password or ""):
         audit.record("user.password_change_failed", actor=user, object_type="user", object_id=user.id,
                      ctx=ctx, now=now)
         raise ValidationFailed("Your current password is not correct.", field="current_password")
     validate_password(new_password)
-    set_password(user, new_password, ctx=ctx)
+    set_password(user, new_password, ctx=ctx, keep_session=keep_session)
     _notify_password_changed(user, now=now)
 
 

@@ -1,4 +1,4 @@
-"""Request hooks: request ids, session identity, API tokens, idle logout, security headers."""
+"""Request hooks: request ids, API tokens, server sessions (web.sessions), staff two-factor, security headers."""
 
 from __future__ import annotations
 
@@ -7,23 +7,21 @@ import re
 import uuid
 from datetime import timedelta
 
-from flask import Flask, current_app, flash, g, redirect, request, session, url_for
-from flask_login import current_user, logout_user
+from flask import Flask, current_app, flash, g, redirect, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
-from retreat.accounts.models import SENSITIVE_ROLES, STAFF_ROLES, ApiToken, User
+from retreat.accounts.models import STAFF_ROLES, ApiToken, User
 from retreat.core import urls
 from retreat.core.crypto import hash_token
-from retreat.extensions import db, login_manager
+from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web import transaction
+from retreat.web import sessions, transaction
+from retreat.web.errors import json_error
 from retreat.web.security import wants_json
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 NO_STORE_ATTR = "no_store"
-# Activity is recorded to the minute: the idle timeout may sign someone out up to a minute early,
-# never late.
-LAST_SEEN_RESOLUTION = 60
 
 
 def no_store(view):
@@ -35,18 +33,6 @@ def no_store(view):
         return view(*args, **kwargs)
 
     return wrapped
-
-
-@login_manager.user_loader
-def load_user(identity: str) -> User | None:
-    try:
-        user_id, version = identity.split(":", 1)
-        user = db.session.get(User, int(user_id))
-    except (ValueError, TypeError):
-        return None
-    if user is None or not user.is_active or str(user.session_version) != version:
-        return None  # logged out everywhere, role changed, password changed, or deactivated
-    return user
 
 
 def _api_token_user() -> User | None:
@@ -79,12 +65,6 @@ def _keep_token_touch() -> None:
         db.session.rollback()  # the user and token reload on their next use
 
 
-def idle_timeout_for(user: User) -> timedelta:
-    cfg = current_app.config
-    minutes = cfg["IDLE_TIMEOUT_MINUTES_STAFF"] if user.role in SENSITIVE_ROLES else cfg["IDLE_TIMEOUT_MINUTES"]
-    return timedelta(minutes=minutes)
-
-
 def init_app(app: Flask) -> None:
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
@@ -100,43 +80,25 @@ def init_app(app: Flask) -> None:
             if g.get("api_token_touched"):
                 _keep_token_touch()
 
-    @app.before_request
-    def _idle_logout():
-        if request.endpoint == "static" or not current_user.is_authenticated:
-            return None
-        now = now_utc()
-        last_seen = session.get("last_seen")
-        if last_seen is not None:
-            try:
-                idle = now.timestamp() - float(last_seen)
-            except (TypeError, ValueError):
-                idle = float("inf")
-            if idle > idle_timeout_for(current_user).total_seconds():
-                logout_user()
-                session.clear()
-                if wants_json():
-                    return None
-                flash("You were signed out after a period of inactivity.", "info")
-                return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
-        if last_seen is None or now.timestamp() - float(last_seen) >= LAST_SEEN_RESOLUTION:
-            session["last_seen"] = int(now.timestamp())  # not on every request: no new cookie to sign and send
-        return None
+    sessions.init_app(app)  # the server session behind the cookie; its idle timeout
 
     @app.before_request
     def _enforce_staff_totp():
-        """When admins require two-factor for staff, staff must set it up before anything else."""
-        if not current_user.is_authenticated or current_user.role not in STAFF_ROLES:
+        """When two-factor is required for staff, staff must set it up before anything else, on
+        every request signed in by cookie, whatever it accepts (API-token requests are exempt)."""
+        if request.endpoint in TOTP_EXEMPT or g.get("api_token") is not None:
             return None
-        if current_user.totp_enabled or request.endpoint in _TOTP_EXEMPT or request.endpoint == "static":
+        if not current_user.is_authenticated or current_user.role not in STAFF_ROLES or current_user.totp_enabled:
             return None
         from retreat.accounts.users import staff_totp_required
 
-        if staff_totp_required():
-            if wants_json() or "account.totp_setup" not in current_app.view_functions:
-                return None
-            flash("Your practice requires two-factor authentication for staff. Set it up to continue.", "warning")
-            return redirect(url_for("account.totp_setup"))
-        return None
+        if not staff_totp_required():
+            return None
+        if wants_json():
+            return json_error(403, TOTP_REQUIRED_MESSAGE,
+                              {"two_factor": ["Set up two-factor authentication at /account/two-factor/setup."]})
+        flash(TOTP_REQUIRED_MESSAGE + " Set it up to continue.", "warning")
+        return redirect(url_for("account.totp_setup"))
 
     @app.after_request
     def _security_headers(response):
@@ -176,7 +138,10 @@ def content_security_policy(stripe_api_base: str) -> str:
     ])
 
 
-_TOTP_EXEMPT = frozenset({
+TOTP_REQUIRED_MESSAGE = "Your practice requires two-factor authentication for staff."
+# Endpoint names (tests/web/test_session_security.py checks each is in app.url_map): what a staff
+# member without two-factor may still open, to set it up or to leave.
+TOTP_EXEMPT = frozenset({
     "account.totp_setup", "account.logout", "account.login", "account.totp_verify", "public.index",
-    "api.health",
+    "healthz", "static",
 })

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import select
 
 from retreat import create_app
+from retreat.accounts.sessions import UserSession
+from retreat.core.crypto import hash_token
+from retreat.extensions import db as _db
 from retreat.extensions import limiter
 from retreat.timeutil import now_utc
 from tests import factories
@@ -27,7 +33,10 @@ def test_session_is_renewed_on_login(client, db):
     assert after != before
     with client.session_transaction() as sess:
         assert "planted" not in sess
-        assert sess["_user_id"] == user.get_id()
+        raw = sess["_user_id"]  # the server session's id, never the user's
+    assert raw != user.get_id() and str(user.id) not in raw.split(":")
+    row = db.session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(raw)))
+    assert row.user_id == user.id and row.revoked_at is None and row.last_seen_at is not None
 
 
 @pytest.mark.parametrize("target, expected", [
@@ -46,16 +55,23 @@ def test_next_is_followed_only_when_same_site(client, db, target, expected):
     assert r.headers["Location"] == expected
 
 
+def _idle_for(c, seconds: int) -> None:
+    """Move the server session of client ``c`` back in time (as if unused for ``seconds``)."""
+    with c.session_transaction() as sess:
+        raw = sess["_user_id"]
+    row = _db.session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(raw)))
+    row.last_seen_at = now_utc() - timedelta(seconds=seconds)
+    _db.session.commit()
+
+
 @pytest.mark.parametrize("role, signed_out", [
-    ("finance", True), ("provider", True), ("admin", True), ("participant", False),
+    ("finance", True), ("provider", True), ("admin", True), ("facilitator", True), ("participant", False),
 ])
-def test_idle_timeout_signs_out_sensitive_staff_but_not_participants(app, db, role, signed_out):
+def test_idle_timeout_signs_out_staff_but_not_participants(app, db, role, signed_out):
     user = factories.user(role)
     c = signed_in(app, user)
-    idle = 16 * 60
     assert app.config["IDLE_TIMEOUT_MINUTES_STAFF"] == 15
-    with c.session_transaction() as sess:
-        sess["last_seen"] = int(now_utc().timestamp()) - idle
+    _idle_for(c, 16 * 60)
     r = c.get("/account/settings")
     if signed_out:
         assert r.status_code == 302 and "/account/login" in r.headers["Location"]
@@ -67,8 +83,7 @@ def test_idle_timeout_signs_out_sensitive_staff_but_not_participants(app, db, ro
 
 def test_staff_active_within_timeout_stays_signed_in(app, db):
     c = signed_in(app, factories.user("finance"))
-    with c.session_transaction() as sess:
-        sess["last_seen"] = int(now_utc().timestamp()) - 14 * 60
+    _idle_for(c, 14 * 60)
     assert c.get("/account/settings").status_code == 200
 
 

@@ -65,7 +65,7 @@ def test_the_kept_page_is_per_filter_and_time_zone_and_bad_input_is_still_refuse
     with counting() as statements:
         again = denver.get("/finance/reports", query_string=q).get_data(as_text=True)
     assert again == first and f'<option selected value="{c.id}">' in first
-    assert len(statements) <= 2, statements  # who is signed in, and the data's version
+    assert len(statements) <= 3, statements  # the server session with its user; the two-factor setting; the data version
     assert tokyo.get("/finance/reports", query_string=q).get_data(as_text=True) != first  # other dates
     app.config["FINANCE_REPORT_CACHE"] = False
 

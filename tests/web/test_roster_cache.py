@@ -55,7 +55,7 @@ def test_a_kept_roster_is_the_same_page_for_a_few_statements(app, world, cached)
     with counting() as statements:
         again = client.get(url)
     assert again.status_code == 200 and again.get_data(as_text=True) == first
-    assert len(statements) <= 2, statements  # who is signed in; the roster's version
+    assert len(statements) <= 3, statements  # the server session with its user; the two-factor setting; the roster version
     app.config["ROSTER_CACHE_SECONDS"] = 0
     def untimed(html):  # the sign-out form's token is signed with the time
         return re.sub(r'name="csrf_token" value="[^"]+"', "", html)
@@ -139,7 +139,7 @@ def test_the_roster_reads_only_what_its_version_covers(app, db):
     finally:
         event.remove(_db.engine, "before_cursor_execute", grab)
     assert {"enrollments", "clearance_requests"} <= seen
-    assert seen - ROSTER_TABLES - {"cache_versions", "site_settings"} == set()
+    assert seen - ROSTER_TABLES - {"cache_versions", "site_settings", "user_sessions"} == set()
 
 
 def test_kept_pages_expire(app, world, cached, monkeypatch):

@@ -1,11 +1,12 @@
 from urllib.parse import urlsplit
 
 import segno
-from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
 from retreat.accounts import auth
+from retreat.accounts import sessions as server_sessions
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
@@ -26,6 +27,7 @@ from retreat.blueprints.account.forms import (
 from retreat.core.errors import DomainError
 from retreat.extensions import db, limiter
 from retreat.timeutil import now_utc
+from retreat.web import sessions as web_sessions
 from retreat.web import transaction
 from retreat.web.forms import show_domain_error
 from retreat.web.hooks import no_store
@@ -68,17 +70,9 @@ def _login_email_key() -> str:
     return f"login-email:{accounts.normalize_email(request.form.get('email'))}"
 
 
-def start_session(user, remember: bool = False) -> None:
-    """Fresh session on every login (no fixation): drop whatever the anonymous session held."""
-    session.clear()
-    login_user(user, remember=remember)
-    session.permanent = False
-
-
 def end_session(message: str, endpoint: str):
-    """Sign out of this browser and forget everything the session held."""
-    logout_user()
-    session.clear()
+    """This browser is signed out (its server session already ended) and forgets everything."""
+    web_sessions.forget_browser()
     flash(message, "info")
     return redirect(url_for(endpoint))
 
@@ -108,7 +102,7 @@ def login():
             session["totp_started"] = int(now_utc().timestamp())
             return redirect(url_for("account.totp_verify"))
         else:
-            start_session(result.user, remember=bool(form.remember.data))
+            web_sessions.sign_in(result.user, remember=bool(form.remember.data))
             return redirect(safe_next(request.args.get("next")) or _home())
     return render_template("account/login.html", form=form), (422 if form.errors else 200)
 
@@ -117,7 +111,9 @@ def login():
 @login_required
 def logout():
     auth.record_logout(current_user._get_current_object(), ctx=request_context())
-    return end_session("You are signed out.", "public.index")
+    web_sessions.sign_out()
+    flash("You are signed out.", "info")
+    return redirect(url_for("public.index"))
 
 
 # Sign-up and email verification ---------------------------------------------------------------
@@ -141,7 +137,7 @@ def signup():
             return redirect(url_for("account.check_email"))
         else:
             if result.user is not None:
-                start_session(result.user)
+                web_sessions.sign_in(result.user)
             return redirect(url_for("account.check_email"))
     return render_template("account/signup.html", form=form,
                            autodetect_tz=not form.is_submitted()), (422 if form.errors else 200)
@@ -214,9 +210,7 @@ def reset_password(token: str):
         except DomainError as err:
             show_domain_error(form, err)
         else:
-            if current_user.is_authenticated:
-                logout_user()
-            session.clear()
+            web_sessions.forget_browser()  # the reset ended every session of the account
             flash("Your password is changed. Sign in with your new password.", "success")
             return redirect(url_for("account.login"))
     return render_template("account/reset_password.html", form=form), (422 if form.errors else 200)
@@ -262,7 +256,7 @@ def totp_verify():
         transaction.keep("the code attempt's audit event and failure count, whatever the answer")
         if ok:
             remember, target = bool(session.get("totp_remember")), safe_next(session.get("totp_next"))
-            start_session(user, remember=remember)
+            web_sessions.sign_in(user, remember=remember)
             return redirect(target or _home())
         failures = int(session.get("totp_failures", 0)) + 1
         if failures >= auth.MAX_TOTP_FAILURES:
@@ -322,7 +316,11 @@ def _render_settings(**forms):
     forms.setdefault("password_form", ChangePasswordForm(prefix="pw"))
     forms.setdefault("totp_form", TotpDisableForm(prefix="totp"))
     forms.setdefault("everywhere_form", ConfirmForm(prefix="everywhere"))
+    forms.setdefault("session_form", ConfirmForm(prefix="session"))
+    current = web_sessions.current_session()
     return render_template("account/settings.html", user=user, can_disable_totp=auth.can_disable_totp(user),
+                           open_sessions=server_sessions.open_sessions(user),
+                           current_session_id=current.id if current else None,
                            recovery_codes_left=auth.recovery_codes_left(user) if user.totp_enabled else 0,
                            **forms)
 
@@ -347,8 +345,9 @@ def change_password():
     user = current_user._get_current_object()
     form = ChangePasswordForm(prefix="pw")
     if submit(form, lambda: accounts.change_password(user, form.current_password.data, form.password.data,
-                                                     ctx=request_context()), keep_audit=True):
-        start_session(user)  # this device stays signed in; every other session has ended
+                                                     ctx=request_context(),
+                                                     keep_session=web_sessions.current_session()),
+              keep_audit=True):  # this device stays signed in; every other session has ended
         flash("Your password is changed. Other devices have been signed out.", "success")
         return redirect(url_for("account.settings"))
     return _render_settings(password_form=form), 422
@@ -362,6 +361,25 @@ def logout_everywhere():
         return _render_settings(everywhere_form=form), 400
     accounts.logout_everywhere(current_user._get_current_object(), ctx=request_context())
     return end_session("You are signed out on every device, including this one.", "account.login")
+
+
+@bp.post("/settings/sessions/<int:session_id>/sign-out")
+@login_required_any
+def session_sign_out(session_id: int):
+    """Sign out one of your sessions (a lost phone, a shared computer) from the account page."""
+    form = ConfirmForm(prefix="session")
+    if not form.validate_on_submit():
+        return _render_settings(session_form=form), 400
+    user, current = current_user._get_current_object(), web_sessions.current_session()
+    try:
+        row = server_sessions.revoke_own(user, session_id)
+    except DomainError:
+        abort(404)
+    auth.record_session_ended(user, row.id, ctx=request_context())
+    if current is not None and row.id == current.id:
+        return end_session("You are signed out.", "account.login")
+    flash(f"Signed out: {row.device}.", "success")
+    return redirect(url_for("account.settings"))
 
 
 def submit(form, call, *, keep_audit: bool = False):
