@@ -2,7 +2,7 @@
 a session for real (the cookie carries only the session id, stored here hashed)
 
 Revision ID: sess0023
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-06 09:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'sess0023'
-down_revision = '0022'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
