@@ -10,6 +10,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 from retreat.timeutil import now_utc
 
+# The largest value an Integer column (an id, an amount in minor units) holds on every backend:
+# input past it is refused at the edge (a 404 for a URL id, a field error for a form or JSON number).
+INT_MAX = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
