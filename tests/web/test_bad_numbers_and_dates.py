@@ -21,6 +21,7 @@ from retreat.timeutil import now_utc
 from retreat.web import forms as shared
 from tests import factories
 from tests import factories_cohorts as fc
+from tests.web.html_forms import parse
 
 
 def _all_form_classes():
@@ -60,12 +61,13 @@ def world(db, make_client):
     retreat = fc.retreat()
     org = factories.provider_org()
     db.session.commit()
-    start = (now_utc() + timedelta(days=90)).strftime("%Y-%m-%dT10:00")
-    end = (now_utc() + timedelta(days=96)).strftime("%Y-%m-%dT14:00")
-    form = {"title": "June cohort", "timezone": "America/Denver", "starts_at": start, "ends_at": end,
-            "capacity": "12", "currency": "USD", "price": "4,500", "deposit": "500.00",
-            "deposit_timing": "after_clearance", "provider_organization_id": str(org.id), "hold_minutes": "30",
-            "offer_hours": "48", "refund_policy": "Full refund until 60 days before."}
+    page = f.get(f"/facilitator/retreats/{retreat.id}/cohorts/new")
+    shown = next(x for x in parse(page.get_data(as_text=True), "http://localhost/")[1] if "capacity" in x.kinds)
+    start, end = now_utc() + timedelta(days=90), now_utc() + timedelta(days=96)
+    form = {**dict(shown.fields), "title": "June cohort", "timezone": "America/Denver",
+            "starts_at": start.strftime("%Y-%m-%dT10:00"), "ends_at": end.strftime("%Y-%m-%dT14:00"),
+            "capacity": "12", "price": "4,500", "deposit": "500.00", "provider_organization_id": str(org.id)}
+    assert f.post(f"/facilitator/retreats/{retreat.id}/cohorts/new", data={**form, "title": ""}).status_code == 422
     return f, retreat, form
 
 
@@ -127,3 +129,9 @@ def test_integration_plan_facilitator_id_past_the_column_is_a_field_error(db, ma
     assert r.status_code == 422 and b"Choose a facilitator from the list" in r.data
     db.session.expire_all()
     assert ip.ensure_plan(cohort, now_utc()).circle_weeks == plan.circle_weeks
+
+
+def test_the_cohort_form_these_tests_mutate_is_valid_as_is(db, world):
+    f, retreat, form = world
+    assert f.post(f"/facilitator/retreats/{retreat.id}/cohorts/new", data=form).status_code == 302
+    assert _count(db, Cohort) == 1
