@@ -28,9 +28,11 @@ def create_app(config: dict | None = None) -> Flask:
     _init_extensions(app)
 
     from retreat import subscriptions  # noqa: F401  (signal handlers of every domain)
-    from retreat.web import hooks, transaction
+    from retreat.web import hooks, inputs, transaction
 
     hooks.init_app(app)
+    inputs.init_app(app)  # refuses control characters in any input (issue #16)
+    inputs.install_converter(app)  # before any route: <int:...> is bounded to an Integer column
     transaction.init_app(app)  # after the hooks: it settles the response before they add headers
 
     from retreat.blueprints import register_blueprints

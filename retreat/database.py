@@ -10,6 +10,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 from retreat.timeutil import now_utc
 
+# The largest value an Integer column (an id, an amount in minor units) holds on every backend:
+# input past it is refused at the edge (a 404 for a URL id, a field error for a form or JSON number).
+INT_MAX = 2**31 - 1
+
+
+
+def parse_id(raw) -> int | None:
+    """A row id sent as text (a form's select, a hidden field): None unless it is 1..INT_MAX, so
+    that a lookup never sends the database a number its column cannot hold."""
+    text = str(raw if raw is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(INT_MAX)):
+        return None
+    value = int(text)
+    return value if 0 < value <= INT_MAX else None
+
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

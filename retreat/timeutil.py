@@ -9,6 +9,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 _ZONES: frozenset[str] | None = None
 
 
+# The one bound of every date and time people type (forms, JSON): far enough for any booking,
+# near enough that converting between zones never overflows (9999-12-31 in a western zone does).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+
+
+def in_calendar(value: date | datetime) -> bool:
+    """Whether a typed date or time falls within EARLIEST_YEAR..LATEST_YEAR."""
+    return EARLIEST_YEAR <= value.year <= LATEST_YEAR
+
+
 def now_utc() -> datetime:
     """The current instant, timezone-aware UTC. The only place the app reads the clock."""
     return datetime.now(UTC)

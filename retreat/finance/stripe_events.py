@@ -15,11 +15,13 @@ event id, which the scheduler carries out (``retreat.finance.payouts.sync_reques
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from retreat import audit
 from retreat.extensions import db
 from retreat.finance import payouts
 from retreat.payments import attempts, disputes, gateway, refunds
@@ -29,6 +31,45 @@ from retreat.payments.models import Payment, StripeEvent
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
            "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn",
            "charge.dispute.funds_reinstated", "charge.dispute.updated", "charge.dispute.closed")
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_TYPE = re.compile(r"[a-z0-9_.]{1,80}")
+# Events whose object is fetched again from Stripe by its id (``_fetch``).
+_NEEDS_OBJECT_ID = ("payment_intent.", "refund.", "charge.dispute.")
+REFUSED_ACTION = "stripe.event_refused"
+
+
+def checked(body) -> dict:
+    """The verified body as an event ``handle`` can process, or MalformedEvent saying why not."""
+    if not isinstance(body, dict):
+        raise gateway.MalformedEvent(f"The body is a JSON {type(body).__name__}, not an event object.")
+    event_id, ev_type = body.get("id"), body.get("type")
+    if not isinstance(event_id, str) or not _ID.fullmatch(event_id):
+        raise gateway.MalformedEvent("The event id is missing or not a Stripe id (letters, digits, _ and -, "
+                                     "at most 80).")
+    if not isinstance(ev_type, str) or not _TYPE.fullmatch(ev_type):
+        raise gateway.MalformedEvent("The event type is missing or not a Stripe event type.")
+    data = body.get("data", {})
+    if not isinstance(data, dict) or not isinstance(data.get("object", {}), dict):
+        raise gateway.MalformedEvent("The event's data.object is not an object.")
+    obj = data.get("object") or {}
+    for key in ("id", "payment_intent"):
+        value = obj.get(key)
+        if value is not None and not (isinstance(value, str) and _ID.fullmatch(value)):
+            raise gateway.MalformedEvent(f"The event's data.object.{key} is not a Stripe id.")
+    if ev_type.startswith(_NEEDS_OBJECT_ID) and not obj.get("id"):
+        raise gateway.MalformedEvent(f"A {ev_type} event names no object id.")
+    return body
+
+
+def record_refused(body, reason: str, *, now: datetime) -> None:
+    """Leave a signed event refused as malformed in the audit log (action ``stripe.event_refused``):
+    its id when it has a readable one, and why. The body itself is not kept."""
+    event_id = body.get("id") if isinstance(body, dict) else None
+    safe_id = event_id[:64] if isinstance(event_id, str) and _ID.fullmatch(event_id[:64]) else None
+    audit.record(REFUSED_ACTION, object_type="stripe_event", object_id=safe_id, details={"reason": reason[:300]},
+                 now=now)
 
 
 def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | None]:

@@ -44,6 +44,7 @@ from retreat.cohorts.models import (
 )
 from retreat.core import locking
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
+from retreat.database import parse_id
 from retreat.extensions import db
 from retreat.integration.models import IntegrationPlan
 from retreat.timeutil import zone
@@ -232,7 +233,8 @@ def parse_plan_form(data: Mapping) -> dict:
     raw_fac = str(data.get("circle_facilitator_id", "") or "").strip()
     values["circle_facilitator_id"] = None
     if raw_fac not in ("", "0"):
-        person = db.session.get(User, int(raw_fac)) if raw_fac.isdigit() else None
+        fac_id = parse_id(raw_fac)
+        person = db.session.get(User, fac_id) if fac_id else None
         if person is None or person.role not in (Role.FACILITATOR.value, Role.ADMIN.value) or not person.is_active:
             errors["circle_facilitator_id"] = ["Choose a facilitator from the list."]
         else:

@@ -9,16 +9,56 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import wtforms
 from flask import flash
 from flask_wtf import FlaskForm
+from wtforms.validators import StopValidation, ValidationError
 
 from retreat.core.errors import DomainError
+from retreat.database import INT_MAX
+from retreat.timeutil import EARLIEST_YEAR, LATEST_YEAR, in_calendar
 from retreat.web import transaction
+
+CALENDAR_MESSAGE = f"Enter a date between {EARLIEST_YEAR} and {LATEST_YEAR}."
+INT_RANGE_MESSAGE = "That number is too large."
 
 
 def strip(value):
     """The input filter of every text field: surrounding whitespace never counts."""
     return value.strip() if isinstance(value, str) else value
+
+
+def check_int_range(value: int) -> int:
+    """The shared bound of every number typed into a form or JSON: what an Integer column holds."""
+    if not -INT_MAX - 1 <= value <= INT_MAX:
+        raise ValidationError(INT_RANGE_MESSAGE)
+    return value
+
+
+class IntegerField(wtforms.IntegerField):
+    """wtforms' IntegerField, refusing (as a field error) a number no Integer column holds."""
+
+    def pre_validate(self, form):
+        if isinstance(self.data, int):
+            try:
+                check_int_range(self.data)
+            except ValidationError as exc:
+                raise StopValidation(str(exc)) from exc
+
+
+class _InCalendar:
+    def pre_validate(self, form):
+        if self.data is not None and not in_calendar(self.data):
+            raise StopValidation(CALENDAR_MESSAGE)
+
+
+class DateField(_InCalendar, wtforms.DateField):
+    """wtforms' DateField within the app's one calendar bound (timeutil.EARLIEST_YEAR..LATEST_YEAR)."""
+
+
+class DateTimeLocalField(_InCalendar, wtforms.DateTimeLocalField):
+    """wtforms' DateTimeLocalField within the app's one calendar bound: converting 9999-12-31T23:59
+    from a western zone to UTC would overflow."""
 
 
 def show_domain_error(form: FlaskForm, exc: DomainError, fields: Mapping[str, str] | None = None) -> None:

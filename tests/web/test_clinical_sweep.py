@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from flask import render_template
 from sqlalchemy import func, select
+from werkzeug.routing import IntegerConverter
 
 from retreat.accounts import api_tokens
 from retreat.clinical import clearance
@@ -84,7 +85,7 @@ def clinical_urls(app, db, methods=("GET",)):
         if not rule.rule.startswith(CLINICAL_PREFIXES):
             continue
         args = sorted(rule.arguments)
-        if any(rule._converters[a].__class__.__name__ != "IntegerConverter" for a in args):
+        if not all(isinstance(rule._converters[a], IntegerConverter) for a in args):
             continue
         if not args:
             urls.append((rule.endpoint, adapter.build(rule.endpoint, {})))
@@ -103,7 +104,7 @@ def all_get_urls(app, db):
         if rule.endpoint in SKIP_ENDPOINTS or "GET" not in rule.methods:
             continue
         args = sorted(rule.arguments)
-        if any(rule._converters[a].__class__.__name__ != "IntegerConverter" for a in args):
+        if not all(isinstance(rule._converters[a], IntegerConverter) for a in args):
             continue
         ids = [None] if not args else range(1, top + 1)
         for i in ids:

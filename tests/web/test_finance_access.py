@@ -7,6 +7,7 @@ import re
 
 import pytest
 from sqlalchemy import select
+from werkzeug.routing import IntegerConverter
 
 from retreat.cohorts.models import Cohort
 from retreat.models import AuditEvent
@@ -41,7 +42,7 @@ def _url(app, rule, ids: dict[str, int]) -> str:
     values = {}
     for arg in rule.arguments:
         conv = rule._converters[arg]
-        values[arg] = ids.get(arg, ids["default"]) if type(conv).__name__ == "IntegerConverter" else "x"
+        values[arg] = ids.get(arg, ids["default"]) if isinstance(conv, IntegerConverter) else "x"
     with app.test_request_context():
         from flask import url_for
 

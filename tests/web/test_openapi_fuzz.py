@@ -25,12 +25,6 @@ from tests.conftest import base_config
 CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ_SETTINGS = settings(max_examples=15, derandomize=True, deadline=None, database=None,
                          suppress_health_check=list(HealthCheck))
-# Known failures in code other engineers own (issue #16, 26 report), skipped case by case so that
-# the rest of each operation is still fuzzed; test_known_oversized_ids_are_a_server_error pins them.
-INT32_MAX = 2**31 - 1
-OVERSIZED_ID = ("a path id past 2^31 reaches the database as is (Werkzeug's int converter has no "
-                "bound): PostgreSQL's integer columns answer 500 at 2^31, SQLite's at 2^63, instead of "
-                "404 (invariant 7); needs one bounded int converter in the app factory")
 
 
 def _config() -> SchemathesisConfig:
@@ -62,14 +56,7 @@ def _spec() -> dict:
 schema = schemathesis.openapi.from_dict(_spec(), config=_config())
 
 
-def _known(case) -> str | None:
-    ids = [v for v in (case.path_parameters or {}).values() if isinstance(v, int)]
-    return OVERSIZED_ID if any(v > INT32_MAX for v in ids) else None
-
-
 def _call(case, app, headers=None):
-    if _known(case):
-        return
     case.call_and_validate(app=app, headers=headers, checks=CHECKS)  # the test app, in its rolled-back transaction
 
 
@@ -91,12 +78,10 @@ def test_api_provider_token(case, app, fuzz_world):
     _call(case, app, fuzz_world["provider"])
 
 
-@pytest.mark.xfail(strict=True, reason=OVERSIZED_ID)
+@pytest.mark.parametrize("too_big", [2**31, 2**63, 154407627684127])
 @pytest.mark.parametrize("path", ["/api/v1/cohorts/{}", "/api/v1/clearance-requests/{}", "/api/v1/tokens/{}"])
-def test_known_oversized_ids_are_a_server_error(app, client, fuzz_world, path):
-    from tests.conftest import is_postgres
-
-    too_big = 2**31 if is_postgres() else 2**63
+def test_oversized_path_ids_are_not_found(app, client, fuzz_world, path, too_big):
+    """Issue #16, item 9: the app's int converter matches only an Integer column's range."""
     method = client.delete if path.startswith("/api/v1/tokens") else client.get
     headers = fuzz_world["admin"] if "tokens" in path else fuzz_world["provider"]
     assert method(path.format(too_big), headers=headers).status_code == 404

@@ -1,12 +1,12 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, EmailField, HiddenField, SelectField, StringField, TelField
+from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.timeutil import common_zones
-from retreat.web.forms import strip
+from retreat.web.forms import DateField, strip
 
 
 def choices(pairs) -> list[SelectChoice]:

@@ -12,6 +12,7 @@ from retreat.blueprints.admin.common import button, page_arg, query_without_page
 from retreat.blueprints.admin.forms import ActionForm, LicenseForm, RoleForm, StaffUserForm, UserSearchForm
 from retreat.core.errors import ValidationFailed
 from retreat.core.pagination import paginate
+from retreat.database import parse_id
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
@@ -31,7 +32,8 @@ def _selected_org(form) -> ProviderOrganization | None:
     raw = form.provider_organization.data
     if not raw:
         return None
-    org = db.session.get(ProviderOrganization, int(raw)) if str(raw).isdigit() else None
+    org_id = parse_id(raw)
+    org = db.session.get(ProviderOrganization, org_id) if org_id else None
     if org is None:
         raise ValidationFailed("Choose an organisation from the list.", field="provider_organization")
     return org

@@ -8,9 +8,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    DateField,
-    DateTimeLocalField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
@@ -21,7 +18,7 @@ from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
 from retreat.timeutil import common_zones, zone
-from retreat.web.forms import strip
+from retreat.web.forms import DateField, DateTimeLocalField, IntegerField, check_int_range, strip
 
 
 def local_to_utc(value: datetime, tz_name: str) -> datetime:
@@ -74,7 +71,7 @@ class CohortForm(FlaskForm):
 
     def _minor(self, f) -> int:
         try:
-            return to_minor(f.data or "", self.currency.data or "USD")
+            return check_int_range(to_minor(f.data or "", self.currency.data or "USD"))
         except MoneyError as exc:
             raise ValidationError(str(exc)) from exc
 

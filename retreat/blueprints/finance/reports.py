@@ -8,7 +8,7 @@ from datetime import date
 from flask import render_template, request
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from wtforms import DateField, SelectField
+from wtforms import SelectField
 
 from retreat.blueprints.finance import bp
 from retreat.core.errors import ValidationFailed
@@ -18,6 +18,7 @@ from retreat.money import format_money
 from retreat.timeutil import now_utc, to_local
 from retreat.web import page_cache
 from retreat.web.charts import Series, bar_chart, line_chart
+from retreat.web.forms import DateField
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user
 

@@ -7,7 +7,7 @@ import json
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from retreat.blueprints.participant import bp
@@ -21,7 +21,7 @@ from retreat.privacy import deletion
 from retreat.privacy import export as privacy_export
 from retreat.timeutil import format_local, now_utc
 from retreat.web.clinical import read_or_404
-from retreat.web.forms import refused, show_domain_error
+from retreat.web.forms import IntegerField, refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 

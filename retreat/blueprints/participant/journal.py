@@ -10,6 +10,7 @@ from wtforms.validators import Optional
 
 from retreat.blueprints.participant import bp
 from retreat.core.errors import NotFound, ValidationFailed
+from retreat.database import parse_id
 from retreat.extensions import db
 from retreat.integration import journal
 from retreat.integration.journal_models import JournalEntry
@@ -48,10 +49,9 @@ class ConfirmForm(FlaskForm):
 
 
 def _int(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return -1  # never a valid id or version: refused by the service
+    if value in (None, ""):
+        return None
+    return parse_id(value) or -1  # never a valid id or version: refused by the service
 
 
 def _own(entry_id: int) -> JournalEntry:

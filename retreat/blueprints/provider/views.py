@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from retreat.accounts import users as accounts
@@ -21,7 +21,7 @@ from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc, zone
 from retreat.web.clinical import org_request_or_404, read_or_404
-from retreat.web.forms import refused, show_domain_error
+from retreat.web.forms import DateField, refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 
