@@ -131,8 +131,8 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            result = accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
-                                      tz=form.tz.data, ctx=request_context())
+            accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
+                             tz=form.tz.data, ctx=request_context())
             db.session.flush()  # a concurrent sign-up of the same address fails here, not at the commit
         except DomainError as err:
             show_domain_error(form, err)
@@ -140,8 +140,8 @@ def signup():
             transaction.discard("the same address signed up concurrently")
             return redirect(url_for("account.check_email"))
         else:
-            if result.user is not None:
-                start_session(result.user)
+            # Nobody is signed in by a sign-up, new address or not: the answer is the same either way
+            # (no enumeration); the verification link, then the password, sign a new account in.
             return redirect(url_for("account.check_email"))
     return render_template("account/signup.html", form=form,
                            autodetect_tz=not form.is_submitted()), (422 if form.errors else 200)
