@@ -5,7 +5,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
-from retreat.accounts import auth
+from retreat.accounts import auth, signin_limits
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
@@ -60,14 +60,6 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _login_limit_key() -> str:
-    return f"login:{request.remote_addr}"
-
-
-def _login_email_key() -> str:
-    return f"login-email:{accounts.normalize_email(request.form.get('email'))}"
-
-
 def start_session(user, remember: bool = False) -> None:
     """Fresh session on every login (no fixation): drop whatever the anonymous session held."""
     session.clear()
@@ -88,15 +80,12 @@ def _home():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_login_limit_key)
-@limiter.limit(_limit("LOGIN_EMAIL_RATE_LIMIT"), methods=["POST"], key_func=_login_email_key,
-               deduct_when=lambda response: response.status_code != 302)
 def login():
     if current_user.is_authenticated:
         return redirect(_home())
     form = LoginForm()
     if form.validate_on_submit():
-        result = auth.authenticate(form.email.data, form.password.data, ctx=request_context())
+        result = signin_limits.authenticate(form.email.data, form.password.data, ctx=request_context())
         transaction.keep("the sign-in attempt's audit event and failure count, whatever the answer")
         if result.user is None:
             form.password.errors.append(result.message)
