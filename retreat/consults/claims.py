@@ -19,13 +19,12 @@ import hmac
 import secrets
 from datetime import datetime
 
-from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
+from retreat.consults.manage import LINK_INVALID, link_serializer, signed_payload
 from retreat.consults.models import Consultation
 from retreat.core import locking
 from retreat.core.context import RequestContext
@@ -38,8 +37,7 @@ class ClaimLinkInvalid(NotFound):
     pass
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="consult-claim")
+SALT = "consult-claim"
 
 
 def owner_for(signed_in: User | None, email: str) -> User | None:
@@ -51,7 +49,7 @@ def owner_for(signed_in: User | None, email: str) -> User | None:
 
 def issue_claim_token(consult: Consultation) -> str:
     """A signed token naming the consult by its calendar UID; only its SHA-256 is stored."""
-    raw = _serializer().dumps({"u": consult.calendar_uid, "n": secrets.token_urlsafe(12)})
+    raw = link_serializer(SALT).dumps({"u": consult.calendar_uid, "n": secrets.token_urlsafe(12)})
     consult.claim_token_hash = hash_token(raw)
     return raw
 
@@ -61,14 +59,9 @@ def claim_url(base_url: str, token: str) -> str:
 
 
 def consult_for_claim(token: str, *, lock: bool = False) -> Consultation:
-    invalid = ClaimLinkInvalid("This link is not valid. Check that you copied the whole link from your email.")
-    if not token or len(token) > 500:
-        raise invalid
-    try:
-        data = _serializer().loads(token)
-    except BadSignature:
-        raise invalid from None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), str):
+    invalid = ClaimLinkInvalid(LINK_INVALID)
+    data = signed_payload(token, invalid, salt=SALT)
+    if not isinstance(data.get("u"), str):
         raise invalid
     consult = db.session.scalar(select(Consultation).where(Consultation.calendar_uid == data["u"]))
     if consult is not None and lock:

@@ -369,10 +369,10 @@ def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(d
     facilitator_with_hours()
     b = book(TUE_10)
     c = b.consult
-    payload = manage_links._serializer().loads(b.manage_token)
+    payload = manage_links.link_serializer().loads(b.manage_token)
     assert payload["u"] == c.calendar_uid and "c" not in payload
     expires = int((c.end_at + timedelta(days=7)).timestamp())
-    old = manage_links._serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
+    old = manage_links.link_serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
     c.manage_token_hash = hash_token(old)  # as if issued before the change
     db.session.flush()
     assert manage_links.consult_for_token(old, NOW) is c
@@ -381,7 +381,7 @@ def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(d
     for payload in ({"u": "consult-unknown@retreat", "n": "x", "e": expires}, {"u": 5, "n": "x", "e": expires},
                     {"n": "x", "e": expires}, {"u": c.calendar_uid, "n": "x", "e": "later"}):
         with pytest.raises(manage_links.ManageLinkInvalid):
-            manage_links.consult_for_token(manage_links._serializer().dumps(payload), NOW)
+            manage_links.consult_for_token(manage_links.link_serializer().dumps(payload), NOW)
 
 
 def test_outcome_recording(db):

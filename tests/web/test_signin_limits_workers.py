@@ -23,7 +23,7 @@ from sqlalchemy import text
 from retreat import create_app
 from retreat.extensions import db as _db
 from tests import factories
-from tests.conftest import TEST_DATABASE_URL, base_config, is_postgres
+from tests.conftest import TEST_DATABASE_URL, base_config, fresh_schema, is_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sign-in-limits-workers-secret-0123456789abcdef"
@@ -58,11 +58,7 @@ def _prepare(url: str) -> None:
     """A fresh schema and the owner's account, committed (the servers are other processes)."""
     app = create_app(base_config(SQLALCHEMY_DATABASE_URI=url, SECRET_KEY=SECRET))
     with app.app_context():
-        if is_postgres():
-            with _db.engine.begin() as conn:
-                conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-        _db.drop_all()
-        _db.create_all()
+        fresh_schema()
         factories.user("participant", email=OWNER, password=OWNER_PASSWORD)
         _db.session.commit()
         _db.engine.dispose()
