@@ -223,7 +223,7 @@ def details():
                         phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
                         heard_from=form.heard_from.data, answers=form.answers(),
                         base_url=urls.base_url(), now=now, ctx=request_context(), via="web",
-                        signed_in=current_user if current_user.is_authenticated else None)
+                        signed_in=current_user._get_current_object() if current_user.is_authenticated else None)
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
                     return redirect(url_for("consults.manage", token=booking.manage_token))
                 except free_times.SlotUnavailable as exc:
