@@ -86,10 +86,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "REMEMBER_COOKIE_DURATION": timedelta(days=_int("REMEMBER_DAYS", 30)),
         # Staff must set up two-factor until an admin decides otherwise (unset: on in production).
         "REQUIRE_STAFF_TOTP_DEFAULT": _bool("REQUIRE_STAFF_TOTP", env == "production"),
+        # Failed sign-ins, counted across workers (retreat.accounts.signin_limits): per client
+        # address; per address and email together; per email from addresses that never signed in
+        # as that account (the owner's usual address is not locked out by others' failures).
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
-        # Failed sign-ins against one address (whatever the IP), sign-ups / resends / resets per IP,
-        # two-factor codes per pending sign-in.
+        "LOGIN_PAIR_RATE_LIMIT": os.environ.get("LOGIN_PAIR_RATE_LIMIT", "5 per 10 minutes"),
         "LOGIN_EMAIL_RATE_LIMIT": os.environ.get("LOGIN_EMAIL_RATE_LIMIT", "10 per 10 minutes"),
+        # Sign-ups / resends / resets per IP, two-factor codes per pending sign-in (Flask-Limiter).
         "SIGNUP_RATE_LIMIT": os.environ.get("SIGNUP_RATE_LIMIT", "10 per hour"),
         "RESEND_RATE_LIMIT": os.environ.get("RESEND_RATE_LIMIT", "5 per 10 minutes"),
         "PASSWORD_RESET_RATE_LIMIT": os.environ.get("PASSWORD_RESET_RATE_LIMIT", "5 per 10 minutes"),

@@ -11,6 +11,7 @@ from retreat.accounts.models import (  # noqa: F401
 )
 from retreat.accounts.recovery_codes import TotpRecoveryCode  # noqa: F401
 from retreat.accounts.sessions import UserSession  # noqa: F401
+from retreat.accounts.signin_limits import SignInCounter  # noqa: F401
 from retreat.audit.models import AuditEvent  # noqa: F401
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
 from retreat.clinical.outcome_models import OutcomeMeasure  # noqa: F401,E402

@@ -5,7 +5,7 @@ The app factory imports this module, so the web app, the scheduler, the CLI and 
 run with the same handlers and jobs, whichever modules a request happens to import first.
 """
 
-from retreat.accounts import preferences  # noqa: F401  (the dispatcher's opt-out check)
+from retreat.accounts import preferences, signin_limits  # noqa: F401  (opt-out check; sign-in counter sweep)
 from retreat.clinical import expiry, safety  # noqa: F401  (clearance.expire; consult_flagged -> safety alert)
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)

@@ -54,15 +54,20 @@ def base_config(**extra) -> dict:
     return cfg
 
 
+def fresh_schema() -> None:
+    """Drop and create every table of the app context's database (btree_gist first on PostgreSQL)."""
+    if is_postgres():
+        with _db.engine.begin() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+    _db.drop_all()
+    _db.create_all()
+
+
 @pytest.fixture(scope="session")
 def app():
     app = create_app(base_config())
     with app.app_context():
-        if is_postgres():
-            with _db.engine.begin() as conn:
-                conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-        _db.drop_all()
-        _db.create_all()
+        fresh_schema()
     yield app
 
 

@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from retreat import audit
-from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
+from retreat.consults import claims
 from retreat.consults.availability import Schedule
 from retreat.consults.manage import can_change, changeable_after, cutoff_words, issue_manage_token, manage_url
 from retreat.consults.models import (
@@ -153,7 +153,8 @@ def _valid_id(value) -> bool:
 
 def book(*, start: datetime, facilitator_id: int | None = None, name: str, email: str, phone: str | None = None,
          tz: str, reason: str | None = None, heard_from: str | None = None, answers: dict | None = None,
-         base_url: str, now: datetime, ctx: RequestContext | None = None, via: str = "web") -> Booking:
+         base_url: str, now: datetime, ctx: RequestContext | None = None, via: str = "web",
+         signed_in: User | None = None) -> Booking:
     """Book a free consult at ``start`` with one facilitator, or with whoever is free (fair round-robin).
 
     For each candidate facilitator: lock their settings row, bump its slot cache version and read
@@ -191,7 +192,7 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
             # savepoint lets a refusal try the next candidate.
             with audit.batched(), db.session.begin_nested() if n < len(candidates) - 1 else nullcontext():
                 return _book_with(fid, start, guest, check=facilitator_id is not None, base_url=base_url,
-                                  now=now, ctx=ctx, via=via)
+                                  now=now, ctx=ctx, via=via, owner=claims.owner_for(signed_in, guest["email"]))
         except _NotFree as nf:
             last_reason = nf.why
         except IntegrityError as exc:
@@ -202,8 +203,10 @@ def book(*, start: datetime, facilitator_id: int | None = None, name: str, email
 
 
 def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url: str, now: datetime,
-               ctx: RequestContext | None, via: str) -> Booking:
-    """One candidate of ``book``: raises _NotFree (or IntegrityError from the exclusion constraint)."""
+               ctx: RequestContext | None, via: str, owner: User | None) -> Booking:
+    """One candidate of ``book``: raises _NotFree (or IntegrityError from the exclusion constraint).
+    Without ``owner`` (the signed-in owner of the email) the consult is a guest record until the
+    email's owner confirms it (``retreat.consults.claims``)."""
     settings, fac = _lock_facilitator(fid)
     if check:
         _check_facilitator(fid, settings, fac)
@@ -212,10 +215,9 @@ def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url:
         raise _NotFree(SlotUnavailable("That facilitator is not taking bookings.", reason="unavailable"))
     if not is_free(schedule, start, now):
         raise _NotFree(why_not_free(schedule, start, now))
-    participant, _ = accounts.guest_account(email=guest["email"], name=guest["name"], tz=guest["tz"], ctx=ctx, now=now)
     consult = Consultation(
         calendar_uid=f"consult-{uuid.uuid4()}@retreat", facilitator_id=fid,
-        participant_id=participant.id, start_at=start, end_at=start + schedule.duration,
+        participant_id=owner.id if owner else None, owner_confirmed_at=now if owner else None, start_at=start, end_at=start + schedule.duration,
         blocked_start=start - schedule.buffer_before,
         blocked_end=start + schedule.duration + schedule.buffer_after,
         status=ConsultStatus.BOOKED.value, sequence=0, booked_via=via,
@@ -226,17 +228,18 @@ def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url:
         flagged=bool(flags_for(guest["answers"])), created_at=now, updated_at=now,
     )
     token = issue_manage_token(consult)  # names the calendar UID: written with the row, no UPDATE after it
+    claim = None if owner else claims.claim_url(base_url, claims.issue_claim_token(consult))
     db.session.add(consult)
     db.session.flush()  # the exclusion constraint speaks here on PostgreSQL
     # What the messages below read of the consult, already in hand (not loaded again).
     set_committed_value(consult, "settings", settings)
-    set_committed_value(consult, "participant", participant)
+    set_committed_value(consult, "participant", owner)
     set_committed_value(consult, "facilitator", fac)
     link = manage_url(base_url, token)
     if safety_signal(guest["answers"]):
         signals.consult_flagged.send(consult, now=now)  # a safety alert (retreat.clinical)
     with outbox.batched():
-        queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked")
+        queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked", claim_link=claim)
         queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
     audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
                  details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)

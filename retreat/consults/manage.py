@@ -34,15 +34,32 @@ class ManageLinkExpired(DomainError):
 
 
 
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="consult-manage")
+LINK_INVALID = "This link is not valid. Check that you copied the whole link from your email."
+
+
+def link_serializer(salt: str = "consult-manage") -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def signed_payload(token: str, invalid: DomainError, *, salt: str = "consult-manage") -> dict:
+    """The payload of an emailed consult link signed with ``salt`` (manage, claim); raises ``invalid``
+    for a forged, malformed or overlong one."""
+    if not token or len(token) > 500:
+        raise invalid
+    try:
+        data = link_serializer(salt).loads(token)
+    except BadSignature:
+        raise invalid from None
+    if not isinstance(data, dict):
+        raise invalid
+    return data
 
 
 def issue_manage_token(consult: Consultation) -> str:
     """A signed token naming the consult (by its calendar UID, known before the row is written) and its
     expiry; only its SHA-256 is stored. Replaces the previous one."""
     expires = consult.end_at + MANAGE_LINK_VALID_AFTER_CALL
-    raw = _serializer().dumps({"u": consult.calendar_uid, "n": secrets.token_urlsafe(12), "e": int(expires.timestamp())})
+    raw = link_serializer().dumps({"u": consult.calendar_uid, "n": secrets.token_urlsafe(12), "e": int(expires.timestamp())})
     consult.manage_token_hash = hash_token(raw)
     consult.manage_token_expires_at = expires
     return raw
@@ -54,14 +71,9 @@ def manage_url(base_url: str, token: str) -> str:
 
 def consult_for_token(token: str, now: datetime, *, lock: bool = False) -> Consultation:
     """The consult a signed link names (row-locked with ``lock``); refuses a forged, expired or replaced link."""
-    invalid = ManageLinkInvalid("This link is not valid. Check that you copied the whole link from your email.")
-    if not token or len(token) > 500:
-        raise invalid
-    try:
-        data = _serializer().loads(token)
-    except BadSignature:
-        raise invalid from None
-    if not isinstance(data, dict) or not isinstance(data.get("e"), int):
+    invalid = ManageLinkInvalid(LINK_INVALID)
+    data = signed_payload(token, invalid)
+    if not isinstance(data.get("e"), int):
         raise invalid
     if isinstance(data.get("u"), str):
         stmt = select(Consultation).where(Consultation.calendar_uid == data["u"])

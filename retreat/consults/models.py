@@ -122,7 +122,8 @@ class Consultation(TimestampMixin, db.Model):
     # Calendar UID, stable across reschedules and cancellation.
     calendar_uid: Mapped[str] = mapped_column(String(120), unique=True)
     facilitator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    # The participant account (created unverified or linked by email) so history follows the person.
+    # The account whose history this consult is part of: set only once the email's owner confirmed
+    # it (retreat.consults.claims); a booking by anyone else is a guest record (None).
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     start_at: Mapped[datetime] = mapped_column()
     end_at: Mapped[datetime] = mapped_column()
@@ -144,6 +145,9 @@ class Consultation(TimestampMixin, db.Model):
     # SHA-256 of the current signed manage token; replaced when the token is reissued.
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     manage_token_expires_at: Mapped[datetime | None] = mapped_column()
+    # SHA-256 of the emailed "this was me" link, and when the owner confirmed (or booked signed in).
+    claim_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    owner_confirmed_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
     cancelled_by: Mapped[str | None] = mapped_column(String(16))  # guest | facilitator
     outcome_recorded_at: Mapped[datetime | None] = mapped_column()

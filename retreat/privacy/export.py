@@ -17,6 +17,7 @@ from retreat.clinical import outcome_reports
 from retreat.clinical.access import PROVIDER_SECTIONS, RequestRecord, read, refuse
 from retreat.clinical.models import SafetyAlert
 from retreat.cohorts.models import ChecklistItem, ConsentSignature, Enrollment
+from retreat.consults import outcomes as consult_outcomes
 from retreat.core.context import RequestContext
 from retreat.extensions import db
 from retreat.integration import checkins, journal
@@ -83,6 +84,7 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
                     "phone": participant.phone, "created_at": _iso(participant.created_at),
                     "email_verified_at": _iso(participant.email_verified_at)},
         "enrollments": out_enrollments,
+        "consultations": _consult_export(participant),
         "access_log": access_log,
         **_integration_export(participant),
     }
@@ -93,6 +95,14 @@ def _integration_export(participant: User) -> dict:
     return {"journal_entries": journal.export_rows(participant),
             "outcome_scores": outcome_reports.export_rows(participant),
             "check_ins": checkins.export_rows(participant)}
+
+
+def _consult_export(participant: User) -> list[dict]:
+    """The consults in their history: booked signed in, or confirmed by them ("this was me")."""
+    return [{"start": _iso(c.start_at), "status": c.status, "facilitator": c.facilitator.name,
+             "booked_via": c.booked_via, "joined_history_at": _iso(c.owner_confirmed_at),
+             "recommended_cohort": c.recommended_cohort}
+            for c in consult_outcomes.consults_for_participant(participant)]
 
 
 def _request_export(rr: RequestRecord) -> dict:

@@ -81,7 +81,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
-        return error_response(err.status, err.message, err.errors or None)
+        resp = current_app.make_response(error_response(err.status, err.message, err.errors or None))
+        if getattr(err, "retry_after", None):  # a refused attempt says when to try again
+            resp.headers["Retry-After"] = str(err.retry_after)
+        return resp
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):

@@ -53,7 +53,8 @@ def test_participant_signs_up_verifies_and_signs_back_in(live_server, page, smtp
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url("**/account/check-email")
     assert page.get_by_role("heading", name="Check your email").is_visible()
-    assert page.get_by_text("Please confirm your email address").is_visible()
+    # Nobody is signed in by a sign-up (the answer is the same for an address that has an account).
+    assert page.get_by_text("Please confirm your email address").count() == 0
 
     link = _verify_link(live_server.app, smtp_server, "robin@example.com")
     assert link.startswith(live_server.url + "/account/verify-email/")
@@ -61,9 +62,8 @@ def test_participant_signs_up_verifies_and_signs_back_in(live_server, page, smtp
     assert page.get_by_role("heading", name="Your email address is confirmed").is_visible()
     assert page.get_by_text("Please confirm your email address").count() == 0
 
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url(live_server.url + "/")
-    page.goto(live_server.url + "/account/login")
+    page.get_by_role("link", name="Continue").click()
+    page.wait_for_url("**/account/login")
     page.get_by_label("Email").fill("robin@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

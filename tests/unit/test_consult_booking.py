@@ -18,7 +18,7 @@ from retreat.core.errors import Conflict, NotFound, PermissionDenied, Validation
 from retreat.messaging.ics import build_calendar
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from tests import factories
-from tests.unit.test_consult_support import BASE_URL, NOW, book, facilitator_with_hours
+from tests.unit.test_consult_support import BASE_URL, NOW, book, confirm_as_owner, facilitator_with_hours
 
 DENVER = ZoneInfo("America/Denver")
 TUE_10 = datetime(2026, 6, 2, 10, 0, tzinfo=DENVER)  # Tuesday 10:00 MDT, a day after NOW
@@ -38,9 +38,9 @@ def test_booking_creates_consult_participant_and_messages(db):
     assert (c.start_at, c.end_at) == (TUE_10, TUE_10 + timedelta(minutes=30))
     assert (c.blocked_start, c.blocked_end) == (TUE_10, TUE_10 + timedelta(minutes=40))  # 10 min after-buffer
     assert c.facilitator_id == fac.id and c.status == "booked" and c.sequence == 0 and c.flagged
-    user = db.session.get(User, c.participant_id)
-    assert user.email == "grace@example.com" and user.role == "participant"
-    assert user.password_hash is None and not user.email_verified
+    # A guest record: no account is made or joined until the email's owner says "this was me".
+    assert c.participant_id is None and c.owner_confirmed_at is None and c.claim_token_hash
+    assert db.session.scalar(select(User).where(User.email == "grace@example.com")) is None
     assert b.manage_url == f"{BASE_URL}/consult/manage/{b.manage_token}"
     assert c.manage_token_hash and b.manage_token not in c.manage_token_hash
 
@@ -48,6 +48,8 @@ def test_booking_creates_consult_participant_and_messages(db):
     confirm = rows["consult_confirmation:confirmation"]
     assert confirm.recipient_email == "grace@example.com" and confirm.recipient_tz == "America/New_York"
     assert confirm.due_at == NOW and confirm.context["manage_url"] == b.manage_url
+    assert confirm.context["claim_url"].startswith(f"{BASE_URL}/consult/claim/")
+    assert confirm.context["claim_url"] != b.manage_url and "claim_url" not in rows["consult_reminder:24h"].context
     assert confirm.context["video_link"] == "https://video.example.com/room-1"
     assert confirm.context["when"] == "Tuesday 2 June 2026, 12:00 PM EDT"  # the guest's zone
     assert confirm.ics["method"] == "REQUEST" and confirm.ics["sequence"] == 0 and confirm.ics["uid"] == c.calendar_uid
@@ -84,18 +86,21 @@ def test_answers_and_reason_are_encrypted_at_rest(db):
     assert prescreen.consult_answers(c) == {"suicidality": "yes"}
 
 
-def test_existing_account_is_linked_by_email(db):
+def test_a_booking_joins_the_email_owners_history_only_once_they_confirm(db):
     facilitator_with_hours()
     person = factories.user("participant", email="grace@example.com", password=None)
     c = book(TUE_10, email="  GRACE@Example.com ").consult
-    assert c.participant_id == person.id and c.guest_email == "grace@example.com"
-    c2 = book(TUE_10 + timedelta(hours=2), email="grace@example.com").consult
+    assert c.participant_id is None and c.guest_email == "grace@example.com"
+    assert consult_outcomes.consults_for_participant(person) == []
+    assert confirm_as_owner(c).participant_id == person.id and c.owner_confirmed_at == NOW
+    c2 = confirm_as_owner(book(TUE_10 + timedelta(hours=2), email="grace@example.com").consult)
     assert consult_outcomes.consults_for_participant(person) == [c2, c]
-    # No second account and no "user.created" for a linked one; a new guest gets exactly one of each.
+    # No second account; a new address gets exactly one, when its owner confirms (not before).
     created = lambda: db.session.scalars(select(AuditEvent.object_id).where(AuditEvent.action == "user.created")).all()  # noqa: E731
     before = created()
     c3 = book(TUE_10 + timedelta(hours=4), email="ada@example.com", name="  Ada  ").consult
-    new_user = db.session.get(User, c3.participant_id)
+    assert created() == before and c3.participant_id is None
+    new_user = db.session.get(User, confirm_as_owner(c3).participant_id)
     assert (new_user.email, new_user.name, new_user.role, new_user.tz) == ("ada@example.com", "Ada", "participant",
                                                                            "America/New_York")
     assert new_user.password_hash is None and new_user.email_verified_at is None and new_user.is_active
@@ -364,10 +369,10 @@ def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(d
     facilitator_with_hours()
     b = book(TUE_10)
     c = b.consult
-    payload = manage_links._serializer().loads(b.manage_token)
+    payload = manage_links.link_serializer().loads(b.manage_token)
     assert payload["u"] == c.calendar_uid and "c" not in payload
     expires = int((c.end_at + timedelta(days=7)).timestamp())
-    old = manage_links._serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
+    old = manage_links.link_serializer().dumps({"c": c.id, "n": "older-style", "e": expires})
     c.manage_token_hash = hash_token(old)  # as if issued before the change
     db.session.flush()
     assert manage_links.consult_for_token(old, NOW) is c
@@ -376,7 +381,7 @@ def test_manage_links_name_the_calendar_uid_and_links_naming_the_id_still_work(d
     for payload in ({"u": "consult-unknown@retreat", "n": "x", "e": expires}, {"u": 5, "n": "x", "e": expires},
                     {"n": "x", "e": expires}, {"u": c.calendar_uid, "n": "x", "e": "later"}):
         with pytest.raises(manage_links.ManageLinkInvalid):
-            manage_links.consult_for_token(manage_links._serializer().dumps(payload), NOW)
+            manage_links.consult_for_token(manage_links.link_serializer().dumps(payload), NOW)
 
 
 def test_outcome_recording(db):

@@ -48,4 +48,23 @@ def book(start, *, now=NOW, facilitator_id=None, **kw):
     return bookings.book(start=start, facilitator_id=facilitator_id, base_url=BASE_URL, now=now, **guest(**kw))
 
 
+def claim_token(consult) -> str:
+    """The "this was me" token of a guest booking, from its queued confirmation email."""
+    from sqlalchemy import select
+
+    from retreat.messaging.models import OutboxMessage
+
+    row = db.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.dedupe_key == f"consult-{consult.id}-s0-confirmation"))
+    return row.context["claim_url"].rsplit("/", 1)[1]
+
+
+def confirm_as_owner(consult, now=NOW):
+    """The email's owner follows the link: the booking joins their history."""
+    from retreat.consults import claims
+
+    db.session.commit()  # its own request (and transaction) in real life: the locks start afresh
+    return claims.confirm_owner(claim_token(consult), now=now)[0]
+
+
 from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for consult tests)

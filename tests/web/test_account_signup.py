@@ -29,7 +29,7 @@ def test_signup_page_offers_zones_and_loads_timezone_script(client):
     assert "privacy notice" in html
 
 
-def test_signup_creates_unverified_participant_signs_in_and_queues_verification(client, db):
+def test_signup_creates_unverified_participant_and_queues_verification_without_signing_in(client, db):
     r = client.post("/account/signup", data=signup_form(email="  Robin@Example.COM "))
     assert r.status_code == 302 and r.headers["Location"].endswith("/account/check-email")
     user = accounts.get_by_email("robin@example.com")
@@ -38,7 +38,8 @@ def test_signup_creates_unverified_participant_signs_in_and_queues_verification(
     assert passwords.verify_password(user, STRONG)
     page = client.get("/account/check-email").get_data(as_text=True)
     assert "Check your email" in page
-    assert "Please confirm your email address" in page  # the banner: they are signed in, unverified
+    assert "Please confirm your email address" not in page  # no banner: nobody is signed in (issue #16 item 5)
+    assert client.get("/account/settings").status_code == 302
     [msg] = queued("verify_email")
     assert msg.recipient_email == "robin@example.com" and msg.essential
     assert msg.context["name"] == "Robin Rivers"
@@ -58,7 +59,10 @@ def test_verification_link_verifies_then_repeat_click_says_already(client, db):
     r = client.get(path)
     assert r.status_code == 200 and "Already confirmed" in r.get_data(as_text=True)
     assert audit_actions(user.id).count("user.email_verified") == 1
-    assert "Please confirm your email address" not in client.get("/account/settings").get_data(as_text=True)
+    # Confirmed, then signed in with the password (the link itself signs nobody in).
+    assert client.get("/account/settings").status_code == 302
+    c = signed_in(client.application, user, STRONG)
+    assert "Please confirm your email address" not in c.get("/account/settings").get_data(as_text=True)
 
 
 def test_existing_email_gets_same_outcome_and_owner_is_told(client, db):

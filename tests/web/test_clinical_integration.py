@@ -18,7 +18,7 @@ from retreat.models import AuditEvent, OutboxMessage
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
-from tests.unit.test_consult_support import around_the_clock_facilitator
+from tests.unit.test_consult_support import around_the_clock_facilitator, confirm_as_owner
 
 SAFETY_ANSWERS = {"suicidality": "yes", "pregnancy": "unsure", "psychosis": "no"}
 
@@ -74,7 +74,7 @@ def _consult_world(db):
     s = fcl.setup()
     fac = around_the_clock_facilitator()
     req = clearance.submit(s.enrollment, s.participant, fcl.answers(), now=s.now).request
-    c = _book(s.now, email=s.participant.email, answers=SAFETY_ANSWERS, facilitator=fac)
+    c = confirm_as_owner(_book(s.now, email=s.participant.email, answers=SAFETY_ANSWERS, facilitator=fac), s.now)
     consult_outcomes.record_outcome(c, facilitator=fac, outcome="completed", recommended_cohort="Autumn group",
                             notes=f"{MARKER} outcome notes", now=s.now + timedelta(days=2))
     db.session.commit()

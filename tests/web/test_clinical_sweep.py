@@ -24,7 +24,7 @@ from retreat.models import AuditEvent, Consultation, OutboxMessage
 from tests import factories
 from tests import factories_clearance as fcl
 from tests.factories_clearance import MARKER
-from tests.unit.test_consult_support import around_the_clock_facilitator
+from tests.unit.test_consult_support import around_the_clock_facilitator, confirm_as_owner
 
 CLINICAL_PREFIXES = ("/provider/", "/me/", "/api/v1/clearance", "/admin/break-glass", "/facilitator/")
 SKIP_ENDPOINTS = {"static", "account.logout"}
@@ -58,6 +58,7 @@ def world(db):
                       phone=None, tz="UTC", reason=f"{MARKER} consult reason", heard_from=None,
                       answers={"suicidality": "yes", "pressure_conditions": "yes"}, base_url="http://localhost",
                       now=s.now).consult
+    c = confirm_as_owner(c, s.now)  # the participant said "this was me"
     c.answers_encrypted = encrypt_field(json.dumps({"suicidality": "yes", "pressure_conditions": "yes",
                                                     "note": f"{MARKER} consult answer"}))
     consult_outcomes.record_outcome(c, facilitator=consult_facilitator, outcome="completed", recommended_cohort=None,

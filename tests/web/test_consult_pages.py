@@ -215,7 +215,7 @@ def test_tampered_or_expired_links_get_a_clear_message(app, client, db):
         assert r.status_code == 404 and "not valid" in r.get_data(as_text=True)
     r = client.post(tampered + "/cancel")
     assert r.status_code == 404 and b.consult.status == "booked"
-    expired = manage_links._serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
+    expired = manage_links.link_serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
     r = client.get(f"/consult/manage/{expired}")
     assert r.status_code == 410 and "expired" in r.get_data(as_text=True)
     r = client.post(f"/consult/manage/{expired}/cancel")

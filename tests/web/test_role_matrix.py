@@ -49,6 +49,7 @@ PUBLIC_ENDPOINTS = {
     "consults.book": "free consultation booking for anyone",
     "consults.details": "booking form for a chosen time",
     "consults.manage": "manage a booking: signed, expiring token in the URL",
+    "consults.claim": "\"this was me\" for a guest booking: signed token emailed to the address, hash stored",
     "consults.reschedule": "reschedule a booking: signed, expiring token",
     "consults.cancel": "cancel a booking: signed, expiring token",
     "consults.invite": "the booking's .ics: signed, expiring token",

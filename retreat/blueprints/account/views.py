@@ -5,7 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
-from retreat.accounts import auth
+from retreat.accounts import auth, signin_limits
 from retreat.accounts import sessions as server_sessions
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
@@ -62,12 +62,6 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _login_limit_key() -> str:
-    return f"login:{request.remote_addr}"
-
-
-def _login_email_key() -> str:
-    return f"login-email:{accounts.normalize_email(request.form.get('email'))}"
 
 
 def end_session(message: str, endpoint: str):
@@ -82,15 +76,12 @@ def _home():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_limit("LOGIN_RATE_LIMIT"), methods=["POST"], key_func=_login_limit_key)
-@limiter.limit(_limit("LOGIN_EMAIL_RATE_LIMIT"), methods=["POST"], key_func=_login_email_key,
-               deduct_when=lambda response: response.status_code != 302)
 def login():
     if current_user.is_authenticated:
         return redirect(_home())
     form = LoginForm()
     if form.validate_on_submit():
-        result = auth.authenticate(form.email.data, form.password.data, ctx=request_context())
+        result = signin_limits.authenticate(form.email.data, form.password.data, ctx=request_context())
         transaction.keep("the sign-in attempt's audit event and failure count, whatever the answer")
         if result.user is None:
             form.password.errors.append(result.message)
@@ -127,8 +118,8 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            result = accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
-                                      tz=form.tz.data, ctx=request_context())
+            accounts.sign_up(name=form.name.data, email=form.email.data, password=form.password.data,
+                             tz=form.tz.data, ctx=request_context())
             db.session.flush()  # a concurrent sign-up of the same address fails here, not at the commit
         except DomainError as err:
             show_domain_error(form, err)
@@ -136,8 +127,8 @@ def signup():
             transaction.discard("the same address signed up concurrently")
             return redirect(url_for("account.check_email"))
         else:
-            if result.user is not None:
-                web_sessions.sign_in(result.user)
+            # Nobody is signed in by a sign-up, new address or not: the answer is the same either way
+            # (no enumeration); the verification link, then the password, sign a new account in.
             return redirect(url_for("account.check_email"))
     return render_template("account/signup.html", form=form,
                            autodetect_tz=not form.is_submitted()), (422 if form.errors else 200)

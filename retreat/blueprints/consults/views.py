@@ -6,12 +6,13 @@ import functools
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from retreat.blueprints.consults import bp
 from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
 from retreat.consults import booking as bookings
+from retreat.consults import claims, notices, prescreen, publishing
 from retreat.consults import manage as manage_links
-from retreat.consults import notices, prescreen, publishing
 from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
@@ -228,7 +229,8 @@ def details():
                         start=start, facilitator_id=fid, name=form.name.data, email=form.email.data,
                         phone=form.phone.data, tz=form.timezone.data, reason=form.reason.data,
                         heard_from=form.heard_from.data, answers=form.answers(),
-                        base_url=urls.base_url(), now=now, ctx=request_context(), via="web")
+                        base_url=urls.base_url(), now=now, ctx=request_context(), via="web",
+                        signed_in=current_user._get_current_object() if current_user.is_authenticated else None)
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
                     return redirect(url_for("consults.manage", token=booking.manage_token))
                 except free_times.SlotUnavailable as exc:
@@ -349,3 +351,24 @@ def invite(token, consult, now):
     body = build_calendar(notices.ics_for(consult, method=method, manage_link=link), stamp=now)
     return Response(body, mimetype="text/calendar",
                     headers={"Content-Disposition": 'attachment; filename="consultation.ics"'})
+
+
+# ------------------------------------------------------------------------------------------
+# "This was me" (emailed link): a guest booking joins its email's account history
+# ------------------------------------------------------------------------------------------
+
+
+@bp.route("/claim/<token>", methods=["GET", "POST"])
+@no_store
+def claim(token):
+    form = ConfirmForm()
+    try:
+        if form.validate_on_submit():
+            consult, already = claims.confirm_owner(token, now=now_utc(), ctx=request_context())
+            return render_template("consults/claim.html", state="already" if already else "done", consult=consult)
+        consult = claims.consult_for_claim(token)
+    except claims.ClaimLinkInvalid as exc:
+        return _link_error(exc)
+    state = "already" if consult.owner_confirmed_at else "ask"
+    return render_template("consults/claim.html", state=state, consult=consult, form=form,
+                           when=human_time(consult.start_at, consult.guest_tz)), (400 if form.errors else 200)
