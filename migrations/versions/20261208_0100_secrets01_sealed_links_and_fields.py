@@ -1,4 +1,4 @@
-"""Secrets at rest: capability links sealed in the outbox
+"""Secrets at rest: capability links sealed in the outbox; checklist answers, motivation, evidence encrypted
 
 ``outbox_messages.private_enc`` holds a message's capability links (password reset, email
 verification, consult manage, follow-up answer) encrypted with the app's field keys
@@ -6,6 +6,10 @@ verification, consult manage, follow-up answer) encrypted with the app's field k
 to be sent (pending, sending, failed) have their links moved there from the plain context and
 the invite's description; sent and cancelled ones have them stripped (the email carries them).
 The downgrade puts the links of unsent messages back in the plain context.
+
+Checklist answers (dietary needs, emergency contact), an application's motivation and a discount's
+evidence move to encrypted ``*_enc`` columns with the same keys (existing values encrypted, the
+plain columns dropped); the downgrade decrypts them back into the plain columns.
 
 Revision ID: secrets01
 Revises: 0023
@@ -110,13 +114,41 @@ def _unseal_outbox_links(conn):
                      .values(context={**(context or {}), **payload.get('context', {})}, ics=merged_ics))
 
 
+# (table, plain column, its type, encrypted column)
+FIELDS = (('checklist_items', 'answer', sa.Text(), 'answer_enc'),
+          ('enrollments', 'motivation', sa.Text(), 'motivation_enc'),
+          ('discount_redemptions', 'evidence', sa.String(length=300), 'evidence_enc'))
+
+
+def _move(conn, table_name, source, target, convert):
+    """Copy ``source`` into ``target`` through ``convert`` (encrypt or decrypt) for every row."""
+    table = sa.table(table_name, sa.column('id', sa.Integer), sa.column(source, sa.Text), sa.column(target, sa.Text))
+    rows = conn.execute(sa.select(table.c.id, table.c[source]).where(table.c[source].is_not(None),
+                                                                    table.c[source] != '')).all()
+    for row_id, value in rows:
+        conn.execute(table.update().where(table.c.id == row_id).values({target: convert(value)}))
+
+
 def upgrade():
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('private_enc', sa.Text(), nullable=True))
     _seal_outbox_links(op.get_bind())
+    for table_name, plain, _type, enc in FIELDS:
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.add_column(sa.Column(enc, sa.Text(), nullable=True))
+        _move(op.get_bind(), table_name, plain, enc, encrypt)
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.drop_column(plain)
 
 
 def downgrade():
+    for table_name, plain, type_, enc in FIELDS:
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.add_column(sa.Column(plain, type_, nullable=False, server_default=''))
+        _move(op.get_bind(), table_name, enc, plain, decrypt)
+        with op.batch_alter_table(table_name, schema=None) as batch_op:
+            batch_op.alter_column(plain, server_default=None)
+            batch_op.drop_column(enc)
     _unseal_outbox_links(op.get_bind())
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_column('private_enc')

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from retreat.core.crypto import decrypt_field
 from retreat.messaging import dispatcher, outbox, sealed
 from retreat.messaging.transport import transport_from_config
 from retreat.models import OutboxMessage
@@ -126,3 +127,16 @@ def test_the_data_migration_seals_unsent_links_and_strips_sent_ones(db):
     migration._unseal_outbox_links(db.session.connection())  # the downgrade puts them back
     db.session.expire_all()
     assert db.session.query(OutboxMessage).filter_by(dedupe_key="old-pending").one().context["manage_url"] == manage
+
+
+def test_the_data_migration_encrypts_plain_fields_and_the_downgrade_decrypts_them(db):
+    migration = _migration()
+    conn = db.session.connection()
+    conn.execute(text("CREATE TEMP TABLE demo_fields (id INTEGER PRIMARY KEY, answer TEXT, answer_enc TEXT)"))
+    conn.execute(text("INSERT INTO demo_fields (id, answer) VALUES (1, 'peanut allergy'), (2, '')"))
+    migration._move(conn, "demo_fields", "answer", "answer_enc", migration.encrypt)
+    rows = dict(conn.execute(text("SELECT id, answer_enc FROM demo_fields")).all())
+    assert rows[2] is None and "peanut" not in rows[1] and decrypt_field(rows[1]) == "peanut allergy"
+    conn.execute(text("UPDATE demo_fields SET answer = NULL"))
+    migration._move(conn, "demo_fields", "answer_enc", "answer", migration.decrypt)
+    assert conn.execute(text("SELECT answer FROM demo_fields WHERE id = 1")).scalar() == "peanut allergy"
