@@ -11,6 +11,7 @@ from sqlalchemy import select
 from retreat.cohorts import enrollment, seats
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SessionKind
 from retreat.extensions import db
+from retreat.integration import links
 from retreat.integration.followup_models import FollowUp
 from retreat.models import OutboxMessage
 from tests import factories
@@ -68,4 +69,5 @@ def message_of(f: FollowUp) -> OutboxMessage:
 
 
 def token_of(f: FollowUp) -> str:
-    return message_of(f).context["url"].rsplit("/", 1)[1]
+    """The answer link's token (what its email carries; the outbox keeps it sealed until sent)."""
+    return links.token_for(f)

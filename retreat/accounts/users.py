@@ -366,9 +366,8 @@ def send_verification(user: User, *, now: datetime | None = None):
         return None
     return outbox.enqueue(
         template="verify_email", to_user=user, dedupe_key=f"verify-email:{user.id}:{_stamp(now)}",
-        context={"name": user.name, "verify_url": account_tokens.verify_url(user, now=now),
-                 "expires_days": max(1, current_app.config["EMAIL_VERIFY_MAX_AGE"] // 86400)},
-        now=now,
+        context={"name": user.name, "expires_days": max(1, current_app.config["EMAIL_VERIFY_MAX_AGE"] // 86400)},
+        private={"verify_url": account_tokens.verify_url(user, now=now)}, now=now,
     )
 
 
@@ -423,10 +422,9 @@ def request_password_reset(email: str, *, ctx: RequestContext | None = None,
         return
     outbox.enqueue(
         template="password_reset", to_user=user, dedupe_key=f"password-reset:{user.id}:{_stamp(now)}",
-        context={"name": user.name, "reset_url": account_tokens.reset_url(user, now=now),
-                 "expires_minutes": max(1, current_app.config["PASSWORD_RESET_MAX_AGE"] // 60),
+        context={"name": user.name, "expires_minutes": max(1, current_app.config["PASSWORD_RESET_MAX_AGE"] // 60),
                  "forgot_url": account_tokens.external_url("account.forgot_password")},
-        now=now,
+        private={"reset_url": account_tokens.reset_url(user, now=now)}, now=now,
     )
     audit.record("user.password_reset_requested", actor=user, object_type="user", object_id=user.id,
                  details={"known": True}, ctx=ctx, now=now)

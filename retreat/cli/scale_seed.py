@@ -280,7 +280,7 @@ def seed(spec: ScaleSpec, *, now: datetime, force: bool = False, echo=lambda msg
         position[k] = n + 1
         applied = c["starts_at"] - timedelta(days=120 - (n % 90))
         row = dict(id=e0 + i, cohort_id=c["id"], participant_id=p0 + i, seat="none", holds_taken=0, offers_made=0,
-                   motivation="", lodging="", applied_at=min(applied, now), created_at=min(applied, now),
+                   lodging="", applied_at=min(applied, now), created_at=min(applied, now),
                    updated_at=now)
         if n < capacity:
             row.update(seat="confirmed", seat_confirmed_at=min(applied + timedelta(days=10), now), holds_taken=1,
@@ -413,7 +413,7 @@ def add_rush_cohort(*, now: datetime, seats: int = 12, applicants: int = 200) ->
                               created_at=now, updated_at=now)])
     e0 = _next_id(Enrollment)
     bulk_insert(Enrollment, [dict(id=e0 + n, cohort_id=cid, participant_id=u, status="applied", seat="none",
-                                  holds_taken=0, offers_made=0, motivation="", lodging="", applied_at=now,
+                                  holds_taken=0, offers_made=0, lodging="", applied_at=now,
                                   created_at=now, updated_at=now) for n, u in enumerate(users)])
     _fix_sequences([Cohort, Enrollment])
     return cid, [(u, e0 + n) for n, u in enumerate(users)]

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from retreat.accounts.models import ProviderOrganization, User
+from retreat.core.crypto import encrypted_text
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
 from retreat.timeutil import now_utc
@@ -211,8 +212,9 @@ class Enrollment(TimestampMixin, db.Model):
     offer_expires_at: Mapped[datetime | None] = mapped_column()
     offers_made: Mapped[int] = mapped_column(Integer, default=0)
     party_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment_parties.id", ondelete="SET NULL"), index=True)
-    # Application (not clinical): why this retreat, how they heard of us.
-    motivation: Mapped[str] = mapped_column(Text, default="")
+    # Application (not clinical, but personal): why this retreat; encrypted at rest, read as .motivation.
+    motivation_enc: Mapped[str | None] = mapped_column(Text)
+    motivation = encrypted_text("motivation_enc", doc="Why this retreat, in the applicant's words.")
     lodging: Mapped[str] = mapped_column(String(120), default="")
     applied_at: Mapped[datetime] = mapped_column(default=now_utc)
 
@@ -270,7 +272,9 @@ class ChecklistItem(TimestampMixin, db.Model):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(40))
     due_at: Mapped[datetime] = mapped_column()
-    answer: Mapped[str] = mapped_column(Text, default="")
+    # Dietary needs, emergency contact, ride home...: encrypted at rest, read as .answer.
+    answer_enc: Mapped[str | None] = mapped_column(Text)
+    answer = encrypted_text("answer_enc", doc="The participant's answer to this checklist task.")
     completed_at: Mapped[datetime | None] = mapped_column()
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="checklist")

@@ -61,14 +61,18 @@ def _context(consult: Consultation, *, tz: str, manage_link: str | None, base_ur
 def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, base_url: str, event: str,
                          claim_link: str | None = None) -> None:
     """Confirmation (booked or rescheduled) with the invite, then the reminders still ahead. A guest
-    record's confirmation carries the "this was me" link (``claim_link``), the reminders do not."""
-    ctx = _context(consult, tz=consult.guest_tz, manage_link=link, base_url=base_url, event=event, now=now)
+    record's confirmation carries the "this was me" link (``claim_link``), the reminders do not.
+
+    Both links are capabilities: they are sealed in the outbox (``private``, and the invite's
+    description that names the manage link in ``private_ics``), never stored in the plain context."""
+    ctx = _context(consult, tz=consult.guest_tz, manage_link=None, base_url=base_url, event=event, now=now)
     common = dict(to_user=consult.participant, to_email=consult.guest_email, to_name=consult.guest_name,
-                  tz=consult.guest_tz, group_key=guest_group(consult), now=now)
+                  tz=consult.guest_tz, group_key=guest_group(consult), private={"manage_url": link}, now=now)
     prefix = f"consult-{consult.id}-s{consult.sequence}"
-    outbox.enqueue(template="consult_confirmation", dedupe_key=f"{prefix}-confirmation",
-                   context={**ctx, "claim_url": claim_link},
-                   ics=ics_for(consult, manage_link=link), **common)
+    confirmation_private = {**common["private"], **({"claim_url": claim_link} if claim_link else {})}
+    outbox.enqueue(template="consult_confirmation", dedupe_key=f"{prefix}-confirmation", context=ctx,
+                   ics=ics_for(consult), private_ics={"description": ics_for(consult, manage_link=link)["description"]},
+                   **{**common, "private": confirmation_private})
     for label, before, lead in REMINDERS:
         due = consult.start_at - before
         if due > now:

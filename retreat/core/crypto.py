@@ -1,5 +1,6 @@
 """Tokens and field encryption: random capability tokens stored as hashes, and clinical fields
 encrypted at rest (Fernet keys from ``CLINICAL_DATA_KEYS``, newest first; old keys still decrypt).
+``encrypted_text`` is the model attribute of a personal (non-clinical) text kept encrypted too.
 """
 
 from __future__ import annotations
@@ -86,3 +87,19 @@ def rotate_field(token: str | None) -> str | None:
     if token is None:
         return None
     return field_cipher().rotate(token.encode()).decode()
+
+
+def encrypted_text(column: str, *, doc: str | None = None) -> property:
+    """A ``str`` model attribute stored encrypted in ``column`` (a nullable Text ``*_enc`` column).
+
+    Reading decrypts ("" when nothing is stored), writing encrypts (an empty text is stored as
+    NULL). The column belongs in ``retreat.privacy.key_rotation.ENCRYPTED_COLUMNS``.
+    """
+
+    def read(obj) -> str:
+        return decrypt_field(getattr(obj, column)) or ""
+
+    def write(obj, value: str | None) -> None:
+        setattr(obj, column, encrypt_field(value) if value else None)
+
+    return property(read, write, doc=doc)

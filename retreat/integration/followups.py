@@ -113,14 +113,19 @@ def _context(f: FollowUp, enr: Enrollment, participant: User) -> dict:
     cohort = db.session.get(Cohort, enr.cohort_id)
     return {"participant_name": participant.name, "cohort_title": cohort.title, "kind": f.kind,
             "kind_label": KIND_LABELS[f.kind], "is_checkin": f.is_checkin,
-            "url": links.followup_url(f), "expires_at": f.expires_at.isoformat()}
+            "expires_at": f.expires_at.isoformat()}
+
+
+def _private(f: FollowUp) -> dict:
+    """The answer link: a capability, sealed in the outbox (retreat.messaging.sealed)."""
+    return {"url": links.followup_url(f)}
 
 
 def _enqueue(f: FollowUp, enr: Enrollment, participant: User, now: datetime) -> OutboxMessage:
     return outbox.enqueue(
         template="followup_checkin" if f.is_checkin else "followup_survey", dedupe_key=f.outbox_dedupe_key,
-        to_user=participant, context=_context(f, enr, participant), due_at=f.due_at, essential=False,
-        group_key=f"enrollment:{enr.id}", now=now)
+        to_user=participant, context=_context(f, enr, participant), private=_private(f), due_at=f.due_at,
+        essential=False, group_key=f"enrollment:{enr.id}", now=now)
 
 
 def _message(f: FollowUp) -> OutboxMessage | None:
@@ -194,7 +199,8 @@ def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | N
                 _reissue(f, now)
                 _enqueue(f, enr, participant, now)
             elif msg.status == OutboxStatus.PENDING.value and msg.due_at != due:
-                outbox.reschedule(f.outbox_dedupe_key, due, context=_context(f, enr, participant), now=now)
+                outbox.reschedule(f.outbox_dedupe_key, due, context=_context(f, enr, participant),
+                                  private=_private(f), now=now)
         elif f.status == FollowUpStatus.CANCELLED and expires > now:
             _reissue(f, now)  # back in the plan (or back in the programme): a fresh link and message
             f.due_at, f.expires_at, f.status, f.cancelled_reason = due, expires, FollowUpStatus.SCHEDULED.value, None

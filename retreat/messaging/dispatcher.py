@@ -51,6 +51,7 @@ from retreat.messaging import unsubscribe as preferences
 from retreat.messaging.ics import IcsError, build_calendar
 from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.render import UnknownTemplate, render_email
+from retreat.messaging.sealed import opened
 from retreat.messaging.transport import (
     SendError,
     ServerUnavailable,
@@ -91,6 +92,7 @@ class Claimed:
     name: str | None
     tz: str
     attempts: int
+    private: str | None = None  # sealed capability links, decrypted only to render
 
 
 @dataclass
@@ -178,6 +180,7 @@ def claim_batch(now: datetime, *, worker: str, batch_size: int, lease: timedelta
                 if preferences.opted_out(user_id=row.recipient_user_id, email=row.recipient_email):
                     row.status = OutboxStatus.CANCELLED.value
                     row.cancelled_at = now
+                    row.private_enc = None
                     row.last_error = OPTED_OUT_REASON
                     row.lease_until = row.leased_by = None
                     result.cancelled += 1
@@ -197,7 +200,7 @@ def claim_batch(now: datetime, *, worker: str, batch_size: int, lease: timedelta
                 id=row.id, dedupe_key=row.dedupe_key, template=row.template,
                 context=dict(row.context or {}), ics=dict(row.ics) if row.ics else None,
                 essential=bool(row.essential), email=row.recipient_email, name=row.recipient_name,
-                tz=row.recipient_tz or "UTC", attempts=row.attempts,
+                tz=row.recipient_tz or "UTC", attempts=row.attempts, private=row.private_enc,
             ))
         session.commit()
     except BaseException:
@@ -232,8 +235,9 @@ def build_message(m: Claimed, *, now: datetime, config) -> Message:
     unsubscribe = None
     if not m.essential:
         unsubscribe = preferences.unsubscribe_url(m.email, secret=config["SECRET_KEY"], base_url=urls.base_url())
+    context, invite_spec = opened(m.context, m.ics, m.private)
     try:
-        rendered = render_email(m.template, m.context, recipient_tz=m.tz, recipient_name=m.name,
+        rendered = render_email(m.template, context, recipient_tz=m.tz, recipient_name=m.name,
                                 unsubscribe_url=unsubscribe)
     except UnknownTemplate as exc:
         raise PermanentFailure(str(exc)) from exc
@@ -243,10 +247,10 @@ def build_message(m: Claimed, *, now: datetime, config) -> Message:
     body: Message = MIMEText(rendered.text, "plain", _UTF8_QP)
     if rendered.html:
         body = MIMEMultipart("alternative", _subparts=[body, MIMEText(rendered.html, "html", _UTF8_QP)])
-    if m.ics:
-        method = str(m.ics.get("method") or "REQUEST").upper()
+    if invite_spec:
+        method = str(invite_spec.get("method") or "REQUEST").upper()
         try:
-            ics = build_calendar(m.ics, stamp=now).decode("utf-8")
+            ics = build_calendar(invite_spec, stamp=now).decode("utf-8")
         except (IcsError, KeyError, TypeError, ValueError) as exc:
             raise PermanentFailure(f"invalid calendar invite: {exc}") from exc
         invite = MIMEText(ics, "calendar", _UTF8_QP)
@@ -306,8 +310,9 @@ def _mark(message_id_: int, values: dict, *, statuses: tuple[str, ...], worker: 
 
 def _mark_sent(m: Claimed, now: datetime) -> None:
     # Whoever holds the lease now, the message did go out: record it.
+    # Its sealed links now live in the email only (a duplicate send uses its own claimed snapshot).
     _mark(m.id, dict(status=OutboxStatus.SENT.value, sent_at=now, lease_until=None, leased_by=None,
-                     last_error=None, updated_at=now),
+                     last_error=None, updated_at=now, private_enc=None),
           statuses=(_SENDING, _PENDING, OutboxStatus.FAILED.value))
 
 

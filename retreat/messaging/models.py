@@ -42,6 +42,9 @@ class OutboxMessage(TimestampMixin, db.Model):
     context: Mapped[dict] = mapped_column(JSON, default=dict)
     # Calendar invite to attach, as plain data: {"uid", "sequence", "method", "start", "end", "summary", ...}
     ics: Mapped[dict | None] = mapped_column(JSON)
+    # Capability links (reset, manage, follow-up answer), encrypted; cleared once sent or
+    # cancelled. See retreat.messaging.sealed.
+    private_enc: Mapped[str | None] = mapped_column(Text)
     essential: Mapped[bool] = mapped_column(Boolean, default=True)
     due_at: Mapped[datetime] = mapped_column()
     next_attempt_at: Mapped[datetime] = mapped_column()

@@ -3,7 +3,8 @@
 A message is written in the same transaction as the change that causes it, so a booking and its
 confirmation are committed together or not at all. The dispatcher (``retreat.messaging``) sends
 what is due. ``dedupe_key`` makes queueing idempotent: the same logical message is never queued
-twice, whatever retries happen upstream.
+twice, whatever retries happen upstream. Capability links go in ``private`` / ``private_ics``:
+stored encrypted, never in the plain context (``retreat.messaging.sealed``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging.models import OutboxMessage, OutboxStatus
+from retreat.messaging.sealed import seal
 from retreat.timeutil import is_valid_zone, now_utc
 
 _CLINICAL_KEYS = frozenset({
@@ -55,6 +57,8 @@ def enqueue(
     essential: bool = True,
     group_key: str | None = None,
     ics: dict | None = None,
+    private: dict | None = None,
+    private_ics: dict | None = None,
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one message. Queuing the same ``dedupe_key`` again returns the existing row unchanged
@@ -72,12 +76,13 @@ def enqueue(
     if not is_valid_zone(zone):
         zone = "UTC"
     due = due_at or now
+    private_enc = seal(_check_context(dict(private or {})), private_ics)
     if postgres:
         return _insert_or_existing(dict(
             dedupe_key=dedupe_key[:200], group_key=group_key, recipient_user_id=to_user.id if to_user else None,
             recipient_email=email, recipient_name=to_name or (to_user.name if to_user else None), recipient_tz=zone,
-            template=template, context=_check_context(dict(context or {})), ics=ics, essential=essential,
-            due_at=due, next_attempt_at=due, status=OutboxStatus.PENDING.value, attempts=0))
+            template=template, context=_check_context(dict(context or {})), ics=ics, private_enc=private_enc,
+            essential=essential, due_at=due, next_attempt_at=due, status=OutboxStatus.PENDING.value, attempts=0))
     msg = OutboxMessage(
         dedupe_key=dedupe_key[:200],
         group_key=group_key,
@@ -88,6 +93,7 @@ def enqueue(
         template=template,
         context=_check_context(dict(context or {})),
         ics=ics,
+        private_enc=private_enc,
         essential=essential,
         due_at=due,
         next_attempt_at=due,
@@ -161,15 +167,16 @@ def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None,
     result = db.session.execute(
         update(OutboxMessage)
         .where(or_(*conds), OutboxMessage.status == OutboxStatus.PENDING.value)
-        .values(status=OutboxStatus.CANCELLED.value, cancelled_at=now, updated_at=now)
+        .values(status=OutboxStatus.CANCELLED.value, cancelled_at=now, updated_at=now, private_enc=None)
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount or 0
 
 
 def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None,
-               ics: dict | None = None, now: datetime | None = None) -> OutboxMessage | None:
-    """Move a pending message to a new time (and optionally refresh its context)."""
+               ics: dict | None = None, private: dict | None = None,
+               now: datetime | None = None) -> OutboxMessage | None:
+    """Move a pending message to a new time (and optionally refresh its context and sealed links)."""
     now = now or now_utc()
     msg = db.session.scalar(
         select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key).with_for_update()
@@ -182,6 +189,8 @@ def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None
         msg.context = _check_context(dict(context))
     if ics is not None:
         msg.ics = ics
+    if private is not None:
+        msg.private_enc = seal(_check_context(dict(private)))
     msg.updated_at = now
     return msg
 
@@ -267,6 +276,7 @@ def cancel_message(message_id: int, *, actor: Actor | None, now: datetime | None
         raise Conflict(f"Only pending messages can be cancelled (this one is {msg.status}).")
     msg.status = OutboxStatus.CANCELLED.value
     msg.cancelled_at = now
+    msg.private_enc = None
     msg.last_error = f"cancelled by {actor.email if actor else 'an operator'}"
     msg.updated_at = now
     audit.record("messages.cancel", actor=actor, object_type="outbox_message", object_id=msg.id,

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from retreat.accounts.models import User
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core import cache_versions
+from retreat.core.crypto import encrypted_text
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
 from retreat.timeutil import now_utc
@@ -218,7 +219,9 @@ class DiscountRedemption(TimestampMixin, db.Model):
     status: Mapped[str] = enum_column(RedemptionStatus, nullable=False)
     amount_minor: Mapped[int] = mapped_column(Integer)  # the discount, computed when redeemed
     currency: Mapped[str] = mapped_column(String(3))
-    evidence: Mapped[str] = mapped_column(String(300), default="")  # e.g. licence number (not clinical)
+    # e.g. a licence number (not clinical, but personal): encrypted at rest, read as .evidence.
+    evidence_enc: Mapped[str | None] = mapped_column(Text)
+    evidence = encrypted_text("evidence_enc", doc="What the participant gave to qualify for the discount.")
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column()
 

@@ -21,6 +21,7 @@ from retreat.consults import outcomes as consult_outcomes
 from retreat.core.context import RequestContext
 from retreat.extensions import db
 from retreat.integration import checkins, journal
+from retreat.payments.models import DiscountRedemption
 
 
 def _iso(value) -> str | None:
@@ -69,6 +70,10 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
             },
             "clearance": [_request_export(rr) for rr in record.requests],
             "safety_alerts": [{"raised_at": _iso(a.raised_at), "status": a.status} for a in alerts],
+            "discounts": [{"code": r.code.code, "status": r.status, "amount_minor": r.amount_minor,
+                           "currency": r.currency, "evidence": r.evidence}
+                          for r in db.session.scalars(select(DiscountRedemption).where(
+                              DiscountRedemption.enrollment_id == enr.id).order_by(DiscountRedemption.id))],
         })
     access_log = []
     if intake_ids:

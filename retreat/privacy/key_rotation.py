@@ -12,11 +12,14 @@ from sqlalchemy import select, update
 
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake
 from retreat.clinical.outcome_models import OutcomeMeasure
+from retreat.cohorts.models import ChecklistItem, Enrollment
 from retreat.consults.models import Consultation
 from retreat.core.crypto import rotate_field
 from retreat.extensions import db
 from retreat.integration.followup_models import CheckInResponse
 from retreat.integration.journal_models import JournalEntry
+from retreat.messaging.models import OutboxMessage
+from retreat.payments.models import DiscountRedemption
 
 # Every encrypted column, for key rotation and for the "no plaintext at rest" tests.
 ENCRYPTED_COLUMNS = (
@@ -32,6 +35,10 @@ ENCRYPTED_COLUMNS = (
     (OutcomeMeasure, "answers_enc"),
     (JournalEntry, "text_enc"),
     (CheckInResponse, "answers_enc"),
+    (OutboxMessage, "private_enc"),  # capability links of unsent messages
+    (ChecklistItem, "answer_enc"),  # dietary needs, emergency contact (personal, not clinical)
+    (Enrollment, "motivation_enc"),
+    (DiscountRedemption, "evidence_enc"),
 )
 
 

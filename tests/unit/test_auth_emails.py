@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retreat.accounts import users as accounts
+from retreat.messaging import sealed
 from tests import factories
 from tests.web.account_helpers import queued
 
@@ -21,7 +22,7 @@ def _queue_all(user) -> dict:
     accounts.sign_up(name="X", email=user.email, password="a-long-password-1", tz="UTC")
     accounts.request_password_reset(user.email)
     accounts.change_password(user, factories.PASSWORD, "a-new-long-password")
-    return {t: queued(t, user.email)[0].context for t in SUBJECTS}
+    return {t: sealed.context_of(queued(t, user.email)[0]) for t in SUBJECTS}
 
 
 def _render(app, name: str, ctx: dict) -> tuple[str, str, str]:

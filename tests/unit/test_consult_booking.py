@@ -15,6 +15,7 @@ from retreat.consults import prescreen, publishing
 from retreat.consults import slots as free_times
 from retreat.core.crypto import hash_token
 from retreat.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from retreat.messaging import sealed
 from retreat.messaging.ics import build_calendar
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from tests import factories
@@ -47,9 +48,10 @@ def test_booking_creates_consult_participant_and_messages(db):
     rows = {r.template + ":" + r.dedupe_key.rsplit("-", 1)[-1]: r for r in outbox_rows(db, c)}
     confirm = rows["consult_confirmation:confirmation"]
     assert confirm.recipient_email == "grace@example.com" and confirm.recipient_tz == "America/New_York"
-    assert confirm.due_at == NOW and confirm.context["manage_url"] == b.manage_url
-    assert confirm.context["claim_url"].startswith(f"{BASE_URL}/consult/claim/")
-    assert confirm.context["claim_url"] != b.manage_url and "claim_url" not in rows["consult_reminder:24h"].context
+    assert confirm.due_at == NOW and sealed.context_of(confirm)["manage_url"] == b.manage_url
+    claim_url = sealed.context_of(confirm)["claim_url"]
+    assert claim_url.startswith(f"{BASE_URL}/consult/claim/") and "claim_url" not in confirm.context
+    assert claim_url != b.manage_url and "claim_url" not in sealed.context_of(rows["consult_reminder:24h"])
     assert confirm.context["video_link"] == "https://video.example.com/room-1"
     assert confirm.context["when"] == "Tuesday 2 June 2026, 12:00 PM EDT"  # the guest's zone
     assert confirm.ics["method"] == "REQUEST" and confirm.ics["sequence"] == 0 and confirm.ics["uid"] == c.calendar_uid
@@ -267,7 +269,7 @@ def test_reschedule_keeps_uid_bumps_sequence_and_moves_reminders(db):
     assert pending[f"consult-{c.id}-s1-reminder-24h"].due_at == new_start - timedelta(hours=24)
     assert pending[f"consult-{c.id}-s1-reminder-1h"].due_at == new_start - timedelta(hours=1)
     confirm = pending[f"consult-{c.id}-s1-confirmation"]
-    assert confirm.context["event"] == "rescheduled" and confirm.context["manage_url"] == moved.manage_url
+    assert confirm.context["event"] == "rescheduled" and sealed.context_of(confirm)["manage_url"] == moved.manage_url
     assert confirm.ics["uid"] == uid and confirm.ics["sequence"] == 1 and confirm.ics["method"] == "REQUEST"
     notice = pending[f"consult-{c.id}-s1-facilitator-rescheduled"]
     assert notice.recipient_user_id == fac.id and notice.context["previous_when"].startswith("Tuesday 2 June")

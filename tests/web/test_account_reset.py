@@ -7,6 +7,7 @@ from datetime import timedelta
 from retreat.accounts import passwords
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
+from retreat.messaging import sealed
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.web.account_helpers import audit_actions, link_path, queued, signed_in
@@ -18,7 +19,7 @@ SAME_ANSWER = "If an account exists for that address, we have sent a link"
 def _request_link(client, email: str) -> str:
     r = client.post("/account/forgot-password", data={"email": email})
     assert r.status_code == 200 and SAME_ANSWER in r.get_data(as_text=True)
-    return link_path(queued("password_reset", email.lower())[-1].context["reset_url"])
+    return link_path(sealed.context_of(queued("password_reset", email.lower())[-1])["reset_url"])
 
 
 def test_unknown_and_known_email_get_the_same_answer(client, db):

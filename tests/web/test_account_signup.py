@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from retreat.accounts import passwords
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
+from retreat.messaging import sealed
 from retreat.models import Role, User
 from retreat.timeutil import now_utc
 from tests import factories
@@ -43,14 +44,14 @@ def test_signup_creates_unverified_participant_and_queues_verification_without_s
     [msg] = queued("verify_email")
     assert msg.recipient_email == "robin@example.com" and msg.essential
     assert msg.context["name"] == "Robin Rivers"
-    assert msg.context["verify_url"].startswith("http://localhost/account/verify-email/")
+    assert sealed.context_of(msg)["verify_url"].startswith("http://localhost/account/verify-email/")
     assert msg.dedupe_key.startswith(f"verify-email:{user.id}:")
     assert "user.created" in audit_actions(user.id)
 
 
 def test_verification_link_verifies_then_repeat_click_says_already(client, db):
     client.post("/account/signup", data=signup_form())
-    path = link_path(queued("verify_email")[0].context["verify_url"])
+    path = link_path(sealed.context_of(queued("verify_email")[0])["verify_url"])
     r = client.get(path)
     assert r.status_code == 200 and "Your email address is confirmed" in r.get_data(as_text=True)
     user = accounts.get_by_email("robin@example.com")
@@ -102,7 +103,7 @@ def test_bad_signup_input_is_refused_and_nothing_is_created(client, db, override
 
 def test_tampered_verify_token_gives_clear_message_and_changes_nothing(client, db):
     client.post("/account/signup", data=signup_form())
-    path = link_path(queued("verify_email")[0].context["verify_url"])
+    path = link_path(sealed.context_of(queued("verify_email")[0])["verify_url"])
     r = client.get(path[:-3] + ("abc" if not path.endswith("abc") else "xyz"))
     assert r.status_code == 400
     assert "not valid" in r.get_data(as_text=True)
@@ -128,7 +129,7 @@ def test_expired_verify_link_offers_resend_which_queues_a_fresh_link(app, client
     r = client.post("/account/verify-email/resend", data={"token": token})
     assert r.status_code == 302
     [msg] = queued("verify_email", "late@example.com")
-    fresh = link_path(msg.context["verify_url"])
+    fresh = link_path(sealed.context_of(msg)["verify_url"])
     assert "Your email address is confirmed" in client.get(fresh).get_data(as_text=True)
     assert user.email_verified
 

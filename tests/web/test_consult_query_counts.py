@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from retreat.consults import notices
 from retreat.consults import slots as free_times
-from retreat.messaging import outbox
+from retreat.messaging import outbox, sealed
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from retreat.timeutil import now_utc
 from tests import factories
@@ -95,7 +95,7 @@ def test_booking_queues_exactly_the_expected_messages_and_events(client, db):
     assert by_key[f"{prefix}-reminder-24h"].due_at == consult.start_at - timedelta(hours=24)
     assert by_key[f"{prefix}-reminder-1h"].due_at == consult.start_at - timedelta(hours=1)
     assert all(m.status == "pending" and m.recipient_user_id in (None, fac.id) for m in rows)
-    assert by_key[f"{prefix}-confirmation"].context["manage_url"] == r.get_json()["manage_url"]
+    assert sealed.context_of(by_key[f"{prefix}-confirmation"])["manage_url"] == r.get_json()["manage_url"]
     events = db.session.execute(select(AuditEvent.action, AuditEvent.object_type, AuditEvent.object_id)
                                 .where(AuditEvent.action.in_(["user.created", "consult.booked"]))
                                 .order_by(AuditEvent.id)).all()
