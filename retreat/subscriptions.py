@@ -11,4 +11,4 @@ from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_of
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
 from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
 from retreat.messaging import dispatcher  # noqa: F401  (outbox.dispatch)
-from retreat.payments import refunds  # noqa: F401  (enrollment_left -> refunds; refunds.submit_pending)
+from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)

@@ -57,6 +57,11 @@ enrollment_left = DomainSignal(
 seat_confirmed = DomainSignal(
     "seat-confirmed",
     "An enrollment's seat was confirmed (the deposit was paid). sender: Enrollment; now.")
+seat_cleared = DomainSignal(
+    "seat-cleared",
+    "An enrollment whose seat was confirmed before clearance (the cohort takes the deposit first) "
+    "was cleared and moved on to deposit_paid; whoever knows what is left to pay moves it further. "
+    "sender: Enrollment; now, actor.")
 cohort_schedule_changed = DomainSignal(
     "cohort-schedule-changed",
     "A cohort's dates, time zone or sessions changed. sender: Cohort; now, removed_session (the "
