@@ -6,7 +6,7 @@ run with the same handlers and jobs, whichever modules a request happens to impo
 """
 
 from retreat.accounts import preferences  # noqa: F401  (the dispatcher's opt-out check)
-from retreat.clinical import expiry, safety  # noqa: F401  (clearance.expire; consult_flagged -> safety alert)
+from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
 from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)

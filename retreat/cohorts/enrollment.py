@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from retreat.accounts.models import User
-from retreat.cohorts import preparation, seats
+from retreat.cohorts import clearance_gate, preparation, seats
 from retreat.cohorts.models import (
     EXITS,
     Cohort,
@@ -235,6 +235,8 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         return False
     if not seats.can_pay_deposit(cohort, enr):
         raise Conflict(f"A seat cannot be confirmed for an enrollment that is “{label(enr.status)}”.")
+    if seats.needs_clearance(cohort):
+        clearance_gate.require(enr, now=now, doing="the seat can be confirmed")
     if enr.seat == SeatState.NONE:
         if enr.is_waitlisted or not seats.occupy(cohort, enr, SeatState.CONFIRMED):
             raise Conflict("The seat hold expired and the cohort is now full.")
