@@ -221,7 +221,7 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
     db.session.flush()
     audit.record("cohort.saved", actor=actor, object_type="cohort", object_id=cohort.id, now=now)
     if before != (cohort.starts_at, cohort.ends_at, cohort.timezone):  # new, or its dates moved
-        signals.cohort_schedule_changed.send(cohort, now=now)
+        signals.cohort_schedule_changed.send(cohort, now=now, previous_start=before[0] if before else None)
     if cohort.status == CohortStatus.OPEN:
         seats.offer_free_seats(cohort, now=now)  # more capacity: offer it to the waitlist
     return cohort

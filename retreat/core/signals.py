@@ -65,7 +65,8 @@ seat_cleared = DomainSignal(
 cohort_schedule_changed = DomainSignal(
     "cohort-schedule-changed",
     "A cohort's dates, time zone or sessions changed. sender: Cohort; now, removed_session (the "
-    "session deleted, if that was the change).")
+    "session deleted, if that was the change), previous_start (where the cohort started before, "
+    "when its dates moved).")
 consult_flagged = DomainSignal(
     "consult-flagged",
     "A consult was booked with a pre-screen answer that needs a safety follow-up. sender: "

@@ -452,7 +452,8 @@ def _invite_on_joining(enr: Enrollment, *, now: datetime) -> None:
 
 
 @signals.cohort_schedule_changed.connect(order=10)
-def _on_schedule_changed(cohort: Cohort, *, now: datetime, removed_session: CohortSession | None = None) -> None:
+def _on_schedule_changed(cohort: Cohort, *, now: datetime, removed_session: CohortSession | None = None,
+                         **_) -> None:
     """A circle being deleted by hand takes its messages along; any other change re-plans."""
     if removed_session is not None:
         session_removed(removed_session, now)

@@ -15,7 +15,10 @@ def test_the_handlers_and_their_order_are_pinned(app):
     assert signals.enrollment_left.receivers() == [refunds.refund_on_leaving, followups._cancel_on_leaving]
     assert signals.seat_confirmed.receivers() == [circles._invite_on_joining, followups._schedule_on_joining]
     assert signals.seat_cleared.receivers() == [reactions.balance_paid_on_clearance]
-    assert signals.cohort_schedule_changed.receivers() == [circles._on_schedule_changed]
+    from retreat.cohorts import preparation
+
+    assert signals.cohort_schedule_changed.receivers() == [
+        preparation._follow_the_start, circles._on_schedule_changed, reactions.balance_follows_the_start]
     from retreat.clinical import safety
 
     assert signals.consult_flagged.receivers() == [safety.raise_consult_safety_alert]
