@@ -6,9 +6,9 @@ run with the same handlers and jobs, whichever modules a request happens to impo
 """
 
 from retreat.accounts import preferences, signin_limits  # noqa: F401  (opt-out check; sign-in counter sweep)
-from retreat.clinical import expiry, safety  # noqa: F401  (clearance.expire; consult_flagged -> safety alert)
+from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
 from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
 from retreat.messaging import dispatcher  # noqa: F401  (outbox.dispatch)
-from retreat.payments import refunds  # noqa: F401  (enrollment_left -> refunds; refunds.submit_pending)
+from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)

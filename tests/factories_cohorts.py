@@ -54,11 +54,35 @@ def applicant(c: Cohort, *, now: datetime = NOW, partner_email: str | None = Non
 
 
 def cleared(c: Cohort, *, now: datetime = NOW, **kw):
+    """An applicant cleared by the partner provider (a decided clearance the clearance gate accepts)."""
     enr = applicant(c, now=now, **kw)
+    record_clearance(enr, now=now)
     enrollment.submit_intake(enr, now=now, actor=None)
     enrollment.request_clearance(enr, now=now, actor=None)
     enrollment.mark_cleared(enr, now=now, actor=None)
     return enr
+
+
+def record_clearance(enr, *, now: datetime = NOW, valid_until: datetime | None = None,
+                     license_expires_on=None):
+    """The rows a provider's "cleared" decision leaves (an intake and a decided request), without
+    moving the enrollment: what ``retreat.clinical.clearance_validity`` reads."""
+    from retreat.clinical.models import ClearanceRequest, Intake
+
+    c = enr.cohort
+    org_id = c.provider_organization_id or factories.provider_org().id
+    intake = Intake(enrollment_id=enr.id, participant_id=enr.participant_id, status="submitted", submissions=1,
+                    safety_concern=False, submitted_at=now, created_at=now, updated_at=now)
+    db.session.add(intake)
+    db.session.flush()
+    req = ClearanceRequest(enrollment_id=enr.id, intake_id=intake.id, organization_id=org_id, status="decided",
+                           decision="cleared", renewal=False, referred_at=now, due_at=now, decided_at=now,
+                           version=2, license_expires_on=license_expires_on or (now + timedelta(days=730)).date(),
+                           valid_until=valid_until or c.ends_at + timedelta(days=1), closed_at=now,
+                           conditions_shareable=False, absolute_override=False, created_at=now, updated_at=now)
+    db.session.add(req)
+    db.session.flush()
+    return req
 
 
 def bare_enrollment(c: Cohort, *, now: datetime = NOW):

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
@@ -358,13 +357,13 @@ def decide(req: ClearanceRequest, provider: User, *, decision: str, attestation_
         errors["participant_note"] = [f"Please keep the note under {MESSAGE_MAX} characters."]
     if _norm_name(attestation_name) != _norm_name(provider.name) or not _norm_name(attestation_name):
         errors["attestation_name"] = [f"Type your full name exactly as on your account ({provider.name}) to attest."]
-    today = now.astimezone(zone(provider.tz)).date()
-    license = accounts.valid_license_on(provider, today)
+    enr = req.enrollment
+    cohort = db.session.get(Cohort, enr.cohort_id)
+    # The cohort's local date, the day ``clearance_validity`` checks the licence on afterwards.
+    license = accounts.valid_license_on(provider, now.astimezone(zone(cohort.timezone)).date())
     if license is None:
         raise Conflict("Your licence on file has expired (or none is recorded), so you cannot record a clearance "
                        "decision. Ask an admin to add your current licence.", field="license")
-    enr = req.enrollment
-    cohort = db.session.get(Cohort, enr.cohort_id)
     if decision != Decision.NOT_CLEARED:
         cohort_today = now.astimezone(zone(cohort.timezone)).date()
         valid_day = valid_until or default_valid_until(cohort)
@@ -455,7 +454,7 @@ def _on_not_cleared(enrollment: Enrollment, now: datetime, actor: User | None) -
 
 
 # --------------------------------------------------------------------------------------------
-# Withdrawal, the payment guard
+# Withdrawal (the payment guard, "valid clearance on date D", is ``clearance_validity``)
 # --------------------------------------------------------------------------------------------
 
 
@@ -470,14 +469,4 @@ def withdraw(req: ClearanceRequest, *, now: datetime) -> bool:
     req.updated_at = now
     audit.record("clearance.withdrawn", object_type="clearance_request", object_id=req.id, now=now)
     return True
-
-
-def has_valid_clearance(enr: Enrollment, now: datetime) -> bool:
-    """Invariant 6 for Payments: cleared, not expired, decided under a licence valid that day."""
-    req = db.session.scalar(select(ClearanceRequest).where(
-        ClearanceRequest.enrollment_id == enr.id, ClearanceRequest.status == ClearanceStatus.DECIDED.value)
-        .order_by(ClearanceRequest.decided_at.desc()).limit(1))
-    return (req is not None and req.decision in (Decision.CLEARED, Decision.CLEARED_WITH_CONDITIONS)
-            and req.valid_until is not None and req.valid_until > now and req.license_expires_on is not None
-            and req.decided_at.date() <= req.license_expires_on and open_request(enr) is None)
 

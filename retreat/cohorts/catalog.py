@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from retreat import audit
 from retreat.accounts.models import ProviderOrganization, Role, User
-from retreat.cohorts import enrollment, seats
+from retreat.cohorts import clearance_gate, enrollment, seats
 from retreat.cohorts.models import (
     Attendance,
     AttendanceStatus,
@@ -36,7 +36,7 @@ from retreat.core import locking, signals
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, normalize_currency
-from retreat.timeutil import is_valid_zone
+from retreat.timeutil import is_valid_zone, local_date
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 GUIDE_MAX_BYTES = 10 * 1024 * 1024
@@ -221,7 +221,7 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
     db.session.flush()
     audit.record("cohort.saved", actor=actor, object_type="cohort", object_id=cohort.id, now=now)
     if before != (cohort.starts_at, cohort.ends_at, cohort.timezone):  # new, or its dates moved
-        signals.cohort_schedule_changed.send(cohort, now=now)
+        signals.cohort_schedule_changed.send(cohort, now=now, previous_start=before[0] if before else None)
     if cohort.status == CohortStatus.OPEN:
         seats.offer_free_seats(cohort, now=now)  # more capacity: offer it to the waitlist
     return cohort
@@ -396,6 +396,13 @@ def record_attendance(session: CohortSession, enr: Enrollment, *, status: str, a
         raise ValidationFailed("Choose present, late or absent.", field="status") from exc
     if enr.seat != SeatState.CONFIRMED:
         raise Conflict("Only participants with a confirmed seat can be checked in.")
+    if status != AttendanceStatus.ABSENT:
+        verdict = session_clearance(session, [enr]).get(enr.id)
+        if verdict is not None and not verdict.ok:
+            raise Conflict(f"{enr.participant.name} cannot be marked {status} at this dosing session on "
+                           f"{local_date(session.starts_at, session.cohort.timezone):%a %d %b %Y}: "
+                           f"{verdict.reason}. Only someone with a valid medical clearance on that date can "
+                           "be checked in.", field="status")
     row = db.session.scalar(select(Attendance).where(Attendance.session_id == session.id,
                                                      Attendance.enrollment_id == enr.id))
     if row is None:
@@ -413,6 +420,15 @@ def checkin_rows(session: CohortSession) -> list[tuple[Enrollment, Attendance | 
     marks = {a.enrollment_id: a for a in db.session.scalars(select(Attendance).where(
         Attendance.session_id == session.id))}
     return sorted(((e, marks.get(e.id)) for e in enrs), key=lambda p: p[0].participant.name.lower())
+
+
+def session_clearance(session: CohortSession, enrollments: list[Enrollment]) -> dict[int, clearance_gate.Verdict]:
+    """For a dosing session: each enrollment's clearance on the session's local date (the check-in
+    page shows it beside each name; nobody without a valid one is marked present). Empty for
+    other kinds of session, which need no clearance."""
+    if session.kind != SessionKind.DOSING:
+        return {}
+    return clearance_gate.verdicts(enrollments, local_date(session.starts_at, session.cohort.timezone))
 
 
 def board(cohort: Cohort) -> dict[str, list[Enrollment]]:

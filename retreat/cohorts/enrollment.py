@@ -12,7 +12,8 @@ person off the waitlist, cancels their reminders and offers the seat to the wait
 
 When a cohort takes the deposit before clearance, the seat can be confirmed (``confirm_seat``)
 while the status is still applied..cleared; reaching ``cleared`` with a confirmed seat then moves
-on to ``deposit_paid`` by itself.
+on to ``deposit_paid`` by itself, and on to ``balance_paid`` when everything was paid before the
+clearance (``signals.seat_cleared``: payments knows what is left to pay).
 
 The waitlist actions that are transitions live here too: declining an offer or leaving the
 waitlist withdraws, removing someone from it declines, and ``sweep_expired_offers`` (scheduler job
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from retreat.accounts.models import User
-from retreat.cohorts import preparation, seats
+from retreat.cohorts import clearance_gate, preparation, seats
 from retreat.cohorts.models import (
     EXITS,
     Cohort,
@@ -205,7 +206,8 @@ def mark_cleared(enr: Enrollment, *, now: datetime, actor: User | None, reason: 
     cohort = seats.lock_cohort(enr.cohort_id)  # cleared may make them the next one offered a seat
     changed = transition(enr, S.CLEARED, now=now, actor=actor, reason=reason)
     if enr.seat == SeatState.CONFIRMED:
-        transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason="Deposit was already paid")
+        if transition(enr, S.DEPOSIT_PAID, now=now, actor=actor, reason="Deposit was already paid"):
+            signals.seat_cleared.send(enr, now=now, actor=actor)  # paid in full already: balance_paid
     elif changed and enr.is_waitlisted:
         seats.offer_free_seats(cohort, now=now)
     return changed
@@ -233,6 +235,8 @@ def confirm_seat(enrollment: Enrollment, *, now: datetime, actor: User | None,
         return False
     if not seats.can_pay_deposit(cohort, enr):
         raise Conflict(f"A seat cannot be confirmed for an enrollment that is “{label(enr.status)}”.")
+    if seats.needs_clearance(cohort):
+        clearance_gate.require(enr, now=now, doing="the seat can be confirmed")
     if enr.seat == SeatState.NONE:
         if enr.is_waitlisted or not seats.occupy(cohort, enr, SeatState.CONFIRMED):
             raise Conflict("The seat hold expired and the cohort is now full.")

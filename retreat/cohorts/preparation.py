@@ -23,8 +23,8 @@ from sqlalchemy import func, select, update
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.cohorts.models import ChecklistItem, Cohort, ConsentDocument, ConsentSignature, Enrollment
-from retreat.core import urls
+from retreat.cohorts.models import EXITS, ChecklistItem, Cohort, ConsentDocument, ConsentSignature, Enrollment
+from retreat.core import signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
@@ -74,8 +74,7 @@ TASKS_BY_KEY = {t.key: t for t in TASKS}
 def create_checklist(enr: Enrollment, cohort: Cohort, *, now: datetime) -> list[ChecklistItem]:
     items = []
     for task in TASKS:
-        due = cohort.starts_at - timedelta(days=task.days_before)
-        item = ChecklistItem(enrollment_id=enr.id, key=task.key, due_at=max(due, now), answer="",
+        item = ChecklistItem(enrollment_id=enr.id, key=task.key, due_at=due_at_for(task, cohort, now), answer="",
                              created_at=now, updated_at=now)
         db.session.add(item)
         items.append(item)
@@ -92,10 +91,41 @@ def _queue_reminder(enr: Enrollment, cohort: Cohort, item: ChecklistItem, *, now
     person = enr.participant or db.session.get(User, enr.participant_id)
     outbox.enqueue(template="checklist_reminder", dedupe_key=f"prep-{item.id}-reminder", to_user=person,
                    due_at=remind_at, group_key=f"enrollment:{enr.id}", essential=True, now=now,
-                   context={"participant_name": person.name, "task_title": TASKS_BY_KEY[item.key].title,
-                            "cohort_title": cohort.title,
-                            "due_local": format_local(item.due_at, person.tz, "%a %d %b %Y"),
-                            "url": f"{urls.base_url()}/me/enrollments/{enr.id}"})
+                   context=_reminder_context(enr, cohort, item))
+
+
+def _reminder_context(enr: Enrollment, cohort: Cohort, item: ChecklistItem) -> dict:
+    person = enr.participant or db.session.get(User, enr.participant_id)
+    return {"participant_name": person.name, "task_title": TASKS_BY_KEY[item.key].title,
+            "cohort_title": cohort.title, "due_local": format_local(item.due_at, person.tz, "%a %d %b %Y"),
+            "url": f"{urls.base_url()}/me/enrollments/{enr.id}"}
+
+
+def due_at_for(task: Task, cohort: Cohort, now: datetime) -> datetime:
+    """When a task is due: ``days_before`` the cohort starts, never in the past."""
+    return max(cohort.starts_at - timedelta(days=task.days_before), now)
+
+
+@signals.cohort_schedule_changed.connect(order=5)
+def _follow_the_start(cohort: Cohort, *, now: datetime, **_) -> None:
+    """The cohort's dates moved: open checklist items move with its start, and their pending
+    reminders with them (a reminder whose time has passed is cancelled, one now ahead is queued)."""
+    items = list(db.session.scalars(select(ChecklistItem).join(Enrollment).where(
+        Enrollment.cohort_id == cohort.id, Enrollment.status.not_in([st.value for st in EXITS]),
+        ChecklistItem.completed_at.is_(None))))
+    for item in items:
+        task = TASKS_BY_KEY.get(item.key)
+        due = due_at_for(task, cohort, now) if task else item.due_at
+        if due == item.due_at:
+            continue
+        item.due_at, item.updated_at = due, now
+        enr = item.enrollment
+        key = f"prep-{item.id}-reminder"
+        remind_at = due - timedelta(days=REMINDER_DAYS_BEFORE)
+        if remind_at <= now:
+            outbox.cancel(dedupe_keys=[key], now=now)
+        elif outbox.reschedule(key, remind_at, context=_reminder_context(enr, cohort, item), now=now) is None:
+            _queue_reminder(enr, cohort, item, now=now)  # none was queued (it was too late then)
 
 
 def get_item(enr: Enrollment, key: str) -> ChecklistItem:

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from retreat.accounts.models import User
+from retreat.cohorts import clearance_gate
 from retreat.cohorts.models import (
     PRE_DEPOSIT,
     Cohort,
@@ -138,6 +139,11 @@ def can_pay_deposit(cohort: Cohort, enr: Enrollment) -> bool:
     return enr.status in PRE_DEPOSIT
 
 
+def needs_clearance(cohort: Cohort) -> bool:
+    """Whether confirming a seat (and so paying the deposit) needs a valid clearance at that moment."""
+    return cohort.deposit_timing == DepositTiming.AFTER_CLEARANCE
+
+
 def hold_minutes(cohort: Cohort) -> int:
     return cohort.hold_minutes or 30
 
@@ -162,6 +168,8 @@ def take_hold(enrollment: Enrollment | int, *, now: datetime, actor: User | None
         if enr.status in PRE_DEPOSIT:
             raise Conflict("The deposit step opens once your medical clearance is recorded.")
         raise Conflict("This application is closed, so no seat can be held.")
+    if needs_clearance(cohort):  # the status may trail a lapse the sweep has not seen yet
+        clearance_gate.require(enr, now=now, doing="the deposit can be paid")
     until = now + timedelta(minutes=hold_minutes(cohort))
     if enr.seat == SeatState.HELD and enr.hold_expires_at and enr.hold_expires_at > now:
         return HoldOutcome("held", enr, "Your seat is held while you pay the deposit.")

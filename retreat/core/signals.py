@@ -57,10 +57,16 @@ enrollment_left = DomainSignal(
 seat_confirmed = DomainSignal(
     "seat-confirmed",
     "An enrollment's seat was confirmed (the deposit was paid). sender: Enrollment; now.")
+seat_cleared = DomainSignal(
+    "seat-cleared",
+    "An enrollment whose seat was confirmed before clearance (the cohort takes the deposit first) "
+    "was cleared and moved on to deposit_paid; whoever knows what is left to pay moves it further. "
+    "sender: Enrollment; now, actor.")
 cohort_schedule_changed = DomainSignal(
     "cohort-schedule-changed",
     "A cohort's dates, time zone or sessions changed. sender: Cohort; now, removed_session (the "
-    "session deleted, if that was the change).")
+    "session deleted, if that was the change), previous_start (where the cohort started before, "
+    "when its dates moved).")
 consult_flagged = DomainSignal(
     "consult-flagged",
     "A consult was booked with a pre-screen answer that needs a safety follow-up. sender: "

@@ -25,6 +25,8 @@ from retreat.cohorts.models import Attendance, Cohort, CohortSession, Enrollment
 from retreat.core import locking, signals, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
+from retreat.integration import circle_changes
+from retreat.integration.circle_changes import ADDED, MOVED, PLACE, REMOVED, CircleChange
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus
 from retreat.integration.plan import anchor, local_to_utc, lock_plan, notify_listeners, plan_for, save_plan
 from retreat.messaging import ics, outbox
@@ -36,9 +38,12 @@ from retreat.timeutil import human_time, zone
 @dataclass
 class SyncReport:
     created: list[CohortSession] = field(default_factory=list)
-    moved: list[CohortSession] = field(default_factory=list)
+    moved: list[CohortSession] = field(default_factory=list)  # their time changed
+    place_changed: list[CohortSession] = field(default_factory=list)  # their place or video link changed
     removed: list[int] = field(default_factory=list)  # circle sequences removed
     kept: list[tuple[CohortSession, str]] = field(default_factory=list)  # (circle, why it was left alone)
+    changes: list[CircleChange] = field(default_factory=list)  # what participants see (circle_changes)
+    updated: int = 0  # participants sent one update email each
 
     @property
     def messages(self) -> list[str]:
@@ -46,6 +51,11 @@ class SyncReport:
         for s, why in self.kept:
             out.append(f"Circle {s.circle_sequence} ({s.starts_at:%Y-%m-%d}) was kept as it was: {why}.")
         return out
+
+    @property
+    def summary(self) -> str:
+        """"2 circles moved, 1 place changed" (the facilitator's page)."""
+        return circle_changes.summary(self.changes, kept=len(self.kept))
 
 
 
@@ -135,9 +145,11 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
             db.session.add(s)
             report.created.append(s)
             continue
-        differs = any(getattr(s, k) != v for k, v in fields.items())
+        differs = {k for k, v in fields.items() if getattr(s, k) != v}
         if not differs:
             continue
+        kinds = frozenset(({MOVED} if differs & {"starts_at", "ends_at"} else set())
+                          | ({PLACE} if differs & {"location", "video_url"} else set()))
         if s.starts_at <= now:
             if s.starts_at != start:
                 report.kept.append((s, "it has already taken place"))
@@ -145,13 +157,20 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
         if _has_attendance(s):
             report.kept.append((s, "attendance has been taken"))
             continue
-        old_revision = s.calendar_sequence
+        old_start = s.starts_at
         for key, value in fields.items():
             setattr(s, key, value)
-        s.calendar_sequence = old_revision + 1
         s.updated_at = now
+        if not kinds:
+            continue  # nothing a participant sees (e.g. the facilitator): no new invite, no email
+        old_revision = s.calendar_sequence
+        s.calendar_sequence = old_revision + 1
         _cancel_revision(s, old_revision, now)
-        report.moved.append(s)
+        if MOVED in kinds:
+            report.moved.append(s)
+        if PLACE in kinds:
+            report.place_changed.append(s)
+        report.changes.append(CircleChange(seq, kinds, start, old_start, place_text(s), s.id, s.calendar_sequence))
     for seq, s in sorted(existing.items()):  # circles beyond the plan's weeks
         if s.starts_at <= now:
             continue
@@ -162,15 +181,33 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
         else:
             _cancel_revision(s, s.calendar_sequence, now)
             report.removed.append(seq)
+            report.changes.append(CircleChange(seq, frozenset({REMOVED}), s.starts_at))
             db.session.delete(s)
     db.session.flush()
-    if report.created or report.moved or report.removed or report.kept:
+    report.changes[:0] = [CircleChange(s.circle_sequence, frozenset({ADDED}), s.starts_at, None, place_text(s),
+                                       s.id, 0) for s in report.created]
+    report.changes.sort(key=lambda c: c.sequence)
+    if report.created or report.moved or report.place_changed or report.removed or report.kept:
         audit.record("integration_plan.circles_synced", object_type="cohort", object_id=cohort.id, now=now,
                      details={"created": len(report.created), "moved": len(report.moved),
-                              "removed": report.removed, "kept": [s.circle_sequence for s, _ in report.kept]})
+                              "place_changed": len(report.place_changed), "removed": report.removed,
+                              "kept": [s.circle_sequence for s, _ in report.kept]})
     for enr in circle_members(cohort):
+        told = bool(report.changes) and _has_invites(enr)
         schedule_circle_messages(enr, now)
+        if told:  # one email listing the changes instead of a new invite per changed circle
+            outbox.cancel(dedupe_keys=[_key(s, s.calendar_sequence, enr, "invite")
+                                       for s in report.created + report.moved + report.place_changed], now=now)
+            circle_changes.send_update(enr, cohort, report.changes, portal_url=portal_url(), now=now)
+            report.updated += 1
     return report
+
+
+def _has_invites(enr: Enrollment) -> bool:
+    """Whether ``enr`` has (or is about to get) invites to this cohort's circles."""
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.dedupe_key.like(f"circle-%-enr-{enr.id}-invite"),
+        OutboxMessage.status != OutboxStatus.CANCELLED.value)) > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +452,8 @@ def _invite_on_joining(enr: Enrollment, *, now: datetime) -> None:
 
 
 @signals.cohort_schedule_changed.connect(order=10)
-def _on_schedule_changed(cohort: Cohort, *, now: datetime, removed_session: CohortSession | None = None) -> None:
+def _on_schedule_changed(cohort: Cohort, *, now: datetime, removed_session: CohortSession | None = None,
+                         **_) -> None:
     """A circle being deleted by hand takes its messages along; any other change re-plans."""
     if removed_session is not None:
         session_removed(removed_session, now)

@@ -384,11 +384,11 @@ def _write_plan(enr: Enrollment, rows: list[tuple[date, int]], *, now: datetime)
         plan.append(inst)
     db.session.flush()
     for inst in plan:
-        _queue_reminders(enr, inst, now=now, total=len(plan))
+        queue_reminders(enr, inst, now=now, total=len(plan))
     return plan
 
 
-def _queue_reminders(enr: Enrollment, inst: Installment, *, now: datetime, total: int) -> None:
+def queue_reminders(enr: Enrollment, inst: Installment, *, now: datetime, total: int) -> None:
     person = enr.participant
     zone = tz_zone(person.tz)
     for name, days in REMINDERS:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from retreat.clinical import clearance, clearance_status, expiry, safety
 from retreat.clinical.models import AlertStatus, ClearanceRequest, ClearanceStatus, Intake, SafetyAlert
-from retreat.cohorts import enrollment, seats
+from retreat.cohorts import clearance_gate, enrollment, seats
 from retreat.cohorts.models import CohortSession, DepositTiming, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
@@ -204,6 +204,11 @@ def test_empty_or_long_messages_are_refused(db, s):
 # --------------------------------------------------------------------------------------------
 
 
+def valid_at(enr, when) -> bool:
+    """The clearance gate's rule on the cohort's local date of ``when``."""
+    return clearance_gate.verdict(enr, clearance_gate.cohort_today(enr.cohort, when)).ok
+
+
 def test_cleared_moves_on_records_licence_and_invites_the_deposit(db, s):
     req = fcl.submit(s)
     lic = s.provider.licenses[0]
@@ -218,8 +223,9 @@ def test_cleared_moves_on_records_licence_and_invites_the_deposit(db, s):
     assert s.enrollment.status == S.CLEARED
     assert [m.template for m in outbox() if m.template.startswith("clearance_") and m.recipient_email ==
             s.participant.email] == ["clearance_decided", "clearance_pay_deposit"]
-    assert clearance.has_valid_clearance(s.enrollment, NOW + timedelta(days=2))
-    assert not clearance.has_valid_clearance(s.enrollment, req.valid_until)
+    assert valid_at(s.enrollment, NOW + timedelta(days=2))
+    assert valid_at(s.enrollment, req.valid_until)  # all of its last day, in the cohort's zone
+    assert not valid_at(s.enrollment, req.valid_until + timedelta(seconds=1))
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "clearance.decided"))
     assert event.actor_id == s.provider.id and event.details["decision"] == "cleared"
 
@@ -344,7 +350,7 @@ def test_clearance_expiring_before_the_retreat_goes_back_into_review(db, s):
     req = fcl.cleared(s, valid_until=(NOW + timedelta(days=10)).date())
     assert expiry.sweep_expired_clearances(NOW + timedelta(days=5)) == 0
     later = NOW + timedelta(days=12)
-    assert not clearance.has_valid_clearance(s.enrollment, later)
+    assert not valid_at(s.enrollment, later)
     assert clearance_status.status_of(s.enrollment, later).key == "expired"
     assert expiry.sweep_expired_clearances(later) == 1
     assert req.status == ClearanceStatus.LAPSED and s.enrollment.status == S.CLEARANCE_PENDING
@@ -354,7 +360,7 @@ def test_clearance_expiring_before_the_retreat_goes_back_into_review(db, s):
     assert outbox("clearance_renewal")[0].recipient_email == s.participant.email
     assert expiry.sweep_expired_clearances(later) == 0  # idempotent
     fcl.decide(s, renewal, now=later)
-    assert s.enrollment.status == S.CLEARED and clearance.has_valid_clearance(s.enrollment, later)
+    assert s.enrollment.status == S.CLEARED and valid_at(s.enrollment, later)
 
 
 def test_lapse_after_balance_paid_returns_there_when_renewed(db):

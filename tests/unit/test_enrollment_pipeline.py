@@ -21,6 +21,7 @@ PATH = [S.INTAKE_SUBMITTED, S.CLEARANCE_PENDING, S.CLEARED, S.DEPOSIT_PAID, S.BA
 def _reach(db, status):
     c = fc.cohort(deposit_timing=DepositTiming.AFTER_CLEARANCE)
     enr = fc.applicant(c)
+    fc.record_clearance(enr)  # the provider's decision the clearance gate reads before the deposit
     for step in PATH:
         if enr.status == status:
             break
@@ -37,6 +38,7 @@ def test_happy_path_records_who_when_why(db):
     facilitator = factories.user("facilitator")
     c = fc.cohort(deposit_timing=DepositTiming.AFTER_CLEARANCE)
     enr = fc.applicant(c)
+    fc.record_clearance(enr)
     assert enrollment.submit_intake(enr, now=NOW, actor=enr.participant)
     assert enrollment.request_clearance(enr, now=NOW, actor=None)
     assert enrollment.mark_cleared(enr, now=NOW + timedelta(hours=1), actor=None, reason="Dr. P cleared")

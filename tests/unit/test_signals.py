@@ -7,14 +7,18 @@ import pytest
 from retreat.core import signals
 from retreat.core.signals import DomainSignal
 from retreat.integration import circles, followups
-from retreat.payments import refunds
+from retreat.payments import reactions, refunds
 
 
 def test_the_handlers_and_their_order_are_pinned(app):
     """Every app has the same handlers connected (retreat.subscriptions), in this order."""
     assert signals.enrollment_left.receivers() == [refunds.refund_on_leaving, followups._cancel_on_leaving]
     assert signals.seat_confirmed.receivers() == [circles._invite_on_joining, followups._schedule_on_joining]
-    assert signals.cohort_schedule_changed.receivers() == [circles._on_schedule_changed]
+    assert signals.seat_cleared.receivers() == [reactions.balance_paid_on_clearance]
+    from retreat.cohorts import preparation
+
+    assert signals.cohort_schedule_changed.receivers() == [
+        preparation._follow_the_start, circles._on_schedule_changed, reactions.balance_follows_the_start]
     from retreat.clinical import safety
 
     assert signals.consult_flagged.receivers() == [safety.raise_consult_safety_alert]

@@ -62,7 +62,7 @@ def test_facilitator_page_creates_the_plan_for_an_existing_cohort_and_saves_edit
     circles = ic.plan_circles(s.cohort)
     assert circles[0].starts_at != first and circles[0].video_url == "https://meet.example/circle"
     assert circles[0].starts_at.astimezone(ip.zone("America/Denver")).weekday() == 3
-    assert "6 moved" in fac.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Plan saved: 6 circles moved, 6 places changed." in fac.get(r.headers["Location"]).get_data(as_text=True)
 
 
 def test_stale_plan_edit_gets_409_and_changes_nothing(app, db, s):

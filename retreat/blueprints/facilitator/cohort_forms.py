@@ -17,6 +17,7 @@ from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional,
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
+from retreat.payments.balances import DUE_BEFORE_START
 from retreat.timeutil import common_zones, zone
 from retreat.web.forms import DateField, DateTimeLocalField, IntegerField, check_int_range, strip
 
@@ -53,7 +54,9 @@ class CohortForm(FlaskForm):
     currency = SelectField("Currency", choices=[(c, c) for c in SUPPORTED_CURRENCIES], default="USD")
     price = MoneyField("Price", validators=[DataRequired(), Length(max=20)], filters=[strip])
     deposit = MoneyField("Deposit", validators=[DataRequired(), Length(max=20)], filters=[strip])
-    balance_due_on = DateField("Balance due on", validators=[Optional()])
+    balance_due_on = DateField("Balance due on", validators=[Optional()], description=(
+        f"Leave empty to have the balance due {DUE_BEFORE_START.days} days before the start: it then moves "
+        "with the cohort's dates. A date you enter stays as it is when the dates move."))
     refund_policy = TextAreaField("Refund policy", validators=[Optional(), Length(max=5000)], filters=[strip])
     deposit_timing = SelectField("Deposit is taken", choices=[
         (DepositTiming.AFTER_CLEARANCE.value, "After medical clearance"),

@@ -259,8 +259,10 @@ def cohort_roster_csv(cohort_id: int):
 def session_checkin(session_id: int):
     s = db.session.get(CohortSession, session_id)
     require_object(s is not None)
-    return render_template("facilitator/cohort_checkin.html", session=s, cohort=s.cohort,
-                           rows=svc.checkin_rows(s), kinds=svc.SESSION_KIND_LABELS)
+    rows = svc.checkin_rows(s)
+    return render_template("facilitator/cohort_checkin.html", session=s, cohort=s.cohort, rows=rows,
+                           clearance=svc.session_clearance(s, [enr for enr, _ in rows]),
+                           kinds=svc.SESSION_KIND_LABELS)
 
 
 @bp.post("/sessions/<int:session_id>/checkin/<int:enrollment_id>")

@@ -79,10 +79,10 @@ def integration_plan(cohort_id: int):
     except DomainError as exc:
         refused(exc.message, "error")
         return _render(cohort, plan, values, exc.errors, exc.status, version=request.form.get("version"))
-    summary = f"Plan saved. Circles: {len(report.created)} added, {len(report.moved)} moved"
-    if report.removed:
-        summary += f", {len(report.removed)} removed"
-    flash(summary + ". Participants with a confirmed seat get updated invites.", "success")
+    summary = f"Plan saved: {report.summary}." if report.summary else "Plan saved."
+    if report.updated:
+        summary += f" {report.updated} participant{'s' if report.updated != 1 else ''} sent one update each."
+    flash(summary, "success")
     for message in report.messages:
         flash(message, "warning")
     return redirect(url_for("facilitator.integration_plan", cohort_id=cohort.id))
