@@ -20,6 +20,7 @@ from retreat.cohorts.models import ChecklistItem, ConsentSignature, Enrollment
 from retreat.core.context import RequestContext
 from retreat.extensions import db
 from retreat.integration import checkins, journal
+from retreat.privacy import deletion_review
 
 
 def _iso(value) -> str | None:
@@ -84,6 +85,7 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
                     "email_verified_at": _iso(participant.email_verified_at)},
         "enrollments": out_enrollments,
         "access_log": access_log,
+        "deletion_requests": deletion_review.export_rows(participant),
         **_integration_export(participant),
     }
 

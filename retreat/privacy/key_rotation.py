@@ -17,6 +17,7 @@ from retreat.core.crypto import rotate_field
 from retreat.extensions import db
 from retreat.integration.followup_models import CheckInResponse
 from retreat.integration.journal_models import JournalEntry
+from retreat.privacy.models import DeletionRequest
 
 # Every encrypted column, for key rotation and for the "no plaintext at rest" tests.
 ENCRYPTED_COLUMNS = (
@@ -32,6 +33,7 @@ ENCRYPTED_COLUMNS = (
     (OutcomeMeasure, "answers_enc"),
     (JournalEntry, "text_enc"),
     (CheckInResponse, "answers_enc"),
+    (DeletionRequest, "reason_enc"),
 )
 
 
