@@ -46,7 +46,6 @@ from retreat.integration.followup_models import CheckInResponse, FollowUp, Integ
 from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401
-from retreat.privacy.models import DeletionRequest, DeletionStatus  # noqa: F401
 from retreat.payments.models import (  # noqa: F401
     DiscountCode,
     DiscountRedemption,
@@ -58,3 +57,4 @@ from retreat.payments.models import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.privacy.models import DeletionRequest, DeletionStatus  # noqa: F401
