@@ -240,3 +240,21 @@ def test_the_participants_export_holds_their_requests_with_the_reason(make_clien
     assert REASON.encode() in participant.get("/me/data/export.html").data
     other = make_client("participant", password=None)
     assert other.get("/me/data/export.json").get_json()["deletion_requests"] == []
+
+
+def test_key_rotation_re_encrypts_the_reason(app, make_client, db, monkeypatch):
+    from cryptography.fernet import Fernet
+
+    from retreat.privacy import key_rotation
+
+    assert (DeletionRequest, "reason_enc") in key_rotation.ENCRYPTED_COLUMNS
+    _ask(make_client("participant", password=None))
+    before = db.session.execute(text("SELECT reason_enc FROM deletion_requests")).scalar()
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setitem(app.config, "CLINICAL_DATA_KEYS", f"{new_key},{app.config['CLINICAL_DATA_KEYS']}")
+    assert key_rotation.rotate_keys()["deletion_requests.reason_enc"] == 1
+    after = db.session.execute(text("SELECT reason_enc FROM deletion_requests")).scalar()
+    assert after != before
+    monkeypatch.setitem(app.config, "CLINICAL_DATA_KEYS", new_key)  # the old key retired
+    db.session.expire_all()
+    assert [x["text"] for x in deletion.reasons_of(_requests(db)[0])] == [REASON]
