@@ -59,3 +59,4 @@ from retreat.payments.models import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
+from retreat.privacy.models import DeletionRequest, DeletionStatus  # noqa: F401

@@ -12,7 +12,7 @@ evidence move to encrypted ``*_enc`` columns with the same keys (existing values
 plain columns dropped); the downgrade decrypts them back into the plain columns.
 
 Revision ID: secrets01
-Revises: 0023
+Revises: sess0023
 Create Date: 2026-12-08 01:00:00
 
 """
@@ -25,7 +25,7 @@ from alembic import op
 from cryptography.fernet import Fernet, MultiFernet
 
 revision = 'secrets01'
-down_revision = '0023'
+down_revision = 'sess0023'
 branch_labels = None
 depends_on = None
 

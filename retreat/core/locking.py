@@ -37,6 +37,7 @@ from retreat.extensions import db
 # The order a transaction takes its locks in: a table named earlier is locked before one named later.
 LOCK_ORDER: tuple[str, ...] = (
     "users",                     # a facilitator's row serialises their consult bookings
+    "deletion_requests",         # (a participant's row serialises their deletion requests)
     "consultations",
     "discount_codes",
     "cohorts",

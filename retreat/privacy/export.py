@@ -22,6 +22,7 @@ from retreat.core.context import RequestContext
 from retreat.extensions import db
 from retreat.integration import checkins, journal
 from retreat.payments.models import DiscountRedemption
+from retreat.privacy import deletion_review
 
 
 def _iso(value) -> str | None:
@@ -91,6 +92,7 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
         "enrollments": out_enrollments,
         "consultations": _consult_export(participant),
         "access_log": access_log,
+        "deletion_requests": deletion_review.export_rows(participant),
         **_integration_export(participant),
     }
 

@@ -20,6 +20,7 @@ from retreat.integration.followup_models import CheckInResponse
 from retreat.integration.journal_models import JournalEntry
 from retreat.messaging.models import OutboxMessage
 from retreat.payments.models import DiscountRedemption
+from retreat.privacy.models import DeletionRequest
 
 # Every encrypted column, for key rotation and for the "no plaintext at rest" tests.
 ENCRYPTED_COLUMNS = (
@@ -39,6 +40,7 @@ ENCRYPTED_COLUMNS = (
     (ChecklistItem, "answer_enc"),  # dietary needs, emergency contact (personal, not clinical)
     (Enrollment, "motivation_enc"),
     (DiscountRedemption, "evidence_enc"),
+    (DeletionRequest, "reason_enc"),
 )
 
 

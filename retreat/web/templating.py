@@ -20,7 +20,7 @@ NAV = {
     "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
               ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
               ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"),
-              ("admin.break_glass", "Break glass")],
+              ("admin.deletion_requests", "Deletion requests"), ("admin.break_glass", "Break glass")],
 }
 NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
 NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]

@@ -404,13 +404,15 @@ def test_deletion_request_erases_unsent_drafts_and_is_logged(db, s):
     other = fcl.setup(now=NOW)
     fcl.submit(other)
     admin = factories.user("admin", password=None)
-    assert deletion.request_deletion(s.participant, reason="please", now=NOW) == 1
+    db.session.commit()  # each request is a transaction of its own (its first lock is the participant's row)
+    assert deletion.request_deletion(s.participant, reason="please", now=NOW).erased_drafts == 1
     intake = clearance_status.get_intake(s.enrollment)
     assert intake.status == "erased" and intake.answers_enc is None
     assert deletion.deletion_requested_at(s.participant) == NOW
     [msg] = outbox("clearance_deletion_requested")
     assert msg.recipient_email == admin.email
-    assert deletion.request_deletion(other.participant, now=NOW) == 0  # submitted: retained
+    db.session.commit()
+    assert deletion.request_deletion(other.participant, now=NOW).erased_drafts == 0  # submitted: retained
     assert db.session.scalar(select(Intake).where(Intake.participant_id == other.participant.id)).answers_enc
     # An erased draft can be started again (a later request).
     db.session.commit()

@@ -9,3 +9,4 @@ restrict_blueprint(bp, Role.ADMIN)
 from retreat.blueprints.admin import views  # noqa: E402,F401
 from retreat.blueprints.admin import break_glass  # noqa: E402,F401
 from retreat.blueprints.admin import messages  # noqa: E402,F401
+from retreat.blueprints.admin import deletion_requests  # noqa: E402,F401

@@ -49,7 +49,10 @@ class ReplyForm(FlaskForm):
 
 
 class DeletionForm(FlaskForm):
-    reason = TextAreaField("Anything you would like us to know (optional)", validators=[Optional()])
+    # Bounded (and NUL refused) by the rule, privacy.deletion.bounded_text; maxlength only helps the browser.
+    reason = TextAreaField("Anything you would like us to know (optional)", validators=[Optional()],
+                           render_kw={"maxlength": deletion.REASON_MAX},
+                           description=f"Up to {deletion.REASON_MAX} characters. Only the practice's admins read it.")
     confirm = BooleanField("I understand what is deleted now and what the practice must keep")
 
 
@@ -186,12 +189,16 @@ def clearance_reply(enrollment_id: int):
 # --------------------------------------------------------------------------------------------
 
 
+def _my_data_page(form: DeletionForm, status: int = 200):
+    latest = deletion.latest_request(acting_user())
+    return render_template("participant/intake_data.html", form=form, latest=latest,
+                           requested_at=latest.last_requested_at if latest else None), status
+
+
 @bp.get("/data")
 @no_store
 def my_data():
-    user = acting_user()
-    return render_template("participant/intake_data.html", form=DeletionForm(),
-                           requested_at=deletion.deletion_requested_at(user))
+    return _my_data_page(DeletionForm())
 
 
 def _export() -> dict:
@@ -222,14 +229,15 @@ def request_deletion():
     if not form.validate_on_submit() or not form.confirm.data:
         if form.is_submitted() and not form.confirm.data:
             form.confirm.errors = ["Tick the box to confirm."]
-        return render_template("participant/intake_data.html", form=form,
-                               requested_at=deletion.deletion_requested_at(user)), 422
+        return _my_data_page(form, 422)
     try:
-        erased = deletion.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
+        outcome = deletion.request_deletion(user, reason=form.reason.data or "", now=now_utc(), ctx=request_context())
     except ValidationFailed as exc:
         show_domain_error(form, exc)
-        return render_template("participant/intake_data.html", form=form,
-                               requested_at=deletion.deletion_requested_at(user)), 422
-    flash("Your deletion request is logged. " + (f"{erased} unsent draft(s) were erased now. " if erased else "")
-          + "The practice will confirm what else is deleted within 30 days.", "success")
+        return _my_data_page(form, 422)
+    erased = outcome.erased_drafts
+    flash(("Your deletion request is logged (added to the request you already made). " if outcome.repeated
+           else "Your deletion request is logged. ")
+          + (f"{erased} unsent draft(s) were erased now. " if erased else "")
+          + f"The practice will confirm what else is deleted within {deletion.RESPONSE_DAYS} days.", "success")
     return redirect(url_for("participant.my_data"))

@@ -1,7 +1,7 @@
 """Failed sign-in counters shared by every worker (when REDIS_URL is not set)
 
 Revision ID: g16a_sign_in_counters
-Revises: 0022
+Revises: secrets01
 Create Date: 2026-12-05 09:00:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'g16a_sign_in_counters'
-down_revision = '0022'
+down_revision = 'secrets01'
 branch_labels = None
 depends_on = None
 
