@@ -13,6 +13,7 @@ from sqlalchemy import select
 from retreat.accounts import users as accounts
 from retreat.consults import publishing
 from retreat.extensions import db
+from retreat.messaging import sealed
 from retreat.models import Consultation, OutboxMessage
 from tests.unit.test_consult_support import SETTINGS
 
@@ -73,7 +74,7 @@ def test_guest_books_reschedules_and_cancels(live_server, browser):
             first_start = consult.start_at
             confirmation = db.session.scalar(select(OutboxMessage).where(
                 OutboxMessage.template == "consult_confirmation"))
-            manage_url = confirmation.context["manage_url"]
+            manage_url = sealed.context_of(confirmation)["manage_url"]
         assert manage_url.startswith(live_server.url)
 
         page.goto(manage_url)  # as if from the email
