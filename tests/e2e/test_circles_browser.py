@@ -64,7 +64,7 @@ def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, b
     stale.goto(fac.url)
     fac.select_option("#circle_weekday", "3")
     fac.get_by_role("button", name="Save the plan").click()
-    assert fac.get_by_text("Plan saved.").is_visible()
+    assert fac.get_by_text("Plan saved: ").is_visible()
     assert fac.get_by_text("kept as it was: attendance has been taken").is_visible()
     stale.fill("#circle_weeks", "5")
     stale.get_by_role("button", name="Save the plan").click()
