@@ -52,11 +52,12 @@ def claim_token(consult) -> str:
     """The "this was me" token of a guest booking, from its queued confirmation email."""
     from sqlalchemy import select
 
+    from retreat.messaging import sealed
     from retreat.messaging.models import OutboxMessage
 
     row = db.session.scalar(select(OutboxMessage).where(
         OutboxMessage.dedupe_key == f"consult-{consult.id}-s0-confirmation"))
-    return row.context["claim_url"].rsplit("/", 1)[1]
+    return sealed.context_of(row)["claim_url"].rsplit("/", 1)[1]
 
 
 def confirm_as_owner(consult, now=NOW):
