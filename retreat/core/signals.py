@@ -71,3 +71,9 @@ consult_flagged = DomainSignal(
     "consult-flagged",
     "A consult was booked with a pre-screen answer that needs a safety follow-up. sender: "
     "Consultation; now.")
+
+participant_discharged = DomainSignal(
+    "participant-discharged",
+    "The partner provider signed off a participant's discharge from a dosing session (clinical "
+    "details stay in clinical; this says only who and when). sender: Enrollment; "
+    "cohort_session_id, discharged_at (timezone-aware UTC), actor.")
