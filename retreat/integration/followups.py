@@ -26,12 +26,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import Role, User
-from retreat.cohorts.models import EXITS, Cohort, Enrollment
+from retreat.cohorts import team
+from retreat.cohorts.models import EXITS, Cohort, CohortSession, Enrollment, SessionKind
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
@@ -41,6 +42,7 @@ from retreat.integration import plan as integration_plan
 from retreat.integration.followup_models import (
     CHECKIN_KINDS,
     AlertReason,
+    Discharge,
     FollowUp,
     FollowUpKind,
     FollowUpStatus,
@@ -165,11 +167,15 @@ def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | N
         return result
     if touchpoints is None:
         touchpoints = plan_touchpoints(db.session.get(Cohort, enr.cohort_id))
+    discharged = discharged_at(enr)
     wanted: dict[str, datetime] = {}
     for tp in touchpoints:
         kind = str(getattr(tp.kind, "value", tp.kind))
         if kind in KINDS:
-            wanted[kind] = participant_due(tp.due_at_utc, participant.tz)
+            due = tp.due_at_utc
+            if discharged is not None and kind in integration_plan.CHECKIN_AFTER:
+                due = discharged + integration_plan.CHECKIN_AFTER[kind]  # from their own discharge
+            wanted[kind] = participant_due(due, participant.tz)
     for kind, f in rows.items():
         if kind not in wanted:
             result.cancelled += _cancel(f, "removed from the integration plan", now)
@@ -208,6 +214,17 @@ def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | N
             result.created += 1
         # sent, answered, expired: history, left alone
     return result
+
+
+def discharged_at(enr: Enrollment) -> datetime | None:
+    """When ``enr`` was discharged from the cohort's last dosing session (None: not yet, or that
+    session is no longer the last one)."""
+    last = (select(CohortSession.id).where(CohortSession.cohort_id == enr.cohort_id,
+                                           CohortSession.kind == SessionKind.DOSING.value)
+            .order_by(CohortSession.ends_at.desc(), CohortSession.id.desc()).limit(1).scalar_subquery())
+    at = db.session.scalar(select(Discharge.discharged_at).where(Discharge.enrollment_id == enr.id,
+                                                                 Discharge.cohort_session_id == last))
+    return ensure_utc(at) if at is not None else None
 
 
 def _reissue(f: FollowUp, now: datetime) -> None:
@@ -330,19 +347,28 @@ def raise_alerts(enr: Enrollment, f: FollowUp, reasons: Iterable[str], *, now: d
     return created
 
 
-def open_alerts(limit: int = 100) -> list[IntegrationAlert]:
-    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None))
+def _visible(viewer: User | None):
+    return team.on_team(viewer, IntegrationAlert.cohort_id) if viewer is not None else true()
+
+
+def open_alerts(limit: int = 100, *, viewer: User | None = None) -> list[IntegrationAlert]:
+    """Unacknowledged alerts, oldest first; with ``viewer``, only those of their cohorts."""
+    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None),
+                                                                  _visible(viewer))
                                    .order_by(IntegrationAlert.created_at, IntegrationAlert.id).limit(limit)))
 
 
-def recent_acknowledged(limit: int = 20) -> list[IntegrationAlert]:
-    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_not(None))
+def recent_acknowledged(limit: int = 20, *, viewer: User | None = None) -> list[IntegrationAlert]:
+    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_not(None),
+                                                                  _visible(viewer))
                                    .order_by(IntegrationAlert.acknowledged_at.desc()).limit(limit)))
 
 
 def acknowledge(alert_id: int, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
-    """A facilitator (or admin) has followed up. Repeating it is a no-op (False)."""
-    if actor.role not in (Role.FACILITATOR, Role.ADMIN):
+    """A facilitator of the alert's cohort (or an admin) has followed up. Repeating it is a no-op
+    (False); anyone else is told the alert does not exist."""
+    if actor.role not in (Role.FACILITATOR, Role.ADMIN) or not db.session.scalar(
+            select(IntegrationAlert.id).where(IntegrationAlert.id == alert_id, _visible(actor))):
         raise NotFound("We could not find that alert.")
     alert = locking.lock(IntegrationAlert, alert_id)
     if alert is None:
