@@ -28,7 +28,7 @@ def test_empty_overlong_and_out_of_range_input_is_refused_by_field(make_client, 
         ({"escalate_after_hours": "0"}, "Enter a whole number of hours from 1 to 72."),
         ({"escalate_after_hours": "99999999999"}, "That number is too large."),
         ({"escalate_after_hours": "4", "practice_contact_email": "nope"}, "Enter an email address"),
-        ({"escalate_after_hours": "4", "practice_contact_email": "a@" + "b" * 300 + ".org"}, "Field cannot be longer"),
+        ({"escalate_after_hours": "4", "practice_contact_email": "a@" + "b" * 300 + ".org"}, "Practice safety contact (email) must be at most 254 characters"),
     ]
     for data, message in cases:
         r = admin.post(URL, data=data)

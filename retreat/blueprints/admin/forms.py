@@ -1,21 +1,13 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import (
-    DataRequired,
-    Email,
-    InputRequired,
-    Length,
-    NumberRange,
-    Optional,
-    ValidationError,
-)
+from wtforms.validators import Email, NumberRange, Optional, ValidationError
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
 from retreat.timeutil import common_zones
-from retreat.web.forms import DateField, IntegerField, strip
+from retreat.web.forms import DataRequired, DateField, InputRequired, IntegerField, Length, strip
 
 
 def choices(pairs) -> list[SelectChoice]:
