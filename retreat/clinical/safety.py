@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts import users as accounts
@@ -35,6 +36,7 @@ from retreat.consults.models import Consultation
 from retreat.core import locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 
 TEMPLATE = "safety_alert"
@@ -126,6 +128,13 @@ def open_alerts(*, organization_id: int | None = None, viewer: User | None = Non
     if viewer is not None:
         stmt = stmt.where(visible_to(viewer))
     return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
+
+
+def unacknowledged(viewer: User, *, limit: int = 5) -> Batch:
+    """Open alerts ``viewer`` may see, oldest first (their home's panel)."""
+    return first_of(select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value, visible_to(viewer))
+                    .options(joinedload(SafetyAlert.cohort))
+                    .order_by(SafetyAlert.raised_at, SafetyAlert.id), limit=limit)
 
 
 def recent_alerts(viewer: User, *, limit: int = 50) -> list[SafetyAlert]:

@@ -8,11 +8,23 @@ are exactly the people who can open it.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
+from sqlalchemy.orm import joinedload
 
 from retreat.accounts.models import Role
-from retreat.cohorts.models import CohortSession
+from retreat.cohorts.models import (
+    EXITS,
+    Cohort,
+    CohortSession,
+    CohortStatus,
+    Enrollment,
+    SeatState,
+    SessionKind,
+)
 from retreat.core.context import Actor
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 
 
@@ -35,3 +47,29 @@ def is_on_team(actor: Actor, cohort_id: int | None) -> bool:
         return False
 
     return bool(db.session.scalar(select(on_team(actor, cohort_id))))
+
+
+def sessions_between(actor: Actor, start: datetime, end: datetime, *, limit: int = 10) -> Batch:
+    """The sessions ``actor`` runs (or whose cohort is theirs) that start in [start, end), soonest first."""
+    stmt = (select(CohortSession).where(CohortSession.starts_at >= start, CohortSession.starts_at < end,
+                                        or_(CohortSession.facilitator_id == actor.id,
+                                            on_team(actor, CohortSession.cohort_id)))
+            .options(joinedload(CohortSession.cohort)).order_by(CohortSession.starts_at, CohortSession.id))
+    return first_of(stmt, limit=limit)
+
+
+def next_dosing_session(organization_id: int | None, now: datetime) -> CohortSession | None:
+    """The next dosing session (not yet ended) of a cohort referred to ``organization_id``."""
+    if organization_id is None:
+        return None
+    return db.session.scalar(
+        select(CohortSession).join(Cohort, Cohort.id == CohortSession.cohort_id)
+        .where(Cohort.provider_organization_id == organization_id, Cohort.status != CohortStatus.CANCELLED.value,
+               CohortSession.kind == SessionKind.DOSING.value, CohortSession.ends_at > now)
+        .options(joinedload(CohortSession.cohort)).order_by(CohortSession.starts_at, CohortSession.id).limit(1))
+
+
+def confirmed_count(cohort_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(Enrollment).where(
+        Enrollment.cohort_id == cohort_id, Enrollment.seat == SeatState.CONFIRMED.value,
+        Enrollment.status.not_in([s.value for s in EXITS]))) or 0

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts.models import Role, User
@@ -36,6 +37,7 @@ from retreat.cohorts.models import EXITS, Cohort, CohortSession, Enrollment, Ses
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 from retreat.integration import links
 from retreat.integration import plan as integration_plan
@@ -351,16 +353,41 @@ def _visible(viewer: User | None):
     return team.on_team(viewer, IntegrationAlert.cohort_id) if viewer is not None else true()
 
 
+_ALERT_LOADS = (joinedload(IntegrationAlert.enrollment).joinedload(Enrollment.participant),
+                joinedload(IntegrationAlert.cohort), joinedload(IntegrationAlert.acknowledged_by))
+
+
 def open_alerts(limit: int = 100, *, viewer: User | None = None) -> list[IntegrationAlert]:
     """Unacknowledged alerts, oldest first; with ``viewer``, only those of their cohorts."""
     return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None),
-                                                                  _visible(viewer))
+                                                                  _visible(viewer)).options(*_ALERT_LOADS)
                                    .order_by(IntegrationAlert.created_at, IntegrationAlert.id).limit(limit)))
+
+
+def unacknowledged(viewer: User, *, limit: int = 5) -> Batch:
+    """Unacknowledged integration alerts of ``viewer``'s cohorts, oldest first (their home's panel)."""
+    return first_of(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None), _visible(viewer))
+                    .options(*_ALERT_LOADS)
+                    .order_by(IntegrationAlert.created_at, IntegrationAlert.id), limit=limit)
+
+
+def overdue_checkins(viewer: User, now: datetime, *, limit: int = 5) -> Batch:
+    """Check-ins of ``viewer``'s cohorts sent more than ``NO_RESPONSE_AFTER`` ago, still unanswered and
+    still open: someone should nudge the participant. Oldest first."""
+    stmt = (select(FollowUp).join(Enrollment, Enrollment.id == FollowUp.enrollment_id)
+            .where(FollowUp.kind.in_(sorted(CHECKIN_KINDS)), FollowUp.status == FollowUpStatus.SENT.value,
+                   FollowUp.answered_at.is_(None), FollowUp.sent_at <= now - NO_RESPONSE_AFTER,
+                   FollowUp.expires_at > now, Enrollment.status.not_in([s.value for s in EXITS]),
+                   team.on_team(viewer, Enrollment.cohort_id))
+            .options(joinedload(FollowUp.enrollment).joinedload(Enrollment.participant),
+                     joinedload(FollowUp.enrollment).joinedload(Enrollment.cohort))
+            .order_by(FollowUp.sent_at, FollowUp.id))
+    return first_of(stmt, limit=limit)
 
 
 def recent_acknowledged(limit: int = 20, *, viewer: User | None = None) -> list[IntegrationAlert]:
     return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_not(None),
-                                                                  _visible(viewer))
+                                                                  _visible(viewer)).options(*_ALERT_LOADS)
                                    .order_by(IntegrationAlert.acknowledged_at.desc()).limit(limit)))
 
 

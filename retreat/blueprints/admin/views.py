@@ -1,17 +1,32 @@
 from flask import flash, redirect, render_template, url_for
 
+from retreat.accounts import admin as admin_accounts
 from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
 from retreat.blueprints.admin.forms import SafetySettingsForm, SettingsForm
+from retreat.core.pagination import first_of
 from retreat.integration import escalation
+from retreat.messaging import outbox
+from retreat.messaging.models import OutboxStatus
+from retreat.privacy import deletion_review
+from retreat.timeutil import now_utc, zone
 from retreat.web.forms import status_for
 from retreat.web.security import acting_user, request_context
+
+LICENSE_WARNING_DAYS = 60
 
 
 @bp.get("/")
 def dashboard():
-    return render_template("admin/dashboard.html")
+    """The admin's home: failed messages, licences expiring within 60 days, open deletion requests."""
+    viewer = acting_user()
+    today = now_utc().astimezone(zone(viewer.tz)).date()
+    return render_template("admin/dashboard.html",
+                           failed=first_of(outbox.messages_query(status=OutboxStatus.FAILED.value)),
+                           licenses=admin_accounts.licenses_expiring(today, within_days=LICENSE_WARNING_DAYS),
+                           deletions=deletion_review.open_requests(), license_days=LICENSE_WARNING_DAYS,
+                           due_by=deletion_review.due_by)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
