@@ -105,6 +105,10 @@ def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
     return _raised(alert, {"consultation_id": consult.id}, now=now)
 
 
+_LOADS = (joinedload(SafetyAlert.enrollment).joinedload(Enrollment.participant), joinedload(SafetyAlert.cohort),
+          joinedload(SafetyAlert.consultation), joinedload(SafetyAlert.acknowledged_by))
+
+
 def visible_to(actor: User) -> ColumnElement[bool]:
     """SQL: the alerts ``actor`` may see (and is emailed about)."""
     if actor.role == Role.ADMIN:
@@ -127,19 +131,18 @@ def open_alerts(*, organization_id: int | None = None, viewer: User | None = Non
         stmt = stmt.where(SafetyAlert.organization_id == organization_id)
     if viewer is not None:
         stmt = stmt.where(visible_to(viewer))
-    return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
+    return list(db.session.scalars(stmt.options(*_LOADS).order_by(SafetyAlert.raised_at)))
 
 
 def unacknowledged(viewer: User, *, limit: int = 5) -> Batch:
     """Open alerts ``viewer`` may see, oldest first (their home's panel)."""
     return first_of(select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value, visible_to(viewer))
-                    .options(joinedload(SafetyAlert.cohort))
-                    .order_by(SafetyAlert.raised_at, SafetyAlert.id), limit=limit)
+                    .options(*_LOADS).order_by(SafetyAlert.raised_at, SafetyAlert.id), limit=limit)
 
 
 def recent_alerts(viewer: User, *, limit: int = 50) -> list[SafetyAlert]:
     """The newest alerts ``viewer`` may see, open and acknowledged."""
-    return list(db.session.scalars(select(SafetyAlert).where(visible_to(viewer))
+    return list(db.session.scalars(select(SafetyAlert).where(visible_to(viewer)).options(*_LOADS)
                                    .order_by(SafetyAlert.raised_at.desc(), SafetyAlert.id.desc()).limit(limit)))
 
 

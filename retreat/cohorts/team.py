@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, false, func, or_, select, true
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from retreat.accounts.models import Role
 from retreat.cohorts.models import (
@@ -29,7 +29,8 @@ from retreat.extensions import db
 
 
 def _assigned(cohort_id_column) -> ColumnElement[bool]:
-    return exists().where(CohortSession.cohort_id == cohort_id_column, CohortSession.facilitator_id.is_not(None))
+    s = aliased(CohortSession)  # an alias: the outer query may itself be over cohort sessions
+    return exists().where(s.cohort_id == cohort_id_column, s.facilitator_id.is_not(None))
 
 
 def on_team(actor: Actor, cohort_id_column) -> ColumnElement[bool]:
@@ -38,7 +39,8 @@ def on_team(actor: Actor, cohort_id_column) -> ColumnElement[bool]:
         return true()
     if actor.role != Role.FACILITATOR:
         return false()
-    mine = exists().where(CohortSession.cohort_id == cohort_id_column, CohortSession.facilitator_id == actor.id)
+    s = aliased(CohortSession)
+    mine = exists().where(s.cohort_id == cohort_id_column, s.facilitator_id == actor.id)
     return or_(mine, ~_assigned(cohort_id_column))
 
 
