@@ -12,9 +12,9 @@ escalated exactly once:
   the email names the kind of alert, the cohort and how long it has waited, never who or why;
 * an audit event ``safety.alert_escalated`` / ``integration.alert_escalated``.
 
-An alert with nobody to tell (no organisation, no practice contact) is still marked escalated, so
-the alert shows it and the audit log says "0 recipients"; the settings page warns while the
-practice contact is empty.
+An alert with nobody to tell (no organisation contact and no practice contact) is not marked: it
+waits, and is escalated as soon as the admin sets the practice contact (the settings page warns
+while it is empty).
 """
 
 from __future__ import annotations
@@ -111,38 +111,51 @@ def _waited(raised_at: datetime, now: datetime) -> int:
 
 
 def _escalate_safety(cutoff: datetime, now: datetime, contact: str) -> int:
-    alerts = db.session.scalars(locking.claim(
-        select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value, SafetyAlert.escalated_at.is_(None),
-                                  SafetyAlert.raised_at <= cutoff).order_by(SafetyAlert.id).limit(BATCH))).all()
+    stmt = select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value, SafetyAlert.escalated_at.is_(None),
+                                     SafetyAlert.raised_at <= cutoff)
+    if not contact:
+        stmt = stmt.where(SafetyAlert.organization_id.is_not(None))
+    alerts = db.session.scalars(locking.claim(stmt.order_by(SafetyAlert.id).limit(BATCH))).all()
+    done = 0
     for alert in alerts:
-        alert.escalated_at, alert.updated_at = now, now
         cohort = db.session.get(Cohort, alert.cohort_id) if alert.cohort_id else None
         recipients = [(r, "/provider/") for r in _org_contacts(alert.organization_id)]
         if contact:
             recipients.append((contact, "/facilitator/safety-alerts"))
+        if not recipients:
+            continue  # nobody to tell yet: it waits for a contact
+        alert.escalated_at, alert.updated_at = now, now
+        done += 1
         n = _send("safety", alert.id, recipients, cohort_title=cohort.title if cohort else "",
                   waited_hours=_waited(alert.raised_at, now), now=now)
         audit.record("safety.alert_escalated", object_type="safety_alert", object_id=alert.id,
                      details={"recipients": n, "highlight": True}, now=now)
-    return len(alerts)
+    return done
 
 
 def _escalate_integration(cutoff: datetime, now: datetime, contact: str) -> int:
-    alerts = db.session.scalars(locking.claim(
-        select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None),
-                                       IntegrationAlert.escalated_at.is_(None), IntegrationAlert.created_at <= cutoff)
-        .order_by(IntegrationAlert.id).limit(BATCH))).all()
+    stmt = select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None),
+                                          IntegrationAlert.escalated_at.is_(None), IntegrationAlert.created_at <= cutoff)
+    if not contact:
+        stmt = stmt.where(IntegrationAlert.cohort_id.in_(
+            select(Cohort.id).where(Cohort.provider_organization_id.is_not(None))))
+    alerts = db.session.scalars(locking.claim(stmt.order_by(IntegrationAlert.id).limit(BATCH),
+                                              of=IntegrationAlert)).all()
+    done = 0
     for alert in alerts:
-        alert.escalated_at, alert.updated_at = now, now
         cohort = db.session.get(Cohort, alert.cohort_id)
         recipients = [(r, "/provider/") for r in _org_contacts(cohort.provider_organization_id)]
         if contact:
             recipients.append((contact, "/facilitator/#integration-alerts"))
+        if not recipients:
+            continue  # nobody to tell yet: it waits for a contact
+        alert.escalated_at, alert.updated_at = now, now
+        done += 1
         n = _send("integration", alert.id, recipients, cohort_title=cohort.title,
                   waited_hours=_waited(alert.created_at, now), now=now)
         audit.record("integration.alert_escalated", object_type="integration_alert", object_id=alert.id,
                      details={"recipients": n, "highlight": True}, now=now)
-    return len(alerts)
+    return done
 
 
 def escalate_overdue(now: datetime) -> int:

@@ -117,3 +117,17 @@ def test_bad_settings_are_refused_by_field_and_change_nothing(db, hours, email, 
     assert list(exc.value.errors) == [field]
     assert accounts.get_setting(escalation.AFTER_HOURS_KEY) is None and escalation.after_hours() == 4
     assert escalation.practice_contact() == ""
+
+
+def test_an_alert_with_nobody_to_tell_waits_for_a_practice_contact(db):
+    admin = factories.user("admin", password=None)
+    escalation.save_settings(hours=4, contact_email="", actor=admin)
+    setup = fh.setup()  # no provider organisation
+    enr = fh.confirmed(setup)
+    at = fh.DUE["checkin_24h"]
+    [alert] = followups.raise_alerts(enr, fh.followups_of(enr)["checkin_24h"], ["reach_out"], now=at)
+    assert escalation.escalate_overdue(at + timedelta(hours=5)) == 0
+    assert alert.escalated_at is None and mails() == [] and audits("integration.alert_escalated") == []
+    escalation.save_settings(hours=4, contact_email=CONTACT, actor=admin)
+    assert escalation.escalate_overdue(at + timedelta(hours=6)) == 1
+    assert alert.escalated_at == at + timedelta(hours=6) and [m.recipient_email for m in mails()] == [CONTACT]
