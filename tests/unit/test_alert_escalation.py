@@ -131,3 +131,9 @@ def test_an_alert_with_nobody_to_tell_waits_for_a_practice_contact(db):
     escalation.save_settings(hours=4, contact_email=CONTACT, actor=admin)
     assert escalation.escalate_overdue(at + timedelta(hours=6)) == 1
     assert alert.escalated_at == at + timedelta(hours=6) and [m.recipient_email for m in mails()] == [CONTACT]
+
+
+def test_a_long_wait_is_told_in_days(s):
+    safety.raise_safety_alert(s.enrollment, now=NOW)
+    escalation.escalate_overdue(NOW + timedelta(days=3, hours=5))
+    assert "has not been acknowledged for 3 days" in rendered(mails()[0])
