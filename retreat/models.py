@@ -44,7 +44,7 @@ from retreat.core.cache_versions import CacheVersion  # noqa: F401
 from retreat.database import Base  # noqa: F401
 from retreat.finance.payout_models import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402
 from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun  # noqa: F401,E402
-from retreat.integration.followup_models import CheckInResponse, FollowUp, IntegrationAlert  # noqa: F401,E402
+from retreat.integration.followup_models import CheckInResponse, Discharge, FollowUp, IntegrationAlert  # noqa: F401,E402
 from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401

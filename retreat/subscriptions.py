@@ -9,6 +9,6 @@ from retreat.accounts import preferences, signin_limits  # noqa: F401  (opt-out 
 from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
 from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jobs)
-from retreat.integration import circles, followups  # noqa: F401  (enrollment_left, seat_confirmed, schedule)
+from retreat.integration import circles, discharge, escalation, followups  # noqa: F401  (signals, escalation job)
 from retreat.messaging import dispatcher  # noqa: F401  (outbox.dispatch)
 from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -95,3 +95,13 @@ def common_zones() -> list[str]:
     prefixes = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/",
                 "Indian/", "Pacific/")
     return sorted(z for z in all_zones() if z.startswith(prefixes)) + ["UTC"]
+
+
+def day_window(now: datetime, tz_name: str | None) -> tuple[datetime, datetime]:
+    """The local calendar day (in ``tz_name``) that contains ``now``, as [start, end) in UTC; a DST
+    day is 23 or 25 hours long."""
+    tz = zone(tz_name)
+    day = ensure_utc(now).astimezone(tz).date()
+    start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -4,9 +4,10 @@ provider organisations and licences. Plain functions; the admin console and the 
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts import sessions
@@ -14,6 +15,7 @@ from retreat.accounts import users as accounts
 from retreat.accounts.models import STAFF_ROLES, ProviderLicense, ProviderOrganization, Role, User
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 
 LICENSE_KINDS = ("MD", "DO", "NP", "PA", "RN", "PharmD", "Other")
@@ -151,3 +153,14 @@ def _contact_email(raw: str | None) -> str | None:
         return accounts.validate_email(raw)
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, field="contact_email") from exc
+
+
+def licenses_expiring(today: date, *, within_days: int = 60, limit: int = 5) -> Batch:
+    """Licences of active providers that expire from ``today`` to ``within_days`` later, soonest first
+    (the admin's home: renew them before a provider can no longer record decisions)."""
+    return first_of(select(ProviderLicense).join(User, User.id == ProviderLicense.user_id)
+                    .where(ProviderLicense.expires_on >= today,
+                           ProviderLicense.expires_on <= today + timedelta(days=within_days),
+                           User.is_active_account.is_(True))
+                    .options(joinedload(ProviderLicense.user))
+                    .order_by(ProviderLicense.expires_on, ProviderLicense.id), limit=limit)

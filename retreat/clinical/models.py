@@ -179,6 +179,8 @@ class SafetyAlert(TimestampMixin, db.Model):
     raised_at: Mapped[datetime] = mapped_column(default=now_utc)
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # nobody acknowledged it in time: the organisation and the practice's contact were told
+    escalated_at: Mapped[datetime | None] = mapped_column(index=True)
 
     enrollment: Mapped[Enrollment | None] = relationship()
     cohort: Mapped[Cohort | None] = relationship()

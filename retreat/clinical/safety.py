@@ -4,8 +4,14 @@
       ``clearance.submit``) -> an alert for the cohort's facilitators and its provider organisation
     a consult's pre-screen reports suicidal ideation or self-harm (``signals.consult_flagged``)
       -> an alert for that consult's facilitator
-    a facilitator, or a member of the alert's organisation, acknowledges it (open -> acknowledged;
-      repeating is a no-op)
+    a facilitator of that cohort (or the consult's own facilitator), or a member of the alert's
+      organisation, acknowledges it (open -> acknowledged; repeating is a no-op)
+    nobody acknowledges it in time -> ``retreat.integration.escalation`` tells the organisation and
+      the practice's contact (``escalated_at``)
+
+Who sees an alert is who is told about it: the cohort's team (``retreat.cohorts.team``) or the
+consult's facilitator, the alert's organisation, and admins (``visible_to``). Anyone else is told
+it does not exist.
 
 One open alert per enrollment and per consult (partial unique indexes). Emails and dashboards say
 only that a review is needed; the details stay behind ``retreat.clinical.access``.
@@ -15,19 +21,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import Role, User
 from retreat.clinical import notices
 from retreat.clinical.models import AlertStatus, SafetyAlert
-from retreat.cohorts import catalog
+from retreat.cohorts import catalog, team
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.consults.models import Consultation
 from retreat.core import locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 
 TEMPLATE = "safety_alert"
@@ -96,11 +105,53 @@ def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
     return _raised(alert, {"consultation_id": consult.id}, now=now)
 
 
-def open_alerts(*, organization_id: int | None = None) -> list[SafetyAlert]:
+_LOADS = (joinedload(SafetyAlert.enrollment).joinedload(Enrollment.participant), joinedload(SafetyAlert.cohort),
+          joinedload(SafetyAlert.consultation), joinedload(SafetyAlert.acknowledged_by))
+
+
+def visible_to(actor: User) -> ColumnElement[bool]:
+    """SQL: the alerts ``actor`` may see (and is emailed about)."""
+    if actor.role == Role.ADMIN:
+        return true()
+    if actor.role == Role.PROVIDER:
+        if actor.provider_organization_id is None:
+            return false()
+        return SafetyAlert.organization_id == actor.provider_organization_id
+    if actor.role != Role.FACILITATOR:
+        return false()
+    own_consult = select(Consultation.id).where(Consultation.id == SafetyAlert.consultation_id,
+                                                Consultation.facilitator_id == actor.id).exists()
+    return or_(and_(SafetyAlert.cohort_id.is_not(None), team.on_team(actor, SafetyAlert.cohort_id)),
+               and_(SafetyAlert.cohort_id.is_(None), own_consult))
+
+
+def open_alerts(*, organization_id: int | None = None, viewer: User | None = None) -> list[SafetyAlert]:
     stmt = select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value)
     if organization_id is not None:
         stmt = stmt.where(SafetyAlert.organization_id == organization_id)
-    return list(db.session.scalars(stmt.order_by(SafetyAlert.raised_at)))
+    if viewer is not None:
+        stmt = stmt.where(visible_to(viewer))
+    return list(db.session.scalars(stmt.options(*_LOADS).order_by(SafetyAlert.raised_at)))
+
+
+def unacknowledged(viewer: User, *, limit: int = 5) -> Batch:
+    """Open alerts ``viewer`` may see, oldest first (their home's panel)."""
+    return first_of(select(SafetyAlert).where(SafetyAlert.status == AlertStatus.OPEN.value, visible_to(viewer))
+                    .options(*_LOADS).order_by(SafetyAlert.raised_at, SafetyAlert.id), limit=limit)
+
+
+def recent_alerts(viewer: User, *, limit: int = 50) -> list[SafetyAlert]:
+    """The newest alerts ``viewer`` may see, open and acknowledged."""
+    return list(db.session.scalars(select(SafetyAlert).where(visible_to(viewer)).options(*_LOADS)
+                                   .order_by(SafetyAlert.raised_at.desc(), SafetyAlert.id.desc()).limit(limit)))
+
+
+def alert_for(alert_id: int, viewer: User) -> SafetyAlert:
+    """The alert, or ``NotFound`` when it does not exist or is not ``viewer``'s to see."""
+    alert = db.session.scalar(select(SafetyAlert).where(SafetyAlert.id == alert_id, visible_to(viewer)))
+    if alert is None:
+        raise NotFound("We could not find that alert.")
+    return alert
 
 
 def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
@@ -109,10 +160,13 @@ def open_alert_for(enrollment_id: int) -> SafetyAlert | None:
 
 
 def may_acknowledge(alert: SafetyAlert, actor: User) -> bool:
-    """Any facilitator; a provider only for an alert of their own organisation."""
-    return actor.role == Role.FACILITATOR or (
-        actor.role == Role.PROVIDER and alert.organization_id is not None
-        and actor.provider_organization_id == alert.organization_id)
+    """A facilitator of the alert's cohort (or the consult's facilitator); a provider only for an
+    alert of their own organisation."""
+    if actor.role == Role.FACILITATOR:
+        return bool(db.session.scalar(select(SafetyAlert.id).where(SafetyAlert.id == alert.id,
+                                                                   visible_to(actor))))
+    return (actor.role == Role.PROVIDER and alert.organization_id is not None
+            and actor.provider_organization_id == alert.organization_id)
 
 
 def _mark_acknowledged(alert: SafetyAlert, *, by: User, now: datetime) -> None:

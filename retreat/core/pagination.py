@@ -39,3 +39,22 @@ def paginate(stmt: Select, *, page: int = 1, per_page: int = 50) -> Page:
     total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     items = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
     return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The first few rows of a list and how many there are in all (a home page's panel)."""
+
+    items: list[Any]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return max(0, self.total - len(self.items))
+
+
+def first_of(stmt: Select, *, limit: int = 5) -> Batch:
+    """``stmt`` (ordered) as a ``Batch``: two statements whatever the number of rows."""
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = list(db.session.scalars(stmt.limit(limit))) if total else []
+    return Batch(items=items, total=total)

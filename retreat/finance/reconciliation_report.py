@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased, selectinload
 
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
-from retreat.core.pagination import Page, paginate
+from retreat.core.pagination import Batch, Page, first_of, paginate
 from retreat.extensions import db
 from retreat.finance.reconciliation_models import (
     ItemCategory,
@@ -18,6 +18,7 @@ from retreat.finance.reconciliation_models import (
     ReconciliationRun,
     RunStatus,
 )
+from retreat.finance.reconciliation_queue import last_done_run
 
 CATEGORY_LABELS = {
     ItemCategory.MISSING_IN_LEDGER.value: "In Stripe, not in the ledger",
@@ -139,3 +140,13 @@ def compare(run_a: int, run_b: int, *, limit: int = 200) -> Comparison:
         out.add("appeared", Change(after.match_key, before, after))
     return out
 
+
+
+def open_items_of_last_run(*, limit: int = 5) -> tuple[ReconciliationRun | None, Batch]:
+    """The latest finished run and its unresolved items (finance's home): what still needs a look."""
+    the_run = last_done_run()
+    if the_run is None:
+        return None, Batch(items=[], total=0)
+    return the_run, first_of(select(ReconciliationItem).where(ReconciliationItem.run_id == the_run.id,
+                                                              ReconciliationItem.is_open.is_(True))
+                             .order_by(ReconciliationItem.stripe_created.desc(), ReconciliationItem.id), limit=limit)

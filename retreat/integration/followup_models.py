@@ -10,6 +10,11 @@ is never sent twice). The link in that email carries a signed token naming the f
 
 ``IntegrationAlert``: a facilitator must follow up with the participant. The row says only the
 category (reach out, low score, PHQ-9 item 9, no response to the 72 h check-in), never the answers.
+``escalated_at``: nobody acknowledged it in time and the organisation and the practice's contact
+were told (``retreat.integration.escalation``).
+
+``Discharge``: when the provider signed a participant off the cohort's last dosing session
+(``signals.participant_discharged``); the 24 h and 72 h check-ins count from it.
 """
 
 from __future__ import annotations
@@ -103,8 +108,20 @@ class IntegrationAlert(TimestampMixin, db.Model):
     reason: Mapped[str] = enum_column(AlertReason, nullable=False)
     acknowledged_at: Mapped[datetime | None] = mapped_column()
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    escalated_at: Mapped[datetime | None] = mapped_column(index=True)
 
     enrollment: Mapped[Enrollment] = relationship()
     cohort: Mapped[Cohort] = relationship()
     follow_up: Mapped[FollowUp] = relationship()
     acknowledged_by: Mapped[User | None] = relationship()
+
+
+class Discharge(TimestampMixin, db.Model):
+    """A participant's discharge from the cohort's last dosing session: who and when, nothing clinical."""
+
+    __tablename__ = "followup_discharges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), unique=True)
+    cohort_session_id: Mapped[int] = mapped_column(ForeignKey("cohort_sessions.id", ondelete="CASCADE"), index=True)
+    discharged_at: Mapped[datetime] = mapped_column()

@@ -26,21 +26,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from retreat import audit
 from retreat.accounts.models import Role, User
-from retreat.cohorts.models import EXITS, Cohort, Enrollment
+from retreat.cohorts import team
+from retreat.cohorts.models import EXITS, Cohort, CohortSession, Enrollment, SessionKind
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import NotFound
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 from retreat.integration import links
 from retreat.integration import plan as integration_plan
 from retreat.integration.followup_models import (
     CHECKIN_KINDS,
     AlertReason,
+    Discharge,
     FollowUp,
     FollowUpKind,
     FollowUpStatus,
@@ -165,11 +169,15 @@ def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | N
         return result
     if touchpoints is None:
         touchpoints = plan_touchpoints(db.session.get(Cohort, enr.cohort_id))
+    discharged = discharged_at(enr)
     wanted: dict[str, datetime] = {}
     for tp in touchpoints:
         kind = str(getattr(tp.kind, "value", tp.kind))
         if kind in KINDS:
-            wanted[kind] = participant_due(tp.due_at_utc, participant.tz)
+            due = tp.due_at_utc
+            if discharged is not None and kind in integration_plan.CHECKIN_AFTER:
+                due = discharged + integration_plan.CHECKIN_AFTER[kind]  # from their own discharge
+            wanted[kind] = participant_due(due, participant.tz)
     for kind, f in rows.items():
         if kind not in wanted:
             result.cancelled += _cancel(f, "removed from the integration plan", now)
@@ -208,6 +216,17 @@ def sync_enrollment(enr: Enrollment, now: datetime, *, touchpoints: Iterable | N
             result.created += 1
         # sent, answered, expired: history, left alone
     return result
+
+
+def discharged_at(enr: Enrollment) -> datetime | None:
+    """When ``enr`` was discharged from the cohort's last dosing session (None: not yet, or that
+    session is no longer the last one)."""
+    last = (select(CohortSession.id).where(CohortSession.cohort_id == enr.cohort_id,
+                                           CohortSession.kind == SessionKind.DOSING.value)
+            .order_by(CohortSession.ends_at.desc(), CohortSession.id.desc()).limit(1).scalar_subquery())
+    at = db.session.scalar(select(Discharge.discharged_at).where(Discharge.enrollment_id == enr.id,
+                                                                 Discharge.cohort_session_id == last))
+    return ensure_utc(at) if at is not None else None
 
 
 def _reissue(f: FollowUp, now: datetime) -> None:
@@ -330,19 +349,53 @@ def raise_alerts(enr: Enrollment, f: FollowUp, reasons: Iterable[str], *, now: d
     return created
 
 
-def open_alerts(limit: int = 100) -> list[IntegrationAlert]:
-    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None))
+def _visible(viewer: User | None):
+    return team.on_team(viewer, IntegrationAlert.cohort_id) if viewer is not None else true()
+
+
+_ALERT_LOADS = (joinedload(IntegrationAlert.enrollment).joinedload(Enrollment.participant),
+                joinedload(IntegrationAlert.cohort), joinedload(IntegrationAlert.acknowledged_by))
+
+
+def open_alerts(limit: int = 100, *, viewer: User | None = None) -> list[IntegrationAlert]:
+    """Unacknowledged alerts, oldest first; with ``viewer``, only those of their cohorts."""
+    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None),
+                                                                  _visible(viewer)).options(*_ALERT_LOADS)
                                    .order_by(IntegrationAlert.created_at, IntegrationAlert.id).limit(limit)))
 
 
-def recent_acknowledged(limit: int = 20) -> list[IntegrationAlert]:
-    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_not(None))
+def unacknowledged(viewer: User, *, limit: int = 5) -> Batch:
+    """Unacknowledged integration alerts of ``viewer``'s cohorts, oldest first (their home's panel)."""
+    return first_of(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_(None), _visible(viewer))
+                    .options(*_ALERT_LOADS)
+                    .order_by(IntegrationAlert.created_at, IntegrationAlert.id), limit=limit)
+
+
+def overdue_checkins(viewer: User, now: datetime, *, limit: int = 5) -> Batch:
+    """Check-ins of ``viewer``'s cohorts sent more than ``NO_RESPONSE_AFTER`` ago, still unanswered and
+    still open: someone should nudge the participant. Oldest first."""
+    stmt = (select(FollowUp).join(Enrollment, Enrollment.id == FollowUp.enrollment_id)
+            .where(FollowUp.kind.in_(sorted(CHECKIN_KINDS)), FollowUp.status == FollowUpStatus.SENT.value,
+                   FollowUp.answered_at.is_(None), FollowUp.sent_at <= now - NO_RESPONSE_AFTER,
+                   FollowUp.expires_at > now, Enrollment.status.not_in([s.value for s in EXITS]),
+                   team.on_team(viewer, Enrollment.cohort_id))
+            .options(joinedload(FollowUp.enrollment).joinedload(Enrollment.participant),
+                     joinedload(FollowUp.enrollment).joinedload(Enrollment.cohort))
+            .order_by(FollowUp.sent_at, FollowUp.id))
+    return first_of(stmt, limit=limit)
+
+
+def recent_acknowledged(limit: int = 20, *, viewer: User | None = None) -> list[IntegrationAlert]:
+    return list(db.session.scalars(select(IntegrationAlert).where(IntegrationAlert.acknowledged_at.is_not(None),
+                                                                  _visible(viewer)).options(*_ALERT_LOADS)
                                    .order_by(IntegrationAlert.acknowledged_at.desc()).limit(limit)))
 
 
 def acknowledge(alert_id: int, actor: User, *, now: datetime, ctx: RequestContext | None = None) -> bool:
-    """A facilitator (or admin) has followed up. Repeating it is a no-op (False)."""
-    if actor.role not in (Role.FACILITATOR, Role.ADMIN):
+    """A facilitator of the alert's cohort (or an admin) has followed up. Repeating it is a no-op
+    (False); anyone else is told the alert does not exist."""
+    if actor.role not in (Role.FACILITATOR, Role.ADMIN) or not db.session.scalar(
+            select(IntegrationAlert.id).where(IntegrationAlert.id == alert_id, _visible(actor))):
         raise NotFound("We could not find that alert.")
     alert = locking.lock(IntegrationAlert, alert_id)
     if alert is None:

@@ -11,12 +11,16 @@ across a DST change (its UTC time shifts).
 ========================  ===================================================================
 kind                      due (UTC)
 ========================  ===================================================================
-``checkin_24h``           anchor + 24 elapsed hours
-``checkin_72h``           anchor + 72 elapsed hours
+``checkin_24h``           anchor + 24 elapsed hours (per person: their discharge + 24 h)
+``checkin_72h``           anchor + 72 elapsed hours (per person: their discharge + 72 h)
 ``survey_post``           (anchor's local date + 1 day) at 10:00 cohort-local
 ``survey_month_1``        (anchor's local date + 1 calendar month) at 10:00 cohort-local
 ``survey_month_3``        (anchor's local date + 3 calendar months) at 10:00 cohort-local
 ========================  ===================================================================
+
+A participant the provider discharged from the last dosing session (``signals.participant_discharged``)
+gets the two check-ins counted from their own discharge instead (``CHECKIN_AFTER``; the follow-up
+scheduler applies it, ``retreat.integration.discharge``).
 
 A month step clamps to the month's last day (31 Jan + 1 month = 28/29 Feb). A touchpoint the
 plan switched off is left out of the list. Listeners in ``PLAN_LISTENERS`` are called with
@@ -49,6 +53,7 @@ from retreat.extensions import db
 from retreat.integration.models import IntegrationPlan
 from retreat.timeutil import zone
 
+CHECKIN_AFTER = {"checkin_24h": timedelta(hours=24), "checkin_72h": timedelta(hours=72)}
 TOUCHPOINT_KINDS = ("checkin_24h", "checkin_72h", "survey_post", "survey_month_1", "survey_month_3")
 SURVEY_LOCAL_TIME = time(10, 0)
 ANCHOR_FALLBACK_LOCAL_TIME = time(18, 0)
@@ -162,8 +167,8 @@ def touchpoints(cohort: Cohort) -> list[Touchpoint]:
     start = anchor(cohort)
     local_day = start.astimezone(zone(cohort.timezone)).date()
     due = {
-        "checkin_24h": start + timedelta(hours=24),
-        "checkin_72h": start + timedelta(hours=72),
+        "checkin_24h": start + CHECKIN_AFTER["checkin_24h"],
+        "checkin_72h": start + CHECKIN_AFTER["checkin_72h"],
         "survey_post": local_to_utc(local_day + timedelta(days=1), SURVEY_LOCAL_TIME, cohort.timezone),
         "survey_month_1": local_to_utc(add_months(local_day, 1), SURVEY_LOCAL_TIME, cohort.timezone),
         "survey_month_3": local_to_utc(add_months(local_day, 3), SURVEY_LOCAL_TIME, cohort.timezone),
@@ -177,8 +182,8 @@ def touchpoints(cohort: Cohort) -> list[Touchpoint]:
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FLAG_LABELS = {
-    "checkin_24h": "Check-in 24 hours after the last dosing session",
-    "checkin_72h": "Check-in 72 hours after the last dosing session",
+    "checkin_24h": "Check-in 24 hours after each person's discharge from the last dosing session",
+    "checkin_72h": "Check-in 72 hours after each person's discharge from the last dosing session",
     "survey_post": "PHQ-9 and GAD-7 right after the retreat",
     "survey_month_1": "PHQ-9 and GAD-7 after 1 month",
     "survey_month_3": "PHQ-9 and GAD-7 after 3 months",

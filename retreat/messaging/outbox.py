@@ -211,8 +211,11 @@ STATUS_ORDER = (OutboxStatus.FAILED, OutboxStatus.SENDING, OutboxStatus.PENDING,
                 OutboxStatus.SENT, OutboxStatus.CANCELLED)
 
 
-def list_messages(*, status: str | None = None, search: str | None = None, limit: int = 200):
-    """Messages for operators: failed first, then in flight, pending, sent, cancelled; newest first."""
+def messages_query(*, status: str | None = None, search: str | None = None, template: str | None = None,
+                   recipient: str | None = None):
+    """The outbox for operators, as an ordered select: failed first, then in flight, pending, sent,
+    cancelled; newest first within each. ``recipient`` matches the address or name, ``search`` also
+    the template and dedupe key."""
     from sqlalchemy import case
 
     order = case({s.value: i for i, s in enumerate(STATUS_ORDER)}, value=OutboxMessage.status)
@@ -221,11 +224,25 @@ def list_messages(*, status: str | None = None, search: str | None = None, limit
         if status not in {s.value for s in OutboxStatus}:
             raise ValidationFailed(f"Unknown status {status!r}.", field="status")
         stmt = stmt.where(OutboxMessage.status == status)
+    if template:
+        stmt = stmt.where(OutboxMessage.template == template)
+    if recipient:
+        like = f"%{recipient.strip().lower()}%"
+        stmt = stmt.where(or_(OutboxMessage.recipient_email.ilike(like), OutboxMessage.recipient_name.ilike(like)))
     if search:
         like = f"%{search.strip().lower()}%"
         stmt = stmt.where(or_(OutboxMessage.recipient_email.ilike(like), OutboxMessage.template.ilike(like),
                               OutboxMessage.dedupe_key.ilike(like)))
-    return list(db.session.scalars(stmt.limit(max(1, min(limit, 1000)))))
+    return stmt
+
+
+def list_messages(*, status: str | None = None, search: str | None = None, limit: int = 200):
+    return list(db.session.scalars(messages_query(status=status, search=search).limit(max(1, min(limit, 1000)))))
+
+
+def templates_in_use() -> list[str]:
+    """The kinds of message (templates) the outbox holds, for the admin's filter."""
+    return list(db.session.scalars(select(OutboxMessage.template).distinct().order_by(OutboxMessage.template)))
 
 
 def count_by_status() -> dict[str, int]:

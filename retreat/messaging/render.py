@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from jinja2 import Environment, TemplateNotFound, pass_context
+from jinja2 import Environment, TemplateNotFound, Undefined, pass_context
 
 from retreat.core import urls
 from retreat.timeutil import format_local
@@ -62,9 +62,11 @@ def branding(app: Flask | None = None) -> dict:
 
 def render_email(template: str, context: dict | None = None, *, recipient_tz: str = "UTC",
                  recipient_name: str | None = None, unsubscribe_url: str | None = None,
-                 app: Flask | None = None) -> RenderedEmail:
+                 app: Flask | None = None, undefined: type[Undefined] | None = None) -> RenderedEmail:
     """Render ``emails/<template>.txt`` (required) and ``.html`` (optional)."""
     env = email_env(app)
+    if undefined is not None:
+        env = env.overlay(undefined=undefined)
     if not template or "/" in template or template.startswith(("_", ".")):
         raise UnknownTemplate(f"unknown email template {template!r}")
     values = dict(context or {})
@@ -88,3 +90,25 @@ def render_email(template: str, context: dict | None = None, *, recipient_tz: st
     else:
         html = html_tmpl.render({**values, "subject": subject})
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+WITHHELD = "[sealed link: not shown]"
+
+
+class _Withheld(Undefined):
+    """What a preview shows where the email had a sealed entry (a capability link)."""
+
+    def __str__(self) -> str:
+        return WITHHELD
+
+    def __html__(self) -> str:
+        return WITHHELD
+
+
+def preview(msg) -> RenderedEmail:
+    """An outbox message as an operator may read it: rendered from its plain context only. The
+    sealed entries (``messaging.sealed``: reset, verification, manage and answer links) are never
+    opened; where the email uses one the preview says so. The context holds no clinical data
+    (``outbox._check_context``), and neither does the preview. No unsubscribe link either."""
+    return render_email(msg.template, msg.context, recipient_tz=msg.recipient_tz, recipient_name=msg.recipient_name,
+                        undefined=_Withheld)

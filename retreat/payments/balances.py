@@ -39,6 +39,7 @@ from retreat.cohorts.models import Cohort, Enrollment, EnrollmentStatus, Retreat
 from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
+from retreat.core.pagination import Batch
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.messaging.models import OutboxMessage
@@ -217,6 +218,12 @@ def outstanding(*, now: datetime, cohort_id: int | None = None, enrollment_id: i
 def overdue(*, now: datetime) -> list[BalanceRow]:
     """The balances with money overdue on ``now`` (the payments dashboard), by enrollment."""
     return sorted((r for r in outstanding(now=now) if r.overdue), key=lambda r: r.enrollment_id)
+
+
+def most_overdue(rows: list[BalanceRow], *, limit: int = 5) -> Batch:
+    """Of ``outstanding`` rows, those with money overdue, the longest overdue first (finance's home)."""
+    late = sorted((r for r in rows if r.overdue), key=lambda r: (r.oldest_overdue, r.enrollment_id))
+    return Batch(items=late[:limit], total=len(late))
 
 
 @dataclass

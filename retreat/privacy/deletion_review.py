@@ -17,6 +17,7 @@ from retreat.accounts.models import Role, User
 from retreat.core import locking
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, PermissionDenied, ValidationFailed
+from retreat.core.pagination import Batch, first_of
 from retreat.extensions import db
 from retreat.privacy.deletion import RESPONSE_DAYS, bounded_text, reasons_of
 from retreat.privacy.models import DeletionRequest, DeletionStatus
@@ -96,3 +97,8 @@ def export_rows(participant: User) -> list[dict]:
              "times_requested": r.times_requested, "status": r.status, "reasons": reasons_of(r),
              "handled_at": r.handled_at.isoformat() if r.handled_at else None,
              "handled_by": r.handled_by.name if r.handled_by else None, "note": r.note} for r in rows]
+
+
+def open_requests(*, limit: int = 5) -> Batch:
+    """Open deletion requests, the nearest deadline first (the admin's home)."""
+    return first_of(list_statement(DeletionStatus.OPEN.value), limit=limit)

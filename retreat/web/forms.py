@@ -1,4 +1,9 @@
-"""Form helpers every blueprint shares: the one input filter, and how a refusal is shown.
+"""Form helpers every blueprint shares: the one input filter, the validators whose messages name
+their field, and how a refusal is shown.
+
+``DataRequired``, ``InputRequired`` and ``Length`` are wtforms' own with one change: without a
+message of their own they name the field ("Email is required.", "Full name must be at most 200
+characters."), never "This field is required.". Forms import them from here (a test checks it).
 
 A refusal shown on the page (next to the form's fields, or as a flash message on the page a
 view redirects to) keeps nothing of the request: both helpers tell the commit point so
@@ -12,6 +17,7 @@ from collections.abc import Mapping
 import wtforms
 from flask import flash
 from flask_wtf import FlaskForm
+from wtforms import validators
 from wtforms.validators import StopValidation, ValidationError
 
 from retreat.core.errors import DomainError
@@ -33,6 +39,45 @@ def check_int_range(value: int) -> int:
     if not -INT_MAX - 1 <= value <= INT_MAX:
         raise ValidationError(INT_RANGE_MESSAGE)
     return value
+
+
+def field_name(field) -> str:
+    """The field's label as a person reads it, for messages ("Email", "Full name")."""
+    text = str(getattr(field.label, "text", "") or field.name.replace("_", " ")).strip().rstrip(":*").strip()
+    return text[:1].upper() + text[1:] if text else "This field"
+
+
+class DataRequired(validators.DataRequired):
+    def __call__(self, form, field):
+        if self.message is None:
+            try:
+                return super().__call__(form, field)
+            except StopValidation as exc:
+                raise StopValidation(f"{field_name(field)} is required.") from exc
+        return super().__call__(form, field)
+
+
+class InputRequired(validators.InputRequired):
+    def __call__(self, form, field):
+        if self.message is None:
+            try:
+                return super().__call__(form, field)
+            except StopValidation as exc:
+                raise StopValidation(f"{field_name(field)} is required.") from exc
+        return super().__call__(form, field)
+
+
+class Length(validators.Length):
+    def __call__(self, form, field):
+        if self.message is None:
+            length = len(field.data) if field.data else 0
+            if length < self.min:
+                raise ValidationError(f"{field_name(field)} must be at least {self.min} characters.")
+            if self.max != -1 and length > self.max:
+                raise ValidationError(f"{field_name(field)} must be at most {self.max} characters "
+                                      f"(it has {length}).")
+            return None
+        return super().__call__(form, field)
 
 
 class IntegerField(wtforms.IntegerField):

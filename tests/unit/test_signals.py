@@ -22,6 +22,9 @@ def test_the_handlers_and_their_order_are_pinned(app):
     from retreat.clinical import safety
 
     assert signals.consult_flagged.receivers() == [safety.raise_consult_safety_alert]
+    from retreat.integration import discharge
+
+    assert signals.participant_discharged.receivers() == [discharge._on_discharge]
 
 
 def test_handlers_run_by_order_not_by_connection_and_twice_connected_runs_once():

@@ -8,6 +8,7 @@ Runs on the demo seed (retreat/cli/demo.py), inside the test's rolled-back trans
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from urllib.parse import urlencode
 
@@ -90,3 +91,6 @@ def test_crawl_each_role_finds_no_server_error_and_no_refused_form(app, demo_wor
         seen = crawl(app, signed_in(app, user), home)
         ok = [u for u, s in seen.items() if s == 200]
         assert len(seen) >= 5 and len(ok) >= 3, (role, seen)
+        if role == "admin":  # the outbox's message pages and the safety settings are linked and open
+            assert any(re.fullmatch(r"/admin/messages/\d+", u) and s == 200 for u, s in seen.items()), seen
+            assert seen.get("/admin/settings/safety") == 200

@@ -1,10 +1,10 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.validators import Email, EqualTo, Optional
 
 from retreat.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from retreat.timeutil import common_zones
-from retreat.web.forms import strip
+from retreat.web.forms import DataRequired, Length, strip
 
 
 class LoginForm(FlaskForm):

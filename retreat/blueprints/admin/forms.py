@@ -1,12 +1,13 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import Email, NumberRange, Optional, ValidationError
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
+from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
 from retreat.timeutil import common_zones
-from retreat.web.forms import DateField, strip
+from retreat.web.forms import DataRequired, DateField, InputRequired, IntegerField, Length, strip
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -82,6 +83,17 @@ class OrganizationForm(FlaskForm):
 
 class SettingsForm(FlaskForm):
     require_staff_totp = BooleanField("Require two-factor authentication for staff roles")
+
+
+class SafetySettingsForm(FlaskForm):
+    escalate_after_hours = IntegerField(
+        "Escalate an unacknowledged alert after (hours)",
+        validators=[InputRequired(message="Enter how many hours an alert may wait before it is escalated."),
+                    NumberRange(min=MIN_AFTER_HOURS, max=MAX_AFTER_HOURS,
+                                message=f"Enter a whole number of hours from {MIN_AFTER_HOURS} to {MAX_AFTER_HOURS}.")])
+    practice_contact_email = EmailField("Practice safety contact (email)",
+                                        validators=[Optional(), Email(message="Enter an email address, like safety@example.org."),
+                                                    Length(max=254)], filters=[strip])
 
 
 class AuditFilterForm(FlaskForm):

@@ -1,15 +1,32 @@
 from flask import flash, redirect, render_template, url_for
 
+from retreat.accounts import admin as admin_accounts
 from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
-from retreat.blueprints.admin.forms import SettingsForm
+from retreat.blueprints.admin.forms import SafetySettingsForm, SettingsForm
+from retreat.core.pagination import first_of
+from retreat.integration import escalation
+from retreat.messaging import outbox
+from retreat.messaging.models import OutboxStatus
+from retreat.privacy import deletion_review
+from retreat.timeutil import now_utc, zone
+from retreat.web.forms import status_for
 from retreat.web.security import acting_user, request_context
+
+LICENSE_WARNING_DAYS = 60
 
 
 @bp.get("/")
 def dashboard():
-    return render_template("admin/dashboard.html")
+    """The admin's home: failed messages, licences expiring within 60 days, open deletion requests."""
+    viewer = acting_user()
+    today = now_utc().astimezone(zone(viewer.tz)).date()
+    return render_template("admin/dashboard.html",
+                           failed=first_of(outbox.messages_query(status=OutboxStatus.FAILED.value)),
+                           licenses=admin_accounts.licenses_expiring(today, within_days=LICENSE_WARNING_DAYS),
+                           deletions=deletion_review.open_requests(), license_days=LICENSE_WARNING_DAYS,
+                           due_by=deletion_review.due_by)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -24,6 +41,23 @@ def settings():
     if not form.is_submitted():
         form.require_staff_totp.data = accounts.staff_totp_required()
     return render_template("admin/settings.html", form=form), (422 if form.errors else 200)
+
+
+@bp.route("/settings/safety", methods=["GET", "POST"])
+def safety_settings():
+    """How long an alert may wait before it is escalated, and who at the practice hears of it."""
+    form = SafetySettingsForm()
+    ok, _ = submit(form, lambda: escalation.save_settings(
+        hours=form.escalate_after_hours.data, contact_email=form.practice_contact_email.data or "",
+        actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Safety settings saved.", "success")
+        return redirect(url_for("admin.safety_settings"))
+    if not form.is_submitted():
+        form.escalate_after_hours.data = escalation.after_hours()
+        form.practice_contact_email.data = escalation.practice_contact()
+    return render_template("admin/safety_settings.html", form=form,
+                           contact_set=bool(escalation.practice_contact())), status_for(form)
 
 
 from retreat.blueprints.admin import audit, organizations, users  # noqa: E402,F401

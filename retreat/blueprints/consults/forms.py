@@ -1,11 +1,11 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField, TelField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import Email, Optional
 
 from retreat.consults.prescreen import ANSWER_CHOICES, HEARD_FROM_CHOICES, PRESCREEN_QUESTIONS
 from retreat.consults.settings import MAX_LEN
 from retreat.timeutil import common_zones
-from retreat.web.forms import strip
+from retreat.web.forms import DataRequired, Length, strip
 
 try:  # WTForms >= 3.3 prefers SelectChoice objects to (value, label) tuples
     from wtforms.fields.choices import SelectChoice

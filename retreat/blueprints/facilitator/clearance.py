@@ -3,16 +3,16 @@ readiness: status and the conditions a provider marked as shareable with the tea
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from retreat.blueprints.facilitator import bp
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance_status, safety
-from retreat.clinical.models import SafetyAlert
 from retreat.cohorts import enrollment as pipeline
 from retreat.cohorts.models import Cohort, Enrollment
+from retreat.core.errors import NotFound
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.clinical import read_or_404
@@ -27,15 +27,17 @@ class AcknowledgeForm(FlaskForm):
 @bp.get("/safety-alerts")
 @no_store
 def safety_alerts():
-    recent = list(db.session.scalars(select(SafetyAlert).order_by(SafetyAlert.raised_at.desc()).limit(50)))
+    recent = safety.recent_alerts(acting_user())
     return render_template("facilitator/clearance_alerts.html", alerts=recent, form=AcknowledgeForm())
 
 
 @bp.post("/safety-alerts/<int:alert_id>/acknowledge")
 @no_store
 def acknowledge_safety_alert(alert_id: int):
-    alert = db.session.get(SafetyAlert, alert_id)
-    require_object(alert is not None)
+    try:
+        alert = safety.alert_for(alert_id, acting_user())
+    except NotFound:
+        abort(404)
     if AcknowledgeForm().validate_on_submit():
         safety.acknowledge_alert(alert, acting_user(), now=now_utc(), ctx=request_context())
         flash("Alert acknowledged. Thank you for following up.", "success")
@@ -47,7 +49,7 @@ def acknowledge_safety_alert(alert_id: int):
 def clearance_overview():
     cohorts = list(db.session.scalars(select(Cohort).order_by(Cohort.starts_at)))
     return render_template("facilitator/clearance_cohorts.html", cohorts=cohorts,
-                           open_alerts=len(safety.open_alerts()))
+                           open_alerts=len(safety.open_alerts(viewer=acting_user())))
 
 
 @bp.get("/cohorts/<int:cohort_id>/clearance")

@@ -12,14 +12,22 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import URL, NumberRange, Optional, ValidationError
 
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
 from retreat.payments.balances import DUE_BEFORE_START
 from retreat.timeutil import common_zones, zone
-from retreat.web.forms import DateField, DateTimeLocalField, IntegerField, check_int_range, strip
+from retreat.web.forms import (
+    DataRequired,
+    DateField,
+    DateTimeLocalField,
+    IntegerField,
+    Length,
+    check_int_range,
+    strip,
+)
 
 
 def local_to_utc(value: datetime, tz_name: str) -> datetime:

@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField, URLField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import NumberRange, Optional
 
 from retreat import audit
 from retreat.accounts.models import Role
@@ -22,7 +22,7 @@ from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.timeutil import now_utc, zone
 from retreat.web import transaction
-from retreat.web.forms import DateField, IntegerField, refused, show_domain_error, strip
+from retreat.web.forms import DataRequired, DateField, IntegerField, Length, refused, show_domain_error, strip
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context, roles_required
 

@@ -3,11 +3,11 @@ response rates per cohort, shown on the dashboard."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import abort, flash, redirect, url_for
 from flask_wtf import FlaskForm
 
 from retreat.blueprints.facilitator import bp
-from retreat.core.errors import DomainError
+from retreat.core.errors import DomainError, NotFound
 from retreat.integration import followups
 from retreat.timeutil import now_utc
 from retreat.web.forms import refused
@@ -21,7 +21,9 @@ class AcknowledgeAlertForm(FlaskForm):
 
 def dashboard_context() -> dict:
     """What the dashboard's integration panel shows."""
-    return {"integration_alerts": followups.open_alerts(), "acknowledged_alerts": followups.recent_acknowledged(),
+    viewer = acting_user()
+    return {"integration_alerts": followups.open_alerts(viewer=viewer),
+            "acknowledged_alerts": followups.recent_acknowledged(viewer=viewer),
             "reason_labels": followups.REASON_LABELS, "response_rates": followups.response_rates(),
             "ack_form": AcknowledgeAlertForm()}
 
@@ -32,6 +34,8 @@ def acknowledge_integration_alert(alert_id: int):
     if AcknowledgeAlertForm().validate_on_submit():
         try:
             changed = followups.acknowledge(alert_id, acting_user(), now=now_utc(), ctx=request_context())
+        except NotFound:
+            abort(404)
         except DomainError as exc:
             refused(exc.message, "error")
             return redirect(url_for("facilitator.dashboard") + "#integration-alerts"), 303

@@ -6,7 +6,6 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
 
 from retreat.blueprints.finance import bp
 from retreat.cohorts.models import Enrollment
@@ -16,7 +15,7 @@ from retreat.payments import balances, disputes, ledger, pricing, refunds
 from retreat.payments import checkout as payments
 from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
-from retreat.web.forms import refused
+from retreat.web.forms import DataRequired, Length, refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
 

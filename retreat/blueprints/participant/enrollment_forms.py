@@ -1,9 +1,9 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import Email, Optional
 
 from retreat.cohorts.preparation import ANSWER_MAX
-from retreat.web.forms import strip
+from retreat.web.forms import DataRequired, Length, strip
 
 
 class ApplyForm(FlaskForm):

@@ -7,7 +7,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import HiddenField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import Optional
 
 from retreat.blueprints.participant import bp
 from retreat.cohorts import enrollment as enrollment_svc
@@ -19,7 +19,7 @@ from retreat.payments import gateway, ledger, pricing, refunds
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
-from retreat.web.forms import refused
+from retreat.web.forms import DataRequired, Length, refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, require_object
 

@@ -17,6 +17,7 @@ from retreat.blueprints.provider import bp
 from retreat.clinical import access as clinical_access
 from retreat.clinical import clearance, clearance_status, safety, screening
 from retreat.clinical.models import ClearanceRequest, Decision, SafetyAlert, ScreeningLevel
+from retreat.cohorts import team
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc, zone
@@ -69,8 +70,11 @@ def dashboard():
     """The clearance queue (the provider's home)."""
     user = acting_user()
     org_id = user.provider_organization_id
+    now = now_utc()
+    dosing = team.next_dosing_session(org_id, now)
     return render_template(
         "provider/dashboard.html", user=user, organization=user.provider_organization, today=_today(),
+        next_dosing=dosing, dosing_people=team.confirmed_count(dosing.cohort_id) if dosing else 0,
         queue=clearance_status.queue(org_id), closed=clearance_status.recently_closed(org_id),
         alerts=safety.open_alerts(organization_id=org_id), now=now_utc(), ack_form=AcknowledgeForm(),
         license=accounts.valid_license_on(user, _today()), labels=clearance_status.DECISION_LABELS,
