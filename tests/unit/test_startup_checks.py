@@ -104,7 +104,7 @@ def test_a_good_production_configuration_passes():
     check_configuration(prod())
 
 
-@pytest.mark.parametrize("entry", ["wsgi", "flask-cli", "scheduler"])
+@pytest.mark.parametrize("entry", ["wsgi", "flask-cli", "scheduler", "gunicorn"])
 @pytest.mark.parametrize("env_changes, variable", [
     ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
     ({"SECRET_KEY": None}, "SECRET_KEY"),
@@ -116,7 +116,8 @@ def test_a_good_production_configuration_passes():
 def test_entry_points_refuse_with_one_line_and_write_nothing(tmp_path, entry, env_changes, variable):
     args = {"wsgi": [sys.executable, "-c", "import wsgi"],
             "flask-cli": [FLASK, "--app", "wsgi", "db", "current"],
-            "scheduler": [FLASK, "--app", "wsgi", "scheduler", "run"]}[entry]
+            "scheduler": [FLASK, "--app", "wsgi", "scheduler", "run"],
+            "gunicorn": [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "wsgi:app"]}[entry]
     result = run(args, tmp_path, **env_changes)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
