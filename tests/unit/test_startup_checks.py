@@ -141,3 +141,20 @@ def test_seed_demo_refuses_in_production(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "RETREAT_ENV=production" in lines[0] and "Traceback" not in result.stderr
     assert "retreat-demo-2026" not in result.stdout + result.stderr
+
+
+def test_development_refuses_a_malformed_key_too_and_writes_nothing(tmp_path):
+    result = run([sys.executable, "-c", "import wsgi"], tmp_path, RETREAT_ENV="development", SECRET_KEY=None,
+                 CLINICAL_DATA_KEYS="not-a-fernet-key")
+    assert result.returncode == 2 and result.stderr.startswith("Refusing to start: CLINICAL_DATA_KEYS ")
+    assert not (tmp_path / "instance").exists()
+
+
+def test_development_start_generates_its_secret_key_once_the_checks_pass(tmp_path):
+    code = "import wsgi; print(wsgi.app.config['SECRET_KEY'])"
+    first = run([sys.executable, "-c", code], tmp_path, RETREAT_ENV="development", SECRET_KEY=None)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "instance" / "secret_key"
+    assert path.read_text().strip() == first.stdout.strip() and oct(path.stat().st_mode & 0o777) == "0o600"
+    again = run([sys.executable, "-c", code], tmp_path, RETREAT_ENV="development", SECRET_KEY=None)
+    assert again.stdout == first.stdout
