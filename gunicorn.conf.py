@@ -47,3 +47,20 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 proc_name = "retreat"
+
+
+def _refuse_bad_configuration() -> None:
+    """Check the configuration in the master, before it binds or forks: a refused start is one line
+    on stderr naming the variable and exit status 2 (a worker's failed import would only be retried)."""
+    import sys
+
+    from retreat.config import ConfigurationError, check_configuration, load_config
+
+    try:
+        check_configuration(load_config())
+    except ConfigurationError as err:
+        print(str(err), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+_refuse_bad_configuration()

@@ -7,22 +7,30 @@ from pathlib import Path
 
 from flask import Flask
 
-from retreat.config import check_production_safety, load_config
+from retreat.config import check_configuration, generated_secret_key, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config: dict | None = None) -> Flask:
     """config -> extensions -> blueprints -> cli -> errors."""
+    settings = load_config(config)
+    check_configuration(settings)  # before anything is written: a refused start leaves no trace
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
-        instance_path=str(Path(load_config(config)["INSTANCE_DIR"]).resolve()),
+        instance_path=str(Path(settings["INSTANCE_DIR"]).resolve()),
     )
-    app.config.update(load_config(config))
-    check_production_safety(app.config)
+    app.config.update(settings)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        if app.config.get("ENV_NAME") == "production":  # only a printing-only command gets here
+            import secrets
+
+            app.config["SECRET_KEY"] = secrets.token_urlsafe(48)
+        else:
+            app.config["SECRET_KEY"] = generated_secret_key(Path(app.instance_path))
     _trust_proxies(app)
 
     _init_extensions(app)

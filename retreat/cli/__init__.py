@@ -66,7 +66,15 @@ def tokens_create(email, name):
 @click.command("seed-demo")
 def seed_demo():
     """Load demo data (idempotent) and print the demo logins."""
+    from flask import current_app
+
     from retreat.cli import demo
+
+    if current_app.config.get("ENV_NAME") == "production":
+        click.echo("Refusing to run seed-demo under RETREAT_ENV=production: it creates accounts whose "
+                   "password is published (create the first admin with: flask --app wsgi users create "
+                   "--role admin ...)", err=True)
+        raise SystemExit(2)
 
     with committed():
         logins = demo.seed()

@@ -15,7 +15,7 @@ keys_cli = AppGroup("keys", help="Clinical data encryption keys.")
 
 @keys_cli.command("generate")
 def keys_generate():
-    """Print a new key to put in front of CLINICAL_DATA_KEYS."""
+    """Print a new key to put in front of CLINICAL_DATA_KEYS (runs before any key is configured)."""
     click.echo(Fernet.generate_key().decode())
 
 
@@ -25,7 +25,8 @@ def keys_rotate(batch_size):
     """Re-encrypt every clinical column under the newest key (the first of CLINICAL_DATA_KEYS).
 
     Rotation: put a new key first in CLINICAL_DATA_KEYS (keep the old ones after it), restart the
-    app, run this command, then remove the old keys.
+    app, run this command. Keep the retired keys after the new one for as long as backups made
+    before the rotation are kept: those dumps are encrypted under them.
     """
     from retreat import audit
 

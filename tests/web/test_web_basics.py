@@ -17,7 +17,9 @@ from retreat.models import User
 from tests import factories
 from tests.conftest import base_config
 
-STRONG_KEY = "k" * 48
+STRONG_KEY = "Vb3q9ZpL2xT7mK4wN8cR1yH6jD5sF0gA-uE_iO"
+LIVE_STRIPE = {"STRIPE_API_BASE": "https://api.stripe.com", "STRIPE_SECRET_KEY": "sk_live_x",
+               "STRIPE_PUBLISHABLE_KEY": "pk_live_x"}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +143,7 @@ def test_production_cookies_are_secure(monkeypatch):
     monkeypatch.setenv("RETREAT_ENV", "production")
     assert load_config()["SESSION_COOKIE_SECURE"] is True
     monkeypatch.delenv("RETREAT_ENV")
-    prod = create_app(base_config(ENV_NAME="production", SECRET_KEY=STRONG_KEY))
+    prod = create_app(base_config(ENV_NAME="production", SECRET_KEY=STRONG_KEY, **LIVE_STRIPE))
     assert prod.config["SESSION_COOKIE_SECURE"] is True and prod.config["REMEMBER_COOKIE_SECURE"] is True
 
     @prod.get("/_probe/remember")
@@ -155,13 +157,14 @@ def test_production_cookies_are_secure(monkeypatch):
 
 @pytest.mark.parametrize("overrides", [
     {"SECRET_KEY": "short-secret"},
+    {"SECRET_KEY": "a" * 32},
     {"SECRET_KEY": STRONG_KEY, "SECRET_KEY_GENERATED": True},
     {"SECRET_KEY": "insecure-default-" + STRONG_KEY},
     {"SECRET_KEY": STRONG_KEY, "CLINICAL_DATA_KEYS": "", "FIELD_ENCRYPTION_KEYS": ""},
 ])
 def test_production_refuses_weak_secrets(overrides):
-    with pytest.raises(RuntimeError, match="Refusing to start in production"):
-        create_app(base_config(ENV_NAME="production", **overrides))
+    with pytest.raises(RuntimeError, match="Refusing to start: (SECRET_KEY|CLINICAL_DATA_KEYS) "):
+        create_app(base_config(ENV_NAME="production", **{**LIVE_STRIPE, **overrides}))
 
 
 def test_signed_in_pages_are_not_cached(make_client, client):
