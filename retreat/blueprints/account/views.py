@@ -27,7 +27,7 @@ from retreat.blueprints.account.forms import (
 from retreat.core.errors import DomainError
 from retreat.extensions import db, limiter
 from retreat.timeutil import now_utc
-from retreat.web import capability_links, transaction
+from retreat.web import capability_links, rate_keys, transaction
 from retreat.web import sessions as web_sessions
 from retreat.web.capability_links import private_page
 from retreat.web.forms import show_domain_error
@@ -51,7 +51,7 @@ def _limit(key: str):
 
 
 def _ip_key(prefix: str):
-    return lambda: f"{prefix}:{request.remote_addr}"
+    return rate_keys.client(prefix)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -269,7 +269,7 @@ def _pending_user() -> User | None:
 
 
 def _totp_limit_key() -> str:
-    return f"totp:{session.get('totp_pending_user') or request.remote_addr}"
+    return rate_keys.hashed("totp", session.get("totp_pending_user") or request.remote_addr)
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])

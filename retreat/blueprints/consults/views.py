@@ -19,7 +19,7 @@ from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import limiter
 from retreat.messaging.ics import build_calendar
 from retreat.timeutil import human_time, is_valid_zone, now_utc, zone
-from retreat.web import capability_links
+from retreat.web import capability_links, rate_keys
 from retreat.web.capability_links import private_page
 from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
@@ -219,7 +219,7 @@ def _zone_choices():
 
 
 @bp.route("/details", methods=["GET", "POST"])
-@limiter.limit(_book_limit, methods=["POST"])
+@limiter.limit(_book_limit, methods=["POST"], key_func=rate_keys.client("consult-book"))
 def details():
     now = now_utc()
     form = BookingForm()
