@@ -148,7 +148,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_view = "account.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # No binding of a sign-in to the client's address or browser (issue #22): Flask-Login's "strong"
+    # mode read the leftmost X-Forwarded-For as the client sent it and signed people out whenever
+    # their address changed (a phone going from Wi-Fi to mobile data). A sign-in is its server
+    # session (retreat.accounts.sessions), which sign-out, sign-out-everywhere, a password change and
+    # the idle timeout end for real; the account page lists each session's device and last address.
+    login_manager.session_protection = None
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)
@@ -172,9 +177,14 @@ def _trust_proxies(app: Flask) -> None:
     their X-Forwarded-* headers (rate limits, audit IPs, secure cookies, HSTS, external URLs)."""
     hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
     if hops > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+        from retreat.web.proxies import TrustedProxies, parse_networks
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+        # Only from the proxies' own addresses: a client reaching gunicorn directly forges nothing.
+        try:
+            networks = parse_networks(app.config.get("TRUSTED_PROXY_ADDRESSES"))
+        except ValueError as err:
+            raise RuntimeError(f"Refusing to start: {err}") from None
+        app.wsgi_app = TrustedProxies(app.wsgi_app, hops=hops, networks=networks)  # type: ignore[method-assign]
 
 
 def _close_sessions_quietly(app: Flask) -> None:

@@ -70,6 +70,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (nginx: 1).
         # 0 (default): those headers are ignored, as they can be forged by any client.
         "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0),
+        # ...and only on requests that come from these addresses or networks (the proxies themselves).
+        "TRUSTED_PROXY_ADDRESSES": os.environ.get("TRUSTED_PROXY_ADDRESSES", "127.0.0.0/8,::1"),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
         # Shown with crisis resources after a check-in asks for contact (empty: not shown).

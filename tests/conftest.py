@@ -126,8 +126,8 @@ def login_as(app, client, user, *, remember: bool = False):
     """Sign ``user`` in on ``client`` the way a real login would: a server session opens and the
     cookie carries its id. Returns the server session (``UserSession``).
 
-    The session identifier (session_protection = "strong") is computed from the client's own
-    environ (address and User-Agent), or the session would be dropped on the first request.
+    Flask-Login's session identifier is recorded as a real login's would have been (the app does
+    not bind sessions to it: ``session_protection`` is off, see retreat/__init__.py).
     """
     from retreat.accounts import sessions as server_sessions
 

@@ -110,10 +110,12 @@ def open_session(user: User, *, remember: bool = False, user_agent: str | None =
     return row, raw
 
 
-def load_active(raw: str | None, *, now: datetime | None = None) -> tuple[UserSession | None, bool]:
+def load_active(raw: str | None, *, ip: str | None = None,
+                now: datetime | None = None) -> tuple[UserSession | None, bool]:
     """The live session a raw id names, with its user (one statement), and whether it just ended
     because it was idle too long (then it is revoked here). Unknown, revoked, idle, or of a
-    deactivated account: None."""
+    deactivated account: None. A session is not bound to an address: ``ip`` (the proxy-corrected
+    client address) only becomes the session's last address, shown in the person's session list."""
     if not raw or not isinstance(raw, str) or len(raw) > 200:
         return None, False
     now = now or now_utc()
@@ -126,6 +128,9 @@ def load_active(raw: str | None, *, now: datetime | None = None) -> tuple[UserSe
         return None, True
     if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         row.last_seen_at = now
+    address = (ip or None) and ip[:64]
+    if address and address != row.ip:
+        row.ip = address  # a phone moving from Wi-Fi to mobile data stays signed in
     return row, False
 
 

@@ -124,7 +124,7 @@ def make_verify_token(user: User, *, now: datetime | None = None) -> str:
 
 
 def verify_url(user: User, *, now: datetime | None = None) -> str:
-    return external_url("account.verify_email", token=make_verify_token(user, now=now))
+    return external_url("account.verify_email_link", token=make_verify_token(user, now=now))
 
 
 def load_verify_token(token: str, *, now: datetime | None = None) -> User:
@@ -136,7 +136,7 @@ def make_reset_token(user: User, *, now: datetime | None = None) -> str:
 
 
 def reset_url(user: User, *, now: datetime | None = None) -> str:
-    return external_url("account.reset_password", token=make_reset_token(user, now=now))
+    return external_url("account.reset_password_link", token=make_reset_token(user, now=now))
 
 
 def load_reset_token(token: str, *, now: datetime | None = None) -> User:

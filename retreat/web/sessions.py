@@ -25,18 +25,15 @@ _IDLE = "user_session_idle"
 @login_manager.user_loader
 def load_user(identity: str) -> User | None:
     """One indexed read per request: the live session the cookie names, with its user."""
-    row, idle = server_sessions.load_active(identity)
+    row, idle = server_sessions.load_active(identity, ip=request.remote_addr)
     if idle:
         setattr(g, _IDLE, True)
     if row is None:
         return None
-    if "_id" not in session:
-        # Restored from the remember-me cookie in a new browser session. Flask-Login does not record
-        # the browser's identifier then, so "strong" protection would drop the login on the next
-        # page: record it. A session that was not kept signed in is never restored this way.
-        if not row.remember:
-            return None
-        session["_id"] = login_manager._session_identifier_generator()
+    if session.get("_fresh") is False and not row.remember:
+        # Flask-Login restores from the remember-me cookie with ``_fresh = False``: only a session
+        # that was kept signed in may come back that way.
+        return None
     setattr(g, _CURRENT, row)
     return row.user
 
@@ -57,6 +54,7 @@ def sign_in(user: User, *, remember: bool = False) -> server_sessions.UserSessio
                                             ip=request.remote_addr)
     login_user(user, remember=remember)
     session["_user_id"] = raw  # also what the remember-me cookie will carry
+    session.pop("_id", None)  # Flask-Login's hash of address + browser: not used, not kept in the cookie
     if not remember:
         session["_remember"] = "clear"  # an older remember-me cookie of this browser goes
     session.permanent = False

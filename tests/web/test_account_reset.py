@@ -10,6 +10,7 @@ from retreat.accounts import users as accounts
 from retreat.messaging import sealed
 from retreat.timeutil import now_utc
 from tests import factories
+from tests.links import follow_link, open_link
 from tests.web.account_helpers import audit_actions, link_path, queued, signed_in
 
 NEW = "a-brand-new-password"
@@ -37,8 +38,10 @@ def test_reset_sets_password_logs_out_everywhere_and_notifies(app, client, db):
     path = _request_link(client, "rae@example.com")
     msg = queued("password_reset")[0]
     assert msg.context["name"] == "Rae" and msg.context["expires_minutes"] == 60
-    assert client.get(path).status_code == 200
-    r = client.post(path, data={"password": NEW, "confirm": NEW})
+    page_url, page = follow_link(client, path)
+    assert page_url == "/account/reset-password" and page.status_code == 200
+    assert path.rsplit("/", 1)[1] not in page.get_data(as_text=True)  # not in the form's action either
+    r = client.post(page_url, data={"password": NEW, "confirm": NEW})
     assert r.status_code == 302 and r.headers["Location"].endswith("/account/login")
     assert passwords.verify_password(user, NEW) and not passwords.verify_password(user, factories.PASSWORD)
     assert other_device.get("/account/settings").status_code == 302  # session ended
@@ -51,18 +54,42 @@ def test_reset_sets_password_logs_out_everywhere_and_notifies(app, client, db):
 def test_reused_link_is_refused_and_changes_nothing(client, db):
     user = factories.user(email="once@example.com")
     path = _request_link(client, "once@example.com")
-    assert client.post(path, data={"password": NEW, "confirm": NEW}).status_code == 302
-    r = client.post(path, data={"password": "yet-another-password", "confirm": "yet-another-password"})
+    page = open_link(client, path)
+    assert client.post(page, data={"password": NEW, "confirm": NEW}).status_code == 302
+    # the same browser again (the reset forgot the link), and one that kept a copy of its cookie
+    assert client.post(page, data={"password": "yet-another-password",
+                                   "confirm": "yet-another-password"}).status_code == 400
+    r = client.get(path)
     assert r.status_code == 400 and "already been used" in r.get_data(as_text=True)
     assert passwords.verify_password(user, NEW)
-    assert client.get(path).status_code == 400
+
+
+def test_a_copied_cookie_holding_a_used_link_is_refused(app, client, db):
+    user = factories.user(email="copy@example.com")
+    path = _request_link(client, "copy@example.com")
+    page = open_link(client, path)
+    copy = app.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert client.post(page, data={"password": NEW, "confirm": NEW}).status_code == 302
+    r = copy.post(page, data={"password": "yet-another-password", "confirm": "yet-another-password"})
+    assert r.status_code == 400 and "already been used" in r.get_data(as_text=True)
+    assert passwords.verify_password(user, NEW)
+
+
+def test_the_link_opens_twice_and_without_it_the_page_says_what_to_do(app, client, db):
+    factories.user(email="twice@example.com")
+    path = _request_link(client, "twice@example.com")
+    assert open_link(client, path) == open_link(client, path)  # people click their email twice
+    fresh = app.test_client()  # another browser, without the link
+    r = fresh.get("/account/reset-password")
+    assert r.status_code == 400 and "Open that link again" in r.get_data(as_text=True)
 
 
 def test_link_dies_after_any_other_password_change(client, db):
     user = factories.user(email="change@example.com")
-    path = _request_link(client, "change@example.com")
+    page = open_link(client, _request_link(client, "change@example.com"))
     accounts.set_password(user, "changed-elsewhere-1")
-    r = client.post(path, data={"password": NEW, "confirm": NEW})
+    r = client.post(page, data={"password": NEW, "confirm": NEW})
     assert r.status_code == 400 and passwords.verify_password(user, "changed-elsewhere-1")
 
 
@@ -70,7 +97,7 @@ def test_expired_link_is_refused_and_changes_nothing(app, client, db):
     user = factories.user(email="slow@example.com")
     old = now_utc() - timedelta(seconds=app.config["PASSWORD_RESET_MAX_AGE"] + 5)
     token = account_tokens.make_reset_token(user, now=old)
-    r = client.post(f"/account/reset-password/{token}", data={"password": NEW, "confirm": NEW})
+    r = client.get(f"/account/reset-password/{token}")
     assert r.status_code == 400 and "expired" in r.get_data(as_text=True)
     assert passwords.verify_password(user, factories.PASSWORD)
     assert queued("password_changed") == []
@@ -79,8 +106,9 @@ def test_expired_link_is_refused_and_changes_nothing(app, client, db):
 def test_tampered_link_is_refused(client, db):
     user = factories.user(email="tamper@example.com")
     path = _request_link(client, "tamper@example.com")
-    r = client.post(path + "x", data={"password": NEW, "confirm": NEW})
+    r = client.get(path + "x")
     assert r.status_code == 400 and "not valid" in r.get_data(as_text=True)
+    assert client.post("/account/reset-password", data={"password": NEW, "confirm": NEW}).status_code == 400
     # A verify-email token is not a reset token (own salt).
     verify = account_tokens.make_verify_token(user)
     assert client.get(f"/account/reset-password/{verify}").status_code == 400
@@ -89,7 +117,7 @@ def test_tampered_link_is_refused(client, db):
 
 def test_short_or_mismatched_new_password_is_refused(client, db):
     user = factories.user(email="weak@example.com")
-    path = _request_link(client, "weak@example.com")
+    path = open_link(client, _request_link(client, "weak@example.com"))
     r = client.post(path, data={"password": "short", "confirm": "short"})
     assert r.status_code == 422 and "at least 10 characters" in r.get_data(as_text=True)
     r = client.post(path, data={"password": NEW, "confirm": NEW + "!"})

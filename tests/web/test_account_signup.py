@@ -14,6 +14,7 @@ from retreat.messaging import sealed
 from retreat.models import Role, User
 from retreat.timeutil import now_utc
 from tests import factories
+from tests.links import follow_link
 from tests.web.account_helpers import STRONG, audit_actions, link_path, queued, signed_in, signup_form
 
 
@@ -52,12 +53,13 @@ def test_signup_creates_unverified_participant_and_queues_verification_without_s
 def test_verification_link_verifies_then_repeat_click_says_already(client, db):
     client.post("/account/signup", data=signup_form())
     path = link_path(sealed.context_of(queued("verify_email")[0])["verify_url"])
-    r = client.get(path)
+    page, r = follow_link(client, path)
+    assert page == "/account/verify-email"
     assert r.status_code == 200 and "Your email address is confirmed" in r.get_data(as_text=True)
     user = accounts.get_by_email("robin@example.com")
     assert user.email_verified
     assert audit_actions(user.id).count("user.email_verified") == 1
-    r = client.get(path)
+    _page, r = follow_link(client, path)
     assert r.status_code == 200 and "Already confirmed" in r.get_data(as_text=True)
     assert audit_actions(user.id).count("user.email_verified") == 1
     # Confirmed, then signed in with the password (the link itself signs nobody in).
@@ -122,7 +124,7 @@ def test_expired_verify_link_offers_resend_which_queues_a_fresh_link(app, client
     user = factories.user(verified=False, email="late@example.com")
     old = now_utc() - timedelta(seconds=app.config["EMAIL_VERIFY_MAX_AGE"] + 60)
     token = account_tokens.make_verify_token(user, now=old)
-    r = client.get(f"/account/verify-email/{token}")
+    _page, r = follow_link(client, f"/account/verify-email/{token}")
     html = r.get_data(as_text=True)
     assert r.status_code == 400 and "expired" in html and "Send me a new link" in html
     assert not user.email_verified
@@ -130,7 +132,7 @@ def test_expired_verify_link_offers_resend_which_queues_a_fresh_link(app, client
     assert r.status_code == 302
     [msg] = queued("verify_email", "late@example.com")
     fresh = link_path(sealed.context_of(msg)["verify_url"])
-    assert "Your email address is confirmed" in client.get(fresh).get_data(as_text=True)
+    assert "Your email address is confirmed" in follow_link(client, fresh)[1].get_data(as_text=True)
     assert user.email_verified
 
 

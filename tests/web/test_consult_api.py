@@ -14,6 +14,7 @@ from retreat.extensions import db, limiter
 from retreat.models import Consultation
 from retreat.timeutil import now_utc
 from tests.conftest import base_config
+from tests.links import follow_link
 from tests.unit.test_consult_support import (
     BASE_URL,
     around_the_clock_facilitator,
@@ -97,7 +98,7 @@ def test_booking_through_the_api(client, db):
     c = db.session.get(Consultation, body["id"])
     assert c.booked_via == "api" and c.guest_tz == "Asia/Kolkata" and not c.flagged
     assert body["manage_url"].startswith(f"{BASE_URL}/consult/manage/")
-    page = client.get(body["manage_url"].removeprefix(BASE_URL))
+    _url, page = follow_link(client, body["manage_url"].removeprefix(BASE_URL))
     assert page.status_code == 200 and "Your free consultation" in page.get_data(as_text=True)
     # Whoever is free: no facilitator_id.
     r = client.post(BOOK, json=_body(start + timedelta(hours=2), email="other@example.com"))

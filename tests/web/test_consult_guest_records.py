@@ -17,6 +17,7 @@ from retreat.privacy.export import export_participant_data
 from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_clearance as fcl
+from tests.links import follow_link, open_link
 from tests.unit.test_consult_support import around_the_clock_facilitator, claim_token
 from tests.web.account_helpers import signed_in
 
@@ -60,15 +61,20 @@ def test_an_anonymous_booking_with_someones_email_stays_apart_until_they_confirm
     assert export_participant_data(s.participant, s.participant, ctx=None, now=s.now)["consultations"] == []
 
     # The link's page asks first (a mail scanner fetching it confirms nothing) ...
-    page = client.get(f"/consult/claim/{token}")
+    page_url, page = follow_link(client, f"/consult/claim/{token}")
+    assert page_url == f"/consult/booking/{consult.id}/claim"
     assert page.status_code == 200 and "Was this you?" in page.get_data(as_text=True)
     assert db.session.get(Consultation, consult.id).participant_id is None
     # ... a wrong or forged token is a clear 404 and changes nothing ...
-    bad = client.post(f"/consult/claim/{token[:-2]}xx")
+    bad = client.get(f"/consult/claim/{token[:-2]}xx")
     assert bad.status_code == 404 and "not valid" in bad.get_data(as_text=True)
-    assert client.post("/consult/claim/" + "x" * 600).status_code == 404
+    assert client.get("/consult/claim/" + "x" * 600).status_code == 404
+    assert client.post(f"/consult/claim/{token}").status_code == 405  # the emailed link only opens the page
+    stranger = client.application.test_client()  # the page's address alone confirms nothing
+    assert stranger.post(page_url).status_code == 400
+    assert db.session.get(Consultation, consult.id).participant_id is None
     # ... and "yes, this was me" joins it to their history (once).
-    done = client.post(f"/consult/claim/{token}")
+    done = client.post(page_url)
     assert done.status_code == 200 and "Added to your history" in done.get_data(as_text=True)
     db.session.expire_all()
     consult = db.session.get(Consultation, consult.id)
@@ -77,7 +83,7 @@ def test_an_anonymous_booking_with_someones_email_stays_apart_until_they_confirm
     assert _safety_consults(s) == [consult.id]
     [row] = export_participant_data(s.participant, s.participant, ctx=None, now=s.now)["consultations"]
     assert row["joined_history_at"] is not None
-    again = client.post(f"/consult/claim/{token}")
+    again = client.get(open_link(client, f"/consult/claim/{token}"))
     assert again.status_code == 200 and "Already added" in again.get_data(as_text=True)
     assert len(db.session.scalars(select(AuditEvent).where(AuditEvent.action == "consult.owner_confirmed")).all()) == 1
 
@@ -94,7 +100,7 @@ def test_a_booking_made_signed_in_as_the_emails_owner_joins_at_once(app, db):
         r = c.post("/consult/details", data={
             "start": _start(now, hours).strftime("%Y-%m-%dT%H:%M:%SZ"), "facilitator": str(fac.id), "name": "Robin",
             "email": email, "timezone": "UTC"})
-        assert r.status_code == 302, r.get_data(as_text=True)[:800]
+        assert r.status_code == 303, r.get_data(as_text=True)[:800]
         return db.session.scalar(select(Consultation).where(Consultation.guest_email == email)
                                  .order_by(Consultation.id.desc()).limit(1))
 

@@ -15,6 +15,7 @@ from retreat.consults import slots as free_times
 from retreat.messaging.render import render_email
 from retreat.models import Consultation, OutboxMessage
 from retreat.timeutil import now_utc
+from tests.links import open_link
 from tests.unit.test_consult_support import (
     BASE_URL,
     around_the_clock_facilitator,
@@ -69,8 +70,9 @@ def test_whole_booking_flow_without_javascript(client, db):
     start = re.search(r'name="start" value="([^"]+)"', page).group(1)
     r = client.post("/consult/details?tz=Europe/Berlin", data=_form(start=start, facilitator=str(fac.id),
                                                                      q_psychosis="no", q_suicidality="yes"))
-    assert r.status_code == 302 and "/consult/manage/" in r.headers["Location"]
+    assert r.status_code == 303 and r.headers["Referrer-Policy"] == "no-referrer"
     c = db.session.scalar(select(Consultation))
+    assert r.headers["Location"] == f"/consult/booking/{c.id}"  # the manage token stays out of every address
     assert c.facilitator_id == fac.id and c.guest_tz == "Europe/Berlin" and c.flagged
     assert c.heard_from == "Social media" and prescreen.consult_answers(c) == {"psychosis": "no", "suicidality": "yes"}
     r = client.get(r.headers["Location"])
@@ -128,7 +130,7 @@ def test_taken_time_gets_a_friendly_page_with_next_free_times(client, db):
     assert len(alternatives) == 6 and start.strftime("%Y-%m-%dT%H:%M:%SZ") not in alternatives
     r = client.post("/consult/details", data=_form(start=alternatives[0], name="Second Person",
                                                    email="second@example.com"))
-    assert r.status_code == 302 and _count(db) == 2
+    assert r.status_code == 303 and _count(db) == 2
 
 
 def _booked(client, db, **kw):
@@ -137,7 +139,7 @@ def _booked(client, db, **kw):
     start = free_times.next_free_slots(now + timedelta(days=3), now, limit=1)[0].start
     b = bookings.book(start=start, base_url=BASE_URL, now=now, **guest())
     db.session.commit()
-    return b, f"/consult/manage/{b.manage_token}"
+    return b, open_link(client, f"/consult/manage/{b.manage_token}")
 
 
 def test_manage_reschedule_and_cancel_through_the_pages(client, db):
@@ -148,18 +150,20 @@ def test_manage_reschedule_and_cancel_through_the_pages(client, db):
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and "Choose a new time" in page
     day_links = [u for u in _links(r, prefix=url + "/reschedule?") if "day=" in u]
-    r = client.get(day_links[5])  # a day well outside the 24-hour cutoff
+    r = client.get(day_links[-1])  # the latest day shown: well outside the 24-hour cutoff, whatever the hour
     links = [u for u in _links(r, prefix=url + "/reschedule?") if "start=" in u]
     confirm = client.get(links[0])
     assert confirm.status_code == 200 and "Move your call?" in confirm.get_data(as_text=True)
     new_start = re.search(r'name="start" value="([^"]+)"', confirm.get_data(as_text=True)).group(1)
+    old_link = f"/consult/manage/{b.manage_token}"
     r = client.post(url + "/reschedule", data={"start": new_start})
-    assert r.status_code == 302
+    assert r.status_code == 303
     new_url = r.headers["Location"]
-    assert new_url != url and b.consult.sequence == 1
+    assert new_url == url and b.consult.sequence == 1  # this browser holds the new link now
     assert b.consult.start_at.strftime("%Y-%m-%dT%H:%M:%SZ") == new_start
-    r = client.get(url)
+    r = client.get(old_link)
     assert r.status_code == 404 and "replaced by a newer one" in r.get_data(as_text=True)
+    assert client.get(new_url).status_code == 200
     ics = client.get(new_url + "/invite.ics")
     assert ics.mimetype == "text/calendar" and b.consult.calendar_uid.encode() in ics.data
     assert b"SEQUENCE:1" in ics.data and b"METHOD:PUBLISH" in ics.data
@@ -167,7 +171,7 @@ def test_manage_reschedule_and_cancel_through_the_pages(client, db):
     assert confirm.status_code == 200 and "Yes, cancel my call" in confirm.get_data(as_text=True)
     assert b.consult.status == "booked"
     r = client.post(new_url + "/cancel")
-    assert r.status_code == 302
+    assert r.status_code == 302 and r.headers["Location"] == new_url
     page = client.get(new_url).get_data(as_text=True)
     assert "was cancelled" in page and "Book a new time" in page and b.consult.status == "cancelled"
     ics = client.get(new_url + "/invite.ics")
@@ -198,7 +202,7 @@ def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
     rendered = render_email(mail.template, mail.context)
     for body in (rendered.text, rendered.html):
         assert "online until" not in body and "too close to change online" in body
-    url = f"/consult/manage/{b.manage_token}"
+    url = open_link(client, f"/consult/manage/{b.manage_token}")
     page = client.get(url).get_data(as_text=True)
     assert "can no longer be changed online" in page and "Cancel this call" not in page
     for path in ("/reschedule", "/cancel"):
@@ -208,18 +212,24 @@ def test_inside_the_cutoff_changes_are_refused_kindly(client, db):
 
 
 def test_tampered_or_expired_links_get_a_clear_message(app, client, db):
-    b, url = _booked(client, db)
+    b, _page = _booked(client, db)
+    url = f"/consult/manage/{b.manage_token}"
     tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    stranger = app.test_client()
     for path in (tampered, tampered + "/reschedule", tampered + "/invite.ics", "/consult/manage/x"):
-        r = client.get(path)
+        r = stranger.get(path)
         assert r.status_code == 404 and "not valid" in r.get_data(as_text=True)
-    r = client.post(tampered + "/cancel")
-    assert r.status_code == 404 and b.consult.status == "booked"
+    assert stranger.post(tampered + "/cancel").status_code == 405  # the emailed link only opens pages
+    # the token-free pages open only in a browser that opened the link
+    for path in ("", "/reschedule", "/cancel", "/invite.ics"):
+        r = stranger.get(f"/consult/booking/{b.consult.id}{path}")
+        assert r.status_code == 400 and "Open that link again" in r.get_data(as_text=True)
+    r = stranger.post(f"/consult/booking/{b.consult.id}/cancel")
+    assert r.status_code == 400 and b.consult.status == "booked"
     expired = manage_links.link_serializer().dumps({"c": b.consult.id, "n": "x", "e": int(now_utc().timestamp()) - 5})
-    r = client.get(f"/consult/manage/{expired}")
+    r = stranger.get(f"/consult/manage/{expired}")
     assert r.status_code == 410 and "expired" in r.get_data(as_text=True)
-    r = client.post(f"/consult/manage/{expired}/cancel")
-    assert r.status_code == 410 and b.consult.status == "booked"
+    assert b.consult.status == "booked"
 
 
 def test_home_page_links_to_booking(client, db):

@@ -27,13 +27,17 @@ from retreat.blueprints.account.forms import (
 from retreat.core.errors import DomainError
 from retreat.extensions import db, limiter
 from retreat.timeutil import now_utc
+from retreat.web import capability_links, rate_keys, transaction
 from retreat.web import sessions as web_sessions
-from retreat.web import transaction
+from retreat.web.capability_links import private_page
 from retreat.web.forms import show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import login_required_any, request_context
 
 TOTP_PENDING_SECONDS = 5 * 60  # the second step must follow the password within this time
+RESET_LINK, VERIFY_LINK = "reset", "verify"  # capability_links kinds
+LINK_NOT_HELD = ("This page opens from the link in your email. Open that link again in this browser "
+                 "(or ask for a new one).")
 
 
 @bp.context_processor
@@ -47,7 +51,7 @@ def _limit(key: str):
 
 
 def _ip_key(prefix: str):
-    return lambda: f"{prefix}:{request.remote_addr}"
+    return rate_keys.client(prefix)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -140,16 +144,36 @@ def check_email():
 
 
 @bp.get("/verify-email/<token>")
-def verify_email(token: str):
-    state, expired_token = "verified", None
+@private_page
+def verify_email_link(token: str):
+    """The emailed link: its token moves into this browser's session, the address loses it."""
     try:
-        _user, already = accounts.verify_email(token, ctx=request_context())
-        state = "already" if already else "verified"
-    except account_tokens.TokenExpired as err:
-        state, message, expired_token = "expired", err.message, token
+        account_tokens.load_verify_token(token)
+    except account_tokens.TokenExpired:
+        pass  # the page behind the hand-over offers a new link
     except account_tokens.TokenInvalid as err:
-        state, message = "invalid", err.message
+        return render_template("account/verify_email.html", state="invalid", message=err.message,
+                               resend_form=ResendVerificationForm()), 400
+    return capability_links.hand_over(VERIFY_LINK, "", token, url_for("account.verify_email"))
+
+
+@bp.get("/verify-email")
+@private_page
+def verify_email():
+    token = capability_links.held(VERIFY_LINK)
+    state, expired_token, message = "verified", None, LINK_NOT_HELD
+    if token is None:
+        state = "invalid"
+    else:
+        try:
+            _user, already = accounts.verify_email(token, ctx=request_context())
+            state = "already" if already else "verified"
+        except account_tokens.TokenExpired as err:
+            state, message, expired_token = "expired", err.message, token
+        except account_tokens.TokenInvalid as err:
+            state, message = "invalid", err.message
     if state in ("verified", "already"):
+        capability_links.drop(VERIFY_LINK)
         return render_template("account/verify_email.html", state=state)
     return render_template("account/verify_email.html", state=state, message=message,
                            resend_form=ResendVerificationForm(token=expired_token)), 400
@@ -184,24 +208,42 @@ def forgot_password():
     return render_template("account/forgot_password.html", form=form, sent=False), (422 if form.errors else 200)
 
 
-@bp.route("/reset-password/<token>", methods=["GET", "POST"])
-@limiter.limit(_limit("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("reset"))
+@bp.get("/reset-password/<token>")
+@private_page
 @no_store
-def reset_password(token: str):
+def reset_password_link(token: str):
+    """The emailed link: checked, then held in this browser's session; the form's address has no token."""
     try:
         account_tokens.load_reset_token(token)
     except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
+        return render_template("account/reset_invalid.html", message=err.message), 400
+    return capability_links.hand_over(RESET_LINK, "", token, url_for("account.reset_password"))
+
+
+@bp.route("/reset-password", methods=["GET", "POST"])
+@limiter.limit(_limit("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"], key_func=_ip_key("reset"))
+@private_page
+@no_store
+def reset_password():
+    token = capability_links.held(RESET_LINK)
+    if token is None:
+        return render_template("account/reset_invalid.html", message=LINK_NOT_HELD), 400
+    try:
+        account_tokens.load_reset_token(token)
+    except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
+        capability_links.drop(RESET_LINK)
         return render_template("account/reset_invalid.html", message=err.message), 400
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
             accounts.reset_password(token, form.password.data, ctx=request_context())
         except (account_tokens.TokenExpired, account_tokens.TokenInvalid) as err:
+            capability_links.drop(RESET_LINK)
             return render_template("account/reset_invalid.html", message=err.message), 400
         except DomainError as err:
             show_domain_error(form, err)
         else:
-            web_sessions.forget_browser()  # the reset ended every session of the account
+            web_sessions.forget_browser()  # the reset ended every session of the account (and drops the link)
             flash("Your password is changed. Sign in with your new password.", "success")
             return redirect(url_for("account.login"))
     return render_template("account/reset_password.html", form=form), (422 if form.errors else 200)
@@ -227,7 +269,7 @@ def _pending_user() -> User | None:
 
 
 def _totp_limit_key() -> str:
-    return f"totp:{session.get('totp_pending_user') or request.remote_addr}"
+    return rate_keys.hashed("totp", session.get("totp_pending_user") or request.remote_addr)
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])

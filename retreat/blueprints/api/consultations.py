@@ -10,7 +10,6 @@ import gzip
 import json
 
 from flask import current_app, jsonify, request
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -22,6 +21,7 @@ from retreat.consults import slots as free_times
 from retreat.core import urls
 from retreat.extensions import csrf, limiter
 from retreat.timeutil import now_utc, zone
+from retreat.web import rate_keys
 from retreat.web.security import request_context
 
 blp = Blueprint("api_consultations", __name__, url_prefix="/api/v1",
@@ -37,8 +37,7 @@ def _book_limit() -> str:
     return current_app.config.get("CONSULT_API_BOOK_RATE_LIMIT", "10 per minute")
 
 
-def _client_key() -> str:
-    return f"consult-api:{get_remote_address()}"
+_client_key = rate_keys.client("consult-api")
 
 
 class ConsultSlotsQuerySchema(Schema):

@@ -19,6 +19,8 @@ from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import limiter
 from retreat.messaging.ics import build_calendar
 from retreat.timeutil import human_time, is_valid_zone, now_utc, zone
+from retreat.web import capability_links, rate_keys
+from retreat.web.capability_links import private_page
 from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context
@@ -149,19 +151,40 @@ def _link_error(exc: DomainError):
     return render_template("consults/link_error.html", message=exc.message, status=exc.status), exc.status
 
 
+MANAGE_LINK, CLAIM_LINK = "consult", "claim"  # capability_links kinds, keyed by the consult's id
+LINK_NOT_HELD = ("This page opens from the link in your confirmation email. Open that link again in this "
+                 "browser.")
+
+
+def _not_held():
+    return render_template("consults/link_error.html", message=LINK_NOT_HELD, status=400), 400
+
+
 def manage_link(view):
-    """Load the consult the signed link names (row-locked for POSTs) or answer with a clear page; never cached."""
+    """Load the consult whose manage link this browser opened (``manage_link_open`` keeps its token in
+    the session; row-locked for POSTs) or answer with a clear page; never cached, never a referrer."""
 
     @functools.wraps(view)
-    def wrapped(token, **kwargs):
+    def wrapped(consult_id, **kwargs):
         now = now_utc()
+        token = capability_links.held(MANAGE_LINK, consult_id)
+        if token is None:
+            return _not_held()
         try:
             consult = manage_links.consult_for_token(token, now, lock=request.method == "POST")
         except (manage_links.ManageLinkInvalid, manage_links.ManageLinkExpired) as exc:
+            capability_links.drop(MANAGE_LINK, consult_id)
             return _link_error(exc)
+        if consult.id != consult_id:
+            return _not_held()
         return view(token, consult, now, **kwargs)
 
-    return no_store(wrapped)
+    return private_page(no_store(wrapped))
+
+
+def _manage_page(consult, token: str, page: str = "consults.manage"):
+    """Where the emailed link (or a booking, a reschedule) leads: ``page`` of the consult, token-free."""
+    return capability_links.hand_over(MANAGE_LINK, consult.id, token, url_for(page, consult_id=consult.id))
 
 
 # ------------------------------------------------------------------------------------------
@@ -196,7 +219,7 @@ def _zone_choices():
 
 
 @bp.route("/details", methods=["GET", "POST"])
-@limiter.limit(_book_limit, methods=["POST"])
+@limiter.limit(_book_limit, methods=["POST"], key_func=rate_keys.client("consult-book"))
 def details():
     now = now_utc()
     form = BookingForm()
@@ -232,7 +255,7 @@ def details():
                         base_url=urls.base_url(), now=now, ctx=request_context(), via="web",
                         signed_in=current_user._get_current_object() if current_user.is_authenticated else None)
                     flash("You are booked. We have emailed you a confirmation with a calendar invite.", "success")
-                    return redirect(url_for("consults.manage", token=booking.manage_token))
+                    return _manage_page(booking.consult, booking.manage_token)
                 except free_times.SlotUnavailable as exc:
                     status, conflict = 409, exc.message
                     alternatives = _alternatives(start, now, fid, tz)
@@ -267,19 +290,35 @@ def _manage_context(consult, now):
     }
 
 
+_LINK_PAGES = {"reschedule": "consults.reschedule", "cancel": "consults.cancel", "invite.ics": "consults.invite"}
+
+
 @bp.get("/manage/<token>")
+@bp.get("/manage/<token>/<any(reschedule, cancel, 'invite.ics'):page>")
+@private_page
+@no_store
+def manage_link_open(token, page=None):
+    """The emailed manage link: checked, then held in this browser's session (303 to a token-free page)."""
+    try:
+        consult = manage_links.consult_for_token(token, now_utc())
+    except (manage_links.ManageLinkInvalid, manage_links.ManageLinkExpired) as exc:
+        return _link_error(exc)
+    return _manage_page(consult, token, _LINK_PAGES.get(page or "", "consults.manage"))
+
+
+@bp.get("/booking/<int:consult_id>")
 @manage_link
 def manage(token, consult, now):
-    return render_template("consults/manage.html", token=token,
-                           **_manage_context(consult, now))
+    return render_template("consults/manage.html", **_manage_context(consult, now))
 
 
-@bp.route("/manage/<token>/reschedule", methods=["GET", "POST"])
+@bp.route("/booking/<int:consult_id>/reschedule", methods=["GET", "POST"])
 @manage_link
 def reschedule(token, consult, now):
+    here = {"consult_id": consult.id}
     if not manage_links.can_change(consult, now):
         flash("This call can no longer be changed online. Please reply to your confirmation email.", "warning")
-        return redirect(url_for("consults.manage", token=token))
+        return redirect(url_for("consults.manage", **here))
     tz, _ = _visitor_tz(request.args.get("tz"))
     if not request.args.get("tz"):
         tz = consult.guest_tz
@@ -295,7 +334,7 @@ def reschedule(token, consult, now):
                 booking = bookings.reschedule(consult, start, base_url=urls.base_url(), now=now,
                                          ctx=request_context())
                 flash("Your call has been moved. We have emailed you an updated invite.", "success")
-                return redirect(url_for("consults.manage", token=booking.manage_token))
+                return _manage_page(booking.consult, booking.manage_token)  # the new link replaces the old
             except free_times.SlotUnavailable as exc:
                 status, conflict = 409, exc.message
                 alternatives = _alternatives(start, now, consult.facilitator_id, tz, exclude_consult_id=consult.id,
@@ -305,49 +344,50 @@ def reschedule(token, consult, now):
         elif start is None:
             conflict = "Choose a new time for your call."
     if start is not None or conflict:
-        return render_template("consults/reschedule_confirm.html", token=token, consult=consult, form=form,
+        return render_template("consults/reschedule_confirm.html", consult=consult, form=form,
                                start=start, tz=tz, conflict=conflict, alternatives=alternatives,
                                when=human_time(start, tz) if start else None,
                                current=human_time(consult.start_at, tz)), status
 
     def week_url(week_from, day):
-        return url_for("consults.reschedule", token=token, tz=tz, **{"from": week_from.isoformat()},
+        return url_for("consults.reschedule", **here, tz=tz, **{"from": week_from.isoformat()},
                        **({"day": day.isoformat()} if day else {}))
 
     def time_url(t):
-        return url_for("consults.reschedule", token=token, tz=tz, start=iso_z(t))
+        return url_for("consults.reschedule", **here, tz=tz, start=iso_z(t))
 
     picker = _picker(tz=tz, now=now, facilitator_id=consult.facilitator_id, time_url=time_url, week_url=week_url,
                      exclude_consult_id=consult.id, after=earliest)
-    return render_template("consults/reschedule.html", token=token, consult=consult, picker=picker,
+    return render_template("consults/reschedule.html", consult=consult, picker=picker,
                            zones=_zone_choices(), current=human_time(consult.start_at, tz), cutoff=cutoff)
 
 
-@bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
+@bp.route("/booking/<int:consult_id>/cancel", methods=["GET", "POST"])
 @manage_link
 def cancel(token, consult, now):
     form = ConfirmForm()
+    back = url_for("consults.manage", consult_id=consult.id)
     if request.method == "GET":
         if not manage_links.can_change(consult, now):
-            return redirect(url_for("consults.manage", token=token))
-        return render_template("consults/cancel_confirm.html", token=token, form=form, consult=consult,
+            return redirect(back)
+        return render_template("consults/cancel_confirm.html", form=form, consult=consult,
                                when=human_time(consult.start_at, consult.guest_tz))
     if not form.validate_on_submit():
         flash("Your form expired. Please try again.", "warning")
-        return redirect(url_for("consults.manage", token=token))
+        return redirect(back)
     try:
         bookings.cancel(consult, by="guest", base_url=urls.base_url(), now=now, ctx=request_context())
         flash("Your consultation is cancelled. We have emailed you a confirmation.", "success")
     except DomainError as exc:
         refused(exc.message, "warning")
-    return redirect(url_for("consults.manage", token=token))
+    return redirect(back)
 
 
-@bp.get("/manage/<token>/invite.ics")
+@bp.get("/booking/<int:consult_id>/invite.ics")
 @manage_link
 def invite(token, consult, now):
     method = "CANCEL" if consult.status == "cancelled" else "PUBLISH"
-    link = manage_links.manage_url(urls.base_url(), token)
+    link = manage_links.manage_url(urls.base_url(), token)  # in the file, like the email's: not in an address
     body = build_calendar(notices.ics_for(consult, method=method, manage_link=link), stamp=now)
     return Response(body, mimetype="text/calendar",
                     headers={"Content-Disposition": 'attachment; filename="consultation.ics"'})
@@ -358,17 +398,39 @@ def invite(token, consult, now):
 # ------------------------------------------------------------------------------------------
 
 
-@bp.route("/claim/<token>", methods=["GET", "POST"])
+@bp.get("/claim/<token>")
+@private_page
 @no_store
-def claim(token):
+def claim_link_open(token):
+    """The emailed "this was me" link: checked, then held in this browser's session."""
+    try:
+        consult = claims.consult_for_claim(token)
+    except claims.ClaimLinkInvalid as exc:
+        return _link_error(exc)
+    return capability_links.hand_over(CLAIM_LINK, consult.id, token, url_for("consults.claim", consult_id=consult.id))
+
+
+@bp.route("/booking/<int:consult_id>/claim", methods=["GET", "POST"])
+@private_page
+@no_store
+def claim(consult_id):
+    token = capability_links.held(CLAIM_LINK, consult_id)
+    if token is None:
+        return _not_held()
     form = ConfirmForm()
     try:
         if form.validate_on_submit():
             consult, already = claims.confirm_owner(token, now=now_utc(), ctx=request_context())
+            if consult.id != consult_id:
+                return _not_held()
+            capability_links.drop(CLAIM_LINK, consult_id)
             return render_template("consults/claim.html", state="already" if already else "done", consult=consult)
         consult = claims.consult_for_claim(token)
     except claims.ClaimLinkInvalid as exc:
+        capability_links.drop(CLAIM_LINK, consult_id)
         return _link_error(exc)
+    if consult.id != consult_id:
+        return _not_held()
     state = "already" if consult.owner_confirmed_at else "ask"
     return render_template("consults/claim.html", state=state, consult=consult, form=form,
                            when=human_time(consult.start_at, consult.guest_tz)), (400 if form.errors else 200)

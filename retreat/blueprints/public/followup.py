@@ -9,7 +9,6 @@ nothing stored.
 from __future__ import annotations
 
 from flask import current_app, render_template, request
-from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 
 from retreat.blueprints.public import bp
@@ -18,6 +17,7 @@ from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import limiter
 from retreat.integration import checkins, links
 from retreat.timeutil import now_utc
+from retreat.web import rate_keys
 from retreat.web.hooks import no_store
 
 
@@ -29,8 +29,7 @@ def _limit() -> str:
     return current_app.config.get("FOLLOWUP_RATE_LIMIT", "20 per minute")
 
 
-def _key() -> str:
-    return f"follow-up:{get_remote_address()}"
+_key = rate_keys.client("follow-up")
 
 
 def _page(token: str, info: dict, *, values=None, errors=None, status: int = 200):
