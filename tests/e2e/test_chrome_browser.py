@@ -115,8 +115,16 @@ def test_a_long_unbroken_name_never_widens_the_roster_or_the_consults_pages(brow
 
         for user in db.session.query(User).filter(User.role == "participant").limit(3):
             user.name = long_name
-        for consult in db.session.query(Consultation):
-            consult.guest_name = long_name
+        from datetime import timedelta
+
+        from retreat.timeutil import now_utc
+
+        facilitator = accounts.get_by_email("facilitator@demo.retreat")
+        start = now_utc().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+        db.session.add(Consultation(calendar_uid="long-name@test", facilitator_id=facilitator.id, start_at=start,
+                                    end_at=start + timedelta(minutes=30), blocked_start=start,
+                                    blocked_end=start + timedelta(minutes=30), guest_name=long_name,
+                                    guest_email="long@example.com", guest_tz="Europe/Berlin"))
         db.session.commit()
         from retreat.cohorts.models import Cohort
 
