@@ -79,6 +79,14 @@ def human_time(value: datetime, tz: str | None) -> str:
     return f"{human_date(local.date())}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
 
 
+def email_time(value: datetime, tz: str | None) -> str:
+    """"Tuesday 12 January 2027, 17:00 (Europe/Berlin)": a moment in an email, in the recipient's
+    zone, 24-hour (read the same in every country) and naming the zone it is in."""
+    name = tz if is_valid_zone(tz) else "UTC"
+    local = to_local(value, name)
+    return f"{human_date(local.date())}, {local:%H:%M} ({name})"
+
+
 def to_local(value: datetime, tz_name: str | None) -> datetime:
     return ensure_utc(value).astimezone(zone(tz_name))
 

@@ -47,3 +47,26 @@ def test_the_likely_zones_come_first_once():
     assert [v for v, _ in options[:2]] == ["America/Denver", "Europe/Berlin"]
     values = [v for v, _ in options]
     assert len(values) == len(set(values)) == len(common_zones())
+
+
+def test_an_email_gives_a_moment_in_the_recipients_zone_readably():
+    from retreat.timeutil import email_time
+
+    at = datetime(2027, 1, 12, 16, 0, tzinfo=UTC)
+    assert email_time(at, "Europe/Berlin") == "Tuesday 12 January 2027, 17:00 (Europe/Berlin)"
+    assert email_time(at, "America/Denver") == "Tuesday 12 January 2027, 09:00 (America/Denver)"
+    assert email_time(at, "Nowhere/Land") == "Tuesday 12 January 2027, 16:00 (UTC)"
+    assert email_time(datetime(2027, 7, 12, 16, 0, tzinfo=UTC), "Europe/Berlin").endswith("18:00 (Europe/Berlin)")
+
+
+def test_email_templates_show_times_in_the_recipients_zone_and_never_iso(app):
+    from retreat.messaging.render import render_email
+
+    with app.app_context():
+        mail = render_email("followup_checkin", {"participant_name": "Pat", "cohort_title": "Spring", "kind": "72h",
+                                                 "kind_label": "72-hour check-in", "is_checkin": True,
+                                                 "expires_at": "2027-01-12T16:00:00+00:00", "url": "https://x.test/f"},
+                            recipient_tz="Europe/Berlin")
+    for body in (mail.text, mail.html):
+        assert "Tuesday 12 January 2027, 17:00 (Europe/Berlin)" in body
+        assert "2027-01-12" not in body and "T16:00" not in body
