@@ -87,5 +87,6 @@ def init_app(app: Flask) -> None:
             "nav_items": items,
             "account_nav_items": account_items,
             "has_endpoint": lambda name: name in current_app.view_functions,
+            "viewer_tz": viewer_tz,
             "stripe_test_mode": str(current_app.config.get("STRIPE_SECRET_KEY", "")).startswith("sk_test"),
         }
