@@ -69,3 +69,59 @@ def test_a_guest_books_a_consult_with_the_keyboard_only(live_server, browser):
         assert (consult.guest_name, consult.guest_email, consult.guest_tz) == ("Kai Keyboard", "kai@example.com",
                                                                               "Europe/Berlin")
     context.close()
+
+
+def test_a_participant_fills_and_submits_the_intake_with_the_keyboard_only(live_server, browser):
+    from datetime import timedelta
+
+    from retreat.accounts import users as accounts
+    from retreat.clinical.models import Intake
+    from retreat.cohorts import enrollment
+    from retreat.cohorts.models import CohortStatus, DepositTiming
+    from retreat.timeutil import now_utc
+    from tests import factories_cohorts as fc
+    from tests.e2e.helpers import PASSWORD, sign_in
+
+    now = now_utc()
+    with live_server.app.app_context():
+        org = accounts.create_provider_organization("Front Range Medical Partners")
+        person = accounts.create_user(email="kai@example.com", name="Kai Keyboard", password=PASSWORD,
+                                      verified=True, tz="America/Denver")
+        cohort = fc.cohort(fc.retreat(), status=CohortStatus.OPEN, deposit_timing=DepositTiming.AFTER_CLEARANCE,
+                           starts_at=now + timedelta(days=60), provider_organization_id=org.id)
+        enrollment.apply(cohort, person, now=now)
+        db.session.commit()
+    context = browser.new_context(timezone_id="America/Denver", locale="en-US", viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    sign_in(page, live_server.url, "kai@example.com")
+    page.goto(live_server.url + "/me/intake")
+    tab_to(page, "main a.button[href*=intake]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    numbers = {"bp_systolic": "122", "bp_diastolic": "78", "height_cm": "170", "weight_kg": "68"}
+    typed, checked = set(), set()
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        el = page.evaluate("(() => { const e = document.activeElement; return {tag: e.tagName, type: e.type || '',"
+                           " id: e.id, name: e.name || '', text: (e.textContent || '').trim()}; })()")
+        if el["tag"] == "BUTTON" and "Submit for medical review" in el["text"]:
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            break
+        if el["tag"] == "TEXTAREA" or (el["tag"] == "INPUT" and el["type"] in ("text", "tel", "number")):
+            if el["id"] not in typed:
+                page.keyboard.type(numbers.get(el["id"], "+1 303 555 0100" if "phone" in el["id"] else "None"))
+                typed.add(el["id"])
+        elif el["tag"] == "INPUT" and el["type"] == "radio" and el["name"] not in checked:
+            page.keyboard.press("Space")  # the group's first answer: "Not at all"
+            checked.add(el["name"])
+        elif el["tag"] == "INPUT" and el["type"] == "checkbox" and el["id"] == "copd":
+            page.keyboard.press("Space")
+    else:
+        raise AssertionError("Tab never reached the submit button")
+    assert page.get_by_role("heading", name="Status: In medical review").is_visible()
+    assert len(checked) == 16 and {"bp_systolic", "medications"} <= typed
+    with live_server.app.app_context():
+        assert db.session.query(Intake).count() == 1
+    context.close()
