@@ -29,7 +29,7 @@
     search.type = "search";
     search.className = "zone-search";
     search.id = (select.id || "zone") + "-search-" + count;
-    search.setAttribute("aria-label", "Search time zones");
+    search.setAttribute("aria-label", "Find a zone by city or offset");
     search.setAttribute("aria-controls", select.id);
     search.placeholder = "Search: a city or an offset like +01:00";
     search.autocomplete = "off";
