@@ -79,6 +79,14 @@ def human_time(value: datetime, tz: str | None) -> str:
     return f"{human_date(local.date())}, {local.strftime('%I:%M %p').lstrip('0')} {local.tzname()}"
 
 
+def email_time(value: datetime, tz: str | None) -> str:
+    """"Tuesday 12 January 2027, 17:00 (Europe/Berlin)": a moment in an email, in the recipient's
+    zone, 24-hour (read the same in every country) and naming the zone it is in."""
+    name = tz if is_valid_zone(tz) else "UTC"
+    local = to_local(value, name)
+    return f"{human_date(local.date())}, {local:%H:%M} ({name})"
+
+
 def to_local(value: datetime, tz_name: str | None) -> datetime:
     return ensure_utc(value).astimezone(zone(tz_name))
 
@@ -90,11 +98,67 @@ def format_local(value: datetime | None, tz_name: str | None, fmt: str = "%a %d 
     return f"{local.strftime(fmt)} {local.tzname()}"
 
 
+_LEGACY_PREFIXES = ("Etc/", "US/", "SystemV/", "posix/", "right/")
+_AREAS = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/",
+          "Pacific/")
+
+
+@lru_cache(maxsize=1)
+def zone_links() -> dict[str, str]:
+    """Alias -> canonical name, from the tz database's own link lines ("L Asia/Kolkata Asia/Calcutta")."""
+    text = ""
+    try:
+        from importlib.resources import files
+
+        text = files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text()
+    except (ImportError, FileNotFoundError, ModuleNotFoundError):
+        try:
+            with open("/usr/share/zoneinfo/tzdata.zi", encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            text = ""
+    links: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "L":
+            links[parts[2]] = parts[1]
+    return links
+
+
+def canonical_zone(name: str | None) -> str | None:
+    """The canonical IANA name for ``name`` (an alias such as Asia/Calcutta or US/Mountain maps to
+    Asia/Kolkata or America/Denver); None when it is no zone at all."""
+    if not isinstance(name, str) or not is_valid_zone(name.strip()):
+        return None
+    name = name.strip()
+    if name in ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"):
+        return "UTC"
+    seen = 0
+    links = zone_links()
+    while name in links and seen < 5:  # a link names its target directly; the bound guards a bad file
+        name, seen = links[name], seen + 1
+    return name
+
+
+@lru_cache(maxsize=1)
 def common_zones() -> list[str]:
-    """Zones offered in pickers: the canonical Area/City names, sorted."""
-    prefixes = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/",
-                "Indian/", "Pacific/")
-    return sorted(z for z in all_zones() if z.startswith(prefixes)) + ["UTC"]
+    """Zones offered in pickers: canonical Area/City names only (no aliases, no US/* or Etc/*), sorted."""
+    links = zone_links()
+    return sorted(z for z in all_zones()
+                  if z.startswith(_AREAS) and z not in links and not z.startswith(_LEGACY_PREFIXES)) + ["UTC"]
+
+
+def utc_offset_label(name: str, at: datetime) -> str:
+    """"UTC+05:30": the zone's offset from UTC at ``at``."""
+    offset = ensure_utc(at).astimezone(zone(name)).utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def zone_label(name: str, at: datetime) -> str:
+    """"Europe / Berlin (UTC+01:00)": a zone as a person reads it in a list."""
+    return f"{name.replace('_', ' ').replace('/', ' / ')} ({utc_offset_label(name, at)})"
 
 
 def day_window(now: datetime, tz_name: str | None) -> tuple[datetime, datetime]:

@@ -61,7 +61,7 @@ from retreat.core.crypto import encrypt_field
 from retreat.core.errors import Conflict, PermissionDenied, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
-from retreat.timeutil import human_time
+from retreat.timeutil import email_time
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now
             if not is_free(schedule, new_start, now):
                 raise why_not_free(schedule, new_start, now)
             settings = consult.settings
-            previous_when = human_time(consult.start_at, settings.tz)
+            previous_when = email_time(consult.start_at, settings.tz)
             consult.start_at = new_start
             consult.end_at = new_start + schedule.duration
             consult.blocked_start = new_start - schedule.buffer_before

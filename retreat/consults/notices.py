@@ -14,7 +14,7 @@ from retreat.consults.models import (
 from retreat.core import urls
 from retreat.messaging import outbox
 from retreat.messaging.ics import event_spec
-from retreat.timeutil import human_time
+from retreat.timeutil import email_time
 
 REMINDERS = (("24h", timedelta(hours=24), "tomorrow"), ("1h", timedelta(hours=1), "in one hour"))
 
@@ -49,11 +49,11 @@ def _context(consult: Consultation, *, tz: str, manage_link: str | None, base_ur
     deadline = change_deadline(consult, settings)
     return {
         "consult_id": consult.id, "event": event, "guest_name": consult.guest_name,
-        "facilitator_name": consult.facilitator.name, "when": human_time(consult.start_at, tz), "tz": tz,
+        "facilitator_name": consult.facilitator.name, "when": email_time(consult.start_at, tz), "tz": tz,
         "start": consult.start_at.isoformat(), "end": consult.end_at.isoformat(),
         "duration_minutes": int((consult.end_at - consult.start_at).total_seconds() // 60),
         "video_link": settings.video_link if settings else None, "manage_url": manage_link,
-        "change_until": human_time(deadline, tz) if deadline > now else "",
+        "change_until": email_time(deadline, tz) if deadline > now else "",
         "book_url": base_url.rstrip("/") + urls.CONSULT_BOOKING_PATH,
     }
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.messaging import outbox
-from retreat.timeutil import human_time
+from retreat.timeutil import email_time
 
 ADDED, MOVED, PLACE, REMOVED = "added", "moved", "place", "removed"
 
@@ -34,12 +34,12 @@ class CircleChange:
         """One line of the email, in the participant's time zone."""
         title = f"Integration circle {self.sequence}"
         if REMOVED in self.kinds:
-            return f"{title} on {human_time(self.starts_at, tz)} is cancelled."
+            return f"{title} on {email_time(self.starts_at, tz)} is cancelled."
         if ADDED in self.kinds:
-            return f"{title} is new: {human_time(self.starts_at, tz)}, {self.place}."
+            return f"{title} is new: {email_time(self.starts_at, tz)}, {self.place}."
         parts = []
         if MOVED in self.kinds:
-            parts.append(f"now {human_time(self.starts_at, tz)} (was {human_time(self.old_starts_at, tz)})")
+            parts.append(f"now {email_time(self.starts_at, tz)} (was {email_time(self.old_starts_at, tz)})")
         if PLACE in self.kinds:
             parts.append(f"new place: {self.place}")
         return f"{title}: {'; '.join(parts)}."

@@ -32,7 +32,7 @@ from retreat.integration.plan import anchor, local_to_utc, lock_plan, notify_lis
 from retreat.messaging import ics, outbox
 from retreat.messaging.dispatcher import quiet_until
 from retreat.messaging.models import OutboxMessage, OutboxStatus
-from retreat.timeutil import human_time, zone
+from retreat.timeutil import email_time, zone
 
 
 @dataclass
@@ -281,7 +281,7 @@ def _invited_before(s: CohortSession, enr: Enrollment) -> bool:
 def _context(s: CohortSession, enr: Enrollment) -> dict:
     person, cohort = enr.participant, s.cohort
     return {"participant_name": person.name, "retreat_title": cohort.retreat.title, "cohort_title": cohort.title,
-            "circle_title": s.title, "when": human_time(s.starts_at, person.tz),
+            "circle_title": s.title, "when": email_time(s.starts_at, person.tz),
             "duration_minutes": int((s.ends_at - s.starts_at).total_seconds() // 60),
             "location": s.location, "video_url": s.video_url, "portal_url": portal_url(),
             "updated": _invited_before(s, enr), "circle_id": s.id}

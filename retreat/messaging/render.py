@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from jinja2 import Environment, TemplateNotFound, Undefined, pass_context
 
 from retreat.core import urls
-from retreat.timeutil import format_local
+from retreat.timeutil import email_time, format_local
 
 _ENV_KEY = "retreat.email_jinja_env"
 
@@ -32,13 +32,17 @@ class RenderedEmail:
 
 
 @pass_context
-def _local(ctx, value, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M"):
-    """``value|local``: an aware datetime (or ISO string) in the recipient's zone."""
+def _local(ctx, value, tz: str | None = None, fmt: str | None = None):
+    """``value|local``: an aware datetime (or ISO string) in the recipient's zone, written as
+    "Tuesday 12 January 2027, 17:00 (Europe/Berlin)" (or with ``fmt``, a strftime pattern)."""
     if isinstance(value, str) and value:
         from datetime import datetime
 
         value = datetime.fromisoformat(value)
-    return format_local(value, tz or ctx.get("recipient_tz") or "UTC", fmt)
+    if not value:
+        return ""
+    zone_name = tz or ctx.get("recipient_tz") or "UTC"
+    return format_local(value, zone_name, fmt) if fmt else email_time(value, zone_name)
 
 
 def email_env(app: Flask | None = None) -> Environment:

@@ -22,7 +22,15 @@ from wtforms.validators import StopValidation, ValidationError
 
 from retreat.core.errors import DomainError
 from retreat.database import INT_MAX
-from retreat.timeutil import EARLIEST_YEAR, LATEST_YEAR, in_calendar
+from retreat.timeutil import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    canonical_zone,
+    common_zones,
+    in_calendar,
+    now_utc,
+    zone_label,
+)
 from retreat.web import transaction
 
 CALENDAR_MESSAGE = f"Enter a date between {EARLIEST_YEAR} and {LATEST_YEAR}."
@@ -139,3 +147,30 @@ def refused(message: str, category: str = "error") -> None:
 def status_for(form: FlaskForm) -> int:
     """422 when the form (or the service) refused the input, else 200."""
     return 422 if form.errors or form.form_errors else 200
+
+
+ZONE_MESSAGE = "Choose a time zone from the list; {value!r} is not one we know."
+
+
+def zone_options(first: list[str | None] | tuple = (), *, now=None) -> list[tuple[str, str]]:
+    """(value, label) for a time-zone picker: the zones in ``first`` (the practice's or cohort's),
+    then every canonical zone; each label carries the zone's current UTC offset."""
+    at = now or now_utc()
+    zones = common_zones()
+    preferred = [z for z in dict.fromkeys(canonical_zone(f) for f in first) if z]
+    return [(z, zone_label(z, at)) for z in preferred] + [(z, zone_label(z, at)) for z in zones if z not in preferred]
+
+
+class ZoneField(wtforms.SelectField):
+    """A time-zone select: an alias (an old saved Asia/Calcutta, US/Mountain) is read as its canonical
+    zone; anything else outside the list is refused with a message naming it."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        kwargs.setdefault("choices", [])
+        kwargs.setdefault("render_kw", {"data-zone-picker": ""})
+        super().__init__(label, validators, filters=[lambda v: canonical_zone(v) or v], **kwargs)
+
+    def pre_validate(self, form):
+        values = {c.value if hasattr(c, "value") else c[0] for c in self.choices}
+        if self.data not in values:
+            raise ValidationError(ZONE_MESSAGE.format(value=str(self.data or "")[:64]))

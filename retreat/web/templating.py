@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app, request, url_for
 from flask_login import current_user
 
 from retreat.money import format_money
 from retreat.timeutil import format_local, human_date
 
-# (endpoint, label) per role; each blueprint owns its pages.
+# The role's menu: a top-level link is (endpoint, label); a group is (label, [(endpoint, label), ...]).
+# Each blueprint owns its pages; an endpoint that is not registered is left out (and an empty group too).
 NAV = {
     "participant": [("participant.dashboard", "My retreat"), ("public.retreats", "Retreats"),
-                    ("participant.intake_index", "Medical review"), ("participant.payments_index", "Payments"),
-                    ("participant.my_data", "My data")],
-    "facilitator": [("facilitator.dashboard", "Facilitator"), ("facilitator.cohorts", "Cohorts"),
-                    ("facilitator.clearance_overview", "Clearance"), ("facilitator.safety_alerts", "Safety alerts")],
-    "provider": [("provider.dashboard", "Clearance queue")],
-    "finance": [("finance.dashboard", "Finance"), ("finance.payments_dashboard", "Payments")],
-    "admin": [("admin.dashboard", "Admin"), ("admin.users", "Users"),
-              ("admin.organizations", "Organisations"), ("admin.audit_log", "Audit log"),
-              ("admin.settings", "Settings"), ("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"),
-              ("admin.deletion_requests", "Deletion requests"), ("admin.break_glass", "Break glass")],
+                    ("Health", [("participant.intake_index", "Medical review"), ("participant.checkins_index", "Check-ins"),
+                                ("participant.outcomes", "Progress")]),
+                    ("Integration", [("participant.journal_index", "Journal"), ("participant.circles", "Circles")]),
+                    ("participant.payments_index", "Payments")],
+    "facilitator": [("facilitator.dashboard", "Today"),
+                    ("Cohorts", [("facilitator.cohorts", "Cohorts"), ("facilitator.clearance_overview", "Clearance"),
+                                 ("facilitator.safety_alerts", "Safety alerts")]),
+                    ("Consults", [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]),
+                    ("Integration", [("facilitator.outcomes_index", "Outcomes")])],
+    "provider": [("provider.dashboard", "Clearance queue"), ("provider.outcomes_index", "Outcomes")],
+    "finance": [("finance.dashboard", "Overview"),
+                ("Money", [("finance.payments_dashboard", "Payments"), ("finance.balances_due", "Balances due"),
+                           ("finance.payouts_list", "Payouts"), ("finance.reconciliation_index", "Reconciliation")]),
+                ("Reports", [("finance.reports", "Reports"), ("finance.exports_page", "Exports")])],
+    "admin": [("admin.dashboard", "Overview"),
+              ("People", [("admin.users", "Users"), ("admin.organizations", "Organisations")]),
+              ("Operations", [("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"), ("admin.settings", "Settings")]),
+              ("Records", [("admin.audit_log", "Audit log"), ("admin.deletion_requests", "Deletion requests"),
+                           ("admin.break_glass", "Break glass")])],
 }
-NAV["facilitator"] += [("facilitator.consults", "Consults"), ("facilitator.availability", "Availability")]
-NAV["finance"] += [("finance.balances_due", "Balances due"), ("finance.reports", "Reports"), ("finance.exports_page", "Exports")]
-NAV["finance"] += [("finance.payouts_list", "Payouts")]
-NAV["finance"] += [("finance.reconciliation_index", "Reconciliation")]
-NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.outcomes", "Progress"),
-                       ("participant.checkins_index", "Check-ins")]
-NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
-NAV["participant"] += [("participant.circles", "Circles")]
-NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
+# Pages of the role's account menu (beside Settings and Sign out).
+ACCOUNT_NAV = {"participant": [("participant.my_data", "My data")]}
+
+
+def nav_entries(role: str | None, endpoints, current: str | None, url=url_for) -> list[dict]:
+    """The menu as the template draws it: links {href, label, current} and groups {label, id,
+    links, current}; unknown endpoints and empty groups are left out."""
+    entries: list[dict] = []
+    for index, (first, second) in enumerate(NAV.get(role or "", [])):
+        if isinstance(second, list):
+            links = [{"href": url(e), "label": label, "current": e == current} for e, label in second if e in endpoints]
+            if links:
+                entries.append({"label": first, "id": f"nav-group-{index}", "links": links,
+                                "current": any(link["current"] for link in links)})
+        elif first in endpoints:
+            entries.append({"href": url(first), "label": second, "current": first == current})
+    return entries
 
 
 def viewer_tz() -> str:
@@ -40,6 +58,9 @@ def viewer_tz() -> str:
 
 
 def init_app(app: Flask) -> None:
+    # Browsers ask for /favicon.ico on their own; base.html links the SVG and PNG in static/.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
+
     @app.template_filter("local")
     def _local(value, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M"):
         return format_local(value, tz or viewer_tz(), fmt)
@@ -54,14 +75,18 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals():
-        items = []
+        items: list[dict] = []
+        account_items: list[dict] = []
         if current_user and getattr(current_user, "is_authenticated", False):
-            for endpoint, label in NAV.get(current_user.role, []):
-                if endpoint in current_app.view_functions:
-                    items.append((url_for(endpoint), label, endpoint))
+            endpoints = current_app.view_functions
+            items = nav_entries(current_user.role, endpoints, request.endpoint)
+            account_items = [{"href": url_for(e), "label": label, "current": e == request.endpoint}
+                             for e, label in ACCOUNT_NAV.get(current_user.role, []) if e in endpoints]
         return {
             "practice_name": current_app.config["PRACTICE_NAME"],
             "nav_items": items,
+            "account_nav_items": account_items,
             "has_endpoint": lambda name: name in current_app.view_functions,
+            "viewer_tz": viewer_tz,
             "stripe_test_mode": str(current_app.config.get("STRIPE_SECRET_KEY", "")).startswith("sk_test"),
         }

@@ -12,6 +12,7 @@ from retreat.cohorts.models import CohortStatus, DepositTiming
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
+from tests.e2e import helpers
 from tests.e2e.helpers import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
@@ -19,8 +20,7 @@ SHOTS = "/tmp"
 
 
 def sign_out(page):
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_load_state()
+    helpers.sign_out(page)
 
 
 def test_intake_then_provider_decision_then_participant_sees_outcome(live_server, page):

@@ -11,6 +11,7 @@ from retreat.cohorts.models import CohortSession, DepositTiming
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
+from tests.e2e import helpers
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a-long-password-1"
@@ -78,7 +79,7 @@ def test_participant_applies_and_reaches_seat_hold(live_server, page):
     assert page.get_by_text("Deposit: $750.00").is_visible()
     page.screenshot(path="/tmp/cohort_tracker.png", full_page=True)
 
-    page.get_by_role("button", name="Sign out").click()
+    helpers.sign_out(page)
     page.goto(f"{live_server.url}/account/login")
     page.get_by_label("Email").fill("fern@example.com")
     page.get_by_label("Password").fill(PASSWORD)

@@ -5,6 +5,7 @@ import pytest
 from retreat.accounts import passwords
 from retreat.extensions import db
 from tests import factories_clearance as fcl
+from tests.e2e import helpers
 from tests.e2e.helpers import PASSWORD, sign_in
 from tests.factories_clearance import MARKER
 
@@ -23,7 +24,7 @@ def test_cookies_copied_before_sign_out_are_dead(live_server, page, browser):
     assert MARKER in page.content()
     copied = page.context.cookies()
     assert any(c["name"] == "session" for c in copied)
-    page.get_by_role("button", name="Sign out").click()
+    helpers.sign_out(page)
     page.wait_for_load_state()
 
     other = browser.new_context(timezone_id="America/Denver", locale="en-US")

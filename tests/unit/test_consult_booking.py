@@ -53,13 +53,13 @@ def test_booking_creates_consult_participant_and_messages(db):
     assert claim_url.startswith(f"{BASE_URL}/consult/claim/") and "claim_url" not in confirm.context
     assert claim_url != b.manage_url and "claim_url" not in sealed.context_of(rows["consult_reminder:24h"])
     assert confirm.context["video_link"] == "https://video.example.com/room-1"
-    assert confirm.context["when"] == "Tuesday 2 June 2026, 12:00 PM EDT"  # the guest's zone
+    assert confirm.context["when"] == "Tuesday 2 June 2026, 12:00 (America/New_York)"  # the guest's zone
     assert confirm.ics["method"] == "REQUEST" and confirm.ics["sequence"] == 0 and confirm.ics["uid"] == c.calendar_uid
     assert confirm.ics["location"] == "https://video.example.com/room-1"
     assert rows["consult_reminder:24h"].due_at == TUE_10 - timedelta(hours=24)
     assert rows["consult_reminder:1h"].due_at == TUE_10 - timedelta(hours=1)
     notice = rows["consult_facilitator_notice:booked"]
-    assert notice.recipient_user_id == fac.id and notice.context["when"] == "Tuesday 2 June 2026, 10:00 AM MDT"
+    assert notice.recipient_user_id == fac.id and notice.context["when"] == "Tuesday 2 June 2026, 10:00 (America/Denver)"
     booked = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "consult.booked"))
     assert booked.actor_email == "grace@example.com" and booked.object_id == str(c.id)
     assert "flag" not in str(booked.details) and "pregnan" not in str(booked.details)

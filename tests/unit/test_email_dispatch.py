@@ -52,8 +52,8 @@ def test_sends_multipart_email_with_calendar_invite_in_recipient_zone(db, smtp):
 
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
-    assert "Tue 10 Mar 2026, 10:00 MDT" in text and "See you soon." in text
-    assert "<strong>Tue 10 Mar 2026, 10:00 MDT</strong>" in html
+    assert "Tuesday 10 March 2026, 10:00 (America/Denver)" in text and "See you soon." in text
+    assert "<strong>Tuesday 10 March 2026, 10:00 (America/Denver)</strong>" in html
     assert "Open Meadow Retreats" in text and "Open Meadow Retreats" in html
 
     invites = [p for p in msg.iter_attachments() if p.get_content_type() == "text/calendar"]

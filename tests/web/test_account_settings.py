@@ -34,7 +34,7 @@ def test_bad_details_are_refused_and_nothing_changes(app, db):
     c = signed_in(app, user)
     for data, message in [
         ({"profile-name": "", "profile-tz": "Europe/Berlin"}, "Enter your name"),
-        ({"profile-name": "Sam", "profile-tz": "Nowhere/Land"}, "Not a valid choice"),
+        ({"profile-name": "Sam", "profile-tz": "Nowhere/Land"}, "&#39;Nowhere/Land&#39; is not one we know"),
         ({"profile-name": "Sam", "profile-tz": "Europe/Berlin", "profile-phone": "call me maybe"}, "phone number"),
     ]:
         r = c.post("/account/settings", data=data)
@@ -80,3 +80,25 @@ def test_settings_need_sign_in(client, db):
     r = client.get("/account/settings")
     assert r.status_code == 302 and "/account/login" in r.headers["Location"]
     assert client.post("/account/settings/sign-out-everywhere").status_code == 302
+
+
+def test_the_zone_picker_lists_canonical_zones_with_their_offsets_and_reads_an_old_alias(app, db):
+    user = factories.user("participant", name="Sam", tz="Asia/Calcutta")  # saved before aliases were mapped
+    c = signed_in(app, user)
+    html = c.get("/account/settings").get_data(as_text=True)
+    picker = html.split('name="profile-tz"', 1)[1].split("</select>", 1)[0]
+    assert '<option selected value="Asia/Kolkata">' in picker and "Asia / Kolkata (UTC+05:30)" in picker
+    for alias in ("Asia/Calcutta", "US/Mountain", "Etc/GMT+5", "America/Buenos_Aires"):
+        assert f'value="{alias}"' not in picker, alias
+    assert 300 < picker.count("<option") < 400 and "data-zone-picker" in html
+    r = c.post("/account/settings", data={"profile-name": "Sam", "profile-tz": "US/Mountain"})
+    assert r.status_code == 302 and user.tz == "America/Denver"  # an alias is saved as its canonical zone
+
+
+def test_an_unknown_zone_is_refused_by_name_and_nothing_is_saved(app, db):
+    user = factories.user("participant", name="Sam", tz="Europe/Berlin")
+    c = signed_in(app, user)
+    for bad in ("Mars/Olympus", "europe/berlin", "Etc/../../passwd", "x" * 300):
+        r = c.post("/account/settings", data={"profile-name": "Ann", "profile-tz": bad})
+        assert r.status_code == 422 and "Choose a time zone from the list" in r.get_data(as_text=True), bad
+    assert (user.name, user.tz) == ("Sam", "Europe/Berlin")

@@ -90,7 +90,7 @@ def test_existing_email_gets_same_outcome_and_owner_is_told(client, db):
     ({"confirm": "a-different-long-password"}, "do not match"),
     ({"email": "not-an-email"}, "valid email address"),
     ({"name": ""}, "Enter your name"),
-    ({"tz": "Mars/Olympus_Mons"}, "Not a valid choice"),
+    ({"tz": "Mars/Olympus_Mons"}, "is not one we know"),
     ({"agree": None}, "agree to the privacy notice"),
 ])
 def test_bad_signup_input_is_refused_and_nothing_is_created(client, db, overrides, field_message):

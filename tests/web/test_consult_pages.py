@@ -97,7 +97,7 @@ BAD_FORMS = [
     ({"email": "nope"}, "valid email"),
     ({"phone": "9" * 41}, "under 40 characters"),
     ({"reason": "x" * 2001}, "under 2000 characters"),
-    ({"timezone": "Mars/Base"}, "Not a valid choice"),
+    ({"timezone": "Mars/Base"}, "is not one we know"),
     ({"q_psychosis": "perhaps"}, "Not a valid choice"),
     ({"start": "2020-01-01T10:00:00Z"}, "already passed"),
     ({"start": "garbage"}, "Choose a time"),

@@ -44,10 +44,11 @@ def _endpoint(app, path: str) -> str:
         return path.split("?")[0]
 
 
-def crawl(app, client, start: str, max_pages: int = MAX_PAGES) -> dict[str, int]:
-    """BFS over links and GET forms as shown; returns {url: status}."""
+def crawl(app, client, start: str, max_pages: int = MAX_PAGES, per_endpoint: int = PER_ENDPOINT) -> dict[str, int]:
+    """BFS over links and GET forms as shown (each page kind at most ``per_endpoint`` times);
+    returns {url: status}."""
     seen: dict[str, int] = {}
-    per_endpoint: dict[str, int] = {}
+    visits: dict[str, int] = {}
     refused_forms: list[str] = []
     queue = deque([("/", None), (start, None)])
     while queue and len(seen) < max_pages:
@@ -55,9 +56,9 @@ def crawl(app, client, start: str, max_pages: int = MAX_PAGES) -> dict[str, int]
         if url in seen or _skip(url):
             continue
         endpoint = _endpoint(app, url)
-        if form_of is None and per_endpoint.get(endpoint, 0) >= PER_ENDPOINT:
+        if form_of is None and visits.get(endpoint, 0) >= per_endpoint:
             continue
-        per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+        visits[endpoint] = visits.get(endpoint, 0) + 1
         r = client.get(url)
         seen[url] = r.status_code
         assert r.status_code < 500, f"{url} -> {r.status_code}"

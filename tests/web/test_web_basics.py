@@ -185,7 +185,7 @@ def test_navigation_shows_only_the_roles_links(make_client, client):
     assert "Finance" not in admin_nav and "Clearance queue" not in admin_nav
 
     fac_nav = nav_of(make_client("facilitator", password=None).get("/facilitator/").get_data(as_text=True))
-    assert "Facilitator" in fac_nav and "Sign out" in fac_nav
+    assert "Today" in fac_nav and "Sign out" in fac_nav
     for label in ("Users", "Audit log", "Settings", "Finance", "Clearance queue", "My retreat"):
         assert label not in fac_nav
 

@@ -1,10 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import Email, EqualTo, Optional
 
 from retreat.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from retreat.timeutil import common_zones
-from retreat.web.forms import DataRequired, Length, strip
+from retreat.web.forms import DataRequired, Length, ZoneField, strip, zone_options
 
 
 class LoginForm(FlaskForm):
@@ -21,7 +20,7 @@ _MISMATCH = "The two passwords do not match."
 
 
 def zone_choices() -> list[tuple[str, str]]:
-    return [(z, z.replace("_", " ")) for z in common_zones()]
+    return zone_options()
 
 
 def new_password_fields(label: str = "Password"):
@@ -40,8 +39,7 @@ class SignupForm(FlaskForm):
                                             Email(message="Enter a valid email address."), Length(max=254)],
                        filters=[strip])
     password, confirm = new_password_fields()
-    tz = SelectField("Your time zone", choices=[], default="UTC",
-                     validate_choice=True)
+    tz = ZoneField("Your time zone", default="UTC")
     agree = BooleanField("I have read and agree to the privacy notice",
                          validators=[DataRequired(message="Please agree to the privacy notice to continue.")])
 
@@ -80,7 +78,7 @@ class TotpDisableForm(FlaskForm):
 class ProfileForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Enter your name."), Length(max=200)],
                        filters=[strip])
-    tz = SelectField("Time zone", choices=[], validate_choice=True)
+    tz = ZoneField("Time zone")
     phone = StringField("Phone (optional)", validators=[Optional(), Length(max=40)], filters=[strip])
     marketing_opt_out = BooleanField("Only send me essential messages (bookings, payments, safety)")
 

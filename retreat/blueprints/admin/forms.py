@@ -6,8 +6,16 @@ from wtforms.validators import Email, NumberRange, Optional, ValidationError
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
-from retreat.timeutil import common_zones
-from retreat.web.forms import DataRequired, DateField, InputRequired, IntegerField, Length, strip
+from retreat.web.forms import (
+    DataRequired,
+    DateField,
+    InputRequired,
+    IntegerField,
+    Length,
+    ZoneField,
+    strip,
+    zone_options,
+)
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -37,13 +45,13 @@ class StaffUserForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)], filters=[strip])
     role = SelectField("Role", choices=STAFF_ROLE_CHOICES, validators=[DataRequired()])
-    tz = SelectField("Time zone", validators=[DataRequired()], default="America/Denver")
+    tz = ZoneField("Time zone", validators=[DataRequired()], default="America/Denver")
     provider_organization = SelectField("Provider organisation", validators=[Optional()],
                                         description="Required for providers.")
 
     def __init__(self, *args, orgs=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.tz.choices = choices((z, z) for z in common_zones())
+        self.tz.choices = choices(zone_options(["America/Denver"]))
         self.provider_organization.choices = org_choices(orgs)
 
 

@@ -4,8 +4,7 @@ from wtforms.validators import Email, Optional
 
 from retreat.consults.prescreen import ANSWER_CHOICES, HEARD_FROM_CHOICES, PRESCREEN_QUESTIONS
 from retreat.consults.settings import MAX_LEN
-from retreat.timeutil import common_zones
-from retreat.web.forms import DataRequired, Length, strip
+from retreat.web.forms import DataRequired, Length, ZoneField, strip, zone_options
 
 try:  # WTForms >= 3.3 prefers SelectChoice objects to (value, label) tuples
     from wtforms.fields.choices import SelectChoice
@@ -18,7 +17,7 @@ except ImportError:  # pragma: no cover - older WTForms
 
 
 def zone_choices() -> list:
-    return choices((z, z.replace("_", " ")) for z in common_zones())
+    return choices(zone_options())
 
 
 class BookingForm(FlaskForm):
@@ -31,7 +30,7 @@ class BookingForm(FlaskForm):
         Length(max=MAX_LEN["email"])])
     phone = TelField("Phone (optional)", filters=[strip], validators=[
         Optional(), Length(max=MAX_LEN["phone"], message="Keep the phone number under 40 characters.")])
-    timezone = SelectField("Your time zone", choices=[])
+    timezone = ZoneField("Your time zone")
     reason = TextAreaField("What brings you to us?", filters=[strip], validators=[
         Optional(), Length(max=MAX_LEN["reason"], message="Keep this under 2000 characters.")])
     heard_from = SelectField("How did you hear about us?", validators=[Optional()],

@@ -18,15 +18,17 @@ from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
 from retreat.payments.balances import DUE_BEFORE_START
-from retreat.timeutil import common_zones, zone
+from retreat.timeutil import zone
 from retreat.web.forms import (
     DataRequired,
     DateField,
     DateTimeLocalField,
     IntegerField,
     Length,
+    ZoneField,
     check_int_range,
     strip,
+    zone_options,
 )
 
 
@@ -55,7 +57,7 @@ class MoneyField(StringField):
 
 class CohortForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=200)], filters=[strip])
-    timezone = SelectField("Time zone", choices=[], validators=[DataRequired()])
+    timezone = ZoneField("Time zone", validators=[DataRequired()])
     starts_at = DateTimeLocalField("Starts (local time)", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
     ends_at = DateTimeLocalField("Ends (local time)", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
     capacity = IntegerField("Capacity (seats)", validators=[DataRequired(), NumberRange(min=1, max=500)])
@@ -77,7 +79,8 @@ class CohortForm(FlaskForm):
 
     def __init__(self, *args, orgs=(), **kw):
         super().__init__(*args, **kw)
-        self.timezone.choices = [(z, z) for z in common_zones()]
+        # The cohort's own zone (when editing) and the practice's home zone first.
+        self.timezone.choices = zone_options([self.timezone.data, "America/Denver"])
         self.provider_organization_id.choices = [(0, "— none yet —")] + [(o.id, o.name) for o in orgs]
 
     def _minor(self, f) -> int:

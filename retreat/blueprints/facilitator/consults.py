@@ -22,7 +22,16 @@ from retreat.core import urls
 from retreat.core.errors import DomainError, ValidationFailed
 from retreat.timeutil import now_utc, zone
 from retreat.web import transaction
-from retreat.web.forms import DataRequired, DateField, IntegerField, Length, refused, show_domain_error, strip
+from retreat.web.forms import (
+    DataRequired,
+    DateField,
+    IntegerField,
+    Length,
+    ZoneField,
+    refused,
+    show_domain_error,
+    strip,
+)
 from retreat.web.hooks import no_store
 from retreat.web.security import request_context, roles_required
 
@@ -39,7 +48,7 @@ def _limit(field: str, *, required: bool = False, hours: bool = False) -> dict:
 
 
 class SettingsForm(FlaskForm):
-    tz = SelectField("Your time zone", choices=[])
+    tz = ZoneField("Your time zone")
     duration_minutes = IntegerField("Consult length (minutes)", **_limit("duration_minutes", required=True))
     slot_interval_minutes = IntegerField("Offer a start time every (minutes)",
                                          **_limit("slot_interval_minutes", required=True))
