@@ -8,7 +8,7 @@ Jinja global is also what the email templates call (``retreat.messaging.render``
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_login import current_user
 
 from retreat.accounts import crisis
@@ -18,7 +18,10 @@ STAFF_BLUEPRINTS = frozenset({"facilitator", "provider", "finance", "admin"})
 
 
 def shows_crisis() -> bool:
-    """Participants' and guests' pages carry the crisis block; the team's pages do not."""
+    """Participants' and guests' pages carry the crisis block; the team's pages do not (a page
+    rendered outside a request, e.g. a document, is a participant's)."""
+    if not has_request_context():
+        return True
     if request.blueprint in STAFF_BLUEPRINTS:
         return False
     if current_user and getattr(current_user, "is_authenticated", False):
