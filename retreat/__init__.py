@@ -59,6 +59,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     templating.init_app(app)
 
+    from retreat.web import crisis
+
+    crisis.init_app(app)
+
     if app.config.get("SCHEDULER_IN_PROCESS"):
         from retreat.scheduler import start_in_process
 

@@ -48,6 +48,17 @@ def seed() -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 DEMO_RETREAT_SLUG = "colorado-mountain-retreat"
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                 "twelve")
+
+
+def circles_in_plan() -> str:
+    """How many weekly integration circles a new cohort's plan holds, in words (the demo's texts
+    say what the plan does: ``integration.plan.TEMPLATE``)."""
+    from retreat.integration.plan import TEMPLATE
+
+    weeks = TEMPLATE["circle_weeks"]
+    return _NUMBER_WORDS[weeks] if weeks < len(_NUMBER_WORDS) else str(weeks)
 _DEMO_PEOPLE = ["Alex Rivera", "Blair Chen", "Casey Morgan", "Devon Patel", "Emery Brooks", "Finley Okafor",
                 "Gray Nakamura", "Harper Silva", "Indy Larsen", "Jordan Haddad", "Kai Moreau", "Logan Fischer",
                 "Morgan Adeyemi", "Noor Rahman", "Oakley Byrne", "Parker Novak", "Quinn Avery", "Rowan Ellis"]
@@ -73,6 +84,7 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
 
     if db.session.scalar(select(Retreat).where(Retreat.slug == DEMO_RETREAT_SLUG)) is not None:
         return
+    circles = circles_in_plan()
     now = now or now_utc()
     tz = "America/Denver"
     facilitator = accounts.get_by_email("facilitator@demo.retreat")
@@ -87,10 +99,10 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
                      "two dosing sessions run by our licensed partner medical provider, daily Internal Family "
                      "Systems group work, and time outdoors.\n\nEvery participant is screened and medically "
                      "cleared by the partner provider before the retreat. Integration circles continue online for "
-                     "eight weeks afterwards."),
+                     f"{circles} weeks afterwards."),
         included="Lodging in a shared or private room\nAll meals (vegetarian, allergies catered for)\n"
                  "Two medically supervised dosing sessions\nDaily IFS group sessions\n"
-                 "Eight weekly online integration circles",
+                 f"{circles.capitalize()} weekly online integration circles",
         is_published=True, created_at=now, updated_at=now)
     db.session.add(retreat)
     db.session.flush()

@@ -24,6 +24,7 @@ from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging.models import OutboxMessage, OutboxStatus
+from retreat.messaging.render import STAFF_AUDIENCE
 from retreat.messaging.sealed import seal
 from retreat.timeutil import is_valid_zone, now_utc
 
@@ -76,6 +77,9 @@ def enqueue(
     if not is_valid_zone(zone):
         zone = "UTC"
     due = due_at or now
+    context = dict(context or {})
+    if to_user is not None and to_user.role != "participant":
+        context["audience"] = STAFF_AUDIENCE  # a staff email: no crisis block (messaging.render)
     private_enc = seal(_check_context(dict(private or {})), private_ics)
     if postgres:
         return _insert_or_existing(dict(

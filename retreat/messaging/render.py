@@ -4,6 +4,12 @@ Times are shown in the recipient's time zone: the ``local`` filter of the email 
 bound to the ``recipient_tz`` of the message (``{{ start_at|local }}``), unlike the web
 ``local`` filter, which uses the signed-in viewer's zone. Every email gets the practice's
 branding (``practice_name``, ``base_url``) and ``unsubscribe_url`` (None for essential mail).
+
+Crisis resources (the practice's setting, ``retreat.accounts.crisis``, reached through the
+``crisis_resources`` Jinja global the web layer registers) are in every email to a participant or a
+guest, and in none written for the team: ``STAFF_TEMPLATES`` lists those, and a message queued
+for a staff account (``audience: "staff"`` in its context, set by ``outbox.enqueue``) is a staff
+email too, whatever its template (a password reset for a facilitator).
 The subject is the ``{% block subject %}`` of the ``.txt`` template, rendered on its own.
 """
 
@@ -18,6 +24,18 @@ from retreat.core import urls
 from retreat.timeutil import email_time, format_local
 
 _ENV_KEY = "retreat.email_jinja_env"
+
+# Emails written for the team (facilitators, providers and their organisations, admins): no crisis block.
+STAFF_TEMPLATES = frozenset({
+    "clearance_deletion_requested", "clearance_new_request", "clearance_updated", "consult_facilitator_notice",
+    "integration_alert", "safety_alert", "test_notice",
+})
+STAFF_AUDIENCE = "staff"
+
+
+def shows_crisis(template: str, context: dict | None) -> bool:
+    """Whether this email carries the crisis resources: participant and guest emails do."""
+    return template not in STAFF_TEMPLATES and (context or {}).get("audience") != STAFF_AUDIENCE
 
 
 class UnknownTemplate(LookupError):
@@ -76,7 +94,7 @@ def render_email(template: str, context: dict | None = None, *, recipient_tz: st
     values = dict(context or {})
     values.update(branding(app))
     values.update(recipient_tz=recipient_tz, recipient_name=recipient_name,
-                  unsubscribe_url=unsubscribe_url)
+                  unsubscribe_url=unsubscribe_url, show_crisis=shows_crisis(template, context))
     try:
         txt = env.get_template(f"emails/{template}.txt")
     except TemplateNotFound as exc:

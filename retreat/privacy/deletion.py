@@ -21,6 +21,7 @@ from sqlalchemy import select
 from retreat import audit
 from retreat.accounts.models import Role, User
 from retreat.clinical.models import Intake, IntakeStatus
+from retreat.cohorts.models import Cohort, CohortStatus, Enrollment, SeatState
 from retreat.core import locking, urls
 from retreat.core.context import RequestContext
 from retreat.core.crypto import decrypt_field, encrypt_field
@@ -70,6 +71,12 @@ def request_deletion(participant: User, *, reason: str = "", now: datetime,
     """
     reason = bounded_text(reason, limit=REASON_MAX, field="reason")
     locking.lock(User, participant.id)  # serialises this participant's requests: one open at most
+    seat = seat_blocking_deletion(participant, now=now)
+    if seat is not None:
+        raise ValidationFailed(
+            f"You hold a seat in {seat.cohort.retreat.title} · {seat.cohort.title}, which has not ended yet. We "
+            "cannot delete your data while the seat is yours: withdraw from the cohort first (its refund policy "
+            "applies), or ask again once it has ended. Nothing was changed.")
     [req] = locking.lock_where(select(DeletionRequest).where(
         DeletionRequest.participant_id == participant.id, DeletionRequest.status == DeletionStatus.OPEN.value),
         DeletionRequest) or [None]
@@ -97,6 +104,17 @@ def request_deletion(participant: User, *, reason: str = "", now: datetime,
     if not repeated or reason:
         _tell_admins(req, now=now)
     return DeletionOutcome(request=req, erased_drafts=erased, repeated=repeated)
+
+
+def seat_blocking_deletion(participant: User, *, now: datetime) -> Enrollment | None:
+    """A seat the participant holds (paid, or being paid) in a cohort that has not ended: while it
+    exists, a deletion request is refused (the practice still runs their retreat)."""
+    return db.session.scalar(
+        select(Enrollment).join(Cohort, Cohort.id == Enrollment.cohort_id)
+        .where(Enrollment.participant_id == participant.id,
+               Enrollment.seat.in_([SeatState.CONFIRMED.value, SeatState.HELD.value]),
+               Cohort.ends_at > now, Cohort.status != CohortStatus.CANCELLED.value)
+        .order_by(Cohort.starts_at).limit(1))
 
 
 def _erase_drafts(participant: User, *, now: datetime) -> int:

@@ -26,7 +26,8 @@ def _queue_all(user) -> dict:
 
 
 def _render(app, name: str, ctx: dict) -> tuple[str, str, str]:
-    full = dict(ctx, practice_name="Open Meadow Retreats", unsubscribe_url=None)
+    # show_crisis as ``messaging.render.render_email`` sets it for a participant's email
+    full = dict(ctx, practice_name="Open Meadow Retreats", unsubscribe_url=None, show_crisis=True)
     txt = app.jinja_env.get_template(f"emails/{name}.txt")
     subject = "".join(txt.blocks["subject"](txt.new_context(full))).strip()
     return subject, txt.render(full), app.jinja_env.get_template(f"emails/{name}.html").render(full)

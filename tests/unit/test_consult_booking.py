@@ -17,6 +17,7 @@ from retreat.core.crypto import hash_token
 from retreat.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from retreat.messaging import sealed
 from retreat.messaging.ics import build_calendar
+from retreat.messaging.render import shows_crisis
 from retreat.models import AuditEvent, Consultation, OutboxMessage, User
 from tests import factories
 from tests.unit.test_consult_support import BASE_URL, NOW, book, confirm_as_owner, facilitator_with_hours
@@ -501,10 +502,11 @@ def test_email_templates_render_from_the_queued_context(app, db):
     for row in outbox_rows(db, c):
         for ext in ("txt", "html"):
             tmpl = app.jinja_env.get_template(f"emails/{row.template}.{ext}")
+            crisis = shows_crisis(row.template, row.context)  # the guest's emails, not the facilitator's
             variables = {**row.context, "practice_name": "Open Meadow Retreats", "unsubscribe_url": None,
-                         "subject": "s"}
+                         "subject": "s", "show_crisis": crisis}
             body = tmpl.render(**variables)
-            assert row.context["guest_name"] in body and "988" in body
+            assert row.context["guest_name"] in body and ("988" in body) == crisis
             if ext == "txt":
                 subject = "".join(tmpl.blocks["subject"](tmpl.new_context(variables))).strip()
                 assert subject and "\n" not in subject

@@ -1,5 +1,14 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField, TelField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    FieldList,
+    FormField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TelField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, NumberRange, Optional, ValidationError
 
@@ -114,3 +123,18 @@ class AuditFilterForm(FlaskForm):
     object_id = StringField("Object id", validators=[Optional(), Length(max=64)], filters=[strip])
     date_from = DateField("From (your time zone)", validators=[Optional()], format="%Y-%m-%d")
     date_to = DateField("To (inclusive)", validators=[Optional()], format="%Y-%m-%d")
+
+
+class CrisisResourceRow(FlaskForm):
+    class Meta:
+        csrf = False
+
+    # The lengths and the number's shape are checked by ``accounts.crisis.validate`` (one definition).
+    name = StringField("Name", filters=[strip])
+    number = StringField("Number", filters=[strip])
+    description = StringField("Description", filters=[strip])
+
+
+class CrisisResourcesForm(FlaskForm):
+    country = StringField("Country", validators=[DataRequired(), Length(max=60)], filters=[strip])
+    resources = FieldList(FormField(CrisisResourceRow), min_entries=6, max_entries=6)

@@ -1,10 +1,11 @@
 from flask import flash, redirect, render_template, url_for
 
 from retreat.accounts import admin as admin_accounts
+from retreat.accounts import crisis
 from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
-from retreat.blueprints.admin.forms import SafetySettingsForm, SettingsForm
+from retreat.blueprints.admin.forms import CrisisResourcesForm, SafetySettingsForm, SettingsForm
 from retreat.core.pagination import first_of
 from retreat.integration import escalation
 from retreat.messaging import outbox
@@ -58,6 +59,26 @@ def safety_settings():
         form.practice_contact_email.data = escalation.practice_contact()
     return render_template("admin/safety_settings.html", form=form,
                            contact_set=bool(escalation.practice_contact())), status_for(form)
+
+
+@bp.route("/settings/crisis-resources", methods=["GET", "POST"])
+def crisis_resources():
+    """The crisis numbers participants see on their pages and in their emails."""
+    form = CrisisResourcesForm()
+    ok, _ = submit(form, lambda: crisis.save(
+        crisis.validate(form.country.data, [row.data for row in form.resources]),
+        actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Crisis resources saved: participants see them on their pages and in their emails.", "success")
+        return redirect(url_for("admin.crisis_resources"))
+    if not form.is_submitted():
+        current = crisis.current()
+        form.country.data = current.country
+        for row, resource in zip(form.resources, current.resources, strict=False):
+            row.form.name.data, row.form.number.data = resource.name, resource.number
+            row.form.description.data = resource.description
+    return render_template("admin/crisis_resources.html", form=form, current=crisis.current(),
+                           default=crisis.DEFAULT), (422 if form.errors else 200)
 
 
 from retreat.blueprints.admin import audit, organizations, users  # noqa: E402,F401
