@@ -5,6 +5,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
+from retreat.accounts.regions import REGION_CHOICES
 from retreat.timeutil import common_zones
 from retreat.web.forms import DateField, strip
 
@@ -63,8 +64,8 @@ class ActionForm(FlaskForm):
 
 class LicenseForm(FlaskForm):
     number = StringField("Licence number", validators=[DataRequired(), Length(max=64)], filters=[strip])
-    state = StringField("State", validators=[DataRequired(), Length(min=2, max=8)], filters=[strip],
-                        description="Licensing state or jurisdiction, e.g. CO.")
+    state = SelectField("State or region", choices=choices(REGION_CHOICES), validators=[DataRequired()],
+                        description="Where the licence is valid: a US state, or another region.")
     kind = SelectField("Kind", choices=choices((k, k) for k in LICENSE_KINDS), validators=[DataRequired()])
     expires_on = DateField("Expires on", validators=[InputRequired(message=DATE_FORMAT_MESSAGE)],
                            format="%Y-%m-%d", description="YYYY-MM-DD")
