@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from retreat.clinical import dosing, staffing
 from retreat.clinical.dosing_models import DosingEntry, DosingRecord
-from tests.conftest import is_postgres
 from retreat.extensions import db
 from retreat.models import User
 from tests import factories_cohorts as fc
+from tests.conftest import is_postgres
 from tests.factories_cohorts import NOW
 from tests.unit.test_dosing_staffing import _clinician, _setup
 
