@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.clinical import staffing, vitals
+from retreat.clinical import safety, staffing, vitals
 from retreat.clinical.dosing_models import DosingEntry, DosingRecord, DosingState, EntryKind
 from retreat.cohorts.models import CohortSession, Enrollment
 from retreat.core import locking, signals
@@ -140,6 +140,8 @@ def write(record: DosingRecord, kind: str, raw: dict, *, idempotency_key, expect
     db.session.flush()
     audit.record(f"dosing.{kind.value}", actor=actor, object_type="dosing_record", object_id=locked.id,
                  details={"version": locked.version}, ctx=ctx)
+    if kind == EntryKind.ADVERSE_EVENT and body["severity"] == "severe":
+        safety.raise_dosing_alert(locked.enrollment, now=now, event_key=str(entry.id))
     if kind == EntryKind.DISCHARGE:
         signals.participant_discharged.send(locked.enrollment, cohort_session_id=locked.session_id,
                                             discharged_at=now, actor=actor)

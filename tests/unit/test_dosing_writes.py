@@ -113,3 +113,25 @@ def test_raw_columns_hold_no_plaintext(day):
     bodies = [b for b in raw if b]
     assert bodies and all("PLAINMARKER" not in b and "124" not in b for b in bodies)
     assert "PLAINMARKER" in decrypt_field(bodies[-1])
+
+
+def test_a_severe_adverse_event_raises_a_safety_alert_at_once_without_details(day):
+    from retreat.messaging.models import OutboxMessage
+    from tests import factories
+    rec, md = day
+    facilitator = factories.user("facilitator", password=None)
+    rec.session.facilitator_id = facilitator.id
+    db.session.flush()
+    w(rec, "check_in", md=md)
+    w(rec, "adverse_event", {"event": "nausea", "severity": "mild", "action": "bag offered"}, md=md)
+    assert not rec.needs_attention
+    assert db.session.query(OutboxMessage).filter(OutboxMessage.template == "safety_alert").count() == 0
+    w(rec, "adverse_event", {"event": "SECRETEVENT seizure", "severity": "severe", "action": "911 called"}, md=md)
+    assert rec.needs_attention
+    msgs = db.session.query(OutboxMessage).filter(OutboxMessage.template == "safety_alert").all()
+    assert msgs and {m.recipient_user_id for m in msgs} >= {md.id, facilitator.id}
+    assert all("SECRETEVENT" not in str(m.context) and "seizure" not in str(m.context) for m in msgs)
+    w(rec, "adverse_event", {"event": "again", "severity": "severe", "action": "oxygen"}, md=md)
+    assert db.session.query(OutboxMessage).filter(OutboxMessage.template == "safety_alert").count() == 2 * len(msgs)
+    with pytest.raises(ValidationFailed):
+        w(rec, "adverse_event", {"event": "x", "severity": "catastrophic", "action": "y"}, md=md)
