@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from retreat import audit
 from retreat.accounts.models import User
-from retreat.clinical import safety, staffing, vitals
-from retreat.clinical.dosing_models import DosingEntry, DosingRecord, DosingState, EntryKind
+from retreat.clinical import readiness, safety, staffing, vitals
+from retreat.clinical.dosing_models import DosingAssignment, DosingEntry, DosingRecord, DosingState, EntryKind
 from retreat.cohorts.models import CohortSession, Enrollment
 from retreat.core import locking, signals
 from retreat.core.context import RequestContext
@@ -185,6 +185,14 @@ def _need(record: DosingRecord, states, message: str) -> None:
 def _check_in(rec, raw, now, actor):
     _need(rec, (DosingState.NOT_ARRIVED,), "This person is already checked in.")
     reason = _text(raw, "override_reason", "The override reason", required=False)
+    ready = readiness.readiness(rec.session, [rec.enrollment])[rec.enrollment_id]
+    if not ready.ready and not reason:
+        raise ValidationFailed(f"Cannot check in: {'; '.join(ready.missing)}. An assigned clinician may "
+                               "override with a written reason.", field="override_reason")
+    if reason and not db.session.scalar(select(DosingAssignment.id).where(
+            DosingAssignment.session_id == rec.session_id, DosingAssignment.clinician_id == actor.id)):
+        raise ValidationFailed("Only a clinician assigned to this session can override the readiness gate.",
+                               field="override_reason")
     rec.state, rec.checked_in_at, rec.overridden = DosingState.CHECKED_IN, now, bool(reason)
     return {"override_reason": reason} if reason else {}
 

@@ -27,8 +27,8 @@ def _prepare(app):
         a, b = _clinician(org), _clinician(org)
         staffing.assign(s, a, actor=lead)
         staffing.assign(s, b, actor=lead)
-        rec = dosing.record_for(s, fc.bare_enrollment(s.cohort))
-        dosing.write(rec, "check_in", {}, idempotency_key=str(uuid.uuid4()), expected_version=1, actor=a, now=NOW)
+        rec = dosing.record_for(s, fc.cleared(s.cohort))
+        dosing.write(rec, "check_in", {"override_reason": "race test"}, idempotency_key=str(uuid.uuid4()), expected_version=1, actor=a, now=NOW)
         db.session.commit()
         return rec.id, a.id, b.id
 

@@ -16,6 +16,7 @@ from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from tests import factories_cohorts as fc
 from tests.factories_cohorts import NOW
+from tests.unit.test_dosing_readiness import _prepared
 from tests.unit.test_dosing_staffing import _clinician, _setup
 
 VITALS = {"systolic": "124", "diastolic": "80", "heart_rate": "70", "spo2": "98"}
@@ -28,9 +29,26 @@ def day(db):
     org, lead, s = _setup()
     md = _clinician(org)
     staffing.assign(s, md, actor=lead)
-    enr = fc.bare_enrollment(s.cohort)
+    enr = fc.cleared(s.cohort)
+    _prepared(enr)
     rec = dosing.record_for(s, enr)
     return rec, md
+
+
+def test_check_in_refuses_anyone_not_ready_unless_an_assigned_clinician_overrides(db):
+    org, lead, s = _setup()
+    md = _clinician(org)
+    staffing.assign(s, md, actor=lead)
+    enr = fc.cleared(s.cohort)
+    _prepared(enr, skip=("ride_home",))
+    rec = dosing.record_for(s, enr)
+    with pytest.raises(ValidationFailed, match="No ride home arranged"):
+        w(rec, "check_in", md=md)
+    with pytest.raises(ValidationFailed, match="Only a clinician assigned"):
+        w(rec, "check_in", {"override_reason": "driver confirmed by phone"}, md=_clinician(org))
+    assert rec.state == DosingState.NOT_ARRIVED and rec.version == 1
+    w(rec, "check_in", {"override_reason": "driver confirmed by phone"}, md=md)
+    assert rec.state == DosingState.CHECKED_IN and rec.overridden
 
 
 def w(rec, kind, raw=None, *, md, at=NOW, key=None, version=None):
