@@ -153,3 +153,24 @@ def test_a_severe_adverse_event_raises_a_safety_alert_at_once_without_details(da
     assert db.session.query(OutboxMessage).filter(OutboxMessage.template == "safety_alert").count() == 2 * len(msgs)
     with pytest.raises(ValidationFailed):
         w(rec, "adverse_event", {"event": "x", "severity": "catastrophic", "action": "y"}, md=md)
+
+
+def test_entries_are_read_only_through_the_audited_path(day):
+    from retreat.clinical.access import AccessDenied
+    from retreat.clinical.dosing_access import read_entries
+    from retreat.models import AuditEvent
+    from tests import factories
+    rec, md = day
+    w(rec, "check_in", md=md)
+    w(rec, "pre_vitals", {**VITALS, "note": "steady"}, md=md)
+    views = read_entries(md, rec, ctx=None, now=NOW)
+    assert [v.kind for v in views] == ["check_in", "pre_vitals"] and views[1].body["systolic"] == 124
+    owner = db.session.get(factories.User, rec.enrollment.participant_id)
+    assert len(read_entries(owner, rec, ctx=None, now=NOW)) == 2
+    reads = db.session.query(AuditEvent).filter_by(action="clinical.read", object_type="dosing_record").count()
+    assert reads == 2
+    for outsider in (factories.user("facilitator", password=None), factories.user("finance", password=None),
+                     factories.user("provider", password=None), factories.user("participant", password=None)):
+        with pytest.raises(AccessDenied):
+            read_entries(outsider, rec, ctx=None, now=NOW)
+    assert db.session.query(AuditEvent).filter_by(action="clinical.denied").count() == 4
