@@ -174,3 +174,17 @@ def test_entries_are_read_only_through_the_audited_path(day):
         with pytest.raises(AccessDenied):
             read_entries(outsider, rec, ctx=None, now=NOW)
     assert db.session.query(AuditEvent).filter_by(action="clinical.denied").count() == 4
+
+
+def test_the_participants_export_includes_their_dosing_days(day):
+    from retreat.privacy.export import export_participant_data
+    from tests import factories
+    rec, md = day
+    w(rec, "check_in", md=md)
+    w(rec, "pre_vitals", VITALS, md=md)
+    owner = db.session.get(factories.User, rec.enrollment.participant_id)
+    data = export_participant_data(owner, owner, ctx=None, now=NOW)
+    [dosing_day] = data["dosing_days"]
+    assert dosing_day["state"] == "pre_checks_done"
+    assert [e["kind"] for e in dosing_day["entries"]] == ["check_in", "pre_vitals"]
+    assert dosing_day["entries"][1]["heart_rate"] == 70
