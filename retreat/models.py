@@ -13,6 +13,7 @@ from retreat.accounts.recovery_codes import TotpRecoveryCode  # noqa: F401
 from retreat.accounts.sessions import UserSession  # noqa: F401
 from retreat.accounts.signin_limits import SignInCounter  # noqa: F401
 from retreat.audit.models import AuditEvent  # noqa: F401
+from retreat.clinical.dosing_models import DosingAssignment, DosingEntry, DosingRecord, DosingSettings  # noqa: F401
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert  # noqa: F401
 from retreat.clinical.outcome_models import OutcomeMeasure  # noqa: F401,E402
 from retreat.cohorts import roster_versions  # noqa: F401  (what changes a roster)

@@ -13,6 +13,7 @@ from retreat import audit
 from retreat.accounts import sessions
 from retreat.accounts import users as accounts
 from retreat.accounts.models import STAFF_ROLES, ProviderLicense, ProviderOrganization, Role, User
+from retreat.accounts.regions import normalize_region
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.core.pagination import Batch, first_of
@@ -82,7 +83,7 @@ def add_license(user: User, *, number: str, state: str, kind: str, expires_on: d
         raise ValidationFailed("Enter the expiry date as YYYY-MM-DD.", field="expires_on")
     duplicate = db.session.scalar(select(ProviderLicense).where(
         ProviderLicense.user_id == user.id, ProviderLicense.number == (number or "").strip(),
-        ProviderLicense.state == (state or "").strip().upper()))
+        ProviderLicense.state == (normalize_region(state) or "")))
     if duplicate is not None:
         raise Conflict("This provider already has that licence.", field="number")
     return accounts.add_license(user, number=number, state=state, kind=kind, expires_on=expires_on,

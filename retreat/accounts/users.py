@@ -18,6 +18,7 @@ from retreat import audit
 from retreat.accounts import sessions
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, SiteSetting, User
 from retreat.accounts.passwords import hash_password, validate_password, verify_password
+from retreat.accounts.regions import normalize_region
 from retreat.accounts.sessions import UserSession
 from retreat.core.cache import Cache
 from retreat.core.context import RequestContext
@@ -211,11 +212,12 @@ def add_license(user: User, *, number: str, state: str, expires_on: date, kind: 
     if user.role != Role.PROVIDER:
         raise ValidationFailed("Only providers hold licences.", field="user")
     number = (number or "").strip()
-    state = (state or "").strip().upper()
+    code = normalize_region(state)
     if not number:
         raise ValidationFailed("Enter the licence number.", field="number")
-    if not (2 <= len(state) <= 8):
-        raise ValidationFailed("Enter the licensing state, e.g. CO.", field="state")
+    if code is None:
+        raise ValidationFailed("Choose the licensing state or region (a code such as CO).", field="state")
+    state = code
     lic = ProviderLicense(user=user, number=number, state=state, kind=kind, expires_on=expires_on)
     db.session.add(lic)
     db.session.flush()

@@ -93,7 +93,7 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
         return datetime.combine(day, time(hour, minute), tzinfo=zone(tz)).astimezone(UTC)
 
     retreat = Retreat(
-        slug=DEMO_RETREAT_SLUG, title="Colorado Mountain Retreat", location="Crestone, Colorado",
+        slug=DEMO_RETREAT_SLUG, title="Colorado Mountain Retreat", location="Crestone, Colorado", region="CO", country="US",
         summary="Six days of IFS-informed group work with ketamine-assisted sessions at 8,000 feet.",
         description=("A small group, a quiet mountain lodge, and a careful rhythm: arrival and orientation, "
                      "two dosing sessions run by our licensed partner medical provider, daily Internal Family "

@@ -88,6 +88,27 @@ def raise_safety_alert(enr: Enrollment, *, now: datetime, only_first: bool = Fal
     return _raised(alert, {"enrollment_id": enr.id, "cohort_id": cohort.id}, now=now)
 
 
+def raise_dosing_alert(enr: Enrollment, *, now: datetime, event_key: str) -> SafetyAlert:
+    """A severe adverse event at a dosing session: "safety review needed" at once to the cohort's
+    facilitators and the provider organisation, no details. An alert already open for this person is
+    told again (one open alert per enrollment); ``event_key`` makes each event's message its own."""
+    cohort = db.session.get(Cohort, enr.cohort_id)
+    alert = open_alert_for(enr.id)
+    if alert is None:
+        alert = SafetyAlert(enrollment_id=enr.id, cohort_id=cohort.id, organization_id=cohort.provider_organization_id,
+                            status=AlertStatus.OPEN.value, raised_at=now, created_at=now, updated_at=now)
+        if not _insert(alert):
+            alert = open_alert_for(enr.id)
+    recipients = list(catalog.facilitators(cohort))
+    if cohort.provider_organization_id is not None:
+        recipients += list(accounts.provider_contacts(cohort.provider_organization_id))
+    for recipient in recipients:
+        page = FACILITATOR_PAGE if getattr(recipient, "role", None) == Role.FACILITATOR else PROVIDER_PAGE
+        notices.send(recipient, template=TEMPLATE, dedupe_key=f"safety-dosing-{event_key}", group_key=None,
+                     now=now, context={"cohort_title": cohort.title, "url": urls.absolute(page)})
+    return _raised(alert, {"enrollment_id": enr.id, "cohort_id": cohort.id, "source": "dosing"}, now=now)
+
+
 @signals.consult_flagged.connect(order=10)
 def raise_consult_safety_alert(consult, *, now: datetime) -> SafetyAlert | None:
     """"Safety review needed" for the consult's facilitator when its pre-screen reports suicidal

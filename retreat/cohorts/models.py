@@ -98,6 +98,9 @@ class Retreat(TimestampMixin, db.Model):
     summary: Mapped[str] = mapped_column(String(400), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     location: Mapped[str] = mapped_column(String(200), default="")
+    # Where the dosing happens, for the clinicians' licences: a US state or other region code, ISO country.
+    region: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(2), default="US", server_default="US")
     included: Mapped[str] = mapped_column(Text, default="")  # one item a line
     guide_filename: Mapped[str | None] = mapped_column(String(200))  # original name, for download
     guide_stored_name: Mapped[str | None] = mapped_column(String(80))  # random name under uploads/

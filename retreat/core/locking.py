@@ -45,6 +45,7 @@ LOCK_ORDER: tuple[str, ...] = (
     "enrollments",
     "intakes",
     "clearance_requests",
+    "dosing_records",            # one person at one dosing session: every board write locks it
     "safety_alerts",
     "discount_redemptions",
     "payments",

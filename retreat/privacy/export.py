@@ -15,6 +15,8 @@ from retreat.accounts.models import User
 from retreat.audit.models import AuditEvent
 from retreat.clinical import outcome_reports
 from retreat.clinical.access import PROVIDER_SECTIONS, RequestRecord, read, refuse
+from retreat.clinical.dosing_access import read_entries
+from retreat.clinical.dosing_models import DosingRecord
 from retreat.clinical.models import SafetyAlert
 from retreat.cohorts.models import ChecklistItem, ConsentSignature, Enrollment
 from retreat.consults import outcomes as consult_outcomes
@@ -94,7 +96,26 @@ def export_participant_data(actor: User, participant: User, *, ctx: RequestConte
         "access_log": access_log,
         "deletion_requests": deletion_review.export_rows(participant),
         **_integration_export(participant),
+        **dosing_days_export(actor, participant, ctx=ctx, now=now),
     }
+
+
+def dosing_days_export(actor: User, participant: User, *, ctx: RequestContext | None, now: datetime) -> dict:
+    """The participant's dosing-day records (states, vitals, doses, checks, events, discharge), read
+    through the audited dosing path."""
+    records = db.session.scalars(select(DosingRecord).join(Enrollment, Enrollment.id == DosingRecord.enrollment_id)
+                                 .where(Enrollment.participant_id == participant.id).order_by(DosingRecord.id))
+    days = []
+    for rec in records:
+        days.append({
+            "session": rec.session.title, "session_starts_at": _iso(rec.session.starts_at),
+            "cohort": rec.session.cohort.title, "state": rec.state,
+            "checked_in_at": _iso(rec.checked_in_at), "dosed_at": _iso(rec.dosed_at),
+            "discharged_at": _iso(rec.discharged_at),
+            "entries": [{"kind": v.kind, "at": _iso(v.at), **v.body}
+                        for v in read_entries(actor, rec, ctx=ctx, now=now)],
+        })
+    return {"dosing_days": days}
 
 
 def _integration_export(participant: User) -> dict:

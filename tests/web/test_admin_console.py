@@ -172,7 +172,7 @@ def test_provider_licences_valid_and_expired_and_bad_dates(make_client, db):
     assert len(provider.licenses) == count
 
     r = admin.post(f"/admin/users/{provider.id}/licenses",
-                   data={"number": "N-9", "state": "co", "kind": "NP", "expires_on": "2030-01-01"})
+                   data={"number": "N-9", "state": "CO", "kind": "NP", "expires_on": "2030-01-01"})
     assert r.status_code == 302
     db.session.expire(provider)
     added = [lic for lic in provider.licenses if lic.number == "N-9"]
@@ -249,3 +249,40 @@ def test_organisation_service_reports_bad_contact_email_on_its_field(db):
                                         actor=admin)
     assert set(caught.value.errors) == {"contact_email"}
     assert org.contact_email is None
+
+
+def test_licence_state_is_a_region_code_and_an_expired_licence_warns(make_client, db):
+    admin = make_client("admin", password=None)
+    provider = factories.user("provider", password=None)
+    page = admin.get(f"/admin/users/{provider.id}").get_data(as_text=True)
+    assert '<option value="CO">Colorado (CO)</option>' in page
+    before = {(lic.number, lic.state) for lic in provider.licenses}
+    for bad in ("COLORADO", "Atlantis", "XX", ""):
+        r = admin.post(f"/admin/users/{provider.id}/licenses",
+                       data={"number": "S-1", "state": bad, "kind": "MD", "expires_on": "2030-01-01"})
+        assert r.status_code == 422, bad
+    db.session.expire(provider)
+    assert {(lic.number, lic.state) for lic in provider.licenses} == before
+
+    r = admin.post(f"/admin/users/{provider.id}/licenses",
+                   data={"number": "S-1", "state": "CA-BC", "kind": "RN", "expires_on": "2030-01-01"},
+                   follow_redirects=True)
+    assert "Licence added." in r.get_data(as_text=True)
+    past = (date.today() - timedelta(days=3)).isoformat()
+    r = admin.post(f"/admin/users/{provider.id}/licenses",
+                   data={"number": "S-2", "state": "CO", "kind": "MD", "expires_on": past}, follow_redirects=True)
+    text = r.get_data(as_text=True)
+    assert "but it expired on" in text and "does not count" in text
+    db.session.expire(provider)
+    assert {(lic.number, lic.state) for lic in provider.licenses} - before == {("S-1", "CA-BC"), ("S-2", "CO")}
+
+
+def test_the_licence_rule_stores_codes_for_names_and_refuses_unknown_regions(db):
+    from retreat.core.errors import ValidationFailed
+    provider = factories.user("provider", password=None)
+    lic = accounts.add_license(provider, number="N-1", state=" colorado ", expires_on=date(2030, 1, 1))
+    assert lic.state == "CO"
+    assert accounts.add_license(provider, number="N-2", state="nm", expires_on=date(2030, 1, 1)).state == "NM"
+    with pytest.raises(ValidationFailed) as err:
+        accounts.add_license(provider, number="N-3", state="Narnia", expires_on=date(2030, 1, 1))
+    assert err.value.field == "state"

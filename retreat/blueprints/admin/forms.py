@@ -14,6 +14,7 @@ from wtforms.validators import Email, NumberRange, Optional, ValidationError
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
+from retreat.accounts.regions import REGION_CHOICES
 from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
 from retreat.web.forms import (
     DataRequired,
@@ -81,8 +82,8 @@ class ActionForm(FlaskForm):
 
 class LicenseForm(FlaskForm):
     number = StringField("Licence number", validators=[DataRequired(), Length(max=64)], filters=[strip])
-    state = StringField("State", validators=[DataRequired(), Length(min=2, max=8)], filters=[strip],
-                        description="Licensing state or jurisdiction, e.g. CO.")
+    state = SelectField("State or region", choices=choices(REGION_CHOICES), validators=[DataRequired()],
+                        description="Where the licence is valid: a US state, or another region.")
     kind = SelectField("Kind", choices=choices((k, k) for k in LICENSE_KINDS), validators=[DataRequired()])
     expires_on = DateField("Expires on", validators=[InputRequired(message=DATE_FORMAT_MESSAGE)],
                            format="%Y-%m-%d", description="YYYY-MM-DD")

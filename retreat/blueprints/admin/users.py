@@ -126,6 +126,10 @@ def user_license_add(user_id: int):
         user, number=form.number.data, state=form.state.data, kind=form.kind.data,
         expires_on=form.expires_on.data, actor=acting_user(), ctx=request_context()))
     if ok:
-        flash("Licence added.", "success")
+        if form.expires_on.data < now_utc().date():
+            flash(f"Licence added, but it expired on {form.expires_on.data:%d %b %Y}: it does not count for "
+                  "clearances or dosing sessions until a current licence is added.", "warning")
+        else:
+            flash("Licence added.", "success")
         return redirect(url_for("admin.user_detail", user_id=user.id))
     return _render_detail(user, license_form=form, status=422)

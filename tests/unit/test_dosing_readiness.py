@@ -1,0 +1,64 @@
+"""The readiness gate: each item is named when missing; everything present is ready."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from retreat.clinical.readiness import readiness
+from retreat.cohorts import preparation
+from retreat.cohorts.models import ChecklistItem, CohortSession, SessionKind
+from retreat.extensions import db
+from tests import factories_cohorts as fc
+from tests.factories_cohorts import NOW
+
+
+def _session(c):
+    s = CohortSession(cohort=c, kind=SessionKind.DOSING, title="Dosing", starts_at=c.starts_at + timedelta(days=1),
+                      ends_at=c.starts_at + timedelta(days=1, hours=4))
+    db.session.add(s)
+    db.session.flush()
+    return s
+
+
+def _prepared(enr, *, skip=()):
+    if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
+        preparation.create_checklist(enr, enr.cohort, now=NOW)
+        db.session.flush()
+    for key, kw in (("fasting", {"acknowledged": True}), ("ride_home", {"answer": "Sam, +1 303 555 0101"}),
+                    ("emergency_contact", {"answer": "Alex (sister) +1 303 555 0102"})):
+        if key not in skip:
+            preparation.complete(enr, key, now=NOW, **kw)
+    db.session.flush()
+
+
+def test_cleared_and_prepared_is_ready_each_missing_item_is_named(db):
+    c = fc.cohort()
+    s = _session(c)
+    ready, no_ride, bare = fc.cleared(c), fc.cleared(c), fc.cleared(c)
+    _prepared(ready)
+    _prepared(no_ride, skip=("ride_home",))
+    _prepared(bare, skip=("ride_home", "fasting", "emergency_contact"))
+    got = readiness(s, [ready, no_ride, bare])
+    assert got[ready.id].ready and got[ready.id].summary == "Ready"
+    assert got[no_ride.id].missing == ("No ride home arranged",)
+    assert got[bare.id].missing == ("Fasting instructions not acknowledged", "No ride home arranged",
+                                    "No emergency contact")
+
+
+def test_without_a_clearance_valid_on_the_day_it_is_not_ready(db):
+    c = fc.cohort()
+    s = _session(c)
+    applicant = fc.applicant(c)
+    _prepared(applicant)
+    got = readiness(s, [applicant])[applicant.id]
+    assert not got.ready and got.missing[0].startswith("Not cleared")
+
+
+def test_unsigned_current_consents_make_it_not_ready(db):
+    c = fc.cohort()
+    s = _session(c)
+    enr = fc.cleared(c)
+    _prepared(enr)
+    preparation.publish_consent(kind="kap", title="KAP consent", body="I understand the risks and benefits of this treatment.", actor=None, now=NOW)
+    db.session.flush()
+    assert readiness(s, [enr])[enr.id].missing == ("Current consents not signed",)
