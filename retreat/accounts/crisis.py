@@ -16,6 +16,8 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from retreat.accounts import users
 from retreat.accounts.models import User
 from retreat.core.cache import Cache
@@ -103,8 +105,14 @@ def _load() -> CrisisResources:
 
 
 def current() -> CrisisResources:
-    """The practice's crisis resources (the US default until an admin saves their own)."""
-    return _CACHE.get_or_compute(KEY, _load)
+    """The practice's crisis resources (the US default until an admin saves their own).
+
+    The numbers must show even when the database cannot be read (the "temporarily unavailable"
+    page is exactly when someone may need them): then the default is shown."""
+    try:
+        return _CACHE.get_or_compute(KEY, _load)
+    except SQLAlchemyError:
+        return DEFAULT
 
 
 def save(value: CrisisResources, *, actor: User, ctx: RequestContext | None = None) -> None:

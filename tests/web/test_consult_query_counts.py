@@ -127,9 +127,10 @@ def _page_statements(client) -> list[str]:
 
 def test_booking_page_statement_count_does_not_grow_with_facilitators(client, db):
     """``/consult/`` (the public booking page) costs the same statements with 1 and 20 facilitators:
-    the bookable facilitators, their settings (one query for all), the free times (one UNION ALL)."""
+    the bookable facilitators, their settings (one query for all), the free times (one UNION ALL),
+    and the practice's crisis numbers (cached for 10 s outside tests, read every time in them)."""
     _facilitators(1)
     one = _page_statements(client)
     _facilitators(19)
     twenty = _page_statements(client)
-    assert len(one) == len(twenty) <= 4, (one, twenty)
+    assert len(one) == len(twenty) <= 5, (one, twenty)

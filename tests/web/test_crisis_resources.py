@@ -78,7 +78,7 @@ def test_admin_changes_them_and_everyone_sees_the_change(make_client, client, db
     (_form(rows=()), "at least one crisis number"),
     (_form(rows=(("Lifeline", "", ""),)), "give both a name and a number"),
     (_form(rows=(("Lifeline", "call us", ""),)), "the number may hold digits"),
-    (_form(country=""), "This field is required"),
+    (_form(country=""), "Country is required"),
     (_form(rows=(("x" * 81, "988", ""),)), "at most 80"),
 ])
 def test_bad_input_is_refused_with_a_message_and_changes_nothing(make_client, db, data, message):

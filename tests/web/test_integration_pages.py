@@ -52,7 +52,7 @@ def test_facilitator_page_creates_the_plan_for_an_existing_cohort_and_saves_edit
     page = fac.get(f"/facilitator/cohorts/{s.cohort.id}/integration")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "Integration circle 1" in html and "Check-in 72 hours after the last dosing session" in html
+    assert "Integration circle 1" in html and "Check-in 72 hours after each person&#39;s discharge from the last dosing session" in html
     plan = ip.plan_for(s.cohort)
     first = ic.plan_circles(s.cohort)[0].starts_at
     r = fac.post(f"/facilitator/cohorts/{s.cohort.id}/integration", data=_plan_form(plan, circle_weekday="3"))

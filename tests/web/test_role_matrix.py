@@ -21,6 +21,7 @@ from tests.conftest import login_as
 # Reachable without signing in, on purpose. Keep each entry justified.
 PUBLIC_ENDPOINTS = {
     "static": "CSS/JS",
+    "favicon": "the site icon browsers ask for at /favicon.ico",
     "healthz": "load-balancer probe",
     "public.index": "home page",
     "public.home": "redirects to the signed-in person's portal, or home",
