@@ -14,7 +14,7 @@ from retreat.integration import plan as ip
 from retreat.integration.models import IntegrationPlan
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
-from tests.e2e.helpers import PASSWORD, sign_in
+from tests.e2e.helpers import PASSWORD, open_menu, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,8 @@ def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, b
         ids = {"cohort": cohort.id, "circle": ic.plan_circles(cohort)[0].id, "plan": plan.id}
 
     sign_in(page, live_server.url, "jo@example.com")
-    page.get_by_role("link", name="Circles").click()
+    open_menu(page, "Integration")
+    page.get_by_role("link", name="Circles", exact=True).click()
     card = page.locator(f"#circle-{ids['circle']}")
     assert card.get_by_text("Integration circle 1").is_visible()
     assert card.get_by_text("18:00").count() >= 1  # shown in the participant's zone

@@ -13,7 +13,7 @@ from retreat.cohorts.models import CohortSession
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from tests import factories_cohorts as fc
-from tests.e2e.helpers import PASSWORD, sign_in
+from tests.e2e.helpers import PASSWORD, open_menu, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,8 @@ def test_journal_share_unshare_and_stale_edit_in_a_browser(live_server, page, br
         ids = {"cohort": cohort.id, "enr": enr.id}
 
     sign_in(page, live_server.url, "jo@example.com")
-    page.get_by_role("link", name="Journal").click()
+    open_menu(page, "Integration")
+    page.get_by_role("link", name="Journal", exact=True).click()
     page.get_by_role("link", name="Take three slow breaths. What changes, if anything?").click()
     assert page.locator("#realm").input_value() == "body"
     page.fill("#text", "My shoulders dropped. BROWSER-ENTRY-5521")
