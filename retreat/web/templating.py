@@ -30,7 +30,7 @@ NAV["participant"] += [("participant.journal_index", "Journal"), ("participant.o
                        ("participant.checkins_index", "Check-ins")]
 NAV["facilitator"] += [("facilitator.outcomes_index", "Outcomes")]
 NAV["participant"] += [("participant.circles", "Circles")]
-NAV["provider"] += [("provider.outcomes_index", "Outcomes")]
+NAV["provider"] += [("provider.outcomes_index", "Outcomes"), ("provider.dosing_index", "Dosing days")]
 
 
 def viewer_tz() -> str:
