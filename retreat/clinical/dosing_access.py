@@ -57,3 +57,19 @@ def read_entries(actor: User | None, record: DosingRecord, *, ctx: RequestContex
                  details={"participant_id": record.enrollment.participant_id, "enrollment_id": record.enrollment_id,
                           "section": SECTION, "basis": basis}, ctx=ctx, now=now)
     return out
+
+
+def shared_note(actor: User | None, record: DosingRecord, *, ctx: RequestContext | None, now: datetime) -> str:
+    """The note a provider marked shareable with the retreat team (facilitators, the organisation and
+    the participant may read it); each read is audited. Empty when nothing was shared."""
+    if not record.shared_note_enc:
+        return ""
+    basis = basis_for(actor, record)
+    if basis is None and actor is not None and actor.is_active and actor.role == Role.FACILITATOR:
+        basis = "team"
+    if basis is None:
+        raise refuse(actor, record.enrollment_id, "dosing_shared_note", ctx=ctx, now=now)
+    audit.record("clinical.read", actor=actor, object_type="dosing_record", object_id=record.id,
+                 details={"participant_id": record.enrollment.participant_id, "enrollment_id": record.enrollment_id,
+                          "section": "dosing_shared_note", "basis": basis}, ctx=ctx, now=now)
+    return decrypt_field(record.shared_note_enc) or ""

@@ -20,7 +20,7 @@ from retreat.clinical import dosing, dosing_access, readiness, staffing
 from retreat.clinical.dosing_models import STATE_LABELS, DosingRecord, DosingState
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState, SessionKind
 from retreat.core.context import RequestContext
-from retreat.core.crypto import decrypt_field
+from retreat.core.errors import Conflict
 from retreat.extensions import db
 
 
@@ -78,7 +78,7 @@ class TeamRow:
     shared_note: str
 
 
-def team_view(session: CohortSession) -> list[TeamRow]:
+def team_view(session: CohortSession, actor: User, *, now: datetime, ctx: RequestContext | None) -> list[TeamRow]:
     """Status only, for the retreat team; a note appears only when the provider shared it."""
     enrs = participants(session)
     records = _records(session)
@@ -86,7 +86,7 @@ def team_view(session: CohortSession) -> list[TeamRow]:
     out = []
     for e in enrs:
         rec = records.get(e.id)
-        note = decrypt_field(rec.shared_note_enc) or "" if rec and rec.shared_note_enc else ""
+        note = dosing_access.shared_note(actor, rec, ctx=ctx, now=now) if rec else ""
         if rec is None or rec.state == DosingState.NOT_ARRIVED:
             r = ready[e.id]
             status, label = ("ready", "Ready") if r.ready else ("not_ready", "Not ready: " + _team_missing(r))
@@ -98,6 +98,20 @@ def team_view(session: CohortSession) -> list[TeamRow]:
             status, label = "in_session", "In session"
         out.append(TeamRow(e.participant.name, e.id, status, label, note))
     return out
+
+
+def require_ready_for_checkin(session: CohortSession, enrollment: Enrollment) -> None:
+    """The retreat team may mark someone present at a dosing session only when they are ready, or
+    when an assigned clinician checked them in on the board with a written override."""
+    rec = db.session.scalar(select(DosingRecord).where(DosingRecord.session_id == session.id,
+                                                       DosingRecord.enrollment_id == enrollment.id))
+    if rec is not None and rec.state != DosingState.NOT_ARRIVED:
+        return  # the provider checked them in (an override is recorded and shown on the board)
+    r = readiness.readiness(session, [enrollment])[enrollment.id]
+    if not r.ready:
+        raise Conflict(f"{enrollment.participant.name} is not ready for this dosing session: {_team_missing(r)}. "
+                       "Only a clinician assigned to the session can check them in anyway, with a written reason.",
+                       field="status")
 
 
 def _team_missing(r: readiness.Readiness) -> str:

@@ -62,3 +62,27 @@ def test_unsigned_current_consents_make_it_not_ready(db):
     preparation.publish_consent(kind="kap", title="KAP consent", body="I understand the risks and benefits of this treatment.", actor=None, now=NOW)
     db.session.flush()
     assert readiness(s, [enr])[enr.id].missing == ("Current consents not signed",)
+
+
+def test_not_ready_for_next_dosing_lists_people_of_the_next_session_with_the_missing_item(db):
+    from retreat.clinical.dosing_board import not_ready_for_next_dosing
+    from retreat.cohorts import enrollment, seats
+    from retreat.timeutil import local_date
+
+    c = fc.cohort()
+    first, second = _session(c), _session(c)
+    second.starts_at, second.ends_at = c.starts_at + timedelta(days=3), c.starts_at + timedelta(days=3, hours=4)
+    people = []
+    for name in ("Ada Ready", "Ben Noride"):
+        e = fc.applicant(c, now=NOW, name=name)
+        seats.take_hold(e, now=NOW, actor=None)
+        enrollment.confirm_seat(e, now=NOW, actor=None)
+        fc.record_clearance(e, now=NOW)
+        people.append(e)
+    _prepared(people[0])
+    _prepared(people[1], skip=("ride_home",))
+    rows = not_ready_for_next_dosing([c.id], local_date(NOW, c.timezone))
+    assert [(r.name, r.session_id, r.missing) for r in rows] == [("Ben Noride", first.id, ("no ride home arranged",))]
+    after_first = local_date(first.starts_at + timedelta(days=1), c.timezone)
+    assert [r.session_id for r in not_ready_for_next_dosing([c.id], after_first)] == [second.id]
+    assert not_ready_for_next_dosing([], after_first) == []

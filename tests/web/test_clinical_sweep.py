@@ -15,8 +15,8 @@ from werkzeug.routing import IntegerConverter
 
 from retreat.accounts import api_tokens
 from retreat.clinical import clearance
-from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.clinical.dosing_models import DosingEntry, DosingRecord
+from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SessionKind
 from retreat.consults import booking as bookings
 from retreat.consults import outcomes as consult_outcomes
