@@ -126,3 +126,25 @@ def test_threshold_settings_screen_saves_and_refuses_bad_input(app, db):
     assert client.post("/provider/dosing/settings", data=good).status_code == 302
     row = db.session.scalar(select(DosingSettings).where(DosingSettings.organization_id == org.id))
     assert (row.accepted_kinds, row.hold_systolic, row.check_interval_minutes) == (["MD", "NP"], 150, 10)
+
+
+def test_session_record_downloads_as_pdf_and_csv_for_the_organisation_only(app, db):
+    import io
+
+    from pypdf import PdfReader
+
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    _post(client, s, enr, "check_in", {}, as_json=True)
+    _post(client, s, enr, "pre_vitals", {**VITALS, "note": "=HYPERLINK(calm)"}, version=2, as_json=True)
+    pdf = client.get(f"/provider/dosing/{s.id}/record.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "Robin Ready" in text and "BP 124/80" in text
+    csv_r = client.get(f"/provider/dosing/{s.id}/record.csv")
+    body = csv_r.get_data(as_text=True)
+    assert csv_r.status_code == 200 and "pre vitals" in body and "BP 124/80" in body and "no-store" in csv_r.headers[
+        "Cache-Control"]
+    other = fc.client_for(app, _clinician(factories.provider_org()))
+    assert other.get(f"/provider/dosing/{s.id}/record.pdf").status_code == 404
+    assert other.get(f"/provider/dosing/{s.id}/record.csv").status_code == 404

@@ -236,3 +236,52 @@ def dosing_settings():
     return render_template("provider/dosing_settings.html", form=form, organization=org,
                            ranges=vitals.PHYSICAL_RANGES), status
 
+
+
+def _record_rows(session, user):
+    """One line per entry, oldest first: what the session record (PDF and CSV) lists."""
+    rows = dosing_board.provider_board(session, user, now=now_utc(), ctx=request_context())
+    lines = []
+    for r in rows:
+        for e in r.entries:
+            lines.append({"person": r.enrollment.participant.name, "at": e.at, "kind": e.kind.replace("_", " "),
+                          "summary": dosing_board.entry_summary(e), "version": e.version_after})
+    return rows, sorted(lines, key=lambda x: (x["at"], x["person"]))
+
+
+@bp.get("/dosing/<int:session_id>/record.pdf")
+@no_store
+def dosing_record_pdf(session_id: int):
+    from retreat.web.pdf import pdf_response
+
+    user, session = _session_or_404(session_id)
+    rows, lines = _record_rows(session, user)
+    html = render_template("provider/dosing_record_pdf.html", session=session, rows=rows, lines=lines,
+                           cover=staffing.coverage([session])[session.id], printed_by=user, printed_at=now_utc())
+    return pdf_response(html, f"dosing-session-{session.id}.pdf")
+
+
+@bp.get("/dosing/<int:session_id>/record.csv")
+@no_store
+def dosing_record_csv(session_id: int):
+    import csv
+    import io
+
+    from flask import Response
+
+    from retreat.timeutil import to_local
+
+    user, session = _session_or_404(session_id)
+    _, lines = _record_rows(session, user)
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(["person", "local_time", "utc_time", "entry", "details", "record_version"])
+    for x in lines:
+        details = x["summary"]
+        if details[:1] in ("=", "+", "-", "@"):  # never a formula in a spreadsheet
+            details = "'" + details
+        out.writerow([x["person"], to_local(x["at"], session.cohort.timezone).strftime("%Y-%m-%d %H:%M"),
+                      x["at"].isoformat(), x["kind"], details, x["version"]])
+    return Response(buf.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="dosing-session-{session.id}.csv"',
+        "Cache-Control": "no-store"})
