@@ -51,7 +51,8 @@ def participants(session: CohortSession) -> list[Enrollment]:
 
 def _records(session: CohortSession) -> dict[int, DosingRecord]:
     return {r.enrollment_id: r for r in db.session.scalars(
-        select(DosingRecord).where(DosingRecord.session_id == session.id))}
+        select(DosingRecord).where(DosingRecord.session_id == session.id)
+        .options(selectinload(DosingRecord.enrollment), selectinload(DosingRecord.session)))}
 
 
 def provider_board(session: CohortSession, actor: User, *, now: datetime,
@@ -60,12 +61,13 @@ def provider_board(session: CohortSession, actor: User, *, now: datetime,
     enrs = participants(session)
     records = _records(session)
     ready = readiness.readiness(session, enrs)
+    written = [r for r in records.values() if r.version > 1]
+    entries = dosing_access.read_entries_many(actor, written, ctx=ctx, now=now)
     rows = []
     for e in enrs:
         rec = records.get(e.id)
         state = dosing.display_state(rec, now) if rec else DosingState.NOT_ARRIVED
-        entries = dosing_access.read_entries(actor, rec, ctx=ctx, now=now) if rec and rec.version > 1 else []
-        rows.append(BoardRow(e, rec, state, ready[e.id], entries))
+        rows.append(BoardRow(e, rec, state, ready[e.id], entries.get(rec.id, []) if rec else []))
     return rows
 
 
@@ -94,6 +96,8 @@ def team_view(session: CohortSession, actor: User, *, now: datetime, ctx: Reques
             status, label = "discharged", "Discharged"
         elif rec.state == DosingState.TRANSFERRED or rec.needs_attention:
             status, label = "needs_attention", "Needs attention — the provider is with them"
+        elif rec.state in (DosingState.CHECKED_IN, DosingState.PRE_CHECKS_DONE):
+            status, label = "in_session", "Arrived — with the provider"
         else:
             status, label = "in_session", "In session"
         out.append(TeamRow(e.participant.name, e.id, status, label, note))

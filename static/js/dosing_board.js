@@ -57,7 +57,9 @@
         } else {
           var msg = res.data.error || "Not saved.";
           var errs = res.data.errors || {};
-          Object.keys(errs).forEach(function (k) { msg += " " + errs[k].join(" "); });
+          Object.keys(errs).forEach(function (k) {
+            errs[k].forEach(function (m) { if (msg.indexOf(m) < 0) { msg += " " + m; } });
+          });
           save(rest);
           var person = document.getElementById("person-" + item.enrollment_id);
           if (person) {
