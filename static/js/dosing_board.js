@@ -105,7 +105,8 @@
           if (String(p.version) !== el.getAttribute("data-version") ||
               el.className.indexOf("state-" + p.state) < 0) { changed = true; }
         });
-        var typing = document.activeElement && document.activeElement.closest && document.activeElement.closest(".entry-form");
+        var active = document.activeElement;
+        var typing = active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && active.closest(".entry-form");
         if (changed && !load().length && !typing) { window.location.reload(); }
       })
       .catch(function () { /* offline: the queue says so */ });
