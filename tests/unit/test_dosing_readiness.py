@@ -86,3 +86,21 @@ def test_not_ready_for_next_dosing_lists_people_of_the_next_session_with_the_mis
     after_first = local_date(first.starts_at + timedelta(days=1), c.timezone)
     assert [r.session_id for r in not_ready_for_next_dosing([c.id], after_first)] == [second.id]
     assert not_ready_for_next_dosing([], after_first) == []
+
+
+def test_ride_home_and_emergency_contact_need_a_name_and_a_phone_number(db):
+    import pytest
+
+    from retreat.core.errors import ValidationFailed
+
+    c = fc.cohort()
+    enr = fc.cleared(c)
+    if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
+        preparation.create_checklist(enr, c, now=NOW)
+    for key in ("ride_home", "emergency_contact"):
+        for bad in ("My sister", "+1 303 555 0100", "Sam 12"):
+            with pytest.raises(ValidationFailed, match="name and phone number"):
+                preparation.complete(enr, key, answer=bad, now=NOW)
+        assert preparation.get_item(enr, key).completed_at is None
+        preparation.complete(enr, key, answer="Sam Rivera, +1 303 555 0199", now=NOW)
+        assert preparation.get_item(enr, key).completed_at is not None
