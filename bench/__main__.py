@@ -29,6 +29,12 @@ def _faults(argv):
     return faults.main(argv)
 
 
+def _dosing(argv):
+    from bench import dosing
+
+    return dosing.main(argv)
+
+
 def _load(argv):
     from bench import load
 
@@ -42,7 +48,7 @@ def _compare(argv):
 
 
 BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile, "faults": _faults,
-              "load": _load, "compare": _compare}
+              "load": _load, "compare": _compare, "dosing": _dosing}
 # Run by `python -m bench` with no name: everything except tools that need arguments.
 _NOT_IN_ALL = {"compare"}
 

@@ -38,6 +38,7 @@ def seed() -> list[tuple[str, str]]:
         logins.append((role, email))
     seed_consult_availability()
     seed_cohorts(org)
+    seed_dosing_demo(org)
     seed_followups_demo()
     return logins
 
@@ -200,6 +201,56 @@ def seed_cohorts(org: ProviderOrganization | None, now=None) -> None:
                                             from_status="attended", to_status="completed",
                                             reason="Completed the retreat (demo)"))
     past_c.seats_taken = 6
+    db.session.flush()
+
+
+def seed_dosing_demo(org: ProviderOrganization, now=None) -> None:
+    """The demo provider staffs the open Spring cohort's dosing sessions; of its confirmed
+    participants the first is ready for dosing (cleared under the provider's licence, consents
+    signed, fasting acknowledged, ride home and emergency contact given), the second is not (no ride
+    home). Idempotent: nothing is added once the first session is staffed."""
+    from retreat.clinical import staffing
+    from retreat.clinical.dosing_models import DosingAssignment
+    from retreat.clinical.models import ClearanceRequest, Intake
+    from retreat.cohorts import preparation
+    from retreat.cohorts.models import Cohort, CohortSession, Enrollment, Retreat, SeatState, SessionKind
+    from retreat.timeutil import now_utc
+
+    now = now or now_utc()
+    provider = accounts.get_by_email("provider@demo.retreat")
+    cohort = db.session.scalar(select(Cohort).join(Retreat).where(Retreat.slug == DEMO_RETREAT_SLUG,
+                                                                  Cohort.title == "Spring cohort"))
+    if provider is None or cohort is None:
+        return
+    sessions = list(db.session.scalars(select(CohortSession).where(
+        CohortSession.cohort_id == cohort.id, CohortSession.kind == SessionKind.DOSING).order_by(CohortSession.starts_at)))
+    if not sessions or db.session.scalar(select(DosingAssignment.id).where(
+            DosingAssignment.session_id == sessions[0].id)):
+        return
+    for s in sessions:
+        staffing.assign(s, provider, actor=provider)
+    lic = provider.licenses[0]
+    confirmed = list(db.session.scalars(select(Enrollment).where(
+        Enrollment.cohort_id == cohort.id, Enrollment.seat == SeatState.CONFIRMED.value).order_by(Enrollment.id)))
+    for i, enr in enumerate(confirmed[:2]):
+        intake = db.session.scalar(select(Intake).where(Intake.enrollment_id == enr.id))
+        if intake is None:
+            intake = Intake(enrollment_id=enr.id, participant_id=enr.participant_id, status="submitted",
+                            submissions=1, safety_concern=False, submitted_at=now, created_at=now, updated_at=now)
+            db.session.add(intake)
+            db.session.flush()
+        db.session.add(ClearanceRequest(
+            enrollment_id=enr.id, intake_id=intake.id, organization_id=org.id, status="decided", decision="cleared",
+            renewal=False, referred_at=now, due_at=now, decided_at=now, decided_by_id=provider.id, license_id=lic.id,
+            license_kind=lic.kind, license_number=lic.number, license_state=lic.state,
+            license_expires_on=lic.expires_on, attestation_name=provider.name, valid_until=cohort.ends_at + timedelta(days=30),
+            version=2, closed_at=now, conditions_shareable=False, absolute_override=False, created_at=now, updated_at=now))
+        for doc in preparation.current_consent_documents():
+            preparation.sign_consent(enr, doc, signer=enr.participant, typed_name=enr.participant.name, now=now)
+        preparation.complete(enr, "fasting", acknowledged=True, now=now)
+        preparation.complete(enr, "emergency_contact", answer="Jordan (partner), +1 303 555 0142", now=now)
+        if i == 0:
+            preparation.complete(enr, "ride_home", answer="Sam Rivera drives me home, +1 303 555 0199", now=now)
     db.session.flush()
 
 

@@ -57,3 +57,39 @@ def read_entries(actor: User | None, record: DosingRecord, *, ctx: RequestContex
                  details={"participant_id": record.enrollment.participant_id, "enrollment_id": record.enrollment_id,
                           "section": SECTION, "basis": basis}, ctx=ctx, now=now)
     return out
+
+
+def shared_note(actor: User | None, record: DosingRecord, *, ctx: RequestContext | None, now: datetime) -> str:
+    """The note a provider marked shareable with the retreat team (facilitators, the organisation and
+    the participant may read it); each read is audited. Empty when nothing was shared."""
+    if not record.shared_note_enc:
+        return ""
+    basis = basis_for(actor, record)
+    if basis is None and actor is not None and actor.is_active and actor.role == Role.FACILITATOR:
+        basis = "team"
+    if basis is None:
+        raise refuse(actor, record.enrollment_id, "dosing_shared_note", ctx=ctx, now=now)
+    audit.record("clinical.read", actor=actor, object_type="dosing_record", object_id=record.id,
+                 details={"participant_id": record.enrollment.participant_id, "enrollment_id": record.enrollment_id,
+                          "section": "dosing_shared_note", "basis": basis}, ctx=ctx, now=now)
+    return decrypt_field(record.shared_note_enc) or ""
+
+
+def read_entries_many(actor: User | None, records: list[DosingRecord], *, ctx: RequestContext | None,
+                      now: datetime) -> dict[int, list[EntryView]]:
+    """``read_entries`` for a whole board: one query for every entry, one audit event per record."""
+    for rec in records:
+        if basis_for(actor, rec) is None:
+            raise refuse(actor, rec.enrollment_id, SECTION, ctx=ctx, now=now)
+    out: dict[int, list[EntryView]] = {r.id: [] for r in records}
+    if not records:
+        return out
+    for e in db.session.scalars(select(DosingEntry).where(DosingEntry.record_id.in_(list(out)))
+                                .order_by(DosingEntry.at, DosingEntry.id)):
+        out[e.record_id].append(EntryView(e.id, e.kind, e.at, e.actor_id, e.license_id, e.version_after,
+                                          json.loads(decrypt_field(e.body_enc) or "{}")))
+    for rec in records:
+        audit.record("clinical.read", actor=actor, object_type="dosing_record", object_id=rec.id,
+                     details={"participant_id": rec.enrollment.participant_id, "enrollment_id": rec.enrollment_id,
+                              "section": SECTION, "basis": basis_for(actor, rec)}, ctx=ctx, now=now)
+    return out

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from retreat import audit
 from retreat.accounts.models import ProviderLicense, ProviderOrganization, Role, User
@@ -172,3 +173,44 @@ def uncovered_soon(now: datetime, *, cohort_ids: list[int] | None = None,
 
 def accepted_kind_choices() -> tuple[str, ...]:
     return LICENSE_KINDS
+
+
+def save_settings(org: ProviderOrganization, *, accepted_kinds: list[str], hold_systolic: int, hold_diastolic: int,
+                  hr_high: int, hr_low: int, spo2_low: int, check_interval_minutes: int, actor: User,
+                  ctx: RequestContext | None = None) -> DosingSettings:
+    """The organisation's accepted licence kinds, vital-sign thresholds and check interval."""
+    errors: dict[str, list[str]] = {}
+    kinds = [k for k in dict.fromkeys(accepted_kinds or []) if k in LICENSE_KINDS]
+    if not kinds or len(kinds) != len(set(accepted_kinds or [])):
+        errors["accepted_kinds"] = ["Choose at least one licence kind from the list."]
+    if hr_low >= hr_high:
+        errors["hr_low"] = ["The low heart-rate limit must be below the high one."]
+    if not (5 <= check_interval_minutes <= 120):
+        errors["check_interval_minutes"] = ["Choose an interval between 5 and 120 minutes."]
+    if errors:
+        raise ValidationFailed("Check the settings.", errors=errors)
+    row = db.session.scalar(select(DosingSettings).where(DosingSettings.organization_id == org.id))
+    if row is None:
+        row = DosingSettings(organization_id=org.id, version=0)
+        db.session.add(row)
+    row.accepted_license_kinds = ",".join(k for k in LICENSE_KINDS if k in kinds)
+    row.hold_systolic, row.hold_diastolic = hold_systolic, hold_diastolic
+    row.hr_high, row.hr_low, row.spo2_low = hr_high, hr_low, spo2_low
+    row.check_interval_minutes = check_interval_minutes
+    row.version = (row.version or 0) + 1
+    db.session.flush()
+    audit.record("dosing.settings_saved", actor=actor, object_type="provider_organization", object_id=org.id,
+                 details={"accepted_kinds": kinds, "hold": [hold_systolic, hold_diastolic], "hr": [hr_low, hr_high],
+                          "spo2_low": spo2_low, "interval": check_interval_minutes}, ctx=ctx)
+    return row
+
+
+def assignments_of(session_ids: list[int]) -> dict[int, list[DosingAssignment]]:
+    """The assignments of each session (clinicians loaded), by clinician name."""
+    out: dict[int, list[DosingAssignment]] = {i: [] for i in session_ids}
+    if session_ids:
+        for a in db.session.scalars(select(DosingAssignment).join(User, User.id == DosingAssignment.clinician_id)
+                                    .where(DosingAssignment.session_id.in_(session_ids))
+                                    .options(selectinload(DosingAssignment.clinician)).order_by(User.name)):
+            out[a.session_id].append(a)
+    return out

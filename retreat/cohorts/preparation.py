@@ -59,7 +59,8 @@ TASKS: tuple[Task, ...] = (
     Task("travel", "Travel and arrival", 10, "text",
          "How and when you will arrive, and when you plan to leave.", shared_with_team=True),
     Task("ride_home", "Ride home or companion after dosing days", 7, "text",
-         "Who will drive you or stay with you after each dosing day. You may not drive that day.",
+         "The name and phone number of who will drive you home and stay with you after each dosing day "
+         "(you may not drive that day), e.g. “Sam Rivera, +1 303 555 0199”.",
          shared_with_team=True),
     Task("fasting", "Fasting and hydration instructions", 3, "ack",
          "No food for 4 hours and no liquids for 2 hours before each dosing session; drink plenty of water "
@@ -69,6 +70,15 @@ TASKS: tuple[Task, ...] = (
          shared_with_team=True),
 )
 TASKS_BY_KEY = {t.key: t for t in TASKS}
+# Answers the dosing-day readiness relies on: a person to call, so a name and a phone number.
+CONTACT_TASKS = {"ride_home": "the driver's name and phone number",
+                 "emergency_contact": "the person's name and phone number"}
+
+
+def _has_name_and_phone(answer: str) -> bool:
+    digits = sum(ch.isdigit() for ch in answer)
+    letters = sum(ch.isalpha() for ch in answer)
+    return 7 <= digits <= 20 and letters >= 2
 
 
 def create_checklist(enr: Enrollment, cohort: Cohort, *, now: datetime) -> list[ChecklistItem]:
@@ -160,6 +170,9 @@ def complete(enr: Enrollment, key: str, *, answer: str = "", acknowledged: bool 
         if len(answer) > ANSWER_MAX:
             raise ValidationFailed(f"Please keep your answer under {ANSWER_MAX} characters "
                                    f"(it has {len(answer)}).", field="answer")
+        if key in CONTACT_TASKS and not _has_name_and_phone(answer):
+            raise ValidationFailed(f"Please give {CONTACT_TASKS[key]} (for example: Sam Rivera, +1 303 555 0199).",
+                                   field="answer")
         item.answer = answer
     item.completed_at = item.completed_at or now
     item.updated_at = now

@@ -62,3 +62,45 @@ def test_unsigned_current_consents_make_it_not_ready(db):
     preparation.publish_consent(kind="kap", title="KAP consent", body="I understand the risks and benefits of this treatment.", actor=None, now=NOW)
     db.session.flush()
     assert readiness(s, [enr])[enr.id].missing == ("Current consents not signed",)
+
+
+def test_not_ready_for_next_dosing_lists_people_of_the_next_session_with_the_missing_item(db):
+    from retreat.clinical.dosing_board import not_ready_for_next_dosing
+    from retreat.cohorts import enrollment, seats
+    from retreat.timeutil import local_date
+
+    c = fc.cohort()
+    first, second = _session(c), _session(c)
+    second.starts_at, second.ends_at = c.starts_at + timedelta(days=3), c.starts_at + timedelta(days=3, hours=4)
+    people = []
+    for name in ("Ada Ready", "Ben Noride"):
+        e = fc.applicant(c, now=NOW, name=name)
+        seats.take_hold(e, now=NOW, actor=None)
+        enrollment.confirm_seat(e, now=NOW, actor=None)
+        fc.record_clearance(e, now=NOW)
+        people.append(e)
+    _prepared(people[0])
+    _prepared(people[1], skip=("ride_home",))
+    rows = not_ready_for_next_dosing([c.id], local_date(NOW, c.timezone))
+    assert [(r.name, r.session_id, r.missing) for r in rows] == [("Ben Noride", first.id, ("no ride home arranged",))]
+    after_first = local_date(first.starts_at + timedelta(days=1), c.timezone)
+    assert [r.session_id for r in not_ready_for_next_dosing([c.id], after_first)] == [second.id]
+    assert not_ready_for_next_dosing([], after_first) == []
+
+
+def test_ride_home_and_emergency_contact_need_a_name_and_a_phone_number(db):
+    import pytest
+
+    from retreat.core.errors import ValidationFailed
+
+    c = fc.cohort()
+    enr = fc.cleared(c)
+    if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
+        preparation.create_checklist(enr, c, now=NOW)
+    for key in ("ride_home", "emergency_contact"):
+        for bad in ("My sister", "+1 303 555 0100", "Sam 12"):
+            with pytest.raises(ValidationFailed, match="name and phone number"):
+                preparation.complete(enr, key, answer=bad, now=NOW)
+        assert preparation.get_item(enr, key).completed_at is None
+        preparation.complete(enr, key, answer="Sam Rivera, +1 303 555 0199", now=NOW)
+        assert preparation.get_item(enr, key).completed_at is not None

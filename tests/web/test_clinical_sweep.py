@@ -5,6 +5,7 @@ outcome notes) on any page they can reach; emails never do."""
 
 import json
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,8 +15,9 @@ from werkzeug.routing import IntegerConverter
 
 from retreat.accounts import api_tokens
 from retreat.clinical import clearance
+from retreat.clinical.dosing_models import DosingEntry, DosingRecord
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
-from retreat.cohorts.models import Cohort, Enrollment
+from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SessionKind
 from retreat.consults import booking as bookings
 from retreat.consults import outcomes as consult_outcomes
 from retreat.core.crypto import encrypt_field
@@ -66,6 +68,18 @@ def world(db):
     s.consult, s.consult_facilitator = c, consult_facilitator
     journal.create(s.participant, realm="body", prompt_key=None, text=f"{MARKER} private journal",  # never shared
                    enrollment_id=s.enrollment.id, now=s.now)
+    # A dosing day of V: an observation full of the marker (provider-only; never on the team's view).
+    dosing_session = CohortSession(cohort=s.cohort, kind=SessionKind.DOSING, title="Dosing day 1",
+                                   starts_at=s.cohort.starts_at + timedelta(days=1),
+                                   ends_at=s.cohort.starts_at + timedelta(days=1, hours=4))
+    db.session.add(dosing_session)
+    db.session.flush()
+    rec = DosingRecord(session_id=dosing_session.id, enrollment_id=s.enrollment.id, state="in_session", version=2)
+    db.session.add(rec)
+    db.session.flush()
+    db.session.add(DosingEntry(record_id=rec.id, kind="check", idempotency_key=str(uuid.uuid4()), version_after=2,
+                               body_enc=encrypt_field(json.dumps({"observation": f"{MARKER} dosing observation"})),
+                               actor_id=s.provider.id, at=s.now, recorded_at=s.now))
     db.session.commit()
     return s, facilitator
 
@@ -136,7 +150,8 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
     for endpoint, url in gets:
         r = c.get(url, headers=token if url.startswith("/api/") else None)
         body = r.get_data().decode('utf-8', 'replace')
-        if endpoint in ("provider.dashboard", "api_clearance.list_requests", "provider.outcomes_index"):
+        if endpoint in ("provider.dashboard", "api_clearance.list_requests", "provider.outcomes_index",
+                        "provider.dosing_index", "provider.dosing_settings"):
             assert r.status_code == 200, url  # their own (empty) queue
         else:
             assert r.status_code in (403, 404), (url, r.status_code)
@@ -146,6 +161,8 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
             "conditions": "x", "reason": "I would like to read this record please, it is urgent", "enrollment_id": "1",
             "phq9_9": "0", "action": "submit", "confirm": "y"}
     for _endpoint, url in posts:
+        if _endpoint == "provider.dosing_settings":
+            continue  # their own organisation's settings (the form is refused as incomplete anyway)
         r = c.post(url, data=form)
         assert r.status_code in (403, 404), (url, r.status_code)
     assert snapshot(db) == before

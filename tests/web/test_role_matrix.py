@@ -207,3 +207,10 @@ def test_a_new_unguarded_route_is_caught():
     unguarded = {rule.endpoint for rule in fresh.url_map.iter_rules()
                  if rule.endpoint not in PUBLIC_ENDPOINTS and allowed_roles(fresh, rule.endpoint) is None}
     assert unguarded == {"forgotten"}
+
+
+def test_dosing_pages_are_for_providers_only(app):
+    dosing = [e for e in app.view_functions if e.startswith("provider.dosing")]
+    assert len(dosing) >= 9
+    for endpoint in dosing:
+        assert allowed_roles(app, endpoint) == ("provider",), endpoint

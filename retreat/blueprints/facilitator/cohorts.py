@@ -21,7 +21,7 @@ from retreat.blueprints.facilitator.cohort_forms import (
     StatusForm,
     local_to_utc,
 )
-from retreat.clinical import roster
+from retreat.clinical import dosing_board, roster, staffing
 from retreat.cohorts import catalog as svc
 from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import CohortSession, Enrollment, Retreat
@@ -157,7 +157,8 @@ def cohort_overview(cohort_id: int):
                            columns=enrollment.PIPELINE, exits=enrollment.EXITS, label=enrollment.label,
                            waiting=seats.entries(cohort.id), status_form=status_form,
                            session_form=SessionForm(facilitators=_facilitators()),
-                           reason_form=ReasonForm())
+                           reason_form=ReasonForm(),
+                           uncovered=staffing.uncovered_soon(now_utc(), cohort_ids=[cohort.id]))
 
 
 @bp.post("/cohorts/<int:cohort_id>/status")
@@ -260,9 +261,13 @@ def session_checkin(session_id: int):
     s = db.session.get(CohortSession, session_id)
     require_object(s is not None)
     rows = svc.checkin_rows(s)
+    dosing_day = s.kind == "dosing"
+    team = {r.enrollment_id: r for r in dosing_board.team_view(
+        s, acting_user(), now=now_utc(), ctx=request_context())} if dosing_day else {}
     return render_template("facilitator/cohort_checkin.html", session=s, cohort=s.cohort, rows=rows,
                            clearance=svc.session_clearance(s, [enr for enr, _ in rows]),
-                           kinds=svc.SESSION_KIND_LABELS)
+                           kinds=svc.SESSION_KIND_LABELS, team=team,
+                           cover=staffing.coverage([s])[s.id] if dosing_day else None)
 
 
 @bp.post("/sessions/<int:session_id>/checkin/<int:enrollment_id>")
@@ -271,7 +276,10 @@ def session_mark(session_id: int, enrollment_id: int):
     require_object(s is not None)
     enr = _enrollment(enrollment_id)
     try:
-        svc.record_attendance(s, enr, status=request.form.get("status", ""), actor=acting_user(), now=now_utc())
+        status = request.form.get("status", "")
+        if s.kind == "dosing" and status in ("present", "late"):
+            dosing_board.require_ready_for_checkin(s, enr)
+        svc.record_attendance(s, enr, status=status, actor=acting_user(), now=now_utc())
     except DomainError as exc:
         refused(exc.message, "error")
     return redirect(url_for("facilitator.session_checkin", session_id=s.id) + f"#p{enr.id}")

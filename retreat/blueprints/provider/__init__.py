@@ -8,3 +8,4 @@ restrict_blueprint(bp, Role.PROVIDER)
 
 from retreat.blueprints.provider import views  # noqa: E402,F401
 from retreat.blueprints.provider import outcomes  # noqa: E402,F401
+from retreat.blueprints.provider import dosing  # noqa: E402,F401

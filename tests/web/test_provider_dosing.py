@@ -1,0 +1,150 @@
+"""The provider's dosing pages: the staffing list, the board (forms without JavaScript, JSON for
+polling and offline replay), stale writes, idempotent replays, the thresholds screen, and who
+may not see any of it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from retreat.clinical import staffing
+from retreat.clinical.dosing_models import DosingEntry, DosingRecord, DosingSettings
+from retreat.cohorts import enrollment, seats
+from retreat.cohorts.models import CohortSession, SessionKind
+from retreat.extensions import db as _db
+from retreat.timeutil import now_utc
+from tests import factories
+from tests import factories_cohorts as fc
+from tests.unit.test_dosing_readiness import _prepared
+from tests.unit.test_dosing_staffing import _clinician
+
+VITALS = {"systolic": "124", "diastolic": "80", "heart_rate": "70", "spo2": "98"}
+
+
+def _day(ready=True):
+    now = now_utc()
+    org = factories.provider_org()
+    lead = _clinician(org)
+    c = fc.cohort(fc.retreat(region="CO"), provider_organization_id=org.id, starts_at=now + timedelta(days=5))
+    s = CohortSession(cohort=c, kind=SessionKind.DOSING, title="Dosing day 1", starts_at=c.starts_at + timedelta(days=1),
+                      ends_at=c.starts_at + timedelta(days=1, hours=5), location="Ceremony room")
+    _db.session.add(s)
+    _db.session.flush()
+    enr = fc.applicant(c, now=now, name="Robin Ready")
+    seats.take_hold(enr, now=now, actor=None)
+    enrollment.confirm_seat(enr, now=now, actor=None)
+    fc.record_clearance(enr, now=now)
+    _prepared(enr, skip=() if ready else ("ride_home",))
+    staffing.assign(s, lead, actor=lead)
+    _db.session.commit()
+    return org, lead, s, enr
+
+
+def _post(client, s, enr, kind, data, version=1, key=None, as_json=False):
+    body = {**data, "idempotency_key": key or str(uuid.uuid4()), "expected_version": str(version)}
+    url = f"/provider/dosing/{s.id}/people/{enr.id}/{kind}"
+    if as_json:
+        return client.post(url, json=body)
+    return client.post(url, data=body)
+
+
+def test_staffing_list_board_and_a_form_write(app, db):
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    page = client.get("/provider/dosing")
+    assert page.status_code == 200 and "Dosing day 1" in page.get_data(as_text=True)
+    assert lead.name in page.get_data(as_text=True) and "Unassign" in page.get_data(as_text=True)
+    board = client.get(f"/provider/dosing/{s.id}")
+    assert board.status_code == 200 and "no-store" in board.headers["Cache-Control"]
+    html = board.get_data(as_text=True)
+    assert "Robin Ready" in html and "records doses" in html and "Check in" in html
+    r = _post(client, s, enr, "check_in", {})
+    assert r.status_code == 302
+    r = _post(client, s, enr, "pre_vitals", {**VITALS, "systolic": "400"}, version=2)
+    assert r.status_code == 422
+    assert "Systolic blood pressure (mmHg) must be between 50 and 260" in r.get_data(as_text=True)
+    rec = db.session.scalar(select(DosingRecord).where(DosingRecord.enrollment_id == enr.id))
+    assert rec.version == 2 and rec.state == "checked_in"
+
+
+def test_json_replay_is_stored_once_and_a_stale_version_is_409_with_both(app, db):
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    key = str(uuid.uuid4())
+    first = _post(client, s, enr, "check_in", {}, key=key, as_json=True)
+    again = _post(client, s, enr, "check_in", {}, key=key, as_json=True)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.get_json()["replayed"] and again.get_json()["entry_id"] == first.get_json()["entry_id"]
+    assert db.session.scalar(select(func.count()).select_from(DosingEntry)
+                             .where(DosingEntry.idempotency_key == key)) == 1
+    stale = _post(client, s, enr, "pre_vitals", VITALS, version=1, as_json=True)
+    assert stale.status_code == 409
+    assert stale.get_json()["current_version"] == 2 and stale.get_json()["your_version"] == 1
+    form_stale = _post(client, s, enr, "pre_vitals", VITALS, version=1)
+    text = form_stale.get_data(as_text=True)
+    assert form_stale.status_code == 409 and "based on version 1" in text and "(version 2)" in text and "124" in text
+    state = client.get(f"/provider/dosing/{s.id}/state.json").get_json()
+    person = state["people"][0]
+    assert person["state"] == "checked_in" and person["version"] == 2 and len(person["entries"]) == 1
+
+
+def test_not_ready_is_refused_with_the_reason_then_an_assigned_override(app, db):
+    org, lead, s, enr = _day(ready=False)
+    client = fc.client_for(app, lead)
+    r = _post(client, s, enr, "check_in", {}, as_json=True)
+    assert r.status_code == 422 and "No ride home arranged" in r.get_json()["error"]
+    r = _post(client, s, enr, "check_in", {"override_reason": "Driver confirmed by phone, waiting outside"},
+              as_json=True)
+    assert r.status_code == 201
+    assert "Checked in by override" in client.get(f"/provider/dosing/{s.id}").get_data(as_text=True)
+
+
+def test_other_organisations_facilitators_and_finance_are_refused(app, db):
+    org, lead, s, enr = _day()
+    other = fc.client_for(app, _clinician(factories.provider_org()))
+    for url in (f"/provider/dosing/{s.id}", f"/provider/dosing/{s.id}/state.json"):
+        assert other.get(url).status_code == 404
+    assert _post(other, s, enr, "check_in", {}, as_json=True).status_code == 404
+    assert s.title not in other.get("/provider/dosing").get_data(as_text=True)
+    for role in ("facilitator", "finance"):
+        c = fc.client_for(app, factories.user(role, password=None))
+        assert c.get(f"/provider/dosing/{s.id}").status_code in (403, 404)
+        assert c.get(f"/provider/dosing/{s.id}/state.json").status_code in (403, 404)
+    assert db.session.scalar(select(func.count()).select_from(DosingEntry)) == 0
+
+
+def test_threshold_settings_screen_saves_and_refuses_bad_input(app, db):
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    assert client.get("/provider/dosing/settings").status_code == 200
+    good = {"accepted_kinds": ["MD", "NP"], "hold_systolic": "150", "hold_diastolic": "95", "hr_high": "115",
+            "hr_low": "50", "spo2_low": "93", "check_interval_minutes": "10"}
+    bad = client.post("/provider/dosing/settings", data={**good, "hr_low": "130"})
+    assert bad.status_code == 422 and db.session.scalar(select(DosingSettings)) is None
+    assert client.post("/provider/dosing/settings", data=good).status_code == 302
+    row = db.session.scalar(select(DosingSettings).where(DosingSettings.organization_id == org.id))
+    assert (row.accepted_kinds, row.hold_systolic, row.check_interval_minutes) == (["MD", "NP"], 150, 10)
+
+
+def test_session_record_downloads_as_pdf_and_csv_for_the_organisation_only(app, db):
+    import io
+
+    from pypdf import PdfReader
+
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    _post(client, s, enr, "check_in", {}, as_json=True)
+    _post(client, s, enr, "pre_vitals", {**VITALS, "note": "=HYPERLINK(calm)"}, version=2, as_json=True)
+    pdf = client.get(f"/provider/dosing/{s.id}/record.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "Robin Ready" in text and "BP 124/80" in text
+    csv_r = client.get(f"/provider/dosing/{s.id}/record.csv")
+    body = csv_r.get_data(as_text=True)
+    assert csv_r.status_code == 200 and "pre vitals" in body and "BP 124/80" in body and "no-store" in csv_r.headers[
+        "Cache-Control"]
+    other = fc.client_for(app, _clinician(factories.provider_org()))
+    assert other.get(f"/provider/dosing/{s.id}/record.pdf").status_code == 404
+    assert other.get(f"/provider/dosing/{s.id}/record.csv").status_code == 404
