@@ -14,8 +14,8 @@ import uuid
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import IntegerField, SelectField, SelectMultipleField
-from wtforms.validators import InputRequired, NumberRange
+from wtforms import SelectField, SelectMultipleField
+from wtforms.validators import NumberRange
 
 from retreat.accounts.models import Role, User
 from retreat.blueprints.provider import bp
@@ -25,7 +25,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web.forms import refused, show_domain_error
+from retreat.web.forms import InputRequired, IntegerField, refused, show_domain_error
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object, wants_json
 
