@@ -55,7 +55,9 @@ def field_name(field) -> str:
     return text[:1].upper() + text[1:] if text else "This field"
 
 
-class DataRequired(validators.DataRequired):
+class _NamesItsField:
+    """A required-field validator whose default message names the field ("Email is required.")."""
+
     def __call__(self, form, field):
         if self.message is None:
             try:
@@ -65,14 +67,12 @@ class DataRequired(validators.DataRequired):
         return super().__call__(form, field)
 
 
-class InputRequired(validators.InputRequired):
-    def __call__(self, form, field):
-        if self.message is None:
-            try:
-                return super().__call__(form, field)
-            except StopValidation as exc:
-                raise StopValidation(f"{field_name(field)} is required.") from exc
-        return super().__call__(form, field)
+class DataRequired(_NamesItsField, validators.DataRequired):
+    pass
+
+
+class InputRequired(_NamesItsField, validators.InputRequired):
+    pass
 
 
 class Length(validators.Length):
