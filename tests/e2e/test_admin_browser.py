@@ -1,6 +1,7 @@
 """An admin creates a staff account and reads the audit log in a real browser (CSRF on)."""
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.extensions import db
@@ -26,10 +27,10 @@ def test_admin_creates_provider_and_finds_it_in_the_audit_log(live_server, page)
     page.get_by_label("Email").fill("rowan@example.com")
     page.get_by_label("Role").select_option("provider")
     page.get_by_role("button", name="Create account").click()
-    assert page.get_by_text("A provider belongs to a provider organisation.").is_visible()
+    expect(page.get_by_text("A provider belongs to a provider organisation.")).to_be_visible()
     page.get_by_label("Provider organisation").select_option(label="Mesa Clinic")
     page.get_by_role("button", name="Create account").click()
-    assert page.get_by_role("heading", name="Account created").is_visible()
+    expect(page.get_by_role("heading", name="Account created")).to_be_visible()
     assert len(page.get_by_test_id("one-time-password").inner_text()) >= 12
 
     page.goto(live_server.url + "/admin/audit?action=user.created")

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.cohorts.models import DepositTiming
@@ -51,7 +52,7 @@ def test_apply_hold_pay_deposit_and_see_confirmed_seat(live_server, page, locals
     enr_id = int(tracker_url.rstrip("/").rsplit("/", 1)[1])
 
     page.get_by_role("button", name="Reserve my seat and pay the deposit").click()
-    assert page.get_by_text("Deposit: $750.00").is_visible()
+    expect(page.get_by_text("Deposit: $750.00")).to_be_visible()
     page.screenshot(path="/tmp/tracker-before-deposit.png", full_page=True)
     page.get_by_role("button", name="Pay the deposit").click()
     page.wait_for_url("**/checkout/**")
@@ -61,12 +62,11 @@ def test_apply_hold_pay_deposit_and_see_confirmed_seat(live_server, page, locals
         page.fill(f"#card-element input[placeholder={name}]", value)
     page.get_by_role("button", name="Pay $750.00").click()
     page.wait_for_url("**/return/**")
-    assert page.get_by_text("Your seat is confirmed").first.is_visible()
-
+    expect(page.get_by_text("Your seat is confirmed").first).to_be_visible()
     page.goto(tracker_url)
-    assert page.get_by_text("✓ Your seat is confirmed").is_visible()
-    assert page.get_by_role("link", name="Pay the balance").is_visible()
-    assert page.get_by_text("The balance of $4,050.00 is due").is_visible()
+    expect(page.get_by_text("✓ Your seat is confirmed")).to_be_visible()
+    expect(page.get_by_role("link", name="Pay the balance")).to_be_visible()
+    expect(page.get_by_text("The balance of $4,050.00 is due")).to_be_visible()
     page.screenshot(path="/tmp/tracker-after-deposit.png", full_page=True)
     with app.app_context():
         # localstripe's own webhook follows about a second later: let it land here, not in a later

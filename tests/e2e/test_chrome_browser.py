@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.cli import demo
@@ -57,7 +58,8 @@ def test_menu_is_one_row_wide_and_behind_a_button_on_a_phone(browser, demo_serve
 
         page.set_viewport_size({"width": 390, "height": 844})
         toggle = page.locator(".nav-toggle")
-        assert toggle.is_visible() and toggle.get_attribute("aria-expanded") == "false"
+        expect(toggle).to_be_visible()
+        assert toggle.get_attribute("aria-expanded") == "false"
         assert page.locator("#main-menu").is_hidden()
         header_height = page.evaluate("document.querySelector('.header-inner').offsetHeight")
         assert header_height < 90, (role, header_height)  # brand and Menu button share one row
@@ -70,7 +72,7 @@ def test_menu_is_one_row_wide_and_behind_a_button_on_a_phone(browser, demo_serve
                 break
         assert page.evaluate("document.activeElement.classList.contains('nav-toggle')"), role
         page.keyboard.press("Enter")
-        assert toggle.get_attribute("aria-expanded") == "true" and page.locator("#main-menu").is_visible()
+        expect(toggle.get_attribute("aria-expanded") == "true" and page.locator("#main-menu")).to_be_visible()
         expected = set(_menu_links(page).evaluate_all("els => els.map(e => e.textContent.trim())"))
         reached: set[str] = set()
         for _ in range(60):
@@ -102,8 +104,8 @@ def test_without_javascript_every_menu_link_is_on_the_page(browser, demo_server)
     helpers.sign_in(page, demo_server.url, "facilitator@demo.retreat", demo.DEMO_PASSWORD)
     page.goto(demo_server.url + "/facilitator/")
     for name in ("Today", "Cohorts", "Clearance", "Safety alerts", "Consults", "Availability", "Outcomes"):
-        assert page.get_by_role("link", name=name, exact=True).first.is_visible(), name
-    assert page.get_by_role("button", name="Sign out").is_visible()
+        expect(page.get_by_role("link", name=name, exact=True).first, name).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     context.close()
 
 

@@ -5,6 +5,7 @@ cleared and refuses to mark them present."""
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select, update
 
 from retreat.accounts import users as accounts
@@ -62,13 +63,13 @@ def test_changing_only_the_place_sends_one_update_each_and_dosing_checkin_refuse
     page.goto(f"{live_server.url}/facilitator/cohorts/{cohort_id}/integration")
     page.fill("#circle_location", "Barn, 2 Elm St")
     page.get_by_role("button", name="Save the plan").click()
-    assert page.get_by_text("Plan saved: 3 places changed. 2 participants sent one update each.").is_visible()
+    expect(page.get_by_text("Plan saved: 3 places changed. 2 participants sent one update each.")).to_be_visible()
     page.screenshot(path=f"{SHOTS}/plan-saved.png", full_page=True)
     with live_server.app.app_context():
         assert _count("circles_updated") == 2 and _count("circle_invite") == 0
 
     page.goto(f"{live_server.url}/facilitator/sessions/{dosing_id}/checkin")
     row = page.locator(f"#p{uma_id}")
-    assert row.get_by_text("Not cleared").is_visible()
+    expect(row.get_by_text("Not cleared")).to_be_visible()
     assert row.get_by_role("button", name="Present").is_disabled()
     page.screenshot(path=f"{SHOTS}/dosing-checkin.png", full_page=True)

@@ -5,6 +5,7 @@ moves the circles to another weekday (a stale second tab is refused)."""
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.cohorts import enrollment
@@ -42,20 +43,19 @@ def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, b
     open_menu(page, "Integration")
     page.get_by_role("link", name="Circles", exact=True).click()
     card = page.locator(f"#circle-{ids['circle']}")
-    assert card.get_by_text("Integration circle 1").is_visible()
+    expect(card.get_by_text("Integration circle 1")).to_be_visible()
     assert card.get_by_text("18:00").count() >= 1  # shown in the participant's zone
-    assert card.get_by_role("link", name="https://meet.example/circle").is_visible()
+    expect(card.get_by_role("link", name="https://meet.example/circle")).to_be_visible()
     card.get_by_label("Note for the facilitator (optional)").fill("Visiting family")
     card.get_by_role("button", name="I can't make it").click()
-    assert page.get_by_text("You won't get reminders for this circle").is_visible()
+    expect(page.get_by_text("You won't get reminders for this circle")).to_be_visible()
     card = page.locator(f"#circle-{ids['circle']}")
-    assert card.get_by_text("Your answer: I can't make it").is_visible()
-
+    expect(card.get_by_text("Your answer: I can't make it")).to_be_visible()
     fac = browser.new_context(timezone_id="America/Denver", locale="en-US").new_page()
     sign_in(fac, live_server.url, "fran@example.com")
     fac.goto(f"{live_server.url}/facilitator/cohorts/{ids['cohort']}/integration")
     fac.get_by_role("link", name="RSVPs and attendance").first.click()
-    assert fac.get_by_text("Can't make it · “Visiting family”").is_visible()
+    expect(fac.get_by_text("Can't make it · “Visiting family”")).to_be_visible()
     fac.get_by_role("button", name="Present").click()
     assert fac.locator(".checkin-state").first.inner_text() == "Present"
 
@@ -65,11 +65,11 @@ def test_circles_rsvp_attendance_and_plan_edit_in_a_browser(live_server, page, b
     stale.goto(fac.url)
     fac.select_option("#circle_weekday", "3")
     fac.get_by_role("button", name="Save the plan").click()
-    assert fac.get_by_text("Plan saved: ").is_visible()
-    assert fac.get_by_text("kept as it was: attendance has been taken").is_visible()
+    expect(fac.get_by_text("Plan saved: ")).to_be_visible()
+    expect(fac.get_by_text("kept as it was: attendance has been taken")).to_be_visible()
     stale.fill("#circle_weeks", "5")
     stale.get_by_role("button", name="Save the plan").click()
-    assert stale.get_by_text("Someone else changed this plan").is_visible()
+    expect(stale.get_by_text("Someone else changed this plan")).to_be_visible()
     with live_server.app.app_context():
         p = db.session.get(IntegrationPlan, ids["plan"])
         assert (p.circle_weekday, p.circle_weeks, p.version) == (3, 3, 3)

@@ -4,6 +4,7 @@ sees the outcome. CSRF is on; the intake's script shows crisis resources and aut
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.clinical import screening
@@ -43,7 +44,7 @@ def test_intake_then_provider_decision_then_participant_sees_outcome(live_server
     sign_in(page, live_server.url, "pat@example.com")
     page.goto(live_server.url + "/me/intake")
     page.get_by_role("link", name="Start your intake").click()
-    assert page.get_by_role("heading", name="Medical intake").is_visible()
+    expect(page.get_by_role("heading", name="Medical intake")).to_be_visible()
     for q in screening.TEXT_QUESTIONS:
         page.fill(f"#{q.key}", {"emergency_contact_phone": "+1 303 555 0100"}.get(q.key, f"None ({q.label.lower()})"))
     page.fill("#medications", "Sertraline 50 mg once daily")
@@ -53,37 +54,37 @@ def test_intake_then_provider_decision_then_participant_sees_outcome(live_server
     for key in screening.PHQ9_KEYS + screening.GAD7_KEYS:
         page.check(f"#{key}-1")
     crisis = page.locator("#crisis-panel")
-    assert crisis.is_visible()  # item 9 "Several days": crisis resources at once, before any save
+    expect(crisis).to_be_visible()  # item 9 "Several days": crisis resources at once, before any save
     assert "988" in crisis.inner_text()
     page.wait_for_selector("#autosave-status:has-text('Draft saved')")  # saved at once: the team is alerted
     page.check("#phq9_9-0")
     page.screenshot(path=f"{SHOTS}/clearance_intake_form.png", full_page=True)
     page.get_by_role("button", name="Submit for medical review").click()
     page.wait_for_url("**/clearance")
-    assert page.get_by_role("heading", name="Status: In medical review").is_visible()
+    expect(page.get_by_role("heading", name="Status: In medical review")).to_be_visible()
     sign_out(page)
 
     # The provider reviews and decides.
     sign_in(page, live_server.url, "dr.priya@example.com")
-    assert page.get_by_role("heading", name="Clearance queue").is_visible()
-    assert page.get_by_text("Safety review needed").first.is_visible()  # raised by the autosave
+    expect(page.get_by_role("heading", name="Clearance queue")).to_be_visible()
+    expect(page.get_by_text("Safety review needed").first).to_be_visible()  # raised by the autosave
     page.get_by_role("link", name="Review").click()
-    assert page.get_by_text("Sertraline 50 mg once daily").is_visible()
-    assert page.get_by_text("COPD (chronic obstructive pulmonary disease)").first.is_visible()
-    assert page.get_by_text("DR.0061234").first.is_visible()
+    expect(page.get_by_text("Sertraline 50 mg once daily")).to_be_visible()
+    expect(page.get_by_text("COPD (chronic obstructive pulmonary disease)").first).to_be_visible()
+    expect(page.get_by_text("DR.0061234").first).to_be_visible()
     page.get_by_label("Cleared with conditions").check()
     page.fill("#conditions", "Blood pressure check on arrival")
     page.fill("#attestation_name", "Priya Provider")
     page.screenshot(path=f"{SHOTS}/clearance_provider_decision.png", full_page=True)
     page.get_by_role("button", name="Record decision").click()
-    assert page.get_by_role("heading", name="Decision: Cleared with conditions").is_visible()
+    expect(page.get_by_role("heading", name="Decision: Cleared with conditions")).to_be_visible()
     sign_out(page)
 
     # The participant sees the outcome.
     sign_in(page, live_server.url, "pat@example.com")
     page.goto(live_server.url + "/me/intake")
     page.get_by_role("link", name="Review status and messages").click()
-    assert page.get_by_role("heading", name="Status: Cleared with conditions").is_visible()
-    assert page.get_by_text("Blood pressure check on arrival").is_visible()
-    assert page.get_by_text("you can now pay your deposit").is_visible()
+    expect(page.get_by_role("heading", name="Status: Cleared with conditions")).to_be_visible()
+    expect(page.get_by_text("Blood pressure check on arrival")).to_be_visible()
+    expect(page.get_by_text("you can now pay your deposit")).to_be_visible()
     page.screenshot(path=f"{SHOTS}/clearance_participant_outcome.png", full_page=True)

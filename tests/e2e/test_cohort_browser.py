@@ -4,6 +4,7 @@ sees them on the roster. Screenshots of the three pages go to /tmp."""
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.cohorts import enrollment, preparation, seats
@@ -60,7 +61,7 @@ def test_participant_applies_and_reaches_seat_hold(live_server, page):
     cohort_id = _setup(live_server.app)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/cohorts/{cohort_id}")
-    assert page.get_by_text("6 seats left").is_visible()
+    expect(page.get_by_text("6 seats left")).to_be_visible()
     page.screenshot(path="/tmp/cohort_public.png", full_page=True)
     page.get_by_role("link", name="Apply now").click()
     page.get_by_label("Email").fill("pat@example.com")
@@ -68,15 +69,15 @@ def test_participant_applies_and_reaches_seat_hold(live_server, page):
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/me/cohorts/{cohort_id}/apply")
     page.get_by_role("button", name="Submit my application").click()
-    assert page.get_by_text("Please confirm that you understand this.").is_visible()
+    expect(page.get_by_text("Please confirm that you understand this.")).to_be_visible()
     page.get_by_label("What draws you to this retreat?").fill("I want to get to know my parts.")
     page.get_by_label("I understand that a licensed partner provider").check()
     page.get_by_role("button", name="Submit my application").click()
     page.wait_for_url("**/me/enrollments/*")
-    assert page.get_by_text("Thank you for applying!").is_visible()
+    expect(page.get_by_text("Thank you for applying!")).to_be_visible()
     page.get_by_role("button", name="Reserve my seat and pay the deposit").click()
-    assert page.get_by_text("Your seat is held for 30 minutes").is_visible()
-    assert page.get_by_text("Deposit: $750.00").is_visible()
+    expect(page.get_by_text("Your seat is held for 30 minutes")).to_be_visible()
+    expect(page.get_by_text("Deposit: $750.00")).to_be_visible()
     page.screenshot(path="/tmp/cohort_tracker.png", full_page=True)
 
     helpers.sign_out(page)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from retreat.accounts import users as accounts
@@ -53,7 +54,7 @@ def test_guest_books_reschedules_and_cancels(live_server, browser):
         page.goto(live_server.url + "/consult/")
         # The script noticed the browser's zone and reloaded the page with it.
         page.wait_for_url(re.compile(r"tz=Asia(/|%2F)Kolkata"))
-        assert page.get_by_text("Times in Asia/Kolkata").is_visible()
+        expect(page.get_by_text("Times in Asia/Kolkata")).to_be_visible()
         _shots(page, "booking")
 
         page.locator("a.day").nth(2).click()  # a day at least two days ahead: outside the change cutoff
@@ -68,8 +69,7 @@ def test_guest_books_reschedules_and_cancels(live_server, browser):
         _shots(page, "details")
         page.get_by_role("button", name="Book my free call").click()
         page.get_by_text("You are booked").wait_for()
-        assert page.get_by_role("link", name="Add to my calendar (.ics)").is_visible()
-
+        expect(page.get_by_role("link", name="Add to my calendar (.ics)")).to_be_visible()
         with app.app_context():
             consult = db.session.scalar(select(Consultation))
             first_start = consult.start_at
@@ -98,7 +98,7 @@ def test_guest_books_reschedules_and_cancels(live_server, browser):
             assert templates.count("consult_confirmation") == 2 and "consult_cancelled" in templates
         # The first link was replaced when the call moved.
         page.goto(manage_url)
-        assert page.get_by_text("replaced by a newer one").is_visible()
+        expect(page.get_by_text("replaced by a newer one")).to_be_visible()
     finally:
         context.close()
 

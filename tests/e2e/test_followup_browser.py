@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from retreat.accounts import passwords
@@ -45,12 +46,12 @@ def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page,
     assert link.startswith(live_server.url)
 
     page.goto(link)
-    assert page.get_by_role("heading", name="24-hour check-in").is_visible()
+    expect(page.get_by_role("heading", name="24-hour check-in")).to_be_visible()
     page.get_by_label("I slept well").check()
     page.locator("#difficult-no").check()
     page.get_by_role("button", name="Send my answers").click()
     assert page.locator("#score-error").inner_text() == "Please answer this question."
-    assert page.get_by_text("Nothing was saved yet.").is_visible()
+    expect(page.get_by_text("Nothing was saved yet.")).to_be_visible()
     assert page.get_by_label("I slept well").is_checked()  # the other answers were kept
     page.screenshot(path="/tmp/followup_form.png", full_page=True)
 
@@ -58,14 +59,14 @@ def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page,
     page.get_by_label("I would like someone to reach out to me").check()
     page.get_by_label("Anything you would like to share (optional)").fill("Hard night, lots came up.")
     page.get_by_role("button", name="Send my answers").click()
-    assert page.get_by_role("heading", name="Thank you").is_visible()
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
     panel = page.locator(".crisis-panel")
-    assert panel.is_visible() and "988" in panel.inner_text() and "911" in panel.inner_text()
+    expect(panel).to_be_visible()
+    assert "988" in panel.inner_text() and "911" in panel.inner_text()
     page.screenshot(path="/tmp/followup_thanks.png", full_page=True)
 
     page.goto(link)  # the link again: already answered, nothing overwritten
-    assert page.get_by_role("heading", name="Already answered").is_visible()
-
+    expect(page.get_by_role("heading", name="Already answered")).to_be_visible()
     with app.app_context():
         f = db.session.get(FollowUp, checkin_id)
         assert f.status == "answered"
@@ -93,7 +94,7 @@ def test_participant_answers_a_check_in_from_the_emailed_link(live_server, page,
         assert "24-hour check-in\t1\t1\t100 %" in rates
         fpage.screenshot(path="/tmp/followup_dashboard.png", full_page=True)
         panel.get_by_role("button", name="Acknowledge").first.click()
-        assert fpage.get_by_text("Alert acknowledged").is_visible()
+        expect(fpage.get_by_text("Alert acknowledged")).to_be_visible()
         assert fpage.locator("#integration-alerts tbody tr").count() == 1
     finally:
         fac_ctx.close()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from retreat.accounts import passwords
 from retreat.clinical import safety
@@ -37,5 +38,5 @@ def test_the_facilitator_home_on_a_phone(live_server, page):
     assert serious == [], [v["id"] for v in serious]
     page.get_by_role("link", name="Open the safety alerts").click()
     page.wait_for_url("**/facilitator/safety-alerts")
-    assert page.get_by_text("Avery Alerted").is_visible()
+    expect(page.get_by_text("Avery Alerted")).to_be_visible()
     assert page.get_by_text("Blake Elsewhere").count() == 0

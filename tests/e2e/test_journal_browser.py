@@ -5,6 +5,7 @@ it until it is unshared. The participant's progress chart renders as an accessib
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.clinical import outcomes
@@ -42,9 +43,8 @@ def test_journal_share_unshare_and_stale_edit_in_a_browser(live_server, page, br
     assert page.locator("#realm").input_value() == "body"
     page.fill("#text", "My shoulders dropped. BROWSER-ENTRY-5521")
     page.get_by_role("button", name="Save entry").click()
-    assert page.get_by_text("Your entry is saved.").is_visible()
-    assert page.get_by_text("BROWSER-ENTRY-5521").is_visible()
-
+    expect(page.get_by_text("Your entry is saved.")).to_be_visible()
+    expect(page.get_by_text("BROWSER-ENTRY-5521")).to_be_visible()
     # Two tabs open the same entry; the second save is refused and shows both texts.
     page.get_by_role("link", name="Edit").click()
     other = page.context.new_page()
@@ -53,36 +53,33 @@ def test_journal_share_unshare_and_stale_edit_in_a_browser(live_server, page, br
     other.get_by_role("button", name="Save entry").click()
     page.fill("#text", "Typed in the first tab")
     page.get_by_role("button", name="Save entry").click()
-    assert page.get_by_text("changed in another tab or window").first.is_visible()
-    assert page.get_by_text("Saved from the other tab").is_visible()
+    expect(page.get_by_text("changed in another tab or window").first).to_be_visible()
+    expect(page.get_by_text("Saved from the other tab")).to_be_visible()
     assert page.locator("#text").input_value() == "Typed in the first tab"
     other.close()
 
     # Share it with the cohort's facilitators.
     page.goto(live_server.url + "/me/journal")
     page.get_by_role("link", name="Share with facilitators…").click()
-    assert page.get_by_text("Fran Facilitator").is_visible()
+    expect(page.get_by_text("Fran Facilitator")).to_be_visible()
     page.get_by_role("button", name="Share this entry").click()
-    assert page.get_by_text("Shared", exact=True).is_visible()
-
+    expect(page.get_by_text("Shared", exact=True)).to_be_visible()
     # The participant's progress chart.
     page.goto(live_server.url + "/me/outcomes")
     chart = page.get_by_role("img", name="PHQ-9 (depression): total score over time")
-    assert chart.is_visible()
-
+    expect(chart).to_be_visible()
     fac_ctx = browser.new_context(timezone_id="America/Denver", locale="en-US")
     fpage = fac_ctx.new_page()
     try:
         sign_in(fpage, live_server.url, "fran@example.com")
         fpage.goto(f"{live_server.url}/facilitator/cohorts/{ids['cohort']}/journal")
         fpage.get_by_role("link", name="Jo Participant").click()
-        assert fpage.get_by_text("Saved from the other tab").is_visible()
+        expect(fpage.get_by_text("Saved from the other tab")).to_be_visible()
         entry_url = live_server.url + fpage.get_by_role("link", name="Body").get_attribute("href")
 
         page.goto(live_server.url + "/me/journal")
         page.get_by_role("button", name="Stop sharing").click()
-        assert page.get_by_text("The entry is private again").is_visible()
-
+        expect(page.get_by_text("The entry is private again")).to_be_visible()
         response = fpage.goto(entry_url)
         assert response.status == 403
         assert "Saved from the other tab" not in fpage.content()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from retreat.extensions import db
@@ -120,7 +121,7 @@ def test_a_participant_fills_and_submits_the_intake_with_the_keyboard_only(live_
             page.keyboard.press("Space")
     else:
         raise AssertionError("Tab never reached the submit button")
-    assert page.get_by_role("heading", name="Status: In medical review").is_visible()
+    expect(page.get_by_role("heading", name="Status: In medical review")).to_be_visible()
     assert len(checked) == 16 and {"bp_systolic", "medications"} <= typed
     with live_server.app.app_context():
         assert db.session.query(Intake).count() == 1

@@ -1,6 +1,7 @@
 """A staff member signs in through a real browser."""
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.extensions import db
@@ -17,8 +18,8 @@ def test_facilitator_signs_in_and_sees_portal(live_server, page):
     page.get_by_label("Email").fill("fern@example.com")
     page.get_by_label("Password").fill("wrong-password-here")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_text("do not match").is_visible()
+    expect(page.get_by_text("do not match")).to_be_visible()
     page.get_by_label("Password").fill("a-long-password-1")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/facilitator/")
-    assert page.get_by_role("heading", name="Facilitator dashboard").is_visible()
+    expect(page.get_by_role("heading", name="Facilitator dashboard")).to_be_visible()

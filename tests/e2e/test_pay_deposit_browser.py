@@ -49,7 +49,7 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
     page.screenshot(path="/tmp/payments-checkout.png", full_page=True)
     page.get_by_role("button", name="Pay $500.00").click()
     page.wait_for_url("**/return/**")
-    assert page.get_by_text("Your seat is confirmed").is_visible()
+    expect(page.get_by_text("Your seat is confirmed")).to_be_visible()
     # localstripe's own webhook arrives about a second later and changes nothing more
     deadline = time.monotonic() + 10
     with app.app_context():
@@ -61,7 +61,7 @@ def test_participant_pays_deposit_with_test_card(live_server, page, localstripe)
         assert db.session.query(StripeEvent).filter_by(event_type="payment_intent.succeeded").count() == 1
         assert ledger.paid(enr_id) == 50000
     page.goto(f"{live_server.url}/me/payments/{enr_id}")
-    assert page.get_by_text("Seat confirmed").first.is_visible()
+    expect(page.get_by_text("Seat confirmed").first).to_be_visible()
     page.screenshot(path="/tmp/payments-history.png", full_page=True)
     assert not [e for e in errors if "Content Security Policy" in e], errors
     with app.app_context():  # later live servers may reuse the port: stop deliveries here
@@ -88,7 +88,7 @@ def test_three_d_secure_card_is_authenticated_in_the_browser(live_server, page, 
     page.get_by_role("button", name="Pay ¥50,000").click()
     page.get_by_role("button", name="Complete authentication").click()  # localstripe's 3-D Secure prompt
     page.wait_for_url("**/return/**")
-    assert page.get_by_text("Your seat is confirmed").is_visible()
+    expect(page.get_by_text("Your seat is confirmed")).to_be_visible()
     with app.app_context():
         assert ledger.paid(enr_id) == 50000
 
@@ -150,7 +150,7 @@ def test_declined_card_is_retried_on_the_checkout_page(live_server, page, locals
     _fill_card(page, ph.VISA)
     page.get_by_role("button", name="Pay $500.00").click()
     page.wait_for_url("**/return/**")
-    assert page.get_by_text("Your seat is confirmed").is_visible()
+    expect(page.get_by_text("Your seat is confirmed")).to_be_visible()
     with app.app_context():
         assert ledger.paid(enr_id) == 50000
         gateway.register_localstripe_webhook("http://127.0.0.1:9/unused", hook_id="live-server")

@@ -5,6 +5,7 @@ with one click."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from retreat import scheduler
@@ -50,7 +51,7 @@ def test_finance_runs_a_reconciliation_and_repairs_a_missed_payment(live_server,
     page.get_by_label("From").fill(to_local(now_utc(), "America/Denver").date().isoformat())
     page.get_by_role("button", name="Run reconciliation").click()
     page.wait_for_url("**/finance/reconciliation/runs/*")
-    assert page.get_by_text("is queued").is_visible()
+    expect(page.get_by_text("is queued")).to_be_visible()
     assert page.get_by_test_id("run-status").inner_text() == "queued"
 
     # the scheduler's job picks the queued run up; the page notices by itself and shows the report
@@ -62,7 +63,7 @@ def test_finance_runs_a_reconciliation_and_repairs_a_missed_payment(live_server,
     assert "$500.00" in row.inner_text() and f"#{enr_id}" in row.inner_text()
     row.get_by_role("button", name="Repair").click()
     page.wait_for_load_state()
-    assert page.get_by_text("is now in the ledger").is_visible()
+    expect(page.get_by_text("is now in the ledger")).to_be_visible()
     assert "repaired" in page.locator(f"tr[data-key='charge:{pi['id']}']").inner_text()
     page.screenshot(path="/tmp/reconciliation-repaired.png", full_page=True)
     with app.app_context():

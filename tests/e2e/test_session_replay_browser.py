@@ -1,6 +1,7 @@
 """A provider's cookies, copied before signing out, open nothing afterwards (issue #16)."""
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import passwords
 from retreat.extensions import db
@@ -34,6 +35,6 @@ def test_cookies_copied_before_sign_out_are_dead(live_server, page, browser):
         replay.goto(intake)
         replay.wait_for_url("**/account/login**")
         assert MARKER not in replay.content()
-        assert replay.get_by_role("button", name="Sign in").is_visible()
+        expect(replay.get_by_role("button", name="Sign in")).to_be_visible()
     finally:
         other.close()

@@ -6,6 +6,7 @@ import re
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from retreat.accounts import users as accounts
@@ -46,20 +47,20 @@ def test_participant_signs_up_verifies_and_signs_back_in(live_server, page, smtp
     page.get_by_label("Confirm password").fill(PASSWORD + "x")
     page.get_by_label("I have read and agree to the privacy notice").check()
     page.get_by_role("button", name="Create account").click()
-    assert page.get_by_text("The two passwords do not match.").is_visible()
+    expect(page.get_by_text("The two passwords do not match.")).to_be_visible()
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Confirm password").fill(PASSWORD)
     page.screenshot(path="/tmp/signup.png", full_page=True)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url("**/account/check-email")
-    assert page.get_by_role("heading", name="Check your email").is_visible()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     # Nobody is signed in by a sign-up (the answer is the same for an address that has an account).
     assert page.get_by_text("Please confirm your email address").count() == 0
 
     link = _verify_link(live_server.app, smtp_server, "robin@example.com")
     assert link.startswith(live_server.url + "/account/verify-email/")
     page.goto(link)
-    assert page.get_by_role("heading", name="Your email address is confirmed").is_visible()
+    expect(page.get_by_role("heading", name="Your email address is confirmed")).to_be_visible()
     assert page.get_by_text("Please confirm your email address").count() == 0
 
     page.get_by_role("link", name="Continue").click()
@@ -68,20 +69,19 @@ def test_participant_signs_up_verifies_and_signs_back_in(live_server, page, smtp
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/me/")
-    assert page.get_by_role("heading", name="Welcome, Robin Rivers").is_visible()
-
+    expect(page.get_by_role("heading", name="Welcome, Robin Rivers")).to_be_visible()
     page.goto(live_server.url + "/account/settings")
-    assert page.get_by_role("heading", name="Your account").is_visible()
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     assert page.get_by_label("Time zone").input_value() == "America/Denver"
     page.screenshot(path="/tmp/settings.png", full_page=True)
 
     page.get_by_role("link", name="Set up two-factor").click()
-    assert page.locator(".qr svg").is_visible()
+    expect(page.locator(".qr svg")).to_be_visible()
     page.screenshot(path="/tmp/totp_setup.png", full_page=True)
     secret = page.locator("#totp-secret").inner_text()
     page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on two-factor").click()
-    assert page.get_by_role("heading", name="Two-factor authentication is on").is_visible()
+    expect(page.get_by_role("heading", name="Two-factor authentication is on")).to_be_visible()
     assert page.locator(".recovery-codes li").count() == 10
 
 
@@ -100,10 +100,10 @@ def test_staff_with_two_factor_signs_in_with_password_then_code(live_server, pag
     page.wait_for_url("**/account/login/two-factor")
     page.get_by_label("Code").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
     page.get_by_role("button", name="Verify").click()
-    assert page.get_by_text("That code is not right").is_visible()
+    expect(page.get_by_text("That code is not right")).to_be_visible()
     page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/facilitator/")
-    assert page.get_by_role("heading", name="Facilitator dashboard").is_visible()
+    expect(page.get_by_role("heading", name="Facilitator dashboard")).to_be_visible()
     page.goto(live_server.url + "/account/two-factor/setup")
-    assert page.get_by_text("Two-factor authentication is on for your account.").is_visible()
+    expect(page.get_by_text("Two-factor authentication is on for your account.")).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.extensions import db
 from tests import factories_cohorts as fc
@@ -41,7 +42,8 @@ def test_a_berlin_visitor_sees_the_venue_time_and_their_own_in_their_locale(brow
     venue_text = item.locator("time[data-venue-datetime]").inner_text()
     assert venue in venue_text and "venue time" in item.inner_text(), venue_text
     beside = item.locator("[data-viewer-time]")
-    assert beside.is_visible() and mine in beside.inner_text() and "your time" in beside.inner_text()
+    expect(beside).to_be_visible()
+    assert mine in beside.inner_text() and "your time" in beside.inner_text()
     online = page.locator(".schedule li", has_text="Online circle").locator("time").inner_text()
     assert mine in online, online  # an online session: the visitor's own time only
     context.close()
