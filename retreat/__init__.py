@@ -16,6 +16,9 @@ def create_app(config: dict | None = None) -> Flask:
     """config -> extensions -> blueprints -> cli -> errors."""
     settings = load_config(config)
     check_configuration(settings)  # before anything is written: a refused start leaves no trace
+    from retreat.core import logs
+
+    logs.configure(settings)  # LOG_LEVEL / LOG_FORMAT, request ids on every line (issue #22 item 6)
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
