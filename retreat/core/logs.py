@@ -98,6 +98,9 @@ def logging_config(settings: dict) -> dict:
             # SQLAlchemy's engine logger echoes every statement at INFO: only when asked for.
             "sqlalchemy.engine": {"level": "WARNING"},
             "alembic.runtime.plugins": {"level": "WARNING"},  # "setup plugin ..." at every start
+            # "Running job ..." / "executed successfully" for every job every few seconds: the
+            # scheduler's own lines say what a run did (retreat.scheduler).
+            "apscheduler.executors": {"level": "WARNING"},
         },
     }
 

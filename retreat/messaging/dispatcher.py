@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import threading
+import time as time_
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -366,9 +367,15 @@ def dispatch_due(now: datetime | None = None, *, batch_size: int | None = None,
             break
         result.batches += 1
         if batch:
+            started, before = time_.perf_counter(), (result.sent, result.retried, result.failed)
+            log.info("outbox batch %s started by %s: %s claimed of %s due", result.batches, worker, len(batch), due)
             with transport.open() as conn:
                 for m in batch:
                     _send_one(conn, m, at, config, worker, max_attempts, result)
+            sent, retried, failed = (now_ - then for now_, then in zip((result.sent, result.retried, result.failed),
+                                                                       before, strict=True))
+            log.info("outbox batch %s done in %.3fs: sent %s, retry later %s, failed %s", result.batches,
+                     time_.perf_counter() - started, sent, retried, failed)
         if max_batches and result.batches >= max_batches:
             break
     return result
