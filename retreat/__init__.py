@@ -42,6 +42,9 @@ def create_app(config: dict | None = None) -> Flask:
     from retreat.web import hooks, inputs, transaction
 
     hooks.init_app(app)
+    from retreat.web import metrics
+
+    metrics.init_app(app)  # /metrics (METRICS_TOKEN) and request latencies
     inputs.init_app(app)  # refuses control characters in any input (issue #16)
     inputs.install_converter(app)  # before any route: <int:...> is bounded to an Integer column
     transaction.init_app(app)  # after the hooks: it settles the response before they add headers

@@ -20,11 +20,9 @@ import atexit
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -41,13 +39,11 @@ log = logging.getLogger("retreat.scheduler")
 
 scheduler_cli = AppGroup("scheduler", help="Run the background scheduler.")
 
-LOCK_KEY = zlib.crc32(b"retreat.scheduler") & 0x7FFFFFFF
-LOCK_APPLICATION_NAME = "retreat-scheduler"  # application_name of the connection holding the lock
-
-
-def process_name() -> str:
-    """This process, as the logs and /metrics name a lock holder: ``host:pid``."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+LOCK_KEY = job_runs.LOCK_KEY
+LOCK_APPLICATION_NAME = job_runs.LOCK_APPLICATION_NAME
+process_name = job_runs.process_name
+pg_lock_holder = job_runs.pg_lock_holder
+file_lock_holder = job_runs.file_lock_holder
 
 
 PeriodicJob = jobs.PeriodicJob
@@ -228,26 +224,6 @@ class DispatchLock:
             if self._fd is not None:
                 os.close(self._fd)  # closing the descriptor releases the flock
                 self._fd = None
-
-
-def pg_lock_holder(conn) -> str | None:
-    """``host:pid`` of the process holding the scheduler's advisory lock (from the application_name
-    of its connection), or None when nobody holds it."""
-    row = conn.execute(text(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k LIMIT 1"),
-        {"k": LOCK_KEY}).first()
-    if row is None:
-        return None
-    name = str(row[0] or "")
-    return name[len(LOCK_APPLICATION_NAME) + 1:] if name.startswith(LOCK_APPLICATION_NAME + " ") else (name or "?")
-
-
-def file_lock_holder(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------------------------

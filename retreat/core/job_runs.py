@@ -1,4 +1,4 @@
-"""The last run of each scheduled job: when it started, how long it took, whether it succeeded and
+"""Scheduler bookkeeping: who holds its lock, and the last run of each scheduled job: when it started, how long it took, whether it succeeded and
 which process ran it (``host:pid``). Written by the scheduler after every run (one upsert in its
 own short transaction), read by ``/metrics`` (``retreat_scheduler_job_last_run_timestamp_seconds``,
 ``retreat_scheduler_job_last_duration_seconds``). Holds no business state.
@@ -6,12 +6,63 @@ own short transaction), read by ``/metrics`` (``retreat_scheduler_job_last_run_t
 
 from __future__ import annotations
 
+import os
+import socket
+import zlib
 from datetime import datetime
+from pathlib import Path
 
-from sqlalchemy import Boolean, Float, Integer, String, select
+from sqlalchemy import Boolean, Float, Integer, String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from retreat.extensions import db
+
+LOCK_KEY = zlib.crc32(b"retreat.scheduler") & 0x7FFFFFFF  # the scheduler's advisory lock
+LOCK_APPLICATION_NAME = "retreat-scheduler"  # application_name of the connection holding the lock
+LOCK_FILE = "scheduler.lock"  # SQLite: an flock on <instance>/scheduler.lock, holding "host:pid"
+
+
+def process_name() -> str:
+    """This process, as the logs and /metrics name a lock holder: ``host:pid``."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def pg_lock_holder(conn) -> str | None:
+    """``host:pid`` of the process holding the scheduler's advisory lock (from the application_name
+    of its connection), or None when nobody holds it. pg_stat_activity is a snapshot kept for the
+    rest of a transaction: it is cleared first, so a long transaction sees a change of holder."""
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+    row = conn.execute(text(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k LIMIT 1"),
+        {"k": LOCK_KEY}).first()
+    if row is None:
+        return None
+    name = str(row[0] or "")
+    return name[len(LOCK_APPLICATION_NAME) + 1:] if name.startswith(LOCK_APPLICATION_NAME + " ") else (name or "?")
+
+
+def file_lock_holder(path: Path, *, check: bool = False) -> str | None:
+    """What the lock file says (``host:pid``); with ``check``, None unless the flock is really held
+    (probed with a shared lock, released at once)."""
+    try:
+        holder = path.read_text().strip() or None
+    except OSError:
+        return None
+    if check and holder:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return holder  # held exclusively: the scheduler is running
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+    return holder
 
 
 class JobRun(db.Model):
