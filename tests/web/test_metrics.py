@@ -184,3 +184,15 @@ def test_a_scrape_costs_a_fixed_number_of_statements(metrics_app, db):
     with counting() as many:
         scrape(client)
     assert len(many) == len(few) <= 6, many
+
+
+def test_the_readme_lists_exactly_the_metrics_exposed():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Observability", 1)[1].split("\n### ", 1)[0]
+    table = {m for m in re.findall(r"^\| `(retreat_\w+)` \|", section, flags=re.M)}
+    assert table == set(metrics.METRIC_NAMES)
+    for variable in ("LOG_LEVEL", "LOG_FORMAT", "METRICS_TOKEN", "METRICS_ENABLED", "PROMETHEUS_MULTIPROC_DIR"):
+        assert f"| `{variable}` |" in readme, variable
