@@ -49,6 +49,20 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 proc_name = "retreat"
 
 
+# >>> observability (issue #22 item 6): gunicorn's own lines (master and workers) in the app's
+# format, LOG_FORMAT / LOG_LEVEL, each with a request_id field ("-" outside a request). The app's
+# access log is its own line on the retreat.access logger (retreat.web.access_log).
+def _logconfig_dict() -> dict:
+    from retreat.config import load_config
+    from retreat.core.logs import gunicorn_logconfig
+
+    return gunicorn_logconfig(load_config())
+
+
+logconfig_dict = _logconfig_dict()
+# <<< observability
+
+
 def _refuse_bad_configuration() -> None:
     """Check the configuration in the master, before it binds or forks: a refused start is one line
     on stderr naming the variable and exit status 2 (a worker's failed import would only be retried)."""

@@ -16,6 +16,9 @@ def create_app(config: dict | None = None) -> Flask:
     """config -> extensions -> blueprints -> cli -> errors."""
     settings = load_config(config)
     check_configuration(settings)  # before anything is written: a refused start leaves no trace
+    from retreat.core import logs
+
+    logs.configure(settings)  # LOG_LEVEL / LOG_FORMAT, request ids on every line (issue #22 item 6)
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -39,6 +42,9 @@ def create_app(config: dict | None = None) -> Flask:
     from retreat.web import hooks, inputs, transaction
 
     hooks.init_app(app)
+    from retreat.web import metrics
+
+    metrics.init_app(app)  # /metrics (METRICS_TOKEN) and request latencies
     inputs.init_app(app)  # refuses control characters in any input (issue #16)
     inputs.install_converter(app)  # before any route: <int:...> is bounded to an Integer column
     transaction.init_app(app)  # after the hooks: it settles the response before they add headers

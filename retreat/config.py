@@ -78,6 +78,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "PRACTICE_CONTACT_PHONE": os.environ.get("PRACTICE_CONTACT_PHONE", ""),
         "PRACTICE_CONTACT_EMAIL": os.environ.get("PRACTICE_CONTACT_EMAIL", "care@retreat.localhost"),
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Logs (retreat.core.logs): a level name, and json | text (unset: json in production, text elsewhere).
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", ""),
+        # Prometheus /metrics (retreat.web.metrics): scraped with "Authorization: Bearer <METRICS_TOKEN>";
+        # unset: /metrics answers 404. Production needs a strong token, or METRICS_ENABLED=0.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
+        "METRICS_ENABLED": _bool("METRICS_ENABLED", True),
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),
@@ -288,7 +295,41 @@ def check_stripe_live_mode(cfg: dict) -> None:
             raise ConfigurationError(name, f"is a Stripe test key ({prefix}...) {hint}")
 
 
-CHECKS: list = [check_secret_key, check_clinical_data_keys, check_stripe_live_mode]
+LOG_FORMATS = ("json", "text")  # retreat.core.logs
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def check_logging(cfg: dict) -> None:
+    """LOG_LEVEL is a level name, LOG_FORMAT json or text (or unset)."""
+    level = str(cfg.get("LOG_LEVEL") or "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError("LOG_LEVEL", f"is {cfg.get('LOG_LEVEL')!r}, not one of {', '.join(LOG_LEVELS)}")
+    fmt = str(cfg.get("LOG_FORMAT") or "").strip().lower()
+    if fmt and fmt not in LOG_FORMATS:
+        raise ConfigurationError("LOG_FORMAT", f"is {cfg.get('LOG_FORMAT')!r}, not one of {', '.join(LOG_FORMATS)}")
+
+
+METRICS_TOKEN_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def check_metrics_token(cfg: dict) -> None:
+    """Production: /metrics is protected by a strong METRICS_TOKEN, or switched off with
+    METRICS_ENABLED=0. Elsewhere a token, when set, is at least not a published sample."""
+    if not cfg.get("METRICS_ENABLED", True):
+        return
+    token = str(cfg.get("METRICS_TOKEN") or "")
+    if not _production(cfg):
+        if token and (token in KNOWN_SAMPLE_SECRETS or len(token) < 16):
+            raise ConfigurationError("METRICS_TOKEN", "is too weak (at least 16 characters, not a sample value)")
+        return
+    reason = _weak_secret_reason(token)
+    if reason:
+        raise ConfigurationError("METRICS_TOKEN", f"{reason} (make one with: {METRICS_TOKEN_COMMAND}, "
+                                 "or set METRICS_ENABLED=0 to switch /metrics off)")
+
+
+CHECKS: list = [check_secret_key, check_clinical_data_keys, check_stripe_live_mode, check_logging,
+                check_metrics_token]
 
 
 def check_configuration(cfg: dict) -> None:

@@ -42,6 +42,7 @@ from retreat.consults.models import (  # noqa: F401
     OverrideKind,
 )
 from retreat.core.cache_versions import CacheVersion  # noqa: F401
+from retreat.core.job_runs import JobRun  # noqa: F401
 from retreat.database import Base  # noqa: F401
 from retreat.finance.payout_models import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402
 from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun  # noqa: F401,E402

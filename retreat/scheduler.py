@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-import zlib
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import text
 
-from retreat.core import jobs
+from retreat.core import job_runs, jobs
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 
@@ -39,7 +39,11 @@ log = logging.getLogger("retreat.scheduler")
 
 scheduler_cli = AppGroup("scheduler", help="Run the background scheduler.")
 
-LOCK_KEY = zlib.crc32(b"retreat.scheduler") & 0x7FFFFFFF
+LOCK_KEY = job_runs.LOCK_KEY
+LOCK_APPLICATION_NAME = job_runs.LOCK_APPLICATION_NAME
+process_name = job_runs.process_name
+pg_lock_holder = job_runs.pg_lock_holder
+file_lock_holder = job_runs.file_lock_holder
 
 
 PeriodicJob = jobs.PeriodicJob
@@ -56,20 +60,62 @@ stopping = jobs.stopping
 
 def run_job(app: Flask, job: PeriodicJob, *, lock: DispatchLock | None = None,
             now: datetime | None = None) -> bool:
-    """Run one job in an app context with one commit. Returns False if it failed or was skipped."""
+    """Run one job in an app context with one commit. Returns False if it failed or was skipped.
+
+    Logs the run's start (DEBUG) and end with its duration and what it reports (INFO when it did
+    something or failed), and records its last run in ``job_runs`` (for /metrics)."""
     if lock is not None and not lock.acquire():
         return False
     with app.app_context():
+        started_at, clock = now_utc(), time.perf_counter()
+        log.debug("job %s started", job.name)
+        ok = False
         try:
-            job.func(now or now_utc())
+            result = job.func(now or now_utc())
             db.session.commit()
-            return True
+            ok = True
         except Exception:
             db.session.rollback()
-            log.exception("scheduled job %s failed", job.name)
-            return False
+            log.exception("scheduled job %s failed after %.3fs", job.name, time.perf_counter() - clock)
+            result = None
+        duration = time.perf_counter() - clock
+        try:
+            if ok:
+                summary = _summary(result)
+                level = logging.INFO if summary else logging.DEBUG
+                log.log(level, "job %s done in %.3fs%s", job.name, duration, f": {summary}" if summary else "",
+                        extra={"job": job.name, "duration_s": round(duration, 3)})
+            _record_run(job.name, started_at, ok)
+            return ok
         finally:
             db.session.remove()
+
+
+def _summary(result) -> str:
+    """What a job's return value says it did ("" when nothing): a count, or its counters."""
+    if result is None or result is False:
+        return ""
+    if isinstance(result, bool):
+        return ""
+    if isinstance(result, int | float):
+        return f"{result} done" if result else ""
+    if isinstance(result, list | tuple | set | dict):
+        return f"{len(result)} done" if result else ""
+    counts = {k: v for k, v in vars(result).items() if isinstance(v, int) and not isinstance(v, bool)} \
+        if hasattr(result, "__dict__") else {}
+    if counts:
+        return str(result) if any(counts.values()) else ""
+    return str(result)
+
+
+def _record_run(name: str, started_at: datetime, ok: bool) -> None:
+    """The job's last run, for /metrics; a failure to record it never fails the job."""
+    try:
+        job_runs.record(name, started_at=started_at, finished_at=now_utc(), ok=ok, runner=process_name())
+        db.session.commit()
+    except Exception as err:  # noqa: BLE001 - bookkeeping only
+        db.session.rollback()
+        log.warning("could not record the run of job %s: %s", name, err)
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,6 +135,8 @@ class DispatchLock:
             self.engine = db.engine
         self.postgres = self.engine.dialect.name == "postgresql"
         self.path = Path(app.instance_path) / "scheduler.lock"
+        self.name = process_name()
+        self._seen_holder: str | None = None  # the other holder last logged, so it is said once
 
     @property
     def held(self) -> bool:
@@ -105,21 +153,33 @@ class DispatchLock:
                 self._conn.commit()
                 return True
             except Exception:
-                log.warning("scheduler lock connection lost; trying to take the lock again")
+                log.warning("scheduler lock lost by %s (its connection dropped); trying to take it again", self.name)
                 self._drop_conn()
         conn = self.engine.connect()
         try:
+            # Who holds the lock is visible to the others (and to /metrics) in pg_stat_activity.
+            conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                         {"n": f"{LOCK_APPLICATION_NAME} {self.name}"[:63]})
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar()
+            holder = None if got else pg_lock_holder(conn)
             conn.commit()
         except Exception:
             conn.close()
             raise
         if got:
             self._conn = conn
-            log.info("scheduler lock taken (advisory lock %s)", LOCK_KEY)
+            self._seen_holder = None
+            log.info("scheduler lock taken by %s (advisory lock %s): this process runs the jobs", self.name, LOCK_KEY)
             return True
         conn.close()
+        self._standing_by(holder)
         return False
+
+    def _standing_by(self, holder: str | None) -> None:
+        holder = holder or "another process"
+        if holder != self._seen_holder:
+            log.info("scheduler lock held by %s; %s stands by", holder, self.name)
+            self._seen_holder = holder
 
     def _drop_conn(self) -> None:
         try:
@@ -140,15 +200,19 @@ class DispatchLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
+            self._standing_by(file_lock_holder(self.path))
             return False
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{self.name}\n".encode())
         self._fd = fd
-        log.info("scheduler lock taken (%s)", self.path)
+        self._seen_holder = None
+        log.info("scheduler lock taken by %s (%s): this process runs the jobs", self.name, self.path)
         return True
 
     def release(self) -> None:
         with self._mutex:
+            if self.held:
+                log.info("scheduler lock released by %s", self.name)
             if self._conn is not None:
                 try:
                     self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
@@ -227,22 +291,43 @@ def scheduler_run():
     lock = DispatchLock(app)
     sched = build_scheduler(app, BlockingScheduler, lock)
 
+    stoppers: list[threading.Thread] = []
+
+    def _stop(signame: str) -> None:
+        log.info("%s received by %s: finishing the current batch, then stopping", signame, process_name())
+        for _ in range(100):  # a signal during sched.start(): wait until it runs, then stop it
+            try:
+                sched.shutdown(wait=True)
+                return
+            except Exception:  # not running yet / already stopping
+                if not sched.running and started.is_set():
+                    return
+                time.sleep(0.1)
+
     def _shutdown(signum, _frame):
-        log.info("signal %s: finishing the current batch, then stopping", signum)
+        # The handler only asks: stopping (waiting for the running batch) happens in a thread, so that a
+        # handler interrupting a log line in this thread never waits for a job blocked on that line's lock.
         jobs.request_stop()
-        try:
-            sched.shutdown(wait=True)
-        except Exception:  # not running yet / already stopping
-            pass
+        if not stoppers:
+            stoppers.append(threading.Thread(target=_stop, args=(signal.Signals(signum).name,),
+                                             name="scheduler-stop", daemon=True))
+            stoppers[0].start()
+
+    started = threading.Event()
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
     names = ", ".join(f"{j.name} ({j.trigger.interval.total_seconds():g}s)" for j in sched.get_jobs())
     click.echo(f"scheduler started (pid {os.getpid()}): {names}")
+    log.info("scheduler started in %s: %s", process_name(), names)
     if not jobs.stopping():
         sched.start()
+    started.set()
+    for stopper in stoppers:
+        stopper.join()  # the batch in progress is finished before the lock is given up
     lock.release()
     db.engine.dispose()
+    log.info("scheduler stopped in %s", process_name())
     click.echo("scheduler stopped")
 
 

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import threading
+import time as time_
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -47,6 +48,7 @@ from sqlalchemy import select, update
 
 from retreat.core import jobs, urls
 from retreat.extensions import db
+from retreat.messaging import links
 from retreat.messaging import unsubscribe as preferences
 from retreat.messaging.ics import IcsError, build_calendar
 from retreat.messaging.models import OutboxMessage, OutboxStatus
@@ -93,6 +95,7 @@ class Claimed:
     tz: str
     attempts: int
     private: str | None = None  # sealed capability links, decrypted only to render
+    link_origin: str | None = None  # BASE_URL when queued: its links are rebased onto today's
 
 
 @dataclass
@@ -201,6 +204,7 @@ def claim_batch(now: datetime, *, worker: str, batch_size: int, lease: timedelta
                 context=dict(row.context or {}), ics=dict(row.ics) if row.ics else None,
                 essential=bool(row.essential), email=row.recipient_email, name=row.recipient_name,
                 tz=row.recipient_tz or "UTC", attempts=row.attempts, private=row.private_enc,
+                link_origin=row.link_origin,
             ))
         session.commit()
     except BaseException:
@@ -232,10 +236,13 @@ def build_message(m: Claimed, *, now: datetime, config) -> Message:
         address = validate_email(m.email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise PermanentFailure(f"invalid recipient address {m.email!r}: {exc}") from exc
+    base = urls.base_url()
     unsubscribe = None
     if not m.essential:
-        unsubscribe = preferences.unsubscribe_url(m.email, secret=config["SECRET_KEY"], base_url=urls.base_url())
+        unsubscribe = preferences.unsubscribe_url(m.email, secret=config["SECRET_KEY"], base_url=base)
     context, invite_spec = opened(m.context, m.ics, m.private)
+    # Links written under the BASE_URL of the time it was queued point at today's (messaging.links).
+    context, invite_spec = links.rebase(context, m.link_origin, base), links.rebase(invite_spec, m.link_origin, base)
     try:
         rendered = render_email(m.template, context, recipient_tz=m.tz, recipient_name=m.name,
                                 unsubscribe_url=unsubscribe)
@@ -366,9 +373,15 @@ def dispatch_due(now: datetime | None = None, *, batch_size: int | None = None,
             break
         result.batches += 1
         if batch:
+            started, before = time_.perf_counter(), (result.sent, result.retried, result.failed)
+            log.info("outbox batch %s started by %s: %s claimed of %s due", result.batches, worker, len(batch), due)
             with transport.open() as conn:
                 for m in batch:
                     _send_one(conn, m, at, config, worker, max_attempts, result)
+            sent, retried, failed = (now_ - then for now_, then in zip((result.sent, result.retried, result.failed),
+                                                                       before, strict=True))
+            log.info("outbox batch %s done in %.3fs: sent %s, retry later %s, failed %s", result.batches,
+                     time_.perf_counter() - started, sent, retried, failed)
         if max_batches and result.batches >= max_batches:
             break
     return result

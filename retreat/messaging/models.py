@@ -55,3 +55,6 @@ class OutboxMessage(TimestampMixin, db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column()
     cancelled_at: Mapped[datetime | None] = mapped_column()
+    # BASE_URL when the message was queued: links in its context, sealed links and invite that start
+    # with it are rewritten to the BASE_URL of the moment it is sent (retreat.messaging.links).
+    link_origin: Mapped[str | None] = mapped_column(String(200))

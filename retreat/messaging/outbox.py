@@ -23,9 +23,10 @@ from retreat.core import batching
 from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
+from retreat.messaging import links
 from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.render import STAFF_AUDIENCE
-from retreat.messaging.sealed import seal
+from retreat.messaging.sealed import seal, unseal
 from retreat.timeutil import is_valid_zone, now_utc
 
 _CLINICAL_KEYS = frozenset({
@@ -86,7 +87,8 @@ def enqueue(
             dedupe_key=dedupe_key[:200], group_key=group_key, recipient_user_id=to_user.id if to_user else None,
             recipient_email=email, recipient_name=to_name or (to_user.name if to_user else None), recipient_tz=zone,
             template=template, context=_check_context(dict(context or {})), ics=ics, private_enc=private_enc,
-            essential=essential, due_at=due, next_attempt_at=due, status=OutboxStatus.PENDING.value, attempts=0))
+            essential=essential, due_at=due, next_attempt_at=due, status=OutboxStatus.PENDING.value, attempts=0,
+            link_origin=links.current_origin()))
     msg = OutboxMessage(
         dedupe_key=dedupe_key[:200],
         group_key=group_key,
@@ -103,6 +105,7 @@ def enqueue(
         next_attempt_at=due,
         status=OutboxStatus.PENDING.value,
         attempts=0,
+        link_origin=links.current_origin(),  # links are rebased onto BASE_URL when sent (messaging.links)
     )
     # A savepoint makes a concurrent duplicate (unique dedupe_key) a no-op instead of an error
     # (PostgreSQL uses INSERT ... ON CONFLICT DO NOTHING instead: one round trip, see below).
@@ -189,6 +192,17 @@ def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None
         return None
     msg.due_at = due_at
     msg.next_attempt_at = due_at
+    origin = links.current_origin()
+    if (context is not None or ics is not None or private is not None) and msg.link_origin != origin:
+        # New parts are written under today's BASE_URL: move the kept ones there too (one origin a row).
+        if msg.link_origin:
+            msg.context = links.rebase(dict(msg.context or {}), msg.link_origin, origin)
+            msg.ics = links.rebase(dict(msg.ics), msg.link_origin, origin) if msg.ics else msg.ics
+            if msg.private_enc and private is None:
+                kept, kept_ics = unseal(msg.private_enc)
+                msg.private_enc = seal(links.rebase(kept, msg.link_origin, origin) or None,
+                                       links.rebase(kept_ics, msg.link_origin, origin) or None)
+        msg.link_origin = origin
     if context is not None:
         msg.context = _check_context(dict(context))
     if ics is not None:

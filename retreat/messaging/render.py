@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from jinja2 import Environment, TemplateNotFound, Undefined, pass_context
 
 from retreat.core import urls
+from retreat.messaging.links import rebase
 from retreat.timeutil import email_time, format_local
 
 _ENV_KEY = "retreat.email_jinja_env"
@@ -132,5 +133,6 @@ def preview(msg) -> RenderedEmail:
     sealed entries (``messaging.sealed``: reset, verification, manage and answer links) are never
     opened; where the email uses one the preview says so. The context holds no clinical data
     (``outbox._check_context``), and neither does the preview. No unsubscribe link either."""
-    return render_email(msg.template, msg.context, recipient_tz=msg.recipient_tz, recipient_name=msg.recipient_name,
+    context = rebase(msg.context, getattr(msg, "link_origin", None), urls.base_url())
+    return render_email(msg.template, context, recipient_tz=msg.recipient_tz, recipient_name=msg.recipient_name,
                         undefined=_Withheld)

@@ -12,12 +12,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from retreat.accounts.models import STAFF_ROLES, ApiToken, User
-from retreat.core import urls
+from retreat.core import logs, urls
 from retreat.core.crypto import hash_token
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web import sessions, transaction
+from retreat.web import access_log, sessions, transaction
 from retreat.web.errors import json_error
+from retreat.web.proxies import TRUSTED_PEER_ENVIRON_KEY
 from retreat.web.security import wants_json
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -65,13 +66,28 @@ def _keep_token_touch() -> None:
         db.session.rollback()  # the user and token reload on their next use
 
 
+def request_id_for(incoming: str | None, *, from_trusted_proxy: bool) -> str:
+    """The id of this request: the proxy's ``X-Request-ID`` when the request came from the trusted
+    proxy (``retreat.web.proxies``) and the value is safe (1-64 of ``[A-Za-z0-9._-]``); a new one
+    otherwise. A client reaching the app directly cannot choose the id its audit rows carry."""
+    if from_trusted_proxy and incoming and _REQUEST_ID_RE.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
 def init_app(app: Flask) -> None:
     def _request_id():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-ID"),
+                                      from_trusted_proxy=request.environ.get(TRUSTED_PEER_ENVIRON_KEY) is True)
+        g.request_id_token = logs.bind_request_id(g.request_id)  # every log line of the request carries it
 
     # First of all hooks (CSRF's runs earlier otherwise), so that every error page carries the id.
     app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
+    access_log.init_app(app)  # before the other after_request hooks are added: it runs last
+
+    @app.teardown_request
+    def _forget_request_id(_exc):
+        logs.reset_request_id(g.pop("request_id_token", None))
 
     @app.before_request
     def _api_auth():

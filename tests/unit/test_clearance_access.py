@@ -190,7 +190,7 @@ def test_new_key_and_rotation_keep_every_record_readable(app, db, s, monkeypatch
 def test_production_requires_clinical_data_keys(monkeypatch):
     strong = {"ENV_NAME": "production", "SECRET_KEY": "Vb3q9ZpL2xT7mK4wN8cR1yH6jD5sF0gA-uE_iO",
               "SECRET_KEY_GENERATED": False, "STRIPE_API_BASE": "https://api.stripe.com",
-              "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x"}
+              "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_PUBLISHABLE_KEY": "pk_live_x", "METRICS_ENABLED": False}
     with pytest.raises(RuntimeError, match="CLINICAL_DATA_KEYS"):
         check_production_safety({**strong, "CLINICAL_DATA_KEYS": ""})
     check_production_safety({**strong, "CLINICAL_DATA_KEYS": Fernet.generate_key().decode()})

@@ -19,6 +19,7 @@ from retreat.config import ConfigurationError, check_configuration
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
 GOOD_SECRET = "Vb3q9ZpL2xT7mK4wN8cR1yH6jD5sF0gA-uE_iO"
+GOOD_METRICS_TOKEN = "mT4r9QpX2vL7nK8wZ3cB6yH1jD5sF0gE"
 GOOD = {
     "RETREAT_ENV": "production",
     "SECRET_KEY": GOOD_SECRET,
@@ -27,20 +28,23 @@ GOOD = {
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
     "DATABASE_URL": "sqlite:////nonexistent-dir/never.sqlite3",
+    "METRICS_TOKEN": GOOD_METRICS_TOKEN,
 }
 
 
 def prod(**extra) -> dict:
     cfg = {"ENV_NAME": "production", "SECRET_KEY": GOOD_SECRET, "SECRET_KEY_GENERATED": False,
            "CLINICAL_DATA_KEYS": GOOD["CLINICAL_DATA_KEYS"], "STRIPE_API_BASE": "https://api.stripe.com",
-           "STRIPE_SECRET_KEY": "sk_live_abc", "STRIPE_PUBLISHABLE_KEY": "pk_live_abc"}
+           "STRIPE_SECRET_KEY": "sk_live_abc", "STRIPE_PUBLISHABLE_KEY": "pk_live_abc",
+           "METRICS_TOKEN": GOOD_METRICS_TOKEN}
     cfg.update(extra)
     return cfg
 
 
 def run(args: list[str], tmp_path: Path, **env_changes) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETREAT_", "STRIPE_", "SECRET_KEY",
-                                                                  "CLINICAL_DATA_KEYS", "FIELD_ENCRYPTION"))}
+                                                                  "CLINICAL_DATA_KEYS", "FIELD_ENCRYPTION",
+                                                                  "METRICS_", "LOG_"))}
     env.update(GOOD)
     env["RETREAT_INSTANCE_DIR"] = str(tmp_path / "instance")
     for key, value in env_changes.items():
@@ -104,6 +108,31 @@ def test_a_good_production_configuration_passes():
     check_configuration(prod())
 
 
+@pytest.mark.parametrize("token, reason", [
+    ("", "is not set"),
+    ("short-token", "shorter than 32"),
+    ("m" * 40, "fewer than 16 distinct"),
+    ("changeme", "published sample"),
+])
+def test_production_needs_a_strong_metrics_token_or_metrics_off(token, reason):
+    with pytest.raises(ConfigurationError, match=reason) as err:
+        check_configuration(prod(METRICS_TOKEN=token))
+    assert err.value.variable == "METRICS_TOKEN" and "METRICS_ENABLED=0" in str(err.value)
+    check_configuration(prod(METRICS_TOKEN=token, METRICS_ENABLED=False))  # switched off explicitly
+    check_configuration({**prod(METRICS_TOKEN=""), "ENV_NAME": "development"})  # off by default in development
+
+
+@pytest.mark.parametrize("changes, variable", [
+    ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+])
+def test_bad_log_settings_are_refused(changes, variable):
+    with pytest.raises(ConfigurationError) as err:
+        check_configuration(prod(**changes))
+    assert err.value.variable == variable and "\n" not in str(err.value)
+    check_configuration(prod(LOG_LEVEL="warning", LOG_FORMAT="TEXT"))  # case does not matter
+
+
 @pytest.mark.parametrize("entry", ["wsgi", "flask-cli", "scheduler", "gunicorn"])
 @pytest.mark.parametrize("env_changes, variable", [
     ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
@@ -112,6 +141,8 @@ def test_a_good_production_configuration_passes():
     ({"CLINICAL_DATA_KEYS": None}, "CLINICAL_DATA_KEYS"),
     ({"STRIPE_API_BASE": None}, "STRIPE_API_BASE"),  # the default is localstripe
     ({"STRIPE_SECRET_KEY": "sk_test_x"}, "STRIPE_SECRET_KEY"),
+    ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
 ])
 def test_entry_points_refuse_with_one_line_and_write_nothing(tmp_path, entry, env_changes, variable):
     args = {"wsgi": [sys.executable, "-c", "import wsgi"],

@@ -23,6 +23,7 @@ PUBLIC_ENDPOINTS = {
     "static": "CSS/JS",
     "favicon": "the site icon browsers ask for at /favicon.ico",
     "healthz": "load-balancer probe",
+    "metrics": "Prometheus scrape: Bearer METRICS_TOKEN compared in constant time; 404 while no token is set",
     "public.index": "home page",
     "public.home": "redirects to the signed-in person's portal, or home",
     "account.login": "sign-in form",

@@ -143,7 +143,7 @@ def test_production_cookies_are_secure(monkeypatch):
     monkeypatch.setenv("RETREAT_ENV", "production")
     assert load_config()["SESSION_COOKIE_SECURE"] is True
     monkeypatch.delenv("RETREAT_ENV")
-    prod = create_app(base_config(ENV_NAME="production", SECRET_KEY=STRONG_KEY, **LIVE_STRIPE))
+    prod = create_app(base_config(ENV_NAME="production", SECRET_KEY=STRONG_KEY, METRICS_ENABLED=False, **LIVE_STRIPE))
     assert prod.config["SESSION_COOKIE_SECURE"] is True and prod.config["REMEMBER_COOKIE_SECURE"] is True
 
     @prod.get("/_probe/remember")
