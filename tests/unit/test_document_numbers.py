@@ -173,3 +173,21 @@ def test_a_rolled_back_payment_consumes_no_number(committing_app):
         _db.session.commit()
         assert _numbers("R") == [1]
         assert _db.session.scalar(select(FinanceDocument.payment_id)) == ids[1]
+
+
+def test_the_cli_numbers_history_once(app, db):
+    enr = fc.applicant(fh.cohort(), now=NOW)
+    p = Payment(enrollment_id=enr.id, kind="balance", attempt=1, amount_minor=5000, currency="USD",
+                status="succeeded", idempotency_key=f"cli-{enr.id}", stripe_payment_intent_id=f"pi_cli_{enr.id}")
+    _db.session.add(p)
+    _db.session.flush()
+    _db.session.add(LedgerEntry(enrollment_id=enr.id, entry_type="charge", amount_minor=5000, currency="USD",
+                                stripe_object_id=p.stripe_payment_intent_id, payment_id=p.id, created_at=NOW))
+    _db.session.commit()
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["finance", "issue-missing-documents"])
+    assert first.exit_code == 0 and "Issued 1 document(s)." in first.output, first.output
+    doc = documents.for_payment(p.id)
+    assert doc.seq == 1 and doc.number == f"R-{doc.issued_at.year}-000001"
+    second = runner.invoke(args=["finance", "issue-missing-documents"])
+    assert second.exit_code == 0 and "already has its document" in second.output
