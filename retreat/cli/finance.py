@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 
 from retreat.extensions import db
 
-finance_cli = AppGroup("finance", help="Finance: Stripe reconciliation.")
+finance_cli = AppGroup("finance", help="Finance: Stripe reconciliation; numbering historical receipts.")
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -75,3 +75,15 @@ def reconcile(since, until, page_size, show):
             click.echo(f"  #{item.id} {item.kind} {item.stripe_object_id}{amount}{booked}{enr}: {item.note}")
     cursor = f"{run.cursor:%Y-%m-%d %H:%M:%S} UTC" if run.cursor else "-"
     click.echo(f"Next run starts at {cursor}. Repair items on the finance console's reconciliation page.")
+
+
+@finance_cli.command("issue-missing-documents")
+def issue_missing_documents():
+    """Number the receipts and credit notes of charges and refunds recorded before documents
+    existed, in ledger order. Idempotent: a second run issues nothing."""
+    from retreat.payments import documents
+    from retreat.timeutil import now_utc
+
+    issued = documents.issue_missing(now=now_utc())
+    db.session.commit()
+    click.echo(f"Issued {issued} document(s)." if issued else "Every charge and refund already has its document.")

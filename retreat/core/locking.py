@@ -55,6 +55,7 @@ LOCK_ORDER: tuple[str, ...] = (
     "outbox_messages",
     "reconciliation_runs",
     "reconciliation_items",
+    "document_counters",         # last: held from a charge or refund's ledger entry to the commit
 )
 _RANK = {name: i for i, name in enumerate(LOCK_ORDER)}
 _COHORTS = _RANK["cohorts"]

@@ -4,6 +4,9 @@ Sign convention (minor units): a charge is +, a refund or a dispute is - (money 
 discount is - and an adjustment is +/- (the price owed). Each entry names the Stripe object (or our
 own object, e.g. ``redemption:12``) it records, unique per entry type, so recording the same
 charge or refund twice is impossible, whatever order or how often webhooks arrive.
+
+Recording a charge or a refund also issues its numbered receipt or credit note
+(``retreat.payments.documents``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from retreat.extensions import db
+from retreat.payments import documents
 from retreat.payments.models import CASH_TYPES, PRICE_TYPES, LedgerEntry, LedgerType
 
 
@@ -36,6 +40,7 @@ def record(*, enrollment_id: int, entry_type: LedgerType, amount_minor: int, cur
         if existing is None:
             raise
         return existing, False
+    documents.issue(entry, now=now)  # a receipt or credit note for a charge or refund; nothing otherwise
     return entry, True
 
 

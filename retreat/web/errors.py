@@ -92,7 +92,12 @@ def init_app(app: Flask) -> None:
         message = None
         data = getattr(err, "data", None)  # flask-smorest / webargs validation errors
         errors = None
-        if isinstance(data, dict) and "messages" in data and status == 400:
+        if isinstance(data, dict) and isinstance(data.get("messages"), dict) and status == 400 \
+                and set(data["messages"]) == {"query"}:
+            # an API view that answers bad filters with 400 (``error_status_code=400``), field by field
+            errors = _flatten_webargs(data["messages"])
+            message = "Some query parameters are invalid."
+        elif isinstance(data, dict) and "messages" in data and status == 400:
             # webargs: the body is not valid JSON at all (nothing to report per field)
             message = "The request body is not valid JSON."
         elif isinstance(data, dict) and "messages" in data:

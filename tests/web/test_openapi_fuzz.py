@@ -20,6 +20,7 @@ from retreat import create_app
 from retreat.accounts import api_tokens
 from tests import factories
 from tests import factories_clearance as fcl
+from tests import finance_helpers as fh
 from tests.conftest import base_config
 
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -41,9 +42,12 @@ def fuzz_world(app, db):
     fcl.submit(setup)
     _t, admin_raw = api_tokens.create_token(factories.user(role="admin", password=None), name="fuzz")
     _t, provider_raw = api_tokens.create_token(setup.provider, name="fuzz")
+    _t, finance_raw = api_tokens.create_token(factories.user(role="finance", password=None), name="fuzz")
+    fh.seated(fh.cohort())  # money to read: a deposit with its receipt
     db.session.commit()
     return {"admin": {"Authorization": f"Bearer {admin_raw}"},
-            "provider": {"Authorization": f"Bearer {provider_raw}"}}
+            "provider": {"Authorization": f"Bearer {provider_raw}"},
+            "finance": {"Authorization": f"Bearer {finance_raw}"}}
 
 
 def _spec() -> dict:
@@ -76,6 +80,13 @@ def test_api_admin_token(case, app, fuzz_world):
 @FUZZ_SETTINGS
 def test_api_provider_token(case, app, fuzz_world):
     _call(case, app, fuzz_world["provider"])
+
+
+@schema.include(path_regex=r"^/api/v1/(ledger-entries|payments)$").parametrize()
+@FUZZ_SETTINGS
+def test_api_finance_token(case, app, fuzz_world):
+    """The finance read API with a finance token over data (issue #18 item 8)."""
+    _call(case, app, fuzz_world["finance"])
 
 
 @pytest.mark.parametrize("too_big", [2**31, 2**63, 154407627684127])

@@ -8,6 +8,7 @@ from wtforms import (
     SelectField,
     StringField,
     TelField,
+    TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, NumberRange, Optional, ValidationError
@@ -16,6 +17,7 @@ from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.accounts.regions import REGION_CHOICES
 from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
+from retreat.payments import legal
 from retreat.web.forms import (
     DataRequired,
     DateField,
@@ -112,6 +114,17 @@ class SafetySettingsForm(FlaskForm):
     practice_contact_email = EmailField("Practice safety contact (email)",
                                         validators=[Optional(), Email(message="Enter an email address, like safety@example.org."),
                                                     Length(max=254)], filters=[strip])
+
+
+class LegalDetailsForm(FlaskForm):
+    """The practice's legal details on receipts, credit notes and statements (``payments.legal``)."""
+
+    legal_name = StringField("Legal name", validators=[DataRequired(), Length(max=legal.MAX_NAME)], filters=[strip])
+    address = TextAreaField("Address", validators=[DataRequired(), Length(max=legal.MAX_ADDRESS)], filters=[strip],
+                            render_kw={"rows": 4})
+    tax_id = StringField("Tax id", validators=[Optional(), Length(max=legal.MAX_TAX_ID)], filters=[strip])
+    footer = TextAreaField("Invoice footer", validators=[Optional(), Length(max=legal.MAX_FOOTER)], filters=[strip],
+                           render_kw={"rows": 3})
 
 
 class AuditFilterForm(FlaskForm):

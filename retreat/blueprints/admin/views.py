@@ -5,11 +5,17 @@ from retreat.accounts import crisis
 from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
-from retreat.blueprints.admin.forms import CrisisResourcesForm, SafetySettingsForm, SettingsForm
+from retreat.blueprints.admin.forms import (
+    CrisisResourcesForm,
+    LegalDetailsForm,
+    SafetySettingsForm,
+    SettingsForm,
+)
 from retreat.core.pagination import first_of
 from retreat.integration import escalation
 from retreat.messaging import outbox
 from retreat.messaging.models import OutboxStatus
+from retreat.payments import legal
 from retreat.privacy import deletion_review
 from retreat.timeutil import now_utc, zone
 from retreat.web.forms import status_for
@@ -79,6 +85,24 @@ def crisis_resources():
             row.form.description.data = resource.description
     return render_template("admin/crisis_resources.html", form=form, current=crisis.current(),
                            default=crisis.DEFAULT), (422 if form.errors else 200)
+
+
+@bp.route("/settings/legal", methods=["GET", "POST"])
+def legal_settings():
+    """The practice's legal name, address, tax id and invoice footer, printed on finance documents."""
+    form = LegalDetailsForm()
+    ok, _ = submit(form, lambda: legal.save(
+        legal.validate(legal_name=form.legal_name.data, address=form.address.data, tax_id=form.tax_id.data,
+                       footer=form.footer.data),
+        actor=acting_user(), ctx=request_context()))
+    if ok:
+        flash("Legal details saved: receipts and credit notes issued from now on carry them.", "success")
+        return redirect(url_for("admin.legal_settings"))
+    current = legal.current()
+    if not form.is_submitted():
+        form.legal_name.data, form.address.data = current.legal_name, current.address
+        form.tax_id.data, form.footer.data = current.tax_id, current.footer
+    return render_template("admin/legal_settings.html", form=form, current=current), status_for(form)
 
 
 from retreat.blueprints.admin import audit, organizations, users  # noqa: E402,F401

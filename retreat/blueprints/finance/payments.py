@@ -11,7 +11,7 @@ from retreat.blueprints.finance import bp
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.payments import balances, disputes, ledger, pricing, refunds
+from retreat.payments import balances, disputes, documents, ledger, pricing, refunds
 from retreat.payments import checkout as payments
 from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
@@ -40,6 +40,7 @@ def payments_dashboard():
 def _enrollment_page(enr: Enrollment, form: RefundForm, status: int = 200):
     return render_template("finance/payment_enrollment.html", enr=enr, q=pricing.quote(enr),
                            entries=ledger.entries(enr.id), history=payments.history(enr),
+                           documents=documents.of_enrollment(enr.id),
                            refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id)).all(),
                            refundable=max(0, refunds.refundable(enr)), form=form), status
 

@@ -15,7 +15,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.payments import checkout as payments
-from retreat.payments import gateway, ledger, pricing, refunds
+from retreat.payments import documents, gateway, ledger, pricing, refunds
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -63,7 +63,7 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
     installments = payments.installment_progress(enr, q)
     return render_template(
         "participant/payments.html", enr=enr, cohort=enr.cohort, q=q, due=due, kinds=PaymentKind,
-        history=payments.history(enr), entries=ledger.entries(enr.id),
+        history=payments.history(enr), entries=ledger.entries(enr.id), documents=documents.of_enrollment(enr.id),
         refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)).all(),
         installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enr.is_active,
