@@ -218,7 +218,8 @@ def export_json():
 @bp.get("/data/export.html")
 @no_store
 def export_html():
-    return render_template("participant/intake_export.html", data=_export())
+    data = _export()
+    return render_template("participant/intake_export.html", page=privacy_export.readable(data))
 
 
 @bp.post("/data/delete")
