@@ -50,3 +50,7 @@ def sections() -> list[Section]:
 
 def covered_tables() -> set[str]:
     return {t for s in _REGISTRY.values() for t in s.covers}
+
+
+def unregister_section(name: str) -> None:
+    _REGISTRY.pop(name, None)

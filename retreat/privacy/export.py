@@ -15,15 +15,23 @@ Two exports of one person at once (a double click, two tabs) build it once: see 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from retreat import audit
 from retreat.accounts.models import User
 from retreat.clinical.access import refuse
-from retreat.core import personal_data
+from retreat.core import locking, personal_data
 from retreat.core.context import RequestContext
+from retreat.core.errors import Conflict
+from retreat.extensions import db
 from retreat.privacy import deletion_review
-from retreat.timeutil import format_local
+from retreat.privacy.models import DataExport
+from retreat.timeutil import format_local, now_utc
 
 ACTION = "privacy.exported"
 
@@ -54,11 +62,52 @@ def _iso(value) -> str | None:
 
 
 def deletion_requests_section(person: User, **_) -> dict:
-    return {"deletion_requests": deletion_review.export_rows(person)}
+    built = db.session.scalar(select(DataExport).where(DataExport.participant_id == person.id))
+    return {"deletion_requests": deletion_review.export_rows(person),
+            "earlier_exports": {"times": built.times_built if built else 0,
+                                "last_at": _iso(built.finished_at) if built else None}}
 
 
-personal_data.register_section("deletion_requests", deletion_requests_section, title="Your deletion requests",
-                               covers=("deletion_requests",), order=990)
+personal_data.register_section("deletion_requests", deletion_requests_section, title="Your data requests",
+                               covers=("deletion_requests", "data_exports"), order=990)
+
+BUSY = ("Your export is already being prepared (you asked for it a moment ago, perhaps in another tab). "
+        "Please wait a few seconds and open it again.")
+
+
+def prepare(actor: User, participant: User, *, ctx: RequestContext | None, now: datetime,
+            clock: Callable[[], datetime] = now_utc) -> dict:
+    """The export, built once however many times it is asked for at the same moment.
+
+    The person's ``DataExport`` row is claimed with ``FOR UPDATE SKIP LOCKED``: while one build
+    holds it, another ask raises ``Conflict`` (``BUSY``) at once. An ask that had to wait for the
+    row's first insert (two asks of a first export) finds that build finished after it asked, and
+    is refused the same way. Nothing is written by a refused ask.
+    """
+    if actor is None or actor.id != participant.id:
+        raise refuse(actor, None, "export", ctx=ctx, now=now)
+    _ensure_row(participant.id)
+    row = db.session.scalar(locking.claim(select(DataExport).where(DataExport.participant_id == participant.id),
+                                          postgres_only=True).execution_options(populate_existing=True))
+    if row is None or (row.finished_at is not None and row.finished_at > now):
+        raise Conflict(BUSY)
+    row.started_at = now
+    data = export_participant_data(actor, participant, ctx=ctx, now=now)
+    row.finished_at = max(now, clock())
+    row.times_built += 1
+    return data
+
+
+def _ensure_row(participant_id: int) -> None:
+    """Insert the person's row unless it exists. Only a first export inserts (and, asked twice at
+    once, waits for the other insert): an existing row is never touched here, since an insert that
+    meets it would wait for the build holding it instead of skipping it."""
+    if db.session.scalar(select(DataExport.id).where(DataExport.participant_id == participant_id)) is not None:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    db.session.execute(insert(DataExport.__table__).values(participant_id=participant_id, times_built=0)
+                       .on_conflict_do_nothing(index_elements=["participant_id"]))
 
 
 def export_participant_data(actor: User, participant: User, *, ctx: RequestContext | None,

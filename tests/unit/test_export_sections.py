@@ -121,3 +121,21 @@ def test_the_readable_page_has_a_heading_per_section_and_local_times(app, db):
         assert f"<h2 id=\"section-{section.name}-h\">" in html
     assert "Circle one" in html and "JST" in html  # times in the person's zone (Asia/Tokyo)
     assert "T00:00:00+00:00" not in html
+
+
+def test_an_ask_while_a_build_is_finishing_gets_a_clear_409_and_writes_nothing(app, db):
+    from retreat.privacy.models import DataExport
+    from retreat.timeutil import now_utc
+    person = factories.user("participant", password=None)
+    # A build that finished after this ask was made (the other tab's): this ask is the duplicate.
+    _db.session.add(DataExport(participant_id=person.id, times_built=1, finished_at=now_utc() + timedelta(minutes=1)))
+    _db.session.commit()
+    client = signed_in(app, person)
+    for url in ("/me/data/export.json", "/me/data/export.html"):
+        r = client.get(url)
+        assert r.status_code == 409 and r.headers["Retry-After"] == "5"
+        assert "Your export is already being prepared" in r.get_data(as_text=True)
+    assert _db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == export.ACTION)) == 0
+    _db.session.expire_all()
+    assert _db.session.scalar(select(DataExport.times_built).where(DataExport.participant_id == person.id)) == 1
