@@ -33,6 +33,14 @@ def _require_admin(actor: User | None) -> None:
         raise PermissionDenied("Only admins handle deletion requests.")
 
 
+require_admin = _require_admin
+
+
+def bounded_note(note: str | None) -> str:
+    """The admin's note, stripped and bounded (NUL refused)."""
+    return bounded_text(note, limit=NOTE_MAX, field="note")
+
+
 def list_statement(status: str | None = None) -> Select:
     """Deletion requests with their participant and handler (one statement): open ones first, the
     oldest first (the nearest deadline), then the closed ones, the most recently handled first."""
@@ -72,7 +80,7 @@ def close(req: DeletionRequest, status: DeletionStatus, *, actor: User, note: st
     _require_admin(actor)
     if status not in CLOSE_ACTIONS:
         raise ValidationFailed("Choose done or declined.", field="status")
-    note = bounded_text(note, limit=NOTE_MAX, field="note")
+    note = bounded_note(note)
     if status == DeletionStatus.DECLINED and not note:
         raise ValidationFailed("Say why the request is declined: the participant is told.", field="note")
     req = locking.lock(DeletionRequest, req.id)
