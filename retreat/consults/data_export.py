@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from retreat.accounts.models import User
 from retreat.consults.models import Consultation
@@ -20,9 +21,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def consultations_section(person: User, **_) -> dict:
-    mine = db.session.scalars(select(Consultation).where(Consultation.participant_id == person.id)
+    mine = db.session.scalars(select(Consultation).options(joinedload(Consultation.facilitator)).where(Consultation.participant_id == person.id)
                               .order_by(Consultation.start_at))
-    guest = db.session.scalars(select(Consultation).where(
+    guest = db.session.scalars(select(Consultation).options(joinedload(Consultation.facilitator)).where(
         Consultation.participant_id.is_(None), func.lower(Consultation.guest_email) == person.email.lower())
         .order_by(Consultation.start_at))
     return {

@@ -18,12 +18,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def subject_of(msg: OutboxMessage) -> str:
-    """The subject line as sent, from the plain context (``render.preview``: sealed entries are
-    never opened); the template's name when an old context no longer renders."""
+    """The subject line as sent: the template's ``subject`` block alone, from the plain context
+    (sealed entries are never opened); the template's name when it no longer renders."""
     try:
-        return render.preview(msg).subject
-    except Exception:  # noqa: BLE001 — listed all the same
+        txt = render.email_env().get_template(f"emails/{msg.template}.txt")
+        values = {**(msg.context or {}), **render.branding(), "recipient_tz": msg.recipient_tz,
+                  "recipient_name": msg.recipient_name}
+        subject = " ".join("".join(txt.blocks["subject"](txt.new_context(values))).split())
+    except Exception:  # noqa: BLE001 — an old message is listed all the same
         return msg.template
+    return subject or msg.template
 
 
 def messages_section(person, **_) -> dict:
