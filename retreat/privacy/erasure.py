@@ -48,11 +48,10 @@ DECLINED_TEMPLATE = "privacy_deletion_declined"
 ANON_NAME = "Deleted participant"
 ANON_DOMAIN = "deleted.invalid"  # RFC 2606: never delivered
 
-FINANCIAL_WHY = ("Financial records: tax and accounting law require the practice to keep them (typically seven "
-                 "years). Amounts, dates and receipt references stay; the name beside them is anonymised.")
-CLINICAL_WHY = ("Clinical records, held under the partner provider's rules and retention: the provider organisation "
-                "({orgs}) is their custodian, not the practice. They stay encrypted and are read only through the "
-                "audited clinical path.")
+FINANCIAL_WHY = ("Tax and accounting law require the practice to keep them (typically seven years). Amounts, dates "
+                 "and receipt references stay; the name beside them is anonymised.")
+CLINICAL_WHY = ("Held under the partner provider's rules and retention: the provider organisation ({orgs}) is their "
+                "custodian, not the practice. They stay encrypted and are read only through the audited clinical path.")
 AUDIT_WHY = "The audit log is append-only evidence of who did what (including this deletion); it is never edited."
 REQUEST_WHY = "The deletion request itself: the record that the practice answered it."
 
@@ -90,27 +89,36 @@ def _their_messages(person: User):
                                               func.lower(OutboxMessage.recipient_email) == person.email.lower()))
 
 
-def plan(person: User) -> dict[str, list[Item]]:
+@dataclass(frozen=True)
+class Group:
+    title: str
+    why: str
+    items: list[Item]
+
+
+def plan(person: User) -> dict[str, list]:
     """What must be kept and why, and what will be erased or anonymised, with the counts."""
     orgs = sorted({r.organization.name for r in db.session.scalars(
         select(ClearanceRequest).where(ClearanceRequest.enrollment_id.in_(_enrollment_ids(person))))}) \
-        or ["the partner provider"]
+        or ["none referred yet"]
     clinical_why = CLINICAL_WHY.format(orgs=", ".join(orgs))
     kept = [
-        Item("Payments", _count(_of(Payment, person)), FINANCIAL_WHY),
-        Item("Refunds", _count(_of(Refund, person)), FINANCIAL_WHY),
-        Item("Ledger entries", _count(_of(LedgerEntry, person)), FINANCIAL_WHY),
-        Item("Installment plans (invoices)", _count(_of(Installment, person)), FINANCIAL_WHY),
-        Item("Submitted medical intakes and screening", _count(
-            select(Intake.id).where(Intake.participant_id == person.id, Intake.submissions > 0)), clinical_why),
-        Item("Clearance requests, decisions and messages", _count(_of(ClearanceRequest, person)), clinical_why),
-        Item("Signed consents", _count(_of(ConsentSignature, person)), clinical_why),
-        Item("Safety alerts", _count(_of(SafetyAlert, person)), clinical_why),
-        Item("Dosing-day records", _count(_of(DosingRecord, person)), clinical_why),
-        Item("Questionnaire scores (PHQ-9, GAD-7)", _count(_of(OutcomeMeasure, person)), clinical_why),
-        Item("Check-in answers (safety follow-up)", _count(_of(CheckInResponse, person)), clinical_why),
-        Item("Audit log", 0, AUDIT_WHY),
-        Item("This deletion request", 1, REQUEST_WHY),
+        Group("Financial records", FINANCIAL_WHY, [
+            Item("Payments", _count(_of(Payment, person)), ""),
+            Item("Refunds", _count(_of(Refund, person)), ""),
+            Item("Ledger entries", _count(_of(LedgerEntry, person)), ""),
+            Item("Installment plans (invoices)", _count(_of(Installment, person)), "")]),
+        Group("Clinical records", clinical_why, [
+            Item("Submitted medical intakes and screening", _count(
+                select(Intake.id).where(Intake.participant_id == person.id, Intake.submissions > 0)), ""),
+            Item("Clearance requests, decisions and messages", _count(_of(ClearanceRequest, person)), ""),
+            Item("Signed consents", _count(_of(ConsentSignature, person)), ""),
+            Item("Safety alerts", _count(_of(SafetyAlert, person)), ""),
+            Item("Dosing-day records", _count(_of(DosingRecord, person)), ""),
+            Item("Questionnaire scores (PHQ-9, GAD-7)", _count(_of(OutcomeMeasure, person)), ""),
+            Item("Check-in answers (safety follow-up)", _count(_of(CheckInResponse, person)), "")]),
+        Group("Audit log", AUDIT_WHY, []),
+        Group("This deletion request", REQUEST_WHY, []),
     ]
     erased = [
         Item("Profile", 1, f"Name, email and phone anonymised (“{ANON_NAME}”, an address that is never delivered); "

@@ -74,7 +74,8 @@ def test_the_admins_page_lists_what_is_kept_with_why_and_what_is_erased(make_cli
     _, person = _person_with_data(db)
     page = admin.get(f"/admin/deletion-requests/{_request(db, person).id}").get_data(as_text=True)
     assert "What must be kept, and why" in page and "What will be erased or anonymised" in page
-    for kept in ("Payments", "Refunds", "Ledger entries", "tax and accounting law", "partner provider",
+    for kept in ("Financial records", "Payments", "Refunds", "Ledger entries", "Tax and accounting law",
+                 "Clinical records", "partner provider",
                  "Audit log", "append-only"):
         assert kept in page, kept
     for erased in ("Profile", "Journal entries", "Preparation answers", "Consultations", "Messages",

@@ -27,8 +27,9 @@ class DeletionCloseForm(FlaskForm):
     # Bounded (and NUL refused) by the rule, privacy.deletion_review.close.
     note = TextAreaField("Note to the participant", validators=[Optional()],
                          render_kw={"maxlength": deletion_review.NOTE_MAX},
-                         description="What was deleted, or why the request is declined (required to decline). "
-                                     "The participant sees it in their data export; no clinical details.")
+                         description="Sent to the participant in the email that tells them the outcome: a word when "
+                                     "it is carried out, or why it is declined (required to decline). No clinical "
+                                     "details.")
 
 
 def _load(request_id: int) -> DeletionRequest:
