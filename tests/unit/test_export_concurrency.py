@@ -1,5 +1,6 @@
 """Two asks for one person's export at the same moment (a double click, two tabs) build it once:
-the other ask is told it is being prepared, and writes nothing. Real threads against PostgreSQL."""
+the other ask is told it is being prepared, and writes nothing. Two admins carrying out one deletion
+at once do it once. Real threads against PostgreSQL."""
 
 from __future__ import annotations
 
@@ -106,3 +107,48 @@ def test_two_asks_at_once_build_the_export_once(committing_app, slow_section, ea
         db.session.commit()
         db.session.remove()
     assert _state(app, user_id)[0] == before[0] + 2
+
+
+def test_two_admins_carrying_out_one_deletion_at_once_do_it_once(committing_app):
+    from retreat.models import OutboxMessage
+    from retreat.privacy import deletion, erasure
+    from retreat.privacy.models import DeletionRequest
+
+    app = committing_app
+    with app.app_context():
+        person = factories.user("participant", password=None)
+        admins = [factories.user("admin", password=None) for _ in range(2)]
+        db.session.commit()
+        req_id = deletion.request_deletion(person, reason="", now=now_utc()).request.id
+        db.session.commit()
+        admin_ids = [a.id for a in admins]
+        db.session.remove()
+    start = threading.Barrier(2)
+    errors: list = []
+
+    def carry_out(admin_id: int):
+        with app.app_context():
+            try:
+                start.wait()
+                req = db.session.get(DeletionRequest, req_id)
+                erasure.carry_out(req, actor=db.session.get(User, admin_id), note="", now=now_utc())
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 — reported below
+                db.session.rollback()
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=carry_out, args=(i,)) for i in admin_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "privacy.deletion_done")) == 1
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.template == erasure.DONE_TEMPLATE)) == 1
+        assert db.session.get(DeletionRequest, req_id).handled_by_id in admin_ids
+        db.session.remove()
