@@ -8,8 +8,8 @@ from flask import render_template, url_for
 from sqlalchemy import func, select, text
 
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.privacy import deletion, deletion_review
-from retreat.privacy.models import DeletionRequest, DeletionStatus
+from retreat.privacy import deletion, erasure
+from retreat.privacy.models import DeletionRequest
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.factories_clearance import MARKER
@@ -195,7 +195,7 @@ def test_the_list_costs_the_same_statements_for_1_and_20_requests(make_client, d
             p = factories.user("participant", password=None)
             req = deletion.request_deletion(p, reason=REASON, now=now_utc()).request
             if req.id % 2:  # done ones, with their handler, on the list too
-                deletion_review.close(req, DeletionStatus.DONE, actor=handler, note="ok", now=now_utc())
+                erasure.carry_out(req, actor=handler, note="ok", now=now_utc())
             db.session.commit()  # one request per transaction, as in the app
 
     def _measure() -> int:
