@@ -62,4 +62,4 @@ from retreat.payments.models import (  # noqa: F401
     RefundRule,
     StripeEvent,
 )
-from retreat.privacy.models import DeletionRequest, DeletionStatus  # noqa: F401
+from retreat.privacy.models import DataExport, DeletionRequest, DeletionStatus  # noqa: F401

@@ -1,5 +1,5 @@
 """The practice's side of deletion requests: the admins' list, one request's reason (an audited
-read), and closing a request as done or declined with a note (audited).
+read), and declining a request with a note (audited); ``privacy.erasure`` carries one out.
 
 Statuses move only forward: open -> done or open -> declined. Repeating the same close is a
 no-op; closing a request already closed the other way is a ``Conflict``.
@@ -31,6 +31,14 @@ STATUSES = [s.value for s in DeletionStatus]
 def _require_admin(actor: User | None) -> None:
     if actor is None or actor.role != Role.ADMIN.value:
         raise PermissionDenied("Only admins handle deletion requests.")
+
+
+require_admin = _require_admin
+
+
+def bounded_note(note: str | None) -> str:
+    """The admin's note, stripped and bounded (NUL refused)."""
+    return bounded_text(note, limit=NOTE_MAX, field="note")
 
 
 def list_statement(status: str | None = None) -> Select:
@@ -68,11 +76,12 @@ def read_reason(req: DeletionRequest, actor: User, *, ctx: RequestContext | None
 
 def close(req: DeletionRequest, status: DeletionStatus, *, actor: User, note: str | None, now: datetime,
           ctx: RequestContext | None = None) -> DeletionRequest:
-    """Mark the request done or declined, with the admin's note (required to decline)."""
+    """Decline the request, with the admin's note (required). A request becomes done only by being
+    carried out (``privacy.erasure.carry_out``, which erases, closes the account and tells the person)."""
     _require_admin(actor)
-    if status not in CLOSE_ACTIONS:
-        raise ValidationFailed("Choose done or declined.", field="status")
-    note = bounded_text(note, limit=NOTE_MAX, field="note")
+    if status != DeletionStatus.DECLINED:
+        raise ValidationFailed("A request is marked done only by carrying it out.", field="status")
+    note = bounded_note(note)
     if status == DeletionStatus.DECLINED and not note:
         raise ValidationFailed("Say why the request is declined: the participant is told.", field="note")
     req = locking.lock(DeletionRequest, req.id)

@@ -52,3 +52,17 @@ class DeletionRequest(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status == DeletionStatus.OPEN
+
+
+class DataExport(db.Model):
+    """One row per person who ever asked for their export: the row a build locks (``FOR UPDATE
+    SKIP LOCKED``), so that two asks at once (a double click, two tabs) build it once and the other
+    is told it is being prepared. Holds no exported data: only when the last build ran."""
+
+    __tablename__ = "data_exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    times_built: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)

@@ -118,10 +118,11 @@ def test_export_has_everything_about_the_participant_and_only_for_them(db, s):
     clearance.request_more_info(req, s.provider, f"{MARKER} question", expected_version=1, now=NOW)
     clinical_access.read(s.provider, s.enrollment, [ANSWERS], ctx=CTX, now=NOW)
     data = privacy_export.export_participant_data(s.participant, s.participant, ctx=CTX, now=NOW)
-    [enr] = data["enrollments"]
+    [enr] = data["medical_records"]
     assert enr["medical_intake"]["answers"]["medications"].startswith(MARKER)
     assert enr["clearance"][0]["messages"][0]["text"] == f"{MARKER} question"
-    assert enr["history"] and enr["checklist"]
+    [application] = data["enrollments"]
+    assert application["history"] and application["preparation_answers"]
     assert any(a["who"] == s.provider.email and a["section"] == ANSWERS for a in data["access_log"])
     json.dumps(data)  # JSON-able
     with pytest.raises(AccessDenied):

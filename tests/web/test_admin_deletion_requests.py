@@ -1,5 +1,6 @@
 """Deletion requests: the participant's reason is kept (encrypted), admins read it on the request's
-page (audited each time) and close the request as done or declined (audited); nobody else sees it."""
+page (audited each time) and carry the request out or decline it (audited); nobody else sees it.
+Carrying it out itself is tested in tests/web/test_deletion_workflow.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from flask import render_template, url_for
 from sqlalchemy import func, select, text
 
 from retreat.models import AuditEvent, OutboxMessage
-from retreat.privacy import deletion, deletion_review
-from retreat.privacy.models import DeletionRequest, DeletionStatus
+from retreat.privacy import deletion, erasure
+from retreat.privacy.models import DeletionRequest
 from retreat.timeutil import now_utc
 from tests import factories
 from tests.factories_clearance import MARKER
@@ -108,11 +109,11 @@ def test_a_second_request_while_one_is_open_adds_to_it(make_client, db):
     assert "added to the request you already made" in participant.get("/me/data").get_data(as_text=True)
     page = admin.get(f"/admin/deletion-requests/{req.id}").get_data(as_text=True)
     assert "Also my journal, please." in page and "2 more times" in page
-    # Once it is closed, a new request opens a new one.
-    assert admin.post(f"/admin/deletion-requests/{req.id}/done", data={"note": "Erased."}).status_code == 302
+    # Once it is closed (declined), a new request opens a new one.
+    assert admin.post(f"/admin/deletion-requests/{req.id}/decline", data={"note": "Not now."}).status_code == 302
     _ask(participant, reason="")
     first, second = _requests(db)
-    assert (first.status, second.status) == ("done", "open") and second.reason_enc is None
+    assert (first.status, second.status) == ("declined", "open") and second.reason_enc is None
 
 
 def test_status_changes_are_audited_and_move_only_forward(make_client, db):
@@ -134,8 +135,9 @@ def test_status_changes_are_audited_and_move_only_forward(make_client, db):
     [req] = _requests(db)
     assert (req.status, req.handled_at, req.note) == ("done", handled_at, "Journal and check-ins erased.")
     assert _events(db, "privacy.deletion_done") == 1 and _events(db, "privacy.deletion_declined") == 0
-    # The participant sees the outcome on their page.
-    assert "was completed on" in participant.get("/me/data").get_data(as_text=True)
+    # The participant's account is closed: their cookie no longer opens their page.
+    r = participant.get("/me/data")
+    assert r.status_code == 302 and "/account/login" in r.headers["Location"]
     # Declining another one needs a note, and is audited.
     other = make_client("participant", password=None)
     _ask(other, reason="")
@@ -193,7 +195,7 @@ def test_the_list_costs_the_same_statements_for_1_and_20_requests(make_client, d
             p = factories.user("participant", password=None)
             req = deletion.request_deletion(p, reason=REASON, now=now_utc()).request
             if req.id % 2:  # done ones, with their handler, on the list too
-                deletion_review.close(req, DeletionStatus.DONE, actor=handler, note="ok", now=now_utc())
+                erasure.carry_out(req, actor=handler, note="ok", now=now_utc())
             db.session.commit()  # one request per transaction, as in the app
 
     def _measure() -> int:
@@ -234,10 +236,10 @@ def test_the_participants_export_holds_their_requests_with_the_reason(make_clien
     participant = make_client("participant", password=None)
     _ask(participant)
     [req] = _requests(db)
-    admin.post(f"/admin/deletion-requests/{req.id}/done", data={"note": "Your journal is erased."})
+    admin.post(f"/admin/deletion-requests/{req.id}/decline", data={"note": "Your seat is still booked."})
     data = participant.get("/me/data/export.json").get_json()
     [row] = data["deletion_requests"]
-    assert row["status"] == "done" and row["note"] == "Your journal is erased."
+    assert row["status"] == "declined" and row["note"] == "Your seat is still booked."
     assert [x["text"] for x in row["reasons"]] == [REASON]
     assert REASON.encode() in participant.get("/me/data/export.html").data
     other = make_client("participant", password=None)

@@ -188,7 +188,7 @@ def test_export_and_deletion_request(as_user, s, db):
     r = c.get("/me/data/export.json")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     assert "attachment" in r.headers["Content-Disposition"]
-    assert r.get_json()["enrollments"][0]["medical_intake"]["answers"]["medications"] == MARKER
+    assert r.get_json()["medical_records"][0]["medical_intake"]["answers"]["medications"] == MARKER
     r = c.get("/me/data/export.html")
     assert MARKER.encode() in r.data and b"Who has read your medical record" in r.data
     r = c.post("/me/data/delete", data={"reason": ""})

@@ -96,3 +96,9 @@ def test_crawl_each_role_finds_no_server_error_and_no_refused_form(app, demo_wor
             assert any(re.fullmatch(r"/admin/messages/\d+", u) and s == 200 for u, s in seen.items()), seen
             assert seen.get("/admin/settings/safety") == 200
             assert seen.get("/admin/settings/legal") == 200
+            assert seen.get("/admin/deletion-requests") == 200
+        if role == "participant":  # "My data" is linked; its export pages (skipped as /export) open too
+            assert seen.get("/me/data") == 200, seen
+            client = signed_in(app, user)
+            for path in ("/me/data/export.html", "/me/data/export.json"):
+                assert client.get(path).status_code == 200, path

@@ -1,5 +1,6 @@
 """Admin: participants' deletion requests. The list (open first) shows no reason; one request's page
-shows its decrypted reason (audited each time) and closes it as done or declined with a note."""
+shows its decrypted reason (audited each time), what must be kept and why, what will be erased, and
+carries the deletion out (``privacy.erasure``) or declines it with a note (the person is told)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import page_arg, submit
 from retreat.core.pagination import paginate
 from retreat.extensions import db
-from retreat.privacy import deletion, deletion_review
+from retreat.privacy import deletion, deletion_review, erasure
 from retreat.privacy.models import DeletionRequest, DeletionStatus
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -26,8 +27,9 @@ class DeletionCloseForm(FlaskForm):
     # Bounded (and NUL refused) by the rule, privacy.deletion_review.close.
     note = TextAreaField("Note to the participant", validators=[Optional()],
                          render_kw={"maxlength": deletion_review.NOTE_MAX},
-                         description="What was deleted, or why the request is declined (required to decline). "
-                                     "The participant sees it in their data export; no clinical details.")
+                         description="Sent to the participant in the email that tells them the outcome: a word when "
+                                     "it is carried out, or why it is declined (required to decline). No clinical "
+                                     "details.")
 
 
 def _load(request_id: int) -> DeletionRequest:
@@ -53,8 +55,12 @@ def _render_detail(req: DeletionRequest, form: DeletionCloseForm, status: int = 
     if status >= 400 and reasons:
         # The reason is shown on the refused form too: its read is audited, so that event stays.
         transaction.keep("the audit event of a deletion reason shown on a refused form")
+    is_open = req.status == DeletionStatus.OPEN.value
     return render_template("admin/deletion_request.html", req=req, reasons=reasons, form=form,
-                           due_by=deletion_review.due_by(req), days=deletion.RESPONSE_DAYS), status
+                           due_by=deletion_review.due_by(req), days=deletion.RESPONSE_DAYS,
+                           plan=erasure.plan(req.participant) if is_open else None,
+                           seat=deletion.seat_blocking_deletion(req.participant, now=now_utc()) if is_open else None
+                           ), status
 
 
 @bp.get("/deletion-requests/<int:request_id>")
@@ -65,11 +71,13 @@ def deletion_request(request_id: int):
 
 def _close(request_id: int, status: DeletionStatus, done: str):
     req = _load(request_id)
+    name = req.participant.name  # before it is anonymised
     form = DeletionCloseForm()
-    ok, _ = submit(form, lambda: deletion_review.close(req, status, actor=acting_user(), note=form.note.data,
-                                                      now=now_utc(), ctx=request_context()))
+    rule = erasure.carry_out if status == DeletionStatus.DONE else erasure.decline
+    ok, _ = submit(form, lambda: rule(req, actor=acting_user(), note=form.note.data, now=now_utc(),
+                                      ctx=request_context()))
     if ok:
-        flash(done.format(name=req.participant.name), "success")
+        flash(done.format(name=name), "success")
         return redirect(url_for("admin.deletion_request", request_id=req.id))
     return _render_detail(req, form, 409 if form.form_errors and not form.note.errors else 422)
 
@@ -77,10 +85,11 @@ def _close(request_id: int, status: DeletionStatus, done: str):
 @bp.post("/deletion-requests/<int:request_id>/done")
 @no_store
 def deletion_request_done(request_id: int):
-    return _close(request_id, DeletionStatus.DONE, "{name}'s deletion request is marked done.")
+    return _close(request_id, DeletionStatus.DONE,
+                  "{name}'s data is deleted and their account closed; they were told by email.")
 
 
 @bp.post("/deletion-requests/<int:request_id>/decline")
 @no_store
 def deletion_request_decline(request_id: int):
-    return _close(request_id, DeletionStatus.DECLINED, "{name}'s deletion request is declined.")
+    return _close(request_id, DeletionStatus.DECLINED, "{name}'s deletion request is declined; they were told by email.")

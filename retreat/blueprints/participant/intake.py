@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
@@ -189,9 +189,9 @@ def clearance_reply(enrollment_id: int):
 # --------------------------------------------------------------------------------------------
 
 
-def _my_data_page(form: DeletionForm, status: int = 200):
+def _my_data_page(form: DeletionForm, status: int = 200, *, busy: str | None = None):
     latest = deletion.latest_request(acting_user())
-    return render_template("participant/intake_data.html", form=form, latest=latest,
+    return render_template("participant/intake_data.html", form=form, latest=latest, busy=busy,
                            requested_at=latest.last_requested_at if latest else None), status
 
 
@@ -202,9 +202,13 @@ def my_data():
 
 
 def _export() -> dict:
+    """The export, built once even when asked twice at once (the second ask gets a 409 page)."""
     user = acting_user()
-    data = read_or_404(privacy_export.export_participant_data, user, user, ctx=request_context(), now=now_utc())
-    return data
+    try:
+        return read_or_404(privacy_export.prepare, user, user, ctx=request_context(), now=now_utc())
+    except Conflict as exc:
+        page, status = _my_data_page(DeletionForm(formdata=None), 409, busy=exc.message)
+        abort(Response(page, status, headers={"Retry-After": "5", "Cache-Control": "no-store"}))
 
 
 @bp.get("/data/export.json")
@@ -218,7 +222,7 @@ def export_json():
 @bp.get("/data/export.html")
 @no_store
 def export_html():
-    return render_template("participant/intake_export.html", data=_export())
+    return render_template("participant/intake_export.html", page=privacy_export.readable(_export()))
 
 
 @bp.post("/data/delete")
