@@ -51,6 +51,12 @@ from retreat.integration.followup_models import CheckInResponse, Discharge, Foll
 from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401
+from retreat.messaging.webhook_models import (  # noqa: F401
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from retreat.payments.models import (  # noqa: F401
     DiscountCode,
     DiscountRedemption,
