@@ -1,4 +1,4 @@
-"""Run benchmarks: `python -m bench` (all) or one: `python -m bench dispatch [--n 2000]`, `python -m bench consults`."""
+"""Run benchmarks: `python -m bench` (all) or one: `python -m bench dispatch [--n 2000]`, `python -m bench consults`, `python -m bench webhooks`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def _dosing(argv):
     return dosing.main(argv)
 
 
+def _webhooks(argv):
+    from bench import webhooks
+
+    return webhooks.main(argv)
+
+
 def _load(argv):
     from bench import load
 
@@ -48,7 +54,8 @@ def _compare(argv):
 
 
 BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile, "faults": _faults,
-              "load": _load, "compare": _compare, "dosing": _dosing}
+              "load": _load, "compare": _compare, "dosing": _dosing,
+              "webhooks": _webhooks}
 # Run by `python -m bench` with no name: everything except tools that need arguments.
 _NOT_IN_ALL = {"compare"}
 

@@ -138,6 +138,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # Retry delays after a temporary failure: base x 2^(attempt-1), at most the cap.
         "OUTBOX_BACKOFF_BASE_SECONDS": _int("OUTBOX_BACKOFF_BASE_SECONDS", 60),
         "OUTBOX_BACKOFF_CAP_SECONDS": _int("OUTBOX_BACKOFF_CAP_SECONDS", 6 * 3600),
+        # Outbound webhooks (retreat.messaging.webhooks): loopback/private URLs only when allowed
+        "WEBHOOK_ALLOW_PRIVATE_URLS": _bool("WEBHOOK_ALLOW_PRIVATE_URLS", False),
+        "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 5),
+        "WEBHOOK_BATCH_SIZE": _int("WEBHOOK_BATCH_SIZE", 50),
         # Stripe
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe"),

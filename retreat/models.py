@@ -1,5 +1,6 @@
 """All models, imported so that metadata is complete for Alembic and create_all."""
 
+from retreat.accounts.calendar_feeds import CalendarFeed  # noqa: F401
 from retreat.accounts.models import (  # noqa: F401
     STAFF_ROLES,
     ApiToken,
@@ -46,10 +47,17 @@ from retreat.core.job_runs import JobRun  # noqa: F401
 from retreat.database import Base  # noqa: F401
 from retreat.finance.payout_models import Payout, PayoutLine, PayoutLineKind  # noqa: F401,E402
 from retreat.finance.reconciliation_models import ReconciliationItem, ReconciliationRun  # noqa: F401,E402
+from retreat.integration.calendar_feed import CalendarTombstone  # noqa: F401,E402
 from retreat.integration.followup_models import CheckInResponse, Discharge, FollowUp, IntegrationAlert  # noqa: F401,E402
 from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401
+from retreat.messaging.webhook_models import (  # noqa: F401
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from retreat.payments.document_models import DocumentCounter, FinanceDocument  # noqa: F401
 from retreat.payments.models import (  # noqa: F401
     DiscountCode,

@@ -72,6 +72,8 @@ echo "  participant  participant@demo.retreat"
 echo "Emails are written to ${INSTANCE}/outbox/ (set SMTP_HOST to send them)."
 echo
 export SCHEDULER_IN_PROCESS=${SCHEDULER_IN_PROCESS:-1}
+# webhooks to receivers on this machine (a local Zapier stand-in, a test server)
+export WEBHOOK_ALLOW_PRIVATE_URLS=${WEBHOOK_ALLOW_PRIVATE_URLS:-1}
 # Not exec: this shell stays to stop localstripe when the app ends.
 "$BIN/flask" --app wsgi run --host "$HOST" --port "$PORT" --no-debugger --no-reload &
 PIDS+=($!)

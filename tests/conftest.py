@@ -48,6 +48,7 @@ def base_config(**extra) -> dict:
         "RATELIMIT_ENABLED": False,
         "SERVER_NAME": None,
         "BASE_URL": "http://localhost",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": True,  # the receivers are on loopback
         "CLINICAL_DATA_KEYS": "T0mL8Zx6wUq4o0oJqj6Kj0M1j8Hc2h0rj0bF8z3bH0E=",
     }
     cfg.update(extra)

@@ -4,7 +4,7 @@ two asks at once build it once (``privacy.export.prepare``).
 Expand-only: a new table.
 
 Revision ID: rights01
-Revises: dosing01
+Revises: invoices01
 Create Date: 2026-12-08 11:00:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'rights01'
-down_revision = 'dosing01'
+down_revision = 'invoices01'
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ issued, and the per-series counters their gapless numbers come from (seeded: R a
 Expand-only: two new tables. The practice's legal details are a site setting (no schema).
 
 Revision ID: invoices01
-Revises: dosing01
+Revises: obs01
 Create Date: 2026-12-09 01:00:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'invoices01'
-down_revision = 'dosing01'
+down_revision = 'obs01'
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,17 @@ def dispatch(now_, batch_size, max_batches):
         click.echo(f"  {line}", err=True)
 
 
+@messages_cli.command("deliver-webhooks")
+@click.option("--now", "now_", default=None, help="Pretend it is this ISO 8601 time (default: the clock).")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None)
+@click.option("--max-batches", type=click.IntRange(1), default=None)
+def deliver_webhooks(now_, batch_size, max_batches):
+    """Send every due webhook delivery once (one pass) and print a summary."""
+    from retreat.messaging.webhook_dispatcher import deliver_due
+
+    click.echo(str(deliver_due(_parse_now(now_), batch=batch_size, max_batches=max_batches)))
+
+
 @messages_cli.command("list")
 @click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "cancelled"]), default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)

@@ -45,7 +45,7 @@ from retreat.cohorts.models import (
 from retreat.core import jobs, locking, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.messaging import outbox
+from retreat.messaging import outbox, webhooks
 from retreat.timeutil import format_local
 
 # Closed means "no new applications"; people already in the pipeline can still pay.
@@ -99,7 +99,24 @@ def log(enr: Enrollment, event: str, *, now: datetime, actor: User | None, reaso
                                to_status=to_status or enr.status,
                                reason=reason)
     db.session.add(row)
+    if row.from_status != row.to_status:
+        _emit_status_changed(enr, row, now)
     return row
+
+
+# A decision of the medical provider is not the practice's integrators' business: "not cleared"
+# goes out as "closed", like other endings whose reason stays inside.
+_PUBLIC_STATUS = {"not_cleared": "closed"}
+
+
+def _emit_status_changed(enr: Enrollment, row: EnrollmentTransition, now: datetime) -> None:
+    person = enr.participant
+    webhooks.emit("enrollment.status_changed", {
+        "enrollment_id": enr.id, "cohort_id": enr.cohort_id,
+        "participant_id": enr.participant_id, "participant_name": person.name if person else None,
+        "participant_email": person.email if person else None,
+        "previous_status": _PUBLIC_STATUS.get(row.from_status, row.from_status) if row.from_status else None,
+        "status": _PUBLIC_STATUS.get(row.to_status, row.to_status)}, now=now)
 
 
 def occupy(cohort: Cohort, enr: Enrollment, state: SeatState) -> bool:

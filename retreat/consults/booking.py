@@ -60,7 +60,7 @@ from retreat.core.context import RequestContext
 from retreat.core.crypto import encrypt_field
 from retreat.core.errors import Conflict, PermissionDenied, ValidationFailed
 from retreat.extensions import db
-from retreat.messaging import outbox
+from retreat.messaging import outbox, webhooks
 from retreat.timeutil import email_time
 
 
@@ -241,9 +241,24 @@ def _book_with(fid: int, start: datetime, guest: dict, *, check: bool, base_url:
     with outbox.batched():
         queue_guest_messages(consult, link, now=now, base_url=base_url, event="booked", claim_link=claim)
         queue_facilitator_notice(consult, now=now, base_url=base_url, event="booked")
+    emit_webhook(consult, "consultation.booked", now=now)
     audit.record("consult.booked", actor_email=guest["email"], object_type="consultation", object_id=consult.id,
                  details={"facilitator_id": fid, "start": start.isoformat(), "via": via}, ctx=ctx, now=now)
     return Booking(consult, token, link)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def emit_webhook(consult: Consultation, type_: str, *, now: datetime, **extra) -> None:
+    """The integrators' event: who, when and with whom; never the reason or pre-screen answers."""
+    webhooks.emit(type_, {
+        "consultation_id": consult.id, "status": consult.status, "start": _iso(consult.start_at),
+        "end": _iso(consult.end_at), "facilitator_id": consult.facilitator_id,
+        "facilitator_name": consult.facilitator.name if consult.facilitator else None,
+        "guest_name": consult.guest_name, "guest_email": consult.guest_email, "guest_time_zone": consult.guest_tz,
+        "booked_via": consult.booked_via, **extra}, now=now)
 
 
 def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now: datetime,
@@ -262,7 +277,7 @@ def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now
         raise ValidationFailed(f"Choose a time more than {cutoff_words(consult.settings)} away: calls can be changed "
                                "online only until then, and a sooner time could not be changed again. For a sooner "
                                "time, reply to your confirmation email.", field="start")
-    previous_when = None
+    previous_when = previous_start = None
     try:
         with db.session.begin_nested():
             schedule = _lock_schedule(consult.facilitator_id, new_start, exclude_consult_id=consult.id)
@@ -272,6 +287,7 @@ def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now
                 raise why_not_free(schedule, new_start, now)
             settings = consult.settings
             previous_when = email_time(consult.start_at, settings.tz)
+            previous_start = consult.start_at
             consult.start_at = new_start
             consult.end_at = new_start + schedule.duration
             consult.blocked_start = new_start - schedule.buffer_before
@@ -288,6 +304,7 @@ def reschedule(consult: Consultation, new_start: datetime, *, base_url: str, now
     link = manage_url(base_url, token)
     queue_guest_messages(consult, link, now=now, base_url=base_url, event="rescheduled")
     queue_facilitator_notice(consult, now=now, base_url=base_url, event="rescheduled", previous_when=previous_when)
+    emit_webhook(consult, "consultation.rescheduled", now=now, previous_start=_iso(previous_start))
     audit.record("consult.rescheduled", actor_email=consult.guest_email, object_type="consultation",
                  object_id=consult.id, details={"start": new_start.isoformat(), "sequence": consult.sequence},
                  ctx=ctx, now=now)
@@ -312,6 +329,7 @@ def cancel(consult: Consultation, *, by: str, base_url: str, now: datetime, acto
     consult.updated_at = now
     queue_guest_cancellation(consult, by=by, now=now, base_url=base_url)
     queue_facilitator_notice(consult, now=now, base_url=base_url, event="cancelled")
+    emit_webhook(consult, "consultation.cancelled", now=now, cancelled_by=by)
     audit.record("consult.cancelled", actor=actor, actor_email=None if actor else consult.guest_email,
                  object_type="consultation", object_id=consult.id, details={"by": by}, ctx=ctx, now=now)
     return consult

@@ -77,3 +77,7 @@ participant_discharged = DomainSignal(
     "The partner provider signed off a participant's discharge from a dosing session (clinical "
     "details stay in clinical; this says only who and when). sender: Enrollment; "
     "cohort_session_id, discharged_at (timezone-aware UTC), actor.")
+webhook_endpoint_disabled = DomainSignal(
+    "webhook-endpoint-disabled",
+    "An outbound webhook endpoint was disabled because its deliveries kept failing; whoever knows the "
+    "admins tells them. sender: WebhookEndpoint; now, reason.")

@@ -29,7 +29,7 @@ from retreat.integration import circle_changes
 from retreat.integration.circle_changes import ADDED, MOVED, PLACE, REMOVED, CircleChange
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus
 from retreat.integration.plan import anchor, local_to_utc, lock_plan, notify_listeners, plan_for, save_plan
-from retreat.messaging import ics, outbox
+from retreat.messaging import ics, outbox, webhooks
 from retreat.messaging.dispatcher import quiet_until
 from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.timeutil import email_time, zone
@@ -187,6 +187,11 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
     report.changes[:0] = [CircleChange(s.circle_sequence, frozenset({ADDED}), s.starts_at, None, place_text(s),
                                        s.id, 0) for s in report.created]
     report.changes.sort(key=lambda c: c.sequence)
+    told: set[int] = set()
+    for s in report.created + report.moved + report.place_changed:
+        if s.id not in told:
+            told.add(s.id)
+            _emit_scheduled(s, now, "created" if s in report.created else "moved")
     if report.created or report.moved or report.place_changed or report.removed or report.kept:
         audit.record("integration_plan.circles_synced", object_type="cohort", object_id=cohort.id, now=now,
                      details={"created": len(report.created), "moved": len(report.moved),
@@ -201,6 +206,13 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
             circle_changes.send_update(enr, cohort, report.changes, portal_url=portal_url(), now=now)
             report.updated += 1
     return report
+
+
+def _emit_scheduled(s: CohortSession, now: datetime, change: str) -> None:
+    webhooks.emit("circle.scheduled", {
+        "session_id": s.id, "cohort_id": s.cohort_id, "title": s.title, "sequence": s.circle_sequence,
+        "change": change, "start": s.starts_at.isoformat(), "end": s.ends_at.isoformat(),
+        "location": s.location, "video_url": s.video_url}, now=now)
 
 
 def _has_invites(enr: Enrollment) -> bool:

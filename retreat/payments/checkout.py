@@ -31,7 +31,7 @@ from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.money import format_money
-from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds
+from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds, webhook_events
 from retreat.payments.attempts import find_payment_for_intent, lock_payment
 from retreat.payments.models import (
     Installment,
@@ -282,6 +282,7 @@ def _succeeded(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
             audit.record("payments.seat_lost", object_type="payment", object_id=payment.id, now=now,
                          details={"enrollment": enr.id, "reason": exc.message})
             receipts.charge(payment, amount, now=now)
+            webhook_events.payment_succeeded(payment, amount, now=now)
             return result
         _default_plan(enr, now=now)
     after = pricing.quote(enr)
@@ -289,6 +290,7 @@ def _succeeded(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
         enrollment_svc.mark_balance_paid(enr, now=now, actor=None)
     _cancel_covered_reminders(enr, after)
     receipts.charge(payment, amount, now=now)
+    webhook_events.payment_succeeded(payment, amount, now=now)
     return result
 
 

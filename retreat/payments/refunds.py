@@ -26,7 +26,7 @@ from retreat.core.context import RequestContext
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
-from retreat.payments import gateway, ledger, receipts
+from retreat.payments import gateway, ledger, receipts, webhook_events
 from retreat.payments.attempts import find_payment_for_intent
 from retreat.payments.models import (
     LedgerType,
@@ -202,6 +202,7 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
             refund.updated_at = now
         if created:
             receipts.refund(refund, now=now)
+            webhook_events.refund_succeeded(refund, now=now)
     elif r["status"] in ("failed", "canceled") and refund.status == RefundStatus.PENDING:
         refund.status = RefundStatus.FAILED.value
         refund.failure_message = f"Stripe reported the refund {r['status']}."

@@ -29,7 +29,8 @@ NAV = {
                 ("Reports", [("finance.reports", "Reports"), ("finance.exports_page", "Exports")])],
     "admin": [("admin.dashboard", "Overview"),
               ("People", [("admin.users", "Users"), ("admin.organizations", "Organisations")]),
-              ("Operations", [("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"), ("admin.settings", "Settings")]),
+              ("Operations", [("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"), ("admin.webhooks_list", "Webhooks"),
+                              ("admin.settings", "Settings")]),
               ("Records", [("admin.audit_log", "Audit log"), ("admin.deletion_requests", "Deletion requests"),
                            ("admin.break_glass", "Break glass")])],
 }

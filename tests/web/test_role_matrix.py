@@ -49,6 +49,7 @@ PUBLIC_ENDPOINTS = {
     "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",
     "public.unsubscribe": "confirmation page of the signed unsubscribe link in emails",
     "public.unsubscribe_post": "RFC 8058 one-click unsubscribe (signed token)",
+    "public.calendar_feed_ics": "calendar subscription feed: private, revocable token (404 otherwise), rate limited",
     "public.follow_up": "check-in / survey from the emailed link: signed, expiring token (rate limited)",
     "consults.book": "free consultation booking for anyone",
     "consults.details": "booking form for a chosen time",

@@ -3,3 +3,4 @@ from flask import Blueprint
 bp = Blueprint("account", __name__)
 
 from retreat.blueprints.account import views  # noqa: E402,F401
+from retreat.blueprints.account import calendar  # noqa: E402,F401

@@ -5,7 +5,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
-from retreat.accounts import auth, signin_limits
+from retreat.accounts import auth, calendar_feeds, signin_limits
 from retreat.accounts import sessions as server_sessions
 from retreat.accounts import tokens as account_tokens
 from retreat.accounts import users as accounts
@@ -355,6 +355,7 @@ def _render_settings(**forms):
                            open_sessions=server_sessions.open_sessions(user),
                            current_session_id=current.id if current else None,
                            recovery_codes_left=auth.recovery_codes_left(user) if user.totp_enabled else 0,
+                           can_subscribe_calendar=calendar_feeds.can_subscribe(user),
                            **forms)
 
 

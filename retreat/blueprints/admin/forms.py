@@ -6,17 +6,20 @@ from wtforms import (
     FormField,
     HiddenField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TelField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.accounts.regions import REGION_CHOICES
 from retreat.integration.escalation import MAX_AFTER_HOURS, MIN_AFTER_HOURS
+from retreat.messaging.webhooks import EVENT_TYPES
 from retreat.payments import legal
 from retreat.web.forms import (
     DataRequired,
@@ -152,3 +155,17 @@ class CrisisResourceRow(FlaskForm):
 class CrisisResourcesForm(FlaskForm):
     country = StringField("Country", validators=[DataRequired(), Length(max=60)], filters=[strip])
     resources = FieldList(FormField(CrisisResourceRow), min_entries=6, max_entries=6)
+
+
+class _Checkboxes(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class WebhookEndpointForm(FlaskForm):
+    url = StringField("URL", validators=[DataRequired(), Length(max=500)], filters=[strip],
+                      description="Where to POST the events, e.g. https://hooks.zapier.com/hooks/catch/…")
+    description = StringField("Description", validators=[Optional(), Length(max=200)], filters=[strip],
+                              description="For you: what receives it (\u201cZapier: new consults to the CRM\u201d).")
+    events = _Checkboxes("Events", validate_choice=False,
+                         choices=choices((k, f"{k}: {v}") for k, v in EVENT_TYPES.items() if k != "webhook.test"))
