@@ -12,6 +12,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core import personal_data
 from retreat.extensions import db
 from retreat.money import format_money
+from retreat.payments.document_models import FinanceDocument
 from retreat.payments.models import (
     DiscountRedemption,
     Installment,
@@ -54,10 +55,14 @@ def payments_section(person: User, **_) -> dict:
                       for r in _of(DiscountRedemption, person)],
         "price_overrides": [{"enrollment_id": o.enrollment_id, "price": format_money(o.price_minor, o.currency),
                              "reason": o.reason or None} for o in _of(PriceOverride, person)],
+        "receipts_and_credit_notes": [{"enrollment_id": d.enrollment_id, "number": d.number, "kind": d.kind,
+                                       "amount": format_money(d.amount_minor, d.currency), "issued_at": _iso(d.issued_at)}
+                                      for d in _of(FinanceDocument, person)],
     }
 
 
 personal_data.register_section(
     "payments", payments_section, title="Payments and refunds",
-    covers=("payments", "refunds", "installments", "ledger_entries", "discount_redemptions", "price_overrides"),
+    covers=("payments", "refunds", "installments", "ledger_entries", "discount_redemptions", "price_overrides",
+            "finance_documents"),
     order=60)

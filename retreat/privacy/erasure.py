@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 
 from retreat import audit
+from retreat.accounts.calendar_feeds import CalendarFeed
 from retreat.accounts.models import ApiToken, User
 from retreat.accounts.recovery_codes import TotpRecoveryCode
 from retreat.accounts.sessions import EndReason, UserSession, end_all
@@ -126,7 +127,8 @@ def plan(person: User) -> dict[str, list]:
         Item("Sign-in sessions", _count(select(UserSession.id).where(UserSession.user_id == person.id,
                                                                      UserSession.revoked_at.is_(None))),
              "Revoked: every device is signed out, copied cookies stop working"),
-        Item("Tokens and recovery codes", _count(select(ApiToken.id).where(ApiToken.user_id == person.id))
+        Item("Tokens, calendar links and recovery codes", _count(select(ApiToken.id).where(ApiToken.user_id == person.id))
+             + _count(select(CalendarFeed.id).where(CalendarFeed.user_id == person.id))
              + _count(select(TotpRecoveryCode.id).where(TotpRecoveryCode.user_id == person.id)), "Deleted"),
         Item("Journal entries", _count(select(JournalEntry.id).where(JournalEntry.participant_id == person.id)),
              "Deleted"),
@@ -197,6 +199,7 @@ def _erase(person: User, *, keep_message_id: int | None, now: datetime) -> dict[
     counts = {
         "sessions": end_all(person, EndReason.DEACTIVATED, now=now),
         "tokens": _rows(delete(ApiToken).where(ApiToken.user_id == person.id))
+        + _rows(delete(CalendarFeed).where(CalendarFeed.user_id == person.id))
         + _rows(delete(TotpRecoveryCode).where(TotpRecoveryCode.user_id == person.id)),
         "journal_entries": _rows(delete(JournalEntry).where(JournalEntry.participant_id == person.id)),
         "preparation_answers": _rows(update(ChecklistItem).where(

@@ -52,6 +52,9 @@ NOT_EXPORTED: dict[str, str] = {
     "payout_lines": "the practice's payouts from Stripe; each line repeats a payment already in payments",
     "reconciliation_runs": "finance's reconciliation runs (staff who ran them)",
     "reconciliation_items": "finance's checks of Stripe against the ledger; the payments themselves are exported",
+    "calendar_tombstones": "sessions deleted from a plan, kept so calendar feeds cancel them; they name only the "
+                           "session's facilitator (staff)",
+    "webhook_endpoints": "the integrations an admin registered (staff who created them)",
     "audit_events": "the append-only audit log, kept as evidence; the reads of their clinical record are in "
                     "access_log",
 }

@@ -79,7 +79,7 @@ def test_the_admins_page_lists_what_is_kept_with_why_and_what_is_erased(make_cli
                  "Audit log", "append-only"):
         assert kept in page, kept
     for erased in ("Profile", "Journal entries", "Preparation answers", "Consultations", "Messages",
-                   "Sign-in sessions", "Tokens and recovery codes"):
+                   "Sign-in sessions", "Tokens, calendar links and recovery codes"):
         assert erased in page, erased
     assert "Carry out the deletion" in page and "disabled" not in page.split("Carry out the deletion")[0][-200:]
 
