@@ -209,7 +209,7 @@ def build(user: User, *, now: datetime, practice_name: str = "retreat") -> bytes
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", f"{practice_name}: your sessions")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    cal.add("x-published-ttl", "PT1H")  # the same hour, as the text Outlook reads
     stamp = _utc(now)
     for fe in events_for(user, now):
         ev = Event()

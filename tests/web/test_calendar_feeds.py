@@ -100,7 +100,8 @@ def test_participant_feed_holds_their_sessions_circles_and_consults_and_no_other
     text = r.data.decode()
     for name in ("Fran", "Kim Peer", "Gale Guest", "Jo Participant", world["fran"].email, world["kim"].email):
         assert name not in text
-    assert b"REFRESH-INTERVAL" in r.data and "Set-Cookie" not in r.headers
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H" in r.data and b"X-PUBLISHED-TTL:PT1H" in r.data
+    assert "Set-Cookie" not in r.headers
 
 
 def test_facilitator_feed_holds_hosted_consults_and_their_cohorts_sessions_not_others(app, world):
