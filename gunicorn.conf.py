@@ -53,10 +53,16 @@ proc_name = "retreat"
 # format, LOG_FORMAT / LOG_LEVEL, each with a request_id field ("-" outside a request). The app's
 # access log is its own line on the retreat.access logger (retreat.web.access_log).
 def _logconfig_dict() -> dict:
-    from retreat.config import load_config
+    import sys
+
+    from retreat.config import ConfigurationError, load_config
     from retreat.core.logs import gunicorn_logconfig
 
-    return gunicorn_logconfig(load_config())
+    try:
+        return gunicorn_logconfig(load_config())
+    except ConfigurationError as err:  # a malformed number: the same one line as the checks below
+        print(str(err), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 logconfig_dict = _logconfig_dict()

@@ -26,7 +26,12 @@ def _bool(name: str, default: bool) -> bool:
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"is {raw!r}, not a whole number") from None
 
 
 def generated_secret_key(instance_dir: Path) -> str:
@@ -332,8 +337,34 @@ def check_metrics_token(cfg: dict) -> None:
                                  "or set METRICS_ENABLED=0 to switch /metrics off)")
 
 
+MAX_PROXY_HOPS = 5
+
+
+def check_trusted_proxies(cfg: dict) -> None:
+    """TRUSTED_PROXY_HOPS is 0 (no proxy) to 5; with proxies, TRUSTED_PROXY_ADDRESSES lists their
+    addresses or networks (the same parsing as ``retreat.web.proxies``)."""
+    hops = cfg.get("TRUSTED_PROXY_HOPS") or 0
+    if not isinstance(hops, int) or not 0 <= hops <= MAX_PROXY_HOPS:
+        raise ConfigurationError("TRUSTED_PROXY_HOPS", f"is {hops!r}: give the number of reverse proxies in front of "
+                                 f"the app (0 to {MAX_PROXY_HOPS}; 1 for the README's nginx)")
+    if hops == 0:
+        return
+    import ipaddress
+
+    items = [i.strip() for i in str(cfg.get("TRUSTED_PROXY_ADDRESSES") or "").split(",") if i.strip()]
+    if not items:
+        raise ConfigurationError("TRUSTED_PROXY_ADDRESSES", "is empty: list the addresses (or networks) of your "
+                                 "proxies, e.g. 127.0.0.0/8,::1")
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigurationError("TRUSTED_PROXY_ADDRESSES", f"holds {item!r}, which is not an IP address or "
+                                     "network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+
+
 CHECKS: list = [check_secret_key, check_clinical_data_keys, check_stripe_live_mode, check_logging,
-                check_metrics_token]
+                check_metrics_token, check_trusted_proxies]
 
 
 def check_configuration(cfg: dict) -> None:

@@ -133,6 +133,20 @@ def test_bad_log_settings_are_refused(changes, variable):
     check_configuration(prod(LOG_LEVEL="warning", LOG_FORMAT="TEXT"))  # case does not matter
 
 
+@pytest.mark.parametrize("changes, variable, words", [
+    ({"TRUSTED_PROXY_HOPS": -1}, "TRUSTED_PROXY_HOPS", "0 to 5"),
+    ({"TRUSTED_PROXY_HOPS": 9}, "TRUSTED_PROXY_HOPS", "number of reverse proxies"),
+    ({"TRUSTED_PROXY_HOPS": 1, "TRUSTED_PROXY_ADDRESSES": " , "}, "TRUSTED_PROXY_ADDRESSES", "is empty"),
+    ({"TRUSTED_PROXY_HOPS": 1, "TRUSTED_PROXY_ADDRESSES": "10.0.0.5,proxy"}, "TRUSTED_PROXY_ADDRESSES", "'proxy'"),
+])
+def test_a_wrong_proxy_setting_is_refused_naming_the_variable(changes, variable, words):
+    with pytest.raises(ConfigurationError) as err:
+        check_configuration(prod(**changes))
+    assert err.value.variable == variable and words in str(err.value) and "\n" not in str(err.value)
+    check_configuration(prod(TRUSTED_PROXY_HOPS=1, TRUSTED_PROXY_ADDRESSES="10.0.0.5, 10.1.0.0/16, ::1"))
+    check_configuration(prod(TRUSTED_PROXY_HOPS=0, TRUSTED_PROXY_ADDRESSES="anything: not used without proxies"))
+
+
 @pytest.mark.parametrize("entry", ["wsgi", "flask-cli", "scheduler", "gunicorn"])
 @pytest.mark.parametrize("env_changes, variable", [
     ({"SECRET_KEY": "a" * 32}, "SECRET_KEY"),
@@ -143,6 +157,8 @@ def test_bad_log_settings_are_refused(changes, variable):
     ({"STRIPE_SECRET_KEY": "sk_test_x"}, "STRIPE_SECRET_KEY"),
     ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({"TRUSTED_PROXY_HOPS": "two"}, "TRUSTED_PROXY_HOPS"),
+    ({"TRUSTED_PROXY_HOPS": "1", "TRUSTED_PROXY_ADDRESSES": "nginx.internal"}, "TRUSTED_PROXY_ADDRESSES"),
 ])
 def test_entry_points_refuse_with_one_line_and_write_nothing(tmp_path, entry, env_changes, variable):
     args = {"wsgi": [sys.executable, "-c", "import wsgi"],
