@@ -66,7 +66,7 @@ def test_participant_downloads_the_receipt_pdf_and_finance_sees_it(live_server, 
     page.get_by_label("Tax id").fill("EIN 12-3456789")
     page.get_by_label("Invoice footer").fill("Thank you for your trust.")
     page.get_by_role("button", name="Save legal details").click()
-    assert page.get_by_text("Legal details saved").is_visible()
+    expect(page.get_by_text("Legal details saved")).to_be_visible()
     findings += [f"admin legal: {f}" for f in _axe(page)]
     page.screenshot(path=str(SHOTS / "admin-legal-settings.png"), full_page=True)
     sign_out(page)
