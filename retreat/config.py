@@ -78,6 +78,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "PRACTICE_CONTACT_PHONE": os.environ.get("PRACTICE_CONTACT_PHONE", ""),
         "PRACTICE_CONTACT_EMAIL": os.environ.get("PRACTICE_CONTACT_EMAIL", "care@retreat.localhost"),
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # GET /readyz: each dependency check's timeout, and how long one answer is reused (seconds).
+        "READINESS_TIMEOUT_SECONDS": float(os.environ.get("READINESS_TIMEOUT_SECONDS") or 1),
+        "READINESS_CACHE_SECONDS": float(os.environ.get("READINESS_CACHE_SECONDS") or 2),
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),

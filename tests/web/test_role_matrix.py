@@ -23,6 +23,7 @@ PUBLIC_ENDPOINTS = {
     "static": "CSS/JS",
     "favicon": "the site icon browsers ask for at /favicon.ico",
     "healthz": "load-balancer probe",
+    "readyz": "readiness probe: dependency states, no personal data",
     "public.index": "home page",
     "public.home": "redirects to the signed-in person's portal, or home",
     "account.login": "sign-in form",
