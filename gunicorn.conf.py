@@ -44,6 +44,28 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout
+
+
+def _redacting_logger():
+    """gunicorn's logger with capability tokens taken out of the access log's request line, path,
+    query and referrer (retreat.web.log_redaction; issue #22 item 2)."""
+    from gunicorn.glogging import Logger
+
+    from retreat.web.log_redaction import redact, redact_query
+
+    class RedactingLogger(Logger):
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "U", "f", "{referer}i"):
+                if key in atoms:
+                    atoms[key] = redact(atoms[key])
+            atoms["q"] = redact_query(atoms.get("q"))
+            return atoms
+
+    return RedactingLogger
+
+
+logger_class = _redacting_logger()
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 proc_name = "retreat"
