@@ -44,6 +44,28 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # heartbeat 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # "-" for stdout
+
+
+def _redacting_logger():
+    """gunicorn's logger with capability tokens taken out of the access log's request line, path,
+    query and referrer (retreat.web.log_redaction; issue #22 item 2)."""
+    from gunicorn.glogging import Logger
+
+    from retreat.web.log_redaction import redact, redact_query
+
+    class RedactingLogger(Logger):
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for key in ("r", "U", "f", "{referer}i"):
+                if key in atoms:
+                    atoms[key] = redact(atoms[key])
+            atoms["q"] = redact_query(atoms.get("q"))
+            return atoms
+
+    return RedactingLogger
+
+
+logger_class = _redacting_logger()
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 proc_name = "retreat"
@@ -67,6 +89,51 @@ def _logconfig_dict() -> dict:
 
 logconfig_dict = _logconfig_dict()
 # <<< observability
+
+
+# Rolling restart without a stall (issue #22 item 7). On SIGHUP gunicorn starts new workers and at
+# once stops the old ones, while each new worker still spends ~2 s importing the app: requests
+# waited ~3 s (bench/restart.py: 2.9 and 3.5 s). preload_app would make new workers ready at once,
+# but then a SIGHUP no longer loads new code, which is what an upgrade needs. Instead each new
+# worker stops one old worker only once it has loaded the app (post_worker_init): old workers
+# serve until their replacements can. The master counts the old ones as extra workers meanwhile
+# (on_reload), and forgets each as it exits (child_exit), so the pool ends at `workers`.
+_handoff: list[int] = []  # master: old workers not yet given to a new one, oldest first
+_retiring: set[int] = set()  # master: old workers still counted in num_workers
+
+
+def on_reload(server):
+    old = [pid for pid, _ in sorted(server.WORKERS.items(), key=lambda item: item[1].age)]
+    _handoff[:] = old
+    _retiring.update(old)
+    server.num_workers += len(old)  # the reload's manage_workers() then stops nobody
+
+
+def pre_fork(server, worker):
+    while _handoff and _handoff[0] not in server.WORKERS:
+        _handoff.pop(0)  # exited meanwhile
+    worker.retreat_replaces = _handoff.pop(0) if _handoff else None
+
+
+def post_worker_init(worker):
+    import signal
+
+    target = getattr(worker, "retreat_replaces", None)
+    if target:
+        try:
+            os.kill(target, signal.SIGTERM)  # graceful: it finishes its in-flight request
+        except ProcessLookupError:
+            pass
+
+
+def child_exit(server, worker):
+    if worker.pid in _retiring:
+        _retiring.discard(worker.pid)
+        server.num_workers = max(server.cfg.workers, server.num_workers - 1)
+    else:
+        target = getattr(worker, "retreat_replaces", None)
+        if target in _retiring and target in server.WORKERS and target not in _handoff:
+            _handoff.insert(0, target)  # a new worker died before taking over: the next one will
 
 
 def _refuse_bad_configuration() -> None:

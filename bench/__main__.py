@@ -47,6 +47,12 @@ def _load(argv):
     return load.main(argv)
 
 
+def _restart(argv):
+    from bench import restart
+
+    return restart.main(argv)
+
+
 def _compare(argv):
     from bench import load
 
@@ -55,7 +61,7 @@ def _compare(argv):
 
 BENCHMARKS = {"dispatch": _dispatch, "consults": _consults, "reconcile": _reconcile, "faults": _faults,
               "load": _load, "compare": _compare, "dosing": _dosing,
-              "webhooks": _webhooks}
+              "webhooks": _webhooks, "restart": _restart}
 # Run by `python -m bench` with no name: everything except tools that need arguments.
 _NOT_IN_ALL = {"compare"}
 

@@ -90,6 +90,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # unset: /metrics answers 404. Production needs a strong token, or METRICS_ENABLED=0.
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
         "METRICS_ENABLED": _bool("METRICS_ENABLED", True),
+        # GET /readyz: each dependency check's timeout, and how long one answer is reused (seconds).
+        "READINESS_TIMEOUT_SECONDS": float(os.environ.get("READINESS_TIMEOUT_SECONDS") or 1),
+        "READINESS_CACHE_SECONDS": float(os.environ.get("READINESS_CACHE_SECONDS") or 2),
         # Accounts
         "IDLE_TIMEOUT_MINUTES_STAFF": _int("IDLE_TIMEOUT_MINUTES_STAFF", 15),
         "IDLE_TIMEOUT_MINUTES": _int("IDLE_TIMEOUT_MINUTES", 24 * 60),

@@ -14,5 +14,12 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+# Redis down (issue #22 item 5) never turns a request into a 500: the first storage error switches
+# Flask-Limiter to per-process in-memory counts of the same limits (one warning logged by
+# "flask-limiter"; it tries Redis again with a growing back-off and goes back when it answers), and
+# any other storage error is logged and the request let through. Short Redis timeouts, so that an
+# unreachable host costs half a second once, not a hung worker (memory:// ignores these options).
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True,
+                  in_memory_fallback_enabled=True, swallow_errors=True,
+                  storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
 api = Api()

@@ -17,6 +17,12 @@ The counts live where every worker sees them: in Redis when ``REDIS_URL`` is set
 ``EXPIRE``), else in the database (``sign_in_counters``, one ``INSERT ... ON CONFLICT DO UPDATE``
 per failure, written with the attempt's audit event). Either way a key is an HMAC (with the
 secret key) of what it counts: no email address or client address is stored in plain text.
+
+Redis down (issue #22 item 5): a Redis error (refused, timed out: 0.5 s timeouts) never fails the
+sign-in. The counts go to the database instead, which every worker shares too, so the limits still
+hold across workers; Redis is tried again after ``REDIS_RETRY_SECONDS``, and the outage is logged
+as a warning at most once a minute per process (``core.throttled_log``). What was counted in the
+database during the outage is not carried back to Redis: at worst an attacker gets one more window.
 ``RATELIMIT_ENABLED = False`` turns the limits off, as it does Flask-Limiter's.
 """
 
@@ -24,9 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from time import monotonic
 
 from flask import current_app
 from limits import parse
@@ -36,7 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from retreat.accounts import auth
 from retreat.accounts import users as accounts
 from retreat.audit.models import AuditEvent
-from retreat.core import jobs
+from retreat.core import jobs, throttled_log
 from retreat.core.context import RequestContext
 from retreat.core.errors import RateLimited
 from retreat.extensions import db
@@ -44,6 +52,9 @@ from retreat.timeutil import now_utc
 
 BY_ADDRESS, BY_PAIR, BY_EMAIL = "address", "pair", "email"
 _CONFIG = {BY_ADDRESS: "LOGIN_RATE_LIMIT", BY_PAIR: "LOGIN_PAIR_RATE_LIMIT", BY_EMAIL: "LOGIN_EMAIL_RATE_LIMIT"}
+REDIS_TIMEOUT_SECONDS = 0.5
+REDIS_RETRY_SECONDS = 5.0
+log = logging.getLogger("retreat.accounts.signin_limits")
 REFUSED = "Too many attempts. Please wait a few minutes and try again, or reset your password."
 
 
@@ -120,15 +131,34 @@ def enabled() -> bool:
 
 
 def _redis():
+    """The Redis client, or None: no ``REDIS_URL``, or Redis failed less than
+    ``REDIS_RETRY_SECONDS`` ago in this process (then the database counts)."""
     url = current_app.config.get("REDIS_URL")
     if not url:
         return None
-    client = current_app.extensions.get("sign_in_limits_redis")
+    ext = current_app.extensions
+    if ext.get("sign_in_limits_redis_down_until", 0.0) > monotonic():
+        return None
+    client = ext.get("sign_in_limits_redis")
     if client is None:
         import redis
 
-        client = current_app.extensions["sign_in_limits_redis"] = redis.Redis.from_url(url)
+        client = ext["sign_in_limits_redis"] = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS)
     return client
+
+
+def _redis_failed(err: Exception) -> None:
+    current_app.extensions["sign_in_limits_redis_down_until"] = monotonic() + REDIS_RETRY_SECONDS
+    throttled_log.warning(log, "sign-in-limits-redis",
+                          "sign-in limits: Redis unreachable (%s: %s); counting in the database instead",
+                          type(err).__name__, err)
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    import redis
+
+    return (redis.RedisError, OSError)
 
 
 def _redis_key(counter: Counter) -> str:
@@ -138,7 +168,10 @@ def _redis_key(counter: Counter) -> str:
 def counts(counters: list[Counter]) -> list[int]:
     client = _redis()
     if client is not None:
-        return [int(v or 0) for v in client.mget([_redis_key(c) for c in counters])]
+        try:
+            return [int(v or 0) for v in client.mget([_redis_key(c) for c in counters])]
+        except _redis_errors() as err:
+            _redis_failed(err)
     rows = dict(db.session.execute(select(SignInCounter.key, SignInCounter.count).where(
         SignInCounter.key.in_([c.key for c in counters]),
         SignInCounter.window.in_(sorted({c.window for c in counters})))).all())
@@ -159,12 +192,15 @@ def add_failure(counters: list[Counter]) -> None:
     (committed with the attempt's audit event)."""
     client = _redis()
     if client is not None:
-        pipe = client.pipeline(transaction=False)
-        for c in counters:
-            pipe.incr(_redis_key(c))
-            pipe.expire(_redis_key(c), c.limit.seconds + 1)
-        pipe.execute()
-        return
+        try:
+            pipe = client.pipeline(transaction=False)
+            for c in counters:
+                pipe.incr(_redis_key(c))
+                pipe.expire(_redis_key(c), c.limit.seconds + 1)
+            pipe.execute()
+            return
+        except _redis_errors() as err:
+            _redis_failed(err)
     insert = _insert()
     for c in sorted(counters, key=lambda c: (c.key, c.window)):  # one order: no deadlock between workers
         stmt = insert(SignInCounter).values(key=c.key, window=c.window, count=1, expires_at=c.expires_at())
@@ -176,8 +212,11 @@ def add_failure(counters: list[Counter]) -> None:
 def forget(counters: list[Counter]) -> None:
     client = _redis()
     if client is not None:
-        client.delete(*[_redis_key(c) for c in counters])
-        return
+        try:
+            client.delete(*[_redis_key(c) for c in counters])
+            return
+        except _redis_errors() as err:
+            _redis_failed(err)
     for c in counters:
         db.session.execute(delete(SignInCounter).where(SignInCounter.key == c.key, SignInCounter.window == c.window))
 

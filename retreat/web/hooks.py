@@ -159,5 +159,5 @@ TOTP_REQUIRED_MESSAGE = "Your practice requires two-factor authentication for st
 # member without two-factor may still open, to set it up or to leave.
 TOTP_EXEMPT = frozenset({
     "account.totp_setup", "account.logout", "account.login", "account.totp_verify", "public.index",
-    "healthz", "static",
+    "healthz", "readyz", "static",
 })

@@ -25,7 +25,7 @@ from retreat.core.context import RequestContext
 
 
 def wants_json() -> bool:
-    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
+    if request.path.startswith(("/api/", "/webhooks/")) or request.path in ("/healthz", "/readyz"):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]

@@ -35,7 +35,7 @@ GOOD = {"score": "6", "sleep": "some_trouble", "difficult": "yes", "text": "The 
 
 
 def test_the_check_in_form_is_not_cached_and_needs_no_login(client, enr):
-    resp = client.get(path(enr))
+    resp = client.get(path(enr), follow_redirects=True)
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     assert "How are you today?" in page and "I would like someone to reach out" in page and "Hello Robin" in page
@@ -56,7 +56,7 @@ def test_answering_shows_thanks_then_a_second_answer_is_refused(client, db, enr)
     assert "crisis-panel" not in resp.get_data(as_text=True)
     again = client.post(path(enr), data={**GOOD, "score": "1"})
     assert again.status_code == 409 and "already answered" in again.get_data(as_text=True)
-    assert client.get(path(enr)).status_code == 409
+    assert client.get(path(enr), follow_redirects=True).status_code == 409
     assert len(db.session.scalars(select(CheckInResponse)).all()) == 1
     assert db.session.scalars(select(IntegrationAlert)).all() == []
 
@@ -96,7 +96,7 @@ def test_bad_and_expired_links_get_clear_pages(client, db, enr):
 
 def test_the_form_needs_its_csrf_token(app, client, db, enr, monkeypatch):
     monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
-    assert 'name="csrf_token"' in client.get(path(enr)).get_data(as_text=True)
+    assert 'name="csrf_token"' in client.get(path(enr), follow_redirects=True).get_data(as_text=True)
     resp = client.post(path(enr), data=GOOD)
     assert resp.status_code == 400 and "Your form expired" in resp.get_data(as_text=True)
     assert db.session.scalars(select(CheckInResponse)).all() == []
@@ -104,7 +104,7 @@ def test_the_form_needs_its_csrf_token(app, client, db, enr, monkeypatch):
 
 def test_a_survey_shows_phq9_and_gad7_and_stores_the_outcomes(client, db, enr):
     survey = path(enr, "survey_post")
-    page = client.get(survey).get_data(as_text=True)
+    page = client.get(survey, follow_redirects=True).get_data(as_text=True)
     assert "Little interest or pleasure in doing things" in page and "Feeling nervous, anxious, or on edge" in page
     answers = {f"phq9_{i}": "1" for i in range(1, 10)} | {f"gad7_{i}": "0" for i in range(1, 8)}
     answers["phq9_9"] = "0"
@@ -136,7 +136,21 @@ def test_answers_are_rate_limited_per_address(limited_app, enr):
     for _ in range(2):
         assert c.post("/follow-up/not-a-token", data=GOOD).status_code == 400
     assert c.post(path(enr), data=GOOD).status_code == 429
-    assert c.get(path(enr)).status_code == 200  # reading the form is not limited
+    assert c.get(path(enr), follow_redirects=True).status_code == 200  # reading the form is not limited
     other = limited_app.test_client()
     other.environ_base["REMOTE_ADDR"] = "10.9.9.10"
     assert other.post(path(enr), data=GOOD).status_code == 200
+
+
+def test_the_emailed_link_hands_its_token_to_a_token_free_form(client, db, enr):
+    from tests.links import follow_link, token_of
+
+    link = path(enr)
+    page_url, page = follow_link(client, link)
+    assert page_url.startswith("/follow-up/answer/") and token_of(link) not in page.get_data(as_text=True)
+    assert f'action="{page_url}"' in page.get_data(as_text=True)
+    assert client.post(page_url, data=GOOD).status_code == 200  # answered without the token in the address
+    assert fh.followups_of(enr)["checkin_24h"].status == "answered"
+    stranger = client.application.test_client()  # another browser: the token-free address alone opens nothing
+    r = stranger.get(page_url)
+    assert r.status_code == 400 and "open that link again" in r.get_data(as_text=True)

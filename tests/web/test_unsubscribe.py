@@ -10,6 +10,8 @@ from retreat.messaging import unsubscribe as links
 from retreat.messaging.transport import transport_from_config
 from retreat.models import AuditEvent, OutboxMessage
 from tests import factories
+from tests.links import follow_link
+from tests.links import token_of as links_token
 
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)  # 11:00 in Denver
 
@@ -47,20 +49,30 @@ def test_get_only_confirms_and_the_form_post_needs_csrf(app, db, client, monkeyp
     monkeypatch.setitem(app.config, "WTF_CSRF_ENABLED", True)
     user = factories.user()
     path = _path(app, user.email)
-    page = client.get(path)
+    page_url, page = follow_link(client, path)  # 303 to /unsubscribe: the token leaves the address
+    assert page_url == "/unsubscribe" and links_token(path) not in page.text
     assert page.status_code == 200 and user.email in page.text and "Essential messages" in page.text
     db.session.refresh(user)
     assert user.marketing_opt_out is False  # link scanners fetching the URL change nothing
 
-    assert client.post(path, data={}).status_code == 400  # no token, not the one-click body
+    assert client.post(page_url, data={}).status_code == 400  # no CSRF token
+    assert client.post(path, data={}).status_code == 400  # the token address: not the one-click body
     db.session.refresh(user)
     assert user.marketing_opt_out is False
 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    done = client.post(path, data={"csrf_token": token})
+    assert 'action="/unsubscribe"' in page.text
+    done = client.post(page_url, data={"csrf_token": token})
     assert done.status_code == 200 and "will no longer receive non-essential messages" in done.text
     db.session.refresh(user)
     assert user.marketing_opt_out is True
+
+
+def test_the_confirmation_page_needs_the_link_opened_in_this_browser(app, db, client):
+    factories.user(email="fresh-browser@example.com")
+    r = client.get("/unsubscribe")
+    assert r.status_code == 400 and "open that link again" in r.text
+    assert client.post("/unsubscribe", data={}).status_code == 400
 
 
 def test_tampered_or_unknown_links_get_a_clear_message(app, db, client):

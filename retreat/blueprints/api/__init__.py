@@ -54,3 +54,7 @@ def register_api(app: Flask) -> None:
             return jsonify(status="ok")
         except Exception:  # noqa: BLE001 - any database failure means "not ready"
             return jsonify(status="unavailable", error="database unreachable"), 503
+
+    from retreat.blueprints.api import readiness
+
+    readiness.register(app)  # GET /readyz: database, Redis, SMTP, scheduler leader

@@ -19,7 +19,7 @@ from retreat.web.security import acting_user, request_context
 def checkins_index():
     items = checkins.own_checkins(acting_user(), now=now_utc(), ctx=request_context())
     # The same signed link as in the email (no query): only for their own follow-ups still open.
-    answer_links = {i.follow_up.id: url_for("public.follow_up", token=links.token_for(i.follow_up))
+    answer_links = {i.follow_up.id: url_for("public.follow_up_link", token=links.token_for(i.follow_up))
                     for i in items if i.state == checkins.PENDING}
     page = render_template("participant/checkins.html", items=items, links=answer_links, states=checkins)
     return page
