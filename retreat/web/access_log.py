@@ -13,13 +13,15 @@ import time
 
 from flask import Flask, g, request
 
+from retreat.web import log_redaction
+
 log = logging.getLogger("retreat.access")
 STARTED_AT = "request_started_at"
 
 
 def _logged_path(path: str) -> str:
-    """The request path as the access log writes it (the hook for token redaction)."""
-    return path
+    """The request path as the access log writes it: capability tokens redacted."""
+    return log_redaction.redact(path) or path
 
 
 def elapsed_seconds() -> float:

@@ -15,7 +15,7 @@ import re
 REDACTED = "[redacted]"
 # Path prefixes whose next segment is a capability token. /follow-up/answer/<id> is token-free.
 CAPABILITY_PREFIXES = ("/account/reset-password/", "/account/verify-email/", "/consult/manage/",
-                       "/consult/claim/", "/follow-up/", "/unsubscribe/")
+                       "/consult/claim/", "/follow-up/", "/unsubscribe/", "/calendar/")
 _PATH = re.compile(
     r"(?P<prefix>" + "|".join(re.escape(p) for p in CAPABILITY_PREFIXES) + r")(?!answer/\d)(?P<token>[^/?#\s]+)")
 _QUERY = re.compile(r"(?P<key>[?&;](?:[\w.-]*token|code|key|signature|sig)=)(?P<value>[^&;#\s]*)", re.IGNORECASE)

@@ -67,3 +67,13 @@ def test_gunicorn_access_log_line_has_no_token(monkeypatch, capsys):
     line = records[0].getMessage()
     assert TOKEN not in line, line
     assert '"GET /account/reset-password/[redacted]?token=[redacted] HTTP/1.1" 303' in line, line
+
+
+def test_calendar_feed_tokens_are_redacted_and_the_app_access_log_uses_the_same_rule():
+    from retreat.web.access_log import _logged_path
+
+    path = "/calendar/cal_abcDEF123-_xyz.ics"
+    assert redact(path) == "/calendar/[redacted]"
+    assert _logged_path(path) == "/calendar/[redacted]"
+    assert _logged_path("/account/reset-password/tok.en.sig") == "/account/reset-password/[redacted]"
+    assert _logged_path("/me/circles") == "/me/circles"
