@@ -99,6 +99,13 @@ def _uses(code: DiscountCode) -> int:
         DiscountRedemption.status != RedemptionStatus.REJECTED.value)) or 0)
 
 
+def _uses_by(code: DiscountCode, participant_id: int) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(DiscountRedemption).join(
+        Enrollment, Enrollment.id == DiscountRedemption.enrollment_id).where(
+        DiscountRedemption.code_id == code.id, Enrollment.participant_id == participant_id,
+        DiscountRedemption.status != RedemptionStatus.REJECTED.value)) or 0)
+
+
 def redeem_code(enr: Enrollment, raw_code: str, *, now: datetime, actor: User | None,
                 evidence: str = "") -> DiscountRedemption:
     """Apply a discount code to an enrollment (one per enrollment). Codes that need staff approval
@@ -113,10 +120,17 @@ def redeem_code(enr: Enrollment, raw_code: str, *, now: datetime, actor: User | 
         raise ValidationFailed("This discount code is not valid yet.", field="code")
     if code.valid_until and now >= code.valid_until:
         raise ValidationFailed("This discount code has expired.", field="code")
-    if code.cohort_id is not None and code.cohort_id != enr.cohort_id:
+    cohort_ids = [c.id for c in code.cohorts]
+    if (cohort_ids and enr.cohort_id not in cohort_ids) or (
+            not cohort_ids and code.cohort_id is not None and code.cohort_id != enr.cohort_id):
         raise ValidationFailed("This discount code is not valid for this cohort.", field="code")
+    # Both limits are counted under the code's row lock, so two people redeeming the last use at
+    # once cannot both succeed.
     if code.max_uses is not None and _uses(code) >= code.max_uses:
         raise ValidationFailed("This discount code has been used up.", field="code")
+    if code.per_person_limit is not None and _uses_by(code, enr.participant_id) >= code.per_person_limit:
+        raise ValidationFailed("You have already used this discount code as many times as it allows.",
+                               field="code")
     enr = seats.lock_enrollment(enr.id)
     if db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.enrollment_id == enr.id)):
         raise Conflict("A discount is already applied to this enrollment.", field="code")
