@@ -187,30 +187,62 @@ def decide_redemption(red: DiscountRedemption, *, approve: bool, now: datetime, 
     return red
 
 
-def set_scholarship(enr: Enrollment, price: str | int, *, reason: str, now: datetime, actor: User) -> PriceOverride:
-    """Staff set a reduced price for one enrollment (a scholarship)."""
+def scholarship_of(enr: Enrollment) -> PriceOverride | None:
+    """The enrollment's scholarship (reduced price and the reason staff gave), if any: for the
+    finance page, the participant's payments page and statements."""
+    return _override(enr)
+
+
+SCHOLARSHIP_REASON_MAX = 500
+
+
+def set_scholarship(enr: Enrollment, price: str | int, *, reason: str, now: datetime, actor: User,
+                    ctx=None) -> PriceOverride:
+    """Staff set a reduced price for one enrollment (a scholarship). Refused, changing nothing: a
+    price above the cohort's price or below zero, no reason or one over 500 characters, or a
+    price that would leave the participant having paid more than they owe (that would need a
+    refund: issue one instead). The balance, installments still due and refunds follow from the
+    new price through ``quote``."""
     cohort = enr.cohort
-    try:
-        price_minor = price if isinstance(price, int) else to_minor(price, cohort.currency)
-    except MoneyError as exc:
-        raise ValidationFailed(str(exc), field="price") from exc
-    if price_minor < 0 or price_minor > cohort.price_minor:
-        raise ValidationFailed("A scholarship price is between zero and the cohort's price.", field="price")
+    errors: dict[str, list[str]] = {}
+    price_minor = None
+    text = price.strip() if isinstance(price, str) else price
+    if text == "" or text is None:
+        errors["price"] = ["Scholarship price is required."]
+    else:
+        try:
+            price_minor = text if isinstance(text, int) else to_minor(text, cohort.currency)
+        except MoneyError as exc:
+            errors["price"] = [f"Enter a price such as 1200.00 ({exc})."]
+        else:
+            if price_minor < 0 or price_minor > cohort.price_minor:
+                errors["price"] = [f"A scholarship price is between zero and the cohort's price "
+                                   f"({format_money(cohort.price_minor, cohort.currency)})."]
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("Give a reason for the scholarship.", field="reason")
+        errors["reason"] = ["Give a reason for the scholarship."]
+    elif len(reason) > SCHOLARSHIP_REASON_MAX:
+        errors["reason"] = [f"Reason must be at most {SCHOLARSHIP_REASON_MAX} characters (it has {len(reason)})."]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
     enr = seats.lock_enrollment(enr.id)
     q = quote(enr)
     if price_minor + (q.total - q.base_price) < q.paid:
-        raise Conflict("This price is below what was already paid; issue a refund instead.", field="price")
-    row = _override(enr) or PriceOverride(enrollment_id=enr.id, created_at=now)
+        least = q.paid - (q.total - q.base_price)
+        raise Conflict(f"This price is below what was already paid ({format_money(q.paid, q.currency)}; the "
+                       f"lowest price possible now is {format_money(least, q.currency)}): issue a refund "
+                       "instead.", field="price")
+    row = _override(enr)
+    before = (row.price_minor, row.reason) if row is not None else (cohort.price_minor, "")
+    row = row or PriceOverride(enrollment_id=enr.id, created_at=now)
     row.price_minor = price_minor
     row.currency = cohort.currency.upper()
-    row.reason = reason[:1000]
+    row.reason = reason
     row.set_by_id = actor.id
     row.updated_at = now
     db.session.add(row)
     db.session.flush()
-    audit.record("payments.scholarship_set", actor=actor, object_type="enrollment", object_id=enr.id,
-                 details={"price_minor": price_minor}, now=now)
+    audit.record("payments.scholarship_set", actor=actor, object_type="enrollment", object_id=enr.id, ctx=ctx,
+                 details={"price_minor": price_minor, "currency": row.currency, "reason": reason,
+                          "previous_price_minor": before[0], "list_price_minor": cohort.price_minor}, now=now)
     return row

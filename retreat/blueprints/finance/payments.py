@@ -41,7 +41,8 @@ def _enrollment_page(enr: Enrollment, form: RefundForm, status: int = 200):
     return render_template("finance/payment_enrollment.html", enr=enr, q=pricing.quote(enr),
                            entries=ledger.entries(enr.id), history=payments.history(enr),
                            refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id)).all(),
-                           refundable=max(0, refunds.refundable(enr)), form=form), status
+                           refundable=max(0, refunds.refundable(enr)), form=form,
+                           scholarship=pricing.scholarship_of(enr)), status
 
 
 @bp.get("/payments/enrollments/<int:enr_id>")
