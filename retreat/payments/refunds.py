@@ -23,7 +23,7 @@ from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
-from retreat.core.errors import ValidationFailed
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
 from retreat.payments import gateway, ledger, receipts
@@ -66,6 +66,11 @@ def policy_percent(cohort: Cohort, now: datetime) -> int:
         if now <= cohort.starts_at - timedelta(days=days):
             return pct
     return 0
+
+
+def policy_percent_for(enr: Enrollment, now: datetime) -> int:
+    """The percent withdrawing at ``now`` gives back to this enrollment."""
+    return policy_percent(enr.cohort, now)
 
 
 def _pending(*where) -> int:
@@ -260,22 +265,80 @@ def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User |
                             actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy")
 
 
-def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: str, now: datetime, actor: User,
-                         ctx: RequestContext | None = None) -> list[Refund]:
-    """Finance refunds part or all of what was paid, with a reason (audited)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("Give a reason for the refund.", field="reason")
-    if len(reason) > 1000:
-        raise ValidationFailed("Please keep the reason under 1000 characters.", field="reason")
+INTERNAL_NOTE_MAX = 1000
+
+
+def _finance_amount(enrollment: Enrollment, amount: str | int) -> int:
     try:
-        amount_minor = amount if isinstance(amount, int) else to_minor(amount, enrollment.cohort.currency)
+        amount_minor = amount if isinstance(amount, int) else to_minor((amount or "").strip(),
+                                                                        enrollment.cohort.currency)
     except MoneyError as exc:
         raise ValidationFailed(f"Enter an amount such as 125.00 ({exc}).", field="amount") from exc
     if amount_minor <= 0:
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
-    return _plan_and_submit(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now,
-                            actor=actor, ctx=ctx)
+    return amount_minor
+
+
+def _finance_texts(reason: str, internal_note: str) -> tuple[str, str]:
+    reason, internal_note = (reason or "").strip(), (internal_note or "").strip()
+    if not reason:
+        raise ValidationFailed("Give a reason for the refund.", field="reason")
+    if len(reason) > 1000:
+        raise ValidationFailed("Please keep the reason under 1000 characters.", field="reason")
+    if len(internal_note) > INTERNAL_NOTE_MAX:
+        raise ValidationFailed(f"Internal note must be at most {INTERNAL_NOTE_MAX} characters "
+                               f"(it has {len(internal_note)}).", field="internal_note")
+    return reason, internal_note
+
+
+def finance_refund_preview(enrollment: Enrollment, amount: str | int, *, reason: str, internal_note: str = "",
+                           now: datetime) -> dict:
+    """What a finance refund of ``amount`` would do, for the confirmation step (changes nothing):
+    the amount, what was received and already refunded, what may still be refunded, and what the
+    cohort's policy would give if the participant withdrew today. Refuses what ``issue_finance_refund``
+    would refuse, with the same messages."""
+    reason, internal_note = _finance_texts(reason, internal_note)
+    amount_minor = _finance_amount(enrollment, amount)
+    available = max(0, refundable(enrollment))
+    currency = enrollment.cohort.currency.upper()
+    if amount_minor > available:
+        raise ValidationFailed(f"That is more than was paid: at most {format_money(available, currency)} "
+                               "can be refunded.", field="amount")
+    return {"amount": amount_minor, "currency": currency, "refundable": available,
+            "paid": ledger.paid(enrollment.id), "refunded": ledger.refunded(enrollment.id),
+            "pending": _pending(Refund.enrollment_id == enrollment.id),
+            "policy_percent": policy_percent_for(enrollment, now), "policy_amount": policy_amount(enrollment, now),
+            "reason": reason, "internal_note": internal_note}
+
+
+def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: str, now: datetime, actor: User,
+                         ctx: RequestContext | None = None, internal_note: str = "",
+                         expected_refundable: int | None = None) -> list[Refund]:
+    """Finance refunds part or all of what was paid. ``reason`` is the message the participant sees
+    (receipt, payments page); ``internal_note`` is finance's own (stored on the refund and in the
+    audit log, never shown to the participant). With ``expected_refundable`` (what the confirmation
+    page showed) the refund is refused if that changed meanwhile: a second submit of the same
+    confirmation, or another refund in between, refunds nothing more."""
+    reason, internal_note = _finance_texts(reason, internal_note)
+    amount_minor = _finance_amount(enrollment, amount)
+    if amount_minor <= 0:
+        raise ValidationFailed("Enter an amount greater than zero.", field="amount")
+    if expected_refundable is not None:
+        locked = seats.lock_enrollment(enrollment.id)
+        if max(0, refundable(locked)) != expected_refundable:
+            raise Conflict("What can be refunded changed since you confirmed (another refund was made, or "
+                           "this one was already submitted); nothing was refunded. Check the ledger and "
+                           "try again.", field="amount")
+    refunds = plan(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now, actor=actor, ctx=ctx)
+    if internal_note:
+        for r in refunds:
+            r.internal_note = internal_note
+        audit.record("payments.refund_internal_note", actor=actor, object_type="enrollment",
+                     object_id=enrollment.id, ctx=ctx, now=now,
+                     details={"refunds": [r.id for r in refunds], "internal_note": internal_note})
+    ids = [r.id for r in refunds]
+    db.session.commit()
+    return submit(ids, now=now)
 
 
 # --------------------------------------------------------------------------------------------
