@@ -152,6 +152,7 @@ def submit(refund_ids: list[int], *, now: datetime) -> list[Refund]:
             stripe_refund = existing[0] if existing else gateway.create_refund(
                 payment_intent_id=pi_id, amount_minor=amount, idempotency_key=key,
                 metadata={"refund": str(rid), "enrollment": str(refund.enrollment_id)})
+            attach_refund_fee(stripe_refund, best_effort=True)
         except gateway.GatewayError as exc:
             refund = db.session.get(Refund, rid)
             refund.failure_message = exc.message[:500]
@@ -178,6 +179,29 @@ def submit_pending(*, now: datetime) -> list[Refund]:
     return done
 
 
+def attach_refund_fee(r: dict, *, best_effort: bool = False) -> dict:
+    """Read the refund's balance transaction (its Stripe fee) into ``r["fee_txn"]``. Call with no
+    transaction open. With ``best_effort`` a failure leaves it out (the webhook brings it later)."""
+    if r.get("fee_txn") or not r.get("balance_transaction"):
+        return r
+    try:
+        r["fee_txn"] = gateway.retrieve_balance_transaction(r["balance_transaction"])
+    except gateway.GatewayError:
+        if not best_effort:
+            raise
+    return r
+
+
+def _record_refund_fee(refund: Refund, txn: dict | None, *, now: datetime) -> None:
+    """Stripe's fee on a refund, keyed by the refund's balance transaction (``txn_...``), as the
+    fee of a charge is (``checkout._record_fee``): not part of what the participant paid."""
+    if not txn or not int(txn.get("fee") or 0):
+        return
+    ledger.record(enrollment_id=refund.enrollment_id, entry_type=LedgerType.FEE, amount_minor=-int(txn["fee"]),
+                  currency=txn.get("currency") or refund.currency, object_id=txn["id"],
+                  payment_id=refund.payment_id, refund_id=refund.id, now=now, memo="Stripe fee on refund")
+
+
 def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
     refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == r["id"]))
@@ -202,6 +226,7 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
                                    amount_minor=-int(r["amount"]), currency=r["currency"] or refund.currency,
                                    object_id=r["id"], payment_id=refund.payment_id, refund_id=refund.id,
                                    now=now, memo=f"Refund ({refund.kind})")
+        _record_refund_fee(refund, r.get("fee_txn"), now=now)
         if refund.status != RefundStatus.SUCCEEDED:
             refund.status = RefundStatus.SUCCEEDED.value
             refund.updated_at = now
