@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -290,6 +291,21 @@ class Installment(TimestampMixin, db.Model):
     due_on: Mapped[date] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+# (days before the start, percent refunded until then) when a cohort has no schedule of its own.
+DEFAULT_SCHEDULE = ((60, 100), (30, 50))
+
+
+@event.listens_for(Enrollment, "before_insert")
+def _snapshot_refund_schedule(mapper, connection, target):
+    """An enrollment keeps the refund schedule in force when it applied (``payments.refunds``)."""
+    if target.refund_schedule is not None or target.cohort_id is None:
+        return
+    rows = connection.execute(select(RefundRule.days_before, RefundRule.percent).where(
+        RefundRule.cohort_id == target.cohort_id)).all()
+    steps = sorted(((int(d), int(p)) for d, p in rows), reverse=True) or list(DEFAULT_SCHEDULE)
+    target.refund_schedule = [list(step) for step in steps]
 
 
 @cache_versions.collect_changes

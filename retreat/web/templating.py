@@ -76,6 +76,15 @@ def init_app(app: Flask) -> None:
     def _money(amount_minor, currency: str = "USD"):
         return format_money(amount_minor, currency)
 
+    def _refund_policy_text(cohort, enr=None) -> str:
+        """The refund policy as participants read it, written from the tiers (an enrollment's own
+        snapshot when given) so the text and the refunds cannot disagree."""
+        from retreat.payments import refunds
+
+        return refunds.enrollment_policy_text(enr) if enr is not None else refunds.cohort_policy_text(cohort)
+
+    app.jinja_env.globals["refund_policy_text"] = _refund_policy_text
+
     @app.context_processor
     def _globals():
         items: list[dict] = []
