@@ -13,6 +13,7 @@ Entry points for other features (each commits): ``refund_deposit_not_cleared``,
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -121,6 +122,16 @@ def policy_text(steps: list[tuple[int, int]]) -> str:
     text = "; ".join(parts)
     return (text[:1].upper() + text[1:] + ". If you are not medically cleared, or the practice cancels, "
             "everything you paid is refunded.")
+
+
+PERCENT_IN_NOTES = re.compile(r"\d\s*(%|percent|per cent)", re.IGNORECASE)
+
+
+def notes_shown(cohort: Cohort) -> str:
+    """The cohort's additional refund notes as participants see them: left out while they still
+    state percentages (free text written before the tiers, which could disagree with them)."""
+    notes = (cohort.refund_policy or "").strip()
+    return "" if PERCENT_IN_NOTES.search(notes) else notes
 
 
 def cohort_policy_text(cohort: Cohort) -> str:

@@ -83,7 +83,13 @@ def init_app(app: Flask) -> None:
 
         return refunds.enrollment_policy_text(enr) if enr is not None else refunds.cohort_policy_text(cohort)
 
+    def _refund_notes(cohort) -> str:
+        from retreat.payments import refunds
+
+        return refunds.notes_shown(cohort)
+
     app.jinja_env.globals["refund_policy_text"] = _refund_policy_text
+    app.jinja_env.globals["refund_notes"] = _refund_notes
 
     @app.context_processor
     def _globals():

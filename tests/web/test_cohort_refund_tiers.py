@@ -69,3 +69,15 @@ def test_tiers_saved_shown_as_text_and_earlier_applicants_keep_theirs(app, make_
     mine = signed_in(app, early.participant).get(f"/me/enrollments/{early.id}").get_data(as_text=True)
     assert refunds.policy_text([(60, 100), (30, 50)]) in mine and text not in mine
     assert refunds.policy_percent_for(early, cohort.starts_at - timedelta(days=40)) == 50
+
+
+def test_old_free_text_with_percentages_is_not_shown_and_does_not_block_editing(app, make_client, db, cohort):
+    cohort.refund_policy = "Full refund until 60 days before the start, 50% until 30 days, none after."
+    _db.session.commit()
+    public = app.test_client().get(f"/cohorts/{cohort.id}").get_data(as_text=True)
+    assert "50% until 30 days" not in public and refunds.policy_text([(60, 100), (30, 50)]) in public
+    admin = make_client("admin")
+    page = admin.get(f"/facilitator/cohorts/{cohort.id}/edit").get_data(as_text=True)
+    assert "no longer shown to participants" in page
+    data = _data(cohort, **{"tiers-0-days": "60", "tiers-0-percent": "100"})
+    assert admin.post(f"/facilitator/cohorts/{cohort.id}/edit", data=data).status_code == 302

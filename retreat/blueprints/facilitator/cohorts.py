@@ -139,6 +139,12 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
             form.provider_organization_id.data = cohort.provider_organization_id or 0
             form.hold_minutes.data, form.offer_hours.data = cohort.hold_minutes, cohort.offer_hours
             form.set_tiers(refunds.schedule(cohort))
+            if cohort.refund_policy and not refunds.notes_shown(cohort):
+                # Free text from before the tiers that states percentages: not prefilled (it may
+                # disagree with the tiers); shown above the notes so its other parts can be kept.
+                form.refund_policy.data = ""
+                form.refund_policy.description = ("The old refund text stated percentages and is no longer "
+                                                  f"shown to participants: “{cohort.refund_policy}”")
         else:
             form.timezone.data = "America/Denver"
             form.set_tiers(refunds.DEFAULT_SCHEDULE)
