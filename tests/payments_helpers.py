@@ -80,3 +80,19 @@ def deliver(client, event_type: str, obj: dict, event_id: str | None = None):
 
 
 from tests.conftest import signed_in  # noqa: E402,F401  (re-exported for payment tests)
+
+
+def finance_refund(client, enr_id: int, amount: str, reason: str, internal_note: str = ""):
+    """Finance's two-step refund through the pages: check (the confirmation page), then confirm.
+    Returns (confirmation page response, confirm response)."""
+    import re
+
+    data = {"amount": amount, "reason": reason, "internal_note": internal_note}
+    page = client.post(f"/finance/payments/enrollments/{enr_id}/refund", data=data)
+    assert page.status_code == 200, page.get_data(as_text=True)[-1500:]
+    expected = re.search(r'name="expected"[^>]*value="(\d+)"|value="(\d+)"[^>]*name="expected"',
+                         page.get_data(as_text=True))
+    assert expected, "the confirmation page carries what could be refunded"
+    done = client.post(f"/finance/payments/enrollments/{enr_id}/refund/confirm",
+                       data=data | {"expected": expected.group(1) or expected.group(2)})
+    return page, done

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -220,6 +221,9 @@ class Enrollment(TimestampMixin, db.Model):
     motivation = encrypted_text("motivation_enc", doc="Why this retreat, in the applicant's words.")
     lodging: Mapped[str] = mapped_column(String(120), default="")
     applied_at: Mapped[datetime] = mapped_column(default=now_utc)
+    # The cohort's refund schedule when this person applied ([[days_before, percent], ...]):
+    # refunds follow it even if the cohort's schedule changes later (payments.refunds).
+    refund_schedule: Mapped[list | None] = mapped_column(JSON)
 
     cohort: Mapped[Cohort] = relationship(back_populates="enrollments")
     participant: Mapped[User] = relationship()

@@ -77,7 +77,7 @@ def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | Non
     if ev_type.startswith("payment_intent."):
         return payments.fetch_payment_intent(obj["id"]), [], None
     if ev_type.startswith("refund."):
-        r = gateway.retrieve_refund(obj["id"])
+        r = refunds.attach_refund_fee(gateway.retrieve_refund(obj["id"]))
         pi = payments.fetch_payment_intent(r["payment_intent"]) if r.get("payment_intent") else None
         return pi, [r], None
     if ev_type.startswith("charge.dispute."):
@@ -92,7 +92,8 @@ def _fetch(ev_type: str, obj: dict) -> tuple[dict | None, list[dict], dict | Non
         pi_id = obj.get("payment_intent")
         if not pi_id:
             return None, [], None
-        return payments.fetch_payment_intent(pi_id), gateway.list_refunds(pi_id), None
+        return (payments.fetch_payment_intent(pi_id),
+                [refunds.attach_refund_fee(r) for r in gateway.list_refunds(pi_id)], None)
     return None, [], None
 
 

@@ -97,6 +97,10 @@ def _refund(raw: dict) -> dict:
         "metadata": dict(raw.get("metadata") or {}),
         "payment_intent": _id(raw.get("payment_intent")),
         "charge": _id(raw.get("charge")),
+        # The refund's balance transaction (its Stripe fee, if any); an expanded one is kept whole.
+        "balance_transaction": _id(raw.get("balance_transaction")),
+        **({"fee_txn": _balance_transaction(raw["balance_transaction"])}
+           if isinstance(raw.get("balance_transaction"), dict) and "amount" in raw["balance_transaction"] else {}),
     }
 
 

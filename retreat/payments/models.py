@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -131,6 +132,9 @@ class Refund(TimestampMixin, db.Model):
     stripe_refund_id: Mapped[str | None] = mapped_column(String(80), unique=True)
     failure_message: Mapped[str] = mapped_column(Text, default="")
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Finance's own note: shown in finance views and the audit log, never to the participant
+    # (``reason`` is the message the participant sees).
+    internal_note: Mapped[str | None] = mapped_column(Text)
 
     payment: Mapped[Payment] = relationship()
     requested_by: Mapped[User | None] = relationship()
@@ -200,13 +204,23 @@ class DiscountCode(TimestampMixin, db.Model):
     amount_minor: Mapped[int | None] = mapped_column(Integer)
     currency: Mapped[str | None] = mapped_column(String(3))  # required for fixed amounts
     max_uses: Mapped[int | None] = mapped_column(Integer)
+    per_person_limit: Mapped[int | None] = mapped_column(Integer)  # redemptions per participant
     valid_from: Mapped[datetime | None] = mapped_column()
     valid_until: Mapped[datetime | None] = mapped_column()
     cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
     requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)  # healthcare professional
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    cohort: Mapped[Cohort | None] = relationship()
+    cohort: Mapped[Cohort | None] = relationship()  # a single cohort (older codes)
+    cohorts: Mapped[list[Cohort]] = relationship(secondary="discount_code_cohorts", order_by="Cohort.id")
+
+
+discount_code_cohorts = db.Table(
+    "discount_code_cohorts",
+    db.Model.metadata,
+    db.Column("code_id", ForeignKey("discount_codes.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("cohort_id", ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class DiscountRedemption(TimestampMixin, db.Model):
@@ -277,6 +291,21 @@ class Installment(TimestampMixin, db.Model):
     due_on: Mapped[date] = mapped_column(Date)
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+# (days before the start, percent refunded until then) when a cohort has no schedule of its own.
+DEFAULT_SCHEDULE = ((60, 100), (30, 50))
+
+
+@event.listens_for(Enrollment, "before_insert")
+def _snapshot_refund_schedule(mapper, connection, target):
+    """An enrollment keeps the refund schedule in force when it applied (``payments.refunds``)."""
+    if target.refund_schedule is not None or target.cohort_id is None:
+        return
+    rows = connection.execute(select(RefundRule.days_before, RefundRule.percent).where(
+        RefundRule.cohort_id == target.cohort_id)).all()
+    steps = sorted(((int(d), int(p)) for d, p in rows), reverse=True) or list(DEFAULT_SCHEDULE)
+    target.refund_schedule = [list(step) for step in steps]
 
 
 @cache_versions.collect_changes

@@ -99,6 +99,13 @@ def _uses(code: DiscountCode) -> int:
         DiscountRedemption.status != RedemptionStatus.REJECTED.value)) or 0)
 
 
+def _uses_by(code: DiscountCode, participant_id: int) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(DiscountRedemption).join(
+        Enrollment, Enrollment.id == DiscountRedemption.enrollment_id).where(
+        DiscountRedemption.code_id == code.id, Enrollment.participant_id == participant_id,
+        DiscountRedemption.status != RedemptionStatus.REJECTED.value)) or 0)
+
+
 def redeem_code(enr: Enrollment, raw_code: str, *, now: datetime, actor: User | None,
                 evidence: str = "") -> DiscountRedemption:
     """Apply a discount code to an enrollment (one per enrollment). Codes that need staff approval
@@ -113,10 +120,17 @@ def redeem_code(enr: Enrollment, raw_code: str, *, now: datetime, actor: User | 
         raise ValidationFailed("This discount code is not valid yet.", field="code")
     if code.valid_until and now >= code.valid_until:
         raise ValidationFailed("This discount code has expired.", field="code")
-    if code.cohort_id is not None and code.cohort_id != enr.cohort_id:
+    cohort_ids = [c.id for c in code.cohorts]
+    if (cohort_ids and enr.cohort_id not in cohort_ids) or (
+            not cohort_ids and code.cohort_id is not None and code.cohort_id != enr.cohort_id):
         raise ValidationFailed("This discount code is not valid for this cohort.", field="code")
+    # Both limits are counted under the code's row lock, so two people redeeming the last use at
+    # once cannot both succeed.
     if code.max_uses is not None and _uses(code) >= code.max_uses:
         raise ValidationFailed("This discount code has been used up.", field="code")
+    if code.per_person_limit is not None and _uses_by(code, enr.participant_id) >= code.per_person_limit:
+        raise ValidationFailed("You have already used this discount code as many times as it allows.",
+                               field="code")
     enr = seats.lock_enrollment(enr.id)
     if db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.enrollment_id == enr.id)):
         raise Conflict("A discount is already applied to this enrollment.", field="code")
@@ -173,30 +187,62 @@ def decide_redemption(red: DiscountRedemption, *, approve: bool, now: datetime, 
     return red
 
 
-def set_scholarship(enr: Enrollment, price: str | int, *, reason: str, now: datetime, actor: User) -> PriceOverride:
-    """Staff set a reduced price for one enrollment (a scholarship)."""
+def scholarship_of(enr: Enrollment) -> PriceOverride | None:
+    """The enrollment's scholarship (reduced price and the reason staff gave), if any: for the
+    finance page, the participant's payments page and statements."""
+    return _override(enr)
+
+
+SCHOLARSHIP_REASON_MAX = 500
+
+
+def set_scholarship(enr: Enrollment, price: str | int, *, reason: str, now: datetime, actor: User,
+                    ctx=None) -> PriceOverride:
+    """Staff set a reduced price for one enrollment (a scholarship). Refused, changing nothing: a
+    price above the cohort's price or below zero, no reason or one over 500 characters, or a
+    price that would leave the participant having paid more than they owe (that would need a
+    refund: issue one instead). The balance, installments still due and refunds follow from the
+    new price through ``quote``."""
     cohort = enr.cohort
-    try:
-        price_minor = price if isinstance(price, int) else to_minor(price, cohort.currency)
-    except MoneyError as exc:
-        raise ValidationFailed(str(exc), field="price") from exc
-    if price_minor < 0 or price_minor > cohort.price_minor:
-        raise ValidationFailed("A scholarship price is between zero and the cohort's price.", field="price")
+    errors: dict[str, list[str]] = {}
+    price_minor = None
+    text = price.strip() if isinstance(price, str) else price
+    if text == "" or text is None:
+        errors["price"] = ["Scholarship price is required."]
+    else:
+        try:
+            price_minor = text if isinstance(text, int) else to_minor(text, cohort.currency)
+        except MoneyError as exc:
+            errors["price"] = [f"Enter a price such as 1200.00 ({exc})."]
+        else:
+            if price_minor < 0 or price_minor > cohort.price_minor:
+                errors["price"] = [f"A scholarship price is between zero and the cohort's price "
+                                   f"({format_money(cohort.price_minor, cohort.currency)})."]
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed("Give a reason for the scholarship.", field="reason")
+        errors["reason"] = ["Give a reason for the scholarship."]
+    elif len(reason) > SCHOLARSHIP_REASON_MAX:
+        errors["reason"] = [f"Reason must be at most {SCHOLARSHIP_REASON_MAX} characters (it has {len(reason)})."]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
     enr = seats.lock_enrollment(enr.id)
     q = quote(enr)
     if price_minor + (q.total - q.base_price) < q.paid:
-        raise Conflict("This price is below what was already paid; issue a refund instead.", field="price")
-    row = _override(enr) or PriceOverride(enrollment_id=enr.id, created_at=now)
+        least = q.paid - (q.total - q.base_price)
+        raise Conflict(f"This price is below what was already paid ({format_money(q.paid, q.currency)}; the "
+                       f"lowest price possible now is {format_money(least, q.currency)}): issue a refund "
+                       "instead.", field="price")
+    row = _override(enr)
+    before = (row.price_minor, row.reason) if row is not None else (cohort.price_minor, "")
+    row = row or PriceOverride(enrollment_id=enr.id, created_at=now)
     row.price_minor = price_minor
     row.currency = cohort.currency.upper()
-    row.reason = reason[:1000]
+    row.reason = reason
     row.set_by_id = actor.id
     row.updated_at = now
     db.session.add(row)
     db.session.flush()
-    audit.record("payments.scholarship_set", actor=actor, object_type="enrollment", object_id=enr.id,
-                 details={"price_minor": price_minor}, now=now)
+    audit.record("payments.scholarship_set", actor=actor, object_type="enrollment", object_id=enr.id, ctx=ctx,
+                 details={"price_minor": price_minor, "currency": row.currency, "reason": reason,
+                          "previous_price_minor": before[0], "list_price_minor": cohort.price_minor}, now=now)
     return row

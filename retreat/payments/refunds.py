@@ -13,6 +13,7 @@ Entry points for other features (each commits): ``refund_deposit_not_cleared``,
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -23,12 +24,13 @@ from retreat.cohorts import seats
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
-from retreat.core.errors import ValidationFailed
+from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
 from retreat.payments import gateway, ledger, receipts, webhook_events
 from retreat.payments.attempts import find_payment_for_intent
 from retreat.payments.models import (
+    DEFAULT_SCHEDULE,
     LedgerType,
     Payment,
     PaymentStatus,
@@ -38,34 +40,125 @@ from retreat.payments.models import (
     RefundStatus,
 )
 
-# (days before the start, percent refunded until then); after the last step: nothing.
-DEFAULT_SCHEDULE = ((60, 100), (30, 50))
+MAX_TIERS = 10
 
 
 def schedule(cohort: Cohort) -> list[tuple[int, int]]:
+    """The cohort's schedule now, most days first (the default when it has none)."""
     rules = db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)).all()
     rows = [(r.days_before, r.percent) for r in rules] or list(DEFAULT_SCHEDULE)
     return sorted(rows, reverse=True)
 
 
+def schedule_for(enr: Enrollment) -> list[tuple[int, int]]:
+    """The schedule this enrollment applied under (its snapshot); the cohort's own for enrollments
+    made before snapshots were kept."""
+    if enr.refund_schedule:
+        return sorted(((int(d), int(p)) for d, p in enr.refund_schedule), reverse=True)
+    return schedule(enr.cohort)
+
+
+def check_tiers(rows: list[tuple[int | None, int | None]]) -> list[tuple[int, int]]:
+    """Validate tiers typed in a form: rows with both parts blank are ignored; at least one tier;
+    days 0-730 and percent 0-100; no day twice; more days never refund less. Returns them most
+    days first. Raises ValidationFailed (field ``tiers``) naming the row."""
+    steps = []
+    for i, (days, pct) in enumerate(rows, start=1):
+        if days is None and pct is None:
+            continue
+        if days is None or pct is None:
+            raise ValidationFailed(f"Refund tier {i}: enter both the days before the start and the percent.",
+                                   field="tiers")
+        if not 0 <= days <= 730:
+            raise ValidationFailed(f"Refund tier {i}: days before the start must be between 0 and 730.",
+                                   field="tiers")
+        if not 0 <= pct <= 100:
+            raise ValidationFailed(f"Refund tier {i}: the percent refunded must be between 0 and 100.",
+                                   field="tiers")
+        steps.append((days, pct))
+    if not steps:
+        raise ValidationFailed("Enter at least one refund tier.", field="tiers")
+    if len(steps) > MAX_TIERS:
+        raise ValidationFailed(f"Use at most {MAX_TIERS} refund tiers.", field="tiers")
+    days_seen = [d for d, _ in steps]
+    dupes = sorted({d for d in days_seen if days_seen.count(d) > 1})
+    if dupes:
+        raise ValidationFailed(f"Two refund tiers have the same number of days ({dupes[0]}); each tier needs "
+                               "its own.", field="tiers")
+    steps.sort(reverse=True)
+    for (d1, p1), (d2, p2) in zip(steps, steps[1:], strict=False):
+        if p1 < p2:
+            raise ValidationFailed(f"Withdrawing earlier never refunds less: {d1} days before gives {p1} % but "
+                                   f"{d2} days before gives {p2} %.", field="tiers")
+    return steps
+
+
 def set_schedule(cohort: Cohort, steps: list[tuple[int, int]]) -> None:
+    """Replace the cohort's schedule (validated). Enrollments already made keep theirs."""
+    steps = check_tiers([(int(d), int(p)) for d, p in steps])
     for rule in db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)):
         db.session.delete(rule)
     db.session.flush()
     for days, pct in steps:
-        if not (0 <= pct <= 100 and days >= 0):
-            raise ValidationFailed("Each step needs 0-100 % and a number of days of at least 0.", field="schedule")
         db.session.add(RefundRule(cohort_id=cohort.id, days_before=days, percent=pct))
     db.session.flush()
 
 
-def policy_percent(cohort: Cohort, now: datetime) -> int:
-    """Percent refunded on withdrawal at ``now``: a step applies up to and including the instant
-    ``days_before`` days before the cohort starts."""
-    for days, pct in schedule(cohort):
-        if now <= cohort.starts_at - timedelta(days=days):
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def policy_text(steps: list[tuple[int, int]]) -> str:
+    """The public refund policy, generated from the tiers so that the two always agree."""
+    steps = sorted(steps, reverse=True)
+    parts = []
+    for days, pct in steps:
+        when = "up to the start" if days == 0 else f"{_days(days)} or more before the start"
+        parts.append(f"withdraw {when}: {pct} % of what you paid is refunded" if pct else
+                     f"withdraw {when}: no refund")
+    last_days = steps[-1][0] if steps else 0
+    if last_days > 0:
+        parts.append(f"withdraw later than {_days(last_days)} before the start: no refund")
+    text = "; ".join(parts)
+    return (text[:1].upper() + text[1:] + ". If you are not medically cleared, or the practice cancels, "
+            "everything you paid is refunded.")
+
+
+PERCENT_IN_NOTES = re.compile(r"\d\s*(%|percent|per cent)", re.IGNORECASE)
+
+
+def notes_shown(cohort: Cohort) -> str:
+    """The cohort's additional refund notes as participants see them: left out while they still
+    state percentages (free text written before the tiers, which could disagree with them)."""
+    notes = (cohort.refund_policy or "").strip()
+    return "" if PERCENT_IN_NOTES.search(notes) else notes
+
+
+def cohort_policy_text(cohort: Cohort) -> str:
+    return policy_text(schedule(cohort))
+
+
+def enrollment_policy_text(enr: Enrollment) -> str:
+    return policy_text(schedule_for(enr))
+
+
+def _percent_at(steps: list[tuple[int, int]], starts_at: datetime, now: datetime) -> int:
+    for days, pct in sorted(steps, reverse=True):
+        if now <= starts_at - timedelta(days=days):
             return pct
     return 0
+
+
+def policy_percent(cohort: Cohort, now: datetime) -> int:
+    """Percent refunded on withdrawal at ``now`` under the cohort's current schedule: a step applies
+    up to and including the instant ``days_before`` days before the cohort starts."""
+    return _percent_at(schedule(cohort), cohort.starts_at, now)
+
+
+def policy_percent_for(enr: Enrollment, now: datetime) -> int:
+    """The percent withdrawing at ``now`` gives back to this enrollment: by the schedule in force
+    when it applied."""
+    return _percent_at(schedule_for(enr), enr.cohort.starts_at, now)
 
 
 def _pending(*where) -> int:
@@ -147,6 +240,7 @@ def submit(refund_ids: list[int], *, now: datetime) -> list[Refund]:
             stripe_refund = existing[0] if existing else gateway.create_refund(
                 payment_intent_id=pi_id, amount_minor=amount, idempotency_key=key,
                 metadata={"refund": str(rid), "enrollment": str(refund.enrollment_id)})
+            attach_refund_fee(stripe_refund, best_effort=True)
         except gateway.GatewayError as exc:
             refund = db.session.get(Refund, rid)
             refund.failure_message = exc.message[:500]
@@ -173,6 +267,29 @@ def submit_pending(*, now: datetime) -> list[Refund]:
     return done
 
 
+def attach_refund_fee(r: dict, *, best_effort: bool = False) -> dict:
+    """Read the refund's balance transaction (its Stripe fee) into ``r["fee_txn"]``. Call with no
+    transaction open. With ``best_effort`` a failure leaves it out (the webhook brings it later)."""
+    if r.get("fee_txn") or not r.get("balance_transaction"):
+        return r
+    try:
+        r["fee_txn"] = gateway.retrieve_balance_transaction(r["balance_transaction"])
+    except gateway.GatewayError:
+        if not best_effort:
+            raise
+    return r
+
+
+def _record_refund_fee(refund: Refund, txn: dict | None, *, now: datetime) -> None:
+    """Stripe's fee on a refund, keyed by the refund's balance transaction (``txn_...``), as the
+    fee of a charge is (``checkout._record_fee``): not part of what the participant paid."""
+    if not txn or not int(txn.get("fee") or 0):
+        return
+    ledger.record(enrollment_id=refund.enrollment_id, entry_type=LedgerType.FEE, amount_minor=-int(txn["fee"]),
+                  currency=txn.get("currency") or refund.currency, object_id=txn["id"],
+                  payment_id=refund.payment_id, refund_id=refund.id, now=now, memo="Stripe fee on refund")
+
+
 def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
     """Record a refund fetched from Stripe (ours or issued in the dashboard). Idempotent."""
     refund = db.session.scalar(select(Refund).where(Refund.stripe_refund_id == r["id"]))
@@ -197,6 +314,7 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
                                    amount_minor=-int(r["amount"]), currency=r["currency"] or refund.currency,
                                    object_id=r["id"], payment_id=refund.payment_id, refund_id=refund.id,
                                    now=now, memo=f"Refund ({refund.kind})")
+        _record_refund_fee(refund, r.get("fee_txn"), now=now)
         if refund.status != RefundStatus.SUCCEEDED:
             refund.status = RefundStatus.SUCCEEDED.value
             refund.updated_at = now
@@ -242,12 +360,12 @@ def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: U
 
 def policy_amount(enr: Enrollment, now: datetime) -> int:
     paid = ledger.paid(enr.id)
-    return min(max(0, refundable(enr)), percent_of(paid, policy_percent(enr.cohort, now)))
+    return min(max(0, refundable(enr)), percent_of(paid, policy_percent_for(enr, now)))
 
 
 def withdrawal_quote(enr: Enrollment, now: datetime) -> dict:
     """What withdrawing at ``now`` gives back: paid so far, the policy's percent and the amount."""
-    return {"paid": ledger.paid(enr.id), "percent": policy_percent(enr.cohort, now),
+    return {"paid": ledger.paid(enr.id), "percent": policy_percent_for(enr, now),
             "amount": policy_amount(enr, now), "currency": enr.cohort.currency}
 
 
@@ -256,27 +374,85 @@ def for_enrollment(enr: Enrollment) -> list[Refund]:
 
 
 def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
-    pct = policy_percent(enrollment.cohort, now)
+    pct = policy_percent_for(enrollment, now)
     return _plan_and_submit(enrollment, policy_amount(enrollment, now), kind=RefundKind.POLICY, now=now,
                             actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy")
 
 
-def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: str, now: datetime, actor: User,
-                         ctx: RequestContext | None = None) -> list[Refund]:
-    """Finance refunds part or all of what was paid, with a reason (audited)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("Give a reason for the refund.", field="reason")
-    if len(reason) > 1000:
-        raise ValidationFailed("Please keep the reason under 1000 characters.", field="reason")
+INTERNAL_NOTE_MAX = 1000
+
+
+def _finance_amount(enrollment: Enrollment, amount: str | int) -> int:
     try:
-        amount_minor = amount if isinstance(amount, int) else to_minor(amount, enrollment.cohort.currency)
+        amount_minor = amount if isinstance(amount, int) else to_minor((amount or "").strip(),
+                                                                        enrollment.cohort.currency)
     except MoneyError as exc:
         raise ValidationFailed(f"Enter an amount such as 125.00 ({exc}).", field="amount") from exc
     if amount_minor <= 0:
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
-    return _plan_and_submit(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now,
-                            actor=actor, ctx=ctx)
+    return amount_minor
+
+
+def _finance_texts(reason: str, internal_note: str) -> tuple[str, str]:
+    reason, internal_note = (reason or "").strip(), (internal_note or "").strip()
+    if not reason:
+        raise ValidationFailed("Give a reason for the refund.", field="reason")
+    if len(reason) > 1000:
+        raise ValidationFailed("Please keep the reason under 1000 characters.", field="reason")
+    if len(internal_note) > INTERNAL_NOTE_MAX:
+        raise ValidationFailed(f"Internal note must be at most {INTERNAL_NOTE_MAX} characters "
+                               f"(it has {len(internal_note)}).", field="internal_note")
+    return reason, internal_note
+
+
+def finance_refund_preview(enrollment: Enrollment, amount: str | int, *, reason: str, internal_note: str = "",
+                           now: datetime) -> dict:
+    """What a finance refund of ``amount`` would do, for the confirmation step (changes nothing):
+    the amount, what was received and already refunded, what may still be refunded, and what the
+    cohort's policy would give if the participant withdrew today. Refuses what ``issue_finance_refund``
+    would refuse, with the same messages."""
+    reason, internal_note = _finance_texts(reason, internal_note)
+    amount_minor = _finance_amount(enrollment, amount)
+    available = max(0, refundable(enrollment))
+    currency = enrollment.cohort.currency.upper()
+    if amount_minor > available:
+        raise ValidationFailed(f"That is more than was paid: at most {format_money(available, currency)} "
+                               "can be refunded.", field="amount")
+    return {"amount": amount_minor, "currency": currency, "refundable": available,
+            "paid": ledger.paid(enrollment.id), "refunded": ledger.refunded(enrollment.id),
+            "pending": _pending(Refund.enrollment_id == enrollment.id),
+            "policy_percent": policy_percent_for(enrollment, now), "policy_amount": policy_amount(enrollment, now),
+            "reason": reason, "internal_note": internal_note}
+
+
+def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: str, now: datetime, actor: User,
+                         ctx: RequestContext | None = None, internal_note: str = "",
+                         expected_refundable: int | None = None) -> list[Refund]:
+    """Finance refunds part or all of what was paid. ``reason`` is the message the participant sees
+    (receipt, payments page); ``internal_note`` is finance's own (stored on the refund and in the
+    audit log, never shown to the participant). With ``expected_refundable`` (what the confirmation
+    page showed) the refund is refused if that changed meanwhile: a second submit of the same
+    confirmation, or another refund in between, refunds nothing more."""
+    reason, internal_note = _finance_texts(reason, internal_note)
+    amount_minor = _finance_amount(enrollment, amount)
+    if amount_minor <= 0:
+        raise ValidationFailed("Enter an amount greater than zero.", field="amount")
+    if expected_refundable is not None:
+        locked = seats.lock_enrollment(enrollment.id)
+        if max(0, refundable(locked)) != expected_refundable:
+            raise Conflict("What can be refunded changed since you confirmed (another refund was made, or "
+                           "this one was already submitted); nothing was refunded. Check the ledger and "
+                           "try again.", field="amount")
+    refunds = plan(enrollment, amount_minor, kind=RefundKind.FINANCE, reason=reason, now=now, actor=actor, ctx=ctx)
+    if internal_note:
+        for r in refunds:
+            r.internal_note = internal_note
+        audit.record("payments.refund_internal_note", actor=actor, object_type="enrollment",
+                     object_id=enrollment.id, ctx=ctx, now=now,
+                     details={"refunds": [r.id for r in refunds], "internal_note": internal_note})
+    ids = [r.id for r in refunds]
+    db.session.commit()
+    return submit(ids, now=now)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +470,7 @@ def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> 
 
     status = S(enr.status)
     if status == S.WITHDRAWN:
-        amount, pct = policy_amount(enr, now), policy_percent(enr.cohort, now)
+        amount, pct = policy_amount(enr, now), policy_percent_for(enr, now)
         if amount > 0:
             plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
                  reason=f"Withdrawal: {pct} % refund under the cohort's policy")

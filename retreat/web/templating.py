@@ -25,11 +25,13 @@ NAV = {
                  ("provider.outcomes_index", "Outcomes")],
     "finance": [("finance.dashboard", "Overview"),
                 ("Money", [("finance.payments_dashboard", "Payments"), ("finance.balances_due", "Balances due"),
-                           ("finance.payouts_list", "Payouts"), ("finance.reconciliation_index", "Reconciliation")]),
+                           ("finance.payouts_list", "Payouts"), ("finance.reconciliation_index", "Reconciliation"),
+                           ("finance.discount_codes", "Discount codes")]),
                 ("Reports", [("finance.reports", "Reports"), ("finance.exports_page", "Exports")])],
     "admin": [("admin.dashboard", "Overview"),
               ("People", [("admin.users", "Users"), ("admin.organizations", "Organisations")]),
-              ("Operations", [("facilitator.cohorts", "Cohorts"), ("admin.messages", "Messages"), ("admin.webhooks_list", "Webhooks"),
+              ("Operations", [("facilitator.cohorts", "Cohorts"), ("finance.discount_codes", "Discount codes"),
+                              ("admin.messages", "Messages"), ("admin.webhooks_list", "Webhooks"),
                               ("admin.settings", "Settings")]),
               ("Records", [("admin.audit_log", "Audit log"), ("admin.deletion_requests", "Deletion requests"),
                            ("admin.break_glass", "Break glass")])],
@@ -74,6 +76,21 @@ def init_app(app: Flask) -> None:
     @app.template_filter("money")
     def _money(amount_minor, currency: str = "USD"):
         return format_money(amount_minor, currency)
+
+    def _refund_policy_text(cohort, enr=None) -> str:
+        """The refund policy as participants read it, written from the tiers (an enrollment's own
+        snapshot when given) so the text and the refunds cannot disagree."""
+        from retreat.payments import refunds
+
+        return refunds.enrollment_policy_text(enr) if enr is not None else refunds.cohort_policy_text(cohort)
+
+    def _refund_notes(cohort) -> str:
+        from retreat.payments import refunds
+
+        return refunds.notes_shown(cohort)
+
+    app.jinja_env.globals["refund_policy_text"] = _refund_policy_text
+    app.jinja_env.globals["refund_notes"] = _refund_notes
 
     @app.context_processor
     def _globals():

@@ -208,7 +208,8 @@ def test_facilitator_creates_retreat_with_pdf_cohort_and_session(make_client, db
     form = {"title": "June cohort", "timezone": "America/Denver", "starts_at": start, "ends_at": end,
             "capacity": "12", "currency": "USD", "price": "4,500", "deposit": "500.00",
             "deposit_timing": "after_clearance", "provider_organization_id": str(org.id), "hold_minutes": "30",
-            "offer_hours": "48", "refund_policy": "Full refund until 60 days before."}
+            "offer_hours": "48", "refund_policy": "Full refund until 60 days before.",
+            "tiers-0-days": "60", "tiers-0-percent": "100"}
     r = f.post(f"/facilitator/retreats/{retreat.id}/cohorts/new", data={**form, "deposit": "5000"})
     assert r.status_code == 422 and b"between zero and the price" in r.data
     r = f.post(f"/facilitator/retreats/{retreat.id}/cohorts/new", data=form)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import wtforms
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    FieldList,
+    FormField,
     SelectField,
     StringField,
     TextAreaField,
@@ -17,6 +20,7 @@ from wtforms.validators import URL, NumberRange, Optional, ValidationError
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
+from retreat.payments import refunds
 from retreat.payments.balances import DUE_BEFORE_START
 from retreat.timeutil import zone
 from retreat.web.forms import (
@@ -55,6 +59,17 @@ class MoneyField(StringField):
     """An amount typed by a person; converted to minor units by the view with the chosen currency."""
 
 
+TIER_ROWS = 5
+PERCENT_IN_NOTES = refunds.PERCENT_IN_NOTES
+
+
+class RefundTierForm(wtforms.Form):
+    """One refund tier: ``percent`` of what was paid back when withdrawing ``days`` or more before the start."""
+
+    days = IntegerField("Days before the start", validators=[Optional()])
+    percent = IntegerField("Percent refunded", validators=[Optional()])
+
+
 class CohortForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=200)], filters=[strip])
     timezone = ZoneField("Time zone", validators=[DataRequired()])
@@ -67,7 +82,9 @@ class CohortForm(FlaskForm):
     balance_due_on = DateField("Balance due on", validators=[Optional()], description=(
         f"Leave empty to have the balance due {DUE_BEFORE_START.days} days before the start: it then moves "
         "with the cohort's dates. A date you enter stays as it is when the dates move."))
-    refund_policy = TextAreaField("Refund policy", validators=[Optional(), Length(max=5000)], filters=[strip])
+    refund_policy = TextAreaField("Additional refund notes (the percentages come from the tiers)",
+                                  validators=[Optional(), Length(max=5000)], filters=[strip])
+    tiers = FieldList(FormField(RefundTierForm), "Refund tiers", min_entries=TIER_ROWS, max_entries=TIER_ROWS)
     deposit_timing = SelectField("Deposit is taken", choices=[
         (DepositTiming.AFTER_CLEARANCE.value, "After medical clearance"),
         (DepositTiming.BEFORE_CLEARANCE.value, "Before clearance (refunded if not cleared)")])
@@ -88,6 +105,20 @@ class CohortForm(FlaskForm):
             return check_int_range(to_minor(f.data or "", self.currency.data or "USD"))
         except MoneyError as exc:
             raise ValidationError(str(exc)) from exc
+
+    def validate_refund_policy(self, f):
+        if f.data and PERCENT_IN_NOTES.search(f.data):
+            raise ValidationError("Leave percentages out of the notes: the refund tiers set them, and the policy "
+                                  "text shown to participants is written from the tiers.")
+
+    def tier_rows(self) -> list[tuple[int | None, int | None]]:
+        return [(row.form.days.data, row.form.percent.data) for row in self.tiers]
+
+    def set_tiers(self, steps) -> None:
+        steps = list(steps)[:TIER_ROWS]
+        for i, row in enumerate(self.tiers):
+            days, pct = steps[i] if i < len(steps) else (None, None)
+            row.form.days.data, row.form.percent.data = days, pct
 
     def validate_price(self, f):
         self._minor(f)

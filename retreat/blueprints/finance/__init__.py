@@ -14,3 +14,5 @@ from retreat.blueprints.finance import exports  # noqa: E402,F401
 from retreat.blueprints.finance import payouts  # noqa: E402,F401
 from retreat.blueprints.finance import reconciliation  # noqa: E402,F401
 from retreat.blueprints.finance import documents  # noqa: E402,F401
+from retreat.blueprints.finance import discount_codes  # noqa: E402,F401
+from retreat.blueprints.finance import scholarships  # noqa: E402,F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import StringField, TextAreaField
+from wtforms import HiddenField, StringField, TextAreaField
 
 from retreat.blueprints.finance import bp
 from retreat.cohorts.models import Enrollment
@@ -15,6 +15,7 @@ from retreat.payments import balances, disputes, documents, ledger, pricing, ref
 from retreat.payments import checkout as payments
 from retreat.payments.models import DiscountRedemption, Payment, RedemptionStatus, Refund
 from retreat.timeutil import now_utc
+from retreat.web import transaction
 from retreat.web.forms import DataRequired, Length, refused
 from retreat.web.hooks import no_store
 from retreat.web.security import acting_user, request_context, require_object
@@ -22,8 +23,14 @@ from retreat.web.security import acting_user, request_context, require_object
 
 class RefundForm(FlaskForm):
     amount = StringField("Amount to refund", validators=[DataRequired(message="Enter an amount."), Length(max=20)])
-    reason = TextAreaField("Reason", validators=[DataRequired(message="Give a reason for the refund."),
-                                                 Length(max=1000)])
+    reason = TextAreaField("Message to the participant (on their receipt and payments page)",
+                           validators=[DataRequired(message="Give a reason for the refund."), Length(max=1000)])
+    internal_note = TextAreaField("Internal note (finance only, never shown to the participant)",
+                                  validators=[Length(max=refunds.INTERNAL_NOTE_MAX)])
+
+
+class RefundConfirmForm(RefundForm):
+    expected = HiddenField("What could be refunded when confirmed", validators=[DataRequired()])
 
 
 @bp.get("/payments")
@@ -42,7 +49,8 @@ def _enrollment_page(enr: Enrollment, form: RefundForm, status: int = 200):
                            entries=ledger.entries(enr.id), history=payments.history(enr),
                            documents=documents.of_enrollment(enr.id),
                            refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id)).all(),
-                           refundable=max(0, refunds.refundable(enr)), form=form), status
+                           refundable=max(0, refunds.refundable(enr)), form=form,
+                           scholarship=pricing.scholarship_of(enr)), status
 
 
 @bp.get("/payments/enrollments/<int:enr_id>")
@@ -53,18 +61,49 @@ def payments_enrollment(enr_id: int):
     return _enrollment_page(enr, RefundForm())
 
 
+def _show_refund_error(form: RefundForm, exc: DomainError) -> None:
+    field = {"reason": form.reason, "internal_note": form.internal_note}.get(exc.field or "", form.amount)
+    field.errors = [exc.message]
+
+
 @bp.post("/payments/enrollments/<int:enr_id>/refund")
 def payments_refund(enr_id: int):
+    """Step 1: check the refund and show what it would do (nothing is changed yet)."""
     enr = db.session.get(Enrollment, enr_id)
     require_object(enr is not None)
     form = RefundForm()
     if not form.validate_on_submit():
         return _enrollment_page(enr, form, 422)
     try:
-        done = refunds.issue_finance_refund(enr, form.amount.data, reason=form.reason.data, now=now_utc(),
-                                            actor=acting_user(), ctx=request_context())
+        preview = refunds.finance_refund_preview(enr, form.amount.data, reason=form.reason.data,
+                                                 internal_note=form.internal_note.data or "", now=now_utc())
     except DomainError as exc:
-        (form.reason if exc.field == "reason" else form.amount).errors = [exc.message]
+        _show_refund_error(form, exc)
+        return _enrollment_page(enr, form, exc.status)
+    confirm = RefundConfirmForm(formdata=None, data={"amount": form.amount.data, "reason": preview["reason"],
+                                                     "internal_note": preview["internal_note"],
+                                                     "expected": str(preview["refundable"])})
+    return render_template("finance/refund_confirm.html", enr=enr, p=preview, form=confirm)
+
+
+@bp.post("/payments/enrollments/<int:enr_id>/refund/confirm")
+def payments_refund_confirm(enr_id: int):
+    """Step 2: issue the refund confirmed on the page step 1 showed."""
+    enr = db.session.get(Enrollment, enr_id)
+    require_object(enr is not None)
+    form = RefundConfirmForm()
+    if not form.validate_on_submit() or not (form.expected.data or "").isdigit():
+        if not form.errors:
+            form.amount.errors = ["The confirmation was incomplete; start the refund again."]
+        return _enrollment_page(enr, form, 422)
+    try:
+        done = refunds.issue_finance_refund(enr, form.amount.data, reason=form.reason.data, now=now_utc(),
+                                            actor=acting_user(), ctx=request_context(),
+                                            internal_note=form.internal_note.data or "",
+                                            expected_refundable=int(form.expected.data))
+    except DomainError as exc:
+        _show_refund_error(form, exc)
+        transaction.discard(f"refund refused: {exc.message}")
         return _enrollment_page(db.session.get(Enrollment, enr_id), form, exc.status)
     flash(f"Refund issued ({len(done)} Stripe refund{'s' if len(done) != 1 else ''}).", "success")
     return redirect(url_for("finance.payments_enrollment", enr_id=enr_id))
