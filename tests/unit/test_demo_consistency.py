@@ -173,3 +173,23 @@ def demo_money_now():
 
 
 del demo_money
+
+
+def test_online_the_demo_pays_through_stripe_and_reconciles(stripe_app, db, client):
+    """With localstripe up (as under ``make run``), every demo payment is a Stripe PaymentIntent whose
+    signed ``payment_intent.succeeded`` event went through the webhook processing, and the
+    reconciliation run finds every Stripe object in the ledger."""
+    from retreat.finance.reconciliation_models import ReconciliationRun
+    from retreat.payments.models import Payment, StripeEvent
+
+    demo.seed(online=True)
+    payments = db.session.scalars(select(Payment).where(Payment.status == "succeeded")).all()
+    assert payments and all(p.stripe_payment_intent_id.startswith("pi_") for p in payments)
+    events = set(db.session.scalars(select(StripeEvent.object_id)))
+    assert {p.stripe_payment_intent_id for p in payments} <= events
+    (run,) = db.session.scalars(select(ReconciliationRun)).all()
+    assert run.status == "done" and run.open_count == 0
+    assert run.matched_count >= len(payments) + 1  # the charges and the refund
+    login_as(stripe_app, client, demo.staff("finance"))
+    page = client.get(f"/finance/reconciliation/runs/{run.id}").get_data(as_text=True)
+    assert str(run.matched_count) in page
