@@ -36,7 +36,6 @@ mkdir -p "$INSTANCE"
 NEW_DB=1
 if "$BIN/flask" --app wsgi db current 2>/dev/null | grep -qE '^[0-9A-Za-z_]+( \(.*\))?$'; then NEW_DB=0; fi
 "$BIN/flask" --app wsgi db upgrade
-"$BIN/flask" --app wsgi seed-demo > /dev/null
 
 PIDS=()
 cleanup() { [ ${#PIDS[@]} -eq 0 ] || kill "${PIDS[@]}" 2>/dev/null || true; }
@@ -53,8 +52,13 @@ if [ "$USE_LOCALSTRIPE" = 1 ]; then
     "$BIN/python" scripts/localstripe_instance.py "$LS_STATE" "${LS_ARGS[@]}" > "$INSTANCE/localstripe.log" 2>&1 &
     PIDS+=($!)
   fi
-  # localstripe delivers its signed events (payment_intent.succeeded ...) to the app's webhook.
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/${LS_PORT}") 2>/dev/null && break; sleep 0.1; done
+fi
+# The demo pays its deposits and balances through localstripe (started first, above), so the
+# finance pages and the reconciliation have real Stripe objects behind them.
+"$BIN/flask" --app wsgi seed-demo > /dev/null
+if [ "$USE_LOCALSTRIPE" = 1 ]; then
+  # localstripe delivers its signed events (payment_intent.succeeded ...) to the app's webhook.
   curl -fsS -X POST "${STRIPE_API_BASE}/_config/webhooks/retreat" \
     --data-urlencode "url=http://${HOST}:${PORT}/webhooks/stripe" \
     --data-urlencode "secret=${STRIPE_WEBHOOK_SECRET:-whsec_localstripe}" > /dev/null \

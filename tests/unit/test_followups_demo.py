@@ -3,6 +3,7 @@
 from sqlalchemy import func, select
 
 from retreat.cli import demo
+from retreat.cli.demo_followups import SUMMER_COHORT
 from retreat.clinical import outcome_reports
 from retreat.clinical.outcome_models import OutcomeMeasure
 from retreat.cohorts.models import Cohort, Enrollment
@@ -14,11 +15,9 @@ from tests.factories_cohorts import NOW
 
 
 def test_the_summer_cohort_has_check_ins_and_outcomes_for_the_charts(db):
-    org = factories.provider_org()
-    demo.seed_cohorts(org, now=NOW)
-    demo.seed_followups_demo(now=NOW)
-    demo.seed_followups_demo(now=NOW)  # idempotent
-    (summer,) = db.session.scalars(select(Cohort).where(Cohort.title == demo.SUMMER_COHORT)).all()
+    demo.seed(online=False, now=NOW)
+    demo.seed(online=False, now=NOW)  # idempotent
+    (summer,) = db.session.scalars(select(Cohort).where(Cohort.title == SUMMER_COHORT)).all()
     assert summer.status == "completed"
     enrolled = db.session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.cohort_id == summer.id))
     assert enrolled >= 8
@@ -38,5 +37,5 @@ def test_the_summer_cohort_has_check_ins_and_outcomes_for_the_charts(db):
     assert shown["month_3"].mean_total < shown["baseline"].mean_total  # the chart shows improvement
 
     rates = {r.cohort.title: r for r in followups.response_rates()}
-    assert 0 < rates[demo.SUMMER_COHORT].percent < 100
+    assert 0 < rates[SUMMER_COHORT].percent < 100
     assert [a.reason for a in followups.open_alerts()] == ["no_response_72h"]
