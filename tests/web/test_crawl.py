@@ -29,7 +29,7 @@ HOMES = {None: "/", "participant": "/me", "facilitator": "/facilitator", "provid
 
 @pytest.fixture()
 def demo_world(app, db):
-    demo.seed()
+    demo.seed(online=False)  # deterministic: never a localstripe someone runs on the default port
     db.session.commit()
 
 
