@@ -34,7 +34,9 @@ def pg_lock_holder(conn) -> str | None:
     conn.execute(text("SELECT pg_stat_clear_snapshot()"))
     row = conn.execute(text(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k LIMIT 1"),
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k "
+        # advisory locks are per database, but pg_locks lists the whole cluster's
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"),
         {"k": LOCK_KEY}).first()
     if row is None:
         return None
