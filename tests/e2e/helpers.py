@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 PASSWORD = "a-long-password-1"
 
 
@@ -14,14 +16,20 @@ def sign_in(page, url: str, email: str, password: str = PASSWORD) -> None:
 
 
 def open_menu(page, group: str | None = None) -> None:
-    """Open the main menu (behind its button on a small screen) and, if named, one of its groups."""
+    """Open the main menu (behind its button on a small screen) and, if named, one of its groups.
+    Waits for the page (and its deferred nav.js) to load first: called right after a click that
+    navigates, it must not look at the page being left."""
+    page.wait_for_load_state("load")
     toggle = page.locator(".nav-toggle")
     if toggle.is_visible() and toggle.get_attribute("aria-expanded") != "true":
         toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
     if group:
         button = page.locator(".nav-group-button", has_text=group).first
-        if button.is_visible() and button.get_attribute("aria-expanded") != "true":
+        button.wait_for(state="visible", timeout=10_000)
+        if button.get_attribute("aria-expanded") != "true":
             button.click()
+            expect(button).to_have_attribute("aria-expanded", "true")
 
 
 def sign_out(page) -> None:
