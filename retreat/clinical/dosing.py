@@ -124,6 +124,10 @@ def write(record: DosingRecord, kind: str, raw: dict, *, idempotency_key, expect
     except ValueError:
         raise ValidationFailed("Unknown kind of entry.", field="kind") from None
     version = parse_version(expected_version)
+    if kind == EntryKind.DISCHARGE:
+        # the discharge signal moves the enrollment's check-ins, which locks the enrollment: take it
+        # first (LOCK_ORDER puts enrollments before dosing records)
+        locking.lock(Enrollment, record.enrollment_id)
     locked = locking.lock(DosingRecord, record.id)
     stored = db.session.scalar(select(DosingEntry).where(DosingEntry.idempotency_key == key))
     if stored is not None:  # the same entry arrived twice at once: the first one is the one

@@ -188,3 +188,18 @@ def test_the_participants_export_includes_their_dosing_days(day):
     assert dosing_day["state"] == "pre_checks_done"
     assert [e["kind"] for e in dosing_day["entries"]] == ["check_in", "pre_vitals"]
     assert dosing_day["entries"][1]["heart_rate"] == 70
+
+
+def test_a_discharge_moves_the_check_ins_through_the_real_signal_without_a_lock_order_error(day):
+    """The discharge handler locks the enrollment; the write takes it before the dosing record."""
+    from retreat.integration.followup_models import Discharge
+
+    rec, md = day
+    for kind, raw in (("check_in", {}), ("pre_vitals", VITALS), ("dose", DOSE), ("recovery", {}),
+                      ("post_vitals", VITALS)):
+        w(rec, kind, raw, md=md)
+    db.session.info.pop("retreat.locks_held", None)  # the sign-off arrives in a request of its own
+    w(rec, "discharge", CRITERIA, md=md, at=NOW + timedelta(hours=3))
+    assert rec.state == DosingState.DISCHARGED
+    row = db.session.scalar(select(Discharge).where(Discharge.enrollment_id == rec.enrollment_id))
+    assert row is not None and row.cohort_session_id == rec.session_id
