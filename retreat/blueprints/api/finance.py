@@ -16,7 +16,7 @@ from retreat.core.errors import DomainError
 from retreat.payments import feed
 from retreat.payments.models import LedgerType, PaymentKind, PaymentStatus
 from retreat.web.errors import json_error
-from retreat.web.security import api_roles_required
+from retreat.web.security import api_roles_required, api_scope_required
 
 blp = Blueprint("api_finance", __name__, url_prefix="/api/v1",
                 description="Finance: ledger entries and payments (finance and admin tokens)")
@@ -120,6 +120,7 @@ def _refused(exc: DomainError):
 
 @blp.route("/ledger-entries", methods=["GET"])
 @api_roles_required(Role.FINANCE, Role.ADMIN)
+@api_scope_required("read:finance")
 @blp.arguments(LedgerQuerySchema, location="query", error_status_code=400)
 @blp.response(200, LedgerEntryPageSchema, example=LEDGER_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description=BAD_QUERY, example=BAD_EXAMPLE)
@@ -136,6 +137,7 @@ def ledger_entries(args):
 
 @blp.route("/payments", methods=["GET"])
 @api_roles_required(Role.FINANCE, Role.ADMIN)
+@api_scope_required("read:finance")
 @blp.arguments(PaymentQuerySchema, location="query", error_status_code=400)
 @blp.response(200, PaymentPageSchema, example=PAYMENT_EXAMPLE)
 @blp.alt_response(400, schema=ErrorSchema, description=BAD_QUERY, example=BAD_EXAMPLE)
