@@ -11,6 +11,10 @@ import hashlib
 
 from flask import current_app, request
 
+NOT_MODIFIED = "The page is unchanged since the ETag sent in If-None-Match (no body)."
+ETAG_HEADER = {"ETag": {"description": "Weak tag of this page; send it back as If-None-Match.",
+                        "schema": {"type": "string"}, "example": 'W/"3f2a1b0c9d8e7f6a5b4c"'}}
+
 
 def weak_etag(payload: bytes) -> str:
     return f'W/"{hashlib.sha256(payload).hexdigest()[:40]}"'

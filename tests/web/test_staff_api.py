@@ -215,3 +215,14 @@ def test_list_statements_do_not_grow_with_the_page(client, cohort_world):
     with counting() as many:
         assert client.get(f"/api/v1/cohorts/{c.id}/roster", query_string={"limit": 8}, headers=h).status_code == 200
     assert len(many) == len(few) <= 6, many
+
+
+def test_finance_lists_answer_304_too(client, db):
+    h = _h(factories.user("finance", password=None), ["read:finance"])
+    for path in ("/api/v1/payments", "/api/v1/ledger-entries"):
+        first = client.get(path, headers=h)
+        assert first.status_code == 200 and first.get_json() == {"items": [], "next_cursor": None}
+        r = client.get(path, headers={**h, "If-None-Match": first.headers["ETag"]})
+        assert r.status_code == 304 and r.data == b""
+        assert client.get(path, headers={**h, "If-None-Match": "*"}).status_code == 304
+        assert client.get(path, headers={**h, "If-None-Match": 'W/"stale"'}).status_code == 200

@@ -30,7 +30,7 @@ from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.errors import json_error
-from retreat.web.etag import etag_json
+from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED, etag_json
 from retreat.web.security import api_roles_required, api_scope_required, request_context, require_object
 
 blp = Blueprint("api_staff", __name__, url_prefix="/api/v1",
@@ -39,9 +39,6 @@ blp = Blueprint("api_staff", __name__, url_prefix="/api/v1",
 
 CONSULT_STATUSES = [s.value for s in ConsultStatus]
 BAD_QUERY = "A filter is invalid (field errors under `errors`); nothing was read."
-NOT_MODIFIED = "The page is unchanged since the ETag sent in If-None-Match (no body)."
-ETAG_HEADER = {"ETag": {"description": "Weak tag of this page; send it back as If-None-Match.",
-                        "schema": {"type": "string"}, "example": 'W/"3f2a1b0c9d8e7f6a5b4c"'}}
 BAD_EXAMPLE = {"error": "Some query parameters are invalid.",
                "errors": {"cursor": ["Not a cursor from this API: pass next_cursor as it was returned."]}}
 
