@@ -129,3 +129,24 @@ def test_cli_scope_and_expiry(app, db):
     assert len(_tokens(admin)) == 1 and _tokens(fin) == []
     full = runner.invoke(args=["tokens", "create", "--email", fin.email])
     assert full.exit_code == 0 and "all of the role" in full.output and _tokens(fin)[0].scopes is None
+
+
+HOSTILE = ["", " ", "x" * 5000, "\x00", "2147483648", "-1", "0", "NaN", "[]", "<script>", "😀",
+           "read:finance", "admin:webhooks"]
+
+
+@pytest.mark.parametrize("field", ["token-name", "token-scopes", "token-expires"])
+def test_hostile_values_never_500_and_refusals_write_nothing(app, db, field):
+    fin = factories.user("finance", password=None)
+    c = signed_in(app, fin)
+    made = 0
+    for value in HOSTILE:
+        data = {"token-name": "ok", "token-scopes": ["read:finance"], "token-expires": "30", field: value}
+        r = c.post("/account/api-tokens", data=data)
+        assert r.status_code in (200, 400, 422), (field, value, r.status_code)
+        made += r.status_code == 200
+        assert len(_tokens(fin)) == made, (field, value)
+    if field == "token-scopes":
+        assert made == 1  # only read:finance passes for a finance user
+    elif field == "token-expires":
+        assert made == 0
