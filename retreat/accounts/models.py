@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from retreat.database import TimestampMixin, enum_column
@@ -129,6 +129,9 @@ class ApiToken(TimestampMixin, db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # None: the full access of the user's role (CLI tokens without --scope, tokens made before
+    # scopes existed). A list narrows it to those scopes (retreat.accounts.api_tokens.SCOPES).
+    scopes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     user: Mapped[User] = relationship()
 

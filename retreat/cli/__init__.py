@@ -49,7 +49,10 @@ def users_create(email, role, name, password, tz, org_name):
 @tokens_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--name", default="cli", show_default=True)
-def tokens_create(email, name):
+@click.option("--scope", "scopes", multiple=True,
+              help="Limit the token to this scope (repeatable). Without any: the full access of the role.")
+@click.option("--expires-days", type=int, default=None, help="Expire after this many days (1-3650); default never.")
+def tokens_create(email, name, scopes, expires_days):
     """Create a personal API token for a staff member; printed once."""
     from retreat.accounts import api_tokens
     from retreat.accounts import users as accounts
@@ -57,9 +60,13 @@ def tokens_create(email, name):
     user = accounts.get_by_email(email)
     if user is None:
         raise click.ClickException(f"No account with email {email}.")
-    with committed():
-        token, raw = api_tokens.create_token(user, name=name)
-    click.echo(f"Token {token.prefix}... for {user.email}. Shown once; store it safely:")
+    with committed():  # an unknown scope, one the role may not hold or a bad expiry: refused, nothing written
+        token, raw = api_tokens.create_token(user, name=name, scopes=list(scopes) or None,
+                                             expires_at=api_tokens.expiry_from_days(expires_days))
+    scope_text = ", ".join(token.scopes) if token.scopes else "all of the role"
+    expiry = token.expires_at.isoformat() if token.expires_at else "never"
+    click.echo(f"Token {token.prefix}... for {user.email} (scopes: {scope_text}; expires: {expiry}). "
+               "Shown once; store it safely:")
     click.echo(raw)
 
 

@@ -45,7 +45,14 @@ def _api_token_user() -> User | None:
         return None
     now = now_utc()
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+    if token is None:
+        g.api_token_refusal = "This token is not valid."
+        return None
+    if token.revoked_at is not None:
+        g.api_token_refusal = "This token was revoked."
+        return None
+    if token.expires_at and token.expires_at <= now:
+        g.api_token_refusal = "This token has expired."
         return None
     user = token.user
     if not user.is_active or user.role not in STAFF_ROLES:

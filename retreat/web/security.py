@@ -141,7 +141,7 @@ def api_roles_required(*roles: Role | str) -> Callable:
         def wrapped(*args, **kwargs):
             user = getattr(g, "api_user", None)
             if user is None:
-                abort(401, www_authenticate=WWWAuthenticate("bearer", {"realm": "api"}))
+                return _api_unauthenticated()
             if user.role not in allowed:
                 abort(403)
             return view(*args, **kwargs)
@@ -150,8 +150,59 @@ def api_roles_required(*roles: Role | str) -> Callable:
         apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
         manual = apidoc.setdefault("manual_doc", {})
         manual["security"] = copy.deepcopy(API_AUTH_DOC["security"])
-        manual.setdefault("responses", {}).update(copy.deepcopy(API_AUTH_DOC["responses"]))
+        for code, doc in copy.deepcopy(API_AUTH_DOC["responses"]).items():
+            manual.setdefault("responses", {}).setdefault(code, doc)  # a scope's 403 stays
         manual["description"] = (manual.get("description", "") + f"\n\nRoles: {', '.join(allowed)}.").strip()
+        wrapped._apidoc = apidoc  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+def _api_unauthenticated():
+    """401 naming why: no token, an unknown one, a revoked or an expired one."""
+    from retreat.web.errors import json_error
+
+    message = g.get("api_token_refusal") or "Send a bearer token: Authorization: Bearer <token>."
+    resp = json_error(401, message)
+    resp.headers["WWW-Authenticate"] = WWWAuthenticate("bearer", {"realm": "api"}).to_header()
+    return resp
+
+
+def api_scope_required(scope: str) -> Callable:
+    """Decorator for API views, under ``api_roles_required``: the token must carry ``scope``.
+
+    Scopes only narrow: the role check still applies first. A token without scopes (``scopes`` is
+    null) keeps the full access of its role. A token lacking the scope -> 403
+    ``{"error": "This token lacks the scope <scope>.", "errors": {"scope": [...]}}``; nothing runs.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            from retreat.accounts.api_tokens import token_allows
+            from retreat.web.errors import json_error
+
+            if getattr(g, "api_user", None) is None:
+                return _api_unauthenticated()
+            if not token_allows(g.get("api_token"), scope):
+                return json_error(403, f"This token lacks the scope {scope}.",
+                                  {"scope": [f"Create a token with the scope {scope} at /account/api-tokens."]})
+            return view(*args, **kwargs)
+
+        wrapped.required_scope = scope  # type: ignore[attr-defined]
+        for attr in ("allowed_roles",):
+            if hasattr(view, attr):
+                setattr(wrapped, attr, getattr(view, attr))
+        apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+        manual = apidoc.setdefault("manual_doc", {})
+        manual["security"] = copy.deepcopy(API_AUTH_DOC["security"])
+        manual["x-required-scope"] = scope
+        manual.setdefault("responses", {})["403"] = {
+            "description": f"The token's role is not allowed here, or the token lacks the scope {scope}.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                                             "example": {"error": f"This token lacks the scope {scope}."}}}}
+        manual["description"] = (manual.get("description", "") + f"\n\nScope: {scope}.").strip()
         wrapped._apidoc = apidoc  # type: ignore[attr-defined]
         return wrapped
 

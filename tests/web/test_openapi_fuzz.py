@@ -9,6 +9,8 @@ well under a minute (the coverage phase is off: see _config).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -18,10 +20,13 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from retreat import create_app
 from retreat.accounts import api_tokens
+from retreat.models import CohortSession
+from retreat.timeutil import now_utc
 from tests import factories
 from tests import factories_clearance as fcl
 from tests import finance_helpers as fh
 from tests.conftest import base_config
+from tests.unit.test_consult_support import around_the_clock_facilitator, book
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 FUZZ_SETTINGS = settings(max_examples=15, derandomize=True, deadline=None, database=None,
@@ -44,8 +49,15 @@ def fuzz_world(app, db):
     _t, provider_raw = api_tokens.create_token(setup.provider, name="fuzz")
     _t, finance_raw = api_tokens.create_token(factories.user(role="finance", password=None), name="fuzz")
     fh.seated(fh.cohort())  # money to read: a deposit with its receipt
+    fac = around_the_clock_facilitator()  # consults to list, cancel and move; a cohort on the team
+    book(datetime.combine((now_utc() + timedelta(days=5)).date(), time(15), UTC), now=now_utc(), facilitator_id=fac.id)
+    db.session.add(CohortSession(cohort_id=setup.cohort.id, kind="orientation", title="Orientation",
+                                 facilitator_id=fac.id, starts_at=setup.cohort.starts_at,
+                                 ends_at=setup.cohort.starts_at + timedelta(hours=2)))
+    _t, facilitator_raw = api_tokens.create_token(fac, name="fuzz")
     db.session.commit()
     return {"admin": {"Authorization": f"Bearer {admin_raw}"},
+            "facilitator": {"Authorization": f"Bearer {facilitator_raw}"},
             "provider": {"Authorization": f"Bearer {provider_raw}"},
             "finance": {"Authorization": f"Bearer {finance_raw}"}}
 
@@ -80,6 +92,13 @@ def test_api_admin_token(case, app, fuzz_world):
 @FUZZ_SETTINGS
 def test_api_provider_token(case, app, fuzz_world):
     _call(case, app, fuzz_world["provider"])
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_api_facilitator_token(case, app, fuzz_world):
+    """The staff operations (consultations, cohorts, enrollments, rosters) with a facilitator's token."""
+    _call(case, app, fuzz_world["facilitator"])
 
 
 @schema.include(path_regex=r"^/api/v1/(ledger-entries|payments)$").parametrize()

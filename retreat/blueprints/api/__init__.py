@@ -17,9 +17,10 @@ def register_api(app: Flask) -> None:
     from retreat.blueprints.api.docs import bp as docs_bp
     from retreat.blueprints.api.finance import blp as finance_blp
     from retreat.blueprints.api.health import blp as health_blp
+    from retreat.blueprints.api.staff import blp as staff_blp
     from retreat.blueprints.api.webhooks import blp as webhooks_blp
 
-    for blp in (health_blp, account_blp, admin_blp, clearance_blp, finance_blp, webhooks_blp):
+    for blp in (health_blp, account_blp, admin_blp, clearance_blp, finance_blp, webhooks_blp, staff_blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens only: cookies never authenticate API calls
     from retreat.blueprints.api.cohorts import blp as cohorts_blp

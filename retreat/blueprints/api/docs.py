@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, current_app, render_template
 
 bp = Blueprint("api_docs", __name__)
@@ -41,6 +43,18 @@ def _schema_of(spec: dict, content: dict | None) -> str | None:
     return _type_label(body) if body else None
 
 
+def _example_of(content: dict | None) -> str | None:
+    """The JSON example of a body, pretty-printed (the document's ``example``), or None."""
+    body = (content or {}).get("application/json", {})
+    if "example" in body:
+        return json.dumps(body["example"], indent=2)
+    examples = body.get("examples") or {}
+    for ex in examples.values():
+        if isinstance(ex, dict) and "value" in ex:
+            return json.dumps(ex["value"], indent=2)
+    return None
+
+
 def _fields(schema: dict) -> list[dict]:
     required = set(schema.get("required", []))
     return [{"name": name, "type": _type_label(prop), "required": name in required,
@@ -62,7 +76,8 @@ def build_reference(spec: dict) -> dict:
             for code, resp in sorted(op.get("responses", {}).items()):
                 resp = _resolve(spec, resp)
                 responses.append({"code": code, "description": resp.get("description", ""),
-                                  "schema": _schema_of(spec, resp.get("content"))})
+                                  "schema": _schema_of(spec, resp.get("content")),
+                                  "example": _example_of(resp.get("content"))})
             operations.append({
                 "id": f"{method}-{path}".replace("/", "-").replace("{", "").replace("}", "").strip("-"),
                 "method": method.upper(), "path": path, "summary": op.get("summary", ""),
@@ -72,6 +87,8 @@ def build_reference(spec: dict) -> dict:
                                 "type": _type_label(p.get("schema", {})), "description": p.get("description", "")}
                                for p in params],
                 "body": _schema_of(spec, body.get("content")) if body else None,
+                "body_example": _example_of(body.get("content")) if body else None,
+                "scope": op.get("x-required-scope"),
                 "responses": responses,
             })
     schemas = [{"name": name, "fields": _fields(s), "description": s.get("description", "")}

@@ -16,7 +16,8 @@ from retreat.core.errors import DomainError
 from retreat.payments import feed
 from retreat.payments.models import LedgerType, PaymentKind, PaymentStatus
 from retreat.web.errors import json_error
-from retreat.web.security import api_roles_required
+from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED, etag_json
+from retreat.web.security import api_roles_required, api_scope_required
 
 blp = Blueprint("api_finance", __name__, url_prefix="/api/v1",
                 description="Finance: ledger entries and payments (finance and admin tokens)")
@@ -120,8 +121,10 @@ def _refused(exc: DomainError):
 
 @blp.route("/ledger-entries", methods=["GET"])
 @api_roles_required(Role.FINANCE, Role.ADMIN)
+@api_scope_required("read:finance")
 @blp.arguments(LedgerQuerySchema, location="query", error_status_code=400)
-@blp.response(200, LedgerEntryPageSchema, example=LEDGER_EXAMPLE)
+@blp.response(200, LedgerEntryPageSchema, example=LEDGER_EXAMPLE, headers=ETAG_HEADER)
+@blp.alt_response(304, description=NOT_MODIFIED)
 @blp.alt_response(400, schema=ErrorSchema, description=BAD_QUERY, example=BAD_EXAMPLE)
 def ledger_entries(args):
     """Ledger entries, oldest first, a page at a time
@@ -129,21 +132,25 @@ def ledger_entries(args):
     Every charge, refund, dispute, fee, discount and adjustment, with the receipt or credit note
     number of charges and refunds."""
     try:
-        return _body(feed.ledger_entries(_filters(args)))
+        page = feed.ledger_entries(_filters(args))
     except DomainError as exc:
         return _refused(exc)
+    return etag_json(LedgerEntryPageSchema().dump(_body(page)))
 
 
 @blp.route("/payments", methods=["GET"])
 @api_roles_required(Role.FINANCE, Role.ADMIN)
+@api_scope_required("read:finance")
 @blp.arguments(PaymentQuerySchema, location="query", error_status_code=400)
-@blp.response(200, PaymentPageSchema, example=PAYMENT_EXAMPLE)
+@blp.response(200, PaymentPageSchema, example=PAYMENT_EXAMPLE, headers=ETAG_HEADER)
+@blp.alt_response(304, description=NOT_MODIFIED)
 @blp.alt_response(400, schema=ErrorSchema, description=BAD_QUERY, example=BAD_EXAMPLE)
 def payments(args):
     """Payment attempts, oldest first, a page at a time
 
     One row per attempt (PaymentIntent), whatever its status, with the receipt number once paid."""
     try:
-        return _body(feed.payments(_filters(args)))
+        page = feed.payments(_filters(args))
     except DomainError as exc:
         return _refused(exc)
+    return etag_json(PaymentPageSchema().dump(_body(page)))

@@ -119,6 +119,9 @@ class TokenSchema(Schema):
     last_used_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
     revoked_at = fields.DateTime(allow_none=True)
+    scopes = fields.List(fields.String(), allow_none=True,
+                         metadata={"description": "What the token may do; null: everything the role allows.",
+                                   "example": ["read:consults", "write:consults"]})
 
 
 class TokenListSchema(Schema):

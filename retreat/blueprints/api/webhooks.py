@@ -10,7 +10,7 @@ from retreat.accounts.models import Role
 from retreat.blueprints.api.schemas import ErrorSchema
 from retreat.core.errors import NotFound
 from retreat.messaging import webhooks
-from retreat.web.security import api_roles_required, request_context, require_object
+from retreat.web.security import api_roles_required, api_scope_required, request_context, require_object
 
 blp = Blueprint("api_webhooks", __name__, url_prefix="/api/v1",
                 description="Outbound webhooks (admins only). Deliveries are signed: see the README.")
@@ -63,6 +63,7 @@ def _endpoint(endpoint_id: int):
 
 @blp.route("/webhook-endpoints", methods=["POST"])
 @api_roles_required(Role.ADMIN)
+@api_scope_required("admin:webhooks")
 @blp.arguments(WebhookEndpointCreateSchema)
 @blp.response(201, WebhookEndpointCreatedSchema)
 @blp.alt_response(422, schema=ErrorSchema, description="A private or unreachable URL, or unknown events")
@@ -75,6 +76,7 @@ def create_endpoint(data):
 
 @blp.route("/webhook-endpoints", methods=["GET"])
 @api_roles_required(Role.ADMIN)
+@api_scope_required("admin:webhooks")
 @blp.response(200, WebhookEndpointListSchema)
 def list_endpoints():
     """The registered endpoints (never their secrets)"""
@@ -83,6 +85,7 @@ def list_endpoints():
 
 @blp.route("/webhook-endpoints/<int:endpoint_id>", methods=["DELETE"])
 @api_roles_required(Role.ADMIN)
+@api_scope_required("admin:webhooks")
 @blp.response(204)
 @blp.alt_response(404, schema=ErrorSchema, description="No such endpoint")
 def delete_endpoint(endpoint_id: int):
@@ -93,6 +96,7 @@ def delete_endpoint(endpoint_id: int):
 
 @blp.route("/webhook-endpoints/<int:endpoint_id>/test", methods=["POST"])
 @api_roles_required(Role.ADMIN)
+@api_scope_required("admin:webhooks")
 @blp.response(202, WebhookTestSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="No such endpoint")
 def test_endpoint(endpoint_id: int):
