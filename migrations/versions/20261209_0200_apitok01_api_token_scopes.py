@@ -2,7 +2,7 @@
 token's role" (tokens created before scopes existed, or created without any scope).
 
 Revision ID: apitok01
-Revises: feeds02
+Revises: money01
 Create Date: 2026-12-07 08:20:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "apitok01"
-down_revision = "feeds02"
+down_revision = "money01"
 branch_labels = None
 depends_on = None
 
