@@ -13,7 +13,7 @@ What is measured where (several gunicorn workers, one scheduler process):
   sees the worker that answered it.
 - **Everything else** is computed from the database at scrape time, so it is the same whichever
   worker answers and needs no shared state: the outbox backlog by status and age, failed and
-  retrying messages by channel (email, sms, webhook: 0 until those channels send), the
+  retrying messages by channel (email, sms: 0 until it sends, webhook: from its own deliveries), the
   scheduler's lock holder (leader) and each job's last run (``job_runs``, written by the
   scheduler), and the open findings of the last reconciliation. A scrape costs a fixed number of
   statements, whatever the size of the tables.
@@ -40,6 +40,7 @@ from retreat.finance.reconciliation_models import (
     RunStatus,
 )
 from retreat.messaging.models import OutboxMessage, OutboxStatus
+from retreat.messaging.webhook_models import DeliveryStatus, WebhookDelivery
 from retreat.timeutil import now_utc
 from retreat.web import access_log
 
@@ -59,7 +60,7 @@ REQUEST_SECONDS = Histogram(
 METRIC_NAMES = (
     "retreat_http_request_duration_seconds",
     "retreat_outbox_messages", "retreat_outbox_due_messages", "retreat_outbox_oldest_due_age_seconds",
-    "retreat_outbox_failed_messages", "retreat_outbox_retrying_messages",
+    "retreat_outbox_failed_messages", "retreat_outbox_retrying_messages", "retreat_webhook_deliveries",
     "retreat_scheduler_leader", "retreat_scheduler_job_last_run_timestamp_seconds",
     "retreat_scheduler_job_last_duration_seconds", "retreat_scheduler_job_last_success",
     "retreat_scheduler_job_failures", "retreat_reconciliation_open_findings",
@@ -117,11 +118,22 @@ def _outbox(now: datetime) -> list[GaugeMetricFamily]:
             by_status.add_metric([status.value, kind], counts.get((status.value, kind), 0))
     due_total.add_metric([], backlog)
     oldest.add_metric([], max((now - oldest_due).total_seconds(), 0.0) if oldest_due else 0.0)
+    webhooks = GaugeMetricFamily("retreat_webhook_deliveries",
+                                 "Outbound webhook deliveries by status (their own outbox).", labels=["status"])
+    hook_rows = db.session.execute(
+        select(WebhookDelivery.status, func.count(), func.count(case((WebhookDelivery.attempts > 0, 1))))
+        .group_by(WebhookDelivery.status)).all()
+    hooks = {status: n for status, n, _ in hook_rows}
+    hooks_retrying = sum(tried for status, _, tried in hook_rows if status == DeliveryStatus.PENDING.value)
+    for status in DeliveryStatus:
+        webhooks.add_metric([status.value], hooks.get(status.value, 0))
+    failed_by["webhook"] = failed_by.get("webhook", 0) + hooks.get(DeliveryStatus.FAILED.value, 0)
+    retrying_by["webhook"] = retrying_by.get("webhook", 0) + hooks_retrying
     for kind, n in sorted(failed_by.items()):
         failed.add_metric([kind], n)
     for kind, n in sorted(retrying_by.items()):
         retrying.add_metric([kind], n)
-    return [by_status, due_total, oldest, failed, retrying]
+    return [by_status, due_total, oldest, failed, retrying, webhooks]
 
 
 def _scheduler() -> list[GaugeMetricFamily]:
