@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.extensions import db
 from tests.e2e.test_chrome_browser import _sign_in, demo_server  # noqa: F401 (fixture)
@@ -72,17 +73,17 @@ def test_wide_tables_fit_at_1280_and_stack_at_390_with_a_long_name(browser, demo
     roster = demo_server.url + f"/facilitator/cohorts/{cohort_id}/roster"
     page.goto(roster)
     # At 1280 px consents, lodging and notes sit behind each row's "More".
-    assert not page.get_by_role("columnheader", name="Lodging").is_visible()
+    expect(page.get_by_role("columnheader", name="Lodging")).to_be_hidden()
     more = page.locator("td.col-more summary").first
     more.click()
-    assert page.locator("td.col-more details[open] dt", has_text="Lodging").first.is_visible()
+    expect(page.locator("td.col-more details[open] dt", has_text="Lodging").first).to_be_visible()
     # At 390 px every row stacks: each cell is a block labelled with its column's name.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(roster)
     cell = page.locator("table.roster tbody td[data-label='Payment']").first
     assert cell.evaluate("c => getComputedStyle(c).display") != "table-cell"
     assert cell.evaluate("c => getComputedStyle(c, '::before').content") == '"Payment"'
-    assert page.locator("table.roster tbody td.col-low[data-label='Lodging']").first.is_visible()
+    expect(page.locator("table.roster tbody td.col-low[data-label='Lodging']").first).to_be_visible()
     context.close()
 
 
