@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from retreat.accounts import users as accounts
 from retreat.extensions import db
@@ -31,7 +32,7 @@ def test_reset_from_the_emailed_link_keeps_the_token_out_of_the_address(live_ser
     page.goto(live_server.url + "/account/forgot-password")
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_role("button", name="Send reset link").click()
-    assert page.get_by_text("If an account exists for that address").is_visible()
+    expect(page.get_by_text("If an account exists for that address")).to_be_visible()
     with app.app_context():
         dispatch_due(now_utc(), transport=transport_from_config({**app.config, **smtp_server.config()}))
         db.session.remove()
@@ -45,7 +46,7 @@ def test_reset_from_the_emailed_link_keeps_the_token_out_of_the_address(live_ser
     page.goto(url)
     page.wait_for_url("**/account/reset-password")
     assert token not in page.url and page.url == live_server.url + "/account/reset-password"
-    assert page.get_by_role("heading", name="Choose a new password").is_visible()
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
     assert token not in page.content()
     serious = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == []
@@ -53,12 +54,11 @@ def test_reset_from_the_emailed_link_keeps_the_token_out_of_the_address(live_ser
     page.get_by_label("Confirm password").fill(NEW)
     page.get_by_role("button", name="Save new password").click()
     page.wait_for_url("**/account/login")
-    assert page.get_by_text("Your password is changed").is_visible()
-
+    expect(page.get_by_text("Your password is changed")).to_be_visible()
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(OLD)
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_text("do not match").is_visible()
+    expect(page.get_by_text("do not match")).to_be_visible()
     page.get_by_label("Password").fill(NEW)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/me/**")
