@@ -13,30 +13,26 @@ nothing; a run that stopped part way is refused with a clear message (reset the 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
 from retreat import audit
 from retreat.accounts import users as accounts
-from retreat.accounts.models import ProviderOrganization, Role, User
+from retreat.accounts.models import ProviderOrganization, Role
 from retreat.audit.models import AuditEvent
+from retreat.cli.demo_base import (  # noqa: F401  (re-exported: demo.DEMO_USERS, demo.staff, ...)
+    DEMO_ORG,
+    DEMO_PASSWORD,
+    DEMO_RETREAT_SLUG,
+    DEMO_USERS,
+    SEEDED_ACTION,
+    TZ,
+    local,
+    staff,
+)
 from retreat.core.errors import Conflict
 from retreat.extensions import db
-
-DEMO_PASSWORD = "retreat-demo-2026"
-
-DEMO_USERS = [
-    ("admin", "admin@demo.retreat", "Avery Admin", "America/Denver"),
-    ("facilitator", "facilitator@demo.retreat", "Fern Facilitator", "America/Denver"),
-    ("provider", "provider@demo.retreat", "Dr. Priya Provider", "America/Denver"),
-    ("finance", "finance@demo.retreat", "Finn Finance", "America/New_York"),
-    ("participant", "participant@demo.retreat", "Pat Participant", "Europe/Berlin"),
-]
-DEMO_ORG = "Front Range Medical Partners"
-SEEDED_ACTION = "demo.seeded"
-DEMO_RETREAT_SLUG = "colorado-mountain-retreat"
-TZ = "America/Denver"
 
 
 def seed(*, online: bool | None = None, now: datetime | None = None) -> list[tuple[str, str]]:
@@ -65,9 +61,6 @@ def seed(*, online: bool | None = None, now: datetime | None = None) -> list[tup
     return logins
 
 
-def staff(role: str) -> User | None:
-    email = next(e for r, e, _, _ in DEMO_USERS if r == role)
-    return accounts.get_by_email(email)
 
 
 def seed_staff(*, password: str | None = DEMO_PASSWORD) -> ProviderOrganization:
@@ -140,8 +133,3 @@ def seed_consult_availability() -> None:
     publishing.set_weekly_rules(facilitator, {weekday: DEMO_CONSULT_HOURS for weekday in range(5)})
 
 
-def local(day: date, hour: int, minute: int = 0) -> datetime:
-    """``day`` at ``hour:minute`` in the demo retreat's zone, in UTC."""
-    from retreat.timeutil import zone
-
-    return datetime.combine(day, time(hour, minute), tzinfo=zone(TZ)).astimezone(UTC)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from retreat.accounts.models import User
-from retreat.cli.demo import DEMO_RETREAT_SLUG, TZ, local
+from retreat.cli.demo_base import DEMO_RETREAT_SLUG, TZ, local
 from retreat.cli.demo_journeys import new_request
 from retreat.cli.demo_texts import SUMMARY, refund_policy, retreat_description, retreat_included
 from retreat.cohorts import catalog, preparation

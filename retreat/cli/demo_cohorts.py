@@ -19,7 +19,7 @@ from retreat.accounts import users as accounts
 from retreat.accounts.models import ProviderOrganization, Role, User
 from retreat.cli import demo_catalog as cat
 from retreat.cli import demo_journeys as j
-from retreat.cli.demo import TZ, staff
+from retreat.cli.demo_base import TZ, staff
 from retreat.cli.demo_journeys import new_request
 from retreat.cli.demo_money import Payer, grant_scholarship, redeem_healthcare_code
 from retreat.cohorts import catalog, enrollment

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from retreat.cli import demo_catalog as cat
 from retreat.cli import demo_cohorts
-from retreat.cli.demo import staff
+from retreat.cli.demo_base import staff
 from retreat.cli.demo_journeys import new_request, spread
 from retreat.cli.demo_money import Payer
 from retreat.clinical import screening
@@ -64,7 +64,7 @@ def seed_followups_demo(*, now: datetime, payer: Payer) -> None:
 
 
 def cohorts_tz() -> str:
-    from retreat.cli.demo import TZ
+    from retreat.cli.demo_base import TZ
 
     return TZ
 

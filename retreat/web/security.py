@@ -12,7 +12,7 @@ import copy
 import functools
 from collections.abc import Callable, Iterable
 
-from flask import Blueprint, abort, current_app, g, redirect, request
+from flask import Blueprint, abort, current_app, g, jsonify, redirect, request
 from flask_login import current_user, login_url
 from werkzeug.datastructures import WWWAuthenticate
 
@@ -161,10 +161,9 @@ def api_roles_required(*roles: Role | str) -> Callable:
 
 def _api_unauthenticated():
     """401 naming why: no token, an unknown one, a revoked or an expired one."""
-    from retreat.web.errors import json_error
-
     message = g.get("api_token_refusal") or "Send a bearer token: Authorization: Bearer <token>."
-    resp = json_error(401, message)
+    resp = jsonify({"error": message})  # the API's error shape (web.errors imports this module)
+    resp.status_code = 401
     resp.headers["WWW-Authenticate"] = WWWAuthenticate("bearer", {"realm": "api"}).to_header()
     return resp
 
@@ -181,13 +180,14 @@ def api_scope_required(scope: str) -> Callable:
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             from retreat.accounts.api_tokens import token_allows
-            from retreat.web.errors import json_error
 
             if getattr(g, "api_user", None) is None:
                 return _api_unauthenticated()
             if not token_allows(g.get("api_token"), scope):
-                return json_error(403, f"This token lacks the scope {scope}.",
-                                  {"scope": [f"Create a token with the scope {scope} at /account/api-tokens."]})
+                resp = jsonify({"error": f"This token lacks the scope {scope}.",
+                                "errors": {"scope": [f"Create a token with the scope {scope} at /account/api-tokens."]}})
+                resp.status_code = 403
+                return resp
             return view(*args, **kwargs)
 
         wrapped.required_scope = scope  # type: ignore[attr-defined]

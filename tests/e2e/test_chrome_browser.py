@@ -162,6 +162,8 @@ def test_axe_finds_no_serious_violation_on_any_page_of_any_role(browser, demo_se
         urls = [u for u, status in seen.items() if status == 200]
         context, page = _sign_in(browser, demo_server, role)
         for url in urls:
+            if url.split("?", 1)[0].rsplit("/", 1)[-1].count("."):  # a download (a signed consent .txt ...)
+                continue
             response = page.goto(demo_server.url + url)
             if response is None or "html" not in (response.headers.get("content-type") or ""):
                 continue
