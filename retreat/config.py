@@ -148,6 +148,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "OUTBOX_BACKOFF_CAP_SECONDS": _int("OUTBOX_BACKOFF_CAP_SECONDS", 6 * 3600),
         # Outbound webhooks (retreat.messaging.webhooks): loopback/private URLs only when allowed
         "WEBHOOK_ALLOW_PRIVATE_URLS": _bool("WEBHOOK_ALLOW_PRIVATE_URLS", False),
+        # SMS (README "SMS"): file (instance/sms/, default) or twilio (Twilio's REST shape).
+        "SMS_TRANSPORT": os.environ.get("SMS_TRANSPORT", "file"),
+        "SMS_OUTBOX_DIR": os.environ.get("SMS_OUTBOX_DIR", str(instance_dir / "sms")),
+        "SMS_API_BASE": os.environ.get("SMS_API_BASE", "https://api.twilio.com"),
+        "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN", ""),
+        "TWILIO_FROM": os.environ.get("TWILIO_FROM", ""),
+        "SMS_TIMEOUT_SECONDS": _int("SMS_TIMEOUT_SECONDS", 5),
+        "SMS_DEFAULT_REGION": os.environ.get("SMS_DEFAULT_REGION", "US"),
+        "SMS_SENDER_NAME": os.environ.get("SMS_SENDER_NAME", "Retreat"),
         "WEBHOOK_TIMEOUT_SECONDS": _int("WEBHOOK_TIMEOUT_SECONDS", 5),
         "WEBHOOK_BATCH_SIZE": _int("WEBHOOK_BATCH_SIZE", 50),
         # Stripe

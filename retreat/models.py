@@ -10,6 +10,7 @@ from retreat.accounts.models import (  # noqa: F401
     SiteSetting,
     User,
 )
+from retreat.accounts.phone import PhoneNumber  # noqa: F401
 from retreat.accounts.recovery_codes import TotpRecoveryCode  # noqa: F401
 from retreat.accounts.sessions import UserSession  # noqa: F401
 from retreat.accounts.signin_limits import SignInCounter  # noqa: F401
@@ -52,6 +53,7 @@ from retreat.integration.followup_models import CheckInResponse, Discharge, Foll
 from retreat.integration.journal_models import JournalEntry, JournalRealm  # noqa: F401,E402
 from retreat.integration.models import CircleRsvp, IntegrationPlan, RsvpStatus  # noqa: F401,E402
 from retreat.messaging.models import OutboxMessage, OutboxStatus  # noqa: F401
+from retreat.messaging.sms_models import SmsMessage  # noqa: F401
 from retreat.messaging.webhook_models import (  # noqa: F401
     WebhookAttempt,
     WebhookDelivery,

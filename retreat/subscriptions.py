@@ -6,7 +6,13 @@ The app factory imports this module, so the web app, the scheduler, the CLI and 
 run with the same handlers and jobs, whichever modules a request happens to import first.
 """
 
-from retreat.accounts import data_export, preferences, signin_limits, webhook_alerts  # noqa: F401  (opt-out check; sign-in sweep; webhook disabled -> admins)
+from retreat.accounts import (  # noqa: F401  (opt-out check; sign-in sweep; webhook disabled -> admins)
+    data_export,
+    phone,  # noqa: F401  (SMS number lookup; the sms export section)
+    preferences,
+    signin_limits,
+    webhook_alerts,
+)
 from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
 from retreat.clinical import data_export as _clinical_export  # noqa: F401
 from retreat.cohorts import data_export as _cohorts_export  # noqa: F401
@@ -16,7 +22,7 @@ from retreat.finance import payouts, reconciliation  # noqa: F401  (finance.* jo
 from retreat.integration import circles, discharge, escalation, followups  # noqa: F401  (signals, escalation job)
 from retreat.integration import data_export as _integration_export  # noqa: F401
 from retreat.messaging import data_export as _messaging_export  # noqa: F401
-from retreat.messaging import dispatcher, webhook_dispatcher  # noqa: F401  (outbox.dispatch, webhooks.deliver)
+from retreat.messaging import dispatcher, sms_dispatcher, webhook_dispatcher  # noqa: F401  (outbox.dispatch, sms.send, webhooks.deliver)
 from retreat.payments import data_export as _payments_export  # noqa: F401
 from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)
 from retreat.privacy import export as _privacy_export  # noqa: F401  (the deletion-requests section)

@@ -3,7 +3,7 @@
 ``Receiver().start()`` listens on 127.0.0.1 (a free port) in a thread and records every POST
 (headers, raw body). ``fail_next`` answers that many requests with ``fail_status`` first;
 ``status`` is the answer after that; ``stall_seconds`` delays each answer (a slow receiver);
-``redirect_to`` answers 302 with that Location.
+``redirect_to`` answers 302 with that Location; ``body`` / ``fail_body`` are the answers' bodies.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Receiver:
     fail_status: int = 500
     stall_seconds: float = 0.0
     redirect_to: str | None = None
+    body: bytes = b"ok"  # the answer's body (an SMS provider answers JSON)
+    fail_body: bytes | None = None  # the body of the ``fail_next`` answers (default: ``body``)
     received: list[Received] = field(default_factory=list)
     quiet: bool = True
 
@@ -57,9 +59,10 @@ class Receiver:
                     self.send_header("Location", receiver.redirect_to)
                 else:
                     self.send_response(receiver.fail_status if failing else receiver.status)
-                self.send_header("Content-Length", "2")
+                answer = receiver.fail_body if failing and receiver.fail_body is not None else receiver.body
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 if not receiver.quiet:

@@ -77,7 +77,14 @@ def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, bas
         due = consult.start_at - before
         if due > now:
             outbox.enqueue(template="consult_reminder", dedupe_key=f"{prefix}-reminder-{label}", due_at=due,
-                           context={**ctx, "lead": lead}, **common)
+                           context={**ctx, "lead": lead}, sms=_sms(consult, lead, base_url), **common)
+
+
+def _sms(consult: Consultation, lead: str, base_url: str) -> dict:
+    """The reminder's SMS twin (queued only for an account with a verified number): no capability
+    link, the portal instead; never sent once the consult has started."""
+    return {"template": "consult_reminder", "lead": lead, "start": consult.start_at.isoformat(),
+            "link": base_url.rstrip("/") + urls.PARTICIPANT_HOME_PATH, "stale_after": consult.start_at}
 
 
 def queue_guest_cancellation(consult: Consultation, *, by: str, now: datetime, base_url: str) -> None:

@@ -15,6 +15,7 @@ def base_url(app: Flask | None = None) -> str:
 
 
 CONSULT_BOOKING_PATH = "/consult/"  # the public consult booking page (the consults blueprint's root)
+PARTICIPANT_HOME_PATH = "/me/"  # the participant portal (sign-in first when signed out): SMS links
 
 
 def consult_booking_url() -> str:

@@ -333,7 +333,9 @@ def schedule_circle_messages(enr: Enrollment, now: datetime) -> int:
             if deferred is not None and deferred >= s.starts_at - timedelta(minutes=15):
                 continue
             outbox.enqueue(template="circle_reminder", dedupe_key=_key(s, rev, enr, f"reminder-{label}"),
-                           due_at=due, context={**ctx, "lead": lead}, essential=False, **common)
+                           due_at=due, context={**ctx, "lead": lead}, essential=False,
+                           sms={"template": "circle_reminder", "lead": lead, "start": s.starts_at.isoformat(),
+                                "link": portal_url(), "stale_after": s.starts_at}, **common)
             count += 1
     return count
 

@@ -129,7 +129,9 @@ def _enqueue(f: FollowUp, enr: Enrollment, participant: User, now: datetime) -> 
     return outbox.enqueue(
         template="followup_checkin" if f.is_checkin else "followup_survey", dedupe_key=f.outbox_dedupe_key,
         to_user=participant, context=_context(f, enr, participant), private=_private(f), due_at=f.due_at,
-        essential=False, group_key=f"enrollment:{enr.id}", now=now)
+        essential=False, group_key=f"enrollment:{enr.id}", now=now,
+        sms={"template": "checkin_waiting", "link": urls.absolute(urls.PARTICIPANT_HOME_PATH),
+             "stale_after": f.expires_at} if f.is_checkin else None)
 
 
 def _message(f: FollowUp) -> OutboxMessage | None:

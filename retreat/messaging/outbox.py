@@ -23,7 +23,7 @@ from retreat.core import batching
 from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.messaging import links
+from retreat.messaging import links, sms_outbox
 from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.render import STAFF_AUDIENCE
 from retreat.messaging.sealed import seal, unseal
@@ -61,11 +61,19 @@ def enqueue(
     ics: dict | None = None,
     private: dict | None = None,
     private_ics: dict | None = None,
+    sms: dict | None = None,
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one message. Queuing the same ``dedupe_key`` again returns the existing row unchanged
-    (inside ``batched()`` on PostgreSQL: None, the row is written at the end of the block)."""
+    (inside ``batched()`` on PostgreSQL: None, the row is written at the end of the block).
+
+    ``sms`` ({"template": ..., plain fields}) also queues its SMS twin (``"<dedupe_key>:sms"``) when
+    ``to_user`` opted in to SMS with a verified number (``messaging.sms_outbox``)."""
     now = now or now_utc()
+    if sms and to_user is not None:
+        sms_outbox.queue_for_user(sms, email_key=dedupe_key, user_id=to_user.id,
+                                  tz=tz or getattr(to_user, "tz", None), due_at=due_at or now, now=now,
+                                  group_key=group_key)
     postgres = db.session.get_bind().dialect.name == "postgresql"
     if not postgres:
         existing = db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
@@ -161,10 +169,12 @@ def _insert_or_existing(values: dict) -> OutboxMessage | None:
 
 def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None,
            now: datetime | None = None) -> int:
-    """Cancel pending messages (e.g. a cancelled booking's reminders). Sent ones stay sent."""
+    """Cancel pending messages (e.g. a cancelled booking's reminders), and their SMS twins. Sent
+    ones stay sent."""
     now = now or now_utc()
     conds = []
     keys = list(dedupe_keys)
+    sms_outbox.cancel(dedupe_keys=keys, group_key=group_key, now=now)
     if keys:
         conds.append(OutboxMessage.dedupe_key.in_(keys))
     if group_key:
@@ -185,6 +195,7 @@ def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None
                now: datetime | None = None) -> OutboxMessage | None:
     """Move a pending message to a new time (and optionally refresh its context and sealed links)."""
     now = now or now_utc()
+    sms_outbox.reschedule(dedupe_key, due_at, now=now)
     msg = db.session.scalar(
         select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key).with_for_update()
     )

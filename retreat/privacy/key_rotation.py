@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
+from retreat.accounts.phone import PhoneNumber
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake
 from retreat.clinical.outcome_models import OutcomeMeasure
 from retreat.cohorts.models import ChecklistItem, Enrollment
@@ -19,6 +20,7 @@ from retreat.extensions import db
 from retreat.integration.followup_models import CheckInResponse
 from retreat.integration.journal_models import JournalEntry
 from retreat.messaging.models import OutboxMessage
+from retreat.messaging.sms_models import SmsMessage
 from retreat.payments.models import DiscountRedemption
 from retreat.privacy.models import DeletionRequest
 
@@ -41,6 +43,10 @@ ENCRYPTED_COLUMNS = (
     (Enrollment, "motivation_enc"),
     (DiscountRedemption, "evidence_enc"),
     (DeletionRequest, "reason_enc"),
+    (PhoneNumber, "number_enc"),  # SMS opt-in (personal, not clinical)
+    (PhoneNumber, "pending_enc"),
+    (SmsMessage, "to_number_enc"),
+    (SmsMessage, "private_enc"),  # verification codes of unsent texts
 )
 
 
