@@ -48,6 +48,7 @@ PUBLIC_ENDPOINTS = {
     "api_cohorts.CohortDetail": "one open cohort",
     "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
     "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",
+    "webhooks.sms_webhook": "inbound SMS (Twilio's shape): authenticated by X-Twilio-Signature, 403 otherwise",
     "public.unsubscribe": "the signed unsubscribe link in emails: its token moves to the session (303)",
     "public.unsubscribe_page": "unsubscribe confirmation (GET) and its CSRF-checked form (POST); token in the session",
     "public.unsubscribe_post": "RFC 8058 one-click unsubscribe (signed token)",

@@ -95,3 +95,16 @@ class ChangePasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button that only needs CSRF protection (sign out everywhere)."""
+
+
+class PhoneNumberForm(FlaskForm):
+    phone = StringField("Mobile number", validators=[DataRequired(message="Enter your mobile number."),
+                                                     Length(max=40, message="That is not a phone number.")],
+                        filters=[strip], render_kw={"autocomplete": "tel", "inputmode": "tel"})
+
+
+class PhoneCodeForm(FlaskForm):
+    code = StringField("Code from the text message",
+                       validators=[DataRequired(message="Enter the 6-digit code from the text message."),
+                                   Length(max=12, message="Enter the 6-digit code from the text message.")],
+                       filters=[strip], render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
