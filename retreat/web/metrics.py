@@ -40,6 +40,7 @@ from retreat.finance.reconciliation_models import (
     RunStatus,
 )
 from retreat.messaging.models import OutboxMessage, OutboxStatus
+from retreat.messaging.sms_models import SmsMessage, SmsStatus
 from retreat.messaging.webhook_models import DeliveryStatus, WebhookDelivery
 from retreat.timeutil import now_utc
 from retreat.web import access_log
@@ -113,6 +114,22 @@ def _outbox(now: datetime) -> list[GaugeMetricFamily]:
                 oldest_due = first_due
         if status == OutboxStatus.PENDING.value:
             retrying_by[kind] = retrying_by.get(kind, 0) + n_errors
+    # SMS: their own outbox (messaging.sms_models), the same statuses, counted as channel "sms".
+    sms_rows = db.session.execute(
+        select(SmsMessage.status, func.count(), func.count(case((SmsMessage.next_attempt_at <= now, 1))),
+               func.min(case((SmsMessage.next_attempt_at <= now, SmsMessage.due_at))),
+               func.count(case((SmsMessage.last_error.is_not(None), 1))))
+        .group_by(SmsMessage.status)).all()
+    for status, n, n_due, first_due, n_errors in sms_rows:
+        counts[(status, "sms")] = counts.get((status, "sms"), 0) + n
+        if status == SmsStatus.FAILED.value:
+            failed_by["sms"] += n
+        if status in (SmsStatus.PENDING.value, SmsStatus.SENDING.value):
+            backlog += n_due
+            if first_due is not None and (oldest_due is None or first_due < oldest_due):
+                oldest_due = first_due
+        if status == SmsStatus.PENDING.value:
+            retrying_by["sms"] += n_errors
     for status in OutboxStatus:
         for kind in sorted(set(CHANNELS) | {k for _, k in counts}):
             by_status.add_metric([status.value, kind], counts.get((status.value, kind), 0))

@@ -11,3 +11,4 @@ from retreat.blueprints.admin import break_glass  # noqa: E402,F401
 from retreat.blueprints.admin import messages  # noqa: E402,F401
 from retreat.blueprints.admin import deletion_requests  # noqa: E402,F401
 from retreat.blueprints.admin import webhooks  # noqa: E402,F401
+from retreat.blueprints.admin import sms  # noqa: E402,F401
