@@ -17,6 +17,7 @@ import hmac
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+import phonenumbers
 from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -224,5 +225,9 @@ def count_by_status() -> dict[str, int]:
 
 
 def masked(number: str) -> str:
-    """"+49 ••• ••• 4567": enough for an operator to tell numbers apart."""
-    return f"{number[:3]} ••• {number[-4:]}" if len(number) > 7 else "•••"
+    """"+49 ••• 4567": the country code and the last four digits, enough to tell numbers apart."""
+    try:
+        country = phonenumbers.parse(number, None).country_code
+    except phonenumbers.NumberParseException:
+        return "•••"
+    return f"+{country} ••• {number[-4:]}" if len(number) > 7 else "•••"

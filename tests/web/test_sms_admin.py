@@ -30,7 +30,7 @@ def test_admin_sms_outbox_shows_status_masked_number_and_no_code(app, db):
     r = admin.get("/admin/messages/sms")
     page = r.get_data(as_text=True)
     assert r.status_code == 200
-    assert "+13 ••• 0142" in page and "+13035550142" not in page
+    assert "+1 ••• 0142" in page and "+13035550142" not in page
     assert code not in page and "your verification code is ••••••" in page
     assert "your consultation is tomorrow at 10:00 (America/Denver). Details: http://localhost/me/" in page
     assert "/admin/messages/sms" in admin.get("/admin/messages").get_data(as_text=True)
