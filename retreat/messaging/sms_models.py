@@ -10,7 +10,6 @@ verification code is sealed in ``private_enc`` (messaging.sealed) and cleared on
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,14 +17,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from retreat.core.crypto import encrypted_text
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
+from retreat.messaging.models import OutboxStatus
 
-
-class SmsStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+# The email outbox's states, word for word (pending, sending, sent, failed, cancelled).
+SmsStatus = OutboxStatus
 
 
 class SmsMessage(TimestampMixin, db.Model):

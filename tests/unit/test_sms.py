@@ -293,3 +293,18 @@ def test_two_dispatchers_send_each_sms_once(committing_app):
             db.session.remove()
     finally:
         receiver.stop()
+
+
+def test_the_number_and_the_texts_are_in_the_data_export_and_encrypted_at_rest(db):
+    from sqlalchemy import text
+
+    from retreat.privacy.export import export_participant_data
+
+    user = verified()
+    data = export_participant_data(user, user, ctx=None, now=NOW + timedelta(minutes=5))
+    assert data["sms"]["phone_number"] == E164 and data["sms"]["reminders_on"] is True
+    assert [m["kind"] for m in data["text_messages_sent_to_you"]] == ["phone_verification"]
+    raw = " ".join(str(v) for v in db.session.execute(text(
+        "SELECT number_enc, number_hash FROM phone_numbers UNION ALL SELECT to_number_enc, to_hash FROM sms_messages"
+    )).all())
+    assert "3035550142" not in raw
