@@ -376,8 +376,22 @@ def check_trusted_proxies(cfg: dict) -> None:
                                      "network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
 
 
+def check_sms(cfg: dict) -> None:
+    """SMS_TRANSPORT is file or twilio; twilio needs its account, token and sender, and an http(s) SMS_API_BASE."""
+    kind = str(cfg.get("SMS_TRANSPORT") or "file").strip().lower()
+    if kind not in ("file", "twilio"):
+        raise ConfigurationError("SMS_TRANSPORT", f"is {kind!r}: use file or twilio")
+    if kind == "twilio":
+        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM"):
+            if not str(cfg.get(name) or "").strip():
+                raise ConfigurationError(name, "is empty: SMS_TRANSPORT=twilio needs it")
+        base = str(cfg.get("SMS_API_BASE") or "")
+        if not base.startswith(("http://", "https://")):
+            raise ConfigurationError("SMS_API_BASE", f"is {base!r}, not an http(s) URL")
+
+
 CHECKS: list = [check_secret_key, check_clinical_data_keys, check_stripe_live_mode, check_logging,
-                check_metrics_token, check_trusted_proxies]
+                check_metrics_token, check_trusted_proxies, check_sms]
 
 
 def check_configuration(cfg: dict) -> None:

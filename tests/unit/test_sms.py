@@ -308,3 +308,18 @@ def test_the_number_and_the_texts_are_in_the_data_export_and_encrypted_at_rest(d
         "SELECT number_enc, number_hash FROM phone_numbers UNION ALL SELECT to_number_enc, to_hash FROM sms_messages"
     )).all())
     assert "3035550142" not in raw
+
+
+@pytest.mark.parametrize("cfg, variable", [
+    ({"SMS_TRANSPORT": "carrier-pigeon"}, "SMS_TRANSPORT"),
+    ({"SMS_TRANSPORT": "twilio", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+15005550006"}, "TWILIO_ACCOUNT_SID"),
+    ({"SMS_TRANSPORT": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+1",
+      "SMS_API_BASE": "ftp://x"}, "SMS_API_BASE"),
+])
+def test_a_bad_sms_configuration_refuses_to_start_naming_the_variable(cfg, variable):
+    from retreat.config import ConfigurationError, check_sms
+
+    with pytest.raises(ConfigurationError) as err:
+        check_sms(cfg)
+    assert err.value.variable == variable
+    check_sms({})  # the file default needs nothing
