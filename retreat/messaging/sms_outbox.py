@@ -188,15 +188,20 @@ def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None, use
 
 
 def reschedule(email_key: str, due_at: datetime, *, now: datetime, context: dict | None = None) -> int:
-    """Move the pending SMS twin of a rescheduled email."""
-    values = dict(due_at=due_at, next_attempt_at=due_at, updated_at=now)
+    """Move the pending SMS twin of a rescheduled email; its ``stale_after`` moves by as much (the
+    event moves with its reminder)."""
+    msg = db.session.scalar(select(SmsMessage).where(SmsMessage.dedupe_key == email_key[:200] + SMS_SUFFIX,
+                                                     SmsMessage.status == SmsStatus.PENDING.value).with_for_update())
+    if msg is None:
+        return 0
+    due_at = ensure_utc(due_at)
+    if msg.stale_after is not None:
+        msg.stale_after = ensure_utc(msg.stale_after) + (due_at - ensure_utc(msg.due_at))
+    msg.due_at = msg.next_attempt_at = due_at
     if context is not None:
-        values["context"] = _check(dict(context))
-    result = db.session.execute(
-        update(SmsMessage).where(SmsMessage.dedupe_key == email_key[:200] + SMS_SUFFIX,
-                                 SmsMessage.status == SmsStatus.PENDING.value)
-        .values(**values).execution_options(synchronize_session="fetch"))
-    return result.rowcount or 0
+        msg.context = _check(dict(context))
+    msg.updated_at = now
+    return 1
 
 
 def code_of(msg: SmsMessage) -> str | None:

@@ -323,3 +323,16 @@ def test_a_bad_sms_configuration_refuses_to_start_naming_the_variable(cfg, varia
         check_sms(cfg)
     assert err.value.variable == variable
     check_sms({})  # the file default needs nothing
+
+
+def test_a_rescheduled_reminder_moves_its_sms_and_the_event_with_it(db, tmp_path):
+    user = verified()
+    due = NOW + timedelta(days=2)
+    outbox.enqueue(template="test_notice", dedupe_key="mv-1", to_user=user, due_at=due, essential=False,
+                   sms={"template": "checkin_waiting", "link": "http://localhost/me/", "stale_after": due + timedelta(days=1)},
+                   now=NOW)
+    outbox.reschedule("mv-1", due + timedelta(days=3), now=NOW)
+    row = db.session.scalar(select(SmsMessage).where(SmsMessage.dedupe_key == "mv-1:sms"))
+    assert row.due_at == due + timedelta(days=3) and row.stale_after == due + timedelta(days=4)
+    _send(NOW + timedelta(minutes=2), tmp_path)  # the code
+    assert _send(due + timedelta(days=3), tmp_path).sent == 1
