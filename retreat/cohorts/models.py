@@ -181,6 +181,16 @@ class CohortSession(TimestampMixin, db.Model):
     cohort: Mapped[Cohort] = relationship(back_populates="sessions")
     facilitator: Mapped[User | None] = relationship()
 
+    @property
+    def in_person(self) -> bool:
+        """Held at a place (not online): its time reads in the venue's zone, the cohort's."""
+        return bool(self.location) and not self.video_url
+
+    @property
+    def venue_tz(self) -> str | None:
+        """The zone of the venue for an in-person session (the cohort's), None when online."""
+        return self.cohort.timezone if self.in_person else None
+
 
 class EnrollmentParty(TimestampMixin, db.Model):
     """Two people who applied together: offered seats only together."""
