@@ -14,6 +14,10 @@ _ZONES: frozenset[str] | None = None
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
 
+# The practice's home zone until an admin chooses one (``accounts.practice``; the fallback of models).
+DEFAULT_PRACTICE_ZONE = "America/Denver"
+
+
 def in_calendar(value: date | datetime) -> bool:
     """Whether a typed date or time falls within EARLIEST_YEAR..LATEST_YEAR."""
     return EARLIEST_YEAR <= value.year <= LATEST_YEAR
