@@ -118,27 +118,27 @@ def test_a_viewer_in_the_venues_zone_sees_one_time(app, db, s):
     assert "09:00 MST" in html and "data-venue-datetime" in html and "</time> your time" not in html
 
 
-def test_circle_emails_give_venue_and_recipient_time_in_words(app, db, s):
-    _plan(s, circle_location="Studio, 12 Pine St")
+def _latest_invite_text(db, s, **plan) -> str:
+    """The circle invite the participant gets after the plan is saved with ``plan``, as rendered."""
+    _plan(s, **plan)
     ic.schedule_circle_messages(s.enr, now_utc())
     fc.new_request()
-    invite = db.session.query(OutboxMessage).filter_by(template="circle_invite",
-                                                       recipient_email=s.enr.participant.email).order_by(OutboxMessage.id.desc()).first()
+    invite = (db.session.query(OutboxMessage).filter_by(template="circle_invite", recipient_email=s.enr.participant.email)
+              .order_by(OutboxMessage.id.desc()).first())
     assert invite is not None
-    mail = render_email(invite.template, invite.context, recipient_tz=BERLIN)
-    assert "09:00 MST venue time (America/Denver)" in mail.text
-    assert "17:00 CET your time (Europe/Berlin)" in mail.text
-    assert "T09:00" not in mail.text and "T16:00" not in mail.text  # no ISO stamps
-    assert "Studio, 12 Pine St" in mail.text
+    return render_email(invite.template, invite.context, recipient_tz=BERLIN).text
+
+
+def test_circle_emails_give_venue_and_recipient_time_in_words(app, db, s):
+    text = _latest_invite_text(db, s, circle_location="Studio, 12 Pine St")
+    assert "09:00 MST venue time (America/Denver)" in text
+    assert "17:00 CET your time (Europe/Berlin)" in text
+    assert "T09:00" not in text and "T16:00" not in text  # no ISO stamps
+    assert "Studio, 12 Pine St" in text
 
 
 def test_online_circle_email_gives_the_recipients_time_only(app, db, s):
-    _plan(s, circle_video_url="https://meet.example/circle")
-    ic.schedule_circle_messages(s.enr, now_utc())
-    fc.new_request()
-    invite = db.session.query(OutboxMessage).filter_by(template="circle_invite",
-                                                       recipient_email=s.enr.participant.email).order_by(OutboxMessage.id.desc()).first()
-    text = render_email(invite.template, invite.context, recipient_tz=BERLIN).text
+    text = _latest_invite_text(db, s, circle_video_url="https://meet.example/circle")
     assert "17:00 (Europe/Berlin)" in text and "venue time" not in text
 
 
