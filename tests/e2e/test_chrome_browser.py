@@ -3,7 +3,8 @@
 On the demo seed, per role: the main menu is one row at 1280 px and sits behind its Menu button
 at 390 px, where the keyboard alone opens it and reaches every link; long unbroken words never
 widen a page; and axe-core (the local axe.min.js, no network) finds no serious or critical
-violation on any page the crawl of tests/web/test_crawl.py reaches for the role.
+violation on any page the crawl of tests/web/test_crawl.py reaches for the role, at 1280 px and at
+a phone's 390x844.
 """
 
 from __future__ import annotations
