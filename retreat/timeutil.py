@@ -14,6 +14,10 @@ _ZONES: frozenset[str] | None = None
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
 
+# The practice's home zone until an admin chooses one (``accounts.practice``; the fallback of models).
+DEFAULT_PRACTICE_ZONE = "America/Denver"
+
+
 def in_calendar(value: date | datetime) -> bool:
     """Whether a typed date or time falls within EARLIEST_YEAR..LATEST_YEAR."""
     return EARLIEST_YEAR <= value.year <= LATEST_YEAR
@@ -85,6 +89,23 @@ def email_time(value: datetime, tz: str | None) -> str:
     name = tz if is_valid_zone(tz) else "UTC"
     local = to_local(value, name)
     return f"{human_date(local.date())}, {local:%H:%M} ({name})"
+
+
+def venue_time(value: datetime, venue_tz: str | None, viewer_tz: str | None) -> str:
+    """An in-person session's moment in an email: the venue's time first, the reader's beside it
+    when their zone differs: "Monday 11 January 2027, 09:00 MST venue time (America/Denver) —
+    17:00 CET your time (Europe/Berlin)" (the reader's day is named when it is another day).
+    Without a known venue zone it is the reader's time alone (``email_time``)."""
+    if not is_valid_zone(venue_tz):
+        return email_time(value, viewer_tz)
+    venue = to_local(value, venue_tz)
+    text = f"{human_date(venue.date())}, {venue:%H:%M} {venue.tzname()} venue time ({venue_tz})"
+    mine_tz = viewer_tz if is_valid_zone(viewer_tz) else "UTC"
+    mine = to_local(value, mine_tz)
+    if mine_tz == venue_tz or (mine.utcoffset() == venue.utcoffset() and mine.tzname() == venue.tzname()):
+        return text
+    day = "" if mine.date() == venue.date() else f"{human_date(mine.date())}, "
+    return f"{text} — {day}{mine:%H:%M} {mine.tzname()} your time ({mine_tz})"
 
 
 def to_local(value: datetime, tz_name: str | None) -> datetime:

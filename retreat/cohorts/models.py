@@ -29,7 +29,7 @@ from retreat.accounts.models import ProviderOrganization, User
 from retreat.core.crypto import encrypted_text
 from retreat.database import TimestampMixin, enum_column
 from retreat.extensions import db
-from retreat.timeutil import now_utc
+from retreat.timeutil import DEFAULT_PRACTICE_ZONE, now_utc
 
 
 class CohortStatus(StrEnum):
@@ -129,7 +129,9 @@ class Cohort(TimestampMixin, db.Model):
     title: Mapped[str] = mapped_column(String(200))
     starts_at: Mapped[datetime] = mapped_column()
     ends_at: Mapped[datetime] = mapped_column()
-    timezone: Mapped[str] = mapped_column(String(64), default="America/Denver")
+    # The rules and forms that create a cohort give it the practice's zone (accounts.practice);
+    # this is only the fallback of a row written without one.
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_PRACTICE_ZONE)
     capacity: Mapped[int] = mapped_column(Integer)
     seats_taken: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
@@ -180,6 +182,16 @@ class CohortSession(TimestampMixin, db.Model):
 
     cohort: Mapped[Cohort] = relationship(back_populates="sessions")
     facilitator: Mapped[User | None] = relationship()
+
+    @property
+    def in_person(self) -> bool:
+        """Held at a place (not online): its time reads in the venue's zone, the cohort's."""
+        return bool(self.location) and not self.video_url
+
+    @property
+    def venue_tz(self) -> str | None:
+        """The zone of the venue for an in-person session (the cohort's), None when online."""
+        return self.cohort.timezone if self.in_person else None
 
 
 class EnrollmentParty(TimestampMixin, db.Model):

@@ -13,6 +13,7 @@ from sqlalchemy import (
 )
 
 from retreat import audit
+from retreat.accounts import practice
 from retreat.accounts.models import Role, User
 from retreat.consults import availability
 from retreat.consults.availability import Schedule
@@ -38,7 +39,7 @@ def get_settings(facilitator: User, *, create: bool = False) -> ConsultSettings 
     """The facilitator's settings row; with ``create``, a new one with the defaults of ``SETTINGS``."""
     row = db.session.scalar(select(ConsultSettings).where(ConsultSettings.facilitator_id == facilitator.id))
     if row is None and create:
-        row = ConsultSettings(facilitator_id=facilitator.id, tz=facilitator.tz if is_valid_zone(facilitator.tz) else "UTC",
+        row = ConsultSettings(facilitator_id=facilitator.id, tz=facilitator.tz if is_valid_zone(facilitator.tz) else practice.timezone(),
                               **defaults())
         db.session.add(row)
         db.session.flush()

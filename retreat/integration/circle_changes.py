@@ -15,7 +15,7 @@ from datetime import datetime
 
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.messaging import outbox
-from retreat.timeutil import email_time
+from retreat.timeutil import venue_time
 
 ADDED, MOVED, PLACE, REMOVED = "added", "moved", "place", "removed"
 
@@ -29,17 +29,21 @@ class CircleChange:
     place: str = ""
     session_id: int | None = None  # None once removed
     revision: int = 0
+    venue_tz: str | None = None  # the venue's zone of an in-person circle (None: online)
 
     def line(self, tz: str) -> str:
-        """One line of the email, in the participant's time zone."""
+        """One line of the email, in the participant's time zone (and the venue's, in person)."""
+        def when(at: datetime | None) -> str:
+            return venue_time(at, self.venue_tz, tz) if at else ""
+
         title = f"Integration circle {self.sequence}"
         if REMOVED in self.kinds:
-            return f"{title} on {email_time(self.starts_at, tz)} is cancelled."
+            return f"{title} on {when(self.starts_at)} is cancelled."
         if ADDED in self.kinds:
-            return f"{title} is new: {email_time(self.starts_at, tz)}, {self.place}."
+            return f"{title} is new: {when(self.starts_at)}, {self.place}."
         parts = []
         if MOVED in self.kinds:
-            parts.append(f"now {email_time(self.starts_at, tz)} (was {email_time(self.old_starts_at, tz)})")
+            parts.append(f"now {when(self.starts_at)} (was {when(self.old_starts_at)})")
         if PLACE in self.kinds:
             parts.append(f"new place: {self.place}")
         return f"{title}: {'; '.join(parts)}."

@@ -32,7 +32,7 @@ from retreat.integration.plan import anchor, local_to_utc, lock_plan, notify_lis
 from retreat.messaging import ics, outbox, webhooks
 from retreat.messaging.dispatcher import quiet_until
 from retreat.messaging.models import OutboxMessage, OutboxStatus
-from retreat.timeutil import email_time, zone
+from retreat.timeutil import venue_time, zone
 
 
 @dataclass
@@ -170,7 +170,8 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
             report.moved.append(s)
         if PLACE in kinds:
             report.place_changed.append(s)
-        report.changes.append(CircleChange(seq, kinds, start, old_start, place_text(s), s.id, s.calendar_sequence))
+        report.changes.append(CircleChange(seq, kinds, start, old_start, place_text(s), s.id, s.calendar_sequence,
+                                           s.venue_tz))
     for seq, s in sorted(existing.items()):  # circles beyond the plan's weeks
         if s.starts_at <= now:
             continue
@@ -181,11 +182,11 @@ def sync_circles(cohort: Cohort, now: datetime) -> SyncReport:
         else:
             _cancel_revision(s, s.calendar_sequence, now)
             report.removed.append(seq)
-            report.changes.append(CircleChange(seq, frozenset({REMOVED}), s.starts_at))
+            report.changes.append(CircleChange(seq, frozenset({REMOVED}), s.starts_at, venue_tz=s.venue_tz))
             db.session.delete(s)
     db.session.flush()
     report.changes[:0] = [CircleChange(s.circle_sequence, frozenset({ADDED}), s.starts_at, None, place_text(s),
-                                       s.id, 0) for s in report.created]
+                                       s.id, 0, s.venue_tz) for s in report.created]
     report.changes.sort(key=lambda c: c.sequence)
     told: set[int] = set()
     for s in report.created + report.moved + report.place_changed:
@@ -293,7 +294,7 @@ def _invited_before(s: CohortSession, enr: Enrollment) -> bool:
 def _context(s: CohortSession, enr: Enrollment) -> dict:
     person, cohort = enr.participant, s.cohort
     return {"participant_name": person.name, "retreat_title": cohort.retreat.title, "cohort_title": cohort.title,
-            "circle_title": s.title, "when": email_time(s.starts_at, person.tz),
+            "circle_title": s.title, "when": venue_time(s.starts_at, s.venue_tz, person.tz),
             "duration_minutes": int((s.ends_at - s.starts_at).total_seconds() // 60),
             "location": s.location, "video_url": s.video_url, "portal_url": portal_url(),
             "updated": _invited_before(s, enr), "circle_id": s.id}

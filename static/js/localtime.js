@@ -32,5 +32,5 @@
     var mine = fmt(d, dateTimeFmt, zone);
     if (mine) { beside.textContent = " · " + mine + " your time"; beside.hidden = false; }
   });
-  document.querySelectorAll("[data-tz-note]").forEach(function (el) { el.textContent = "Times are shown in your time zone (" + zone + ")."; });
+  document.querySelectorAll("[data-tz-note]").forEach(function (el) { el.textContent = "Times are shown in your time zone (" + zone + "); sessions held in person show the venue's time first."; });
 })();

@@ -3,7 +3,8 @@
 On the demo seed, per role: the main menu is one row at 1280 px and sits behind its Menu button
 at 390 px, where the keyboard alone opens it and reaches every link; long unbroken words never
 widen a page; and axe-core (the local axe.min.js, no network) finds no serious or critical
-violation on any page the crawl of tests/web/test_crawl.py reaches for the role.
+violation on any page the crawl of tests/web/test_crawl.py reaches for the role, at 1280 px and at
+a phone's 390x844.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def test_a_long_unbroken_name_never_widens_the_roster_or_the_consults_pages(brow
     context.close()
 
 
-def test_axe_finds_no_serious_violation_on_any_page_of_any_role(browser, demo_server):
+@pytest.mark.parametrize("width", [1280, 390])
+def test_axe_finds_no_serious_violation_on_any_page_of_any_role(browser, demo_server, width):
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
@@ -160,7 +162,7 @@ def test_axe_finds_no_serious_violation_on_any_page_of_any_role(browser, demo_se
                 db.session.commit()
             seen = crawl(app, client, HOMES[role], per_endpoint=1)
         urls = [u for u, status in seen.items() if status == 200]
-        context, page = _sign_in(browser, demo_server, role)
+        context, page = _sign_in(browser, demo_server, role, width=width)
         for url in urls:
             if url.split("?", 1)[0].rsplit("/", 1)[-1].count("."):  # a download (a signed consent .txt ...)
                 continue
@@ -171,10 +173,10 @@ def test_axe_finds_no_serious_violation_on_any_page_of_any_role(browser, demo_se
             for violation in axe.run(page).response["violations"]:
                 if violation["impact"] in SERIOUS:
                     for node in violation["nodes"][:3]:
-                        findings.append(f"{role or 'anonymous'} {url}: {violation['id']} ({violation['impact']}) "
+                        findings.append(f"{role or 'anonymous'} {url} at {width} px: {violation['id']} ({violation['impact']}) "
                                         f"{node['target']} {node['html'][:120]}")
         context.close()
     elapsed = time.monotonic() - started
-    print(f"axe: {checked} pages in {elapsed:.0f} s")
+    print(f"axe at {width} px: {checked} pages in {elapsed:.0f} s")
     assert checked >= 40
     assert not findings, "\n".join(findings)

@@ -57,3 +57,22 @@ def test_a_visitor_in_the_venues_zone_sees_one_time(browser, cohort_page):
     assert "9:00 AM" in item.locator("time[data-venue-datetime]").inner_text()
     assert item.locator("[data-viewer-time]").is_hidden()
     context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_both_times_fit_their_column_and_the_phone(browser, cohort_page, width):
+    """The venue's time and the visitor's never run past the schedule's column or widen a phone page."""
+    context = browser.new_context(timezone_id="Europe/Berlin", locale="de-DE", viewport={"width": width, "height": 844})
+    page = context.new_page()
+    page.goto(cohort_page)
+    item = page.locator(".schedule li", has_text="Opening circle")
+    expect(item.locator("[data-viewer-time]")).to_be_visible()
+    overlap = item.evaluate("""li => {
+      const when = li.querySelector('.schedule-when').getBoundingClientRect();
+      const what = li.querySelector('.schedule-what').getBoundingClientRect();
+      const side = when.right <= what.left + 1, below = when.bottom <= what.top + 1;
+      return {fits: (side || below) && when.right <= li.getBoundingClientRect().right + 1};
+    }""")
+    assert overlap["fits"], item.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") == width
+    context.close()

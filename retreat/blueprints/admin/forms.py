@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from retreat.accounts import practice
 from retreat.accounts.admin import LICENSE_KINDS
 from retreat.accounts.models import STAFF_ROLES, Role
 from retreat.accounts.regions import REGION_CHOICES
@@ -60,13 +61,13 @@ class StaffUserForm(FlaskForm):
     name = StringField("Full name", validators=[DataRequired(), Length(max=200)], filters=[strip])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)], filters=[strip])
     role = SelectField("Role", choices=STAFF_ROLE_CHOICES, validators=[DataRequired()])
-    tz = ZoneField("Time zone", validators=[DataRequired()], default="America/Denver")
+    tz = ZoneField("Time zone", validators=[DataRequired()], default=lambda: practice.timezone())
     provider_organization = SelectField("Provider organisation", validators=[Optional()],
                                         description="Required for providers.")
 
     def __init__(self, *args, orgs=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.tz.choices = choices(zone_options(["America/Denver"]))
+        self.tz.choices = choices(zone_options([practice.timezone()]))
         self.provider_organization.choices = org_choices(orgs)
 
 
@@ -106,6 +107,13 @@ class OrganizationForm(FlaskForm):
 
 class SettingsForm(FlaskForm):
     require_staff_totp = BooleanField("Require two-factor authentication for staff roles")
+    # Not sent at all (an API client setting only the two-factor box): the zone in force is kept.
+    practice_timezone = ZoneField("Practice time zone", validators=[DataRequired()],
+                                  default=lambda: practice.timezone())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.practice_timezone.choices = choices(zone_options([practice.timezone()]))
 
 
 class SafetySettingsForm(FlaskForm):

@@ -1,7 +1,7 @@
 from flask import flash, redirect, render_template, url_for
 
 from retreat.accounts import admin as admin_accounts
-from retreat.accounts import crisis
+from retreat.accounts import crisis, practice
 from retreat.accounts import users as accounts
 from retreat.blueprints.admin import bp
 from retreat.blueprints.admin.common import submit
@@ -39,14 +39,20 @@ def dashboard():
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
     form = SettingsForm()
-    ok, _ = submit(form, lambda: accounts.set_setting(
-        accounts.REQUIRE_STAFF_TOTP, "1" if form.require_staff_totp.data else "0",
-        actor=acting_user(), ctx=request_context()))
+
+    def save():
+        zone = practice.validate(form.practice_timezone.data)  # before anything is stored
+        accounts.set_setting(accounts.REQUIRE_STAFF_TOTP, "1" if form.require_staff_totp.data else "0",
+                             actor=acting_user(), ctx=request_context())
+        practice.save(zone, actor=acting_user(), ctx=request_context())
+
+    ok, _ = submit(form, save)
     if ok:
         flash("Settings saved.", "success")
         return redirect(url_for("admin.settings"))
     if not form.is_submitted():
         form.require_staff_totp.data = accounts.staff_totp_required()
+        form.practice_timezone.data = practice.timezone()
     return render_template("admin/settings.html", form=form), (422 if form.errors else 200)
 
 

@@ -17,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import URL, NumberRange, Optional, ValidationError
 
+from retreat.accounts import practice
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
@@ -97,7 +98,7 @@ class CohortForm(FlaskForm):
     def __init__(self, *args, orgs=(), **kw):
         super().__init__(*args, **kw)
         # The cohort's own zone (when editing) and the practice's home zone first.
-        self.timezone.choices = zone_options([self.timezone.data, "America/Denver"])
+        self.timezone.choices = zone_options([self.timezone.data, practice.timezone()])
         self.provider_organization_id.choices = [(0, "— none yet —")] + [(o.id, o.name) for o in orgs]
 
     def _minor(self, f) -> int:

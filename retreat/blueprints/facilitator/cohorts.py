@@ -9,6 +9,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from retreat import audit
+from retreat.accounts import practice
 from retreat.accounts.models import ProviderOrganization, Role, User
 from retreat.blueprints.facilitator import bp
 from retreat.blueprints.facilitator.cohort_forms import (
@@ -146,7 +147,7 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
                 form.refund_policy.description = ("The old refund text stated percentages and is no longer "
                                                   f"shown to participants: “{cohort.refund_policy}”")
         else:
-            form.timezone.data = "America/Denver"
+            form.timezone.data = practice.timezone()
             form.set_tiers(refunds.DEFAULT_SCHEDULE)
     if form.validate_on_submit():
         try:
