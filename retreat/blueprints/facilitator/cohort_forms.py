@@ -20,7 +20,7 @@ from wtforms.validators import URL, NumberRange, Optional, ValidationError
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.payments.balances import DUE_BEFORE_START
 from retreat.timeutil import zone
 from retreat.web.forms import (
@@ -60,7 +60,7 @@ class MoneyField(StringField):
 
 
 TIER_ROWS = 5
-PERCENT_IN_NOTES = refunds.PERCENT_IN_NOTES
+PERCENT_IN_NOTES = refund_policy.PERCENT_IN_NOTES
 
 
 class RefundTierForm(wtforms.Form):

@@ -29,7 +29,7 @@ from retreat.cohorts.models import CohortSession, Enrollment, Retreat
 from retreat.core.cache_versions import roster_version
 from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.timeutil import now_utc, to_local
 from retreat.web import page_cache
 from retreat.web.forms import refused, show_domain_error, status_for
@@ -138,8 +138,8 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
             form.deposit_timing.data = cohort.deposit_timing
             form.provider_organization_id.data = cohort.provider_organization_id or 0
             form.hold_minutes.data, form.offer_hours.data = cohort.hold_minutes, cohort.offer_hours
-            form.set_tiers(refunds.schedule(cohort))
-            if cohort.refund_policy and not refunds.notes_shown(cohort):
+            form.set_tiers(refund_policy.schedule(cohort))
+            if cohort.refund_policy and not refund_policy.notes_shown(cohort):
                 # Free text from before the tiers that states percentages: not prefilled (it may
                 # disagree with the tiers); shown above the notes so its other parts can be kept.
                 form.refund_policy.data = ""
@@ -147,14 +147,14 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
                                                   f"shown to participants: “{cohort.refund_policy}”")
         else:
             form.timezone.data = "America/Denver"
-            form.set_tiers(refunds.DEFAULT_SCHEDULE)
+            form.set_tiers(refund_policy.DEFAULT_SCHEDULE)
     if form.validate_on_submit():
         try:
-            tiers = refunds.check_tiers(form.tier_rows())
-            before = refunds.schedule(cohort) if cohort is not None else None
+            tiers = refund_policy.check_tiers(form.tier_rows())
+            before = refund_policy.schedule(cohort) if cohort is not None else None
             cohort = svc.save_cohort(cohort, retreat, _cohort_input(form), actor=acting_user(), now=now_utc())
             if tiers != before:
-                refunds.set_schedule(cohort, tiers)
+                refund_policy.set_schedule(cohort, tiers)
                 audit.record("payments.refund_schedule_set", actor=acting_user(), object_type="cohort",
                              object_id=cohort.id, ctx=request_context(), now=now_utc(),
                              details={"tiers": [list(t) for t in tiers],
