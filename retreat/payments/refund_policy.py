@@ -13,6 +13,7 @@ from sqlalchemy import select
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
+from retreat.money import format_money
 from retreat.payments.models import DEFAULT_SCHEDULE, RefundRule
 
 MAX_TIERS = 10
@@ -83,8 +84,9 @@ def _days(n: int) -> str:
     return "1 day" if n == 1 else f"{n} days"
 
 
-def policy_text(steps: list[tuple[int, int]]) -> str:
-    """The public refund policy, generated from the tiers so that the two always agree."""
+def policy_text(steps: list[tuple[int, int]], *, screening_fee: str = "") -> str:
+    """The public refund policy, generated from the tiers so that the two always agree. With a
+    ``screening_fee`` (formatted), it says the fee is kept on withdrawal and refunded if not cleared."""
     steps = sorted(steps, reverse=True)
     parts = []
     for days, pct in steps:
@@ -95,8 +97,14 @@ def policy_text(steps: list[tuple[int, int]]) -> str:
     if last_days > 0:
         parts.append(f"withdraw later than {_days(last_days)} before the start: no refund")
     text = "; ".join(parts)
-    return (text[:1].upper() + text[1:] + ". If you are not medically cleared, or the practice cancels, "
+    text = (text[:1].upper() + text[1:] + ". If you are not medically cleared, or the practice cancels, "
             "everything you paid is refunded.")
+    if screening_fee:
+        text = text.replace("of what you paid is refunded", "of what you paid (apart from the screening fee) is "
+                            "refunded")
+        text += (f" The screening fee ({screening_fee}) is kept if you withdraw, and refunded in full if you are "
+                 "not medically cleared.")
+    return text
 
 
 PERCENT_IN_NOTES = re.compile(r"\d\s*(%|percent|per cent)", re.IGNORECASE)
@@ -109,12 +117,16 @@ def notes_shown(cohort: Cohort) -> str:
     return "" if PERCENT_IN_NOTES.search(notes) else notes
 
 
+def _fee(amount: int | None, currency: str) -> str:
+    return format_money(amount, currency) if amount else ""
+
+
 def cohort_policy_text(cohort: Cohort) -> str:
-    return policy_text(schedule(cohort))
+    return policy_text(schedule(cohort), screening_fee=_fee(cohort.screening_fee_minor, cohort.currency))
 
 
 def enrollment_policy_text(enr: Enrollment) -> str:
-    return policy_text(schedule_for(enr))
+    return policy_text(schedule_for(enr), screening_fee=_fee(enr.screening_fee_minor, enr.cohort.currency))
 
 
 def _percent_at(steps: list[tuple[int, int]], starts_at: datetime, now: datetime) -> int:

@@ -26,11 +26,12 @@ from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
-from retreat.payments import gateway, ledger, receipts, webhook_events
+from retreat.payments import gateway, ledger, receipts, screening, webhook_events
 from retreat.payments.attempts import find_payment_for_intent
 from retreat.payments.models import (
     LedgerType,
     Payment,
+    PaymentKind,
     PaymentStatus,
     Refund,
     RefundKind,
@@ -72,8 +73,9 @@ def new_refund(payment: Payment, amount: int, kind: RefundKind, reason: str, *, 
 
 
 def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime, actor: User | None,
-         ctx: RequestContext | None = None) -> list[Refund]:
-    """Decide a refund of ``amount`` across the enrollment's charges (newest first). Caller commits."""
+         ctx: RequestContext | None = None, keep_screening_fee: bool = False) -> list[Refund]:
+    """Decide a refund of ``amount`` across the enrollment's charges (newest first). With
+    ``keep_screening_fee`` (a withdrawal) the screening fee's charge is left alone. Caller commits."""
     enr = seats.lock_enrollment(enr.id)
     if amount <= 0:
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
@@ -85,6 +87,8 @@ def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: da
     payments = db.session.scalars(select(Payment).where(
         Payment.enrollment_id == enr.id, Payment.status == PaymentStatus.SUCCEEDED.value)
         .order_by(Payment.succeeded_at.desc(), Payment.id.desc())).all()
+    if keep_screening_fee:
+        payments = [p for p in payments if p.kind != PaymentKind.SCREENING_FEE]
     left, refunds = amount, []
     for payment in payments:
         room = ledger.net_paid_on_payment(enr.id, payment.id) - _pending(Refund.payment_id == payment.id)
@@ -211,21 +215,30 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
 
 
 def _plan_and_submit(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime,
-                     actor: User | None, ctx: RequestContext | None = None) -> list[Refund]:
+                     actor: User | None, ctx: RequestContext | None = None,
+                     keep_screening_fee: bool = False) -> list[Refund]:
     if amount <= 0:
         db.session.commit()
         return []
-    refunds = plan(enr, amount, kind=kind, reason=reason, now=now, actor=actor, ctx=ctx)
+    refunds = plan(enr, amount, kind=kind, reason=reason, now=now, actor=actor, ctx=ctx,
+                   keep_screening_fee=keep_screening_fee)
     ids = [r.id for r in refunds]
     db.session.commit()
     return submit(ids, now=now)
 
 
+def _not_cleared_reason(enr: Enrollment) -> str:
+    if screening.kept_on_withdrawal(enr) > 0:
+        return "Not medically cleared: full refund, the screening fee included"
+    return "Not medically cleared: full refund of the deposit"
+
+
 def refund_deposit_not_cleared(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
-    """Not medically cleared: everything paid (the deposit) comes back in full, automatically."""
+    """Not medically cleared: everything paid (the deposit, the screening fee) comes back in full,
+    automatically."""
     amount = max(0, refundable(enrollment))
     return _plan_and_submit(enrollment, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
-                            reason="Not medically cleared: full refund of the deposit")
+                            reason=_not_cleared_reason(enrollment))
 
 
 def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: User | None,
@@ -237,14 +250,19 @@ def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: U
 
 
 def policy_amount(enr: Enrollment, now: datetime) -> int:
-    paid = ledger.paid(enr.id)
-    return min(max(0, refundable(enr)), percent_of(paid, policy_percent_for(enr, now)))
+    """What withdrawing at ``now`` refunds: the policy's percent of what was paid, the screening fee
+    left out (a withdrawal keeps it)."""
+    kept = screening.kept_on_withdrawal(enr)
+    paid = ledger.paid(enr.id) - kept
+    return min(max(0, refundable(enr) - kept), percent_of(max(0, paid), policy_percent_for(enr, now)))
 
 
 def withdrawal_quote(enr: Enrollment, now: datetime) -> dict:
-    """What withdrawing at ``now`` gives back: paid so far, the policy's percent and the amount."""
+    """What withdrawing at ``now`` gives back: paid so far, the policy's percent, the amount and
+    the screening fee kept."""
     return {"paid": ledger.paid(enr.id), "percent": policy_percent_for(enr, now),
-            "amount": policy_amount(enr, now), "currency": enr.cohort.currency}
+            "amount": policy_amount(enr, now), "currency": enr.cohort.currency,
+            "screening_fee_kept": screening.kept_on_withdrawal(enr)}
 
 
 def for_enrollment(enr: Enrollment) -> list[Refund]:
@@ -254,7 +272,8 @@ def for_enrollment(enr: Enrollment) -> list[Refund]:
 def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
     pct = policy_percent_for(enrollment, now)
     return _plan_and_submit(enrollment, policy_amount(enrollment, now), kind=RefundKind.POLICY, now=now,
-                            actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy")
+                            actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy",
+                            keep_screening_fee=True)
 
 
 INTERNAL_NOTE_MAX = 1000
@@ -341,8 +360,8 @@ def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: s
 
 @signals.enrollment_left.connect(order=10)
 def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
-    """Withdrawn: what the cohort's policy gives at ``now``. Not cleared: everything paid (the
-    deposit). Cohort cancelled by the practice: everything paid, and a kind email that names it.
+    """Withdrawn: what the cohort's policy gives at ``now`` (the screening fee kept). Not cleared:
+    everything paid (the deposit and the screening fee). Cohort cancelled by the practice: everything paid, and a kind email that names it.
     Other exits (declined, offer expired) had nothing paid to refund."""
     from retreat.cohorts.models import EnrollmentStatus as S
 
@@ -350,13 +369,12 @@ def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> 
     if status == S.WITHDRAWN:
         amount, pct = policy_amount(enr, now), policy_percent_for(enr, now)
         if amount > 0:
-            plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
+            plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor, keep_screening_fee=True,
                  reason=f"Withdrawal: {pct} % refund under the cohort's policy")
     elif status == S.NOT_CLEARED:
         amount = max(0, refundable(enr))
         if amount:
-            plan(enr, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
-                 reason="Not medically cleared: full refund of the deposit")
+            plan(enr, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor, reason=_not_cleared_reason(enr))
     elif status == S.CANCELLED:
         amount = max(0, refundable(enr))
         if amount:

@@ -89,7 +89,14 @@ def init_app(app: Flask) -> None:
 
         return refund_policy.notes_shown(cohort)
 
+    def _screening_fee_terms(cohort, enr=None) -> str:
+        """What a screening fee means, said plainly before paying ("" without a fee)."""
+        from retreat.payments import screening
+
+        return screening.enrollment_terms(enr) if enr is not None else screening.cohort_terms(cohort)
+
     app.jinja_env.globals["refund_policy_text"] = _refund_policy_text
+    app.jinja_env.globals["screening_fee_terms"] = _screening_fee_terms
     app.jinja_env.globals["refund_notes"] = _refund_notes
 
     @app.context_processor

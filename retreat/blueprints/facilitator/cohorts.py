@@ -113,7 +113,8 @@ def _cohort_input(form: CohortForm) -> svc.CohortInput:
         currency=form.currency.data, price_minor=form.price_minor, deposit_minor=form.deposit_minor,
         balance_due_on=form.balance_due_on.data, refund_policy=form.refund_policy.data or "",
         deposit_timing=form.deposit_timing.data, provider_organization_id=form.provider_organization_id.data or None,
-        hold_minutes=form.hold_minutes.data, offer_hours=form.offer_hours.data)
+        hold_minutes=form.hold_minutes.data, offer_hours=form.offer_hours.data,
+        screening_fee_minor=form.screening_fee_minor)
 
 
 @bp.route("/retreats/<int:retreat_id>/cohorts/new", methods=["GET", "POST"])
@@ -134,6 +135,8 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
             form.currency.data = cohort.currency
             form.price.data = str(from_minor(cohort.price_minor, cohort.currency))
             form.deposit.data = str(from_minor(cohort.deposit_minor, cohort.currency))
+            form.screening_fee.data = (str(from_minor(cohort.screening_fee_minor, cohort.currency))
+                                       if cohort.screening_fee_minor else "")
             form.balance_due_on.data, form.refund_policy.data = cohort.balance_due_on, cohort.refund_policy
             form.deposit_timing.data = cohort.deposit_timing
             form.provider_organization_id.data = cohort.provider_organization_id or 0
