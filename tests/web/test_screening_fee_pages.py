@@ -114,3 +114,17 @@ def test_a_cohort_without_a_fee_applies_as_before(app, db):
     r = client.post(f"/me/cohorts/{c.id}/apply", data={"motivation": "Curious", "agree": "y"}, follow_redirects=True)
     text = r.get_data(as_text=True)
     assert "Thank you for applying!" in text and "screening fee" not in text.lower()
+
+
+def test_the_fee_is_recorded_from_its_webhook_once(app, db):
+    c = fc.cohort(starts_at=now_utc() + timedelta(days=120), screening_fee_minor=15000)
+    enr = fc.applicant(c, now=now_utc())
+    _, pi = ph.start_and_confirm(enr, "screening_fee")
+    _db.session.commit()
+    client = app.test_client()
+    for _ in range(2):  # Stripe may deliver an event twice
+        assert ph.deliver(client, "payment_intent.succeeded", pi).status_code == 200
+    _db.session.expire_all()
+    enr = _db.session.get(Enrollment, enr.id)
+    assert ledger.paid(enr.id) == 15000 and enr.screening_fee_paid_at is not None
+    assert [e.memo for e in ledger.entries(enr.id) if e.entry_type == "charge"] == ["screening_fee payment"]
