@@ -128,3 +128,21 @@ def test_the_fee_is_recorded_from_its_webhook_once(app, db):
     enr = _db.session.get(Enrollment, enr.id)
     assert ledger.paid(enr.id) == 15000 and enr.screening_fee_paid_at is not None
     assert [e.memo for e in ledger.entries(enr.id) if e.entry_type == "charge"] == ["screening_fee payment"]
+
+
+def test_the_receipt_email_and_the_withdrawal_note_name_the_fee(app, db):
+    from retreat.messaging.models import OutboxMessage
+    from retreat.messaging.render import render_email
+    from retreat.payments import checkout as payments
+
+    c = fc.cohort(starts_at=now_utc() + timedelta(days=120), screening_fee_minor=15000)
+    enr = fc.applicant(c, now=now_utc())
+    _, pi = ph.start_and_confirm(enr, "screening_fee")
+    payments.sync_payment_intent(pi, now=now_utc())
+    _db.session.commit()
+    mail = _db.session.scalar(select(OutboxMessage).where(OutboxMessage.template == "receipt_charge"))
+    text = render_email(mail.template, mail.context).text
+    assert "we received your screening fee payment" in text and "Your application is now submitted" in text
+    assert "kept if you withdraw" in text
+    page = ph.signed_in(app, enr.participant).get(f"/me/enrollments/{enr.id}").get_data(as_text=True)
+    assert "the screening fee of $150.00 is kept, and you have paid nothing else to refund" in page
