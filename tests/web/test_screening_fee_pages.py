@@ -146,3 +146,4 @@ def test_the_receipt_email_and_the_withdrawal_note_name_the_fee(app, db):
     assert "kept if you withdraw" in text
     page = ph.signed_in(app, enr.participant).get(f"/me/enrollments/{enr.id}").get_data(as_text=True)
     assert "the screening fee of $150.00 is kept, and you have paid nothing else to refund" in page
+    assert "($350.00 left to pay: your screening fee counts toward it)" in page
