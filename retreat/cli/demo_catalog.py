@@ -16,7 +16,7 @@ from retreat.cli.demo_texts import SUMMARY, refund_policy, retreat_description, 
 from retreat.cohorts import catalog, preparation
 from retreat.cohorts.models import Cohort, CohortStatus, DepositTiming, Retreat
 from retreat.extensions import db
-from retreat.payments.refunds import DEFAULT_SCHEDULE
+from retreat.payments.refund_policy import DEFAULT_SCHEDULE
 
 PRICE_MINOR = 480000
 DEPOSIT_MINOR = 75000

@@ -19,7 +19,7 @@ from retreat.cohorts import catalog, preparation
 from retreat.cohorts.models import Cohort, CohortStatus, Retreat
 from retreat.extensions import db
 from retreat.money import format_money
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.timeutil import human_date, zone
 from retreat.web.pdf import html_to_pdf
 
@@ -46,7 +46,7 @@ def guide_html(retreat: Retreat) -> str:
                      "price": format_money(c.price_minor, c.currency),
                      "deposit": format_money(c.deposit_minor, c.currency),
                      "balance_due": human_date(c.balance_due_on) if c.balance_due_on else "—"})
-    policy = demo_texts.refund_policy(refunds.schedule(cohorts[0]) if cohorts else refunds.DEFAULT_SCHEDULE)
+    policy = demo_texts.refund_policy(refund_policy.schedule(cohorts[0]) if cohorts else refund_policy.DEFAULT_SCHEDULE)
     fasting = preparation.TASKS_BY_KEY["fasting"].help.split(" Tick ")[0]
     return render_template(
         "documents/program_guide.html", retreat=retreat, cohorts=rows,

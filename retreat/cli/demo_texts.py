@@ -1,12 +1,12 @@
 """The demo's words, written from the configuration they describe, never by hand: the number of
 integration circles and the follow-ups from the integration plan a new cohort gets
 (``integration.plan.TEMPLATE``), the refund tiers from the refund schedule
-(``payments.refunds.DEFAULT_SCHEDULE``)."""
+(``payments.refund_policy.DEFAULT_SCHEDULE``)."""
 
 from __future__ import annotations
 
 from retreat.integration.plan import TEMPLATE
-from retreat.payments.refunds import DEFAULT_SCHEDULE
+from retreat.payments.refund_policy import DEFAULT_SCHEDULE
 
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
                  "twelve")

@@ -159,6 +159,9 @@ def submit(enr: Enrollment, actor: User, raw_answers: dict, *, now: datetime,
     _check_owner(enr, actor)
     _lock_enrollment(enr)
     cohort = db.session.get(Cohort, enr.cohort_id)
+    if enr.screening_fee_due:
+        raise Conflict("Pay the screening fee first: your application counts as submitted once it is paid, "
+                       "and then your intake goes to the medical provider. Your draft is kept.")
     if cohort.provider_organization_id is None:
         raise Conflict("Medical review is not open for this cohort yet: the practice is still arranging its "
                        "partner provider. Your draft is kept; please try again later.")

@@ -35,7 +35,7 @@ from retreat.cohorts.models import (
 from retreat.core import locking, signals
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
-from retreat.money import MoneyError, normalize_currency
+from retreat.money import MoneyError, format_money, normalize_currency
 from retreat.timeutil import is_valid_zone, local_date
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -157,6 +157,7 @@ class CohortInput:
     provider_organization_id: int | None
     hold_minutes: int = 30
     offer_hours: int = 48
+    screening_fee_minor: int = 0
 
 
 def _validate_cohort(data: CohortInput) -> dict:
@@ -177,6 +178,9 @@ def _validate_cohort(data: CohortInput) -> dict:
         errors["price"] = ["The price must be more than zero."]
     if not 0 <= data.deposit_minor <= data.price_minor:
         errors["deposit"] = ["The deposit must be between zero and the price."]
+    fee_error = screening_fee_error(data.screening_fee_minor, data.price_minor, data.deposit_minor, data.currency)
+    if fee_error:
+        errors["screening_fee"] = [fee_error]
     if data.balance_due_on and data.balance_due_on > data.starts_at.date():
         errors["balance_due_on"] = ["The balance must be due before the cohort starts."]
     if data.deposit_timing not in {d.value for d in DepositTiming}:
@@ -189,6 +193,26 @@ def _validate_cohort(data: CohortInput) -> dict:
     if not 1 <= data.offer_hours <= 14 * 24:
         errors["offer_hours"] = ["Waitlist offers last between 1 hour and 14 days."]
     return errors
+
+
+def screening_fee_error(fee: int, price: int, deposit: int, currency: str) -> str:
+    """Why a screening fee is refused ("" when it is fine). The fee is credited against the price as
+    the first part of the deposit, so it must be less than the deposit (paying the rest of the
+    deposit then confirms the seat)."""
+    if fee == 0:
+        return ""
+    try:
+        cur = normalize_currency(currency)
+    except MoneyError:
+        cur = "USD"
+    if fee < 0:
+        return "The screening fee cannot be negative; leave it at 0 for no fee."
+    if fee > price:
+        return f"The screening fee cannot be more than the price ({format_money(price, cur)})."
+    if fee >= deposit:
+        return ("The screening fee counts toward the deposit, so it must be less than the deposit "
+                f"({format_money(deposit, cur)}).")
+    return ""
 
 
 def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, actor: User,
@@ -212,6 +236,7 @@ def save_cohort(cohort: Cohort | None, retreat: Retreat, data: CohortInput, *, a
     cohort.capacity = data.capacity
     cohort.currency = data.currency.upper()
     cohort.price_minor, cohort.deposit_minor = data.price_minor, data.deposit_minor
+    cohort.screening_fee_minor = data.screening_fee_minor
     cohort.balance_due_on = data.balance_due_on
     cohort.refund_policy = (data.refund_policy or "").strip()
     cohort.deposit_timing = data.deposit_timing

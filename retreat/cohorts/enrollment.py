@@ -148,7 +148,8 @@ def apply(cohort: Cohort, participant: User, *, now: datetime, motivation: str =
         raise Conflict("You have already applied to this cohort.", field="cohort")
     enr = Enrollment(cohort_id=cohort.id, participant_id=participant.id, status=S.APPLIED.value,
                      seat=SeatState.NONE.value, motivation=motivation, applied_at=now, created_at=now,
-                     updated_at=now, holds_taken=0, offers_made=0)
+                     updated_at=now, holds_taken=0, offers_made=0,
+                     screening_fee_minor=cohort.screening_fee_minor or None)
     try:
         with db.session.begin_nested():
             db.session.add(enr)

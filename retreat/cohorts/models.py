@@ -137,6 +137,9 @@ class Cohort(TimestampMixin, db.Model):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     price_minor: Mapped[int] = mapped_column(Integer)
     deposit_minor: Mapped[int] = mapped_column(Integer)
+    # Optional screening fee charged with the application (0: none); it counts toward the deposit,
+    # so it is less than the deposit (``catalog``); rules in ``payments.screening``.
+    screening_fee_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     balance_due_on: Mapped[date | None] = mapped_column(Date)
     refund_policy: Mapped[str] = mapped_column(Text, default="")
     deposit_timing: Mapped[str] = enum_column(DepositTiming, default=DepositTiming.AFTER_CLEARANCE, nullable=False)
@@ -236,6 +239,10 @@ class Enrollment(TimestampMixin, db.Model):
     # The cohort's refund schedule when this person applied ([[days_before, percent], ...]):
     # refunds follow it even if the cohort's schedule changes later (payments.refunds).
     refund_schedule: Mapped[list | None] = mapped_column(JSON)
+    # The cohort's screening fee when this person applied (None: no fee), and when it was paid
+    # (set from the payment's webhook): the application counts as submitted once it is paid.
+    screening_fee_minor: Mapped[int | None] = mapped_column(Integer)
+    screening_fee_paid_at: Mapped[datetime | None] = mapped_column()
 
     cohort: Mapped[Cohort] = relationship(back_populates="enrollments")
     participant: Mapped[User] = relationship()
@@ -244,6 +251,11 @@ class Enrollment(TimestampMixin, db.Model):
         back_populates="enrollment", order_by="EnrollmentTransition.id")
     checklist: Mapped[list[ChecklistItem]] = relationship(
         back_populates="enrollment", order_by="ChecklistItem.due_at, ChecklistItem.id")
+
+    @property
+    def screening_fee_due(self) -> bool:
+        """A screening fee is owed and not paid yet: the application is not submitted."""
+        return bool(self.screening_fee_minor) and self.screening_fee_paid_at is None
 
     @property
     def is_waitlisted(self) -> bool:

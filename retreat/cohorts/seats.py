@@ -150,7 +150,9 @@ def count_taken(cohort_id: int) -> int:
 
 def can_pay_deposit(cohort: Cohort, enr: Enrollment) -> bool:
     """Whether the enrollment has reached the deposit step of its cohort (and so may be offered
-    a seat from the waitlist)."""
+    a seat from the waitlist). Not while a screening fee is unpaid (the application is not submitted)."""
+    if enr.screening_fee_due:
+        return False
     if cohort.deposit_timing == DepositTiming.AFTER_CLEARANCE:
         return enr.status == EnrollmentStatus.CLEARED
     return enr.status in PRE_DEPOSIT
@@ -181,6 +183,8 @@ def take_hold(enrollment: Enrollment | int, *, now: datetime, actor: User | None
         return HoldOutcome("confirmed", enr, "Your seat is already confirmed.")
     if cohort.status not in BOOKABLE:
         raise Conflict("This cohort is not taking bookings.")
+    if enr.screening_fee_due:
+        raise Conflict("Pay the screening fee first: your application counts as submitted once it is paid.")
     if not can_pay_deposit(cohort, enr):
         if enr.status in PRE_DEPOSIT:
             raise Conflict("The deposit step opens once your medical clearance is recorded.")

@@ -35,11 +35,12 @@ from retreat.timeutil import is_valid_zone, zone
 MAX_MONTHS = 120  # a report spans at most ten years of months
 DEFAULT_MONTHS = 12
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)  # dates a filter accepts
-CATEGORIES = ("deposits", "balances", "other", "refunds", "disputes", "fees")
+CATEGORIES = ("deposits", "balances", "screening_fees", "other", "refunds", "disputes", "fees")
 MONEY_CATEGORIES = CATEGORIES  # what ``net`` adds up
 CATEGORY_LABELS = {
     "deposits": "Deposits collected",
     "balances": "Balances collected",
+    "screening_fees": "Screening fees collected",
     "other": "Other charges",
     "collected": "Collected (gross)",
     "refunds": "Refunds",
@@ -142,6 +143,7 @@ def _category():
         (and_(charge, Payment.kind == PaymentKind.DEPOSIT.value), literal("deposits")),
         (and_(charge, Payment.kind.in_([PaymentKind.BALANCE.value, PaymentKind.INSTALLMENT.value])),
          literal("balances")),
+        (and_(charge, Payment.kind == PaymentKind.SCREENING_FEE.value), literal("screening_fees")),
         (charge, literal("other")),
         (LedgerEntry.entry_type == LedgerType.REFUND.value, literal("refunds")),
         (LedgerEntry.entry_type == LedgerType.DISPUTE.value, literal("disputes")),
@@ -173,7 +175,8 @@ class Figures:
 
     @property
     def collected(self) -> int:
-        return self.amounts["deposits"] + self.amounts["balances"] + self.amounts["other"]
+        return (self.amounts["deposits"] + self.amounts["balances"] + self.amounts["screening_fees"]
+                + self.amounts["other"])
 
     @property
     def net(self) -> int:

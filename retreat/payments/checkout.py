@@ -31,7 +31,7 @@ from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
 from retreat.money import format_money
-from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds, webhook_events
+from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds, screening, webhook_events
 from retreat.payments.attempts import find_payment_for_intent, lock_payment
 from retreat.payments.models import (
     Installment,
@@ -90,6 +90,8 @@ def installment_progress(enr: Enrollment, q: pricing.Quote | None = None) -> lis
 
 
 def amount_due(enr: Enrollment, kind: PaymentKind, q: pricing.Quote | None = None) -> int:
+    if kind == PaymentKind.SCREENING_FEE:
+        return screening.amount_due(enr)
     q = q or pricing.quote(enr)
     if kind == PaymentKind.DEPOSIT:
         return q.deposit_outstanding if enr.seat != SeatState.CONFIRMED else 0
@@ -123,7 +125,11 @@ def begin(enr: Enrollment, kind: PaymentKind | str, *, now: datetime, actor: Use
           expected_amount: str | int | None = None) -> Start:
     kind = PaymentKind(kind)
     q = pricing.quote(enr)
-    if kind == PaymentKind.DEPOSIT:
+    if kind == PaymentKind.SCREENING_FEE:  # with the application (payments.screening)
+        screening.require_payable(enr)
+        amount = screening.amount_due(enr)
+        _check_expected(amount, expected_amount, q.currency)
+    elif kind == PaymentKind.DEPOSIT:
         if enr.seat == SeatState.CONFIRMED:
             return Start(None, "Your deposit is paid and your seat is confirmed.", "confirmed")
         amount = amount_due(enr, kind, q)
@@ -285,6 +291,8 @@ def _succeeded(payment: Payment, pi: dict, *, now: datetime) -> SyncResult:
             webhook_events.payment_succeeded(payment, amount, now=now)
             return result
         _default_plan(enr, now=now)
+    elif payment.kind == PaymentKind.SCREENING_FEE:
+        screening.fee_paid(payment, now=now)
     after = pricing.quote(enr)
     if after.balance <= 0 and enr.status == EnrollmentStatus.DEPOSIT_PAID:
         enrollment_svc.mark_balance_paid(enr, now=now, actor=None)

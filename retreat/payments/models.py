@@ -40,6 +40,7 @@ class PaymentKind(StrEnum):
     DEPOSIT = "deposit"
     BALANCE = "balance"
     INSTALLMENT = "installment"
+    SCREENING_FEE = "screening_fee"  # with the application; counts toward the deposit (payments.screening)
 
 
 class PaymentStatus(StrEnum):

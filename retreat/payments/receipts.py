@@ -57,7 +57,7 @@ def charge(payment: Payment, amount: int, *, now: datetime) -> None:
     """The receipt of a charge of ``amount`` on ``payment``."""
     _send(payment.enrollment, template="receipt_charge", dedupe_key=f"receipt-charge-{payment.id}", amount=amount,
           currency=payment.currency, reference=payment.stripe_payment_intent_id or payment.idempotency_key,
-          now=now, kind=payment.kind, document=documents.for_payment(payment.id))
+          now=now, kind=payment.kind.replace("_", " "), document=documents.for_payment(payment.id))
 
 
 def refund(refund: Refund, *, now: datetime) -> None:

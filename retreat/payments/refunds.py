@@ -13,152 +13,31 @@ Entry points for other features (each commits): ``refund_deposit_not_cleared``,
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts import seats
-from retreat.cohorts.models import Cohort, Enrollment
+from retreat.cohorts.models import Enrollment
 from retreat.core import jobs, locking, signals, urls
 from retreat.core.context import RequestContext
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.money import MoneyError, format_money, percent_of, to_minor
-from retreat.payments import gateway, ledger, receipts, webhook_events
+from retreat.payments import gateway, ledger, receipts, screening, webhook_events
 from retreat.payments.attempts import find_payment_for_intent
 from retreat.payments.models import (
-    DEFAULT_SCHEDULE,
     LedgerType,
     Payment,
+    PaymentKind,
     PaymentStatus,
     Refund,
     RefundKind,
-    RefundRule,
     RefundStatus,
 )
-
-MAX_TIERS = 10
-
-
-def schedule(cohort: Cohort) -> list[tuple[int, int]]:
-    """The cohort's schedule now, most days first (the default when it has none)."""
-    rules = db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)).all()
-    rows = [(r.days_before, r.percent) for r in rules] or list(DEFAULT_SCHEDULE)
-    return sorted(rows, reverse=True)
-
-
-def schedule_for(enr: Enrollment) -> list[tuple[int, int]]:
-    """The schedule this enrollment applied under (its snapshot); the cohort's own for enrollments
-    made before snapshots were kept."""
-    if enr.refund_schedule:
-        return sorted(((int(d), int(p)) for d, p in enr.refund_schedule), reverse=True)
-    return schedule(enr.cohort)
-
-
-def check_tiers(rows: list[tuple[int | None, int | None]]) -> list[tuple[int, int]]:
-    """Validate tiers typed in a form: rows with both parts blank are ignored; at least one tier;
-    days 0-730 and percent 0-100; no day twice; more days never refund less. Returns them most
-    days first. Raises ValidationFailed (field ``tiers``) naming the row."""
-    steps = []
-    for i, (days, pct) in enumerate(rows, start=1):
-        if days is None and pct is None:
-            continue
-        if days is None or pct is None:
-            raise ValidationFailed(f"Refund tier {i}: enter both the days before the start and the percent.",
-                                   field="tiers")
-        if not 0 <= days <= 730:
-            raise ValidationFailed(f"Refund tier {i}: days before the start must be between 0 and 730.",
-                                   field="tiers")
-        if not 0 <= pct <= 100:
-            raise ValidationFailed(f"Refund tier {i}: the percent refunded must be between 0 and 100.",
-                                   field="tiers")
-        steps.append((days, pct))
-    if not steps:
-        raise ValidationFailed("Enter at least one refund tier.", field="tiers")
-    if len(steps) > MAX_TIERS:
-        raise ValidationFailed(f"Use at most {MAX_TIERS} refund tiers.", field="tiers")
-    days_seen = [d for d, _ in steps]
-    dupes = sorted({d for d in days_seen if days_seen.count(d) > 1})
-    if dupes:
-        raise ValidationFailed(f"Two refund tiers have the same number of days ({dupes[0]}); each tier needs "
-                               "its own.", field="tiers")
-    steps.sort(reverse=True)
-    for (d1, p1), (d2, p2) in zip(steps, steps[1:], strict=False):
-        if p1 < p2:
-            raise ValidationFailed(f"Withdrawing earlier never refunds less: {d1} days before gives {p1} % but "
-                                   f"{d2} days before gives {p2} %.", field="tiers")
-    return steps
-
-
-def set_schedule(cohort: Cohort, steps: list[tuple[int, int]]) -> None:
-    """Replace the cohort's schedule (validated). Enrollments already made keep theirs."""
-    steps = check_tiers([(int(d), int(p)) for d, p in steps])
-    for rule in db.session.scalars(select(RefundRule).where(RefundRule.cohort_id == cohort.id)):
-        db.session.delete(rule)
-    db.session.flush()
-    for days, pct in steps:
-        db.session.add(RefundRule(cohort_id=cohort.id, days_before=days, percent=pct))
-    db.session.flush()
-
-
-def _days(n: int) -> str:
-    return "1 day" if n == 1 else f"{n} days"
-
-
-def policy_text(steps: list[tuple[int, int]]) -> str:
-    """The public refund policy, generated from the tiers so that the two always agree."""
-    steps = sorted(steps, reverse=True)
-    parts = []
-    for days, pct in steps:
-        when = "up to the start" if days == 0 else f"{_days(days)} or more before the start"
-        parts.append(f"withdraw {when}: {pct} % of what you paid is refunded" if pct else
-                     f"withdraw {when}: no refund")
-    last_days = steps[-1][0] if steps else 0
-    if last_days > 0:
-        parts.append(f"withdraw later than {_days(last_days)} before the start: no refund")
-    text = "; ".join(parts)
-    return (text[:1].upper() + text[1:] + ". If you are not medically cleared, or the practice cancels, "
-            "everything you paid is refunded.")
-
-
-PERCENT_IN_NOTES = re.compile(r"\d\s*(%|percent|per cent)", re.IGNORECASE)
-
-
-def notes_shown(cohort: Cohort) -> str:
-    """The cohort's additional refund notes as participants see them: left out while they still
-    state percentages (free text written before the tiers, which could disagree with them)."""
-    notes = (cohort.refund_policy or "").strip()
-    return "" if PERCENT_IN_NOTES.search(notes) else notes
-
-
-def cohort_policy_text(cohort: Cohort) -> str:
-    return policy_text(schedule(cohort))
-
-
-def enrollment_policy_text(enr: Enrollment) -> str:
-    return policy_text(schedule_for(enr))
-
-
-def _percent_at(steps: list[tuple[int, int]], starts_at: datetime, now: datetime) -> int:
-    for days, pct in sorted(steps, reverse=True):
-        if now <= starts_at - timedelta(days=days):
-            return pct
-    return 0
-
-
-def policy_percent(cohort: Cohort, now: datetime) -> int:
-    """Percent refunded on withdrawal at ``now`` under the cohort's current schedule: a step applies
-    up to and including the instant ``days_before`` days before the cohort starts."""
-    return _percent_at(schedule(cohort), cohort.starts_at, now)
-
-
-def policy_percent_for(enr: Enrollment, now: datetime) -> int:
-    """The percent withdrawing at ``now`` gives back to this enrollment: by the schedule in force
-    when it applied."""
-    return _percent_at(schedule_for(enr), enr.cohort.starts_at, now)
+from retreat.payments.refund_policy import policy_percent_for
 
 
 def _pending(*where) -> int:
@@ -194,8 +73,9 @@ def new_refund(payment: Payment, amount: int, kind: RefundKind, reason: str, *, 
 
 
 def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime, actor: User | None,
-         ctx: RequestContext | None = None) -> list[Refund]:
-    """Decide a refund of ``amount`` across the enrollment's charges (newest first). Caller commits."""
+         ctx: RequestContext | None = None, keep_screening_fee: bool = False) -> list[Refund]:
+    """Decide a refund of ``amount`` across the enrollment's charges (newest first). With
+    ``keep_screening_fee`` (a withdrawal) the screening fee's charge is left alone. Caller commits."""
     enr = seats.lock_enrollment(enr.id)
     if amount <= 0:
         raise ValidationFailed("Enter an amount greater than zero.", field="amount")
@@ -207,6 +87,8 @@ def plan(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: da
     payments = db.session.scalars(select(Payment).where(
         Payment.enrollment_id == enr.id, Payment.status == PaymentStatus.SUCCEEDED.value)
         .order_by(Payment.succeeded_at.desc(), Payment.id.desc())).all()
+    if keep_screening_fee:
+        payments = [p for p in payments if p.kind != PaymentKind.SCREENING_FEE]
     left, refunds = amount, []
     for payment in payments:
         room = ledger.net_paid_on_payment(enr.id, payment.id) - _pending(Refund.payment_id == payment.id)
@@ -333,21 +215,30 @@ def apply_stripe_refund(r: dict, *, now: datetime) -> Refund | None:
 
 
 def _plan_and_submit(enr: Enrollment, amount: int, *, kind: RefundKind, reason: str, now: datetime,
-                     actor: User | None, ctx: RequestContext | None = None) -> list[Refund]:
+                     actor: User | None, ctx: RequestContext | None = None,
+                     keep_screening_fee: bool = False) -> list[Refund]:
     if amount <= 0:
         db.session.commit()
         return []
-    refunds = plan(enr, amount, kind=kind, reason=reason, now=now, actor=actor, ctx=ctx)
+    refunds = plan(enr, amount, kind=kind, reason=reason, now=now, actor=actor, ctx=ctx,
+                   keep_screening_fee=keep_screening_fee)
     ids = [r.id for r in refunds]
     db.session.commit()
     return submit(ids, now=now)
 
 
+def _not_cleared_reason(enr: Enrollment) -> str:
+    if screening.kept_on_withdrawal(enr) > 0:
+        return "Not medically cleared: full refund, the screening fee included"
+    return "Not medically cleared: full refund of the deposit"
+
+
 def refund_deposit_not_cleared(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
-    """Not medically cleared: everything paid (the deposit) comes back in full, automatically."""
+    """Not medically cleared: everything paid (the deposit, the screening fee) comes back in full,
+    automatically."""
     amount = max(0, refundable(enrollment))
     return _plan_and_submit(enrollment, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
-                            reason="Not medically cleared: full refund of the deposit")
+                            reason=_not_cleared_reason(enrollment))
 
 
 def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: User | None,
@@ -359,14 +250,19 @@ def refund_practice_cancelled(enrollment: Enrollment, *, now: datetime, actor: U
 
 
 def policy_amount(enr: Enrollment, now: datetime) -> int:
-    paid = ledger.paid(enr.id)
-    return min(max(0, refundable(enr)), percent_of(paid, policy_percent_for(enr, now)))
+    """What withdrawing at ``now`` refunds: the policy's percent of what was paid, the screening fee
+    left out (a withdrawal keeps it)."""
+    kept = screening.kept_on_withdrawal(enr)
+    paid = ledger.paid(enr.id) - kept
+    return min(max(0, refundable(enr) - kept), percent_of(max(0, paid), policy_percent_for(enr, now)))
 
 
 def withdrawal_quote(enr: Enrollment, now: datetime) -> dict:
-    """What withdrawing at ``now`` gives back: paid so far, the policy's percent and the amount."""
+    """What withdrawing at ``now`` gives back: paid so far, the policy's percent, the amount and
+    the screening fee kept."""
     return {"paid": ledger.paid(enr.id), "percent": policy_percent_for(enr, now),
-            "amount": policy_amount(enr, now), "currency": enr.cohort.currency}
+            "amount": policy_amount(enr, now), "currency": enr.cohort.currency,
+            "screening_fee_kept": screening.kept_on_withdrawal(enr)}
 
 
 def for_enrollment(enr: Enrollment) -> list[Refund]:
@@ -376,7 +272,8 @@ def for_enrollment(enr: Enrollment) -> list[Refund]:
 def refund_on_withdrawal(enrollment: Enrollment, *, now: datetime, actor: User | None) -> list[Refund]:
     pct = policy_percent_for(enrollment, now)
     return _plan_and_submit(enrollment, policy_amount(enrollment, now), kind=RefundKind.POLICY, now=now,
-                            actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy")
+                            actor=actor, reason=f"Withdrawal: {pct} % refund under the cohort's policy",
+                            keep_screening_fee=True)
 
 
 INTERNAL_NOTE_MAX = 1000
@@ -463,8 +360,8 @@ def issue_finance_refund(enrollment: Enrollment, amount: str | int, *, reason: s
 
 @signals.enrollment_left.connect(order=10)
 def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> None:
-    """Withdrawn: what the cohort's policy gives at ``now``. Not cleared: everything paid (the
-    deposit). Cohort cancelled by the practice: everything paid, and a kind email that names it.
+    """Withdrawn: what the cohort's policy gives at ``now`` (the screening fee kept). Not cleared:
+    everything paid (the deposit and the screening fee). Cohort cancelled by the practice: everything paid, and a kind email that names it.
     Other exits (declined, offer expired) had nothing paid to refund."""
     from retreat.cohorts.models import EnrollmentStatus as S
 
@@ -472,13 +369,12 @@ def refund_on_leaving(enr: Enrollment, *, now: datetime, actor: User | None) -> 
     if status == S.WITHDRAWN:
         amount, pct = policy_amount(enr, now), policy_percent_for(enr, now)
         if amount > 0:
-            plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor,
+            plan(enr, amount, kind=RefundKind.POLICY, now=now, actor=actor, keep_screening_fee=True,
                  reason=f"Withdrawal: {pct} % refund under the cohort's policy")
     elif status == S.NOT_CLEARED:
         amount = max(0, refundable(enr))
         if amount:
-            plan(enr, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor,
-                 reason="Not medically cleared: full refund of the deposit")
+            plan(enr, amount, kind=RefundKind.NOT_CLEARED, now=now, actor=actor, reason=_not_cleared_reason(enr))
     elif status == S.CANCELLED:
         amount = max(0, refundable(enr))
         if amount:

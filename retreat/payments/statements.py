@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from retreat.cohorts.models import Enrollment
-from retreat.payments import documents, ledger, legal, pricing
+from retreat.payments import documents, ledger, legal, pricing, screening
 from retreat.payments.models import LedgerType
 
 _LABELS = {LedgerType.CHARGE.value: "Payment", LedgerType.REFUND.value: "Refund",
            LedgerType.DISPUTE.value: "Dispute", LedgerType.DISCOUNT.value: "Discount",
            LedgerType.ADJUSTMENT.value: "Price adjustment"}
+SCREENING_FEE_LABEL = "Screening fee (credited against the price)"
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ class Statement:
 def build(enr: Enrollment, *, now: datetime) -> Statement:
     docs = {d.ledger_entry_id: d for d in documents.of_enrollment(enr.id)}
     price_lines, money_lines = [], []
+    fee_payments = screening.fee_payment_ids(enr.id)
     for e in ledger.entries(enr.id):
         label = _LABELS.get(e.entry_type)
+        if e.entry_type == LedgerType.CHARGE.value and e.payment_id in fee_payments:
+            label = SCREENING_FEE_LABEL
         if label is None:  # Stripe fees are the practice's cost, not the participant's
             continue
         doc = docs.get(e.id)

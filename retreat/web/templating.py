@@ -80,16 +80,23 @@ def init_app(app: Flask) -> None:
     def _refund_policy_text(cohort, enr=None) -> str:
         """The refund policy as participants read it, written from the tiers (an enrollment's own
         snapshot when given) so the text and the refunds cannot disagree."""
-        from retreat.payments import refunds
+        from retreat.payments import refund_policy
 
-        return refunds.enrollment_policy_text(enr) if enr is not None else refunds.cohort_policy_text(cohort)
+        return refund_policy.enrollment_policy_text(enr) if enr is not None else refund_policy.cohort_policy_text(cohort)
 
     def _refund_notes(cohort) -> str:
-        from retreat.payments import refunds
+        from retreat.payments import refund_policy
 
-        return refunds.notes_shown(cohort)
+        return refund_policy.notes_shown(cohort)
+
+    def _screening_fee_terms(cohort, enr=None) -> str:
+        """What a screening fee means, said plainly before paying ("" without a fee)."""
+        from retreat.payments import screening
+
+        return screening.enrollment_terms(enr) if enr is not None else screening.cohort_terms(cohort)
 
     app.jinja_env.globals["refund_policy_text"] = _refund_policy_text
+    app.jinja_env.globals["screening_fee_terms"] = _screening_fee_terms
     app.jinja_env.globals["refund_notes"] = _refund_notes
 
     @app.context_processor

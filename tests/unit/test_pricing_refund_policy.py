@@ -8,7 +8,7 @@ import pytest
 
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.money import format_money
-from retreat.payments import pricing, refunds
+from retreat.payments import pricing, refund_policy
 from retreat.payments.models import DiscountCode, RedemptionStatus
 from tests import factories
 from tests import factories_cohorts as fc
@@ -112,18 +112,18 @@ def test_scholarship_sets_the_price_for_one_enrollment(db):
 ])
 def test_default_refund_schedule_at_each_boundary(db, offset, expected):
     c = fc.cohort()
-    assert refunds.policy_percent(c, c.starts_at - offset) == expected
+    assert refund_policy.policy_percent(c, c.starts_at - offset) == expected
 
 
 def test_configured_refund_schedule(db):
     c = fc.cohort()
-    refunds.set_schedule(c, [(90, 100), (45, 75), (14, 25)])
-    assert refunds.policy_percent(c, c.starts_at - timedelta(days=90)) == 100
-    assert refunds.policy_percent(c, c.starts_at - timedelta(days=45)) == 75
-    assert refunds.policy_percent(c, c.starts_at - timedelta(days=14)) == 25
-    assert refunds.policy_percent(c, c.starts_at - timedelta(days=13, hours=23)) == 0
+    refund_policy.set_schedule(c, [(90, 100), (45, 75), (14, 25)])
+    assert refund_policy.policy_percent(c, c.starts_at - timedelta(days=90)) == 100
+    assert refund_policy.policy_percent(c, c.starts_at - timedelta(days=45)) == 75
+    assert refund_policy.policy_percent(c, c.starts_at - timedelta(days=14)) == 25
+    assert refund_policy.policy_percent(c, c.starts_at - timedelta(days=13, hours=23)) == 0
     with pytest.raises(ValidationFailed):
-        refunds.set_schedule(c, [(10, 120)])
+        refund_policy.set_schedule(c, [(10, 120)])
 
 
 def test_installment_split_in_whole_units():

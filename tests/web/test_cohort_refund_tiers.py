@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from retreat.extensions import db as _db
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.timeutil import now_utc, to_local
 from tests import factories_cohorts as fc
 from tests.conftest import signed_in
@@ -45,11 +45,11 @@ def cohort(db):
 ])
 def test_bad_tiers_are_refused_and_nothing_changes(make_client, db, cohort, tiers, message):
     admin = make_client("admin")
-    before = refunds.schedule(cohort)
+    before = refund_policy.schedule(cohort)
     r = admin.post(f"/facilitator/cohorts/{cohort.id}/edit", data=_data(cohort, **tiers))
     assert r.status_code == 422 and message in r.get_data(as_text=True)
     _db.session.expire_all()
-    assert refunds.schedule(cohort) == before
+    assert refund_policy.schedule(cohort) == before
 
 
 def test_tiers_saved_shown_as_text_and_earlier_applicants_keep_theirs(app, make_client, db, cohort):
@@ -62,20 +62,20 @@ def test_tiers_saved_shown_as_text_and_earlier_applicants_keep_theirs(app, make_
         cohort, **{"tiers-0-days": "14", "tiers-0-percent": "25", "tiers-2-days": "90", "tiers-2-percent": "100"}))
     assert r.status_code == 302, r.get_data(as_text=True)[-1500:]
     _db.session.expire_all()
-    assert refunds.schedule(cohort) == [(90, 100), (14, 25)]
-    text = refunds.policy_text([(90, 100), (14, 25)])
+    assert refund_policy.schedule(cohort) == [(90, 100), (14, 25)]
+    text = refund_policy.policy_text([(90, 100), (14, 25)])
     public = app.test_client().get(f"/cohorts/{cohort.id}")
     assert public.status_code == 200 and text in public.get_data(as_text=True)
     mine = signed_in(app, early.participant).get(f"/me/enrollments/{early.id}").get_data(as_text=True)
-    assert refunds.policy_text([(60, 100), (30, 50)]) in mine and text not in mine
-    assert refunds.policy_percent_for(early, cohort.starts_at - timedelta(days=40)) == 50
+    assert refund_policy.policy_text([(60, 100), (30, 50)]) in mine and text not in mine
+    assert refund_policy.policy_percent_for(early, cohort.starts_at - timedelta(days=40)) == 50
 
 
 def test_old_free_text_with_percentages_is_not_shown_and_does_not_block_editing(app, make_client, db, cohort):
     cohort.refund_policy = "Full refund until 60 days before the start, 50% until 30 days, none after."
     _db.session.commit()
     public = app.test_client().get(f"/cohorts/{cohort.id}").get_data(as_text=True)
-    assert "50% until 30 days" not in public and refunds.policy_text([(60, 100), (30, 50)]) in public
+    assert "50% until 30 days" not in public and refund_policy.policy_text([(60, 100), (30, 50)]) in public
     admin = make_client("admin")
     page = admin.get(f"/facilitator/cohorts/{cohort.id}/edit").get_data(as_text=True)
     assert "no longer shown to participants" in page

@@ -21,7 +21,7 @@ from retreat.accounts import practice
 from retreat.cohorts.catalog import SESSION_KIND_LABELS
 from retreat.cohorts.models import DepositTiming, SessionKind
 from retreat.money import SUPPORTED_CURRENCIES, MoneyError, to_minor
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.payments.balances import DUE_BEFORE_START
 from retreat.timeutil import zone
 from retreat.web.forms import (
@@ -61,7 +61,7 @@ class MoneyField(StringField):
 
 
 TIER_ROWS = 5
-PERCENT_IN_NOTES = refunds.PERCENT_IN_NOTES
+PERCENT_IN_NOTES = refund_policy.PERCENT_IN_NOTES
 
 
 class RefundTierForm(wtforms.Form):
@@ -80,6 +80,11 @@ class CohortForm(FlaskForm):
     currency = SelectField("Currency", choices=[(c, c) for c in SUPPORTED_CURRENCIES], default="USD")
     price = MoneyField("Price", validators=[DataRequired(), Length(max=20)], filters=[strip])
     deposit = MoneyField("Deposit", validators=[DataRequired(), Length(max=20)], filters=[strip])
+    screening_fee = MoneyField("Screening fee (optional)", validators=[Optional(), Length(max=20)], filters=[strip],
+                               description="Charged with the application and credited against the price (it "
+                                           "is the first part of the deposit). Refunded in full if the medical "
+                                           "provider does not clear the person; kept if they withdraw. Leave "
+                                           "empty or 0 for no fee.")
     balance_due_on = DateField("Balance due on", validators=[Optional()], description=(
         f"Leave empty to have the balance due {DUE_BEFORE_START.days} days before the start: it then moves "
         "with the cohort's dates. A date you enter stays as it is when the dates move."))
@@ -126,6 +131,16 @@ class CohortForm(FlaskForm):
 
     def validate_deposit(self, f):
         self._minor(f)
+
+    def validate_screening_fee(self, f):
+        if (f.data or "").startswith("-"):
+            raise ValidationError("The screening fee cannot be negative; leave it empty for no fee.")
+        if f.data:
+            self._minor(f)
+
+    @property
+    def screening_fee_minor(self) -> int:
+        return self._minor(self.screening_fee) if self.screening_fee.data else 0
 
     @property
     def price_minor(self) -> int:

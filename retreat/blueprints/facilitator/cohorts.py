@@ -30,7 +30,7 @@ from retreat.cohorts.models import CohortSession, Enrollment, Retreat
 from retreat.core.cache_versions import roster_version
 from retreat.core.errors import DomainError, NotFound
 from retreat.extensions import db
-from retreat.payments import refunds
+from retreat.payments import refund_policy
 from retreat.timeutil import now_utc, to_local
 from retreat.web import page_cache
 from retreat.web.forms import refused, show_domain_error, status_for
@@ -114,7 +114,8 @@ def _cohort_input(form: CohortForm) -> svc.CohortInput:
         currency=form.currency.data, price_minor=form.price_minor, deposit_minor=form.deposit_minor,
         balance_due_on=form.balance_due_on.data, refund_policy=form.refund_policy.data or "",
         deposit_timing=form.deposit_timing.data, provider_organization_id=form.provider_organization_id.data or None,
-        hold_minutes=form.hold_minutes.data, offer_hours=form.offer_hours.data)
+        hold_minutes=form.hold_minutes.data, offer_hours=form.offer_hours.data,
+        screening_fee_minor=form.screening_fee_minor)
 
 
 @bp.route("/retreats/<int:retreat_id>/cohorts/new", methods=["GET", "POST"])
@@ -135,12 +136,14 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
             form.currency.data = cohort.currency
             form.price.data = str(from_minor(cohort.price_minor, cohort.currency))
             form.deposit.data = str(from_minor(cohort.deposit_minor, cohort.currency))
+            form.screening_fee.data = (str(from_minor(cohort.screening_fee_minor, cohort.currency))
+                                       if cohort.screening_fee_minor else "")
             form.balance_due_on.data, form.refund_policy.data = cohort.balance_due_on, cohort.refund_policy
             form.deposit_timing.data = cohort.deposit_timing
             form.provider_organization_id.data = cohort.provider_organization_id or 0
             form.hold_minutes.data, form.offer_hours.data = cohort.hold_minutes, cohort.offer_hours
-            form.set_tiers(refunds.schedule(cohort))
-            if cohort.refund_policy and not refunds.notes_shown(cohort):
+            form.set_tiers(refund_policy.schedule(cohort))
+            if cohort.refund_policy and not refund_policy.notes_shown(cohort):
                 # Free text from before the tiers that states percentages: not prefilled (it may
                 # disagree with the tiers); shown above the notes so its other parts can be kept.
                 form.refund_policy.data = ""
@@ -148,14 +151,14 @@ def cohort_form(retreat_id: int | None = None, cohort_id: int | None = None):
                                                   f"shown to participants: “{cohort.refund_policy}”")
         else:
             form.timezone.data = practice.timezone()
-            form.set_tiers(refunds.DEFAULT_SCHEDULE)
+            form.set_tiers(refund_policy.DEFAULT_SCHEDULE)
     if form.validate_on_submit():
         try:
-            tiers = refunds.check_tiers(form.tier_rows())
-            before = refunds.schedule(cohort) if cohort is not None else None
+            tiers = refund_policy.check_tiers(form.tier_rows())
+            before = refund_policy.schedule(cohort) if cohort is not None else None
             cohort = svc.save_cohort(cohort, retreat, _cohort_input(form), actor=acting_user(), now=now_utc())
             if tiers != before:
-                refunds.set_schedule(cohort, tiers)
+                refund_policy.set_schedule(cohort, tiers)
                 audit.record("payments.refund_schedule_set", actor=acting_user(), object_type="cohort",
                              object_id=cohort.id, ctx=request_context(), now=now_utc(),
                              details={"tiers": [list(t) for t in tiers],

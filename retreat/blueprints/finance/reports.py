@@ -80,7 +80,7 @@ def _money_fmt(currency: str):
 
 # One colour per figure in every chart (classes series-0 .. series-5 in app.css).
 CATEGORY_CSS = {"deposits": "series-0", "balances": "series-1", "refunds": "series-2", "fees": "series-3",
-                "other": "series-4", "disputes": "series-5", "collected": "series-0", "net": "series-4"}
+                "other": "series-4", "screening_fees": "series-5", "disputes": "series-5", "collected": "series-0", "net": "series-4"}
 
 
 def _series(name: str, values: list[int]) -> Series:
@@ -104,6 +104,8 @@ def report_charts(rep: Report) -> dict[str, list]:
         names = ["deposits", "balances", "refunds", "disputes", "fees"]
         if any(col("other")):
             names.insert(2, "other")
+        if any(col("screening_fees")):
+            names.insert(2, "screening_fees")
         series = [_series(n, col(n)) for n in names if n in ("deposits", "balances") or any(col(n))]
         charts = [
             bar_chart(f"Money by month ({cur})", labels, series, stacked=True, fmt=fmt,
@@ -131,7 +133,7 @@ def report_charts(rep: Report) -> dict[str, list]:
     return out
 
 
-SUMMARY_ROWS = ("deposits", "balances", "other", "collected", "refunds", "disputes", "fees", "net", "discounts")
+SUMMARY_ROWS = ("deposits", "balances", "screening_fees", "other", "collected", "refunds", "disputes", "fees", "net", "discounts")
 
 
 @bp.get("/reports")

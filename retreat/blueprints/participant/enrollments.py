@@ -65,7 +65,9 @@ def apply(cohort_id: int):
         except DomainError as exc:
             show_domain_error(form, exc)
         else:
-            if enr.is_waitlisted:
+            if enr.screening_fee_due:
+                flash("Almost done: pay the screening fee below and your application is submitted.", "info")
+            elif enr.is_waitlisted:
                 flash(f"Thank you for applying. The cohort is full, so you are on the waitlist (position "
                       f"{seats.place(enr)}). You can prepare meanwhile; we will email you if a seat frees up.",
                       "info")
@@ -145,7 +147,9 @@ def withdraw(enrollment_id: int):
                 "Your application is withdrawn. " + (
                     f"Under the cohort's refund policy we are refunding {format_money(back['amount'], back['currency'])} "
                     "to your card; it usually shows within 5-10 days." if back["amount"] else
-                    "Under the cohort's refund policy there is nothing to refund."))
+                    "Under the cohort's refund policy there is nothing to refund.") + (
+                    f" The screening fee of {format_money(back['screening_fee_kept'], back['currency'])} is kept."
+                    if back["screening_fee_kept"] else ""))
 
 
 @bp.route("/enrollments/<int:enrollment_id>/checklist/<key>", methods=["GET", "POST"])

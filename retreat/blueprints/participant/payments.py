@@ -15,7 +15,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.payments import checkout as payments
-from retreat.payments import documents, gateway, ledger, pricing, refunds
+from retreat.payments import documents, gateway, ledger, pricing, refund_policy, refunds
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -68,7 +68,7 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
         installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enr.is_active,
         start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
-        refund_schedule=refunds.schedule(enr.cohort)), status
+        refund_schedule=refund_policy.schedule(enr.cohort)), status
 
 
 @bp.get("/payments")
