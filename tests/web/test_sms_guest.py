@@ -244,3 +244,15 @@ def test_manage_page_statement_count_with_a_number(client, booked):
     with counting() as statements:
         assert client.get(url).status_code == 200
     assert len(statements) <= 8, statements
+
+
+def test_a_number_has_exactly_one_owner(db, booked):
+    from sqlalchemy.exc import IntegrityError
+
+    b, _ = booked
+    person = factories.user("participant", password=None)
+    for owners in ({}, {"user_id": person.id, "consultation_id": b.consult.id}):
+        with pytest.raises(IntegrityError):
+            with _db.session.begin_nested():
+                _db.session.add(phone.PhoneNumber(sms_enabled=False, code_attempts=0, codes_in_window=0, **owners))
+                _db.session.flush()
