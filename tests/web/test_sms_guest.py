@@ -243,7 +243,7 @@ def test_manage_page_statement_count_with_a_number(client, booked):
     client.get(url)
     with counting() as statements:
         assert client.get(url).status_code == 200
-    assert len(statements) <= 4, statements  # 2 on PostgreSQL: the booking (locked by its link) and its number
+    assert len(statements) <= 4, statements  # 2 measured on PostgreSQL: the booking and its number
 
 
 def test_a_number_has_exactly_one_owner(db, booked):
