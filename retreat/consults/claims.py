@@ -24,6 +24,7 @@ from sqlalchemy import select
 from retreat import audit
 from retreat.accounts import users as accounts
 from retreat.accounts.models import User
+from retreat.consults import guest_phone
 from retreat.consults.manage import LINK_INVALID, link_serializer, signed_payload
 from retreat.consults.models import Consultation
 from retreat.core import locking
@@ -81,6 +82,7 @@ def confirm_owner(token: str, *, now: datetime, ctx: RequestContext | None = Non
     consult.participant_id = owner.id
     consult.owner_confirmed_at = now
     consult.updated_at = now
+    guest_phone.to_account(consult, owner, now=now, ctx=ctx)  # a number verified on the manage page moves too
     audit.record("consult.owner_confirmed", actor_email=consult.guest_email, object_type="consultation",
                  object_id=consult.id, details={"participant_id": owner.id}, ctx=ctx, now=now)
     return consult, False

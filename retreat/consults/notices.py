@@ -12,7 +12,7 @@ from retreat.consults.models import (
     Consultation,
 )
 from retreat.core import urls
-from retreat.messaging import outbox
+from retreat.messaging import outbox, sms_outbox
 from retreat.messaging.ics import event_spec
 from retreat.timeutil import email_time
 
@@ -69,6 +69,7 @@ def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, bas
     common = dict(to_user=consult.participant, to_email=consult.guest_email, to_name=consult.guest_name,
                   tz=consult.guest_tz, group_key=guest_group(consult), private={"manage_url": link}, now=now)
     prefix = f"consult-{consult.id}-s{consult.sequence}"
+    texts_guest = event != "booked"  # a new booking has no number of its own yet: nothing to look up
     confirmation_private = {**common["private"], **({"claim_url": claim_link} if claim_link else {})}
     outbox.enqueue(template="consult_confirmation", dedupe_key=f"{prefix}-confirmation", context=ctx,
                    ics=ics_for(consult), private_ics={"description": ics_for(consult, manage_link=link)["description"]},
@@ -77,14 +78,31 @@ def queue_guest_messages(consult: Consultation, link: str, *, now: datetime, bas
         due = consult.start_at - before
         if due > now:
             outbox.enqueue(template="consult_reminder", dedupe_key=f"{prefix}-reminder-{label}", due_at=due,
-                           context={**ctx, "lead": lead}, sms=_sms(consult, lead, base_url), **common)
+                           context={**ctx, "lead": lead}, sms=_sms(consult, lead, base_url, guest=texts_guest),
+                           **common)
 
 
-def _sms(consult: Consultation, lead: str, base_url: str) -> dict:
-    """The reminder's SMS twin (queued only for an account with a verified number): no capability
-    link, the portal instead; never sent once the consult has started."""
-    return {"template": "consult_reminder", "lead": lead, "start": consult.start_at.isoformat(),
-            "link": base_url.rstrip("/") + urls.PARTICIPANT_HOME_PATH, "stale_after": consult.start_at}
+def queue_reminder_texts(consult: Consultation, *, now: datetime, base_url: str) -> None:
+    """The SMS twins of the reminders still ahead, for a number verified after they were queued."""
+    prefix = f"consult-{consult.id}-s{consult.sequence}"
+    for label, before, lead in REMINDERS:
+        due = consult.start_at - before
+        if due > now:
+            sms_outbox.queue_for_user(_sms(consult, lead, base_url), email_key=f"{prefix}-reminder-{label}",
+                                      user_id=consult.participant_id, tz=consult.guest_tz, due_at=due, now=now,
+                                      group_key=guest_group(consult))
+
+
+def _sms(consult: Consultation, lead: str, base_url: str, *, guest: bool = True) -> dict:
+    """The reminder's SMS twin, queued only for a verified number: the account's, or for a guest
+    record the booking's own (``consults.guest_phone``). No capability link: the portal, or for a
+    guest the booking's token-free page (it opens in the browser that holds the manage link). Never
+    sent once the consult has started."""
+    sms = {"template": "consult_reminder", "lead": lead, "start": consult.start_at.isoformat(),
+           "link": base_url.rstrip("/") + urls.PARTICIPANT_HOME_PATH, "stale_after": consult.start_at}
+    if guest and consult.participant_id is None:
+        sms.update(consultation_id=consult.id, link=f"{base_url.rstrip('/')}/consult/booking/{consult.id}")
+    return sms
 
 
 def queue_guest_cancellation(consult: Consultation, *, by: str, now: datetime, base_url: str) -> None:

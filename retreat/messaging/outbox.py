@@ -68,10 +68,11 @@ def enqueue(
     (inside ``batched()`` on PostgreSQL: None, the row is written at the end of the block).
 
     ``sms`` ({"template": ..., plain fields}) also queues its SMS twin (``"<dedupe_key>:sms"``) when
-    ``to_user`` opted in to SMS with a verified number (``messaging.sms_outbox``)."""
+    ``to_user`` opted in to SMS with a verified number, or without ``to_user`` when the guest's booking
+    ``sms["consultation_id"]`` has one (``messaging.sms_outbox``)."""
     now = now or now_utc()
-    if sms and to_user is not None:
-        sms_outbox.queue_for_user(sms, email_key=dedupe_key, user_id=to_user.id,
+    if sms and (to_user is not None or sms.get("consultation_id")):
+        sms_outbox.queue_for_user(sms, email_key=dedupe_key, user_id=to_user.id if to_user is not None else None,
                                   tz=tz or getattr(to_user, "tz", None), due_at=due_at or now, now=now,
                                   group_key=group_key)
     postgres = db.session.get_bind().dialect.name == "postgresql"

@@ -43,21 +43,22 @@ HELP_TEXT = ("{sender}: reminders for your consultations, circles and check-ins.
 _CLINICAL_KEYS = frozenset({"answers", "mood", "notes", "private_text", "diagnosis", "conditions", "intake"})
 SMS_SUFFIX = ":sms"
 
-NumberLookup = Callable[[int], str | None]
+NumberLookup = Callable[[int | None, int | None], str | None]
 _lookups: list[NumberLookup] = []
 
 
 def register_number_lookup(fn: NumberLookup) -> None:
-    """``fn(user_id)`` answers the person's verified E.164 number when SMS reminders are on, else None."""
+    """``fn(user_id, consultation_id)`` answers the verified E.164 number of an account, or of a guest's
+    consult booking, when SMS reminders are on, else None."""
     if fn not in _lookups:
         _lookups.append(fn)
 
 
-def verified_number(user_id: int | None) -> str | None:
-    if not user_id:
+def verified_number(user_id: int | None, consultation_id: int | None = None) -> str | None:
+    if not user_id and not consultation_id:
         return None
     for fn in _lookups:
-        number = fn(user_id)
+        number = fn(user_id, consultation_id)
         if number:
             return number
     return None
@@ -155,12 +156,14 @@ def _by_key(key: str) -> SmsMessage | None:
 def queue_for_user(sms: dict, *, email_key: str, user_id: int | None, tz: str | None, due_at: datetime,
                    now: datetime, group_key: str | None) -> SmsMessage | None:
     """The SMS twin of a reminder email, if the person opted in with a verified number.
-    ``sms`` = {"template": ..., "stale_after": datetime | None, **plain context}."""
-    number = verified_number(user_id)
-    if number is None:
-        return None
+    ``sms`` = {"template": ..., "stale_after": datetime | None, **plain context}; without an account
+    (``user_id`` None) its ``consultation_id`` names the guest's booking whose number is texted."""
     fields = dict(sms)
     template, stale = fields.pop("template"), fields.pop("stale_after", None)
+    consultation_id = fields.pop("consultation_id", None)
+    number = verified_number(user_id) if user_id else verified_number(None, consultation_id)
+    if number is None:
+        return None
     return enqueue(template=template, dedupe_key=email_key[:200] + SMS_SUFFIX, to_number=number, user_id=user_id,
                    tz=tz, context=fields, due_at=due_at, now=now, group_key=group_key, stale_after=stale)
 
@@ -184,6 +187,23 @@ def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None, use
         update(SmsMessage).where(or_(*conds), SmsMessage.status == SmsStatus.PENDING.value)
         .values(status=SmsStatus.CANCELLED.value, cancelled_at=now, updated_at=now, private_enc=None,
                 last_error=reason).execution_options(synchronize_session="fetch"))
+    return result.rowcount or 0
+
+
+def retarget(*, group_key: str, user_id: int, to_number: str | None, now: datetime) -> int:
+    """A guest's booking joined an account: its pending texts (``group_key``) now belong to the
+    account, sent to ``to_number`` (the number that moved, or the account's own), or are cancelled
+    when there is none to text."""
+    pending = (SmsMessage.group_key == group_key, SmsMessage.recipient_user_id.is_(None),
+               SmsMessage.status == SmsStatus.PENDING.value)
+    if to_number is None:
+        values = dict(status=SmsStatus.CANCELLED.value, cancelled_at=now, last_error="the booking joined an account "
+                      "without SMS reminders")
+    else:
+        values = dict(to_number_enc=encrypt_field(to_number), to_hash=number_hash(to_number))
+    result = db.session.execute(update(SmsMessage).where(*pending).values(recipient_user_id=user_id, updated_at=now,
+                                                                          **values)
+                                .execution_options(synchronize_session="fetch"))
     return result.rowcount or 0
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, or_, select, update
 from retreat import audit
 from retreat.accounts.calendar_feeds import CalendarFeed
 from retreat.accounts.models import ApiToken, User
+from retreat.accounts.phone import PhoneNumber
 from retreat.accounts.recovery_codes import TotpRecoveryCode
 from retreat.accounts.sessions import EndReason, UserSession, end_all
 from retreat.clinical.dosing_models import DosingRecord
@@ -32,6 +33,7 @@ from retreat.cohorts.models import ChecklistItem, ConsentSignature, Enrollment, 
 from retreat.consults.models import Consultation
 from retreat.core import locking
 from retreat.core.context import RequestContext
+from retreat.core.crypto import encrypt_field
 from retreat.core.errors import Conflict, ValidationFailed
 from retreat.extensions import db
 from retreat.integration.followup_models import CheckInResponse, FollowUp, FollowUpStatus
@@ -39,6 +41,7 @@ from retreat.integration.journal_models import JournalEntry
 from retreat.integration.models import CircleRsvp
 from retreat.messaging import outbox
 from retreat.messaging.models import OutboxMessage, OutboxStatus
+from retreat.messaging.sms_models import SmsMessage
 from retreat.payments.models import Installment, LedgerEntry, Payment, Refund
 from retreat.privacy import deletion_review
 from retreat.privacy.deletion import seat_blocking_deletion
@@ -90,6 +93,22 @@ def _their_messages(person: User):
                                               func.lower(OutboxMessage.recipient_email) == person.email.lower()))
 
 
+ERASED_NUMBER = "erased"  # a text's number and its hash after erasure: matches no phone
+
+
+def _their_numbers(person: User, consults: list[int]):
+    """Their phone numbers: the account's, and those given on the manage page of their consults."""
+    return select(PhoneNumber.id).where(or_(PhoneNumber.user_id == person.id,
+                                            PhoneNumber.consultation_id.in_(consults or [-1])))
+
+
+def _their_texts(person: User, consults: list[int]):
+    """Text messages to them: the account's, and those of their consults (a guest's number, its codes)."""
+    groups = [f"{prefix}{i}" for i in consults for prefix in ("consult:", "phone:consult:")]
+    return select(SmsMessage.id).where(or_(SmsMessage.recipient_user_id == person.id,
+                                           SmsMessage.group_key.in_(groups or ["-"])))
+
+
 @dataclass(frozen=True)
 class Group:
     title: str
@@ -103,6 +122,7 @@ def plan(person: User) -> dict[str, list]:
         select(ClearanceRequest).where(ClearanceRequest.enrollment_id.in_(_enrollment_ids(person))))}) \
         or ["none referred yet"]
     clinical_why = CLINICAL_WHY.format(orgs=", ".join(orgs))
+    consults = list(db.session.scalars(_their_consults(person)))
     kept = [
         Group("Financial records", FINANCIAL_WHY, [
             Item("Payments", _count(_of(Payment, person)), ""),
@@ -138,6 +158,9 @@ def plan(person: User) -> dict[str, list]:
         Item("Team notes", _count(_of(RosterNote, person)), "Deleted"),
         Item("Consultations", _count(_their_consults(person)),
              "Reason, answers and the facilitator's notes erased; name, email and phone anonymised; links revoked"),
+        Item("Phone numbers for text reminders", _count(_their_numbers(person, consults)), "Deleted"),
+        Item("Text messages", _count(_their_texts(person, consults)),
+             "Content and number erased; unsent ones cancelled"),
         Item("Circle replies", _count(_of(CircleRsvp, person)), "Notes erased"),
         Item("Messages", _count(_their_messages(person)),
              "Content erased and address anonymised; unsent ones cancelled (except the email telling them)"),
@@ -211,6 +234,14 @@ def _erase(person: User, *, keep_message_id: int | None, now: datetime) -> dict[
             reason_encrypted=None, answers_encrypted=None, outcome_notes_encrypted=None, guest_name=ANON_NAME,
             guest_email=anon_email, guest_phone=None, heard_from=None, manage_token_hash=None,
             manage_token_expires_at=None, claim_token_hash=None)),
+        "phone_numbers": _rows(delete(PhoneNumber).where(PhoneNumber.id.in_(_their_numbers(person, consults)))),
+        "texts_cancelled": _rows(update(SmsMessage).where(
+            SmsMessage.id.in_(_their_texts(person, consults)),
+            SmsMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.FAILED.value]))
+            .values(status=OutboxStatus.CANCELLED.value, cancelled_at=now)),
+        "texts": _rows(update(SmsMessage).where(SmsMessage.id.in_(_their_texts(person, consults))).values(
+            context={}, private_enc=None, to_number_enc=encrypt_field(ERASED_NUMBER),
+            to_hash=ERASED_NUMBER, last_error=None)),
         "circle_replies": _rows(update(CircleRsvp).where(CircleRsvp.enrollment_id.in_(enrollments)).values(note="")),
         "messages": _rows(update(OutboxMessage).where(OutboxMessage.id.in_(messages or [-1])).values(
             context={}, private_enc=None, ics=None, recipient_email=anon_email, recipient_name=None)),

@@ -65,6 +65,9 @@ PUBLIC_ENDPOINTS = {
     "consults.reschedule": "reschedule a booking: needs the manage link this browser opened",
     "consults.cancel": "cancel a booking: needs the manage link this browser opened",
     "consults.invite": "the booking's .ics: needs the manage link this browser opened",
+    "consults.sms_number": "a guest's number for text reminders (POST): needs the manage link this browser opened",
+    "consults.sms_verify": "the texted code for a guest's number (POST): needs the manage link this browser opened",
+    "consults.sms_remove": "remove a guest's number (POST): needs the manage link this browser opened",
     "api_consultations.slots": "free consult times for the practice's website (rate limited)",
     "api_consultations.create": "book a consult from the practice's website (rate limited)",
 }

@@ -2,6 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField, TelField, TextAreaField
 from wtforms.validators import Email, Optional
 
+from retreat.blueprints.account.forms import PhoneCodeForm, PhoneNumberForm  # noqa: F401  (the same fields as /account/sms)
 from retreat.consults.prescreen import ANSWER_CHOICES, HEARD_FROM_CHOICES, PRESCREEN_QUESTIONS
 from retreat.consults.settings import MAX_LEN
 from retreat.web.forms import DataRequired, Length, ZoneField, strip, zone_options

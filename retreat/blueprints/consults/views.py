@@ -8,10 +8,17 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from retreat.accounts import phone
 from retreat.blueprints.consults import bp
-from retreat.blueprints.consults.forms import BookingForm, ConfirmForm, zone_choices
+from retreat.blueprints.consults.forms import (
+    BookingForm,
+    ConfirmForm,
+    PhoneCodeForm,
+    PhoneNumberForm,
+    zone_choices,
+)
 from retreat.consults import booking as bookings
-from retreat.consults import claims, notices, prescreen, publishing
+from retreat.consults import claims, guest_phone, notices, prescreen, publishing
 from retreat.consults import manage as manage_links
 from retreat.consults import slots as free_times
 from retreat.core import urls
@@ -19,7 +26,7 @@ from retreat.core.errors import DomainError, ValidationFailed
 from retreat.extensions import limiter
 from retreat.messaging.ics import build_calendar
 from retreat.timeutil import human_time, is_valid_zone, now_utc, zone
-from retreat.web import capability_links, rate_keys
+from retreat.web import capability_links, rate_keys, transaction
 from retreat.web.capability_links import private_page
 from retreat.web.forms import refused, show_domain_error
 from retreat.web.hooks import no_store
@@ -306,10 +313,82 @@ def manage_link_open(token, page=None):
     return _manage_page(consult, token, _LINK_PAGES.get(page or "", "consults.manage"))
 
 
+def _manage_view(consult, now, status: int = 200, **forms):
+    """The manage page, with the text-reminder card of a guest record (``consults.guest_phone``)."""
+    row = guest_phone.number_of(consult) if consult.participant_id is None else None
+    forms.setdefault("number_form", PhoneNumberForm(prefix="number"))
+    forms.setdefault("code_form", PhoneCodeForm(prefix="code"))
+    forms.setdefault("remove_form", ConfirmForm(prefix="remove"))
+    sms = {"offered": guest_phone.offered(consult, now), "row": row,
+           "number": phone.display(row.number) if row else "",
+           "pending": phone.display(row.pending) if row and row.code_hash else ""}
+    return render_template("consults/manage.html", sms=sms, **forms, **_manage_context(consult, now)), status
+
+
 @bp.get("/booking/<int:consult_id>")
 @manage_link
 def manage(token, consult, now):
-    return render_template("consults/manage.html", **_manage_context(consult, now))
+    return _manage_view(consult, now)
+
+
+def _sms_refused(consult, now, form):
+    """Without the text-reminder card on the page (an account's booking, a call cancelled or over), a
+    refusal is told as a flash message on the manage page; None when the card is there to show it."""
+    if guest_phone.offered(consult, now):
+        return None
+    messages = [m for errors in form.errors.values() for m in errors] + list(form.form_errors)
+    refused(messages[0] if messages else "Text reminders are not available for this booking.")
+    return redirect(url_for("consults.manage", consult_id=consult.id)), 303
+
+
+def _sms_done(consult, message: str):
+    flash(message, "success")
+    return redirect(url_for("consults.manage", consult_id=consult.id) + "#text-reminders"), 303
+
+
+@bp.post("/booking/<int:consult_id>/sms/number")
+@limiter.limit(_book_limit, key_func=rate_keys.client("consult-sms"))
+@manage_link
+def sms_number(token, consult, now):
+    """Text a code to the number the guest typed (the same rules as an account's number)."""
+    form = PhoneNumberForm(prefix="number")
+    if form.validate_on_submit():
+        try:
+            guest_phone.request_code(consult, form.phone.data, now=now, ctx=request_context())
+        except DomainError as exc:
+            show_domain_error(form, exc)
+        else:
+            return _sms_done(consult, "We texted you a 6-digit code. Enter it below to turn text reminders on.")
+    return _sms_refused(consult, now, form) or _manage_view(consult, now, 422, number_form=form)
+
+
+@bp.post("/booking/<int:consult_id>/sms/verify")
+@manage_link
+def sms_verify(token, consult, now):
+    form = PhoneCodeForm(prefix="code")
+    if form.validate_on_submit():
+        try:
+            guest_phone.verify(consult, form.code.data, now=now, ctx=request_context())
+        except phone.WrongCode as exc:
+            show_domain_error(form, exc)
+            transaction.keep("a wrong code counts towards the limit of tries")
+        except DomainError as exc:
+            show_domain_error(form, exc)
+        else:
+            return _sms_done(consult, "Your number is verified. We will text you before your call.")
+    return _sms_refused(consult, now, form) or _manage_view(consult, now, 422, code_form=form)
+
+
+@bp.post("/booking/<int:consult_id>/sms/remove")
+@manage_link
+def sms_remove(token, consult, now):
+    form = ConfirmForm(prefix="remove")
+    if not form.validate_on_submit():
+        flash("Your form expired. Please try again.", "warning")
+        return redirect(url_for("consults.manage", consult_id=consult.id)), 303
+    removed = guest_phone.remove(consult, now=now, ctx=request_context())
+    return _sms_done(consult, "Your number is removed. We will not text you." if removed
+                     else "There was no number to remove.")
 
 
 @bp.route("/booking/<int:consult_id>/reschedule", methods=["GET", "POST"])
