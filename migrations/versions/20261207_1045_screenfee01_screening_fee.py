@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "screenfee01"
-down_revision = "sms01"
+down_revision = "sms02"
 branch_labels = None
 depends_on = None
 
