@@ -16,9 +16,10 @@
 
   function postHeight() {
     if (!host || window.parent === window) { return; }
-    window.parent.postMessage({ type: "retreat-widget:height", height: document.documentElement.scrollHeight }, host);
+    // The content's own height (not the document's, which is at least the frame's current height).
+    window.parent.postMessage({ type: "retreat-widget:height", height: Math.ceil(root.getBoundingClientRect().height) }, host);
   }
-  if (window.ResizeObserver) { new ResizeObserver(postHeight).observe(document.body); }
+  if (window.ResizeObserver) { new ResizeObserver(postHeight).observe(root); }
   window.addEventListener("load", postHeight);
 
   var detected = "";
@@ -145,6 +146,10 @@
     });
   });
 
+  form.addEventListener("input", function (event) {  // a corrected field loses its old message
+    var p = root.querySelector('[data-error-for="' + event.target.name + '"]');
+    if (p) { p.hidden = true; event.target.removeAttribute("aria-invalid"); }
+  });
   $("[data-back]").addEventListener("click", function () { show("times"); });
   tzSelect.addEventListener("change", function () { offset = 0; load(); });
   earlier.addEventListener("click", function () { offset = Math.max(0, offset - days); load(); });
