@@ -78,6 +78,10 @@ def load_config(overrides: dict | None = None) -> dict:
         # ...and only on requests that come from these addresses or networks (the proxies themselves).
         "TRUSTED_PROXY_ADDRESSES": os.environ.get("TRUSTED_PROXY_ADDRESSES", "127.0.0.0/8,::1"),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # The practice's websites that may embed the booking widget (frame /widget/* and call the
+        # public booking API from a browser): comma-separated origins, scheme://host[:port].
+        # Empty (default): nobody may frame the widget; see widget_origins() and the README.
+        "WIDGET_ALLOWED_ORIGINS": os.environ.get("WIDGET_ALLOWED_ORIGINS", ""),
         "PRACTICE_NAME": os.environ.get("PRACTICE_NAME", "Open Meadow Retreats"),
         # Shown with crisis resources after a check-in asks for contact (empty: not shown).
         "PRACTICE_CONTACT_PHONE": os.environ.get("PRACTICE_CONTACT_PHONE", ""),
@@ -390,8 +394,53 @@ def check_sms(cfg: dict) -> None:
             raise ConfigurationError("SMS_API_BASE", f"is {base!r}, not an http(s) URL")
 
 
+def _origin_or_reason(item: str) -> tuple[str | None, str | None]:
+    """(normalised origin, None) for ``scheme://host[:port]``; (None, why not) otherwise."""
+    from urllib.parse import urlsplit
+
+    if "*" in item:
+        return None, "has a wildcard (*): list each website's origin"
+    raw = item[:-1] if item.endswith("/") and item.count("/") == 3 else item  # "https://x.com/" is fine
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        return None, "is not scheme://host[:port]"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None, "is not scheme://host[:port] with http or https"
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return None, "has more than scheme://host[:port] (no path, query or user)"
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else ""), None
+
+
+def widget_origins(cfg: dict) -> tuple[str, ...]:
+    """WIDGET_ALLOWED_ORIGINS as normalised origins (lower-case host, no default port), in the
+    form browsers send in ``Origin``. Invalid entries raise ConfigurationError (start-up check)."""
+    value = cfg.get("WIDGET_ALLOWED_ORIGINS") or ""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    found: list[str] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        origin, reason = _origin_or_reason(item)
+        if origin is None:
+            raise ConfigurationError("WIDGET_ALLOWED_ORIGINS", f"holds {item!r}, which {reason} "
+                                     "(e.g. https://www.example-practice.com)")
+        if origin not in found:
+            found.append(origin)
+    return tuple(found)
+
+
+def check_widget_origins(cfg: dict) -> None:
+    """WIDGET_ALLOWED_ORIGINS lists origins only: scheme://host[:port], no path, no wildcard."""
+    widget_origins(cfg)
+
+
 CHECKS: list = [check_secret_key, check_clinical_data_keys, check_stripe_live_mode, check_logging,
-                check_metrics_token, check_trusted_proxies, check_sms]
+                check_metrics_token, check_trusted_proxies, check_sms, check_widget_origins]
 
 
 def check_configuration(cfg: dict) -> None:

@@ -16,6 +16,7 @@ def register_blueprints(app: Flask) -> None:
     from retreat.blueprints.provider import bp as provider_bp
     from retreat.blueprints.public import bp as public_bp
     from retreat.blueprints.webhooks import bp as webhooks_bp
+    from retreat.blueprints.widget import bp as widget_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(account_bp, url_prefix="/account")
@@ -26,4 +27,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(webhooks_bp, url_prefix="/webhooks")
     app.register_blueprint(consults_bp, url_prefix="/consult")
+    app.register_blueprint(widget_bp)  # /widget.js and /widget/* (framed by WIDGET_ALLOWED_ORIGINS only)
     register_api(app)

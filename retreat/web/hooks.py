@@ -16,7 +16,7 @@ from retreat.core import logs, urls
 from retreat.core.crypto import hash_token
 from retreat.extensions import db
 from retreat.timeutil import now_utc
-from retreat.web import access_log, sessions, transaction
+from retreat.web import access_log, embedding, sessions, transaction
 from retreat.web.errors import json_error
 from retreat.web.proxies import TRUSTED_PEER_ENVIRON_KEY
 from retreat.web.security import wants_json
@@ -91,6 +91,7 @@ def init_app(app: Flask) -> None:
     # First of all hooks (CSRF's runs earlier otherwise), so that every error page carries the id.
     app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
     access_log.init_app(app)  # before the other after_request hooks are added: it runs last
+    embedding.init_app(app)  # the widget API's Origin check (before any view) and its CORS headers
 
     @app.teardown_request
     def _forget_request_id(_exc):
@@ -126,9 +127,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _security_headers(response):
         h = response.headers
-        h.setdefault("Content-Security-Policy", content_security_policy(current_app.config.get("STRIPE_API_BASE", "")))
+        stripe_base = current_app.config.get("STRIPE_API_BASE", "")
+        if embedding.is_widget_page(request.path):  # framed by the listed websites only
+            h.setdefault("Content-Security-Policy", content_security_policy(stripe_base, embedding.frame_ancestors()))
+        else:
+            h.setdefault("Content-Security-Policy", content_security_policy(stripe_base))
+            h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
@@ -142,8 +147,9 @@ def init_app(app: Flask) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def content_security_policy(stripe_api_base: str) -> str:
-    """The CSP header for a Stripe API base (built once per value, not on every response)."""
+def content_security_policy(stripe_api_base: str, frame_ancestors: str = "'none'") -> str:
+    """The CSP header for a Stripe API base and the pages allowed to frame this one (built once
+    per value, not on every response)."""
     stripe_base = (stripe_api_base or "").rstrip("/")
     stripe_src = "https://js.stripe.com" if "api.stripe.com" in stripe_base or not stripe_base else stripe_base
     return "; ".join([
@@ -157,7 +163,7 @@ def content_security_policy(stripe_api_base: str) -> str:
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
-        "frame-ancestors 'none'",
+        f"frame-ancestors {frame_ancestors}",
     ])
 
 

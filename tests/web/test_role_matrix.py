@@ -45,6 +45,8 @@ PUBLIC_ENDPOINTS = {
     "public.cohort_detail": "a cohort's public page (seats left, price, apply)",
     "public.retreat_guide": "the program guide PDF staff publish",
     "api_cohorts.Cohorts": "open cohorts for the practice's website",
+    "widget.script": "the embed snippet's script (/widget.js): static JavaScript",
+    "widget.consult": "the framed booking widget: free times, books through the public consult API; no cookie",
     "api_cohorts.CohortDetail": "one open cohort",
     "api_cohorts.CsrfToken": "CSRF token for the session-authenticated API calls",
     "webhooks.stripe_webhook": "Stripe webhook: authenticated by its signature on the raw body",

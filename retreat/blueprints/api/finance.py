@@ -11,12 +11,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from retreat.accounts.models import Role
+from retreat.blueprints.api import pages
 from retreat.blueprints.api.schemas import ErrorSchema
 from retreat.core.errors import DomainError
 from retreat.payments import feed
 from retreat.payments.models import LedgerType, PaymentKind, PaymentStatus
 from retreat.web.errors import json_error
-from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED, etag_json
+from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED
 from retreat.web.security import api_roles_required, api_scope_required
 
 blp = Blueprint("api_finance", __name__, url_prefix="/api/v1",
@@ -33,10 +34,8 @@ class _FeedQuerySchema(Schema):
     to = fields.Date(metadata={"description": "Last UTC day (inclusive), YYYY-MM-DD.", "example": "2026-12-31"})
     cohort = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1),
                             metadata={"description": "Only this cohort's rows (cohort id).", "example": 3})
-    limit = fields.Integer(load_default=feed.DEFAULT_LIMIT, validate=validate.Range(min=1, max=feed.MAX_LIMIT),
-                           metadata={"description": f"Rows per page, 1-{feed.MAX_LIMIT}.", "example": 50})
-    cursor = fields.String(validate=validate.Length(min=1, max=feed.MAX_CURSOR),
-                           metadata={"description": "`next_cursor` of the previous page, as returned."})
+    limit = pages.limit_field(feed.DEFAULT_LIMIT, feed.MAX_LIMIT)
+    cursor = pages.cursor_field(feed.MAX_CURSOR)
 
 
 class LedgerQuerySchema(_FeedQuerySchema):
@@ -82,14 +81,12 @@ class PaymentItemSchema(Schema):
 
 class LedgerEntryPageSchema(Schema):
     items = fields.List(fields.Nested(LedgerEntryItemSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True,
-                                metadata={"description": "Pass as `cursor` for the next page; null on the last."})
+    next_cursor = pages.next_cursor_field()
 
 
 class PaymentPageSchema(Schema):
     items = fields.List(fields.Nested(PaymentItemSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True,
-                                metadata={"description": "Pass as `cursor` for the next page; null on the last."})
+    next_cursor = pages.next_cursor_field()
 
 
 LEDGER_EXAMPLE = {"items": [{"id": 41, "created_at": "2026-03-10T18:00:00+00:00", "kind": "charge",
@@ -109,10 +106,6 @@ BAD_EXAMPLE = {"error": "Some query parameters are invalid.", "errors": {"kind":
 def _filters(args) -> feed.Filters:
     return feed.Filters(since=args.get("from_"), until=args.get("to"), cohort_id=args.get("cohort"),
                         kind=args.get("kind"), limit=args["limit"], cursor=args.get("cursor"))
-
-
-def _body(page: feed.FeedPage) -> dict:
-    return {"items": page.items, "next_cursor": page.next_cursor}
 
 
 def _refused(exc: DomainError):
@@ -135,7 +128,7 @@ def ledger_entries(args):
         page = feed.ledger_entries(_filters(args))
     except DomainError as exc:
         return _refused(exc)
-    return etag_json(LedgerEntryPageSchema().dump(_body(page)))
+    return pages.listed(LedgerEntryPageSchema(), page)
 
 
 @blp.route("/payments", methods=["GET"])
@@ -153,4 +146,4 @@ def payments(args):
         page = feed.payments(_filters(args))
     except DomainError as exc:
         return _refused(exc)
-    return etag_json(PaymentPageSchema().dump(_body(page)))
+    return pages.listed(PaymentPageSchema(), page)

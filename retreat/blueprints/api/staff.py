@@ -18,6 +18,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from retreat.accounts.models import Role
+from retreat.blueprints.api import pages
 from retreat.blueprints.api.schemas import ErrorSchema
 from retreat.cohorts import roster_feed
 from retreat.cohorts.models import Cohort, EnrollmentStatus, SeatState
@@ -25,12 +26,11 @@ from retreat.cohorts.team import is_on_team
 from retreat.consults import staff_feed
 from retreat.consults.models import ConsultStatus
 from retreat.core import urls
-from retreat.core.cursors import MAX_CURSOR
 from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 from retreat.web.errors import json_error
-from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED, etag_json
+from retreat.web.etag import ETAG_HEADER, NOT_MODIFIED
 from retreat.web.security import api_roles_required, api_scope_required, request_context, require_object
 
 blp = Blueprint("api_staff", __name__, url_prefix="/api/v1",
@@ -43,20 +43,6 @@ BAD_EXAMPLE = {"error": "Some query parameters are invalid.",
                "errors": {"cursor": ["Not a cursor from this API: pass next_cursor as it was returned."]}}
 
 
-def _limit():
-    return fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
-                          metadata={"description": "Rows per page, 1-200.", "example": 50})
-
-
-def _cursor():
-    return fields.String(validate=validate.Length(min=1, max=MAX_CURSOR),
-                         metadata={"description": "`next_cursor` of the previous page, as returned."})
-
-
-def _next_cursor():
-    return fields.String(allow_none=True, required=True,
-                         metadata={"description": "Pass as `cursor` for the next page; null on the last."})
-
 
 class ConsultQuerySchema(Schema):
     from_ = fields.Date(data_key="from", metadata={"description": "First UTC day of the start (inclusive).",
@@ -64,8 +50,8 @@ class ConsultQuerySchema(Schema):
     to = fields.Date(metadata={"description": "Last UTC day of the start (inclusive).", "example": "2026-12-31"})
     status = fields.String(validate=validate.OneOf(CONSULT_STATUSES),
                            metadata={"enum": CONSULT_STATUSES, "example": "booked"})
-    limit = _limit()
-    cursor = _cursor()
+    limit = pages.limit_field()
+    cursor = pages.cursor_field()
 
 
 class ConsultItemSchema(Schema):
@@ -85,7 +71,7 @@ class ConsultItemSchema(Schema):
 
 class ConsultPageSchema(Schema):
     items = fields.List(fields.Nested(ConsultItemSchema), required=True)
-    next_cursor = _next_cursor()
+    next_cursor = pages.next_cursor_field()
 
 
 class RescheduleSchema(Schema):
@@ -94,8 +80,8 @@ class RescheduleSchema(Schema):
 
 
 class PageQuerySchema(Schema):
-    limit = _limit()
-    cursor = _cursor()
+    limit = pages.limit_field()
+    cursor = pages.cursor_field()
 
 
 class EnrollmentQuerySchema(PageQuerySchema):
@@ -116,7 +102,7 @@ class TeamCohortSchema(Schema):
 
 class TeamCohortPageSchema(Schema):
     items = fields.List(fields.Nested(TeamCohortSchema), required=True)
-    next_cursor = _next_cursor()
+    next_cursor = pages.next_cursor_field()
 
 
 ENROLLMENT_STATUSES = [s.value for s in EnrollmentStatus]
@@ -138,7 +124,7 @@ class StaffEnrollmentSchema(Schema):
 
 class StaffEnrollmentPageSchema(Schema):
     items = fields.List(fields.Nested(StaffEnrollmentSchema), required=True)
-    next_cursor = _next_cursor()
+    next_cursor = pages.next_cursor_field()
 
 
 class RosterItemSchema(Schema):
@@ -155,7 +141,7 @@ class RosterItemSchema(Schema):
 
 class RosterPageSchema(Schema):
     items = fields.List(fields.Nested(RosterItemSchema), required=True)
-    next_cursor = _next_cursor()
+    next_cursor = pages.next_cursor_field()
 
 
 CONSULT_EXAMPLE = {"id": 12, "status": "booked", "start": "2026-12-15T17:00:00+00:00",
@@ -178,9 +164,6 @@ ROSTER_EXAMPLE = {"items": [{"enrollment_id": 7, "participant_id": 12, "name": "
 def _refused(exc: DomainError):
     return json_error(400, exc.message, exc.errors or None)
 
-
-def _listed(schema: Schema, page):
-    return etag_json(schema.dump({"items": page.items, "next_cursor": page.next_cursor}))
 
 
 def _team_cohort(cohort_id: int) -> Cohort:
@@ -206,7 +189,7 @@ def consultations(args):
                                         status=args.get("status"), limit=args["limit"], cursor=args.get("cursor"))
     except DomainError as exc:
         return _refused(exc)
-    return _listed(ConsultPageSchema(), page)
+    return pages.listed(ConsultPageSchema(), page)
 
 
 def _own_consult(consult_id: int):
@@ -269,7 +252,7 @@ def team_cohorts(args):
         page = roster_feed.team_cohorts(g.api_user, limit=args["limit"], cursor=args.get("cursor"))
     except DomainError as exc:
         return _refused(exc)
-    return _listed(TeamCohortPageSchema(), page)
+    return pages.listed(TeamCohortPageSchema(), page)
 
 
 @blp.route("/enrollments", methods=["GET"])
@@ -287,7 +270,7 @@ def enrollments(args):
         page = roster_feed.enrollments(cohort.id, limit=args["limit"], cursor=args.get("cursor"))
     except DomainError as exc:
         return _refused(exc)
-    return _listed(StaffEnrollmentPageSchema(), page)
+    return pages.listed(StaffEnrollmentPageSchema(), page)
 
 
 @blp.route("/cohorts/<int:cohort_id>/roster", methods=["GET"])
@@ -305,4 +288,4 @@ def roster(args, cohort_id: int):
         page = roster_feed.roster(cohort.id, limit=args["limit"], cursor=args.get("cursor"))
     except DomainError as exc:
         return _refused(exc)
-    return _listed(RosterPageSchema(), page)
+    return pages.listed(RosterPageSchema(), page)
