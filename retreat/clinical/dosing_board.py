@@ -189,7 +189,8 @@ def entry_summary(entry: dosing_access.EntryView) -> str:
     if k == "adverse_event":
         return f"{b.get('severity')}: {b.get('event')} — action: {b.get('action')}"
     if k == "discharge":
-        return "All discharge criteria confirmed" + (f" · {b['note']}" if b.get("note") else "")
+        return ("All discharge criteria confirmed" + (f" · picked up by {b['driver']}" if b.get("driver") else "")
+                + (f" · {b['note']}" if b.get("note") else ""))
     text = b.get("observation") or b.get("reason") or b.get("override_reason") or b.get("destination") or b.get("note")
     return str(text) if text else ""
 

@@ -139,7 +139,7 @@ def _state_json(session, user, now) -> dict:
     return {"session_id": session.id, "now": now.isoformat(), "people": [{
         "enrollment_id": r.enrollment.id, "name": r.enrollment.participant.name, "state": r.state.value,
         "state_label": r.state_label, "version": r.version, "ready": r.readiness.ready,
-        "missing": list(r.readiness.missing),
+        "missing": list(r.readiness.missing), "driver": r.readiness.driver,
         "dose_held": bool(r.record and r.record.dose_held),
         "next_check_due_at": r.record.next_check_due_at.isoformat() if r.record and r.record.next_check_due_at else None,
         "entries": [{"id": e.id, "kind": e.kind, "at": e.at.isoformat(), "version_after": e.version_after,
