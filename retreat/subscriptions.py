@@ -7,7 +7,12 @@ run with the same handlers and jobs, whichever modules a request happens to impo
 """
 
 from retreat.accounts import data_export, preferences, signin_limits, webhook_alerts  # noqa: F401  (opt-out check; sign-in sweep; webhook disabled -> admins)
-from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
+from retreat.clinical import (  # noqa: F401  (clearance gate; clearance.expire; safety)
+    clearance_validity,
+    dosing_board,  # noqa: F401  (the facilitator home's not-ready panel: cohorts.readiness)
+    expiry,
+    safety,
+)
 from retreat.clinical import data_export as _clinical_export  # noqa: F401
 from retreat.cohorts import data_export as _cohorts_export  # noqa: F401
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
