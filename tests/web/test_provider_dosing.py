@@ -208,3 +208,24 @@ def test_a_legacy_ride_home_answer_is_not_ready_and_its_discharge_needs_a_note_n
     r = _post(client, s, enr, "discharge", {**criteria, "note": "Picked up by partner Jo Lee"}, version=version,
               as_json=True)
     assert r.status_code == 201
+
+
+def test_the_session_record_csv_quotes_formulas_in_every_column(app, db):
+    import csv
+    import io
+
+    org, lead, s, enr = _day()
+    enr.participant.name = '=HYPERLINK("http://evil.example","x")'
+    _db.session.commit()
+    client = fc.client_for(app, lead)
+    assert _post(client, s, enr, "check_in", {}, as_json=True).status_code == 201
+    notes = ["@SUM(A1)", "+1 called", "-2+3", "\tcmd", "=1+1"]
+    for i, note in enumerate(notes):
+        assert _post(client, s, enr, "note", {"note": note}, version=2 + i, as_json=True).status_code == 201
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/provider/dosing/{s.id}/record.csv").get_data(as_text=True))))
+    assert {r["person"] for r in rows} == {"'=HYPERLINK(\"http://evil.example\",\"x\")"}
+    details = [r["details"] for r in rows if r["entry"] == "note"]
+    # a leading tab is trimmed when the note is stored (the guard for it is pinned in test_spreadsheet_cells)
+    assert details == ["'@SUM(A1)", "'+1 called", "'-2+3", "cmd", "'=1+1"]
+    for r in rows:
+        assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in r.values()), r
