@@ -229,3 +229,23 @@ def test_the_session_record_csv_quotes_formulas_in_every_column(app, db):
     assert details == ["'@SUM(A1)", "'+1 called", "'-2+3", "cmd", "'=1+1"]
     for r in rows:
         assert not any(v[:1] in ("=", "+", "-", "@", "\t", "\r") for v in r.values()), r
+
+
+def test_the_session_record_pdf_reads_back_names_dose_vitals_and_discharge(app, db):
+    import io
+
+    from pypdf import PdfReader
+
+    org, lead, s, enr = _day()
+    client = fc.client_for(app, lead)
+    version = _full_day_to_recovery(client, s, enr)
+    criteria = {f: "yes" for f in ("alert_oriented", "vitals_in_range", "walks_steadily", "driver_present")}
+    assert _post(client, s, enr, "discharge", criteria, version=version, as_json=True).status_code == 201
+    pdf = client.get(f"/provider/dosing/{s.id}/record.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and "no-store" in pdf.headers["Cache-Control"]
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "Robin Ready" in text and lead.name in text and "Dosing day 1" in text
+    assert "Ketamine 50 mg Intramuscular injection" in text  # the dose record
+    assert "BP 124/80" in text and "HR 70" in text and "SpO2 98%" in text  # pre and post vitals
+    assert "All discharge criteria confirmed" in text and "picked up by Sam Rivera, +1 303-555-0101" in text
+    assert "Discharged" in text
