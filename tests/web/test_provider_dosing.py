@@ -179,7 +179,7 @@ def test_the_participant_names_a_driver_and_the_board_shows_who_picks_them_up_at
     assert "Ride home: Sam Rivera" in board and 'href="tel:+13035550199"' in board
     version = _full_day_to_recovery(client, s, enr)
     board = client.get(f"/provider/dosing/{s.id}").get_data(as_text=True)
-    assert "The named driver is present at pickup: <strong>Sam Rivera, +1 303-555-0199</strong>" in board
+    assert "The named driver is present at pickup: <strong>Sam Rivera, +1 303-555-0199</strong></span>" in board
     criteria = {f: "yes" for f in ("alert_oriented", "vitals_in_range", "walks_steadily", "driver_present")}
     r = _post(client, s, enr, "discharge", criteria, version=version, as_json=True)
     assert r.status_code == 201
