@@ -13,7 +13,12 @@ from retreat.accounts import (  # noqa: F401  (opt-out check; sign-in sweep; web
     signin_limits,
     webhook_alerts,
 )
-from retreat.clinical import clearance_validity, expiry, safety  # noqa: F401  (clearance gate; clearance.expire; safety)
+from retreat.clinical import (  # noqa: F401  (clearance gate; clearance.expire; safety)
+    clearance_validity,
+    dosing_board,  # noqa: F401  (the facilitator home's not-ready panel: cohorts.readiness)
+    expiry,
+    safety,
+)
 from retreat.clinical import data_export as _clinical_export  # noqa: F401
 from retreat.cohorts import data_export as _cohorts_export  # noqa: F401
 from retreat.cohorts import enrollment, seats  # noqa: F401  (waitlist.expire_offers, seats.expire_holds)
@@ -23,6 +28,6 @@ from retreat.integration import circles, discharge, escalation, followups  # noq
 from retreat.integration import data_export as _integration_export  # noqa: F401
 from retreat.messaging import data_export as _messaging_export  # noqa: F401
 from retreat.messaging import dispatcher, sms_dispatcher, webhook_dispatcher  # noqa: F401  (outbox.dispatch, sms.send, webhooks.deliver)
-from retreat.payments import data_export as _payments_export  # noqa: F401
 from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)
+from retreat.payments import data_export as _payments_export  # noqa: F401
 from retreat.privacy import export as _privacy_export  # noqa: F401  (the deletion-requests section)

@@ -15,6 +15,7 @@ from retreat import audit
 from retreat.audit.models import AuditEvent
 from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import ValidationFailed
+from retreat.core.spreadsheet import safe_cell
 from retreat.extensions import db
 from retreat.timeutil import zone
 
@@ -55,12 +56,6 @@ def record_export(filters: AuditFilters, *, actor: Actor, ctx: RequestContext | 
                  ctx=ctx)
 
 
-def _cell(value) -> str:
-    """Plain text for spreadsheets: no formula injection."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_lines(filters: AuditFilters, *, batch: int = 500) -> Iterator[str]:
     """The filtered events, newest first, as CSV lines (a header first); read in batches."""
     buf = io.StringIO()
@@ -77,7 +72,7 @@ def csv_lines(filters: AuditFilters, *, batch: int = 500) -> Iterator[str]:
     result = db.session.execute(filters.statement().execution_options(yield_per=batch)).scalars()
     for ev in result:
         ev: AuditEvent
-        writer.writerow([_cell(v) for v in (
+        writer.writerow([safe_cell(v) for v in (
             ev.id, ev.at.isoformat(), ev.actor_id, ev.actor_email, ev.role, ev.action, ev.object_type,
             ev.object_id, ev.ip, ev.request_id, json.dumps(ev.details, sort_keys=True) if ev.details else "",
         )])

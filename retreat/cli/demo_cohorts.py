@@ -32,7 +32,7 @@ from retreat.timeutil import zone
 DEMO_PEOPLE = ["Alex Rivera", "Blair Chen", "Casey Morgan", "Devon Patel", "Emery Brooks", "Finley Okafor",
                "Gray Nakamura", "Harper Silva", "Indy Larsen", "Jordan Haddad", "Kai Moreau", "Logan Fischer",
                "Morgan Adeyemi", "Noor Rahman", "Oakley Byrne", "Parker Novak", "Quinn Avery", "Rowan Ellis"]
-RIDE_HOME = "Sam Rivera drives me home, +1 303 555 0199"
+RIDE_HOME = ("Sam Rivera", "+1 303 555 0199")  # Alex's named driver
 SCHOLARSHIP_PRICE_MINOR = 240000
 SCHOLARSHIP_REASON = "Needs-based scholarship: half the price, agreed with the practice's scholarship fund."
 HCP_EVIDENCE = "Colorado RN licence 0219876"
@@ -73,7 +73,7 @@ def seed_cohorts(org: ProviderOrganization, *, now: datetime, payer: Payer) -> N
     seed_early_spring(early, people[6:18], provider=provider, payer=payer, now=now)
 
 
-def _ready(enr: Enrollment, provider: User, *, at: datetime, ride_home: str | None = None,
+def _ready(enr: Enrollment, provider: User, *, at: datetime, ride_home: tuple[str, str] | None = None,
            baseline: tuple[int, int] = (6, 5)) -> None:
     """Intake submitted, cleared by the provider a day later, consents signed and checklist done."""
     req = j.submit_intake(enr, at=at, phq9=baseline[0], gad7=baseline[1])
@@ -143,7 +143,7 @@ def walk_past_cohort(cohort: Cohort, people: list[User], *, provider: User, faci
     for i, person in enumerate(people):
         at = start - timedelta(days=80 - i)
         enr = j.apply(cohort, person, at=at, motivation="")
-        _ready(enr, provider, at=at + timedelta(hours=1), ride_home=f"My partner drives me, +1 303 555 01{i:02d}",
+        _ready(enr, provider, at=at + timedelta(hours=1), ride_home=(f"{person.name.split()[0]}'s partner", f"+1 303 555 01{i:02d}"),
                baseline=(baselines or {}).get(person.id, (9, 8)))
         payer.pay(enr, PaymentKind.DEPOSIT, at=at + timedelta(days=3))
         payer.pay(enr, PaymentKind.BALANCE, at=start - timedelta(days=35 - i))

@@ -74,15 +74,17 @@ def sign_consents(enr: Enrollment, *, at: datetime) -> None:
         preparation.sign_consent(enr, doc, signer=person, typed_name=person.name, now=at)
 
 
-def prepare(enr: Enrollment, *, at: datetime, ride_home: str | None = None, intention: bool = True) -> None:
-    """The preparation checklist a participant does before the retreat (no ride home unless given)."""
+def prepare(enr: Enrollment, *, at: datetime, ride_home: tuple[str, str] | None = None,
+            intention: bool = True) -> None:
+    """The preparation checklist a participant does before the retreat (no ride home unless given:
+    the named driver's name and phone)."""
     new_request()
     if intention:
         preparation.complete(enr, "intention", answer="To meet my parts with curiosity.", now=at)
     preparation.complete(enr, "emergency_contact", answer="Jordan Lee (partner), +1 303 555 0142", now=at)
     preparation.complete(enr, "fasting", acknowledged=True, now=at)
     if ride_home:
-        preparation.complete(enr, "ride_home", answer=ride_home, now=at)
+        preparation.complete(enr, "ride_home", driver_name=ride_home[0], driver_phone=ride_home[1], now=at)
 
 
 def attend_and_complete(enr: Enrollment, *, attended_at: datetime, completed_at: datetime, by: User) -> None:

@@ -292,8 +292,14 @@ def _discharge(rec, raw, now, actor):
                if str(raw.get(f) or "").lower() not in ("y", "yes", "on", "true", "1")}
     if missing:
         raise ValidationFailed("Every discharge criterion must be met.", errors=missing)
+    note = _text(raw, "note", "The note", required=False)
+    # the named driver the person gave (preparation); without one, the note says who picked them up
+    driver = readiness.readiness(rec.session, [rec.enrollment])[rec.enrollment_id].driver
+    if not driver and not note:
+        raise ValidationFailed("No driver is named for this person: write in the note who picks them up.",
+                               field="note")
     rec.state, rec.discharged_at, rec.next_check_due_at = DosingState.DISCHARGED, now, None
-    return {**{f: True for f in DISCHARGE_CRITERIA}, "note": _text(raw, "note", "The note", required=False)}
+    return {**{f: True for f in DISCHARGE_CRITERIA}, "driver": driver, "note": note}
 
 
 def _transfer(rec, raw, now, actor):

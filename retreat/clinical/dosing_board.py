@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -18,9 +18,12 @@ from sqlalchemy.orm import selectinload
 from retreat.accounts.models import User
 from retreat.clinical import dosing, dosing_access, readiness, staffing
 from retreat.clinical.dosing_models import STATE_LABELS, DosingRecord, DosingState
+from retreat.cohorts import clearance_gate, team
+from retreat.cohorts import readiness as readiness_panel
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SeatState, SessionKind
-from retreat.core.context import RequestContext
+from retreat.core.context import Actor, RequestContext
 from retreat.core.errors import Conflict
+from retreat.core.pagination import Batch
 from retreat.extensions import db
 
 
@@ -189,10 +192,42 @@ def entry_summary(entry: dosing_access.EntryView) -> str:
     if k == "adverse_event":
         return f"{b.get('severity')}: {b.get('event')} — action: {b.get('action')}"
     if k == "discharge":
-        return "All discharge criteria confirmed" + (f" · {b['note']}" if b.get("note") else "")
+        return ("All discharge criteria confirmed" + (f" · picked up by {b['driver']}" if b.get("driver") else "")
+                + (f" · {b['note']}" if b.get("note") else ""))
     text = b.get("observation") or b.get("reason") or b.get("override_reason") or b.get("destination") or b.get("note")
     return str(text) if text else ""
 
 
 def dumps(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+NOT_READY_HORIZON = timedelta(days=14)
+NOT_READY_LIMIT = 10
+
+
+def not_ready_panel(actor: Actor, now: datetime) -> Batch:
+    """The facilitator home's "not ready for the next dosing day" panel (registered into
+    ``retreat.cohorts.readiness``): for each cohort on ``actor``'s team whose next dosing session starts
+    within 14 days, the people the one readiness rule finds not ready, with the missing items in the
+    team's words (never clinical) and a link to their enrollment. Statements: a fixed few per cohort,
+    whatever the number of people."""
+    cohorts = list(db.session.scalars(
+        select(Cohort).where(team.on_team(actor, Cohort.id), Cohort.id.in_(
+            select(CohortSession.cohort_id).where(CohortSession.kind == SessionKind.DOSING,
+                                                  CohortSession.starts_at >= now,
+                                                  CohortSession.starts_at < now + NOT_READY_HORIZON)))
+        .order_by(Cohort.starts_at, Cohort.id)))
+    rows: list[readiness_panel.NotReady] = []
+    for cohort in cohorts:
+        for r in not_ready_for_next_dosing([cohort.id], clearance_gate.cohort_today(cohort, now)):
+            if r.starts_at >= now + NOT_READY_HORIZON:
+                continue
+            rows.append(readiness_panel.NotReady(
+                enrollment_id=r.enrollment_id, participant_name=r.name, cohort_title=cohort.title,
+                session_starts_at=r.starts_at, missing=r.missing, url=f"/facilitator/enrollments/{r.enrollment_id}"))
+    rows.sort(key=lambda r: (r.session_starts_at, r.participant_name.lower(), r.enrollment_id))
+    return Batch(items=rows[:NOT_READY_LIMIT], total=len(rows))
+
+
+readiness_panel.register(not_ready_panel)

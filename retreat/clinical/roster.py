@@ -22,6 +22,7 @@ from retreat.clinical import clearance_status
 from retreat.cohorts import enrollment, preparation, seats
 from retreat.cohorts.models import ChecklistItem, Cohort, Enrollment, RosterNote, SeatState
 from retreat.cohorts.models import EnrollmentStatus as S
+from retreat.core.spreadsheet import safe_row
 from retreat.extensions import db
 from retreat.timeutil import now_utc
 
@@ -176,12 +177,7 @@ def roster_csv(cohort: Cohort) -> str:
     w.writerow(["name", "email", "status", "intake", "clearance", "payment", "checklist", "consents signed",
                 "lodging", "waitlist place"])
     for r in roster(cohort, status_filter="all"):
-        w.writerow([_csv_safe(r.name), r.email, r.status, r.intake, r.clearance, r.payment,
-                    f"{r.checklist_done}/{r.checklist_total}", "yes" if r.consents_ok else "no",
-                    _csv_safe(r.lodging), r.waitlist_place or ""])
+        w.writerow(safe_row([r.name, r.email, r.status, r.intake, r.clearance, r.payment,
+                             f"{r.checklist_done}/{r.checklist_total}", "yes" if r.consents_ok else "no",
+                             r.lodging, r.waitlist_place or ""]))
     return buf.getvalue()
-
-
-def _csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from retreat.accounts.models import User
+from retreat.cohorts import preparation
 from retreat.cohorts.models import (
     Attendance,
     ChecklistItem,
@@ -45,7 +46,7 @@ def applications_section(person: User, **_) -> dict:
             "waitlist_position": enr.waitlist_position,
             "history": [{"at": _iso(t.at), "event": t.event, "from": t.from_status, "to": t.to_status,
                          "reason": t.reason} for t in enr.transitions],
-            "preparation_answers": [{"task": c.key, "answer": c.answer, "completed_at": _iso(c.completed_at)}
+            "preparation_answers": [{"task": c.key, "answer": preparation.display_answer(c), "completed_at": _iso(c.completed_at)}
                                     for c in checklist],
             "consents": [{"document": s.document.title, "version": s.document.version, "typed_name": s.typed_name,
                           "signed_at": _iso(s.signed_at), "document_sha256": s.document_sha256}

@@ -15,10 +15,12 @@ re-opens).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import phonenumbers
 from sqlalchemy import func, select, update
 
 from retreat import audit
@@ -40,7 +42,7 @@ class Task:
     key: str
     title: str
     days_before: int  # due this many days before the cohort starts
-    kind: str  # text | ack | consents
+    kind: str  # text | ack | consents | driver (a named driver: name + phone)
     help: str
     prompts: tuple[str, ...] = field(default_factory=tuple)
     shared_with_team: bool = False
@@ -58,9 +60,9 @@ TASKS: tuple[Task, ...] = (
          "Name, relationship and phone number of someone we can call in an emergency.", shared_with_team=True),
     Task("travel", "Travel and arrival", 10, "text",
          "How and when you will arrive, and when you plan to leave.", shared_with_team=True),
-    Task("ride_home", "Ride home or companion after dosing days", 7, "text",
-         "The name and phone number of who will drive you home and stay with you after each dosing day "
-         "(you may not drive that day), e.g. “Sam Rivera, +1 303 555 0199”.",
+    Task("ride_home", "Ride home or companion after dosing days", 7, "driver",
+         "Who will drive you home and stay with you after each dosing day (you may not drive that day): "
+         "their name and a phone number the team can reach them on at pickup.",
          shared_with_team=True),
     Task("fasting", "Fasting and hydration instructions", 3, "ack",
          "No food for 4 hours and no liquids for 2 hours before each dosing session; drink plenty of water "
@@ -71,8 +73,86 @@ TASKS: tuple[Task, ...] = (
 )
 TASKS_BY_KEY = {t.key: t for t in TASKS}
 # Answers the dosing-day readiness relies on: a person to call, so a name and a phone number.
-CONTACT_TASKS = {"ride_home": "the driver's name and phone number",
-                 "emergency_contact": "the person's name and phone number"}
+CONTACT_TASKS = {"emergency_contact": "the person's name and phone number"}
+DRIVER_NAME_MAX = 120
+
+
+@dataclass(frozen=True)
+class RideHome:
+    """The ride home as stored: a named driver (name + E.164 phone), or an older free-text answer
+    (``legacy``, kept and shown, but it names no driver the provider can check at pickup)."""
+
+    name: str = ""
+    phone: str = ""  # E.164, e.g. +13035550199
+    legacy: str = ""
+
+    @property
+    def named(self) -> bool:
+        return bool(self.name and self.phone)
+
+    @property
+    def phone_display(self) -> str:
+        """The phone in international format (+1 303-555-0199); the stored text if it does not parse."""
+        try:
+            return phonenumbers.format_number(phonenumbers.parse(self.phone, None),
+                                              phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        except phonenumbers.NumberParseException:
+            return self.phone
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}, {self.phone_display}" if self.named else self.legacy
+
+
+def ride_home_from(answer: str | None) -> RideHome | None:
+    """Read a stored ride-home answer: None when empty; a named driver; or a legacy free text."""
+    text = (answer or "").strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("driver_name") and data.get("driver_phone"):
+            return RideHome(str(data["driver_name"]), str(data["driver_phone"]))
+    return RideHome(legacy=text)
+
+
+def parse_driver(name: str | None, phone: str | None, *, region: str = "US") -> RideHome:
+    """A named driver from a form: name required (at most 120 characters), phone a real number
+    (a national number is read in ``region``, the retreat's country), stored as E.164."""
+    errors: dict[str, list[str]] = {}
+    name = " ".join((name or "").split())
+    if not name:
+        errors["driver_name"] = ["Enter the driver's name."]
+    elif len(name) > DRIVER_NAME_MAX or any(not ch.isprintable() for ch in name):
+        errors["driver_name"] = [f"Keep the driver's name to {DRIVER_NAME_MAX} characters, letters and spaces."]
+    raw_phone = (phone or "").strip()
+    e164 = ""
+    if not raw_phone:
+        errors["driver_phone"] = ["Enter the driver's phone number."]
+    else:
+        try:
+            parsed = phonenumbers.parse(raw_phone[:40], (region or "US").upper())
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is None or len(raw_phone) > 40 or not phonenumbers.is_valid_number(parsed):
+            errors["driver_phone"] = ["Enter a phone number that can be called, with the country code if it is "
+                                      "not in the retreat's country (for example +1 303 555 0199)."]
+        else:
+            e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if errors:
+        raise ValidationFailed("Check the driver's details.", errors=errors)
+    return RideHome(name, e164)
+
+
+def display_answer(item: ChecklistItem) -> str:
+    """An answer as people read it (the named driver as "name, phone")."""
+    if TASKS_BY_KEY.get(item.key) is not None and TASKS_BY_KEY[item.key].kind == "driver":
+        ride = ride_home_from(item.answer)
+        return ride.display if ride else ""
+    return item.answer
 
 
 def _has_name_and_phone(answer: str) -> bool:
@@ -147,8 +227,8 @@ def get_item(enr: Enrollment, key: str) -> ChecklistItem:
 
 
 def complete(enr: Enrollment, key: str, *, answer: str = "", acknowledged: bool = False,
-             now: datetime) -> ChecklistItem:
-    """Save an answer (or acknowledgement). Too long or empty answers change nothing."""
+             driver_name: str | None = None, driver_phone: str | None = None, now: datetime) -> ChecklistItem:
+    """Save an answer (or acknowledgement, or named driver). Too long or empty answers change nothing."""
     if not enr.is_active:
         raise Conflict("This application is closed; the checklist can no longer be changed.")
     task = TASKS_BY_KEY.get(key)
@@ -163,6 +243,9 @@ def complete(enr: Enrollment, key: str, *, answer: str = "", acknowledged: bool 
         if not acknowledged:
             raise ValidationFailed("Tick the box to confirm you have read the instructions.", field="acknowledged")
         item.answer = ""
+    elif task.kind == "driver":
+        ride = parse_driver(driver_name, driver_phone, region=_region_of(enr))
+        item.answer = json.dumps({"driver_name": ride.name, "driver_phone": ride.phone}, sort_keys=True)
     else:
         answer = (answer or "").strip()
         if not answer:
@@ -178,6 +261,12 @@ def complete(enr: Enrollment, key: str, *, answer: str = "", acknowledged: bool 
     item.updated_at = now
     outbox.cancel(dedupe_keys=[f"prep-{item.id}-reminder"], now=now)
     return item
+
+
+def _region_of(enr: Enrollment) -> str:
+    cohort = enr.cohort or db.session.get(Cohort, enr.cohort_id)
+    retreat = cohort.retreat if cohort is not None else None
+    return (getattr(retreat, "country", None) or "US").upper()
 
 
 def refresh_consent_item(enr: Enrollment, *, now: datetime) -> None:
@@ -200,7 +289,9 @@ def progress(enr: Enrollment) -> tuple[int, int]:
 
 
 def view_items(enr: Enrollment) -> list[dict]:
-    return [{"item": i, "task": TASKS_BY_KEY[i.key]} for i in enr.checklist if i.key in TASKS_BY_KEY]
+    return [{"item": i, "task": TASKS_BY_KEY[i.key], "display": display_answer(i),
+             "ride": ride_home_from(i.answer) if TASKS_BY_KEY[i.key].kind == "driver" else None}
+            for i in enr.checklist if i.key in TASKS_BY_KEY]
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from retreat import audit
 from retreat.accounts.models import User
 from retreat.cohorts.models import Cohort, Enrollment
 from retreat.core.context import RequestContext
+from retreat.core.spreadsheet import safe_row
 from retreat.extensions import db
 from retreat.finance.reports import ReportFilter, apply_filter
 from retreat.money import exponent, from_minor
@@ -103,21 +104,6 @@ def ledger_rows(flt: ReportFilter) -> Iterator[list[str]]:
                pi_id or "", refund_id or "", "" if payout is None else str(payout)]
 
 
-def _safe(cell: str) -> str:
-    """Spreadsheet formula injection: a text cell starting with = + - @ is quoted with '."""
-    if cell and cell[0] in "=+-@\t\r" and not _is_number(cell):
-        return "'" + cell
-    return cell
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        Decimal(cell)
-    except ArithmeticError:
-        return False
-    return True
-
-
 def ledger_csv(flt: ReportFilter) -> Iterator[str]:
     """The CSV text in chunks of about ``BATCH`` lines."""
     return csv_stream(ledger_rows(flt))
@@ -128,7 +114,7 @@ def csv_stream(rows: Iterable[list[str]]) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     for i, row in enumerate(rows):
-        writer.writerow([_safe(c) for c in row])
+        writer.writerow(safe_row(row))
         if i % BATCH == 0:
             yield buf.getvalue()
             buf.seek(0)

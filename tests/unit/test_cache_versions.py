@@ -44,7 +44,8 @@ def test_changes_to_what_the_roster_shows_raise_only_that_cohorts_version(world)
     changes = [
         ("a note", lambda: cohort_svc.add_note(enr, body="Vegetarian", actor=fac, now=now)),
         ("a status", lambda: enrollment.submit_intake(enr, now=now, actor=None)),
-        ("a checklist item", lambda: preparation.complete(enr, "ride_home", answer="My sister, +1 303 555 0100", now=now)),
+        ("a checklist item", lambda: preparation.complete(enr, "ride_home", driver_name="My sister",
+                                                                          driver_phone="+1 303 555 0100", now=now)),
         ("the participant's name", lambda: setattr(enr.participant, "name", "Renamed Person")),
         ("a session", lambda: cohort_svc.add_session(
             c, kind="orientation", title="Orientation call", starts_at=c.starts_at - timedelta(days=3),

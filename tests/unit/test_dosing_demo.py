@@ -28,4 +28,5 @@ def test_demo_provider_staffs_the_dosing_sessions_one_ready_one_not(db):
     alex = db.session.scalar(select(Enrollment).join(Enrollment.participant).where(
         Enrollment.cohort_id == cohort.id).order_by(Enrollment.id))
     assert alex.participant.name == "Alex Rivera"
-    assert preparation.get_item(alex, "ride_home").answer == "Sam Rivera drives me home, +1 303 555 0199"
+    ride = preparation.ride_home_from(preparation.get_item(alex, "ride_home").answer)
+    assert (ride.name, ride.phone, ride.named) == ("Sam Rivera", "+13035550199", True)  # the named driver

@@ -24,7 +24,7 @@ def _prepared(enr, *, skip=()):
     if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
         preparation.create_checklist(enr, enr.cohort, now=NOW)
         db.session.flush()
-    for key, kw in (("fasting", {"acknowledged": True}), ("ride_home", {"answer": "Sam, +1 303 555 0101"}),
+    for key, kw in (("fasting", {"acknowledged": True}), ("ride_home", {"driver_name": "Sam Rivera", "driver_phone": "+1 303 555 0101"}),
                     ("emergency_contact", {"answer": "Alex (sister) +1 303 555 0102"})):
         if key not in skip:
             preparation.complete(enr, key, now=NOW, **kw)
@@ -88,7 +88,7 @@ def test_not_ready_for_next_dosing_lists_people_of_the_next_session_with_the_mis
     assert not_ready_for_next_dosing([], after_first) == []
 
 
-def test_ride_home_and_emergency_contact_need_a_name_and_a_phone_number(db):
+def test_emergency_contact_needs_a_name_and_a_phone_number(db):
     import pytest
 
     from retreat.core.errors import ValidationFailed
@@ -97,10 +97,56 @@ def test_ride_home_and_emergency_contact_need_a_name_and_a_phone_number(db):
     enr = fc.cleared(c)
     if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
         preparation.create_checklist(enr, c, now=NOW)
-    for key in ("ride_home", "emergency_contact"):
-        for bad in ("My sister", "+1 303 555 0100", "Sam 12"):
-            with pytest.raises(ValidationFailed, match="name and phone number"):
-                preparation.complete(enr, key, answer=bad, now=NOW)
-        assert preparation.get_item(enr, key).completed_at is None
-        preparation.complete(enr, key, answer="Sam Rivera, +1 303 555 0199", now=NOW)
-        assert preparation.get_item(enr, key).completed_at is not None
+    for bad in ("My sister", "+1 303 555 0100", "Sam 12"):
+        with pytest.raises(ValidationFailed, match="name and phone number"):
+            preparation.complete(enr, "emergency_contact", answer=bad, now=NOW)
+    assert preparation.get_item(enr, "emergency_contact").completed_at is None
+    preparation.complete(enr, "emergency_contact", answer="Sam Rivera, +1 303 555 0199", now=NOW)
+    assert preparation.get_item(enr, "emergency_contact").completed_at is not None
+
+
+def test_the_ride_home_is_a_named_driver_with_a_real_phone_number_stored_encrypted_as_e164(db):
+    import pytest
+
+    from retreat.core.errors import ValidationFailed
+
+    c = fc.cohort()
+    enr = fc.cleared(c)
+    if not db.session.query(ChecklistItem).filter_by(enrollment_id=enr.id).count():
+        preparation.create_checklist(enr, c, now=NOW)
+    bad = [("", "+1 303 555 0199", {"driver_name"}), ("Sam Rivera", "", {"driver_phone"}),
+           ("", "", {"driver_name", "driver_phone"}), ("S" * 121, "+1 303 555 0199", {"driver_name"}),
+           ("Sam Rivera", "12345", {"driver_phone"}), ("Sam Rivera", "+1 555 555 5555", {"driver_phone"}),
+           ("Sam Rivera", "call me maybe", {"driver_phone"}), ("Sam\x00Rivera", "+1 303 555 0199", {"driver_name"})]
+    for name, phone, fields in bad:
+        with pytest.raises(ValidationFailed) as exc:
+            preparation.complete(enr, "ride_home", driver_name=name, driver_phone=phone, now=NOW)
+        assert set(exc.value.errors) == fields, (name, phone, exc.value.errors)
+    item = preparation.get_item(enr, "ride_home")
+    assert item.completed_at is None and item.answer == ""
+    # a national number is read in the retreat's country; stored as E.164, shown internationally
+    preparation.complete(enr, "ride_home", driver_name="  Sam   Rivera ", driver_phone="(303) 555-0199", now=NOW)
+    ride = preparation.ride_home_from(item.answer)
+    assert (ride.name, ride.phone, ride.named) == ("Sam Rivera", "+13035550199", True)
+    assert preparation.display_answer(item) == "Sam Rivera, +1 303-555-0199"
+    assert "Sam Rivera" not in (item.answer_enc or "") and "3035550199" not in (item.answer_enc or "")
+    s = _session(c)
+    _prepared(enr, skip=("ride_home",))
+    got = readiness(s, [enr])[enr.id]
+    assert got.ready and got.driver == "Sam Rivera, +1 303-555-0199"
+
+
+def test_a_legacy_free_text_ride_home_shows_but_is_not_ready_driver_not_named(db):
+    c = fc.cohort()
+    s = _session(c)
+    enr = fc.cleared(c)
+    _prepared(enr, skip=("ride_home",))
+    item = preparation.get_item(enr, "ride_home")
+    item.answer, item.completed_at = "My partner drives me, +1 303 555 0100", NOW  # stored before named drivers
+    db.session.flush()
+    got = readiness(s, [enr])[enr.id]
+    assert not got.ready and got.missing == ("Ride home: driver's name and phone needed",)
+    assert got.driver == "" and got.ride_home.legacy == "My partner drives me, +1 303 555 0100"
+    assert preparation.display_answer(item) == "My partner drives me, +1 303 555 0100"
+    assert [r["display"] for r in preparation.view_items(enr) if r["item"].key == "ride_home"] == [
+        "My partner drives me, +1 303 555 0100"]

@@ -95,7 +95,17 @@ def test_overdue_check_ins_are_sent_a_day_ago_unanswered_and_still_open(app, db,
 
 
 def test_the_readiness_panel_is_absent_until_a_rule_registers():
+    from retreat.clinical import dosing_board
+
     viewer = type("V", (), {"id": 1, "role": "facilitator", "email": "", "name": "", "tz": "UTC"})()
+    readiness.unregister(dosing_board.not_ready_panel)  # the dosing-day rules' source, registered at import
+    try:
+        _absent_until_registered(viewer)
+    finally:
+        readiness.register(dosing_board.not_ready_panel)
+
+
+def _absent_until_registered(viewer):
     assert readiness.not_ready(viewer, NOW) is None
     row = readiness.NotReady(enrollment_id=1, participant_name="Pat", cohort_title="Spring",
                              session_starts_at=NOW, missing=("ride home",), url="/facilitator/enrollments/1")

@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter
 
 from retreat.accounts import api_tokens
 from retreat.clinical import clearance
-from retreat.clinical.dosing_models import DosingEntry, DosingRecord
+from retreat.clinical.dosing_models import DosingEntry, DosingRecord, EntryKind
 from retreat.clinical.models import ClearanceRequest, InfoRequest, Intake, SafetyAlert
 from retreat.cohorts.models import Cohort, CohortSession, Enrollment, SessionKind
 from retreat.consults import booking as bookings
@@ -30,6 +30,9 @@ from tests.unit.test_consult_support import around_the_clock_facilitator, confir
 
 CLINICAL_PREFIXES = ("/provider/", "/me/", "/api/v1/clearance", "/admin/break-glass", "/facilitator/")
 SKIP_ENDPOINTS = {"static", "account.logout"}
+# Word arguments of clinical routes and every value they take: each dosing entry kind
+# (/provider/dosing/<session>/people/<enrollment>/<kind>: check-in, override, vitals, dose, ...).
+WORD_ARGS = {"kind": sorted(k.value for k in EntryKind)}
 
 
 @pytest.fixture()
@@ -85,7 +88,7 @@ def world(db):
 
 
 def max_id(db) -> int:
-    models = (Enrollment, Intake, ClearanceRequest, InfoRequest, SafetyAlert, Cohort, Consultation)
+    models = (Enrollment, Intake, ClearanceRequest, InfoRequest, SafetyAlert, Cohort, Consultation, CohortSession)
     return max(db.session.scalar(select(func.max(m.id))) or 0 for m in models) + 1
 
 
@@ -100,13 +103,16 @@ def clinical_urls(app, db, methods=("GET",)):
         if not rule.rule.startswith(CLINICAL_PREFIXES):
             continue
         args = sorted(rule.arguments)
-        if not all(isinstance(rule._converters[a], IntegerConverter) for a in args):
+        words = [a for a in args if not isinstance(rule._converters[a], IntegerConverter)]
+        if any(a not in WORD_ARGS for a in words):
             continue
         if not args:
             urls.append((rule.endpoint, adapter.build(rule.endpoint, {})))
         else:
             for i in range(1, top + 1):
-                urls.append((rule.endpoint, adapter.build(rule.endpoint, {a: i for a in args})))
+                for w in (range(len(WORD_ARGS[words[0]])) if words else [0]):  # every kind of dosing entry
+                    values = {a: (WORD_ARGS[a][w] if a in words else i) for a in args}
+                    urls.append((rule.endpoint, adapter.build(rule.endpoint, values)))
     return urls
 
 
@@ -135,7 +141,9 @@ def snapshot(db):
     alerts = [(a.id, a.status) for a in db.session.scalars(select(SafetyAlert))]
     enrollments = [(e.id, e.status) for e in db.session.scalars(select(Enrollment))]
     messages = db.session.scalar(select(func.count()).select_from(InfoRequest))
-    return reqs, intakes, alerts, enrollments, messages
+    dosing = [(r.id, r.state, r.version) for r in db.session.scalars(select(DosingRecord).order_by(DosingRecord.id))]
+    entries = db.session.scalar(select(func.count()).select_from(DosingEntry))
+    return reqs, intakes, alerts, enrollments, messages, dosing, entries
 
 
 def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
@@ -153,6 +161,8 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
         if endpoint in ("provider.dashboard", "api_clearance.list_requests", "provider.outcomes_index",
                         "provider.dosing_index", "provider.dosing_settings"):
             assert r.status_code == 200, url  # their own (empty) queue
+        elif endpoint.startswith("provider.dosing"):
+            assert r.status_code == 404, (url, r.status_code)  # another organisation's dosing day does not exist
         else:
             assert r.status_code in (403, 404), (url, r.status_code)
         assert MARKER not in body and s.participant.name not in body, url
@@ -164,7 +174,10 @@ def test_provider_of_another_organisation_gets_nothing_anywhere(app, db, world):
         if _endpoint == "provider.dosing_settings":
             continue  # their own organisation's settings (the form is refused as incomplete anyway)
         r = c.post(url, data=form)
-        assert r.status_code in (403, 404), (url, r.status_code)
+        assert r.status_code in ((404,) if _endpoint.startswith("provider.dosing") else (403, 404)), (url, r.status_code)
+    assert {e for e, _ in posts} >= {"provider.dosing_write", "provider.dosing_assign", "provider.dosing_unassign"}
+    assert {u.rsplit("/", 1)[1] for e, u in posts if e == "provider.dosing_write"} >= {"check_in", "override",
+                                                                                        "dose", "discharge"}
     assert snapshot(db) == before
     denied = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clinical.denied",
                                                          AuditEvent.actor_id == outsider.id)).all()

@@ -258,6 +258,15 @@ def test_roster_filters_notes_lodging_checkin_csv_and_no_clinical_text(make_clie
     assert text.splitlines()[0] == ("name,email,status,intake,clearance,payment,checklist,consents signed,"
                                     "lodging,waitlist place")
     assert "'=Cabin 3" in text and "PRIVATE-INTENTION-MARKER" not in text and "Blair Bee" in text
+    a.participant.name = '=HYPERLINK("http://evil.example")'
+    db.session.commit()
+    import csv as _csv
+    import io as _io
+
+    rows = list(_csv.DictReader(_io.StringIO(f.get(f"/facilitator/cohorts/{c.id}/roster.csv").data.decode())))
+    assert "'=HYPERLINK(\"http://evil.example\")" in [r["name"] for r in rows]  # every column is guarded
+    a.participant.name = "Alex Able"
+    db.session.commit()
     from retreat.cohorts import catalog as svc
 
     s = svc.add_session(c, kind="ifs", title="IFS circle", starts_at=c.starts_at,

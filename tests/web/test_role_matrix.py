@@ -226,3 +226,60 @@ def test_dosing_pages_are_for_providers_only(app):
     assert len(dosing) >= 9
     for endpoint in dosing:
         assert allowed_roles(app, endpoint) == ("provider",), endpoint
+
+
+def test_every_dosing_route_refuses_facilitators_finance_participants_and_other_organisations(app, db):
+    """Real requests on a real dosing day: the provider pages (list, board, board JSON for polling,
+    entries incl. the override, assignment, settings, PDF and CSV) refuse every other role (403) and
+    another organisation's provider (404); the facilitator's status-only dosing view refuses finance,
+    participants and providers (403). Nothing is written by any refused request."""
+
+    from sqlalchemy import func, select
+
+    from retreat.clinical import staffing
+    from retreat.clinical.dosing_models import DosingEntry, EntryKind
+    from retreat.extensions import db as _db
+    from tests.unit.test_dosing_staffing import _clinician
+    from tests.web.test_provider_dosing import _day
+
+    org, lead, s, enr = _day()
+    outsider = _clinician(factories.provider_org())
+    people = {role: factories.user(role, password=None) for role in ("facilitator", "finance", "participant")}
+    _db.session.commit()
+    gets = [f"/provider/dosing/{s.id}", f"/provider/dosing/{s.id}/state.json", f"/provider/dosing/{s.id}/record.pdf",
+            f"/provider/dosing/{s.id}/record.csv"]
+    own_org_pages = ["/provider/dosing", "/provider/dosing/settings"]
+    posts = [f"/provider/dosing/{s.id}/people/{enr.id}/{k.value}" for k in EntryKind] + [
+        f"/provider/dosing/{s.id}/assign", f"/provider/dosing/{s.id}/unassign/{lead.id}"]
+    body = {"override_reason": "Let me in", "idempotency_key": str(uuid.uuid4()), "expected_version": "1",
+            "clinician_id": str(outsider.id)}
+    facilitator_view = f"/facilitator/sessions/{s.id}/checkin"
+
+    def entries():
+        return _db.session.scalar(select(func.count()).select_from(DosingEntry))
+
+    before = entries()
+    for role, user in people.items():
+        client = app.test_client()
+        login_as(app, client, user)
+        for url in gets + own_org_pages:
+            assert client.get(url).status_code == 403, (role, url)
+        for url in posts:
+            assert client.post(url, data=body).status_code == 403, (role, url)
+            assert client.post(url, json=body).status_code == 403, (role, url)
+        if role != "facilitator":
+            assert client.get(facilitator_view).status_code == 403, (role, facilitator_view)
+        else:
+            page = client.get(facilitator_view)
+            assert page.status_code == 200 and "BP " not in page.get_data(as_text=True)
+    client = app.test_client()
+    login_as(app, client, outsider)
+    for url in gets:
+        assert client.get(url).status_code == 404, url
+    for url in own_org_pages:
+        assert client.get(url).status_code == 200, url  # their own organisation's (empty) list and settings
+    for url in posts:
+        assert client.post(url, json=body).status_code == 404, url
+        assert client.post(url, data=body).status_code == 404, url
+    assert client.get(facilitator_view).status_code == 403
+    assert entries() == before and [a for a, _ in staffing.coverage([s])[s.id].clinicians] == [lead.name]

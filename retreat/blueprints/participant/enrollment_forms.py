@@ -1,8 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, StringField, TelField, TextAreaField
 from wtforms.validators import Email, Optional
 
-from retreat.cohorts.preparation import ANSWER_MAX
+from retreat.cohorts.preparation import ANSWER_MAX, DRIVER_NAME_MAX
 from retreat.web.forms import DataRequired, Length, strip
 
 
@@ -25,6 +25,15 @@ class ChecklistAnswerForm(FlaskForm):
     # One limit, the rule's (preparation.ANSWER_MAX): the form, its maxlength and the hint read it.
     answer = TextAreaField("Your answer", validators=[Length(
         max=ANSWER_MAX, message=f"Please keep your answer under {ANSWER_MAX} characters.")], filters=[strip])
+
+
+class ChecklistDriverForm(FlaskForm):
+    # The rule (preparation.parse_driver) says what is missing or wrong; the lengths here only stop floods.
+    driver_name = StringField("Driver's name", validators=[Length(
+        max=DRIVER_NAME_MAX, message=f"Keep the driver's name to {DRIVER_NAME_MAX} characters.")],
+        filters=[strip], render_kw={"autocomplete": "off"})
+    driver_phone = TelField("Driver's phone number", validators=[Length(
+        max=40, message="That phone number is too long.")], filters=[strip], render_kw={"autocomplete": "off"})
 
 
 class ChecklistAckForm(FlaskForm):

@@ -10,6 +10,7 @@ from retreat.blueprints.participant.enrollment_forms import (
     ApplyForm,
     ChecklistAckForm,
     ChecklistAnswerForm,
+    ChecklistDriverForm,
     SignForm,
     WithdrawForm,
 )
@@ -158,13 +159,19 @@ def checklist_item(enrollment_id: int, key: str):
     task = preparation.TASKS_BY_KEY.get(key)
     require_object(task is not None and task.kind != "consents")
     item = preparation.get_item(enr, key)
-    form = ChecklistAckForm() if task.kind == "ack" else ChecklistAnswerForm()
+    form = {"ack": ChecklistAckForm, "driver": ChecklistDriverForm}.get(task.kind, ChecklistAnswerForm)()
+    ride = preparation.ride_home_from(item.answer) if task.kind == "driver" else None
     if request.method == "GET" and task.kind == "text":
         form.answer.data = item.answer
+    if request.method == "GET" and ride is not None and ride.named:
+        form.driver_name.data, form.driver_phone.data = ride.name, ride.phone_display
     if form.validate_on_submit():
         try:
             if task.kind == "ack":
                 preparation.complete(enr, key, acknowledged=bool(form.acknowledged.data), now=now_utc())
+            elif task.kind == "driver":
+                preparation.complete(enr, key, driver_name=form.driver_name.data,
+                                     driver_phone=form.driver_phone.data, now=now_utc())
             else:
                 preparation.complete(enr, key, answer=form.answer.data or "", now=now_utc())
         except DomainError as exc:
@@ -173,7 +180,7 @@ def checklist_item(enrollment_id: int, key: str):
             flash(f"Saved: {task.title}.", "success")
             return redirect(url_for("participant.enrollment_detail", enrollment_id=enr.id) + "#checklist")
     return render_template("participant/checklist_item.html", enr=enr, task=task, item=item, form=form,
-                           limit=preparation.ANSWER_MAX), status_for(form)
+                           limit=preparation.ANSWER_MAX, ride=ride), status_for(form)
 
 
 @bp.route("/enrollments/<int:enrollment_id>/consents/<int:document_id>", methods=["GET", "POST"])

@@ -139,7 +139,7 @@ def _state_json(session, user, now) -> dict:
     return {"session_id": session.id, "now": now.isoformat(), "people": [{
         "enrollment_id": r.enrollment.id, "name": r.enrollment.participant.name, "state": r.state.value,
         "state_label": r.state_label, "version": r.version, "ready": r.readiness.ready,
-        "missing": list(r.readiness.missing),
+        "missing": list(r.readiness.missing), "driver": r.readiness.driver,
         "dose_held": bool(r.record and r.record.dose_held),
         "next_check_due_at": r.record.next_check_due_at.isoformat() if r.record and r.record.next_check_due_at else None,
         "entries": [{"id": e.id, "kind": e.kind, "at": e.at.isoformat(), "version_after": e.version_after,
@@ -264,24 +264,16 @@ def dosing_record_pdf(session_id: int):
 @bp.get("/dosing/<int:session_id>/record.csv")
 @no_store
 def dosing_record_csv(session_id: int):
-    import csv
-    import io
-
     from flask import Response
 
+    from retreat.core.spreadsheet import csv_text
     from retreat.timeutil import to_local
 
     user, session = _session_or_404(session_id)
     _, lines = _record_rows(session, user)
-    buf = io.StringIO()
-    out = csv.writer(buf)
-    out.writerow(["person", "local_time", "utc_time", "entry", "details", "record_version"])
-    for x in lines:
-        details = x["summary"]
-        if details[:1] in ("=", "+", "-", "@"):  # never a formula in a spreadsheet
-            details = "'" + details
-        out.writerow([x["person"], to_local(x["at"], session.cohort.timezone).strftime("%Y-%m-%d %H:%M"),
-                      x["at"].isoformat(), x["kind"], details, x["version"]])
-    return Response(buf.getvalue(), mimetype="text/csv", headers={
+    rows = [["person", "local_time", "utc_time", "entry", "details", "record_version"]] + [
+        [x["person"], to_local(x["at"], session.cohort.timezone).strftime("%Y-%m-%d %H:%M"), x["at"].isoformat(),
+         x["kind"], x["summary"], x["version"]] for x in lines]
+    return Response(csv_text(rows), mimetype="text/csv", headers={  # every cell formula-safe
         "Content-Disposition": f'attachment; filename="dosing-session-{session.id}.csv"',
         "Cache-Control": "no-store"})
