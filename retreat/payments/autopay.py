@@ -125,8 +125,10 @@ def complete(mandate_id: int, *, now: datetime, actor: User | None) -> AutopayMa
     mandate = db.session.get(AutopayMandate, mandate_id)
     if mandate is None:
         raise NotFound("No such card setup.")
-    if mandate.status != MandateStatus.PENDING or not mandate.stripe_setup_intent_id:
+    if mandate.status != MandateStatus.PENDING:
         return mandate
+    if not mandate.stripe_setup_intent_id:
+        raise Conflict("The card was not saved yet. Enter the card details and press the button again.")
     si_id, customer = mandate.stripe_setup_intent_id, mandate.stripe_customer_id
     db.session.commit()
     si = gateway.retrieve_setup_intent(si_id)
@@ -157,18 +159,23 @@ def complete(mandate_id: int, *, now: datetime, actor: User | None) -> AutopayMa
     return mandate
 
 
-def revoke(enr: Enrollment, *, now: datetime, actor: User | None, reason: str = "switched to paying by hand") -> bool:
-    """Stop charging automatically (the pending setup too). Repeating it is a no-op. Caller commits."""
+def revoke(enr: Enrollment, *, now: datetime, actor: User | None, reason: str = "switched to paying by hand",
+           tell: bool = True, requeue: bool = True, include_pending: bool = True) -> bool:
+    """Stop charging automatically (the pending setup too). Repeating it is a no-op. Caller commits.
+    With ``tell`` the person gets the confirmation email; with ``requeue`` "please pay" reminders
+    replace the automatic ones (without: they are only cancelled, a new plan queues its own)."""
     enr = seats.lock_enrollment(enr.id)
     live = list(db.session.scalars(select(AutopayMandate).where(
-        AutopayMandate.enrollment_id == enr.id, AutopayMandate.status.in_(LIVE))))
+        AutopayMandate.enrollment_id == enr.id,
+        AutopayMandate.status.in_(LIVE if include_pending else (MandateStatus.ACTIVE.value,)))))
     if not live:
         return False
     was_active = [m for m in live if m.status == MandateStatus.ACTIVE]
     for m in live:
         _end(m, MandateStatus.REVOKED, reason, now=now, actor=actor)
     if was_active:
-        requeue_reminders(enr, None, now=now, tag=f"hand{was_active[-1].id}")
+        requeue_reminders(enr, None, now=now, tag=f"hand{was_active[-1].id}", queue=requeue)
+    if was_active and tell:
         notify(enr, "revoked", mandate=was_active[-1], now=now, key=f"autopay-{was_active[-1].id}-revoked")
     return True
 
@@ -200,7 +207,8 @@ def payments_url(enr: Enrollment) -> str:
     return f"{urls.base_url()}/me/payments/{enr.id}"
 
 
-def requeue_reminders(enr: Enrollment, mandate: AutopayMandate | None, *, now: datetime, tag: str = "") -> None:
+def requeue_reminders(enr: Enrollment, mandate: AutopayMandate | None, *, now: datetime, tag: str = "",
+                      queue: bool = True) -> None:
     """Replace the reminders of the open installments: "will be charged automatically to <card>"
     with a mandate (no overdue reminder: a failed charge has its own email), "please pay" without."""
     rows = [r for r in checkout.installment_progress(enr) if r["remaining"] > 0]
@@ -211,7 +219,7 @@ def requeue_reminders(enr: Enrollment, mandate: AutopayMandate | None, *, now: d
         prefix = f"installment-{inst.id}-"
         outbox.cancel(dedupe_keys=[m for m in db.session.scalars(select(OutboxMessage.dedupe_key).where(
             OutboxMessage.dedupe_key.like(prefix + "%")))], now=now)
-        for name, days in checkout.REMINDERS:
+        for name, days in checkout.REMINDERS if queue else ():
             if mandate is not None and name == "overdue":
                 continue
             due_at = datetime.combine(inst.due_on + timedelta(days=days), time(9, 0), zone)

@@ -55,6 +55,16 @@ def attempts_of(installment_id: int) -> list[AutopayAttempt]:
                                    .order_by(AutopayAttempt.attempt_no)))
 
 
+def attempts_by_installment(installment_ids) -> dict[int, list[AutopayAttempt]]:
+    """The attempts of several installments in one statement (the payments page)."""
+    out: dict[int, list[AutopayAttempt]] = {i: [] for i in installment_ids}
+    if out:
+        for a in db.session.scalars(select(AutopayAttempt).where(AutopayAttempt.installment_id.in_(list(out)))
+                                    .order_by(AutopayAttempt.installment_id, AutopayAttempt.attempt_no)):
+            out[a.installment_id].append(a)
+    return out
+
+
 def claim(mandate_id: int, *, now: datetime) -> int | None:
     """Write the next attempt due for this mandate (the caller commits), or None if nothing is due."""
     owner = db.session.execute(select(Enrollment.cohort_id, Enrollment.id).join(

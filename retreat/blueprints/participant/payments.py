@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.validators import Optional
 
 from retreat.blueprints.participant import bp
@@ -14,8 +14,8 @@ from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
+from retreat.payments import autopay, autopay_charges, documents, gateway, ledger, pricing, refunds
 from retreat.payments import checkout as payments
-from retreat.payments import documents, gateway, ledger, pricing, refunds
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -32,6 +32,7 @@ class StartForm(FlaskForm):
 class PlanForm(FlaskForm):
     count = SelectField("Number of payments", coerce=int,
                         choices=[(1, "Pay in full by the due date")] + [(n, f"{n} installments") for n in range(2, 7)])
+    autopay = BooleanField("Charge my card automatically on each due date")
 
 
 class DiscountForm(FlaskForm):
@@ -68,7 +69,8 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
         installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enr.is_active,
         start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
-        refund_schedule=refunds.schedule(enr.cohort)), status
+        refund_schedule=refunds.schedule(enr.cohort), mandate=autopay.latest_mandate(enr.id),
+        autopay_attempts=autopay_charges.attempts_by_installment([r["installment"].id for r in installments])), status
 
 
 @bp.get("/payments")
@@ -204,10 +206,17 @@ def payments_plan(enr_id: int):
     if not form.validate_on_submit():
         return _page(enr, plan_form=form, status=422)
     try:
+        # A consent names the dates and amounts: a new plan ends the old one (a new card step follows).
+        autopay.revoke(enr, now=now_utc(), actor=acting_user(), reason="a new payment plan was chosen",
+                       tell=not form.autopay.data, requeue=False, include_pending=False)
         payments.choose_plan(enr, form.count.data, now=now_utc(), actor=acting_user())
+        mandate = autopay.start(enr, now=now_utc(), actor=acting_user()) if form.autopay.data else None
     except DomainError as exc:
+        transaction.discard("the plan was refused")
         form.count.errors = [exc.message]
         return _page(_own_enrollment(enr_id), plan_form=form, status=exc.status)
+    if mandate is not None:
+        return redirect(url_for("participant.autopay_card", enr_id=enr.id, mandate_id=mandate.id))
     flash("Your payment plan is set. We will remind you 7 days and 1 day before each due date.", "success")
     return redirect(url_for("participant.payments_overview", enr_id=enr.id))
 
