@@ -16,6 +16,7 @@ from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.payments import autopay, autopay_charges, documents, gateway, ledger, pricing, refunds
 from retreat.payments import checkout as payments
+from retreat.payments.autopay_models import MandateStatus
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -62,14 +63,18 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
     due = {k: payments.amount_due(enr, k, q) for k in PaymentKind}
     redemption = db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.enrollment_id == enr.id))
     installments = payments.installment_progress(enr, q)
+    mandate = autopay.latest_mandate(enr.id)
+    if plan_form is None:
+        plan_form = PlanForm(count=len(installments) or 1,
+                             autopay=mandate is not None and mandate.status == MandateStatus.ACTIVE)
     return render_template(
         "participant/payments.html", enr=enr, cohort=enr.cohort, q=q, due=due, kinds=PaymentKind,
         history=payments.history(enr), entries=ledger.entries(enr.id), documents=documents.of_enrollment(enr.id),
         refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)).all(),
         installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enr.is_active,
-        start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
-        refund_schedule=refunds.schedule(enr.cohort), mandate=autopay.latest_mandate(enr.id),
+        start_form=StartForm(), plan_form=plan_form, discount_form=discount_form or DiscountForm(),
+        refund_schedule=refunds.schedule(enr.cohort), mandate=mandate,
         autopay_attempts=autopay_charges.attempts_by_installment([r["installment"].id for r in installments])), status
 
 
