@@ -193,3 +193,22 @@ def test_switching_to_paying_by_hand_and_replacing_the_card(db):
     assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "payments.autopay_revoked", AuditEvent.object_id == str(second.id))) == 1
     assert autopay_charges.charge_due(ah.at(plan[0].due_on, 9, enr.cohort.timezone)) == []
+
+
+def test_paying_by_hand_while_an_automatic_charge_is_under_way_makes_no_second_intent(db):
+    from retreat.core.errors import Conflict
+    from retreat.payments import checkout
+
+    enr, plan = ah.on_plan(2)
+    ah.save_card(enr)
+    attempt_id = autopay_charges.claim(autopay.active_mandate(enr.id).id,
+                                       now=ah.at(plan[0].due_on, 9, enr.cohort.timezone))
+    db.session.commit()
+    attempt = db.session.get(AutopayAttempt, attempt_id)
+    start = checkout.begin(enr, "installment", now=now_utc(), actor=enr.participant)
+    assert start.payment.id == attempt.payment_id  # the same open attempt, not a new one
+    db.session.commit()
+    with pytest.raises(Conflict, match="automatic charge of this installment is under way"):
+        checkout.ensure_intent(start.payment.id)
+    assert autopay_charges.charge(attempt_id, now=now_utc()).status == "succeeded"
+    assert len(ah.intents_for([attempt_id])) == 1

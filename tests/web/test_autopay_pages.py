@@ -141,3 +141,30 @@ def test_finance_home_flags_installments_whose_retries_are_exhausted(app, db):
     assert "Automatic installments to follow up" in page
     panel = page.split("Automatic installments to follow up", 1)[1].split("</section>", 1)[0]
     assert enr.participant.name in panel and "declined 4 times" in panel
+
+
+def _count(client, path: str) -> int:
+    from tests.web.test_finance_query_counts import counting
+
+    client.get(path)  # one-time work of the session's first request
+    with counting() as statements:
+        resp = client.get(path)
+    assert resp.status_code == 200, resp.status_code
+    return len(statements)
+
+
+def test_payments_page_and_card_page_statements_do_not_grow_with_installments_and_attempts(app, db):
+    counts = []
+    for n in (2, 6):
+        enr, plan = ah.on_plan(n)
+        ah.save_card(enr, ah.DECLINED)
+        for inst in plan[:2]:  # two installments with attempts each
+            for day in (0, 1):
+                autopay_charges.charge_due(ah.at(inst.due_on + timedelta(days=day), 9, enr.cohort.timezone))
+        c = signed_in(app, enr.participant)
+        page = _count(c, f"/me/payments/{enr.id}")
+        r = c.post(f"/me/payments/{enr.id}/autopay/card", data={})
+        card = _count(c, r.headers["Location"])  # the SetupIntent exists after the first visit
+        counts.append((page, card))
+    assert counts[0] == counts[1], counts
+    assert max(counts[1]) <= 30, counts
