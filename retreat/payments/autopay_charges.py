@@ -12,7 +12,8 @@ time zone* is charged off-session. Never twice:
 
 The ledger is written only from the webhook (or reconciliation), as for every other payment. A
 decline is retried 1, 3 and 5 days after the first attempt's day (an email each time); after the
-last, finance sees it (``exhausted``). A bank asking for authentication gets the person the
+last, finance sees it (``exhausted``). A card saved afterwards (a new mandate) is tried at once,
+with retries of its own. A bank asking for authentication gets the person the
 "confirm your payment" link (the checkout page with that PaymentIntent). A card removed in Stripe
 makes the mandate unusable and asks the person to add a card or pay by hand.
 """
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from retreat import audit
 from retreat.cohorts.models import Cohort, Enrollment
@@ -88,7 +89,8 @@ def claim(mandate_id: int, *, now: datetime) -> int | None:
         tried = attempts_of(inst.id)
         if any(a.status in OPEN for a in tried):
             return None  # charging now, charged (the webhook will tell the ledger) or waiting for the person
-        if tried and (tried[-1].retry_on is None or tried[-1].retry_on > today):
+        mine = [a for a in tried if a.mandate_id == mandate.id]  # a new card starts afresh, at once
+        if mine and (mine[-1].retry_on is None or mine[-1].retry_on > today):
             return None  # retries exhausted (finance follows up), or the next one is not due yet
         n = len(tried) + 1
         amount = min(row["remaining"], max(0, q.balance))
@@ -102,7 +104,7 @@ def claim(mandate_id: int, *, now: datetime) -> int | None:
         db.session.flush()
         attempt = AutopayAttempt(mandate_id=mandate.id, installment_id=inst.id, payment_id=payment.id, attempt_no=n,
                                  idempotency_key=key, status=AttemptStatus.CHARGING.value,
-                                 charge_on=tried[0].charge_on if tried else today, failure_message="",
+                                 charge_on=mine[0].charge_on if mine else today, failure_message="",
                                  created_at=now, updated_at=now)
         db.session.add(attempt)
         db.session.flush()
@@ -161,8 +163,9 @@ def _record(attempt_id: int, status: AttemptStatus, message: str, pi: dict | Non
     amount = format_money(payment.amount_minor, payment.currency)
     base = {"amount": amount, "due_on": human_date(inst.due_on), "seq": inst.seq}
     if status == AttemptStatus.FAILED:
-        if attempt.attempt_no < MAX_ATTEMPTS:
-            attempt.retry_on = attempt.charge_on + timedelta(days=RETRY_AFTER_DAYS[attempt.attempt_no - 1])
+        k = sum(1 for a in attempts_of(inst.id) if a.mandate_id == mandate.id)  # this card's k-th try
+        if k < MAX_ATTEMPTS:
+            attempt.retry_on = attempt.charge_on + timedelta(days=RETRY_AFTER_DAYS[k - 1])
             autopay.notify(enr, "failed", mandate=mandate, now=now, key=f"autopay-attempt-{attempt.id}-failed",
                            reason=attempt.failure_message, retry_on=human_date(attempt.retry_on), **base)
         else:
@@ -213,12 +216,19 @@ def charge_due(now: datetime) -> list[Outcome]:
 
 def exhausted(*, limit: int = 5) -> Batch:
     """Installments whose automatic charge failed after the last retry, or is stuck (Stripe could
-    not be reached, so we never charge it again by ourselves), or whose card was removed: finance's
-    list. Newest first."""
+    not be reached, so we never charge it again by ourselves), or whose card was removed, with no
+    later attempt and no payment of the enrollment since: finance's list. Newest first."""
     stuck = (AutopayAttempt.status == AttemptStatus.CHARGING.value) & (AutopayAttempt.failure_message != "")
     final = (AutopayAttempt.status == AttemptStatus.FAILED.value) & AutopayAttempt.retry_on.is_(None)
+    newer = aliased(AutopayAttempt)
+    superseded = select(newer.id).where(newer.installment_id == AutopayAttempt.installment_id,
+                                        newer.attempt_no > AutopayAttempt.attempt_no).exists()
+    paid = aliased(Payment)
+    paid_since = select(paid.id).where(paid.enrollment_id == Payment.enrollment_id, paid.id > Payment.id,
+                                       paid.status == PaymentStatus.SUCCEEDED.value).exists()
     return first_of(select(AutopayAttempt).join(Payment, Payment.id == AutopayAttempt.payment_id)
-                    .where(final | stuck | (AutopayAttempt.status == AttemptStatus.NO_CARD.value))
+                    .where(final | stuck | (AutopayAttempt.status == AttemptStatus.NO_CARD.value),
+                           ~superseded, ~paid_since)
                     .options(joinedload(AutopayAttempt.payment).joinedload(Payment.enrollment)
                              .joinedload(Enrollment.participant), joinedload(AutopayAttempt.installment))
                     .order_by(AutopayAttempt.updated_at.desc(), AutopayAttempt.id.desc()), limit=limit)

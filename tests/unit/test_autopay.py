@@ -212,3 +212,19 @@ def test_paying_by_hand_while_an_automatic_charge_is_under_way_makes_no_second_i
         checkout.ensure_intent(start.payment.id)
     assert autopay_charges.charge(attempt_id, now=now_utc()).status == "succeeded"
     assert len(ah.intents_for([attempt_id])) == 1
+
+
+def test_a_new_card_after_the_last_retry_is_charged_at_once(db):
+    enr, plan = ah.on_plan(2)
+    ah.save_card(enr, ah.DECLINED)
+    tz, due = enr.cohort.timezone, plan[0].due_on
+    for day in (0, 1, 3, 5):
+        autopay_charges.charge_due(ah.at(due + timedelta(days=day), 9, tz))
+    assert autopay_charges.exhausted().total == 1
+    ah.save_card(enr)  # the person replaces the card from the link in the email
+    [o] = autopay_charges.charge_due(ah.at(due + timedelta(days=7), 9, tz))
+    assert o.status == "succeeded"
+    attempt = db.session.get(AutopayAttempt, o.attempt_id)
+    assert attempt.attempt_no == 5 and attempt.idempotency_key == f"autopay-{plan[0].id}-attempt-5"
+    assert autopay_charges.charge_due(ah.at(due + timedelta(days=8), 9, tz)) == []
+    assert autopay_charges.exhausted().total == 0  # recovered: nothing left for finance
