@@ -44,6 +44,15 @@ def at(day, hour: int, tz: str) -> datetime:
 
 
 def intents_for(attempt_ids) -> list[dict]:
-    """The PaymentIntents at localstripe made for these autopay attempts (by metadata)."""
-    wanted = {str(i) for i in attempt_ids}
-    return [pi for pi in gateway.list_payment_intents(100) if pi["metadata"].get("autopay_attempt") in wanted]
+    """The PaymentIntents at localstripe made for these autopay attempts (by metadata and by the
+    attempts' customers: ids restart when a committing test truncates the tables)."""
+    from sqlalchemy import select
+
+    from retreat.payments.autopay_models import AutopayAttempt, AutopayMandate
+
+    ids = list(attempt_ids)
+    wanted = {str(i) for i in ids}
+    customers = set(db.session.scalars(select(AutopayMandate.stripe_customer_id).join(
+        AutopayAttempt, AutopayAttempt.mandate_id == AutopayMandate.id).where(AutopayAttempt.id.in_(ids)))) if ids else set()
+    return [pi for pi in gateway.list_payment_intents(100)
+            if pi["metadata"].get("autopay_attempt") in wanted and pi["customer"] in customers]

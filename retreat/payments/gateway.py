@@ -83,6 +83,7 @@ def _payment_intent(raw: dict) -> dict:
         "metadata": dict(raw.get("metadata") or {}),
         "client_secret": raw.get("client_secret"),
         "latest_charge": _id(raw.get("latest_charge")),
+        "customer": _id(raw.get("customer")),
         "failure_message": (err.get("message") if isinstance(err, dict) else "") or "",
     }
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from retreat.extensions import db as _db
 from retreat.payments import autopay_charges
-from retreat.payments.autopay_models import AutopayAttempt
+from retreat.payments.autopay_models import AutopayAttempt, AutopayMandate
 from tests import autopay_helpers as ah
 from tests.conftest import is_postgres
 
@@ -25,10 +25,9 @@ def test_concurrent_job_runs_charge_each_due_installment_once(committing_app, lo
     app = committing_app
     app.config["STRIPE_API_BASE"] = localstripe
     with app.app_context():
-        firsts, enrollments = [], set()
+        firsts = []
         for _ in range(PEOPLE):
             enr, plan = ah.on_plan(2)
-            enrollments.add(str(enr.id))
             ah.save_card(enr)
             firsts.append((plan[0].id, plan[0].due_on, enr.cohort.timezone))
         _db.session.commit()
@@ -66,7 +65,7 @@ def test_concurrent_job_runs_charge_each_due_installment_once(committing_app, lo
         assert set(per_installment) == {i for i, _, _ in firsts} and set(per_installment.values()) == {1}
         intents = ah.intents_for([a.id for a in attempts])
         assert len(intents) == PEOPLE and {pi["status"] for pi in intents} == {"succeeded"}
-        # every installment PaymentIntent localstripe holds for these enrollments, however it was made
-        ours = [pi for pi in ah.gateway.list_payment_intents(100) if pi["metadata"].get("enrollment") in enrollments
-                and pi["metadata"].get("kind") == "installment"]
+        # every PaymentIntent localstripe holds for these people's saved cards, however it was made
+        customers = set(_db.session.scalars(select(AutopayMandate.stripe_customer_id)))
+        ours = [pi for pi in ah.gateway.list_payment_intents(100) if pi["customer"] in customers]
         assert len(ours) == PEOPLE
