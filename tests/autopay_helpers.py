@@ -3,7 +3,7 @@ a real SetupIntent at localstripe, the moment an installment falls due in the co
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta  # noqa: F401  (re-exported for tests)
 
 from retreat.extensions import db
 from retreat.payments import autopay, gateway

@@ -125,3 +125,56 @@ def test_save_a_card_at_plan_choice_then_the_job_charges_on_the_due_date(live_se
     assert not [e for e in errors if "Content Security Policy" in e], errors
     with app.app_context():
         gateway.register_localstripe_webhook("http://127.0.0.1:9/unused", hook_id="live-server")
+
+
+def test_a_declined_card_is_replaced_from_the_payments_page(live_server, browser, localstripe):
+    """0341 saved at the plan choice; the job at the due date declines it; the payments page says so
+    with the retry date; the person replaces the card (4242) and the next run charges it."""
+    SHOTS.mkdir(exist_ok=True)
+    app = live_server.app
+    app.config["STRIPE_API_BASE"] = localstripe
+    with app.app_context():
+        person = accounts.create_user(email="dee@example.com", name="Dee", role="participant",
+                                      password="a-long-password-1", verified=True, tz="America/Denver")
+        c = ph.cohort(price_minor=140000, deposit_minor=50000, title="Winter cohort")
+        from retreat.cohorts import enrollment
+
+        enr = enrollment.apply(c, person, now=now_utc())
+        db.session.commit()
+        _, pi = ph.start_and_confirm(enr)
+        checkout.sync_payment_intent(pi, now=now_utc())
+        db.session.commit()
+        enr_id, tz = enr.id, c.timezone
+    context = browser.new_context(timezone_id="America/Denver", locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, live_server.url, "dee@example.com")
+    page.goto(f"{live_server.url}/me/payments/{enr_id}")
+    page.get_by_label("Number of payments").select_option("2")
+    page.get_by_label("Charge my card automatically on each due date").check()
+    page.get_by_role("button", name="Set my plan").click()
+    page.wait_for_url("**/autopay/**")
+    page.locator("#card-element input[placeholder=number]").wait_for()
+    _fill_card(page, ah.DECLINED)
+    page.get_by_role("button", name="I agree: save my card").click()
+    page.wait_for_url(f"**/me/payments/{enr_id}")
+    expect(page.get_by_text("Your card (Visa ending 0341) is saved")).to_be_visible()
+    with app.app_context():
+        due = checkout.current_installments(db.session.get(type(enr), enr_id))[0].due_on
+        assert [o.status for o in autopay_charges.charge_due(ah.at(due, 9, tz))] == ["failed"]
+    page.reload()
+    expect(page.get_by_text(f"we try again on {human_date(due + ah.timedelta(days=1))}")).to_be_visible()
+    _shots(page, "07-declined")
+    page.get_by_role("button", name="Replace the card").click()
+    page.wait_for_url("**/autopay/**")
+    page.locator("#card-element input[placeholder=number]").wait_for()
+    _fill_card(page, ah.VISA)
+    page.get_by_role("button", name="I agree: save my card").click()
+    page.wait_for_url(f"**/me/payments/{enr_id}")
+    expect(page.get_by_text("Your card (Visa ending 4242) is saved")).to_be_visible()
+    with app.app_context():
+        assert [o.status for o in autopay_charges.charge_due(ah.at(due, 15, tz))] == ["succeeded"]
+    page.reload()
+    expect(page.get_by_text("Charged automatically", exact=True)).to_be_visible()
+    _shots(page, "08-replaced-and-charged")
+    context.close()
