@@ -60,6 +60,7 @@ from retreat.messaging.webhook_models import (  # noqa: F401
     WebhookEndpoint,
     WebhookEvent,
 )
+from retreat.payments.autopay_models import AutopayAttempt, AutopayMandate  # noqa: F401
 from retreat.payments.document_models import DocumentCounter, FinanceDocument  # noqa: F401
 from retreat.payments.models import (  # noqa: F401
     DiscountCode,

@@ -28,6 +28,6 @@ from retreat.integration import circles, discharge, escalation, followups  # noq
 from retreat.integration import data_export as _integration_export  # noqa: F401
 from retreat.messaging import data_export as _messaging_export  # noqa: F401
 from retreat.messaging import dispatcher, sms_dispatcher, webhook_dispatcher  # noqa: F401  (outbox.dispatch, sms.send, webhooks.deliver)
-from retreat.payments import reactions, refunds  # noqa: F401  (seat_cleared, schedule; enrollment_left -> refunds)
+from retreat.payments import autopay_charges, reactions, refunds  # noqa: F401  (autopay.charge_due; seat_cleared, schedule; enrollment_left -> refunds)
 from retreat.payments import data_export as _payments_export  # noqa: F401
 from retreat.privacy import export as _privacy_export  # noqa: F401  (the deletion-requests section)

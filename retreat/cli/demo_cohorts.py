@@ -1,7 +1,8 @@
 """The demo cohorts and the people in them, each walked through the rules (``demo_journeys``):
 
 - Spring cohort (open, 12 seats, deposit before clearance): Alex and Blair cleared, consents
-  signed, deposits paid (Alex has a ride home, Blair not yet); Casey the same with the
+  signed, deposits paid (Alex has a ride home, Blair not yet; Blair pays the balance in three
+  automatic installments from a 4242 card saved through localstripe); Casey the same with the
   healthcare-professional discount approved by finance; Devon and Emery waiting for the provider
   (Emery with a scholarship set by finance); Finley paying right now (seat held); Pat, the demo
   participant, cleared and paid the deposit, then chose three installments and paid the first.
@@ -92,6 +93,8 @@ def seed_spring(cohort: Cohort, people: list[User], pat: User | None, *, provide
             redeem_healthcare_code(enr, evidence=HCP_EVIDENCE, approver=finance, at=t + timedelta(days=1))
         _ready(enr, provider, at=t + timedelta(days=1), ride_home=RIDE_HOME if person is alex else None)
         payer.pay(enr, PaymentKind.DEPOSIT, at=t + timedelta(days=4))
+        if person is blair:  # on automatic installments: a saved 4242 card charged on each due date
+            payer.save_card_for_installments(enr, 3, at=t + timedelta(days=4, hours=1))
         new_request()
         catalog.set_lodging(enr, lodging=f"Cabin {i + 1}", actor=facilitator, now=t + timedelta(days=5))
     for person in (devon, emery):  # with the provider: intake submitted, no decision yet

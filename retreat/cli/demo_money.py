@@ -28,7 +28,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
 from retreat.finance import reconciliation, stripe_events
-from retreat.payments import checkout, gateway, pricing, refunds
+from retreat.payments import autopay, checkout, gateway, pricing, refunds
 from retreat.payments.models import (
     DiscountCode,
     DiscountKind,
@@ -81,6 +81,21 @@ class Payer:
             raise DemoPaymentFailed(f"The demo payment {payment_id} did not succeed ({payment.status}).")
         self.payments.append(payment_id)
         return payment
+
+    def save_card_for_installments(self, enr: Enrollment, count: int, *, at: datetime) -> bool:
+        """The participant chooses ``count`` installments charged automatically: a 4242 card saved
+        through a real SetupIntent at localstripe (online only: offline there is no card to save)."""
+        new_request()
+        checkout.choose_plan(enr, count, now=at, actor=enr.participant)
+        if not self.online:
+            return False
+        mandate = autopay.start(enr, now=at, actor=enr.participant)
+        db.session.commit()
+        si = autopay.ensure_setup_intent(mandate.id)
+        gateway.confirm_setup_intent(si["id"], gateway.create_test_payment_method(TEST_CARD))
+        autopay.complete(mandate.id, now=at, actor=enr.participant)
+        db.session.commit()
+        return True
 
     def _pay_at_stripe(self, payment_id: int, *, at: datetime) -> None:
         db.session.commit()  # checkout's step 1 ends its transaction before Stripe is called

@@ -50,6 +50,8 @@ LOCK_ORDER: tuple[str, ...] = (
     "discount_redemptions",
     "payments",
     "refunds",
+    "autopay_mandates",          # a saved-card mandate (after its enrollment)
+    "autopay_attempts",          # an automatic charge attempt (after its payment)
     "follow_ups",
     "integration_alerts",
     "outbox_messages",

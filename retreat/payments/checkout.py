@@ -189,6 +189,10 @@ def ensure_intent(payment_id: int) -> dict:
     if payment is None:
         raise NotFound("No such payment.")
     pi_id = payment.stripe_payment_intent_id
+    if pi_id is None and payment.idempotency_key.startswith("autopay-"):
+        # An automatic charge of this installment is being made right now (payments.autopay_charges):
+        # a second PaymentIntent for it could charge the person twice.
+        raise Conflict("An automatic charge of this installment is under way. Refresh the page in a minute.")
     params = {"amount_minor": payment.amount_minor, "currency": payment.currency,
               "idempotency_key": payment.idempotency_key, "metadata": metadata_for(payment)}
     db.session.commit()  # end the transaction: nothing is locked while Stripe is called

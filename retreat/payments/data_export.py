@@ -12,6 +12,7 @@ from retreat.cohorts.models import Enrollment
 from retreat.core import personal_data
 from retreat.extensions import db
 from retreat.money import format_money
+from retreat.payments.autopay_models import AutopayAttempt, AutopayMandate
 from retreat.payments.document_models import FinanceDocument
 from retreat.payments.models import (
     DiscountRedemption,
@@ -58,11 +59,24 @@ def payments_section(person: User, **_) -> dict:
         "receipts_and_credit_notes": [{"enrollment_id": d.enrollment_id, "number": d.number, "kind": d.kind,
                                        "amount": format_money(d.amount_minor, d.currency), "issued_at": _iso(d.issued_at)}
                                       for d in _of(FinanceDocument, person)],
+        "automatic_payment_mandates": [{"enrollment_id": m.enrollment_id, "status": m.status, "card": m.card_label,
+                                        "card_expiry": m.card_expiry or None, "consent_version": m.consent_version,
+                                        "consent_text": m.consent_text or None, "created_at": _iso(m.created_at),
+                                        "activated_at": _iso(m.activated_at), "revoked_at": _iso(m.revoked_at),
+                                        "revoked_reason": m.revoked_reason or None}
+                                       for m in _of(AutopayMandate, person)],
+        "automatic_payment_attempts": [{"installment_id": a.installment_id, "attempt": a.attempt_no,
+                                        "status": a.status, "day": _iso(a.charge_on), "retry_on": _iso(a.retry_on),
+                                        "failure": a.failure_message or None, "created_at": _iso(a.created_at)}
+                                       for a in db.session.scalars(select(AutopayAttempt).join(
+                                           AutopayMandate, AutopayMandate.id == AutopayAttempt.mandate_id).join(
+                                           Enrollment, Enrollment.id == AutopayMandate.enrollment_id).where(
+                                           Enrollment.participant_id == person.id).order_by(AutopayAttempt.id))],
     }
 
 
 personal_data.register_section(
     "payments", payments_section, title="Payments and refunds",
     covers=("payments", "refunds", "installments", "ledger_entries", "discount_redemptions", "price_overrides",
-            "finance_documents"),
+            "finance_documents", "autopay_mandates", "autopay_attempts"),
     order=60)

@@ -83,6 +83,7 @@ def _payment_intent(raw: dict) -> dict:
         "metadata": dict(raw.get("metadata") or {}),
         "client_secret": raw.get("client_secret"),
         "latest_charge": _id(raw.get("latest_charge")),
+        "customer": _id(raw.get("customer")),
         "failure_message": (err.get("message") if isinstance(err, dict) else "") or "",
     }
 
@@ -145,6 +146,107 @@ def create_test_payment_method(card_number: str) -> str:
     raw = _call(_client().v1.payment_methods.create, params={
         "type": "card", "card": {"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
     return raw["id"]
+
+
+# --------------------------------------------------------------------------------------------
+# Saved cards (SetupIntents) and off-session charges (automatic installments)
+# --------------------------------------------------------------------------------------------
+
+
+class CardGone(GatewayError):
+    """The saved payment method no longer exists or is no longer attached to the customer."""
+
+
+def create_customer(*, email: str, name: str, idempotency_key: str, metadata: dict[str, str]) -> str:
+    raw = _call(_client().v1.customers.create, params={
+        "email": email, "name": name, "metadata": {k: str(v) for k, v in metadata.items()}},
+        options={"idempotency_key": idempotency_key})
+    return raw["id"]
+
+
+def _setup_intent(raw: dict) -> dict:
+    return {"id": raw["id"], "object": "setup_intent", "status": raw.get("status"),
+            "client_secret": raw.get("client_secret"), "customer": _id(raw.get("customer")),
+            "payment_method": _id(raw.get("payment_method")), "metadata": dict(raw.get("metadata") or {})}
+
+
+def create_setup_intent(*, customer: str, idempotency_key: str, metadata: dict[str, str]) -> dict:
+    raw = _call(_client().v1.setup_intents.create, params={
+        "customer": customer, "payment_method_types": ["card"],
+        "metadata": {k: str(v) for k, v in metadata.items()}}, options={"idempotency_key": idempotency_key})
+    return _setup_intent(raw)
+
+
+def retrieve_setup_intent(setup_intent_id: str) -> dict:
+    return _setup_intent(_call(_client().v1.setup_intents.retrieve, setup_intent_id))
+
+
+def confirm_setup_intent(setup_intent_id: str, payment_method: str) -> dict:
+    """Server-side confirmation with a PaymentMethod (tests and the demo)."""
+    return _setup_intent(_call(_client().v1.setup_intents.confirm, setup_intent_id,
+                               params={"payment_method": payment_method}))
+
+
+def card_details(payment_method_id: str) -> dict:
+    """``{"id", "customer", "brand", "last4", "exp_month", "exp_year"}``; CardGone if it does not exist."""
+    try:
+        raw = _client().v1.payment_methods.retrieve(payment_method_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404 or getattr(exc, "code", None) == "resource_missing":
+            raise CardGone("The saved card no longer exists.") from exc
+        raise GatewayError(f"The payment provider refused the request: {exc.user_message or exc}") from exc
+    except stripe.StripeError as exc:
+        raise GatewayError(f"The payment provider refused the request: {exc.user_message or exc}") from exc
+    card = raw.get("card") or {}
+    return {"id": raw["id"], "customer": _id(raw.get("customer")), "brand": str(card.get("brand") or ""),
+            "last4": str(card.get("last4") or ""), "exp_month": card.get("exp_month"),
+            "exp_year": card.get("exp_year")}
+
+
+def attach_payment_method(payment_method_id: str, customer: str) -> None:
+    _call(_client().v1.payment_methods.attach, payment_method_id, params={"customer": customer})
+
+
+def detach_payment_method(payment_method_id: str) -> None:
+    _call(_client().v1.payment_methods.detach, payment_method_id)
+
+
+def charge_off_session(*, customer: str, payment_method: str, amount_minor: int, currency: str,
+                       idempotency_key: str, metadata: dict[str, str]) -> dict:
+    """Charge a saved card without the person present. Returns ``{"outcome": "succeeded" |
+    "requires_action" | "declined" | "processing", "payment_intent": dict | None, "message": str}``;
+    CardGone when the card is missing or detached; GatewayError when Stripe cannot be reached."""
+    details = card_details(payment_method)
+    if details["customer"] != customer:
+        raise CardGone("The saved card was removed from your account.")
+    params = {"amount": int(amount_minor), "currency": currency.lower(), "customer": customer,
+              "payment_method": payment_method, "off_session": True, "confirm": True,
+              "payment_method_types": ["card"], "metadata": {k: str(v) for k, v in metadata.items()}}
+    try:
+        raw = _client().v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})
+    except stripe.CardError as exc:
+        err = exc.error
+        pi = getattr(err, "payment_intent", None) if err is not None else None
+        pi_dict = _payment_intent(pi.to_dict() if hasattr(pi, "to_dict") else pi) if pi else None
+        if getattr(exc, "code", None) == "authentication_required" and pi_dict:
+            return {"outcome": "requires_action", "payment_intent": pi_dict, "message": exc.user_message or ""}
+        return {"outcome": "declined", "payment_intent": pi_dict,
+                "message": exc.user_message or str(exc) or "The card was declined."}
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) in ("resource_missing", "payment_method_not_available"):
+            raise CardGone("The saved card no longer exists.") from exc
+        raise GatewayError(f"The payment provider refused the request: {exc.user_message or exc}") from exc
+    except stripe.StripeError as exc:
+        raise GatewayError(f"The payment provider refused the request: {exc.user_message or exc}") from exc
+    pi = _payment_intent(raw.to_dict())
+    outcome = {"succeeded": "succeeded", "requires_action": "requires_action",
+               "processing": "processing"}.get(pi["status"], "declined")
+    return {"outcome": outcome, "payment_intent": pi, "message": pi["failure_message"]}
+
+
+def list_payment_intents(limit: int = 100) -> list[dict]:
+    raw = _call(_client().v1.payment_intents.list, params={"limit": limit})
+    return [_payment_intent(p) for p in raw.get("data", [])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -193,3 +193,23 @@ def test_online_the_demo_pays_through_stripe_and_reconciles(stripe_app, db, clie
     login_as(stripe_app, client, demo.staff("finance"))
     page = client.get(f"/finance/reconciliation/runs/{run.id}").get_data(as_text=True)
     assert str(run.matched_count) in page
+
+
+def test_online_one_participant_is_on_automatic_installments(stripe_app, db):
+    """Blair's balance is three installments charged automatically from a 4242 card saved with a
+    SetupIntent at localstripe (issue #18 item 1)."""
+    from retreat.accounts.models import User
+    from retreat.cohorts.models import Enrollment
+    from retreat.payments import autopay, gateway
+
+    demo.seed(online=True)
+    from retreat.payments.autopay_models import AutopayMandate
+
+    blair = db.session.scalar(select(User).where(User.name == "Blair Chen"))
+    [mandate] = db.session.scalars(select(AutopayMandate).join(Enrollment).where(
+        Enrollment.participant_id == blair.id)).all()
+    enr = mandate.enrollment
+    assert autopay.active_mandate(enr.id).id == mandate.id and enr.cohort.title.startswith("Spring")
+    assert mandate.card_label == "Visa ending 4242"
+    assert len(autopay.schedule(enr)) == 3 and "You authorise" in mandate.consent_text
+    assert gateway.card_details(mandate.stripe_payment_method_id)["customer"] == mandate.stripe_customer_id

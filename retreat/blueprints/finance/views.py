@@ -7,7 +7,7 @@ from retreat.blueprints.finance import bp
 from retreat.blueprints.finance.reports import viewer_today, viewer_tz
 from retreat.finance import reconciliation_report
 from retreat.finance import reports as finance_reports
-from retreat.payments import attempts, balances
+from retreat.payments import attempts, autopay_charges, balances
 from retreat.timeutil import now_utc
 from retreat.web.hooks import no_store
 
@@ -23,4 +23,4 @@ def dashboard():
     return render_template("finance/dashboard.html", month=month, figures=finance_reports.cached_totals(month),
                            owed=balances.by_currency(rows), today=today,
                            failed=attempts.failed_unrecovered(now), overdue=balances.most_overdue(rows),
-                           run=run, unreconciled=unreconciled)
+                           run=run, unreconciled=unreconciled, autopay=autopay_charges.exhausted())

@@ -15,3 +15,4 @@ from retreat.blueprints.participant import outcomes  # noqa: E402,F401
 from retreat.blueprints.participant import circles  # noqa: E402,F401
 from retreat.blueprints.participant import checkins  # noqa: E402,F401
 from retreat.blueprints.participant import documents  # noqa: E402,F401
+from retreat.blueprints.participant import autopay  # noqa: E402,F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.validators import Optional
 
 from retreat.blueprints.participant import bp
@@ -14,8 +14,9 @@ from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
+from retreat.payments import autopay, autopay_charges, documents, gateway, ledger, pricing, refund_policy, refunds
 from retreat.payments import checkout as payments
-from retreat.payments import documents, gateway, ledger, pricing, refund_policy, refunds
+from retreat.payments.autopay_models import MandateStatus
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
 from retreat.timeutil import now_utc
 from retreat.web import transaction
@@ -32,6 +33,7 @@ class StartForm(FlaskForm):
 class PlanForm(FlaskForm):
     count = SelectField("Number of payments", coerce=int,
                         choices=[(1, "Pay in full by the due date")] + [(n, f"{n} installments") for n in range(2, 7)])
+    autopay = BooleanField("Charge my card automatically on each due date")
 
 
 class DiscountForm(FlaskForm):
@@ -61,14 +63,19 @@ def _page(enr: Enrollment, *, plan_form=None, discount_form=None, status=200):
     due = {k: payments.amount_due(enr, k, q) for k in PaymentKind}
     redemption = db.session.scalar(select(DiscountRedemption).where(DiscountRedemption.enrollment_id == enr.id))
     installments = payments.installment_progress(enr, q)
+    mandate = autopay.latest_mandate(enr.id)
+    if plan_form is None:
+        plan_form = PlanForm(count=len(installments) or 1,
+                             autopay=mandate is not None and mandate.status == MandateStatus.ACTIVE)
     return render_template(
         "participant/payments.html", enr=enr, cohort=enr.cohort, q=q, due=due, kinds=PaymentKind,
         history=payments.history(enr), entries=ledger.entries(enr.id), documents=documents.of_enrollment(enr.id),
         refunds=db.session.scalars(select(Refund).where(Refund.enrollment_id == enr.id).order_by(Refund.id)).all(),
         installments=installments, redemption=redemption,
         status_label=enrollment_svc.label(enr.status), active=enr.is_active,
-        start_form=StartForm(), plan_form=plan_form or PlanForm(count=len(installments) or 1), discount_form=discount_form or DiscountForm(),
-        refund_schedule=refund_policy.schedule(enr.cohort)), status
+        start_form=StartForm(), plan_form=plan_form, discount_form=discount_form or DiscountForm(),
+        refund_schedule=refund_policy.schedule(enr.cohort), mandate=mandate,
+        autopay_attempts=autopay_charges.attempts_by_installment([r["installment"].id for r in installments])), status
 
 
 @bp.get("/payments")
@@ -204,10 +211,17 @@ def payments_plan(enr_id: int):
     if not form.validate_on_submit():
         return _page(enr, plan_form=form, status=422)
     try:
+        # A consent names the dates and amounts: a new plan ends the old one (a new card step follows).
+        autopay.revoke(enr, now=now_utc(), actor=acting_user(), reason="a new payment plan was chosen",
+                       tell=not form.autopay.data, requeue=False, include_pending=False)
         payments.choose_plan(enr, form.count.data, now=now_utc(), actor=acting_user())
+        mandate = autopay.start(enr, now=now_utc(), actor=acting_user()) if form.autopay.data else None
     except DomainError as exc:
+        transaction.discard("the plan was refused")
         form.count.errors = [exc.message]
         return _page(_own_enrollment(enr_id), plan_form=form, status=exc.status)
+    if mandate is not None:
+        return redirect(url_for("participant.autopay_card", enr_id=enr.id, mandate_id=mandate.id))
     flash("Your payment plan is set. We will remind you 7 days and 1 day before each due date.", "success")
     return redirect(url_for("participant.payments_overview", enr_id=enr.id))
 
