@@ -14,7 +14,16 @@ from retreat.cohorts import enrollment as enrollment_svc
 from retreat.cohorts.models import Enrollment
 from retreat.core.errors import DomainError
 from retreat.extensions import db
-from retreat.payments import autopay, autopay_charges, documents, gateway, ledger, pricing, refund_policy, refunds
+from retreat.payments import (
+    autopay,
+    autopay_charges,
+    documents,
+    gateway,
+    ledger,
+    pricing,
+    refund_policy,
+    refunds,
+)
 from retreat.payments import checkout as payments
 from retreat.payments.autopay_models import MandateStatus
 from retreat.payments.models import DiscountRedemption, Payment, PaymentKind, PaymentStatus, Refund
