@@ -11,6 +11,28 @@
   if (!form || typeof Stripe === "undefined") { return; }
   var data = form.dataset;
   var stripe = Stripe(data.publishableKey);
+  if (data.needsAction === "true") {
+    // An automatic installment the bank wants confirmed: authenticate the PaymentIntent as it is
+    // (the saved card), no card to type.
+    var confirmButton = document.getElementById("pay-button");
+    var confirmErrors = document.getElementById("card-errors");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      confirmButton.disabled = true;
+      stripe.confirmCardPayment(data.clientSecret).then(function (result) {
+        if (result.error) {
+          confirmErrors.textContent = result.error.message || "The payment was not confirmed. Nothing was charged.";
+          confirmButton.disabled = false;
+          return;
+        }
+        window.location.assign(data.returnUrl);
+      }).catch(function () {
+        confirmErrors.textContent = "The payment was not confirmed. Nothing was charged; try again.";
+        confirmButton.disabled = false;
+      });
+    });
+    return;
+  }
   var card = stripe.elements().create("card");
   card.mount("#card-element");
   var errors = document.getElementById("card-errors");

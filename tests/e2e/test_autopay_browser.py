@@ -178,3 +178,48 @@ def test_a_declined_card_is_replaced_from_the_payments_page(live_server, browser
     expect(page.get_by_text("Charged automatically", exact=True)).to_be_visible()
     _shots(page, "08-replaced-and-charged")
     context.close()
+
+
+def test_a_charge_needing_authentication_is_confirmed_on_the_pay_page(live_server, browser, localstripe):
+    """The bank asks for 3-D Secure on the off-session charge: the emailed "confirm your payment"
+    link is the pay page with that PaymentIntent, where the person authenticates; the ledger follows."""
+    app = live_server.app
+    app.config["STRIPE_API_BASE"] = localstripe
+    with app.app_context():
+        person = accounts.create_user(email="kai@example.com", name="Kai", role="participant",
+                                      password="a-long-password-1", verified=True, tz="America/Denver")
+        c = ph.cohort(price_minor=140000, deposit_minor=50000, title="Solstice cohort")
+        from retreat.cohorts import enrollment
+
+        enr = enrollment.apply(c, person, now=now_utc())
+        db.session.commit()
+        _, pi = ph.start_and_confirm(enr)
+        checkout.sync_payment_intent(pi, now=now_utc())
+        plan = checkout.choose_plan(enr, 2, now=now_utc(), actor=None)
+        db.session.commit()
+        m = ah.save_card(enr)
+        pm = gateway.create_test_payment_method(ah.NEEDS_AUTH)  # a card whose bank asks later
+        gateway.attach_payment_method(pm, m.stripe_customer_id)
+        m.stripe_payment_method_id = pm
+        db.session.commit()
+        enr_id, paid_before = enr.id, ledger.paid(enr.id)
+        [o] = autopay_charges.charge_due(ah.at(plan[0].due_on, 9, c.timezone))
+        assert o.status == "requires_action"
+        from retreat.models import OutboxMessage
+
+        link = db.session.query(OutboxMessage).filter(OutboxMessage.template == "autopay_notice").all()[-1] \
+            .context["confirm_url"]
+    context = browser.new_context(timezone_id="America/Denver", locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, live_server.url, "kai@example.com")
+    page.goto(link)
+    expect(page.get_by_text("Your bank asks you to confirm this payment")).to_be_visible()
+    _shots(page, "09-confirm-your-payment")
+    page.get_by_role("button", name="Confirm the payment of $450.00").click()
+    page.get_by_role("button", name="Complete authentication").click()  # localstripe's 3-D Secure prompt
+    page.wait_for_url("**/return/**")
+    with app.app_context():
+        assert ledger.paid(enr_id) == paid_before + 45000  # the return page applied it
+    expect(page.get_by_test_id("result")).to_contain_text("We received $450.00")
+    context.close()

@@ -142,7 +142,7 @@ def payments_checkout(enr_id: int, payment_id: int):
     return render_template(
         "participant/checkout.html", enr=enr, cohort=enr.cohort, payment=payment, client_secret=pi["client_secret"],
         stripe_js=gateway.js_url(), publishable_key=gateway.publishable_key(),
-        server_confirm=gateway.is_localstripe(), card_form=CardForm(),
+        server_confirm=gateway.is_localstripe(), card_form=CardForm(), needs_action=pi["status"] == "requires_action",
         return_url=url_for("participant.payments_return", enr_id=enr.id, payment_id=payment.id, _external=False))
 
 
