@@ -116,15 +116,9 @@ def enqueue(*, template: str, dedupe_key: str, to_number: str, user_id: int | No
             essential: bool = False, group_key: str | None = None,
             stale_after: datetime | None = None) -> SmsMessage:
     """Queue one SMS; the same ``dedupe_key`` again returns the existing row unchanged."""
-    if template not in TEMPLATES:
-        raise ValidationFailed(f"Unknown SMS template {template!r}.", field="template")
-    values = dict(dedupe_key=dedupe_key[:220], group_key=group_key, recipient_user_id=user_id,
-                  to_number_enc=encrypt_field(to_number), to_hash=number_hash(to_number),
-                  recipient_tz=tz if is_valid_zone(tz) else "UTC", template=template,
-                  context=_check(dict(context or {})), private_enc=seal(private) if private else None,
-                  essential=essential, due_at=ensure_utc(due_at), next_attempt_at=ensure_utc(due_at),
-                  stale_after=ensure_utc(stale_after) if stale_after else None,
-                  status=SmsStatus.PENDING.value, attempts=0, created_at=now, updated_at=now)
+    values = _values(template=template, dedupe_key=dedupe_key, to_number=to_number, user_id=user_id, tz=tz,
+                     context=context, private=private, due_at=due_at, now=now, essential=essential,
+                     group_key=group_key, stale_after=stale_after)
     if db.session.get_bind().dialect.name == "postgresql":
         new_id = db.session.execute(pg_insert(SmsMessage.__table__).values(**values)
                                     .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -150,6 +144,21 @@ def enqueue(*, template: str, dedupe_key: str, to_number: str, user_id: int | No
             raise
         return existing
     return msg
+
+
+def _values(*, template: str, dedupe_key: str, to_number: str, user_id: int | None, tz: str | None,
+            context: dict | None, private: dict | None, due_at: datetime, now: datetime, essential: bool,
+            group_key: str | None, stale_after: datetime | None) -> dict:
+    """The columns of a new pending row."""
+    if template not in TEMPLATES:
+        raise ValidationFailed(f"Unknown SMS template {template!r}.", field="template")
+    return dict(dedupe_key=dedupe_key[:220], group_key=group_key, recipient_user_id=user_id,
+                to_number_enc=encrypt_field(to_number), to_hash=number_hash(to_number),
+                recipient_tz=tz if is_valid_zone(tz) else "UTC", template=template,
+                context=_check(dict(context or {})), private_enc=seal(private) if private else None,
+                essential=essential, due_at=ensure_utc(due_at), next_attempt_at=ensure_utc(due_at),
+                stale_after=ensure_utc(stale_after) if stale_after else None,
+                status=SmsStatus.PENDING.value, attempts=0, created_at=now, updated_at=now)
 
 
 def _by_key(key: str) -> SmsMessage | None:
@@ -208,7 +217,7 @@ def queue_pending_twins(user_id: int, now: datetime) -> int:
     keys = {m.dedupe_key[:200] + SMS_SUFFIX: m for m in emails}
     twins = {t.dedupe_key: t for t in db.session.scalars(
         select(SmsMessage).where(SmsMessage.dedupe_key.in_(list(keys))).with_for_update())}
-    digest, count = number_hash(number), 0
+    digest, count, new_rows = number_hash(number), 0, []
     for key, email in keys.items():
         fields = dict(email.sms_spec)
         template, stale = fields.pop("template", None), fields.pop("stale_after", None)
@@ -218,9 +227,9 @@ def queue_pending_twins(user_id: int, now: datetime) -> int:
             continue
         twin = twins.get(key)
         if twin is None:
-            enqueue(template=template, dedupe_key=key, to_number=number, user_id=user_id, tz=email.recipient_tz,
-                    context=fields, due_at=email.due_at, now=now, group_key=email.group_key, stale_after=stale_at)
-            count += 1
+            new_rows.append(dict(template=template, dedupe_key=key, to_number=number, user_id=user_id,
+                                 tz=email.recipient_tz, context=fields, private=None, due_at=email.due_at, now=now,
+                                 essential=False, group_key=email.group_key, stale_after=stale_at))
         elif twin.status == SmsStatus.CANCELLED.value:
             twin.status, twin.cancelled_at, twin.last_error, twin.attempts = SmsStatus.PENDING.value, None, None, 0
             twin.to_number_enc, twin.to_hash = encrypt_field(number), digest
@@ -231,7 +240,22 @@ def queue_pending_twins(user_id: int, now: datetime) -> int:
         elif twin.status == SmsStatus.PENDING.value and twin.to_hash != digest:
             twin.to_number_enc, twin.to_hash, twin.updated_at = encrypt_field(number), digest, now
     db.session.flush()
-    return count
+    return count + _insert_all(new_rows)
+
+
+def _insert_all(rows: list[dict]) -> int:
+    """New rows (``_values`` arguments): on PostgreSQL one multi-row INSERT that skips a key queued
+    meanwhile (the same rule as ``enqueue``); elsewhere one ``enqueue`` each."""
+    if not rows:
+        return 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        result = db.session.execute(pg_insert(SmsMessage.__table__).values([_values(**r) for r in rows])
+                                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                                    .returning(SmsMessage.__table__.c.id))
+        return len(result.all())
+    for r in rows:
+        enqueue(**r)
+    return len(rows)
 
 
 def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None, user_id: int | None = None,

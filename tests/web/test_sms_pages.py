@@ -199,3 +199,23 @@ def test_a_reminder_queued_before_the_number_is_texted_once_verified_on_the_page
 def _sms_status(key: str) -> list[str]:
     _db.session.expire_all()
     return list(_db.session.scalars(select(SmsMessage.status).where(SmsMessage.dedupe_key == key)))
+
+
+@pytest.mark.parametrize("reminders", [1, 12])
+def test_verifying_with_reminders_queued_is_bounded_whatever_their_number(app, person, reminders):
+    """The texts of the reminders queued before go in one insert: as many statements for 1 as for 12."""
+    for i in range(reminders):
+        outbox.enqueue(template="test_notice", dedupe_key=f"many-{i}", to_user=person,
+                       due_at=now_utc() + timedelta(hours=5 + i), sms={"template": "checkin_waiting",
+                                                                      "link": "http://localhost/me/"})
+    _db.session.commit()
+    c = signed_in(app, person)
+    c.post("/account/sms/number", data={"number-phone": "+1 303 555 0142"})
+    code = _code(person)
+    with counting() as statements:
+        assert c.post("/account/sms/verify", data={"code-code": code}).status_code == 303
+    _db.session.expire_all()
+    assert _db.session.scalar(select(func.count()).select_from(SmsMessage).where(
+        SmsMessage.dedupe_key.like("many-%:sms"), SmsMessage.status == "pending")) == reminders
+    print(f"verify with {reminders} reminders queued: {len(statements)} statements")
+    assert len(statements) <= 8, statements
