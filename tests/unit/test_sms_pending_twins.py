@@ -151,3 +151,19 @@ def test_checkin_reminders_queued_before_the_number_get_their_texts(db):
     assert [t.due_at for t in texts] == [fh.DUE["checkin_24h"], fh.DUE["checkin_72h"]]
     assert {t.template for t in texts} == {"checkin_waiting"}  # surveys have no text
     assert all(t.stale_after is not None and t.stale_after > t.due_at for t in texts)
+
+
+def test_a_check_in_moved_before_the_number_is_verified_is_texted_at_its_new_time(db):
+    from retreat.integration import followups
+    from tests.unit.test_discharge_checkins import DISCHARGED, _discharge
+
+    s = fh.setup()
+    enr = fh.confirmed(s)
+    _discharge(enr, s.dosing)  # the check-ins (and their emails) move to count from the discharge
+    _verify(enr.participant, fh.NOW + timedelta(days=1))
+    texts = {t.dedupe_key: t for t in _texts("followup-%")}
+    for kind, hours in (("checkin_24h", 24), ("checkin_72h", 72)):
+        f = fh.followups_of(enr)[kind]
+        twin = texts[f.outbox_dedupe_key + ":sms"]
+        assert twin.due_at == DISCHARGED + timedelta(hours=hours)
+        assert twin.stale_after == f.expires_at == twin.due_at + followups.CHECKIN_OPEN_FOR
