@@ -3,7 +3,9 @@
 * ``request_code``: the number is validated and normalised to E.164 (``phonenumbers``); a code is
   texted to it (sealed in the SMS outbox, stored here only as a keyed hash); it expires after 10
   minutes, allows 5 wrong tries, and a new one can be asked for after a minute (at most 5 an hour).
-* ``verify``: the right code moves the number from pending to verified and turns SMS reminders on.
+* ``verify``: the right code moves the number from pending to verified and turns SMS reminders on;
+  an account's reminders queued before get their SMS twins (``sms_outbox.queue_pending_twins``),
+  as when SMS is turned on again (``set_sms``, START).
   Nothing changes on a wrong or expired code, except the count of wrong tries.
 * ``set_sms`` / ``remove``: the person turns SMS off (or on again) or removes the number; queued
   messages are cancelled.
@@ -236,6 +238,7 @@ def verify(who, code: str | None, *, now: datetime, ctx: RequestContext | None =
     row.pending_enc = row.code_hash = row.code_expires_at = None
     row.code_attempts, row.updated_at = 0, now
     owner.audit("phone.verified", details={"number": sms_outbox.masked(number)}, ctx=ctx, now=now)
+    _queue_pending(owner, now)
     return row
 
 
@@ -250,10 +253,19 @@ def set_sms(who, on: bool, *, now: datetime, ctx: RequestContext | None = None) 
     row.sms_enabled, row.updated_at = on, now
     if on:
         row.stopped_at = None
+        _queue_pending(owner, now)
     else:
         owner.cancel_texts(now=now, reason="SMS turned off")
     owner.audit("phone.sms_on" if on else "phone.sms_off", ctx=ctx, now=now)
     return True
+
+
+def _queue_pending(owner: Owner, now: datetime) -> None:
+    """SMS on for an account: the twins of its reminders queued before (``sms_outbox.queue_pending_twins``).
+    A guest's booking re-queues its own (``consults.guest_phone``)."""
+    if owner.user is not None:
+        db.session.flush()
+        sms_outbox.queue_pending_twins(owner.user_id, now)
 
 
 def remove(who, *, now: datetime, ctx: RequestContext | None = None) -> bool:
@@ -320,6 +332,10 @@ def inbound(from_number: str, body: str, *, now: datetime, ctx: RequestContext |
                      ctx=ctx, now=now)
     if stop:
         sms_outbox.cancel(to_hash=digest, now=now, reason=f"{keyword} received from the number")
+    else:
+        for row in rows:
+            if row.user_id:
+                sms_outbox.queue_pending_twins(row.user_id, now)
     return None
 
 

@@ -58,3 +58,6 @@ class OutboxMessage(TimestampMixin, db.Model):
     # BASE_URL when the message was queued: links in its context, sealed links and invite that start
     # with it are rewritten to the BASE_URL of the moment it is sent (retreat.messaging.links).
     link_origin: Mapped[str | None] = mapped_column(String(200))
+    # The SMS twin's spec (``enqueue(sms=...)``: template and plain fields, ``stale_after`` as ISO
+    # text), kept so a number verified later still gets the twin (``sms_outbox.queue_pending_twins``).
+    sms_spec: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # SQL NULL without one

@@ -69,7 +69,9 @@ def enqueue(
 
     ``sms`` ({"template": ..., plain fields}) also queues its SMS twin (``"<dedupe_key>:sms"``) when
     ``to_user`` opted in to SMS with a verified number, or without ``to_user`` when the guest's booking
-    ``sms["consultation_id"]`` has one (``messaging.sms_outbox``)."""
+    ``sms["consultation_id"]`` has one (``messaging.sms_outbox``). The spec is kept on the row
+    (``sms_spec``), so a number verified or SMS turned on later still gets the twin while the email
+    is pending (``sms_outbox.queue_pending_twins``)."""
     now = now or now_utc()
     if sms and (to_user is not None or sms.get("consultation_id")):
         sms_outbox.queue_for_user(sms, email_key=dedupe_key, user_id=to_user.id if to_user is not None else None,
@@ -91,13 +93,14 @@ def enqueue(
     if to_user is not None and to_user.role != "participant":
         context["audience"] = STAFF_AUDIENCE  # a staff email: no crisis block (messaging.render)
     private_enc = seal(_check_context(dict(private or {})), private_ics)
+    sms_spec = sms_outbox.stored_spec(sms) if sms else None
     if postgres:
         return _insert_or_existing(dict(
             dedupe_key=dedupe_key[:200], group_key=group_key, recipient_user_id=to_user.id if to_user else None,
             recipient_email=email, recipient_name=to_name or (to_user.name if to_user else None), recipient_tz=zone,
             template=template, context=_check_context(dict(context or {})), ics=ics, private_enc=private_enc,
             essential=essential, due_at=due, next_attempt_at=due, status=OutboxStatus.PENDING.value, attempts=0,
-            link_origin=links.current_origin()))
+            link_origin=links.current_origin(), sms_spec=sms_spec))
     msg = OutboxMessage(
         dedupe_key=dedupe_key[:200],
         group_key=group_key,
@@ -115,6 +118,7 @@ def enqueue(
         status=OutboxStatus.PENDING.value,
         attempts=0,
         link_origin=links.current_origin(),  # links are rebased onto BASE_URL when sent (messaging.links)
+        sms_spec=sms_spec,
     )
     # A savepoint makes a concurrent duplicate (unique dedupe_key) a no-op instead of an error
     # (PostgreSQL uses INSERT ... ON CONFLICT DO NOTHING instead: one round trip, see below).
@@ -202,6 +206,8 @@ def reschedule(dedupe_key: str, due_at: datetime, *, context: dict | None = None
     )
     if msg is None or msg.status != OutboxStatus.PENDING.value:
         return None
+    if msg.sms_spec:
+        msg.sms_spec = sms_outbox.moved_spec(msg.sms_spec, msg.due_at, due_at)
     msg.due_at = due_at
     msg.next_attempt_at = due_at
     origin = links.current_origin()

@@ -5,6 +5,8 @@
   cancelled with its email (``outbox.reschedule`` / ``outbox.cancel``). It queues nothing unless
   the person has a verified number with SMS turned on: ``accounts.phone`` (a layer above) answers
   that through ``register_number_lookup``, as ``accounts.preferences`` answers the opt-out check.
+* ``queue_pending_twins``: a number verified (or SMS turned on) after reminders were queued gets
+  their twins from the spec each email row keeps (``OutboxMessage.sms_spec``).
 * ``enqueue`` writes one row (a verification code goes through it directly).
 * Bodies are fixed templates (``TEMPLATES``), never clinical, rendered when sent; the first
   message to a number ends with "Reply STOP to opt out".
@@ -26,6 +28,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from retreat.core.crypto import encrypt_field
 from retreat.core.errors import ValidationFailed
 from retreat.extensions import db
+from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.messaging.sealed import seal, unseal
 from retreat.messaging.sms_models import SmsMessage, SmsStatus
 from retreat.timeutil import ensure_utc, is_valid_zone, to_local
@@ -113,15 +116,9 @@ def enqueue(*, template: str, dedupe_key: str, to_number: str, user_id: int | No
             essential: bool = False, group_key: str | None = None,
             stale_after: datetime | None = None) -> SmsMessage:
     """Queue one SMS; the same ``dedupe_key`` again returns the existing row unchanged."""
-    if template not in TEMPLATES:
-        raise ValidationFailed(f"Unknown SMS template {template!r}.", field="template")
-    values = dict(dedupe_key=dedupe_key[:220], group_key=group_key, recipient_user_id=user_id,
-                  to_number_enc=encrypt_field(to_number), to_hash=number_hash(to_number),
-                  recipient_tz=tz if is_valid_zone(tz) else "UTC", template=template,
-                  context=_check(dict(context or {})), private_enc=seal(private) if private else None,
-                  essential=essential, due_at=ensure_utc(due_at), next_attempt_at=ensure_utc(due_at),
-                  stale_after=ensure_utc(stale_after) if stale_after else None,
-                  status=SmsStatus.PENDING.value, attempts=0, created_at=now, updated_at=now)
+    values = _values(template=template, dedupe_key=dedupe_key, to_number=to_number, user_id=user_id, tz=tz,
+                     context=context, private=private, due_at=due_at, now=now, essential=essential,
+                     group_key=group_key, stale_after=stale_after)
     if db.session.get_bind().dialect.name == "postgresql":
         new_id = db.session.execute(pg_insert(SmsMessage.__table__).values(**values)
                                     .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -149,6 +146,21 @@ def enqueue(*, template: str, dedupe_key: str, to_number: str, user_id: int | No
     return msg
 
 
+def _values(*, template: str, dedupe_key: str, to_number: str, user_id: int | None, tz: str | None,
+            context: dict | None, private: dict | None, due_at: datetime, now: datetime, essential: bool,
+            group_key: str | None, stale_after: datetime | None) -> dict:
+    """The columns of a new pending row."""
+    if template not in TEMPLATES:
+        raise ValidationFailed(f"Unknown SMS template {template!r}.", field="template")
+    return dict(dedupe_key=dedupe_key[:220], group_key=group_key, recipient_user_id=user_id,
+                to_number_enc=encrypt_field(to_number), to_hash=number_hash(to_number),
+                recipient_tz=tz if is_valid_zone(tz) else "UTC", template=template,
+                context=_check(dict(context or {})), private_enc=seal(private) if private else None,
+                essential=essential, due_at=ensure_utc(due_at), next_attempt_at=ensure_utc(due_at),
+                stale_after=ensure_utc(stale_after) if stale_after else None,
+                status=SmsStatus.PENDING.value, attempts=0, created_at=now, updated_at=now)
+
+
 def _by_key(key: str) -> SmsMessage | None:
     return db.session.scalar(select(SmsMessage).where(SmsMessage.dedupe_key == key))
 
@@ -166,6 +178,84 @@ def queue_for_user(sms: dict, *, email_key: str, user_id: int | None, tz: str | 
         return None
     return enqueue(template=template, dedupe_key=email_key[:200] + SMS_SUFFIX, to_number=number, user_id=user_id,
                    tz=tz, context=fields, due_at=due_at, now=now, group_key=group_key, stale_after=stale)
+
+
+def stored_spec(sms: dict) -> dict:
+    """``sms`` as kept on its email row (``OutboxMessage.sms_spec``): plain JSON, never clinical."""
+    spec = _check(dict(sms))
+    stale = spec.get("stale_after")
+    if isinstance(stale, datetime):
+        spec["stale_after"] = ensure_utc(stale).isoformat()
+    return spec
+
+
+def moved_spec(spec: dict, old_due: datetime, new_due: datetime) -> dict:
+    """A rescheduled email's kept spec: its ``stale_after`` moves by as much (as ``reschedule`` does)."""
+    if not spec.get("stale_after"):
+        return spec
+    shift = ensure_utc(new_due) - ensure_utc(old_due)
+    return {**spec, "stale_after": (ensure_utc(datetime.fromisoformat(spec["stale_after"])) + shift).isoformat()}
+
+
+def queue_pending_twins(user_id: int, now: datetime) -> int:
+    """A person's number was verified, or SMS turned back on: the SMS twins of their reminder emails
+    still pending and ahead (those with a kept ``sms_spec``), under the same keys (``"<key>:sms"``),
+    so never two. A twin cancelled earlier (STOP, SMS off, the number removed) is queued again to the
+    number of now; a pending one is pointed at it; a sent one stays sent. None for an email that was
+    cancelled or sent, nor once its event has started (``stale_after``); quiet hours are the
+    dispatcher's, as for any twin. Returns the number of twins queued or re-queued."""
+    number = verified_number(user_id) if user_id else None
+    if number is None:
+        return 0
+    emails = list(db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient_user_id == user_id,
+                                    OutboxMessage.status == OutboxStatus.PENDING.value,
+                                    OutboxMessage.sms_spec.is_not(None), OutboxMessage.due_at > now)
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)))
+    if not emails:
+        return 0
+    keys = {m.dedupe_key[:200] + SMS_SUFFIX: m for m in emails}
+    twins = {t.dedupe_key: t for t in db.session.scalars(
+        select(SmsMessage).where(SmsMessage.dedupe_key.in_(list(keys))).with_for_update())}
+    digest, count, new_rows = number_hash(number), 0, []
+    for key, email in keys.items():
+        fields = dict(email.sms_spec)
+        template, stale = fields.pop("template", None), fields.pop("stale_after", None)
+        stale_at = ensure_utc(datetime.fromisoformat(stale)) if stale else None
+        fields.pop("consultation_id", None)
+        if template not in TEMPLATES or (stale_at is not None and stale_at <= ensure_utc(now)):
+            continue
+        twin = twins.get(key)
+        if twin is None:
+            new_rows.append(dict(template=template, dedupe_key=key, to_number=number, user_id=user_id,
+                                 tz=email.recipient_tz, context=fields, private=None, due_at=email.due_at, now=now,
+                                 essential=False, group_key=email.group_key, stale_after=stale_at))
+        elif twin.status == SmsStatus.CANCELLED.value:
+            twin.status, twin.cancelled_at, twin.last_error, twin.attempts = SmsStatus.PENDING.value, None, None, 0
+            twin.to_number_enc, twin.to_hash = encrypt_field(number), digest
+            twin.recipient_tz, twin.context = email.recipient_tz, _check(fields)
+            twin.due_at = twin.next_attempt_at = ensure_utc(email.due_at)
+            twin.stale_after, twin.updated_at = stale_at, now
+            count += 1
+        elif twin.status == SmsStatus.PENDING.value and twin.to_hash != digest:
+            twin.to_number_enc, twin.to_hash, twin.updated_at = encrypt_field(number), digest, now
+    db.session.flush()
+    return count + _insert_all(new_rows)
+
+
+def _insert_all(rows: list[dict]) -> int:
+    """New rows (``_values`` arguments): on PostgreSQL one multi-row INSERT that skips a key queued
+    meanwhile (the same rule as ``enqueue``); elsewhere one ``enqueue`` each."""
+    if not rows:
+        return 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        result = db.session.execute(pg_insert(SmsMessage.__table__).values([_values(**r) for r in rows])
+                                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                                    .returning(SmsMessage.__table__.c.id))
+        return len(result.all())
+    for r in rows:
+        enqueue(**r)
+    return len(rows)
 
 
 def cancel(*, dedupe_keys: Iterable[str] = (), group_key: str | None = None, user_id: int | None = None,

@@ -244,7 +244,7 @@ def _erase(person: User, *, keep_message_id: int | None, now: datetime) -> dict[
             to_hash=ERASED_NUMBER, last_error=None)),
         "circle_replies": _rows(update(CircleRsvp).where(CircleRsvp.enrollment_id.in_(enrollments)).values(note="")),
         "messages": _rows(update(OutboxMessage).where(OutboxMessage.id.in_(messages or [-1])).values(
-            context={}, private_enc=None, ics=None, recipient_email=anon_email, recipient_name=None)),
+            context={}, private_enc=None, ics=None, sms_spec=None, recipient_email=anon_email, recipient_name=None)),
         "messages_cancelled": _rows(update(OutboxMessage).where(
             OutboxMessage.id.in_(messages or [-1]),
             OutboxMessage.status.in_([OutboxStatus.PENDING.value, OutboxStatus.FAILED.value]))

@@ -18,6 +18,7 @@ from retreat.consults import claims, guest_phone, notices
 from retreat.consults import slots as free_times
 from retreat.extensions import db as _db
 from retreat.messaging import sms_outbox
+from retreat.messaging.models import OutboxMessage
 from retreat.messaging.sms_models import SmsMessage
 from retreat.models import AuditEvent
 from retreat.privacy import deletion, erasure
@@ -220,6 +221,9 @@ def test_the_number_is_in_the_export_masked_and_erased_with_the_booking(client, 
     texts = list(_db.session.scalars(select(SmsMessage).where(SmsMessage.group_key.like(f"%consult:{b.consult.id}"))))
     assert texts and all(t.status in ("cancelled", "sent") and t.to_number == erasure.ERASED_NUMBER
                          and t.private_enc is None and t.context == {} for t in texts)
+    reminders = list(_db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.group_key == f"consult:{b.consult.id}", OutboxMessage.template == "consult_reminder")))
+    assert reminders and all(m.sms_spec is None and m.context == {} for m in reminders)  # nothing to text kept
 
 
 def test_a_booking_of_an_account_points_to_the_account_page(client, db):

@@ -15,7 +15,7 @@ from retreat.messaging.sms_models import SmsMessage
 from retreat.models import AuditEvent
 from retreat.timeutil import now_utc
 from tests import factories
-from tests.conftest import signed_in
+from tests.conftest import is_postgres, signed_in
 from tests.web.test_finance_query_counts import counting
 
 E164 = "+13035550142"
@@ -151,6 +151,10 @@ def test_stop_and_start_by_text_with_a_valid_signature(app, person, twilio_token
     assert "You replied STOP" in page
     r = _post(client, {**form, "Body": "START", "MessageSid": "SM2"})
     assert r.status_code == 200 and phone.verified_number(person.id) == E164
+    # The reminder still ahead gets its text again (the same row: never two).
+    _db.session.expire_all()
+    assert _db.session.scalars(select(SmsMessage.status).where(SmsMessage.dedupe_key == "w-1:sms")).all() == [
+        "pending"]
     r = _post(client, {**form, "Body": "help", "MessageSid": "SM3"})
     assert "<Message>" in r.get_data(as_text=True) and "Reply STOP" in r.get_data(as_text=True)
 
@@ -171,3 +175,48 @@ def test_a_bad_or_missing_signature_is_403_and_changes_nothing(app, person, twil
 def test_a_signed_request_without_a_sender_is_400(app, db, twilio_token):
     r = _post(app.test_client(), {"Body": "STOP"})
     assert r.status_code == 400 and "From and Body are required" in r.get_data(as_text=True)
+
+
+def test_a_reminder_queued_before_the_number_is_texted_once_verified_on_the_page(app, person):
+    """Queued while the person had no number: verifying it on /account/sms queues the text, turning SMS
+    off and on again on the page cancels and re-queues it."""
+    outbox.enqueue(template="test_notice", dedupe_key="early-1", to_user=person,
+                   due_at=now_utc() + timedelta(hours=5), sms={"template": "checkin_waiting",
+                                                              "link": "http://localhost/me/"})
+    _db.session.commit()
+    c = signed_in(app, person)
+    assert c.post("/account/sms/number", data={"number-phone": "+1 303 555 0142"}).status_code == 303
+    assert _sms_status("early-1:sms") == []
+    r = c.post("/account/sms/verify", data={"code-code": _code(person)}, follow_redirects=True)
+    assert "Your number is verified. SMS reminders are on." in r.get_data(as_text=True)
+    assert _sms_status("early-1:sms") == ["pending"]
+    c.post("/account/sms/off", data={})
+    assert _sms_status("early-1:sms") == ["cancelled"]
+    c.post("/account/sms/on", data={})
+    assert _sms_status("early-1:sms") == ["pending"]
+
+
+def _sms_status(key: str) -> list[str]:
+    _db.session.expire_all()
+    return list(_db.session.scalars(select(SmsMessage.status).where(SmsMessage.dedupe_key == key)))
+
+
+@pytest.mark.parametrize("reminders", [1, 12])
+def test_verifying_with_reminders_queued_is_bounded_whatever_their_number(app, person, reminders):
+    """The texts of the reminders queued before go in one insert: as many statements for 1 as for 12."""
+    for i in range(reminders):
+        outbox.enqueue(template="test_notice", dedupe_key=f"many-{i}", to_user=person,
+                       due_at=now_utc() + timedelta(hours=5 + i), sms={"template": "checkin_waiting",
+                                                                      "link": "http://localhost/me/"})
+    _db.session.commit()
+    c = signed_in(app, person)
+    c.post("/account/sms/number", data={"number-phone": "+1 303 555 0142"})
+    code = _code(person)
+    with counting() as statements:
+        assert c.post("/account/sms/verify", data={"code-code": code}).status_code == 303
+    _db.session.expire_all()
+    assert _db.session.scalar(select(func.count()).select_from(SmsMessage).where(
+        SmsMessage.dedupe_key.like("many-%:sms"), SmsMessage.status == "pending")) == reminders
+    print(f"verify with {reminders} reminders queued: {len(statements)} statements")
+    # PostgreSQL: one multi-row insert; SQLite (development only): a lookup and an insert a text.
+    assert len(statements) <= (8 if is_postgres() else 7 + 2 * reminders), statements
