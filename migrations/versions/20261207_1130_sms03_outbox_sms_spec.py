@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "sms03"
-down_revision = "screenfee01"
+down_revision = "autopayb01"
 branch_labels = None
 depends_on = None
 
