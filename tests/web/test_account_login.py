@@ -98,10 +98,12 @@ def test_logout_ends_the_session(app, db):
 
 @pytest.fixture(scope="module")
 def limited_app():
-    app = create_app(base_config(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="4 per minute",
-                                 LOGIN_EMAIL_RATE_LIMIT="3 per minute", SIGNUP_RATE_LIMIT="2 per minute",
-                                 PASSWORD_RESET_RATE_LIMIT="2 per minute", RESEND_RATE_LIMIT="2 per minute",
-                                 TOTP_RATE_LIMIT="3 per minute"))
+    # Day-long windows: the counts are in fixed windows, and a minute's boundary falling between a
+    # test's attempts (a busy CI machine) would start a fresh count and let one more through.
+    app = create_app(base_config(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="4 per day",
+                                 LOGIN_EMAIL_RATE_LIMIT="3 per day", SIGNUP_RATE_LIMIT="2 per day",
+                                 PASSWORD_RESET_RATE_LIMIT="2 per day", RESEND_RATE_LIMIT="2 per day",
+                                 TOTP_RATE_LIMIT="3 per day"))
     yield app
     limiter.reset()
     limiter.enabled = False  # the other tests' app runs without limits
