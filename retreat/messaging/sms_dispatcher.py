@@ -25,6 +25,7 @@ from retreat.core.crypto import decrypt_field
 from retreat.extensions import db
 from retreat.messaging import sms_outbox
 from retreat.messaging import unsubscribe as preferences
+from retreat.messaging.dispatcher import DispatchResult as Result  # one result shape for both outboxes
 from retreat.messaging.dispatcher import backoff, default_worker_id, quiet_until
 from retreat.messaging.sealed import unseal
 from retreat.messaging.sms_models import SmsMessage, SmsStatus
@@ -48,18 +49,6 @@ class Claimed:
     attempts: int
 
 
-@dataclass
-class Result:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    deferred: int = 0
-
-    def __str__(self) -> str:
-        return (f"sent {self.sent}, retry later {self.retried}, failed {self.failed}, cancelled {self.cancelled}, "
-                f"deferred (quiet hours) {self.deferred}")
 
 
 def _cancel(row: SmsMessage, now: datetime, reason: str, result: Result) -> None:
