@@ -30,6 +30,7 @@ from retreat.core import locking, urls
 from retreat.core.errors import Conflict, NotFound, ValidationFailed
 from retreat.extensions import db
 from retreat.messaging import outbox
+from retreat.messaging.models import OutboxMessage, OutboxStatus
 from retreat.money import format_money
 from retreat.payments import balances, gateway, ledger, pricing, receipts, refunds, screening, webhook_events
 from retreat.payments.attempts import find_payment_for_intent, lock_payment
@@ -338,7 +339,14 @@ def abandon(payment: Payment, *, now: datetime, actor: User | None) -> bool:
 
 
 def _reminder_keys(inst: Installment) -> list[str]:
-    return [f"installment-{inst.id}-{name}" for name, _ in REMINDERS]
+    """Every reminder key of this installment: the plain ones and the variants automatic payments
+    queue (``installment-<id>-<name>-auto<mandate>`` / ``-hand<mandate>``, payments.autopay), so a
+    paid or replaced installment is never reminded again whichever variant is pending."""
+    prefix = f"installment-{inst.id}-"
+    variants = db.session.scalars(select(OutboxMessage.dedupe_key).where(
+        OutboxMessage.dedupe_key.startswith(prefix, autoescape=True),
+        OutboxMessage.status == OutboxStatus.PENDING))
+    return sorted({*(f"{prefix}{name}" for name, _ in REMINDERS), *variants})
 
 
 def _default_plan(enr: Enrollment, *, now: datetime) -> None:

@@ -228,3 +228,26 @@ def test_a_new_card_after_the_last_retry_is_charged_at_once(db):
     assert attempt.attempt_no == 5 and attempt.idempotency_key == f"autopay-{plan[0].id}-attempt-5"
     assert autopay_charges.charge_due(ah.at(due + timedelta(days=8), 9, tz)) == []
     assert autopay_charges.exhausted().total == 0  # recovered: nothing left for finance
+
+
+def test_a_paid_installment_gets_no_reminder_whichever_variant_was_queued(db, client):
+    """Saving a card re-queues the reminders as "charged automatically" variants (other keys);
+    paying the installment must cancel those too, not only the plain ones."""
+    enr, plan = ah.on_plan(3)
+    ah.save_card(enr)
+    tz = enr.cohort.timezone
+    first = plan[0]
+
+    def pending(inst):
+        return db_scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.template == "payment_reminder", OutboxMessage.status == "pending",
+            OutboxMessage.dedupe_key.startswith(f"installment-{inst.id}-")))
+
+    assert pending(first) and all("-auto" in k for k in pending(first))
+    assert autopay_charges.charge_due(ah.at(first.due_on, 9, tz) - timedelta(days=8)) == []  # not a week early
+    [outcome] = autopay_charges.charge_due(ah.at(first.due_on, 9, tz))
+    pi = db.session.get(AutopayAttempt, outcome.attempt_id).payment.stripe_payment_intent_id
+    assert ph.deliver(client, "payment_intent.succeeded", {"id": pi, "object": "payment_intent"}).status_code == 200
+    db.session.expire_all()
+    assert pending(first) == []  # paid: its automatic-variant reminders are cancelled
+    assert pending(plan[1])  # the next installment's still stand
