@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("consults", __name__)
 
-from retreat.blueprints.consults import views  # noqa: E402,F401
+from retreat.blueprints.consults import sms, views  # noqa: E402,F401
